@@ -1,0 +1,18 @@
+// The moetrain subcommands: each tools/<name>.cpp adds one subcommand to the CLI11 app.
+// main.cpp calls every add_*_command; a subcommand's callback does the work and throws mt::Error on bad input.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace mt::cli {
+
+void add_train_command(CLI::App& app);
+void add_validate_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_estimate_command(CLI::App& app);
+void add_data_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_compare_command(CLI::App& app);
+
+}  // namespace mt::cli
