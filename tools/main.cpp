@@ -1,0 +1,26 @@
+// moetrain: one binary, one CLI11 subcommand per tools/<name>.cpp.
+// Errors from any subcommand print as "moetrain: error: ..." with exit status 1.
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+#include "mt/core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"moetrain: train GPT, MoE and PR-MoE language models and distill them into PR-MoS students"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  // Subcommands register here, one line each.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const mt::Error& e) {
+    std::fprintf(stderr, "moetrain: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moetrain: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
