@@ -41,7 +41,7 @@ f16::f16(float f) {
   if (absx < 0x38800000u) {  // subnormal or zero in half
     if (absx < 0x33000000u) { bits = static_cast<uint16_t>(sign); return; }
     uint32_t mant = (absx & 0x7fffffu) | 0x800000u;
-    int shift = 126 - static_cast<int>(absx >> 23) + 13 + 1;  // shift to half subnormal
+    int shift = 126 - static_cast<int>(absx >> 23);  // half subnormal = mant * 2^-24
     uint32_t half = mant >> shift;
     uint32_t rem = mant & ((1u << shift) - 1);
     uint32_t mid = 1u << (shift - 1);

@@ -1,0 +1,155 @@
+// The kernel table: one slot per op and device type. Public ops (src/ops/*.cpp) check inputs,
+// allocate outputs and call kernels().<op>.get(device); each backend fills its slots in one
+// registration file (src/ops/cpu/register.cpp, src/ops/cuda/register.cpp), so coverage is visible.
+// Kernel contracts: outputs are allocated by the caller, contiguous unless stated; inputs are
+// contiguous unless stated "strided"; all tensors of one call are on the same device.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "mt/core/error.h"
+#include "mt/core/tensor.h"
+
+namespace mt {
+
+enum class UnaryOp : uint8_t { Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Relu, Gelu, Silu, Sigmoid, Abs, Pow, Scale, AddScalar };
+// Backward of a unary op: grad_in = grad_out * f'(x). `x` is the op's input.
+enum class UnaryGradOp : uint8_t { Tanh, Relu, Gelu, Silu, Sigmoid };
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Max, Min, Eq, Ne, Lt, Le, Gt, Ge };
+enum class ReduceOp : uint8_t { Sum, Max, Min, ArgMax, SumSquares };
+enum class Transpose : uint8_t { kNo, kYes };
+enum class Accumulate : uint8_t { kNo, kYes };
+
+struct AdamWHyper {
+  float lr, beta1, beta2, eps, weight_decay;
+  float bias_correction1, bias_correction2;  // 1 - beta^t
+};
+
+// One parameter's state for the fused optimizer kernels. master is undefined unless param is bf16/f16.
+struct OptimTensors {
+  Tensor param, grad, exp_avg, exp_avg_sq, master;
+};
+
+struct Kernels {
+  // out = value. out: any dtype, contiguous.
+  using Fill = void(const Tensor& out, double value);
+  // out[i] = start + i * step.
+  using Arange = void(const Tensor& out, double start, double step);
+  // Philox(seed, offset + i) -> uniform [lo, hi) or normal(mean, std); CPU and CUDA give equal numbers.
+  using Uniform = void(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi);
+  using Normal = void(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std);
+  // dst = src with cast; both strided, same shape, same device.
+  using Copy = void(const Tensor& src, const Tensor& dst);
+  // out = op(in) (alpha: Pow exponent, Scale factor, AddScalar addend). in/out same shape; out dtype = in dtype.
+  using Unary = void(UnaryOp op, const Tensor& in, const Tensor& out, double alpha);
+  // grad_in = grad_out * op'(x); all same shape and dtype.
+  using UnaryBackward = void(UnaryGradOp op, const Tensor& grad_out, const Tensor& x, const Tensor& grad_in);
+  // out = op(a, b). a, b strided views already expanded to out's shape (stride 0 where broadcast);
+  // a, b same dtype; out has that dtype, or bool for comparisons.
+  using Binary = void(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+  // out = cond ? a : b. cond (bool), a, b strided, expanded to out's shape.
+  using Where = void(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+  // Row reduction: in (M, K) -> out (M). ArgMax writes i64 (first index of the max); the others keep
+  // in's dtype for out, accumulating in f32 (f64 for f64). SumSquares: sum of x^2 (out f32, or f64).
+  using ReduceRows = void(ReduceOp op, const Tensor& in, const Tensor& out);
+  // out (B, M, N) = op(a) @ op(b) (+ bias (N)) (+ out if Accumulate::kYes).
+  // a: (Ba, M, K), or (Ba, K, M) when ta = kYes; b: (Bb, K, N), or (Bb, N, K) when tb = kYes; Ba, Bb in {1, B}.
+  // Same dtype for a, b, out, bias; f32 accumulation.
+  using Matmul = void(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const Tensor& out,
+                      const Tensor& bias, Accumulate acc);
+  // Over the last dim: out = softmax(in) or log_softmax(in). in/out (M, N).
+  using Softmax = void(const Tensor& in, const Tensor& out, bool log);
+  // grad_in = y * (g - sum(g*y)) for softmax; g - exp(y) * sum(g) for log_softmax. All (M, N).
+  using SoftmaxBackward = void(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, bool log);
+  // x (M, N), w/b (N) (b may be undefined) -> y (M, N), mean/rstd (M) f32.
+  using LayerNormForward = void(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
+                                const Tensor& mean, const Tensor& rstd);
+  // dx (M, N); dw/db (N) in w's dtype, overwritten (db undefined if no bias).
+  using LayerNormBackward = void(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                                 const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db);
+  // Rows: in viewed as (outer, n, inner), index (m) i64 in [0, n) -> out (outer, m, inner).
+  using IndexSelect = void(const Tensor& in, int64_t outer, int64_t n, int64_t inner, const Tensor& index,
+                           const Tensor& out);
+  // Rows, accumulating: out (outer, n, inner) += src (outer, m, inner) at rows index (m) i64.
+  using IndexAdd = void(const Tensor& out, int64_t outer, int64_t n, int64_t inner, const Tensor& index,
+                        const Tensor& src);
+  // torch.gather/scatter_add along `dim` with index (i64, same ndim): out[..i..] = in[..index[..i..]..].
+  using Gather = void(const Tensor& in, int dim, const Tensor& index, const Tensor& out);
+  using ScatterAdd = void(const Tensor& out, int dim, const Tensor& index, const Tensor& src);
+  // Last dim: in (M, N) -> values (M, k) descending, indices (M, k) i64; ties: lower index first.
+  using TopK = void(const Tensor& in, int64_t k, const Tensor& values, const Tensor& indices);
+  // Last dim inclusive prefix sum: in (M, N) -> out (M, N); int dtypes exact, floats accumulate in f32/f64.
+  using Cumsum = void(const Tensor& in, const Tensor& out);
+  // logits (N, V), targets (N) i64; rows whose target == ignore_index give loss 0.
+  // losses (N) f32, lse (N) f32 (logsumexp of the row).
+  using CrossEntropyForward = void(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
+                                   const Tensor& losses, const Tensor& lse);
+  // dlogits (N, V) = grad_losses[n] * (softmax(logits[n]) - onehot(target[n])); zero for ignored rows.
+  // grad_losses (N) f32.
+  using CrossEntropyBackward = void(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
+                                    const Tensor& lse, const Tensor& grad_losses, const Tensor& dlogits);
+  // Causal attention. q, k, v, out: (B, H, T, D); lse (B, H, T) f32. scale multiplies q.k.
+  using AttentionForward = void(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out,
+                                const Tensor& lse);
+  using AttentionBackward = void(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                 const Tensor& dout, const Tensor& lse, double scale, const Tensor& dq,
+                                 const Tensor& dk, const Tensor& dv);
+  // out = in * keep / (1 - p), keep[i] = uniform(seed, offset + i) >= p; mask (bool) records keep.
+  using Dropout = void(const Tensor& in, double p, uint64_t seed, uint64_t offset, const Tensor& out,
+                       const Tensor& mask);
+  // Fused AdamW over many tensors (decoupled weight decay on the f32 master where present).
+  using AdamW = void(std::vector<OptimTensors>& tensors, const AdamWHyper& h);
+  // SGD with momentum (exp_avg is the momentum buffer); weight decay added to the gradient.
+  using Sgd = void(std::vector<OptimTensors>& tensors, float lr, float momentum, float weight_decay);
+};
+
+template <typename Fn>
+struct KernelSlot {
+  Fn* cpu = nullptr;
+  Fn* cuda = nullptr;
+  Fn* get(Device d, const char* op) const {
+    Fn* f = d.is_cpu() ? cpu : cuda;
+    MT_CHECK(f != nullptr, op, ": no kernel for device ", d);
+    return f;
+  }
+};
+
+struct KernelTable {
+  KernelSlot<Kernels::Fill> fill;
+  KernelSlot<Kernels::Arange> arange;
+  KernelSlot<Kernels::Uniform> uniform;
+  KernelSlot<Kernels::Normal> normal;
+  KernelSlot<Kernels::Copy> copy;
+  KernelSlot<Kernels::Unary> unary;
+  KernelSlot<Kernels::UnaryBackward> unary_backward;
+  KernelSlot<Kernels::Binary> binary;
+  KernelSlot<Kernels::Where> where;
+  KernelSlot<Kernels::ReduceRows> reduce_rows;
+  KernelSlot<Kernels::Matmul> matmul;
+  KernelSlot<Kernels::Softmax> softmax;
+  KernelSlot<Kernels::SoftmaxBackward> softmax_backward;
+  KernelSlot<Kernels::LayerNormForward> layer_norm_forward;
+  KernelSlot<Kernels::LayerNormBackward> layer_norm_backward;
+  KernelSlot<Kernels::IndexSelect> index_select;
+  KernelSlot<Kernels::IndexAdd> index_add;
+  KernelSlot<Kernels::Gather> gather;
+  KernelSlot<Kernels::ScatterAdd> scatter_add;
+  KernelSlot<Kernels::TopK> topk;
+  KernelSlot<Kernels::Cumsum> cumsum;
+  KernelSlot<Kernels::CrossEntropyForward> cross_entropy_forward;
+  KernelSlot<Kernels::CrossEntropyBackward> cross_entropy_backward;
+  KernelSlot<Kernels::AttentionForward> attention_forward;
+  KernelSlot<Kernels::AttentionBackward> attention_backward;
+  KernelSlot<Kernels::Dropout> dropout;
+  KernelSlot<Kernels::AdamW> adamw;
+  KernelSlot<Kernels::Sgd> sgd;
+};
+
+// The table, filled on first use by register_cpu_kernels and (with CUDA) register_cuda_kernels.
+const KernelTable& kernels();
+void register_cpu_kernels(KernelTable& table);
+#ifdef MT_WITH_CUDA
+void register_cuda_kernels(KernelTable& table);
+#endif
+
+}  // namespace mt

@@ -1,0 +1,122 @@
+// The public ops: check inputs (shapes, dtypes, devices named in errors), allocate outputs,
+// dispatch to the device's kernel and record autograd. Implemented in src/ops/<group>.cpp.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "mt/core/generator.h"
+#include "mt/core/tensor.h"
+
+namespace mt {
+
+struct TensorOptions {
+  DType dtype = DType::F32;
+  Device device = Device::cpu();
+};
+
+// ---- creation (src/ops/creation.cpp) ----
+Tensor zeros(const Shape& shape, TensorOptions o = {});
+Tensor ones(const Shape& shape, TensorOptions o = {});
+Tensor full(const Shape& shape, double value, TensorOptions o = {});
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor arange(double start, double end, double step = 1.0, TensorOptions o = {});
+Tensor rand(const Shape& shape, Generator& gen, TensorOptions o = {});   // U[0, 1)
+Tensor randn(const Shape& shape, Generator& gen, TensorOptions o = {});  // N(0, 1)
+Tensor normal(const Shape& shape, double mean, double std, Generator& gen, TensorOptions o = {});
+Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, TensorOptions o = {});
+Tensor scalar_tensor(double value, TensorOptions o = {});
+// In-place fills (not differentiable; bump the version).
+void fill_(const Tensor& t, double value);
+void normal_(const Tensor& t, double mean, double std, Generator& gen);
+void uniform_(const Tensor& t, double lo, double hi, Generator& gen);
+
+// ---- elementwise (src/ops/elementwise.cpp); binary ops broadcast ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double s);
+Tensor mul(const Tensor& a, double s);
+Tensor pow(const Tensor& a, double exponent);
+Tensor neg(const Tensor& a);
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor rsqrt(const Tensor& a);
+Tensor tanh(const Tensor& a);
+Tensor relu(const Tensor& a);
+Tensor gelu(const Tensor& a);  // tanh approximation, as GPT-2
+Tensor silu(const Tensor& a);
+Tensor sigmoid(const Tensor& a);
+Tensor abs(const Tensor& a);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor cast(const Tensor& a, DType dtype);  // differentiable between floating types
+// In-place (not differentiable; refuse tensors that require grad while grad mode is on).
+void add_(const Tensor& a, const Tensor& b, double alpha = 1.0);
+void mul_(const Tensor& a, double s);
+
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+inline Tensor operator*(const Tensor& a, double s) { return mul(a, s); }
+inline Tensor operator+(const Tensor& a, double s) { return add(a, s); }
+
+// ---- reductions (src/ops/reduction.cpp) ----
+Tensor sum(const Tensor& a);  // all elements -> 0-d
+Tensor sum(const Tensor& a, const std::vector<int>& dims, bool keepdim = false);
+Tensor mean(const Tensor& a);
+Tensor mean(const Tensor& a, const std::vector<int>& dims, bool keepdim = false);
+Tensor max(const Tensor& a, int dim, bool keepdim = false);     // values; gradient to the first max
+Tensor min(const Tensor& a, int dim, bool keepdim = false);
+Tensor argmax(const Tensor& a, int dim, bool keepdim = false);  // i64
+Tensor sum_to_shape(const Tensor& a, const Shape& shape);      // reverse of broadcasting
+
+// ---- linear algebra (src/ops/linalg.cpp) ----
+Tensor matmul(const Tensor& a, const Tensor& b);  // (.., M, K) @ (.., K, N), batch dims broadcast; 1-d/2-d as numpy
+Tensor bmm(const Tensor& a, const Tensor& b);     // (B, M, K) @ (B, K, N)
+// y = x @ w^T + b; x (.., in), w (out, in), b (out) or undefined.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
+
+// ---- neural-network functions (src/ops/nn_functional.cpp) ----
+Tensor softmax(const Tensor& a, int dim = -1);
+Tensor log_softmax(const Tensor& a, int dim = -1);
+Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps = 1e-5);  // over the last dim
+Tensor embedding(const Tensor& weight, const Tensor& ids);  // weight (V, d), ids any shape (i32/i64) -> (.., d)
+// Mean over non-ignored targets; logits (N, V), targets (N).
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
+// Per-row losses (N) f32, zero at ignored rows.
+Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
+// Causal scaled dot-product attention; q, k, v (B, H, T, D); scale defaults to 1/sqrt(D).
+Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale = {});
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+
+// ---- indexing and shape (src/ops/indexing.cpp) ----
+Tensor index_select(const Tensor& a, int dim, const Tensor& index);          // index (m) i32/i64
+Tensor index_add(const Tensor& a, int dim, const Tensor& index, const Tensor& src);  // out-of-place
+Tensor gather(const Tensor& a, int dim, const Tensor& index);
+Tensor scatter_add(const Tensor& a, int dim, const Tensor& index, const Tensor& src);  // out-of-place
+std::pair<Tensor, Tensor> topk(const Tensor& a, int64_t k, int dim = -1);  // values, indices (i64)
+Tensor cumsum(const Tensor& a, int dim = -1);
+Tensor cat(const std::vector<Tensor>& tensors, int dim = 0);
+std::vector<Tensor> split(const Tensor& a, int64_t split_size, int dim = 0);
+std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int dim = 0);
+Tensor stack(const std::vector<Tensor>& tensors, int dim = 0);
+
+// ---- checks shared by ops (src/ops/checks.cpp) ----
+void check_same_device(const char* op, const Tensor& a, const Tensor& b);
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b);
+void check_same_shape(const char* op, const Tensor& a, const Tensor& b);
+
+}  // namespace mt

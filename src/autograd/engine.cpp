@@ -1,0 +1,100 @@
+// The backward engine: dependency counting over the reachable graph, then a ready queue ordered
+// by sequence number (latest op first) so the order is deterministic. Gradients arriving at a
+// node are summed in its input buffer before it runs. No recursion, so deep graphs are safe.
+#include "mt/autograd/engine.h"
+
+#include <queue>
+#include <unordered_map>
+
+#include "mt/autograd/grad_mode.h"
+#include "mt/autograd/node.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+namespace {
+
+struct ByLatest {
+  bool operator()(const Node* a, const Node* b) const { return a->sequence_nr() < b->sequence_nr(); }
+};
+
+void accumulate(std::vector<Tensor>& buffer, uint32_t slot, const Tensor& g) {
+  if (!g.defined()) return;
+  if (buffer.size() <= slot) buffer.resize(slot + 1);
+  if (!buffer[slot].defined()) {
+    buffer[slot] = g;
+  } else {
+    buffer[slot] = add(buffer[slot], g);
+  }
+}
+
+}  // namespace
+
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, RetainGraph retain) {
+  MT_CHECK(roots.size() == grads.size(), "backward: ", roots.size(), " roots but ", grads.size(), " gradients");
+  NoGradGuard no_grad;
+  std::unordered_map<Node*, std::vector<Tensor>> buffers;
+  std::unordered_map<Node*, int> dependencies;
+  std::vector<std::shared_ptr<Node>> root_nodes;
+
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& r = roots[i];
+    Edge e = gradient_edge(r);
+    MT_CHECK(e.valid(), "backward: tensor ", r.describe(), " does not require grad and has no grad_fn");
+    Tensor g = grads[i];
+    if (!g.defined()) {
+      MT_CHECK(r.numel() == 1, "backward: a gradient must be given for non-scalar output ", r.describe());
+      g = ones(r.shape(), {r.dtype(), r.device()});
+    }
+    check_same_shape("backward", r, g);
+    accumulate(buffers[e.fn.get()], e.input_nr, g);
+    root_nodes.push_back(e.fn);
+  }
+
+  // Count, for every reachable node, how many edges point at it.
+  std::vector<Node*> stack;
+  std::unordered_map<Node*, bool> seen;
+  for (auto& n : root_nodes) {
+    if (!seen[n.get()]) {
+      seen[n.get()] = true;
+      stack.push_back(n.get());
+    }
+  }
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Edge& e : n->next_edges) {
+      if (!e.valid()) continue;
+      dependencies[e.fn.get()] += 1;
+      if (!seen[e.fn.get()]) {
+        seen[e.fn.get()] = true;
+        stack.push_back(e.fn.get());
+      }
+    }
+  }
+
+  std::priority_queue<Node*, std::vector<Node*>, ByLatest> ready;
+  for (auto& n : root_nodes)
+    if (dependencies[n.get()] == 0) ready.push(n.get());
+  std::unordered_map<Node*, bool> queued;
+  for (auto& n : root_nodes) queued[n.get()] = dependencies[n.get()] == 0;
+
+  while (!ready.empty()) {
+    Node* n = ready.top();
+    ready.pop();
+    std::vector<Tensor> in = std::move(buffers[n]);
+    buffers.erase(n);
+    in.resize(n->num_outputs);
+    std::vector<Tensor> out = n->apply(std::move(in));
+    if (retain == RetainGraph::kNo) n->release();
+    MT_ASSERT(out.size() == n->next_edges.size() || out.empty());
+    for (size_t i = 0; i < n->next_edges.size(); ++i) {
+      const Edge& e = n->next_edges[i];
+      if (!e.valid()) continue;
+      if (i < out.size()) accumulate(buffers[e.fn.get()], e.input_nr, out[i]);
+      if (--dependencies[e.fn.get()] == 0) ready.push(e.fn.get());
+    }
+  }
+}
+
+}  // namespace mt

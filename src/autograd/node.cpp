@@ -1,0 +1,85 @@
+// Nodes, saved tensors and the recording of differentiable ops into the graph.
+#include "mt/autograd/node.h"
+
+#include <atomic>
+
+#include "mt/autograd/grad_mode.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+namespace {
+std::atomic<uint64_t> g_next_sequence_nr{0};
+}
+
+Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_sequence_nr++) {}
+
+AccumulateGrad::AccumulateGrad(const Tensor& leaf) : Node("AccumulateGrad"), leaf_(leaf.impl_ptr()) {}
+
+std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
+  auto impl = leaf_.lock();
+  if (!impl || !grads[0].defined()) return {};
+  Tensor leaf(impl);
+  Tensor g = grads[0];
+  MT_ASSERT(g.shape() == leaf.shape());
+  Tensor prev = leaf.grad();
+  if (!prev.defined()) {
+    // Own the gradient: the incoming tensor may alias another node's buffer.
+    leaf.set_grad(g.dtype() == leaf.dtype() ? g.clone() : g.to(leaf.dtype()));
+  } else {
+    add_(prev, g.to(prev.dtype()));
+  }
+  return {};
+}
+
+std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grads) {
+  MT_CHECK(fn_ != nullptr, "backward through ", name(),
+           " a second time: its saved tensors were freed; pass retain_graph=true to the first backward");
+  return fn_(grads);
+}
+
+// Saved detached: the values are all backward needs, and holding an output's autograd metadata
+// here would make a cycle (output -> grad_fn -> saved output).
+SavedTensor::SavedTensor(const Tensor& t, const char* what) : tensor_(t.defined() ? t.detach() : t), what_(what) {
+  if (t.defined()) version_ = t.version();
+}
+
+const Tensor& SavedTensor::get() const {
+  MT_CHECK(!tensor_.defined() || tensor_.version() == version_, "autograd: ", what_,
+           " saved for backward was modified in place (version ", version_, " -> ", tensor_.version(),
+           "); its gradient would be wrong");
+  return tensor_;
+}
+
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined() || !t.impl()->autograd) return {};
+  AutogradMeta& meta = *t.impl()->autograd;
+  if (meta.grad_fn) return {meta.grad_fn, meta.output_nr};
+  if (!meta.requires_grad) return {};
+  auto acc = meta.grad_accumulator.lock();
+  if (!acc) {
+    acc = std::make_shared<AccumulateGrad>(t);
+    meta.grad_accumulator = acc;
+  }
+  return {acc, 0};
+}
+
+bool record_function(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+                     BackwardFn fn) {
+  if (!grad_mode_enabled()) return false;
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || (t.defined() && (t.requires_grad() || t.grad_fn()));
+  if (!any) return false;
+  auto node = std::make_shared<FunctionNode>(name, std::move(fn));
+  node->num_outputs = static_cast<uint32_t>(outputs.size());
+  for (const Tensor& t : inputs) node->next_edges.push_back(gradient_edge(t));
+  for (uint32_t i = 0; i < outputs.size(); ++i) {
+    AutogradMeta& meta = outputs[i].autograd_meta();
+    meta.grad_fn = node;
+    meta.output_nr = i;
+    meta.requires_grad = true;
+  }
+  return true;
+}
+
+}  // namespace mt

@@ -1,0 +1,25 @@
+// The CPU backend's slots in the kernel table: every op has a CPU kernel (CI has no GPU).
+#include "cpu_kernels.h"
+
+namespace mt {
+
+void register_cpu_kernels(KernelTable& t) {
+  t.fill.cpu = cpu::fill;
+  t.arange.cpu = cpu::arange;
+  t.uniform.cpu = cpu::uniform;
+  t.normal.cpu = cpu::normal;
+  t.copy.cpu = cpu::copy;
+  t.unary.cpu = cpu::unary;
+  t.unary_backward.cpu = cpu::unary_backward;
+  t.binary.cpu = cpu::binary;
+  t.where.cpu = cpu::where;
+  t.reduce_rows.cpu = cpu::reduce_rows;
+  t.index_select.cpu = cpu::index_select;
+  t.index_add.cpu = cpu::index_add;
+  t.gather.cpu = cpu::gather;
+  t.scatter_add.cpu = cpu::scatter_add;
+  t.topk.cpu = cpu::topk;
+  t.cumsum.cpu = cpu::cumsum;
+}
+
+}  // namespace mt

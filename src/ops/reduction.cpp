@@ -1,0 +1,121 @@
+// Reductions along dims: the reduced dims are moved last and flattened so one row-reduction
+// kernel serves sum, mean, max, min and argmax; backward broadcasts the gradient back.
+#include <algorithm>
+
+#include "mt/autograd/node.h"
+#include "mt/ops/kernel_table.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+namespace {
+
+struct ReducePlan {
+  Tensor rows;      // (M, K) contiguous
+  Shape out_shape;  // kept dims (keepdim applied)
+  Shape kept_shape; // kept dims with reduced dims as 1 (for broadcasting back)
+};
+
+ReducePlan plan_reduce(const Tensor& a, std::vector<int> dims, bool keepdim, const char* op) {
+  int nd = a.dim();
+  std::vector<bool> reduced(nd, false);
+  for (int& d : dims) {
+    d = wrap_dim(d, nd, op);
+    MT_CHECK(!reduced[d], op, ": dim ", d, " listed twice");
+    reduced[d] = true;
+  }
+  std::vector<int> perm;
+  Shape out_shape, kept_shape;
+  int64_t m = 1, k = 1;
+  for (int d = 0; d < nd; ++d) {
+    if (!reduced[d]) {
+      perm.push_back(d);
+      out_shape.push_back(a.shape()[d]);
+      m *= a.shape()[d];
+    } else if (keepdim) {
+      out_shape.push_back(1);
+    }
+    kept_shape.push_back(reduced[d] ? 1 : a.shape()[d]);
+  }
+  for (int d = 0; d < nd; ++d)
+    if (reduced[d]) {
+      perm.push_back(d);
+      k *= a.shape()[d];
+    }
+  Tensor x = a.detach();
+  if (nd > 0) x = x.permute(perm);
+  return {x.contiguous().reshape({m, k}), out_shape, kept_shape};
+}
+
+Tensor reduce(ReduceOp op, const Tensor& a, const std::vector<int>& dims, bool keepdim, const char* name) {
+  ReducePlan p = plan_reduce(a, dims, keepdim, name);
+  DType out_dtype = op == ReduceOp::ArgMax ? DType::I64 : a.dtype();
+  MT_CHECK(p.rows.size(1) > 0 || op == ReduceOp::Sum, name, ": reduction over an empty dimension of ", a.describe());
+  Tensor out = Tensor::empty({p.rows.size(0)}, out_dtype, a.device());
+  if (out.numel() > 0) kernels().reduce_rows.get(a.device(), name)(op, p.rows, out);
+  return out.view(p.out_shape);
+}
+
+std::vector<int> all_dims(const Tensor& a) {
+  std::vector<int> d(a.dim());
+  for (int i = 0; i < a.dim(); ++i) d[i] = i;
+  return d;
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& a, const std::vector<int>& dims, bool keepdim) {
+  ReducePlan p = plan_reduce(a, dims, keepdim, "sum");
+  Tensor out = reduce(ReduceOp::Sum, a, dims, keepdim, "sum");
+  Shape in_shape = a.shape(), kept = p.kept_shape;
+  record_function("SumBackward", {a}, {out}, [in_shape, kept](const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{g[0].reshape(kept).expand(in_shape).contiguous()};
+  });
+  return out;
+}
+
+Tensor sum(const Tensor& a) { return sum(a, all_dims(a), false); }
+
+Tensor mean(const Tensor& a, const std::vector<int>& dims, bool keepdim) {
+  int64_t count = 1;
+  for (int d : dims) count *= a.shape()[wrap_dim(d, a.dim(), "mean")];
+  return mul(sum(a, dims, keepdim), 1.0 / static_cast<double>(std::max<int64_t>(count, 1)));
+}
+
+Tensor mean(const Tensor& a) { return mean(a, all_dims(a), false); }
+
+Tensor argmax(const Tensor& a, int dim, bool keepdim) { return reduce(ReduceOp::ArgMax, a, {dim}, keepdim, "argmax"); }
+
+static Tensor max_or_min(const Tensor& a, int dim, bool keepdim, bool is_max) {
+  const char* name = is_max ? "max" : "min";
+  Tensor out = reduce(is_max ? ReduceOp::Max : ReduceOp::Min, a, {dim}, keepdim, name);
+  int d = wrap_dim(dim, a.dim(), name);
+  SavedTensor x(a, "max/min input"), y(out, "max/min output");
+  record_function(is_max ? "MaxBackward" : "MinBackward", {a}, {out}, [x, y, d, keepdim](const std::vector<Tensor>& g) {
+    // Gradient to the first extreme element along dim, as argmax picks it.
+    Tensor xv = x.get();
+    Tensor yk = keepdim ? y.get() : y.get().unsqueeze(d);
+    Tensor gk = keepdim ? g[0] : g[0].unsqueeze(d);
+    Tensor hit = eq(xv, yk.expand(xv.shape()));
+    Tensor first = eq(cumsum(cast(hit, DType::I32), d), ones({}, {DType::I32, xv.device()}));
+    Tensor mask = cast(where(first, hit, zeros({}, {DType::Bool, xv.device()})), xv.dtype());
+    return std::vector<Tensor>{mul(mask, gk)};
+  });
+  return out;
+}
+
+Tensor max(const Tensor& a, int dim, bool keepdim) { return max_or_min(a, dim, keepdim, true); }
+Tensor min(const Tensor& a, int dim, bool keepdim) { return max_or_min(a, dim, keepdim, false); }
+
+Tensor sum_to_shape(const Tensor& a, const Shape& shape) {
+  if (a.shape() == shape) return a;
+  int lead = a.dim() - shape.dim();
+  MT_CHECK(lead >= 0, "sum_to_shape: cannot reduce ", a.shape(), " to ", shape);
+  std::vector<int> dims;
+  for (int i = 0; i < a.dim(); ++i)
+    if (i < lead || (shape[i - lead] == 1 && a.shape()[i] != 1)) dims.push_back(i);
+  Tensor s = dims.empty() ? a : sum(a, dims, true);
+  return s.reshape(shape);
+}
+
+}  // namespace mt
