@@ -1,0 +1,56 @@
+// CUDA-only core services (include only under MT_WITH_CUDA): per-device current stream,
+// library handles (cuBLASLt, cuDNN) with their workspaces, events, and status-checking macros.
+#pragma once
+#ifdef MT_WITH_CUDA
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include "mt/core/error.h"
+
+#define MT_CUDA_CHECK(expr)                                                                    \
+  do {                                                                                         \
+    cudaError_t mt_err_ = (expr);                                                              \
+    MT_CHECK(mt_err_ == cudaSuccess, "CUDA error ", cudaGetErrorName(mt_err_), ": ",          \
+             cudaGetErrorString(mt_err_), " in ", #expr);                                      \
+  } while (0)
+#define MT_CUBLAS_CHECK(expr)                                                                  \
+  do {                                                                                         \
+    cublasStatus_t mt_st_ = (expr);                                                            \
+    MT_CHECK(mt_st_ == CUBLAS_STATUS_SUCCESS, "cuBLAS error ", static_cast<int>(mt_st_), " in ", #expr); \
+  } while (0)
+#define MT_CUDNN_CHECK(expr)                                                                   \
+  do {                                                                                         \
+    cudnnStatus_t mt_st_ = (expr);                                                             \
+    MT_CHECK(mt_st_ == CUDNN_STATUS_SUCCESS, "cuDNN error ", cudnnGetErrorString(mt_st_), " in ", #expr); \
+  } while (0)
+
+namespace mt {
+
+// The stream all ops on `device` are issued to (one compute stream per device, created lazily).
+cudaStream_t current_stream(int device);
+// Makes `device` current for the calling thread.
+void set_device(int device);
+cublasLtHandle_t cublaslt_handle(int device);
+cudnnHandle_t cudnn_handle(int device);  // bound to current_stream(device)
+// A per-device workspace of at least `bytes` (grown on demand; valid until the next call).
+void* cuda_workspace(int device, size_t bytes);
+
+// RAII CUDA event for timing and cross-stream ordering.
+class CudaEvent {
+ public:
+  CudaEvent();
+  ~CudaEvent();
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  void record(cudaStream_t stream);
+  void synchronize() const;
+  float elapsed_ms(const CudaEvent& later) const;
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
+}  // namespace mt
+#endif
