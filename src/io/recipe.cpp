@@ -268,6 +268,8 @@ FieldValue decode(const RecipeField& f, const std::string& dotted, const Leaf& l
     MT_FAIL(leaf.where, ": ", dotted, ": expected ", type_name(f), ", got ", got);
   };
   auto check_range = [&](double x, const std::string& key) {
+    MT_CHECK(f.type == FieldType::kFloat || x <= INT_MAX, leaf.where, ": ", key, ": ", n.Scalar(),
+             " is too large; at most ", INT_MAX);
     MT_CHECK(f.range.contains(x), leaf.where, ": ", key, ": ", n.IsScalar() ? n.Scalar() : str_cat(x),
              " is out of range; expected ", f.range.describe());
   };
@@ -309,7 +311,7 @@ FieldValue decode(const RecipeField& f, const std::string& dotted, const Leaf& l
           std::string key = str_cat(dotted, "[", i, "]");
           MT_CHECK(parse_int(n[i], v), leaf.where, ": ", key, ": expected an integer >= 1, got ", describe_yaml(n[i]));
           MT_CHECK(v >= 1 && f.range.contains(static_cast<double>(v)), leaf.where, ": ", key, ": ", v,
-                   " is out of range; list entries must be >= 1");
+                   " is out of range; list entries must be in [1, ", INT_MAX, "]");
           list.push_back(v);
         }
         return list;

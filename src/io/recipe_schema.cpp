@@ -35,7 +35,6 @@ FieldRange positive() { return {0.0, kInf, true}; }
 FieldRange non_negative() { return {0.0, kInf}; }
 FieldRange unit_interval_open_hi() { return {0.0, 1.0, false, true}; }
 FieldRange unit_interval() { return {0.0, 1.0}; }
-FieldRange any_int() { return {static_cast<double>(INT_MIN), kIntMax}; }
 
 // Field builders for the section `kSection` (a `Recipe::*` member pointer): each turns a member
 // pointer of the section struct into a RecipeField with captureless accessors.
@@ -166,7 +165,7 @@ std::vector<RecipeSection> build_schema() {
         Train::integer<&TrainSection::grad_accum>("grad_accum", at_least(0), "micro-batches per step; 0 = derive"),
         Train::integer<&TrainSection::global_batch>("global_batch", at_least(0),
                                                     "sequences per step, all ranks; 0 = derive"),
-        Train::integer<&TrainSection::seed>("seed", any_int(), "random seed"),
+        Train::integer<&TrainSection::seed>("seed", at_least(0), "random seed"),
         Train::choice<&TrainSection::device>("device", {"auto", "cpu", "cuda"}, "auto = cuda when available"),
         Train::text<&TrainSection::run_dir>("run_dir", "run folder: recipe, metrics, checkpoints, samples", true),
         Train::integer<&TrainSection::eval_every>("eval_every", at_least(0), "steps between evals; 0 = none"),

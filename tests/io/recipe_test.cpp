@@ -121,8 +121,12 @@ TEST(Recipe, BadValueNamesWhatIsValid) {
                {"t.yaml:4", "model.dropout", "out of range", "in [0, 1)"});
   expect_error([] { load_recipe_string(kMinimal + "optim: {lr: 0}\n", "t.yaml"); },
                {"t.yaml:3", "optim.lr", "> 0"});
+  expect_error([] { load_recipe_string(kMinimal + "optim: {lr: .nan}\n", "t.yaml"); },
+               {"t.yaml:3", "optim.lr", "expected a number > 0", "got '.nan'"});
+  expect_error([] { load_recipe_string(kMinimal + "model: {layers: 4294967297}\n", "t.yaml"); },
+               {"t.yaml:3", "model.layers", "4294967297 is too large"});
   expect_error([] { load_recipe_string(kMinimal + "moe: {experts: [4, 0]}\n", "t.yaml"); },
-               {"t.yaml:3", "moe.experts[1]", ">= 1"});
+               {"t.yaml:3", "moe.experts[1]", "0 is out of range", "in [1, 2147483647]"});
 }
 
 TEST(Recipe, DuplicateKeyIsRefused) {
@@ -215,7 +219,7 @@ TEST(Recipe, ToYamlRoundTrips) {
   Recipe r = load_recipe(kData + "sub/base_grandchild.yaml",
                          {"optim.lr=3e-4", "optim.eps=1e-8", "model.dropout=0.1", "train.sample_prompt=\"a\\\"b\\\\c\\n\\td\"",
                           "data.val=v/*.bin", "distill.stop_at=0.7", "model.dtype=bf16", "log.progress=plain",
-                          "train.seed=-7"});
+                          "train.seed=7"});
   resolve_batch(r, 2);
   const std::string text = to_yaml(r);
   EXPECT_EQ(text.find("base:"), std::string::npos);
