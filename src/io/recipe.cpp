@@ -124,7 +124,7 @@ void read_sections(const YAML::Node& root, const std::string& file, bool allow_b
     const std::string where = at(file, it->first.Mark());
     const YAML::Node& body = it->second;
     if (name == "base") {
-      MT_CHECK(allow_base, where, ": base: is not allowed here (", file, " is not a recipe file)");
+      MT_CHECK(allow_base, where, ": base: is not allowed in ", file, "; only recipe files read from disk may have a base");
       MT_CHECK(body.IsScalar() && !body.Scalar().empty(), where, ": base: expected a recipe file path");
       base = body.Scalar();
       base_where = where;
