@@ -1,0 +1,86 @@
+// GPT: token + learned position embeddings, pre-LayerNorm blocks (causal attention, then a GELU
+// MLP or a MoE layer), final LayerNorm and an LM head tied to the token embedding. The vocabulary
+// is padded to a multiple of 64 (padded logits are real columns that the targets never select).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "mt/core/generator.h"
+#include "mt/nn/module.h"
+
+namespace mt {
+
+struct Recipe;
+class TransformerBlock;
+struct KVCache;
+
+struct GPTConfig {
+  int layers = 12;
+  int d_model = 768;
+  int heads = 12;
+  int seq_len = 1024;
+  int vocab_size = 50257;  // the tokenizer's; padded_vocab() is what the embedding holds
+  double dropout = 0.0;
+  double init_std = 0.02;
+  // MoE: experts_per_block[l] experts in block l (0 = dense MLP); empty = all dense.
+  std::vector<int> experts_per_block;
+  int top_k = 1;
+  bool residual_moe = false;
+  double capacity_factor = 1.0, eval_capacity_factor = 1.0;
+  int min_capacity = 4;
+  bool drop_tokens = true;
+  int noisy_gate = 0;  // 0 none, 1 jitter, 2 rsample
+  bool random_token_selection = false;
+  double aux_loss_coef = 0.01, z_loss_coef = 0.0;
+
+  int64_t padded_vocab() const { return (vocab_size + 63) / 64 * 64; }
+  bool is_moe_block(int l) const { return !experts_per_block.empty() && experts_per_block[l] > 0; }
+};
+
+GPTConfig gpt_config_from_recipe(const Recipe& recipe);
+
+// Parameter counts computed from the config alone (no allocation), so `estimate` works for 13B models.
+struct ParamCounts {
+  int64_t total = 0;             // every parameter
+  int64_t active = 0;            // used per token (top-k experts of each MoE layer)
+  int64_t embedding = 0;         // token + position embeddings
+  int64_t active_non_embedding = 0;
+};
+ParamCounts count_parameters(const GPTConfig& config);
+// Training FLOPs per token (forward + backward), REFERENCE.md's PaLM form:
+// 6 * active non-embedding params + 6 * V * d (LM head) + 12 * L * d * T (attention).
+double train_flops_per_token(const GPTConfig& config);
+
+class GPT : public Module {
+ public:
+  // init: parameter initialisation; dropout: the stream dropout masks draw from.
+  GPT(const GPTConfig& config, Generator& init, Generator& dropout);
+  const GPTConfig& config() const { return config_; }
+
+  // tokens (B, T) i64 -> logits (B, T, padded_vocab) in the parameters' dtype.
+  Tensor forward(const Tensor& tokens);
+  // Sum over MoE layers of (aux_loss_coef * aux + z_loss_coef * z) from the last forward;
+  // undefined for a dense model.
+  Tensor moe_loss() const;
+  // Per MoE layer of the last forward: tokens per expert and the dropped fraction.
+  struct MoEStats {
+    std::vector<std::vector<int64_t>> tokens_per_expert;
+    std::vector<double> drop_rate;
+  };
+  MoEStats moe_stats() const;
+
+  // Incremental decoding: tokens (B, t) appended after the cache's positions -> logits (B, t, V).
+  std::vector<KVCache> make_kv_caches() const;
+  Tensor forward_cached(const Tensor& tokens, std::vector<KVCache>& caches);
+
+ private:
+  Tensor embed(const Tensor& tokens, int64_t start_pos);
+  Tensor head(const Tensor& x);
+
+  GPTConfig config_;
+  Generator& dropout_gen_;
+  std::shared_ptr<Module> wte_, wpe_, ln_f_;
+  std::vector<std::shared_ptr<TransformerBlock>> blocks_;
+};
+
+}  // namespace mt

@@ -1,0 +1,37 @@
+// Training checkpoints: the model, optimizer (moments, f32 masters, step), LR schedule, counters,
+// RNG and loader positions and the resolved recipe, in one HDF5 file (io/checkpoint.h), plus the
+// inverse. Tensor names: "model.<param>", "optim.<key>", "schedule.<key>".
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "mt/core/generator.h"
+#include "mt/data/token_loader.h"
+#include "mt/nn/module.h"
+
+namespace mt {
+
+class Optimizer;
+class LrSchedule;
+
+struct TrainCounters {
+  int64_t step = 0;    // optimizer steps done
+  int64_t tokens = 0;  // training tokens seen (all ranks)
+  LoaderState loader;
+  GeneratorState dropout_rng;
+  int world_size = 1;
+};
+
+void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const Optimizer* optimizer,
+                           const LrSchedule* schedule, const TrainCounters& counters, const std::string& recipe_yaml);
+
+// Loads what the file holds into the live objects (optimizer/schedule may be null: model only).
+// Every tensor is checked by name, shape and dtype before anything is copied.
+TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& model, Optimizer* optimizer,
+                                    LrSchedule* schedule);
+
+// The resolved recipe text stored in a checkpoint.
+std::string checkpoint_recipe(const std::filesystem::path& path);
+
+}  // namespace mt

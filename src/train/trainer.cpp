@@ -1,0 +1,292 @@
+// The training loop. Note [Determinism]: CPU kernels are deterministic for a fixed thread count,
+// the loader's order comes from the seed, dropout draws from a Generator saved in checkpoints,
+// so a resumed run repeats the original run's losses exactly.
+#include "mt/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "mt/autograd/grad_mode.h"
+#include "mt/core/device_copy.h"
+#include "mt/data/token_loader.h"
+#include "mt/data/tokenizer.h"
+#include "mt/io/checkpoint.h"
+#include "mt/io/checkpoint_dir.h"
+#include "mt/nn/gpt.h"
+#include "mt/ops/ops.h"
+#include "mt/optim/adamw.h"
+#include "mt/optim/clip_grad.h"
+#include "mt/optim/lr_schedule.h"
+#include "mt/optim/sgd.h"
+#include "mt/train/metrics_log.h"
+#include "mt/train/progress.h"
+#include "mt/train/sampling.h"
+#include "mt/train/stop_signal.h"
+#include "mt/train/train_checkpoint.h"
+
+namespace mt {
+
+namespace fs = std::filesystem;
+
+Device resolve_device(const Recipe& recipe, const Communicator& world) {
+  switch (recipe.train.device) {
+    case TrainSection::Device::kCpu: return Device::cpu();
+    case TrainSection::Device::kCuda:
+      MT_CHECK(cuda_available(), "train.device is cuda but no GPU is available");
+      return Device::cuda(world.local_rank() % cuda_device_count());
+    case TrainSection::Device::kAuto:
+      return cuda_available() ? Device::cuda(world.local_rank() % cuda_device_count()) : Device::cpu();
+  }
+  return Device::cpu();
+}
+
+DType resolve_dtype(const Recipe& recipe, Device device) {
+  switch (recipe.model.dtype) {
+    case ModelSection::DType::kF32: return DType::F32;
+    case ModelSection::DType::kBf16: return DType::BF16;
+    case ModelSection::DType::kAuto: return device.is_cuda() ? DType::BF16 : DType::F32;
+  }
+  return DType::F32;
+}
+
+namespace {
+
+struct Batch {
+  Tensor inputs, targets;  // (B, T) i64
+};
+
+Batch to_batch(const std::vector<int32_t>& rows, int64_t b, int64_t t, Device device) {
+  Tensor all = Tensor::from_vector<int32_t>(rows, {b, t + 1}, DType::I64, device);
+  return {all.narrow(1, 0, t).contiguous(), all.narrow(1, 1, t).contiguous()};
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, GPT& model) {
+  auto groups = weight_decay_groups(model.named_parameters(), EmbeddingDecay::kYes);
+  if (r.optim.name == OptimSection::Name::kSgd) {
+    SgdConfig c;
+    c.lr = r.optim.lr;
+    c.momentum = r.optim.momentum;
+    c.weight_decay = r.optim.weight_decay;
+    return std::make_unique<Sgd>(std::move(groups), c);
+  }
+  AdamWConfig c;
+  c.lr = r.optim.lr;
+  c.beta1 = r.optim.beta1;
+  c.beta2 = r.optim.beta2;
+  c.eps = r.optim.eps;
+  c.weight_decay = r.optim.weight_decay;
+  return std::make_unique<AdamW>(std::move(groups), c);
+}
+
+LrScheduleConfig schedule_config(const Recipe& r) {
+  LrScheduleConfig c;
+  c.lr = r.optim.lr;
+  c.warmup_steps = r.schedule.warmup_steps;
+  c.total_steps = r.train.steps;
+  c.min_lr_ratio = r.schedule.min_lr_ratio;
+  c.decay = r.schedule.kind == ScheduleSection::Kind::kConstant ? LrDecay::kConstant
+            : r.schedule.kind == ScheduleSection::Kind::kLinear ? LrDecay::kLinear
+                                                                 : LrDecay::kCosine;
+  return c;
+}
+
+double evaluate(GPT& model, const Recipe& r, const Communicator& world, Device device) {
+  NoGradGuard ng;
+  bool was_training = model.is_training();
+  model.eval();
+  TokenLoaderOptions o;
+  o.shards = {r.data.val};
+  o.batch_size = r.train.micro_batch;
+  o.seq_len = r.model.seq_len;
+  o.dp_rank = world.rank();
+  o.dp_size = world.size();
+  o.vocab_size = r.model.vocab_size;
+  o.order = LoaderOrder::kSequential;
+  TokenLoader val(o);
+  int64_t steps = std::min<int64_t>(r.train.eval_steps, std::max<int64_t>(1, val.steps_per_epoch()));
+  double total = 0;
+  for (int64_t s = 0; s < steps; ++s) {
+    Batch b = to_batch(val.next_batch(), o.batch_size, o.seq_len, device);
+    Tensor logits = model.forward(b.inputs);
+    total += cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1})).item();
+  }
+  if (was_training) model.train();
+  return world.all_reduce(total / steps, ReduceKind::kAvg);
+}
+
+std::string sample_text(GPT& model, const Recipe& r, const Tokenizer& tok, int64_t step) {
+  SamplingOptions so;
+  so.max_tokens = r.train.sample_tokens;
+  so.temperature = 0.8;
+  so.top_k = 40;
+  so.seed = static_cast<uint64_t>(r.train.seed) * 1000003ull + static_cast<uint64_t>(step);
+  so.stop_token = tok.eot_id();
+  std::vector<int32_t> prompt = tok.encode(r.train.sample_prompt);
+  std::vector<int32_t> ids = generate_tokens(model, prompt, so);
+  return tok.decode(ids);
+}
+
+}  // namespace
+
+TrainResult train(Recipe r, const Communicator& world) {
+  install_stop_handlers();
+  const bool lead = world.rank() == 0;
+  int dp = r.dist.dp > 0 ? r.dist.dp : world.size();
+  MT_CHECK(dp == world.size(), "dist.dp = ", r.dist.dp, " but the job has ", world.size(),
+           " ranks; only pure data parallelism is supported, so dist.dp must be 0 or ", world.size());
+  resolve_batch(r, dp);
+  Device device = resolve_device(r, world);
+  DType dtype = resolve_dtype(r, device);
+  const std::string recipe_yaml = to_yaml(r);
+  fs::path run_dir = r.train.run_dir;
+  if (lead) {
+    fs::create_directories(run_dir);
+    std::ofstream(run_dir / "recipe.yaml") << recipe_yaml;
+    std::printf("%s", recipe_yaml.c_str());
+  }
+
+  GPTConfig cfg = gpt_config_from_recipe(r);
+  Generator init_gen(static_cast<uint64_t>(r.train.seed));
+  Generator dropout_gen(static_cast<uint64_t>(r.train.seed) + 1 + static_cast<uint64_t>(world.rank()));
+  GPT model(cfg, init_gen, dropout_gen);
+  model.to(device, dtype);
+  ParamCounts pc = count_parameters(cfg);
+  if (lead)
+    std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
+                pc.active / 1e6, model.num_parameters() / 1e6, device.str().c_str(), dtype_name(dtype));
+  std::unique_ptr<Optimizer> optimizer = make_optimizer(r, model);
+  LrSchedule schedule(schedule_config(r));
+
+  TokenLoaderOptions lo;
+  lo.shards = {r.data.train};
+  lo.batch_size = r.train.micro_batch;
+  lo.seq_len = r.model.seq_len;
+  lo.dp_rank = world.rank();
+  lo.dp_size = dp;
+  lo.seed = static_cast<uint64_t>(r.train.seed);
+  lo.vocab_size = r.model.vocab_size;
+  TokenLoader loader(lo);
+
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!r.data.tokenizer.empty() && r.train.sample_every > 0) tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(r.data.tokenizer));
+
+  // Resume.
+  TrainCounters counters;
+  counters.world_size = world.size();
+  std::optional<fs::path> resume_from;
+  if (r.checkpoint.resume == "auto") resume_from = find_latest_checkpoint(run_dir);
+  else if (r.checkpoint.resume != "never") resume_from = resolve_checkpoint(r.checkpoint.resume);
+  if (resume_from) {
+    counters = load_train_checkpoint(*resume_from, model, optimizer.get(), &schedule);
+    loader.set_state(counters.loader);
+    dropout_gen.set_state(counters.dropout_rng);
+    counters.world_size = world.size();
+    if (lead) std::printf("resumed from %s at step %ld\n", resume_from->string().c_str(), static_cast<long>(counters.step));
+  }
+
+  MetricsLog metrics((run_dir / "metrics.jsonl").string());
+  Progress progress(detect_progress_style(r.log.progress == LogSection::Progress::kLine    ? "line"
+                                          : r.log.progress == LogSection::Progress::kPlain ? "plain"
+                                                                                           : "auto"),
+                    r.log.every);
+  const int64_t tokens_per_step = static_cast<int64_t>(r.train.global_batch) * r.model.seq_len;
+  const double flops_per_token = train_flops_per_token(cfg);
+
+  auto save = [&](const char* why) {
+    counters.loader = loader.state();
+    counters.dropout_rng = dropout_gen.state();
+    if (lead) {
+      fs::path p = checkpoint_path(run_dir, counters.step);
+      save_train_checkpoint(p, model, optimizer.get(), &schedule, counters, recipe_yaml);
+      write_latest(run_dir, p);
+      prune_checkpoints(run_dir, r.checkpoint.keep);
+      progress.message(str_cat("checkpoint (", why, "): ", p.string()));
+    }
+    world.barrier();
+  };
+
+  TrainResult result;
+  model.train();
+  auto t_start = std::chrono::steady_clock::now();
+  int64_t first_step = counters.step;
+  while (counters.step < r.train.steps) {
+    auto t0 = std::chrono::steady_clock::now();
+    double loss_sum = 0, aux_sum = 0;
+    for (int micro = 0; micro < r.train.grad_accum; ++micro) {
+      Batch b = to_batch(loader.next_batch(), lo.batch_size, lo.seq_len, device);
+      Tensor logits = model.forward(b.inputs);  // (B, T, V)
+      Tensor loss = cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+      Tensor total = loss.to(DType::F32);
+      Tensor moe = model.moe_loss();
+      if (moe.defined()) {
+        total = add(total, moe.to(DType::F32));
+        aux_sum += moe.item();
+      }
+      mul(total, 1.0 / r.train.grad_accum).backward();
+      loss_sum += loss.item();
+    }
+    std::vector<Tensor> params = model.parameters();
+    if (world.size() > 1)
+      for (const Tensor& p : params)
+        if (p.grad().defined()) world.all_reduce(p.grad(), ReduceKind::kAvg);
+    double grad_norm = r.optim.grad_clip > 0 ? clip_grad_norm(params, r.optim.grad_clip) : clip_grad_norm(params, 1e30);
+    optimizer->set_lr(schedule.lr());
+    double lr = schedule.lr();
+    if (std::isfinite(grad_norm)) {
+      optimizer->step();
+    } else {
+      progress.message(str_cat("step ", counters.step + 1, ": non-finite gradient norm, update skipped"));
+    }
+    optimizer->zero_grad();
+    schedule.advance();
+    counters.step += 1;
+    counters.tokens += tokens_per_step;
+    double loss = world.all_reduce(loss_sum / r.train.grad_accum, ReduceKind::kAvg);
+    double aux = world.all_reduce(aux_sum / r.train.grad_accum, ReduceKind::kAvg);
+    if (device.is_cuda()) synchronize(device);
+    auto t1 = std::chrono::steady_clock::now();
+    double dt = std::chrono::duration<double>(t1 - t0).count();
+    double elapsed = std::chrono::duration<double>(t1 - t_start).count();
+    double tok_s = tokens_per_step / dt;
+    double eta = elapsed / static_cast<double>(counters.step - first_step) * static_cast<double>(r.train.steps - counters.step);
+    result.last_loss = loss;
+    if (lead) {
+      std::vector<std::pair<std::string, double>> fields = {
+          {"step", static_cast<double>(counters.step)}, {"tokens", static_cast<double>(counters.tokens)},
+          {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}, {"step_ms", dt * 1e3},
+          {"memory_peak_bytes", static_cast<double>(allocator_stats(device).peak_allocated)}};
+      if (model.moe_loss().defined()) fields.push_back({"aux", aux});
+      if (device.is_cuda()) fields.push_back({"mfu", flops_per_token * tok_s * world.size() / 989e12});
+      metrics.write(fields);
+      progress.update({counters.step, r.train.steps, loss, lr, tok_s * world.size(), eta, model.moe_loss().defined() ? aux : -1});
+    }
+    bool last = counters.step == r.train.steps;
+    if (r.train.eval_every > 0 && (counters.step % r.train.eval_every == 0 || last)) {
+      double vl = evaluate(model, r, world, device);
+      result.last_val_loss = vl;
+      if (lead) {
+        metrics.write({{"step", static_cast<double>(counters.step)}, {"tokens", static_cast<double>(counters.tokens)}, {"val_loss", vl}});
+        progress.message(str_cat("step ", counters.step, ": val loss ", vl, " (perplexity ", std::exp(vl), ")"));
+      }
+    }
+    if (tokenizer && lead && (counters.step % r.train.sample_every == 0 || last)) {
+      std::string text = sample_text(model, r, *tokenizer, counters.step);
+      metrics.write({{"step", static_cast<double>(counters.step)}}, {{"sample", text}});
+      progress.message(str_cat("sample at step ", counters.step, ":\n", text));
+    }
+    bool stop = world.all_reduce(stop_requested() ? 1.0 : 0.0, ReduceKind::kMax) > 0;
+    if (last || stop || (r.checkpoint.every > 0 && counters.step % r.checkpoint.every == 0)) save(last ? "end" : stop ? "signal" : "periodic");
+    if (stop) {
+      result.stopped_by_signal = true;
+      break;
+    }
+  }
+  progress.finish();
+  result.steps_done = counters.step;
+  return result;
+}
+
+}  // namespace mt
