@@ -1,0 +1,51 @@
+// moetrain eval RUN_OR_CKPT: validation loss and perplexity of a checkpoint on its recipe's
+// validation shards (or --data), sequential windows, MoE layers at the eval capacity factor.
+#include <cmath>
+#include <cstdio>
+
+#include "commands.h"
+#include "model_loading.h"
+#include "mt/autograd/grad_mode.h"
+#include "mt/data/token_loader.h"
+#include "mt/ops/ops.h"
+
+namespace mt::cli {
+
+void add_eval_command(CLI::App& app) {
+  struct Args {
+    std::string path, data, device = "auto";
+    int steps = 50, batch = 0;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* c = app.add_subcommand("eval", "Validation loss and perplexity of a run or checkpoint");
+  c->add_option("checkpoint", a->path, "Run folder, checkpoints folder or .h5 file")->required();
+  c->add_option("--data", a->data, "Token shards (glob) to evaluate on; default: the recipe's data.val");
+  c->add_option("--steps", a->steps, "Batches to evaluate (at most one pass over the data)")->check(CLI::PositiveNumber);
+  c->add_option("--batch", a->batch, "Sequences per batch; default: the recipe's train.micro_batch");
+  c->add_option("--device", a->device, "auto, cpu or cuda[:N]");
+  c->callback([a] {
+    LoadedModel m = load_model(a->path, a->device);
+    TokenLoaderOptions o;
+    o.shards = {a->data.empty() ? m.recipe.data.val : a->data};
+    MT_CHECK(!o.shards[0].empty(), "eval: the recipe has no data.val; pass --data");
+    o.batch_size = a->batch > 0 ? a->batch : m.recipe.train.micro_batch;
+    o.seq_len = m.recipe.model.seq_len;
+    o.vocab_size = m.recipe.model.vocab_size;
+    o.order = LoaderOrder::kSequential;
+    TokenLoader loader(o);
+    int64_t steps = std::min<int64_t>(a->steps, std::max<int64_t>(1, loader.steps_per_epoch()));
+    NoGradGuard ng;
+    double total = 0;
+    for (int64_t s = 0; s < steps; ++s) {
+      std::vector<int32_t> rows = loader.next_batch();
+      Tensor all = Tensor::from_vector<int32_t>(rows, {o.batch_size, o.seq_len + 1}, DType::I64, m.device);
+      Tensor logits = m.model->forward(all.narrow(1, 0, o.seq_len).contiguous());
+      total += cross_entropy(logits.view({-1, logits.size(-1)}), all.narrow(1, 1, o.seq_len).contiguous().view({-1})).item();
+    }
+    double loss = total / steps;
+    std::printf("checkpoint: %s (step %ld)\nval loss: %.4f\nperplexity: %.2f\ntokens: %ld\n", m.checkpoint.string().c_str(),
+                static_cast<long>(m.step), loss, std::exp(loss), static_cast<long>(steps * o.batch_size * o.seq_len));
+  });
+}
+
+}  // namespace mt::cli

@@ -1,0 +1,24 @@
+// Shared by eval and generate: a model rebuilt from a checkpoint's stored recipe and weights.
+#pragma once
+#include <filesystem>
+#include <memory>
+
+#include "mt/core/generator.h"
+#include "mt/io/recipe.h"
+#include "mt/nn/gpt.h"
+
+namespace mt::cli {
+
+struct LoadedModel {
+  std::filesystem::path checkpoint;
+  Recipe recipe;
+  Device device;
+  std::unique_ptr<Generator> init_gen, dropout_gen;
+  std::unique_ptr<GPT> model;
+  int64_t step = 0;
+};
+
+// path: a run folder, its checkpoints folder or a .h5 file. device: "auto", "cpu", "cuda[:N]".
+LoadedModel load_model(const std::string& path, const std::string& device);
+
+}  // namespace mt::cli

@@ -1,0 +1,41 @@
+// moetrain train RECIPE [key=value ...]: trains (or resumes) a recipe; under mpirun every rank
+// runs it data-parallel. A failing rank ends the whole job rather than leaving the others hanging.
+#include <cstdio>
+
+#include "commands.h"
+#include "mt/dist/communicator.h"
+#include "mt/train/trainer.h"
+
+namespace mt::cli {
+
+void add_train_command(CLI::App& app) {
+  struct Args {
+    std::string recipe;
+    std::vector<std::string> overrides;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* c = app.add_subcommand("train", "Train a recipe (resumes from its run folder's latest checkpoint)");
+  c->add_option("recipe", args->recipe, "Recipe YAML file")->required();
+  c->add_option("overrides", args->overrides, "Overrides as section.key=value (e.g. optim.lr=2e-4)");
+  c->callback([args] {
+    MpiRuntime mpi(nullptr, nullptr);
+    Communicator world = Communicator::world();
+    try {
+      Recipe recipe = load_recipe(args->recipe, args->overrides);
+      TrainResult r = train(recipe, world);
+      if (world.rank() == 0) {
+        std::printf("done: %ld steps, last loss %.4f", static_cast<long>(r.steps_done), r.last_loss);
+        if (r.last_val_loss >= 0) std::printf(", val loss %.4f", r.last_val_loss);
+        std::printf("%s\n", r.stopped_by_signal ? " (stopped by signal; run again to resume)" : "");
+      }
+    } catch (const std::exception& e) {
+      if (world.size() > 1) {
+        std::fprintf(stderr, "moetrain: error on rank %d: %s\n", world.rank(), e.what());
+        abort_job(1);
+      }
+      throw;
+    }
+  });
+}
+
+}  // namespace mt::cli
