@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   // Subcommands register here, one line each.
   mt::cli::add_validate_command(app);
   mt::cli::add_inspect_command(app);
+  mt::cli::add_data_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
