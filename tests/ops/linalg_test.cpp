@@ -169,6 +169,8 @@ TEST(MatmulGrad, EveryOperandLayout) {
   expect_gradcheck(mm, {v3, m32});
   expect_gradcheck(mm, {m23, v3});
   expect_gradcheck(mm, {v3, leaf(distinct_values(3, 0.5), {3})});
+  expect_gradcheck(mm, {v3, leaf(distinct_values(12, 0.3), {2, 3, 2})});  // vector @ batch of matrices
+  expect_gradcheck(mm, {leaf(distinct_values(12, 0.3), {2, 2, 3}), v3});  // batch of matrices @ vector
   Tensor a4 = leaf(distinct_values(2 * 1 * 2 * 3), {2, 1, 2, 3});
   Tensor b3 = leaf(distinct_values(3 * 3 * 2, 0.3), {3, 3, 2});
   expect_gradcheck(mm, {a4, b3});                       // both broadcast: (2, 1) x (3)
