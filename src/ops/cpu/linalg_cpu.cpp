@@ -1,9 +1,5 @@
 // CPU batched GEMM on OpenBLAS (cblas_sgemm / cblas_dgemm); bf16/f16 go through f32 buffers and
 // are rounded once. Bias is an epilogue folded into C before the GEMM (beta = 1).
-// Note [CPU GEMM threading]: we link Debian's OpenMP build of OpenBLAS, so GEMMs and our
-// parallel_range loops share one libgomp pool (OMP_NUM_THREADS sizes both) instead of two pools
-// spinning against each other. A GEMM called inside a parallel region runs single-threaded
-// (OpenBLAS checks omp_in_parallel), which is how small batched GEMMs are spread over the batch.
 #include <cblas.h>
 
 #include <climits>
@@ -16,6 +12,12 @@ namespace mt::cpu {
 
 namespace {
 
+// Note [CPU GEMM threading]: we link Debian's OpenMP build of OpenBLAS (libopenblas-openmp-dev),
+// so GEMMs and our parallel_range loops share one libgomp pool, sized by OMP_NUM_THREADS, instead
+// of two pools spinning against each other on the same cores. A GEMM called inside a parallel
+// region runs single-threaded (OpenBLAS checks omp_in_parallel), which is how small batched
+// GEMMs are spread over the batch.
+//
 // Batch entries with M*N*K below this are spread over the batch, one thread per GEMM; larger
 // ones run one after another, each on all threads. OpenBLAS itself runs GEMMs below 2^18
 // (its SMP threshold) on one thread, so the batch is the only parallelism they have.
