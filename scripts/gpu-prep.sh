@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .deps/debs
 cd .deps/debs
-apt-get download libyaml-cpp0.7 libyaml-cpp-dev libcli11-dev libopenblas0-pthread libopenblas-pthread-dev \
+apt-get download libyaml-cpp0.7 libyaml-cpp-dev libcli11-dev libopenblas0-openmp libopenblas-openmp-dev \
   libopenblas-dev libgfortran5 2>&1 | grep -v "^Get" || true
 ls -1 *.deb

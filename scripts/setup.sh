@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(cmake g++ make ccache libopenmpi-dev openmpi-bin libhdf5-dev libyaml-cpp-dev libcli11-dev
-          libgtest-dev libopenblas-dev bible-kjv npm)
+          libgtest-dev libopenblas-openmp-dev bible-kjv npm)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
