@@ -24,6 +24,9 @@ Kernels::Gather gather;
 Kernels::ScatterAdd scatter_add;
 Kernels::TopK topk;
 Kernels::Cumsum cumsum;
+// optim_cpu.cpp
+Kernels::AdamW adamw;
+Kernels::Sgd sgd;
 // linalg_cpu.cpp
 Kernels::Matmul matmul;
 // nn_cpu.cpp
