@@ -24,5 +24,8 @@ Kernels::Gather gather;
 Kernels::ScatterAdd scatter_add;
 Kernels::TopK topk;
 Kernels::Cumsum cumsum;
+// optim_cpu.cpp
+Kernels::AdamW adamw;
+Kernels::Sgd sgd;
 
 }  // namespace mt::cpu

@@ -20,6 +20,8 @@ void register_cpu_kernels(KernelTable& t) {
   t.scatter_add.cpu = cpu::scatter_add;
   t.topk.cpu = cpu::topk;
   t.cumsum.cpu = cpu::cumsum;
+  t.adamw.cpu = cpu::adamw;
+  t.sgd.cpu = cpu::sgd;
 }
 
 }  // namespace mt

@@ -1,0 +1,69 @@
+// Optimizer: the base of AdamW and SGD. It owns per-parameter state (f32 slots such as Adam's
+// moments, and an f32 master copy of every bf16/f16 parameter, see Note [f32 masters] in
+// src/ops/cpu/optim_cpu.cpp), groups parameters by weight decay, and runs one fused kernel call
+// per (group, device). Create it after the model has been moved with Module::to().
+#pragma once
+#include <string>
+#include <vector>
+
+#include "mt/nn/module.h"
+#include "mt/ops/kernel_table.h"
+
+namespace mt {
+
+enum class WeightDecay : uint8_t { kSkip, kApply };
+enum class EmbeddingDecay : uint8_t { kNo, kYes };
+
+struct ParamGroup {
+  std::vector<NamedParameter> params;
+  WeightDecay weight_decay = WeightDecay::kApply;
+};
+
+// The usual split: weights decay; biases and norm parameters do not; embeddings decay only with
+// EmbeddingDecay::kYes. Empty groups are left out.
+std::vector<ParamGroup> weight_decay_groups(const std::vector<NamedParameter>& params, EmbeddingDecay embeddings);
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // One update at lr(); parameters without a gradient are left as they are.
+  void step();
+  void zero_grad();  // drops every parameter's gradient
+  void set_lr(double lr);
+  double lr() const { return lr_; }
+  int64_t step_count() const { return step_; }
+  const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  // The f32 master of a bf16/f16 parameter; undefined for f32 parameters. Errors on unknown names.
+  Tensor master(const std::string& name) const;
+
+  // "step" (i64 scalar) and "state.<param>.<slot>" for each slot and "state.<param>.master".
+  // Tensors share storage with the live state: clone() to snapshot.
+  StateDict state_dict() const;
+  // Strict: every key must be present with its shape and dtype; unexpected keys are errors.
+  void load_state_dict(const StateDict& state);
+
+ protected:
+  // slot_names: the f32 state tensors each parameter gets (AdamW: exp_avg, exp_avg_sq).
+  Optimizer(std::vector<ParamGroup> groups, double lr, std::vector<std::string> slot_names);
+  // One fused kernel call over tensors of one device and group; step_count() is already the new step.
+  virtual void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device) = 0;
+
+ private:
+  struct ParamState {
+    std::string name;
+    Tensor param;
+    WeightDecay decay;
+    std::vector<Tensor> slots;
+    Tensor master;
+  };
+  std::vector<ParamGroup> groups_;
+  std::vector<std::string> slot_names_;
+  std::vector<ParamState> state_;
+  double lr_;
+  int64_t step_ = 0;
+};
+
+}  // namespace mt
