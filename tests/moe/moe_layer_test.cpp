@@ -8,6 +8,7 @@
 
 #include "mt/autograd/grad_mode.h"
 #include "mt/autograd/gradcheck.h"
+#include "mt/nn/moe_dispatch.h"
 #include "mt/nn/moe_layer.h"
 #include "mt/ops/ops.h"
 
@@ -56,6 +57,36 @@ TEST(MoELayer, ParameterNamesAreStable) {
   EXPECT_EQ(names, (std::vector<std::string>{"gate.weight", "experts.w1", "experts.b1", "experts.w2", "experts.b2"}));
   EXPECT_EQ(layer.gate().weight().shape(), (Shape{3, 4}));
   EXPECT_EQ(layer.gate().weight().dtype(), DType::F32);
+  EXPECT_EQ(layer.mlp(), nullptr);
+
+  MoEConfig c = small_config();
+  c.mlp_type = MlpType::kResidual;
+  MoELayer residual(c, gen);
+  names.clear();
+  for (const NamedParameter& p : residual.named_parameters()) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"gate.weight", "experts.w1", "experts.b1", "experts.w2", "experts.b2",
+                                             "mlp.fc.weight", "mlp.fc.bias", "mlp.proj.weight", "mlp.proj.bias",
+                                             "coefficient.weight", "coefficient.bias"}));
+  EXPECT_EQ(residual.coefficient()->weight().shape(), (Shape{2, 4}));
+}
+
+TEST(MoELayer, ResidualMixesExpertsAndMlpByALearnedCoefficient) {
+  Generator gen(13);
+  MoEConfig c = small_config(2, 1);
+  c.mlp_type = MlpType::kResidual;
+  c.capacity_factor = 4.0;  // nothing dropped
+  MoELayer layer(c, gen);
+  Tensor x = uniform({3, 4}, -1, 1, gen);
+  Tensor out = layer.forward(x, gen);
+  // Reference from the parts: softmax(coef(x)) weighs (experts' output, mlp(x)).
+  NoGradGuard ng;
+  RoutingResult r = layer.gate().forward(x, gen);
+  Tensor moe = combine_tokens(layer.experts().forward(dispatch_tokens(x, r.table)), r.table);
+  Tensor mix = softmax(layer.coefficient()->forward(x), -1);
+  Tensor expected = add(mul(moe, mix.narrow(1, 0, 1)), mul(layer.mlp()->forward(x), mix.narrow(1, 1, 1)));
+  std::vector<float> got = out.to_vector<float>(), want = expected.to_vector<float>();
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6);
+  for (float v : mix.to_vector<float>()) EXPECT_TRUE(v > 0.0f && v < 1.0f);
 }
 
 TEST(MoELayer, AnExpertWithNoTokensWorksForwardAndBackward) {
@@ -162,13 +193,20 @@ TEST(MoELayer, RandomTokenSelectionIsDeterministicForAGenerator) {
   EXPECT_EQ(kept_tokens, 3);
 }
 
-class MoELayerGradcheck : public ::testing::TestWithParam<int64_t> {};
+struct GradcheckCase {
+  int64_t top_k;
+  MlpType mlp_type;
+  uint64_t seed;  // one whose inputs have clear routing margins
+};
+
+class MoELayerGradcheck : public ::testing::TestWithParam<GradcheckCase> {};
 
 TEST_P(MoELayerGradcheck, WholeLayerInF64) {
-  const int64_t k = GetParam();
+  const int64_t k = GetParam().top_k;
   MoEConfig c = small_config(3, k);
+  c.mlp_type = GetParam().mlp_type;
   c.capacity_factor = 0.75;  // some tokens are dropped
-  Generator gen(12);
+  Generator gen(GetParam().seed);
   MoELayer layer(c, gen);
   layer.to(DType::F64);
   {
@@ -184,11 +222,16 @@ TEST_P(MoELayerGradcheck, WholeLayerInF64) {
   x.set_requires_grad(true);
 
   std::vector<NamedParameter> params = layer.named_parameters();
-  std::vector<Tensor> inputs = {x};
-  for (const NamedParameter& p : params) inputs.push_back(p.tensor);
+  std::vector<Tensor> inputs = {x}, pristine;
+  for (const NamedParameter& p : params) {
+    inputs.push_back(p.tensor);
+    pristine.push_back(p.tensor.detach().clone());
+  }
+  // gradcheck hands the parameters themselves, or a perturbed copy of one of them: load the
+  // copy, and reload the original values of the others (a previous call may have perturbed them).
   auto fn = [&](const std::vector<Tensor>& in) {
     StateDict state;
-    for (size_t i = 0; i < params.size(); ++i) state[params[i].name] = in[i + 1];
+    for (size_t i = 0; i < params.size(); ++i) state[params[i].name] = in[i + 1].is_same(params[i].tensor) ? pristine[i] : in[i + 1];
     layer.load_state_dict(state, Strict::kNo);
     Generator g(0);
     Tensor out = layer.forward(in[0], g);
@@ -199,4 +242,11 @@ TEST_P(MoELayerGradcheck, WholeLayerInF64) {
   EXPECT_GT(layer.stats().drop_rate(), 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(TopK, MoELayerGradcheck, ::testing::Values(1, 2));
+INSTANTIATE_TEST_SUITE_P(Layers, MoELayerGradcheck,
+                         ::testing::Values(GradcheckCase{1, MlpType::kStandard, 12},
+                                           GradcheckCase{2, MlpType::kStandard, 12},
+                                           GradcheckCase{1, MlpType::kResidual, 13}),
+                         [](const auto& info) {
+                           return std::string(info.param.mlp_type == MlpType::kResidual ? "Residual" : "Standard") +
+                                  "Top" + std::to_string(info.param.top_k);
+                         });

@@ -5,6 +5,8 @@
 #pragma once
 #include <memory>
 
+#include "mt/nn/linear.h"
+#include "mt/nn/mlp.h"
 #include "mt/nn/moe_config.h"
 #include "mt/nn/moe_experts.h"
 #include "mt/nn/moe_router.h"
@@ -15,7 +17,8 @@ namespace mt {
 class MoELayer : public Module {
  public:
   // Parameters: gate.weight, experts.{w1,b1,w2,b2} (stacked by global expert id), and for
-  // residual also mlp.* and coefficient.{weight,bias}. All drawn from `gen`.
+  // residual also mlp.{fc,proj}.{weight,bias} and coefficient.{weight,bias}. Weights are drawn
+  // from N(0, 0.02) with `gen`, biases are zero.
   MoELayer(const MoEConfig& config, Generator& gen);
 
   // x (..., d) -> (..., d); tokens are all leading positions. `gen` feeds the noisy gate (training)
@@ -32,11 +35,16 @@ class MoELayer : public Module {
   const MoEConfig& config() const { return config_; }
   Router& gate() { return *gate_; }
   Experts& experts() { return *experts_; }
+  // Residual-MoE only (null otherwise).
+  MLP* mlp() { return mlp_.get(); }
+  Linear* coefficient() { return coefficient_.get(); }
 
  private:
   MoEConfig config_;
   std::shared_ptr<Router> gate_;
   std::shared_ptr<Experts> experts_;
+  std::shared_ptr<MLP> mlp_;
+  std::shared_ptr<Linear> coefficient_;
   Tensor aux_loss_, z_loss_;
   RoutingStats stats_;
 };
