@@ -1,0 +1,29 @@
+// Router: the gate of an MoE layer, Linear(d, E, bias=false) evaluated in f32 whatever the
+// activation dtype (f64 stays f64, for gradcheck), then the gating of moe_routing.h. Training
+// mode picks the capacity factor and turns the noisy gate (Jitter or RSample) on.
+#pragma once
+#include "mt/nn/moe_config.h"
+#include "mt/nn/moe_routing.h"
+#include "mt/nn/module.h"
+
+namespace mt {
+
+class Router : public Module {
+ public:
+  // weight (E, d) ~ N(0, std).
+  Router(const MoEConfig& config, Generator& gen, double std = 0.02);
+
+  // x (S, d) -> the routing of its S tokens. `gen` feeds the noisy gate and random token selection.
+  RoutingResult forward(const Tensor& x, Generator& gen) const;
+
+  void reset_parameters(double std, Generator& gen) override;
+
+  const Tensor& weight() const { return weight_; }
+  const MoEConfig& config() const { return config_; }
+
+ private:
+  MoEConfig config_;
+  Tensor weight_;
+};
+
+}  // namespace mt

@@ -1,0 +1,61 @@
+// Gating, as DeepSpeed's sharded_moe.py does it (top-1, top-2, general top-k), producing a dense
+// routing table (token, choice) -> (expert, slot, weight) instead of an S x E x C one-hot tensor.
+// Written with public ops only, so the same code runs wherever those ops have kernels.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "mt/core/generator.h"
+#include "mt/core/tensor.h"
+
+namespace mt {
+
+// Where each (token, choice) goes. S tokens, k choices per token, E experts of `capacity` slots.
+struct RoutingTable {
+  Tensor expert;  // (S, k) i64: the expert of each choice (choice 0 is the most probable)
+  Tensor slot;    // (S, k) i64: the slot in that expert's buffer, -1 if the choice was dropped
+  Tensor weight;  // (S, k) gate dtype: combine weight, 0 where dropped; differentiable w.r.t. the gate
+  int64_t experts = 0;
+  int64_t capacity = 0;
+
+  int64_t tokens() const { return expert.size(0); }
+  int64_t top_k() const { return expert.size(1); }
+  // (S * k) i64, token-major: expert * capacity + slot, or experts * capacity (a scratch row) where dropped.
+  Tensor buffer_rows() const;
+};
+
+// Host-side counters of one routing, for the metrics log.
+struct RoutingStats {
+  std::vector<int64_t> routed;  // per expert: (token, choice) pairs sent to it, before dropping
+  std::vector<int64_t> kept;    // per expert: pairs that got a slot
+  int64_t capacity = 0;
+  // Fraction of (token, choice) pairs dropped; 0 when nothing was routed.
+  double drop_rate() const;
+};
+
+struct RoutingResult {
+  RoutingTable table;
+  Tensor aux_loss;  // 0-d: E * sum_e mean_s(gates)[e] * mean_s(first-choice mask)[e], before dropping
+  Tensor z_loss;    // 0-d: mean_s(logsumexp(logits)^2)
+  RoutingStats stats;
+};
+
+struct RoutingOptions {
+  int64_t top_k = 1;
+  double capacity_factor = 1.0;  // the train or eval factor, chosen by the caller
+  int64_t min_capacity = 4;
+  bool drop_tokens = true;
+  bool gumbel_noise = false;  // RSample in training: Gumbel noise on the logits of the noisy choices
+  bool random_token_selection = false;
+};
+
+// Slots per expert when dropping: max(ceil(S / E * capacity_factor * k), min_capacity).
+// See Note [Capacity is computed in f32].
+int64_t expert_capacity(int64_t tokens, int64_t experts, int64_t top_k, double capacity_factor,
+                        int64_t min_capacity);
+
+// Routes S tokens by their gate logits (S, E) (f32, or f64 for gradcheck). `gen` is drawn from
+// only for Gumbel noise and random token selection.
+RoutingResult route(const Tensor& logits, const RoutingOptions& options, Generator& gen);
+
+}  // namespace mt

@@ -1,0 +1,47 @@
+// Router: f32 gate logits with the optional multiplicative jitter, handed to route().
+#include "mt/nn/moe_router.h"
+
+#include "mt/autograd/grad_mode.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+namespace {
+
+constexpr double kJitterEps = 1e-2;  // DeepSpeed's multiplicative_jitter: x *= U(1 - eps, 1 + eps)
+
+}  // namespace
+
+Router::Router(const MoEConfig& config, Generator& gen, double std) : config_(config) {
+  config_.validate();
+  weight_ = register_parameter("weight", zeros({config_.experts, config_.d_model}), ParamKind::kWeight);
+  reset_parameters(std, gen);
+}
+
+void Router::reset_parameters(double std, Generator& gen) {
+  NoGradGuard no_grad;
+  normal_(weight_, 0.0, std, gen);
+}
+
+RoutingResult Router::forward(const Tensor& x, Generator& gen) const {
+  MT_CHECK(x.dim() == 2 && x.size(1) == config_.d_model, "Router: expected x (tokens, ", config_.d_model, "), got ",
+           x.describe());
+  const bool training = is_training();
+  DType gate_dtype = x.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor input = x.dtype() == gate_dtype ? x : cast(x, gate_dtype);
+  if (training && config_.noisy_gate == NoisyGate::kJitter)
+    input = mul(input, uniform(input.shape(), 1.0 - kJitterEps, 1.0 + kJitterEps, gen, {gate_dtype, input.device()}));
+  Tensor w = weight_.dtype() == gate_dtype ? weight_ : cast(weight_, gate_dtype);
+  Tensor logits = linear(input, w);  // (S, E)
+
+  RoutingOptions o;
+  o.top_k = config_.top_k;
+  o.capacity_factor = training ? config_.capacity_factor : config_.eval_capacity_factor;
+  o.min_capacity = config_.min_capacity;
+  o.drop_tokens = config_.drop_tokens;
+  o.gumbel_noise = training && config_.noisy_gate == NoisyGate::kRSample;
+  o.random_token_selection = config_.random_token_selection;
+  return route(logits, o, gen);
+}
+
+}  // namespace mt

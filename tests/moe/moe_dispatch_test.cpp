@@ -1,0 +1,70 @@
+// Dispatcher tests: the expert-major buffer and the weighted combine for a hand-written routing
+// table (kept, dropped and empty slots), and their gradients.
+#include <gtest/gtest.h>
+
+#include "mt/autograd/gradcheck.h"
+#include "mt/nn/moe_dispatch.h"
+#include "mt/ops/ops.h"
+
+using namespace mt;
+
+namespace {
+
+// Three tokens, two choices, two experts of three slots. Token 1's second choice and token 2's
+// second choice are dropped; slot 2 of both experts stays empty.
+RoutingTable hand_table(DType dtype) {
+  RoutingTable t;
+  t.expert = Tensor::from_vector<int64_t>({0, 1, 1, 0, 0, 1}, {3, 2});
+  t.slot = Tensor::from_vector<int64_t>({0, 0, 1, -1, 1, -1}, {3, 2});
+  t.weight = Tensor::from_vector<double>({0.75, 0.25, 1.0, 0.0, 1.0, 0.0}, {3, 2}).to(dtype);
+  t.experts = 2;
+  t.capacity = 3;
+  return t;
+}
+
+}  // namespace
+
+TEST(Dispatch, BufferHoldsKeptTokensAndZerosElsewhere) {
+  RoutingTable t = hand_table(DType::F32);
+  Tensor x = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {3, 2});
+  Tensor buffer = dispatch_tokens(x, t);
+  EXPECT_EQ(buffer.shape(), (Shape{2, 3, 2}));
+  // expert 0: t0, t2, empty; expert 1: t0 (second choice), t1, empty.
+  EXPECT_EQ(buffer.to_vector<float>(), (std::vector<float>{1, 2, 5, 6, 0, 0, 1, 2, 3, 4, 0, 0}));
+}
+
+TEST(Dispatch, CombineWeighsExpertOutputsAndSkipsDroppedChoices) {
+  RoutingTable t = hand_table(DType::F32);
+  Tensor y = Tensor::from_vector<float>({10, 11, 20, 21, 30, 31, 40, 41, 50, 51, 60, 61}, {2, 3, 2});
+  Tensor out = combine_tokens(y, t);
+  // t0: 0.75 * y[0,0] + 0.25 * y[1,0]; t1: 1 * y[1,1]; t2: 1 * y[0,1].
+  EXPECT_EQ(out.to_vector<float>(), (std::vector<float>{17.5f, 18.5f, 50, 51, 20, 21}));
+}
+
+TEST(Dispatch, CombineCastsTheWeightsToTheActivationDtype) {
+  RoutingTable t = hand_table(DType::F32);
+  Tensor y = ones({2, 3, 2}, {DType::F64});
+  EXPECT_EQ(combine_tokens(y, t).dtype(), DType::F64);
+}
+
+TEST(Dispatch, GradientsReachTokensExpertOutputsAndWeights) {
+  RoutingTable t = hand_table(DType::F64);
+  Tensor x = Tensor::from_vector<double>({0.3, -1.2, 0.7, 2.0, -0.5, 0.1}, {3, 2});
+  Tensor y = Tensor::from_vector<double>({1, -2, 3, 0.5, -1, 2, 0.1, 0.2, -0.3, 1.5, 2.5, -0.7}, {2, 3, 2});
+  Tensor w = t.weight.clone();
+  x.set_requires_grad(true);
+  y.set_requires_grad(true);
+  w.set_requires_grad(true);
+  auto fn = [&t](const std::vector<Tensor>& in) {
+    RoutingTable table = t;
+    table.weight = in[2];
+    Tensor buffer = dispatch_tokens(in[0], table);
+    return add(combine_tokens(in[1], table), combine_tokens(mul(buffer, buffer), table));
+  };
+  GradcheckResult g = gradcheck(fn, {x, y, w});
+  EXPECT_TRUE(g.ok) << g.message;
+  // A dropped choice passes no gradient to its weight's expert row.
+  std::vector<double> gy = y.grad().to_vector<double>();
+  EXPECT_EQ(gy[4], 0.0);  // expert 0, slot 2 (empty)
+  EXPECT_EQ(gy[10], 0.0);  // expert 1, slot 2 (empty)
+}
