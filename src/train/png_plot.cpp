@@ -258,11 +258,10 @@ Rgb series_color(size_t i) {
 
 std::string format_tick(double value, double step) {
   if (std::abs(value) < step * 1e-9) value = 0;  // -0 and rounding noise at zero
-  const double mag = std::max(std::abs(value), step);
+  const double mag = std::abs(value);
   const char* suffix = mag >= 1e9 ? "G" : mag >= 1e6 ? "M" : mag >= 1e3 ? "k" : "";
   const double unit = mag >= 1e9 ? 1e9 : mag >= 1e6 ? 1e6 : mag >= 1e3 ? 1e3 : 1;
-  const double scaled_step = step / unit;
-  int decimals = std::max(0, static_cast<int>(std::ceil(-std::log10(scaled_step) - 1e-9)));
+  int decimals = std::max(0, static_cast<int>(std::ceil(-std::log10(step / unit) - 1e-9)));
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.*f", decimals, value / unit);
   std::string s = buf;
@@ -340,7 +339,8 @@ void draw_marker(Image& image, const PlotFrame& f, int x, int y, Rgb c) {
 }  // namespace
 
 int PlotFrame::px(double x) const {
-  return left + kPlotInset + static_cast<int>(std::lround((x - x_min) / (x_max - x_min) * (right - left - 2 * kPlotInset)));
+  return left + kPlotInset +
+         static_cast<int>(std::lround((x - x_min) / (x_max - x_min) * (right - left - 2 * kPlotInset)));
 }
 
 int PlotFrame::py(double y) const {
@@ -436,7 +436,8 @@ Image render_line_plot(const std::vector<PlotSeries>& series, const PlotSpec& sp
     constexpr int kRow = 14, kSample = 20, kPad = 8;
     int name_w = 0;
     for (const PlotSeries& s : series) name_w = std::max(name_w, text_width(s.name));
-    int w = kPad + kSample + 6 + name_w + kPad, h = kPad + kRow * static_cast<int>(series.size()) - (kRow - kGlyphHeight) + kPad;
+    int w = kPad + kSample + 6 + name_w + kPad;
+    int h = kPad + kRow * (static_cast<int>(series.size()) - 1) + kGlyphHeight + kPad;
     int x0 = f.right - 10 - w, y0 = f.top + 10;
     fill_rect(img, x0, y0, x0 + w, y0 + h, kPlotBackground);
     fill_rect(img, x0, y0, x0 + w, y0, kPlotAxis);

@@ -41,12 +41,12 @@ class JsonCursor {
   char peek() const { return at_end() ? '\0' : s_[i_]; }
   void expect(char c, const char* what) {
     skip_space();
-    if (peek() != c) fail(str_cat("expected ", what));
+    if (peek() != c) fail(what);
     ++i_;
   }
   [[noreturn]] void fail(const std::string& what) const {
     std::string got = at_end() ? "end of line" : str_cat("'", s_[i_], "'");
-    throw JsonSyntaxError(str_cat("column ", i_ + 1, ": ", what, ", got ", got));
+    throw JsonSyntaxError(str_cat("column ", i_ + 1, ": expected ", what, ", got ", got));
   }
 
   std::string parse_string() {
@@ -58,7 +58,7 @@ class JsonCursor {
       if (c == '"') return out;
       if (static_cast<unsigned char>(c) < 0x20) {
         --i_;
-        fail("no raw control character in a string");
+        fail("a control character escaped (\\n, \\u0001, ...)");
       }
       if (c != '\\') {
         out += c;
@@ -140,7 +140,10 @@ class JsonCursor {
     uint32_t cp = 0;
     for (int k = 0; k < 4; ++k) {
       char h = peek();
-      int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+      int d = h >= '0' && h <= '9'   ? h - '0'
+              : h >= 'a' && h <= 'f' ? h - 'a' + 10
+              : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                     : -1;
       if (d < 0) fail("4 hex digits after \\u");
       cp = cp * 16 + static_cast<uint32_t>(d);
       ++i_;
@@ -263,8 +266,8 @@ RunMetrics read_run_metrics(const std::string& path) {
     auto number = [&](const char* key) -> std::optional<double> {
       const JsonScalar* v = line.find(key);
       if (!v) return std::nullopt;
-      MT_CHECK(v->kind != JsonScalar::Kind::kString, where, ": \"", key, "\": expected a number or null, got the string \"",
-               v->text, "\"");
+      MT_CHECK(v->kind != JsonScalar::Kind::kString, where, ": \"", key,
+               "\": expected a number or null, got the string \"", v->text, "\"");
       return v->kind == JsonScalar::Kind::kNull ? std::numeric_limits<double>::quiet_NaN() : v->number;
     };
     auto required = [&](const char* key, const char* kind) {
@@ -276,7 +279,8 @@ RunMetrics read_run_metrics(const std::string& path) {
     MT_CHECK(step.has_value() && std::isfinite(*step), where, ": expected a numeric \"step\" in every line");
     const auto s = static_cast<int64_t>(*step);
     if (std::optional<double> loss = number("loss"))
-      push_in_step_order(m.train, TrainPoint{s, required("tokens", "training"), *loss, required("tokens_per_s", "training")});
+      push_in_step_order(m.train,
+                         TrainPoint{s, required("tokens", "training"), *loss, required("tokens_per_s", "training")});
     if (std::optional<double> vl = number("val_loss"))
       push_in_step_order(m.eval, EvalPoint{s, required("tokens", "eval"), *vl});
     if (std::optional<double> dr = number("drop_rate")) push_in_step_order(m.drops, DropPoint{s, *dr});
@@ -300,7 +304,8 @@ RunSummary summarize(const RunMetrics& m) {
   if (!m.eval.empty()) {
     r.final_val_loss = m.eval.back().val_loss;
     for (const EvalPoint& p : m.eval)
-      if (std::isfinite(p.val_loss) && (!r.best_val_loss || p.val_loss < *r.best_val_loss)) r.best_val_loss = p.val_loss;
+      if (std::isfinite(p.val_loss) && (!r.best_val_loss || p.val_loss < *r.best_val_loss))
+        r.best_val_loss = p.val_loss;
   }
   if (!m.drops.empty()) r.last_drop_rate = m.drops.back().drop_rate;
   return r;

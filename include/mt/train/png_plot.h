@@ -72,8 +72,8 @@ constexpr Rgb kPlotBackground{255, 255, 255};
 constexpr Rgb kPlotAxis{40, 40, 40};
 Rgb series_color(size_t i);
 
-// A tick label: `value` with as many decimals as `step` needs, large values with a k/M/G suffix
-// (2500000 with step 500000 -> "2.5M").
+// A tick label: `value` with as many decimals as `step` needs; from 1000 up with a k/M/G suffix
+// and no trailing zeros (2500000 with step 500000 -> "2.5M", 2000000 -> "2M", 0.4 with step 0.2 -> "0.4").
 std::string format_tick(double value, double step);
 
 Image render_line_plot(const std::vector<PlotSeries>& series, const PlotSpec& spec);
