@@ -67,6 +67,7 @@ MT_FORALL_DTYPES(MT_INSTANTIATE_VECTOR)
 int64_t Tensor::size(int d) const { return shape()[wrap_dim(d, dim(), "size")]; }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;
   int64_t expected = 1;
   for (int i = dim() - 1; i >= 0; --i) {
     if (shape()[i] == 1) continue;

@@ -6,7 +6,8 @@
 #include <numeric>
 
 #include "mt/autograd/grad_mode.h"
-#include "mt/nn/kv_cache.h"
+#include "mt/core/philox.h"
+#include "mt/nn/attention.h"
 #include "mt/ops/ops.h"
 
 namespace mt {

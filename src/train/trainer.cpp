@@ -272,7 +272,7 @@ TrainResult train(Recipe r, const Communicator& world) {
         progress.message(str_cat("step ", counters.step, ": val loss ", vl, " (perplexity ", std::exp(vl), ")"));
       }
     }
-    if (tokenizer && lead && (counters.step % r.train.sample_every == 0 || last)) {
+    if (tokenizer && lead && r.train.sample_every > 0 && (counters.step % r.train.sample_every == 0 || last)) {
       std::string text = sample_text(model, r, *tokenizer, counters.step);
       metrics.write({{"step", static_cast<double>(counters.step)}}, {{"sample", text}});
       progress.message(str_cat("sample at step ", counters.step, ":\n", text));

@@ -1,0 +1,31 @@
+// TransformerBlock: pre-LayerNorm residual block, x + attn(ln1(x)) then x + ffn(ln2(x)), where
+// the FFN is a dense GELU MLP or a MoE layer (standard or residual), as the config says.
+#pragma once
+#include <memory>
+
+#include "mt/nn/attention.h"
+#include "mt/nn/layer_norm.h"
+#include "mt/nn/mlp.h"
+#include "mt/nn/moe_layer.h"
+
+namespace mt {
+
+class TransformerBlock : public Module {
+ public:
+  // moe: the block's MoE config, or null for a dense MLP block.
+  TransformerBlock(int64_t d_model, int64_t heads, double dropout, const MoEConfig* moe, Generator& dropout_gen);
+  Tensor forward(const Tensor& x);                           // (B, T, d) -> (B, T, d)
+  Tensor forward_cached(const Tensor& x, KVCache& cache);    // incremental decoding
+  MoELayer* moe() const { return moe_.get(); }
+
+ private:
+  Tensor ffn(const Tensor& h);
+
+  Generator& dropout_gen_;
+  std::shared_ptr<LayerNorm> ln1_, ln2_;
+  std::shared_ptr<CausalSelfAttention> attn_;
+  std::shared_ptr<MLP> mlp_;
+  std::shared_ptr<MoELayer> moe_;
+};
+
+}  // namespace mt
