@@ -1,4 +1,5 @@
 // `moetrain data`: train a BPE tokenizer, tokenize text into llm.c shards, and inspect shards.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -94,12 +95,14 @@ void add_data_command(CLI::App& app) {
 
   auto train = std::make_shared<TrainTokenizerArgs>();
   CLI::App* t = data->add_subcommand("train-tokenizer", "Learn a byte-level BPE (GPT-2 style) from text files");
-  t->add_option("--input,-i", train->inputs, "Text files or glob patterns to learn from")->required();
+  t->add_option("--input,-i", train->inputs, "Text files or glob patterns to learn from")->required()->type_name("FILE");
   t->add_option("--vocab-size", train->vocab_size,
                 "Vocabulary size: 256 bytes + merges + <|endoftext|> (at most 65536 for shards)")
       ->check(CLI::Range(257, 1 << 20))
       ->capture_default_str();
-  t->add_option("--out,-o", train->out, "Tokenizer file to write (moetrain-bpe text format)")->required();
+  t->add_option("--out,-o", train->out, "Tokenizer file to write (moetrain-bpe text format)")
+      ->required()
+      ->type_name("FILE");
   t->callback([train] { run_train_tokenizer(*train); });
 
   auto tokenize = std::make_shared<TokenizeArgs>();
@@ -108,10 +111,11 @@ void add_data_command(CLI::App& app) {
       "Tokenize text files into llm.c shards DIR/train_NNNNNN.bin and DIR/val_NNNNNN.bin. Each file (split further "
       "at literal <|endoftext|>) is a document, opened by the EOT token; the last --val-fraction of the tokens form "
       "the validation split. Old train_*/val_* shards in DIR are replaced.");
-  k->add_option("--input,-i", tokenize->inputs, "Text files or glob patterns")->required();
-  k->add_option("--tokenizer", tokenize->tokenizer, "A tokenizer written by 'data train-tokenizer'");
-  k->add_option("--gpt2", tokenize->gpt2_dir, "A directory with GPT-2's encoder.json and vocab.bpe");
-  k->add_option("--out,-o", tokenize->out, "Output directory")->required();
+  k->add_option("--input,-i", tokenize->inputs, "Text files or glob patterns")->required()->type_name("FILE");
+  k->add_option("--tokenizer", tokenize->tokenizer, "A tokenizer written by 'data train-tokenizer'")->type_name("FILE");
+  k->add_option("--gpt2", tokenize->gpt2_dir, "A directory with GPT-2's encoder.json and vocab.bpe (scripts/fetch-gpt2-bpe.sh puts them in .deps/gpt2)")
+      ->type_name("DIR");
+  k->add_option("--out,-o", tokenize->out, "Output directory")->required()->type_name("DIR");
   k->add_option("--val-fraction", tokenize->val_fraction, "Fraction of tokens for validation, in [0, 1)")
       ->capture_default_str();
   k->add_option("--shard-size", tokenize->shard_tokens, "Tokens per shard")
@@ -122,7 +126,7 @@ void add_data_command(CLI::App& app) {
   auto info = std::make_shared<InfoArgs>();
   CLI::App* i = data->add_subcommand(
       "info", "Print and check the headers of token shards (magic, version, token count against the file size)");
-  i->add_option("shards", info->shards, "Shard files or glob patterns")->required();
+  i->add_option("shards", info->shards, "Shard files or glob patterns")->required()->type_name("FILE");
   i->add_option("--vocab-size", info->vocab_size, "Also read the tokens and check every id is below this size");
   i->callback([info] { run_info(*info); });
 }

@@ -68,7 +68,7 @@ std::vector<uint16_t> read_shard(const std::string& path, int32_t vocab_size) {
   std::memcpy(ints, bytes.data(), sizeof(ints));
   const ShardHeader header = check_header(path, ints, bytes.size());
   std::vector<uint16_t> tokens(header.tokens);
-  std::memcpy(tokens.data(), bytes.data() + kShardHeaderBytes, 2 * tokens.size());
+  if (!tokens.empty()) std::memcpy(tokens.data(), bytes.data() + kShardHeaderBytes, 2 * tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i)
     MT_CHECK(tokens[i] < vocab_size, "token shard '", path, "': token ", i, " is ", tokens[i],
              ", expected ids below the vocabulary size ", vocab_size);
