@@ -102,10 +102,11 @@ __device__ __forceinline__ void strided_offsets(const StridedLayout<N>& l, I i, 
   }
 }
 
-// Runs body(I) with I = uint32_t when n fits, else uint64_t (32-bit division is much cheaper).
+// Runs body(I) with I = uint32_t when n < 2^31, else uint64_t (32-bit division is much cheaper).
+// The margin keeps i + thread_count() (at most 2^24 with grid_for's cap) from wrapping around.
 template <typename Body>
 cudaError_t with_index_type(int64_t n, Body&& body) {
-  if (n <= static_cast<int64_t>(UINT32_MAX)) return body(uint32_t{});
+  if (n <= static_cast<int64_t>(INT32_MAX)) return body(uint32_t{});
   return body(uint64_t{});
 }
 

@@ -399,7 +399,9 @@ TEST(CudaOps, WhereSelectsExactly) {
 
 // ---------------------------------------------------------------------------- reductions
 
-const std::vector<std::pair<int64_t, int64_t>> kRowShapes = {{3, 1037}, {5, 1}, {1037, 3}, {2, 5000}, {1, 1}, {0, 7}};
+// Warp-per-row (k <= 1024), block-per-row, and split (few rows of k >= 32768) reductions.
+const std::vector<std::pair<int64_t, int64_t>> kRowShapes = {{3, 1037}, {5, 1}, {1037, 3}, {2, 5000},
+                                                             {1, 1},    {0, 7}, {2, 40000}};
 
 TEST(CudaOps, ReduceRowsMatchesForEveryOpAndDtype) {
   MT_REQUIRE_GPU();
@@ -428,10 +430,25 @@ TEST(CudaOps, ReduceRowsOfEmptyRowsSumToZero) {
   }
 }
 
+TEST(CudaOps, ReduceRowsOfOneLongRowSplitAcrossBlocks) {
+  MT_REQUIRE_GPU();
+  for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::ArgMax, ReduceOp::SumSquares})
+    for (DType t : {DType::F32, DType::BF16, DType::I64}) {
+      // Whole numbers in [-2, 2): sums (of squares too) stay exact in f32.
+      Tensor x = make_input({1, (1 << 20) + 3}, t, -2, 2, 84, true);
+      DType out_t = op == ReduceOp::ArgMax ? DType::I64 : t;
+      Tensor c = Tensor::empty({1}, out_t), g = Tensor::empty({1}, out_t, gpu());
+      kernels().reduce_rows.cpu(op, x, c);
+      kernels().reduce_rows.cuda(op, x.to(gpu()), g);
+      expect_equal(c, g, label("split reduce " + std::to_string(static_cast<int>(op)), t));
+    }
+}
+
 TEST(CudaOps, ReduceRowsFloatSumsWithinTolerance) {
   MT_REQUIRE_GPU();
+  // Up to 5000 terms: the CPU's sequential f32 sum stays well within 1e-5 of the exact one.
   for (DType t : kFloating)
-    for (auto [m, k] : kRowShapes) {
+    for (auto [m, k] : std::vector<std::pair<int64_t, int64_t>>{{3, 1037}, {5, 1}, {1037, 3}, {2, 5000}}) {
       Tensor x = make_input({m, k}, t, 0, 1, 82);
       Tensor c = Tensor::empty({m}, t), g = Tensor::empty({m}, t, gpu());
       kernels().reduce_rows.cpu(ReduceOp::Sum, x, c);
