@@ -189,7 +189,7 @@ __global__ void zero_rows_kernel(T* out, int64_t m) {
   for (int64_t i = thread_index(); i < m; i += thread_count()) out[i] = cast_to<T>(0);
 }
 
-// One block per row; each thread scans kItems consecutive elements of a chunk, and the block scans
+// One block per row; each thread scans kScanItems consecutive elements of a chunk, and the block scans
 // the threads' totals (warp shuffles, then the warps' totals), carrying across chunks.
 constexpr int kScanItems = 4;
 
