@@ -9,6 +9,7 @@
 
 #include "mt/core/cuda_context.h"
 #include "mt/core/device_copy.h"
+#include "mt/core/error.h"
 #include "mt/core/storage.h"
 
 namespace mt {
@@ -31,9 +32,13 @@ TEST(CudaCore, BadDeviceIndexIsAClearError) {
     FAIL() << "expected an error for cuda:" << n;
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cuda:" + std::to_string(n)), std::string::npos) << e.what();
+#ifdef MT_WITH_CUDA
     EXPECT_NE(std::string(e.what()).find("visible"), std::string::npos) << e.what();
+#endif
   }
+#ifdef MT_WITH_CUDA
   EXPECT_THROW(current_stream(-1), Error);
+#endif
 }
 
 TEST(CachingAllocator, SteadyStateDoesNoDeviceMalloc) {
@@ -147,6 +152,8 @@ TEST(DeviceCopy, AcrossTwoDevices) {
   allocator_for(Device::cuda(1)).deallocate(d1, 24);
 }
 
+#ifdef MT_WITH_CUDA  // the context API exists only in CUDA builds
+
 TEST(CudaContext, StreamAndHandlesAreStablePerDevice) {
   MT_REQUIRE_GPU();
   cudaStream_t s = current_stream(0);
@@ -180,6 +187,8 @@ TEST(CudaContext, EventsMeasureElapsedTime) {
   EXPECT_GT(start.elapsed_ms(stop), 0.0f);
   allocator_for(Device::cuda(0)).deallocate(buf, 64 << 20);
 }
+
+#endif  // MT_WITH_CUDA
 
 }  // namespace
 }  // namespace mt

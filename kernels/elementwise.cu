@@ -1,0 +1,312 @@
+// Elementwise CUDA kernels: fill, arange, copy with casts, unary (+ backward), binary and where.
+// Dense operands take a vectorised path (16-byte loads) when aligned; strided ones index through a
+// StridedLayout with 32-bit index math when the element count allows. Formulas come from
+// mt/ops/scalar_math.h and conversions from dtype_cast.cuh, so results match the CPU kernels.
+#include <type_traits>
+
+#include "dtype_cast.cuh"
+#include "elementwise.h"
+#include "launch_utils.cuh"
+#include "mt/ops/scalar_math.h"
+
+namespace mt::gpu {
+
+namespace {
+
+// Elements per vector access: 16 bytes of the widest operand, at most 8.
+template <typename... Ts>
+constexpr int vec_width() {
+  constexpr size_t widest = std::max({sizeof(Ts)...});
+  return 16 / widest > 8 ? 8 : static_cast<int>(16 / widest);
+}
+
+// ---- dense maps: y[i] = f(x[i]) and y[i] = f(a[i], b[i]) ----
+
+template <int kVec, typename F, typename I, typename O>
+__global__ void map1_kernel(F f, const I* x, O* y, int64_t n) {
+  int64_t nvec = n / kVec;
+  const auto* xv = reinterpret_cast<const Vec<I, kVec>*>(x);
+  auto* yv = reinterpret_cast<Vec<O, kVec>*>(y);
+  for (int64_t v = thread_index(); v < nvec; v += thread_count()) {
+    Vec<I, kVec> a = xv[v];
+    Vec<O, kVec> r;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) r.v[k] = f(a.v[k]);
+    yv[v] = r;
+  }
+  for (int64_t i = nvec * kVec + thread_index(); i < n; i += thread_count()) y[i] = f(x[i]);
+}
+
+template <int kVec, typename F, typename I, typename O>
+__global__ void map2_kernel(F f, const I* a, const I* b, O* y, int64_t n) {
+  int64_t nvec = n / kVec;
+  const auto* av = reinterpret_cast<const Vec<I, kVec>*>(a);
+  const auto* bv = reinterpret_cast<const Vec<I, kVec>*>(b);
+  auto* yv = reinterpret_cast<Vec<O, kVec>*>(y);
+  for (int64_t v = thread_index(); v < nvec; v += thread_count()) {
+    Vec<I, kVec> x1 = av[v], x2 = bv[v];
+    Vec<O, kVec> r;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) r.v[k] = f(x1.v[k], x2.v[k]);
+    yv[v] = r;
+  }
+  for (int64_t i = nvec * kVec + thread_index(); i < n; i += thread_count()) y[i] = f(a[i], b[i]);
+}
+
+template <typename F, typename I, typename O>
+cudaError_t launch_map1(F f, const I* x, O* y, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  constexpr int kVec = vec_width<I, O>();
+  if (kVec > 1 && is_aligned(x, sizeof(I) * kVec) && is_aligned(y, sizeof(O) * kVec)) {
+    map1_kernel<kVec><<<grid_for((n + kVec - 1) / kVec), kThreads, 0, stream>>>(f, x, y, n);
+  } else {
+    map1_kernel<1><<<grid_for(n), kThreads, 0, stream>>>(f, x, y, n);
+  }
+  return cudaGetLastError();
+}
+
+template <typename F, typename I, typename O>
+cudaError_t launch_map2(F f, const I* a, const I* b, O* y, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  constexpr int kVec = vec_width<I, O>();
+  if (kVec > 1 && is_aligned(a, sizeof(I) * kVec) && is_aligned(b, sizeof(I) * kVec) &&
+      is_aligned(y, sizeof(O) * kVec)) {
+    map2_kernel<kVec><<<grid_for((n + kVec - 1) / kVec), kThreads, 0, stream>>>(f, a, b, y, n);
+  } else {
+    map2_kernel<1><<<grid_for(n), kThreads, 0, stream>>>(f, a, b, y, n);
+  }
+  return cudaGetLastError();
+}
+
+// ---- strided indexing ----
+
+// Element offsets of each operand for the row-major linear index i.
+template <int N, typename I>
+__device__ __forceinline__ void strided_offsets(const StridedLayout<N>& l, I i, int64_t (&off)[N]) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) off[k] = 0;
+  if (l.ndim == 1) {
+#pragma unroll
+    for (int k = 0; k < N; ++k) off[k] = static_cast<int64_t>(i) * l.stride[k][0];
+    return;
+  }
+#pragma unroll
+  for (int d = kMaxDims - 1; d >= 0; --d) {
+    if (d < l.ndim) {
+      I size = static_cast<I>(l.size[d]);
+      I c = i % size;
+      i /= size;
+#pragma unroll
+      for (int k = 0; k < N; ++k) off[k] += static_cast<int64_t>(c) * l.stride[k][d];
+    }
+  }
+}
+
+// Runs body(I) with I = uint32_t when n < 2^31, else uint64_t (32-bit division is much cheaper).
+// The margin keeps i + thread_count() (at most 2^24 with grid_for's cap) from wrapping around.
+template <typename Body>
+cudaError_t with_index_type(int64_t n, Body&& body) {
+  if (n <= static_cast<int64_t>(INT32_MAX)) return body(uint32_t{});
+  return body(uint64_t{});
+}
+
+// ---- functors ----
+
+template <typename S, typename D>
+struct ConvertFn {
+  __device__ D operator()(S v) const { return convert<S, D>(v); }
+};
+
+template <typename T>
+struct UnaryFn {
+  int op;
+  acc_t<T> alpha;
+  __device__ T operator()(T x) const { return from_acc<T>(math::unary<acc_t<T>>(op, to_acc(x), alpha)); }
+};
+
+template <typename T>
+struct UnaryGradFn {
+  int op;
+  __device__ T operator()(T g, T x) const { return from_acc<T>(math::unary_grad<acc_t<T>>(op, to_acc(g), to_acc(x))); }
+};
+
+// Arithmetic when O is T, comparison when O is bool (bool tensors only compare).
+template <typename T, typename O>
+struct BinaryFn {
+  int op;
+  __device__ O operator()(T a, T b) const {
+    if constexpr (std::is_same_v<O, bool>) {
+      return math::binary_compare<acc_t<T>>(op, to_acc(a), to_acc(b));
+    } else {
+      return from_acc<T>(math::binary<acc_t<T>>(op, to_acc(a), to_acc(b)));
+    }
+  }
+};
+
+// ---- kernels ----
+
+template <int kVec, typename U>
+__global__ void fill_kernel(U* out, U bits, int64_t n) {
+  Vec<U, kVec> v;
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) v.v[k] = bits;
+  int64_t nvec = n / kVec;
+  auto* ov = reinterpret_cast<Vec<U, kVec>*>(out);
+  for (int64_t i = thread_index(); i < nvec; i += thread_count()) ov[i] = v;
+  for (int64_t i = nvec * kVec + thread_index(); i < n; i += thread_count()) out[i] = bits;
+}
+
+template <typename T>
+__global__ void arange_kernel(T* out, int64_t n, double start, double step) {
+  for (int64_t i = thread_index(); i < n; i += thread_count())
+    out[i] = cast_to<T>(__dadd_rn(start, __dmul_rn(static_cast<double>(i), step)));  // no FMA, as on the host
+}
+
+template <typename I, typename S, typename D>
+__global__ void copy_strided_kernel(const S* src, D* dst, StridedLayout<2> layout, I n) {
+  for (I i = static_cast<I>(thread_index()); i < n; i += static_cast<I>(thread_count())) {
+    int64_t off[2];
+    strided_offsets(layout, i, off);
+    dst[off[1]] = convert<S, D>(src[off[0]]);
+  }
+}
+
+template <typename I, typename T, typename O>
+__global__ void binary_strided_kernel(BinaryFn<T, O> f, const T* a, const T* b, O* out, StridedLayout<3> layout, I n) {
+  for (I i = static_cast<I>(thread_index()); i < n; i += static_cast<I>(thread_count())) {
+    int64_t off[3];
+    strided_offsets(layout, i, off);
+    out[off[2]] = f(a[off[0]], b[off[1]]);
+  }
+}
+
+template <typename I, typename U>
+__global__ void where_kernel(const bool* cond, const U* a, const U* b, U* out, StridedLayout<4> layout, I n) {
+  for (I i = static_cast<I>(thread_index()); i < n; i += static_cast<I>(thread_count())) {
+    int64_t off[4];
+    strided_offsets(layout, i, off);
+    out[off[3]] = cond[off[0]] ? a[off[1]] : b[off[2]];
+  }
+}
+
+}  // namespace
+
+// ---- launchers ----
+
+template <typename U>
+cudaError_t fill(U* out, U bits, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  constexpr int kVec = 16 / sizeof(U);
+  if (is_aligned(out, 16)) {
+    fill_kernel<kVec><<<grid_for((n + kVec - 1) / kVec), kThreads, 0, stream>>>(out, bits, n);
+  } else {
+    fill_kernel<1><<<grid_for(n), kThreads, 0, stream>>>(out, bits, n);
+  }
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t arange(T* out, int64_t n, double start, double step, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  arange_kernel<<<grid_for(n), kThreads, 0, stream>>>(out, n, start, step);
+  return cudaGetLastError();
+}
+
+template <typename S, typename D>
+cudaError_t copy_contiguous(const S* src, D* dst, int64_t n, cudaStream_t stream) {
+  if constexpr (std::is_same_v<S, D>) {
+    if (n == 0) return cudaSuccess;
+    return cudaMemcpyAsync(dst, src, n * sizeof(S), cudaMemcpyDeviceToDevice, stream);
+  } else {
+    return launch_map1(ConvertFn<S, D>{}, src, dst, n, stream);
+  }
+}
+
+template <typename S, typename D>
+cudaError_t copy_strided(const S* src, D* dst, const StridedLayout<2>& layout, int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  return with_index_type(n, [&](auto index) {
+    using I = decltype(index);
+    copy_strided_kernel<I><<<grid_for(n), kThreads, 0, stream>>>(src, dst, layout, static_cast<I>(n));
+    return cudaGetLastError();
+  });
+}
+
+template <typename T>
+cudaError_t unary(int op, const T* in, T* out, int64_t n, double alpha, cudaStream_t stream) {
+  return launch_map1(UnaryFn<T>{op, static_cast<acc_t<T>>(alpha)}, in, out, n, stream);
+}
+
+template <typename T>
+cudaError_t unary_backward(int op, const T* grad_out, const T* x, T* grad_in, int64_t n, cudaStream_t stream) {
+  return launch_map2(UnaryGradFn<T>{op}, grad_out, x, grad_in, n, stream);
+}
+
+template <typename T, typename O>
+cudaError_t binary_contiguous(int op, const T* a, const T* b, O* out, int64_t n, cudaStream_t stream) {
+  return launch_map2(BinaryFn<T, O>{op}, a, b, out, n, stream);
+}
+
+template <typename T, typename O>
+cudaError_t binary_strided(int op, const T* a, const T* b, O* out, const StridedLayout<3>& layout, int64_t n,
+                           cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  return with_index_type(n, [&](auto index) {
+    using I = decltype(index);
+    binary_strided_kernel<I><<<grid_for(n), kThreads, 0, stream>>>(BinaryFn<T, O>{op}, a, b, out, layout,
+                                                                   static_cast<I>(n));
+    return cudaGetLastError();
+  });
+}
+
+template <typename U>
+cudaError_t where(const bool* cond, const U* a, const U* b, U* out, const StridedLayout<4>& layout, int64_t n,
+                  cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  return with_index_type(n, [&](auto index) {
+    using I = decltype(index);
+    where_kernel<I><<<grid_for(n), kThreads, 0, stream>>>(cond, a, b, out, layout, static_cast<I>(n));
+    return cudaGetLastError();
+  });
+}
+
+// ---- instantiations for the device element types ----
+
+#define MT_GPU_BITS(X) X(uint8_t) X(uint16_t) X(uint32_t) X(uint64_t)
+#define MT_GPU_NUMERIC(X) X(float) X(double) X(__nv_bfloat16) X(__half) X(int32_t) X(int64_t)
+#define MT_GPU_ALL(X) MT_GPU_NUMERIC(X) X(bool)
+
+#define MT_INST_BITS(U)                                                                        \
+  template cudaError_t fill<U>(U*, U, int64_t, cudaStream_t);                                  \
+  template cudaError_t where<U>(const bool*, const U*, const U*, U*, const StridedLayout<4>&, int64_t, cudaStream_t);
+MT_GPU_BITS(MT_INST_BITS)
+
+#define MT_INST_ALL(T)                                                                               \
+  template cudaError_t arange<T>(T*, int64_t, double, double, cudaStream_t);                         \
+  template cudaError_t binary_contiguous<T, bool>(int, const T*, const T*, bool*, int64_t, cudaStream_t); \
+  template cudaError_t binary_strided<T, bool>(int, const T*, const T*, bool*, const StridedLayout<3>&, int64_t, \
+                                               cudaStream_t);
+MT_GPU_ALL(MT_INST_ALL)
+
+#define MT_INST_NUMERIC(T)                                                                        \
+  template cudaError_t unary<T>(int, const T*, T*, int64_t, double, cudaStream_t);                \
+  template cudaError_t binary_contiguous<T, T>(int, const T*, const T*, T*, int64_t, cudaStream_t); \
+  template cudaError_t binary_strided<T, T>(int, const T*, const T*, T*, const StridedLayout<3>&, int64_t, cudaStream_t);
+MT_GPU_NUMERIC(MT_INST_NUMERIC)
+
+#define MT_INST_FLOATING(T) \
+  template cudaError_t unary_backward<T>(int, const T*, const T*, T*, int64_t, cudaStream_t);
+MT_INST_FLOATING(float)
+MT_INST_FLOATING(double)
+MT_INST_FLOATING(__nv_bfloat16)
+MT_INST_FLOATING(__half)
+
+#define MT_INST_COPY(S, D)                                                               \
+  template cudaError_t copy_contiguous<S, D>(const S*, D*, int64_t, cudaStream_t);       \
+  template cudaError_t copy_strided<S, D>(const S*, D*, const StridedLayout<2>&, int64_t, cudaStream_t);
+#define MT_INST_COPY_FROM(S) \
+  MT_INST_COPY(S, float) MT_INST_COPY(S, double) MT_INST_COPY(S, __nv_bfloat16) MT_INST_COPY(S, __half) \
+  MT_INST_COPY(S, int32_t) MT_INST_COPY(S, int64_t) MT_INST_COPY(S, bool)
+MT_GPU_ALL(MT_INST_COPY_FROM)
+
+}  // namespace mt::gpu

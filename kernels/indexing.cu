@@ -1,0 +1,220 @@
+// Indexing kernels on the GPU: index_select and gather move raw element bits (widest aligned unit
+// for whole rows); index_add and scatter_add accumulate with atomicAdd (bf16 and f16 atomics need
+// sm_80 / sm_70); topk is a warp per row that selects the k best in turn (cheap for small k).
+#include <cmath>
+#include <type_traits>
+
+#include "dtype_cast.cuh"
+#include "indexing.h"
+#include "launch_utils.cuh"
+
+namespace mt::gpu {
+
+namespace {
+
+template <typename U>
+__global__ void index_select_kernel(const U* in, U* out, const int64_t* index, int64_t outer, int64_t n, int64_t m,
+                                    int64_t units) {
+  int64_t total = outer * m * units;
+  for (int64_t e = thread_index(); e < total; e += thread_count()) {
+    int64_t row = e / units, c = e - row * units;
+    int64_t o = row / m, j = row - o * m;
+    int64_t src_row = index[j];
+    check_index(src_row, n, "index_select");
+    out[e] = in[(o * n + src_row) * units + c];
+  }
+}
+
+template <typename U>
+cudaError_t launch_index_select(const void* in, void* out, const int64_t* index, int64_t outer, int64_t n, int64_t m,
+                                int64_t row_bytes, cudaStream_t stream) {
+  int64_t units = row_bytes / static_cast<int64_t>(sizeof(U));
+  index_select_kernel<<<grid_for(outer * m * units), kThreads, 0, stream>>>(
+      static_cast<const U*>(in), static_cast<U*>(out), index, outer, n, m, units);
+  return cudaGetLastError();
+}
+
+__device__ __forceinline__ void atomic_add(float* p, float v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(double* p, double v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(__nv_bfloat16* p, __nv_bfloat16 v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(__half* p, __half v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(int32_t* p, int32_t v) { atomicAdd(p, v); }
+__device__ __forceinline__ void atomic_add(int64_t* p, int64_t v) {  // two's complement: unsigned add is signed add
+  atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
+}
+
+template <typename T>
+__global__ void index_add_kernel(T* out, const T* src, const int64_t* index, int64_t outer, int64_t n, int64_t m,
+                                 int64_t inner) {
+  int64_t total = outer * m * inner;
+  for (int64_t e = thread_index(); e < total; e += thread_count()) {
+    int64_t row = e / inner, i = e - row * inner;
+    int64_t o = row / m, j = row - o * m;
+    int64_t dst_row = index[j];
+    check_index(dst_row, n, "index_add");
+    atomic_add(&out[(o * n + dst_row) * inner + i], src[e]);
+  }
+}
+
+// Element offset of index element e in the addressed tensor.
+__device__ __forceinline__ int64_t gather_offset(const GatherLayout& l, int64_t e, const int64_t* index,
+                                                 const char* op) {
+  int64_t rem = e, off = 0;
+#pragma unroll
+  for (int d = kMaxDims - 1; d >= 0; --d) {
+    if (d < l.ndim) {
+      int64_t c = rem % l.index_size[d];
+      rem /= l.index_size[d];
+      if (d == l.dim) {
+        c = index[e];
+        check_index(c, l.dim_size, op);
+      }
+      off += c * l.stride[d];
+    }
+  }
+  return off;
+}
+
+template <typename U>
+__global__ void gather_kernel(const U* in, U* out, const int64_t* index, GatherLayout layout, int64_t numel) {
+  for (int64_t e = thread_index(); e < numel; e += thread_count()) out[e] = in[gather_offset(layout, e, index, "gather")];
+}
+
+template <typename T>
+__global__ void scatter_add_kernel(T* out, const T* src, const int64_t* index, GatherLayout layout, int64_t numel) {
+  for (int64_t e = thread_index(); e < numel; e += thread_count())
+    atomic_add(&out[gather_offset(layout, e, index, "scatter_add")], src[e]);
+}
+
+// Top-k order: a comes before b when greater, or equal with the lower index; NaN is the greatest.
+template <typename K>
+__device__ __forceinline__ bool comes_before(K a, int64_t ia, K b, int64_t ib) {
+  if constexpr (std::is_floating_point_v<K>) {
+    bool na = isnan(a), nb = isnan(b);
+    if (na || nb) return na && (!nb || ia < ib);
+  }
+  return a > b || (a == b && ia < ib);
+}
+
+constexpr int kTopkRowsPerBlock = 4;
+
+template <typename T>
+__global__ void topk_kernel(const T* in, T* values, int64_t* indices, int64_t m, int64_t n, int64_t k) {
+  using K = acc_t<T>;
+  constexpr unsigned kFull = 0xffffffffu;
+  int lane = threadIdx.x % 32;
+  // All lanes of a warp share r, so the shuffles below always run with the whole warp.
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * kTopkRowsPerBlock + threadIdx.x / 32; r < m;
+       r += static_cast<int64_t>(gridDim.x) * kTopkRowsPerBlock) {
+    const T* row = in + r * n;
+    K prev_v{};
+    int64_t prev_i = -1;
+    for (int64_t j = 0; j < k; ++j) {
+      // The first element (in top-k order) among those after the previous pick.
+      K best_v{};
+      int64_t best_i = -1;
+      for (int64_t c = lane; c < n; c += 32) {
+        K v = to_acc(row[c]);
+        if (prev_i >= 0 && !comes_before(prev_v, prev_i, v, c)) continue;
+        if (best_i < 0 || comes_before(v, c, best_v, best_i)) {
+          best_v = v;
+          best_i = c;
+        }
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        K ov = __shfl_xor_sync(kFull, best_v, o);
+        int64_t oi = __shfl_xor_sync(kFull, best_i, o);
+        if (oi >= 0 && (best_i < 0 || comes_before(ov, oi, best_v, best_i))) {
+          best_v = ov;
+          best_i = oi;
+        }
+      }
+      if (lane == 0) {  // k <= n, so some element always remains
+        values[r * k + j] = row[best_i];
+        indices[r * k + j] = best_i;
+      }
+      prev_v = best_v;
+      prev_i = best_i;
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t index_select(const void* in, void* out, const int64_t* index, int64_t outer, int64_t n, int64_t m,
+                         int64_t inner, size_t element_size, cudaStream_t stream) {
+  int64_t row_bytes = inner * static_cast<int64_t>(element_size);
+  if (outer * m * row_bytes == 0) return cudaSuccess;
+  auto fits = [&](size_t w) {
+    return row_bytes % static_cast<int64_t>(w) == 0 && is_aligned(in, w) && is_aligned(out, w);
+  };
+  if (fits(16)) return launch_index_select<uint4>(in, out, index, outer, n, m, row_bytes, stream);
+  if (fits(8)) return launch_index_select<uint64_t>(in, out, index, outer, n, m, row_bytes, stream);
+  if (fits(4)) return launch_index_select<uint32_t>(in, out, index, outer, n, m, row_bytes, stream);
+  if (fits(2)) return launch_index_select<uint16_t>(in, out, index, outer, n, m, row_bytes, stream);
+  return launch_index_select<uint8_t>(in, out, index, outer, n, m, row_bytes, stream);
+}
+
+template <typename T>
+cudaError_t index_add(T* out, const T* src, const int64_t* index, int64_t outer, int64_t n, int64_t m, int64_t inner,
+                      cudaStream_t stream) {
+  int64_t total = outer * m * inner;
+  if (total == 0) return cudaSuccess;
+  index_add_kernel<<<grid_for(total), kThreads, 0, stream>>>(out, src, index, outer, n, m, inner);
+  return cudaGetLastError();
+}
+
+cudaError_t gather(const void* in, void* out, const int64_t* index, const GatherLayout& layout, int64_t numel,
+                   size_t element_size, cudaStream_t stream) {
+  if (numel == 0) return cudaSuccess;
+  unsigned grid = grid_for(numel);
+  switch (element_size) {
+    case 1:
+      gather_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint8_t*>(in), static_cast<uint8_t*>(out), index,
+                                                   layout, numel);
+      break;
+    case 2:
+      gather_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint16_t*>(in), static_cast<uint16_t*>(out), index,
+                                                   layout, numel);
+      break;
+    case 4:
+      gather_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint32_t*>(in), static_cast<uint32_t*>(out), index,
+                                                   layout, numel);
+      break;
+    case 8:
+      gather_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint64_t*>(in), static_cast<uint64_t*>(out), index,
+                                                   layout, numel);
+      break;
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t scatter_add(T* out, const T* src, const int64_t* index, const GatherLayout& layout, int64_t numel,
+                        cudaStream_t stream) {
+  if (numel == 0) return cudaSuccess;
+  scatter_add_kernel<<<grid_for(numel), kThreads, 0, stream>>>(out, src, index, layout, numel);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t topk(const T* in, T* values, int64_t* indices, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+  if (m == 0 || k == 0) return cudaSuccess;
+  if (k > n) return cudaErrorInvalidValue;
+  topk_kernel<<<grid_for(m, kTopkRowsPerBlock), 32 * kTopkRowsPerBlock, 0, stream>>>(in, values, indices, m, n, k);
+  return cudaGetLastError();
+}
+
+#define MT_INST_ACCUMULATE(T)                                                                                   \
+  template cudaError_t index_add<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t, int64_t, cudaStream_t); \
+  template cudaError_t scatter_add<T>(T*, const T*, const int64_t*, const GatherLayout&, int64_t, cudaStream_t);
+#define MT_INST_TOPK(T) \
+  template cudaError_t topk<T>(const T*, T*, int64_t*, int64_t, int64_t, int64_t, cudaStream_t);
+#define MT_INST_INDEXING(X) X(float) X(double) X(__nv_bfloat16) X(__half) X(int32_t) X(int64_t)
+MT_INST_INDEXING(MT_INST_ACCUMULATE)
+MT_INST_INDEXING(MT_INST_TOPK)
+MT_INST_TOPK(bool)
+
+}  // namespace mt::gpu

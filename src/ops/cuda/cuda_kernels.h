@@ -1,0 +1,28 @@
+// Declarations of the CUDA kernels (contracts in mt/ops/kernel_table.h), one line each,
+// grouped by the file that implements them.
+#pragma once
+#include "mt/ops/kernel_table.h"
+
+namespace mt::cuda {
+
+// elementwise_cuda.cpp
+Kernels::Fill fill;
+Kernels::Arange arange;
+Kernels::Uniform uniform;
+Kernels::Normal normal;
+Kernels::Copy copy;
+Kernels::Unary unary;
+Kernels::UnaryBackward unary_backward;
+Kernels::Binary binary;
+Kernels::Where where;
+// reduction_cuda.cpp
+Kernels::ReduceRows reduce_rows;
+// indexing_cuda.cpp
+Kernels::IndexSelect index_select;
+Kernels::IndexAdd index_add;
+Kernels::Gather gather;
+Kernels::ScatterAdd scatter_add;
+Kernels::TopK topk;
+Kernels::Cumsum cumsum;
+
+}  // namespace mt::cuda

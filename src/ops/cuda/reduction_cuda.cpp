@@ -1,0 +1,37 @@
+// CUDA row reductions: in (M, K) -> out (M); unpacks tensors, provides the scratch of split
+// reductions and calls kernels/reduce.h.
+#include <type_traits>
+
+#include "cuda_kernels.h"
+#include "cuda_launch.h"
+#include "reduce.h"
+
+namespace mt::cuda {
+
+void reduce_rows(ReduceOp op, const Tensor& in, const Tensor& out) {
+  int64_t m = in.size(0), k = in.size(1);
+  if (m == 0) return;
+  MT_CHECK(k > 0 || op == ReduceOp::Sum || op == ReduceOp::SumSquares,
+           "reduction over an empty dimension of ", in.describe());
+  cudaStream_t s = stream_for(in);
+  dispatch_device_type(in.dtype(), [&]<typename T>() {
+    if constexpr (std::is_same_v<T, bool>) {
+      MT_FAIL("reduction over a bool tensor: cast it first");
+    } else {
+      // Scratch for split reductions. Dropping it right after the launch is safe: the caching
+      // allocator hands the block out again only on this stream, after the kernels that use it.
+      size_t bytes = gpu::reduce_rows_scratch_bytes<T>(static_cast<int>(op), m, k);
+      Tensor scratch;
+      if (bytes) scratch = Tensor::empty({static_cast<int64_t>((bytes + 7) / 8)}, DType::I64, in.device());
+      void* sp = bytes ? scratch.data_ptr() : nullptr;
+      if (op == ReduceOp::ArgMax) {
+        MT_CUDA_CHECK(gpu::argmax_rows(ptr<const T>(in), out.data<int64_t>(), m, k, sp, s));
+      } else {
+        MT_CHECK(out.dtype() == in.dtype(), "reduction: output ", out.describe(), " must have the input's dtype");
+        MT_CUDA_CHECK(gpu::reduce_rows(static_cast<int>(op), ptr<const T>(in), ptr<T>(out), m, k, sp, s));
+      }
+    }
+  });
+}
+
+}  // namespace mt::cuda

@@ -1,0 +1,25 @@
+// The CUDA backend's slots in the kernel table; an op without a CUDA kernel fails naming the device.
+#include "cuda_kernels.h"
+
+namespace mt {
+
+void register_cuda_kernels(KernelTable& t) {
+  t.fill.cuda = cuda::fill;
+  t.arange.cuda = cuda::arange;
+  t.uniform.cuda = cuda::uniform;
+  t.normal.cuda = cuda::normal;
+  t.copy.cuda = cuda::copy;
+  t.unary.cuda = cuda::unary;
+  t.unary_backward.cuda = cuda::unary_backward;
+  t.binary.cuda = cuda::binary;
+  t.where.cuda = cuda::where;
+  t.reduce_rows.cuda = cuda::reduce_rows;
+  t.index_select.cuda = cuda::index_select;
+  t.index_add.cuda = cuda::index_add;
+  t.gather.cuda = cuda::gather;
+  t.scatter_add.cuda = cuda::scatter_add;
+  t.topk.cuda = cuda::topk;
+  t.cumsum.cuda = cuda::cumsum;
+}
+
+}  // namespace mt
