@@ -10,7 +10,7 @@
 #include "attention.h"
 #include "device_utils.cuh"
 
-namespace mt::kernels {
+namespace mt::gpukernels {
 
 namespace {
 
@@ -312,4 +312,4 @@ MT_ATTENTION_INSTANTIATE(__nv_bfloat16)
 MT_ATTENTION_INSTANTIATE(__half)
 #undef MT_ATTENTION_INSTANTIATE
 
-}  // namespace mt::kernels
+}  // namespace mt::gpukernels

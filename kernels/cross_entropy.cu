@@ -4,7 +4,7 @@
 #include "device_utils.cuh"
 #include "row_launch.cuh"
 
-namespace mt::kernels {
+namespace mt::gpukernels {
 
 namespace {
 
@@ -121,4 +121,4 @@ MT_CE_INSTANTIATE(__nv_bfloat16)
 MT_CE_INSTANTIATE(__half)
 #undef MT_CE_INSTANTIATE
 
-}  // namespace mt::kernels
+}  // namespace mt::gpukernels

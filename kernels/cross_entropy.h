@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-namespace mt::kernels {
+namespace mt::gpukernels {
 
 // lse[n] = logsumexp(logits[n]); losses[n] = lse[n] - logits[n, targets[n]], or 0 where targets[n] ==
 // ignore_index; a target outside [0, vocab) gives a NaN loss.
@@ -19,4 +19,4 @@ cudaError_t cross_entropy_backward(const T* logits, const int64_t* targets, int6
                                    const float* grad_losses, T* dlogits, int64_t rows, int64_t vocab,
                                    cudaStream_t stream);
 
-}  // namespace mt::kernels
+}  // namespace mt::gpukernels

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace mt::kernels {
+namespace mt::gpukernels {
 
 // Accumulation type: double for double, float for everything else.
 template <typename T> struct AccType { using type = float; };
@@ -81,4 +81,4 @@ __device__ __forceinline__ A row_allreduce(A v, Op op, A* scratch) {
   return r;
 }
 
-}  // namespace mt::kernels
+}  // namespace mt::gpukernels

@@ -8,7 +8,7 @@
 #include "layernorm.h"
 #include "row_launch.cuh"
 
-namespace mt::kernels {
+namespace mt::gpukernels {
 
 namespace {
 
@@ -231,4 +231,4 @@ MT_LAYERNORM_INSTANTIATE(__nv_bfloat16, float)
 MT_LAYERNORM_INSTANTIATE(__half, float)
 #undef MT_LAYERNORM_INSTANTIATE
 
-}  // namespace mt::kernels
+}  // namespace mt::gpukernels

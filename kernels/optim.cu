@@ -3,7 +3,7 @@
 #include "device_utils.cuh"
 #include "optim.h"
 
-namespace mt::kernels {
+namespace mt::gpukernels {
 
 namespace {
 
@@ -94,4 +94,4 @@ MT_OPTIM_INSTANTIATE(__nv_bfloat16, float)
 MT_OPTIM_INSTANTIATE(__half, float)
 #undef MT_OPTIM_INSTANTIATE
 
-}  // namespace mt::kernels
+}  // namespace mt::gpukernels

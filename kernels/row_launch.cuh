@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace mt::kernels {
+namespace mt::gpukernels {
 
 struct RowLaunch {
   dim3 grid, block;
@@ -18,4 +18,4 @@ inline RowLaunch row_launch(int64_t rows, int64_t packs) {
   return {dim3(static_cast<unsigned>((rows + ty - 1) / ty)), dim3(tx, ty)};
 }
 
-}  // namespace mt::kernels
+}  // namespace mt::gpukernels

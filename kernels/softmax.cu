@@ -4,7 +4,7 @@
 #include "row_launch.cuh"
 #include "softmax.h"
 
-namespace mt::kernels {
+namespace mt::gpukernels {
 
 namespace {
 
@@ -125,4 +125,4 @@ MT_SOFTMAX_INSTANTIATE(__nv_bfloat16)
 MT_SOFTMAX_INSTANTIATE(__half)
 #undef MT_SOFTMAX_INSTANTIATE
 
-}  // namespace mt::kernels
+}  // namespace mt::gpukernels

@@ -26,8 +26,8 @@ void softmax(const Tensor& in, const Tensor& out, bool log) {
   check_contiguous("softmax", {&in, &out});
   cudaStream_t s = stream_for(in);
   dispatch_cuda_floating(in.dtype(), "softmax", [&]<typename T>() {
-    MT_CUDA_CHECK(kernels::softmax_forward<T>(ptr<T>(in), ptr<T>(out), leading_rows(in), last_dim(in),
-                                              log ? kernels::SoftmaxKind::kLogSoftmax : kernels::SoftmaxKind::kSoftmax, s));
+    MT_CUDA_CHECK(gpukernels::softmax_forward<T>(ptr<T>(in), ptr<T>(out), leading_rows(in), last_dim(in),
+                                              log ? gpukernels::SoftmaxKind::kLogSoftmax : gpukernels::SoftmaxKind::kSoftmax, s));
   });
 }
 
@@ -35,9 +35,9 @@ void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& gra
   check_contiguous("softmax_backward", {&grad_out, &y, &grad_in});
   cudaStream_t s = stream_for(y);
   dispatch_cuda_floating(y.dtype(), "softmax_backward", [&]<typename T>() {
-    MT_CUDA_CHECK(kernels::softmax_backward<T>(
+    MT_CUDA_CHECK(gpukernels::softmax_backward<T>(
         ptr<T>(grad_out), ptr<T>(y), ptr<T>(grad_in), leading_rows(y), last_dim(y),
-        log ? kernels::SoftmaxKind::kLogSoftmax : kernels::SoftmaxKind::kSoftmax, s));
+        log ? gpukernels::SoftmaxKind::kLogSoftmax : gpukernels::SoftmaxKind::kSoftmax, s));
   });
 }
 
@@ -62,8 +62,8 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
            "layer_norm (cuda): weight and bias must have the input's dtype ", x.dtype(), ", got ", w.dtype());
   cudaStream_t s = stream_for(x);
   dispatch_layernorm(x.dtype(), mean.dtype(), "layer_norm", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK(kernels::layernorm_forward<T, S>(ptr<T>(y), ptr<S>(mean), ptr<S>(rstd), ptr<T>(x), ptr<T>(w),
-                                                   ptr<T>(b), leading_rows(x), last_dim(x), eps, s));
+    MT_CUDA_CHECK((gpukernels::layernorm_forward<T, S>(ptr<T>(y), ptr<S>(mean), ptr<S>(rstd), ptr<T>(x), ptr<T>(w),
+                                                   ptr<T>(b), leading_rows(x), last_dim(x), eps, s)));
   });
 }
 
@@ -74,12 +74,12 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
            ", got ", w.dtype());
   cudaStream_t s = stream_for(x);
   int64_t rows = leading_rows(x), cols = last_dim(x);
-  Tensor partial = Tensor::empty({kernels::layernorm_backward_partial_elems(rows, cols)},
+  Tensor partial = Tensor::empty({gpukernels::layernorm_backward_partial_elems(rows, cols)},
                                  x.dtype() == DType::F64 ? DType::F64 : DType::F32, x.device());
   dispatch_layernorm(x.dtype(), mean.dtype(), "layer_norm_backward", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK(kernels::layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(x),
+    MT_CUDA_CHECK((gpukernels::layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(x),
                                                     ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
-                                                    partial.data_ptr(), s));
+                                                    partial.data_ptr(), s)));
   });
 }
 
@@ -90,7 +90,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t 
   MT_CHECK(losses.dtype() == DType::F32 && lse.dtype() == DType::F32, "cross_entropy (cuda): losses and lse must be f32");
   cudaStream_t s = stream_for(logits);
   dispatch_cuda_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
-    MT_CUDA_CHECK(kernels::cross_entropy_forward<T>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
+    MT_CUDA_CHECK(gpukernels::cross_entropy_forward<T>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
                                                     losses.data<float>(), lse.data<float>(), logits.size(0),
                                                     logits.size(1), s));
   });
@@ -102,7 +102,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
   MT_CHECK(targets.dtype() == DType::I64, "cross_entropy_backward (cuda): targets must be i64, got ", targets.dtype());
   cudaStream_t s = stream_for(logits);
   dispatch_cuda_floating(logits.dtype(), "cross_entropy_backward", [&]<typename T>() {
-    MT_CUDA_CHECK(kernels::cross_entropy_backward<T>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
+    MT_CUDA_CHECK(gpukernels::cross_entropy_backward<T>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
                                                      lse.data<float>(), grad_losses.data<float>(), ptr<T>(dlogits),
                                                      logits.size(0), logits.size(1), s));
   });
@@ -113,11 +113,11 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
   check_contiguous("causal_attention", {&q, &k, &v, &out, &lse});
   MT_CHECK(q.dim() == 4, "causal_attention (cuda): expected (B, H, T, D) tensors, got ", q.shape());
   int64_t head_dim = q.size(3);
-  MT_CHECK(head_dim <= kernels::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
-           kernels::kAttentionMaxHeadDim, ", got ", head_dim);
+  MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
+           gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
   cudaStream_t s = stream_for(q);
   dispatch_cuda_floating(q.dtype(), "causal_attention", [&]<typename T>() {
-    MT_CUDA_CHECK(kernels::attention_forward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), lse.data<float>(),
+    MT_CUDA_CHECK(gpukernels::attention_forward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), lse.data<float>(),
                                                 q.size(0) * q.size(1), q.size(2), static_cast<int>(head_dim), scale,
                                                 s));
   });
@@ -128,13 +128,13 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   check_contiguous("causal_attention_backward", {&q, &k, &v, &out, &dout, &lse, &dq, &dk, &dv});
   MT_CHECK(q.dim() == 4, "causal_attention_backward (cuda): expected (B, H, T, D) tensors, got ", q.shape());
   int64_t head_dim = q.size(3);
-  MT_CHECK(head_dim <= kernels::kAttentionMaxHeadDim, "causal_attention_backward (cuda): head dim at most ",
-           kernels::kAttentionMaxHeadDim, ", got ", head_dim);
+  MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention_backward (cuda): head dim at most ",
+           gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
   cudaStream_t s = stream_for(q);
   int64_t bh = q.size(0) * q.size(1), seq = q.size(2);
   Tensor delta = Tensor::empty({bh * seq}, q.dtype() == DType::F64 ? DType::F64 : DType::F32, q.device());
   dispatch_cuda_floating(q.dtype(), "causal_attention_backward", [&]<typename T>() {
-    MT_CUDA_CHECK(kernels::attention_backward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout),
+    MT_CUDA_CHECK(gpukernels::attention_backward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout),
                                                  lse.data<float>(), ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),
                                                  delta.data_ptr(), bh, seq, static_cast<int>(head_dim), scale, s));
   });
@@ -145,7 +145,7 @@ void dropout(const Tensor& in, double p, uint64_t seed, uint64_t offset, const T
   MT_CHECK(mask.dtype() == DType::Bool, "dropout (cuda): mask must be bool, got ", mask.dtype());
   cudaStream_t s = stream_for(in);
   dispatch_cuda_floating(in.dtype(), "dropout", [&]<typename T>() {
-    MT_CUDA_CHECK(kernels::dropout_forward<T>(ptr<T>(in), ptr<T>(out), mask.data<bool>(), in.numel(), p, seed, offset,
+    MT_CUDA_CHECK(gpukernels::dropout_forward<T>(ptr<T>(in), ptr<T>(out), mask.data<bool>(), in.numel(), p, seed, offset,
                                               s));
   });
 }
