@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   // Subcommands register here, one line each.
+  mt::cli::add_validate_command(app);
+  mt::cli::add_inspect_command(app);
+  mt::cli::add_data_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -61,7 +61,7 @@ struct Kernels {
   using Softmax = void(const Tensor& in, const Tensor& out, bool log);
   // grad_in = y * (g - sum(g*y)) for softmax; g - exp(y) * sum(g) for log_softmax. All (M, N).
   using SoftmaxBackward = void(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, bool log);
-  // x (M, N), w/b (N) (b may be undefined) -> y (M, N), mean/rstd (M) f32.
+  // x (M, N), w/b (N) (b may be undefined) -> y (M, N), mean/rstd (M) f32 (f64 when x is f64).
   using LayerNormForward = void(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
                                 const Tensor& mean, const Tensor& rstd);
   // dx (M, N); dw/db (N) in w's dtype, overwritten (db undefined if no bias).
@@ -81,14 +81,15 @@ struct Kernels {
   // Last dim inclusive prefix sum: in (M, N) -> out (M, N); int dtypes exact, floats accumulate in f32/f64.
   using Cumsum = void(const Tensor& in, const Tensor& out);
   // logits (N, V), targets (N) i64; rows whose target == ignore_index give loss 0.
-  // losses (N) f32, lse (N) f32 (logsumexp of the row).
+  // losses (N) f32, lse (N) f32 (logsumexp of the row); both f64 when logits are f64.
   using CrossEntropyForward = void(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                                    const Tensor& losses, const Tensor& lse);
   // dlogits (N, V) = grad_losses[n] * (softmax(logits[n]) - onehot(target[n])); zero for ignored rows.
-  // grad_losses (N) f32.
+  // grad_losses (N) in the losses' dtype.
   using CrossEntropyBackward = void(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                                     const Tensor& lse, const Tensor& grad_losses, const Tensor& dlogits);
-  // Causal attention. q, k, v, out: (B, H, T, D); lse (B, H, T) f32. scale multiplies q.k.
+  // Causal attention. q, k, v, out: (B, H, T, D); lse (B, H, T) f32 (f64 for f64). scale multiplies q.k.
+  // Backward recomputes the probabilities from lse and writes every element of dq, dk, dv.
   using AttentionForward = void(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out,
                                 const Tensor& lse);
   using AttentionBackward = void(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,

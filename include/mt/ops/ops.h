@@ -96,7 +96,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps 
 Tensor embedding(const Tensor& weight, const Tensor& ids);  // weight (V, d), ids any shape (i32/i64) -> (.., d)
 // Mean over non-ignored targets; logits (N, V), targets (N).
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
-// Per-row losses (N) f32, zero at ignored rows.
+// Per-row losses (N) f32 (f64 for f64 logits), zero at ignored rows.
 Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
 // Causal scaled dot-product attention; q, k, v (B, H, T, D); scale defaults to 1/sqrt(D).
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale = {});

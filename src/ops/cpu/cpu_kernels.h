@@ -24,5 +24,18 @@ Kernels::Gather gather;
 Kernels::ScatterAdd scatter_add;
 Kernels::TopK topk;
 Kernels::Cumsum cumsum;
+// linalg_cpu.cpp
+Kernels::Matmul matmul;
+// nn_cpu.cpp
+Kernels::Softmax softmax;
+Kernels::SoftmaxBackward softmax_backward;
+Kernels::LayerNormForward layer_norm_forward;
+Kernels::LayerNormBackward layer_norm_backward;
+Kernels::CrossEntropyForward cross_entropy_forward;
+Kernels::CrossEntropyBackward cross_entropy_backward;
+Kernels::Dropout dropout;
+// attention_cpu.cpp
+Kernels::AttentionForward attention_forward;
+Kernels::AttentionBackward attention_backward;
 
 }  // namespace mt::cpu

@@ -20,6 +20,16 @@ void register_cpu_kernels(KernelTable& t) {
   t.scatter_add.cpu = cpu::scatter_add;
   t.topk.cpu = cpu::topk;
   t.cumsum.cpu = cpu::cumsum;
+  t.matmul.cpu = cpu::matmul;
+  t.softmax.cpu = cpu::softmax;
+  t.softmax_backward.cpu = cpu::softmax_backward;
+  t.layer_norm_forward.cpu = cpu::layer_norm_forward;
+  t.layer_norm_backward.cpu = cpu::layer_norm_backward;
+  t.cross_entropy_forward.cpu = cpu::cross_entropy_forward;
+  t.cross_entropy_backward.cpu = cpu::cross_entropy_backward;
+  t.dropout.cpu = cpu::dropout;
+  t.attention_forward.cpu = cpu::attention_forward;
+  t.attention_backward.cpu = cpu::attention_backward;
 }
 
 }  // namespace mt

@@ -1,0 +1,62 @@
+// Communicator: collectives over a group of ranks. CPU tensors go through MPI, CUDA tensors
+// through NCCL (its communicator built lazily, unique id shared by MPI_Bcast). Values are
+// passed explicitly: there is no global world state beyond MPI itself.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "mt/core/tensor.h"
+
+namespace mt {
+
+enum class ReduceKind { kSum, kMax, kMin, kAvg };
+
+// RAII MPI initialisation for a process; safe to construct when launched without mpirun.
+class MpiRuntime {
+ public:
+  MpiRuntime(int* argc, char*** argv);
+  ~MpiRuntime();
+  MpiRuntime(const MpiRuntime&) = delete;
+  MpiRuntime& operator=(const MpiRuntime&) = delete;
+};
+
+// Ends every rank of the job (MPI_Abort) so that one failed rank never leaves the others hanging.
+[[noreturn]] void abort_job(int code);
+
+class Communicator {
+ public:
+  static Communicator world();  // MPI_COMM_WORLD (MPI must be initialised)
+  int rank() const;
+  int size() const;
+  // A sub-group of the ranks with the same color, ordered by key (MPI_Comm_split).
+  Communicator split(int color, int key) const;
+  // Rank within the node (MPI_COMM_TYPE_SHARED), the usual GPU index.
+  int local_rank() const;
+
+  void barrier() const;
+  void all_reduce(const Tensor& t, ReduceKind op) const;  // in place, contiguous
+  void broadcast(const Tensor& t, int root) const;         // in place, contiguous
+  // out = concatenation over ranks of `in` (out numel = size * in numel).
+  void all_gather(const Tensor& in, const Tensor& out) const;
+  // in (size * n) reduced, rank r receives chunk r into out (n).
+  void reduce_scatter(const Tensor& in, const Tensor& out, ReduceKind op) const;
+  // in/out (size * n): chunk j of `in` goes to rank j, chunk i of `out` came from rank i.
+  void all_to_all(const Tensor& in, const Tensor& out) const;
+  double all_reduce(double value, ReduceKind op) const;
+
+  struct State;
+
+ private:
+  explicit Communicator(std::shared_ptr<State> s) : state_(std::move(s)) {}
+  std::shared_ptr<State> state_;
+};
+
+// The groups a run uses: world, data parallel, expert parallel and expert-data parallel.
+// With world W and expert-parallel size P: ep groups are consecutive blocks of P ranks
+// [0..P-1], [P..2P-1], ...; expert_dp groups join ranks with the same index inside their block.
+struct ProcessGroups {
+  Communicator world, dp, ep, expert_dp;
+};
+ProcessGroups make_process_groups(const Communicator& world, int ep_size);
+
+}  // namespace mt

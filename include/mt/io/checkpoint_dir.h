@@ -1,0 +1,41 @@
+// Checkpoints in a run folder: `<run_dir>/checkpoints/step_XXXXXXXX.h5`, and `checkpoints/latest`,
+// a one-line text file naming the newest committed checkpoint, replaced (temp + fsync + rename)
+// only after that checkpoint's commit. Resolving a user's path, listing and pruning.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+namespace mt {
+
+struct CheckpointFile {
+  int64_t step;
+  std::filesystem::path path;
+};
+
+// <run_dir>/checkpoints
+std::filesystem::path checkpoints_dir(const std::filesystem::path& run_dir);
+// <run_dir>/checkpoints/step_XXXXXXXX.h5 (at least 8 digits, zero-padded).
+std::filesystem::path checkpoint_path(const std::filesystem::path& run_dir, int64_t step);
+
+// Points <run_dir>/checkpoints/latest at `checkpoint`, which must be a file in that folder.
+// Call it after CheckpointWriter::commit() returned.
+void write_latest(const std::filesystem::path& run_dir, const std::filesystem::path& checkpoint);
+
+// The checkpoint <run_dir>/checkpoints/latest names; nullopt when there is no `latest` (a fresh run).
+// A `latest` naming a missing file is an error naming both.
+std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& run_dir);
+
+// What a user may pass to resume, evaluate or inspect: a checkpoint file, a checkpoints folder or a
+// run folder (both follow `latest`). Errors name the path and what was missing.
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& path_or_run_dir);
+
+// step_*.h5 files of <run_dir>/checkpoints, oldest step first.
+std::vector<CheckpointFile> list_checkpoints(const std::filesystem::path& run_dir);
+
+// Deletes all but the newest `keep` (>= 1) checkpoints, never the one `latest` names.
+// Returns the deleted paths.
+std::vector<std::filesystem::path> prune_checkpoints(const std::filesystem::path& run_dir, int keep);
+
+}  // namespace mt

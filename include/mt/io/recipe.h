@@ -1,0 +1,165 @@
+// Recipe: the typed form of a training recipe (YAML), one struct per section, and its strict loader.
+// Loading follows `base:` chains, applies command-line `section.key=value` overrides last and checks
+// every key, type, range and cross-field rule; to_yaml gives the fully resolved text back.
+// The field table (names, types, valid ranges) lives in recipe_schema.h.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace mt {
+
+struct ModelSection {
+  enum class DType { kAuto, kF32, kBf16 };
+  std::string arch = "gpt";
+  int layers = 12;
+  int d_model = 768;
+  int heads = 12;
+  int seq_len = 1024;
+  int vocab_size = 50257;  // the model pads it to a multiple of 64
+  double dropout = 0.0;
+  double init_std = 0.02;
+  DType dtype = DType::kAuto;
+  bool tie_embeddings = true;
+  bool operator==(const ModelSection&) const = default;
+};
+
+struct MoeSection {
+  enum class MlpType { kStandard, kResidual };
+  enum class NoisyGate { kNone, kJitter, kRSample };
+  // `experts: N` sets experts = N (0 = dense model); `experts: [a, b, ...]` (Pyramid-MoE) sets
+  // experts_per_layer, one count per MoE layer from shallow to deep, and leaves experts = 0.
+  int experts = 0;
+  std::vector<int> experts_per_layer;
+  int every = 2;  // block l (1-indexed) is MoE iff l % every == 0
+  int top_k = 1;
+  MlpType mlp_type = MlpType::kStandard;
+  double capacity_factor = 1.0;
+  double eval_capacity_factor = 1.0;
+  int min_capacity = 4;
+  bool drop_tokens = true;
+  NoisyGate noisy_gate = NoisyGate::kNone;
+  bool random_token_selection = false;
+  double aux_loss_coef = 0.01;
+  double z_loss_coef = 0.0;
+  int ep_max = 1;
+
+  bool dense() const { return experts == 0 && experts_per_layer.empty(); }
+  // Whether block `block` (1-indexed) of the model is an MoE block.
+  bool is_moe_block(int block) const { return !dense() && block % every == 0; }
+  // Number of MoE blocks in a model of `layers` blocks.
+  int moe_layer_count(int layers) const { return dense() ? 0 : layers / every; }
+  // Experts of the `moe_index`-th MoE block (0-based, shallow to deep).
+  int experts_at(int moe_index) const;
+  bool operator==(const MoeSection&) const = default;
+};
+
+struct DataSection {
+  std::string train;      // glob of token shards
+  std::string val;        // glob of token shards; needed when train.eval_every > 0
+  std::string tokenizer;  // path; empty = none
+  bool operator==(const DataSection&) const = default;
+};
+
+struct OptimSection {
+  enum class Name { kAdamW, kSgd };
+  Name name = Name::kAdamW;
+  double lr = 3e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  double momentum = 0.9;   // sgd only
+  double grad_clip = 1.0;  // global-norm clip; 0 = off
+  bool operator==(const OptimSection&) const = default;
+};
+
+struct ScheduleSection {
+  enum class Kind { kConstant, kCosine, kLinear };
+  Kind kind = Kind::kCosine;
+  int warmup_steps = 0;
+  double min_lr_ratio = 0.1;
+  bool operator==(const ScheduleSection&) const = default;
+};
+
+struct TrainSection {
+  enum class Device { kAuto, kCpu, kCuda };
+  int steps = 0;  // required
+  // Sequences: global_batch = micro_batch * grad_accum * dp_size. Give two (0 = derive);
+  // resolve_batch derives the third once the data-parallel size is known.
+  int micro_batch = 0;
+  int grad_accum = 0;
+  int global_batch = 0;
+  int seed = 1234;
+  Device device = Device::kAuto;
+  std::string run_dir;  // required
+  int eval_every = 0;   // 0 = no periodic eval
+  int eval_steps = 20;
+  int sample_every = 0;  // 0 = no samples
+  int sample_tokens = 64;
+  std::string sample_prompt = "\n";
+  bool operator==(const TrainSection&) const = default;
+};
+
+struct CheckpointSection {
+  int every = 0;  // steps between checkpoints; 0 = no periodic checkpoints
+  int keep = 3;
+  std::string resume = "auto";  // auto | never | <checkpoint path>
+  bool operator==(const CheckpointSection&) const = default;
+};
+
+struct LogSection {
+  enum class Progress { kAuto, kLine, kPlain };
+  int every = 10;
+  Progress progress = Progress::kAuto;
+  bool operator==(const LogSection&) const = default;
+};
+
+struct DistSection {
+  int dp = 0;  // data-parallel size; 0 = all ranks
+  bool operator==(const DistSection&) const = default;
+};
+
+struct DistillSection {
+  std::string teacher;  // teacher checkpoint; empty = no distillation
+  double kd_coef = 1.0;
+  double temperature = 1.0;
+  double stop_at = 0.0;  // KD stops here: a fraction of train.steps if <= 1, else a step; 0 = KD all run
+  bool operator==(const DistillSection&) const = default;
+};
+
+struct Recipe {
+  ModelSection model;
+  MoeSection moe;
+  DataSection data;
+  OptimSection optim;
+  ScheduleSection schedule;
+  TrainSection train;
+  CheckpointSection checkpoint;
+  LogSection log;
+  DistSection dist;
+  DistillSection distill;
+  // Where it came from: the files read, deepest base first, the named file last (or the name
+  // given to load_recipe_string). Not part of the settings, so operator== ignores it.
+  std::vector<std::string> sources;
+};
+
+// Equal settings (every section); `sources` is not compared.
+bool operator==(const Recipe& a, const Recipe& b);
+
+// Loads the recipe at `path` (following base: chains), applies `overrides` ("section.key=value",
+// the value a YAML scalar or flow sequence) and checks it. Throws mt::Error naming file:line (or
+// "command line") and the dotted key.
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The same from YAML text; `name` stands for the file in messages. base: is refused here.
+Recipe load_recipe_string(const std::string& text, const std::string& name,
+                          const std::vector<std::string>& overrides = {});
+
+// Derives the missing one of train.global_batch / micro_batch / grad_accum for a data-parallel
+// size of `dp_size`, or checks that the three agree; throws mt::Error when they cannot.
+void resolve_batch(Recipe& recipe, int dp_size);
+
+// Every field of every section, no base:; load_recipe_string(to_yaml(r)) == r.
+std::string to_yaml(const Recipe& recipe);
+
+}  // namespace mt

@@ -1,0 +1,28 @@
+// MetricsLog: appends one JSON object per line to <run_dir>/metrics.jsonl (step, loss, lr, ...),
+// flushed per line so a crash loses at most the line being written.
+#pragma once
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mt {
+
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& path);  // appends; creates the file if needed
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  // One record: numeric fields in the given order, plus optional string fields.
+  void write(const std::vector<std::pair<std::string, double>>& fields,
+             const std::vector<std::pair<std::string, std::string>>& text = {});
+
+ private:
+  std::FILE* file_ = nullptr;
+};
+
+std::string json_escape(const std::string& s);
+
+}  // namespace mt

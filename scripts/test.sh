@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (packages + build), then every ctest case, MPI ranks included.
+# CUDA cases report as skipped on machines without a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j "$(nproc)" --timeout 600

@@ -1,0 +1,237 @@
+// Communicator over MPI (CPU tensors) with NCCL for CUDA tensors (src/dist/cuda/nccl_ops.cpp).
+#include "mt/dist/communicator.h"
+
+#include <mpi.h>
+
+#include <cstdio>
+
+#include "mt/core/device_copy.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+#ifdef MT_WITH_CUDA
+// src/dist/cuda/nccl_ops.cpp: the NCCL side for CUDA tensors.
+struct NcclComm;
+std::shared_ptr<NcclComm> make_nccl_comm(MPI_Comm comm, int device);
+void nccl_all_reduce(NcclComm& c, const Tensor& t, ReduceKind op);
+void nccl_broadcast(NcclComm& c, const Tensor& t, int root);
+void nccl_all_gather(NcclComm& c, const Tensor& in, const Tensor& out);
+void nccl_reduce_scatter(NcclComm& c, const Tensor& in, const Tensor& out, ReduceKind op);
+void nccl_all_to_all(NcclComm& c, const Tensor& in, const Tensor& out, int size);
+#endif
+
+namespace {
+
+void mpi_check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    MT_FAIL("MPI error in ", what, ": ", std::string(msg, len));
+  }
+}
+
+MPI_Datatype mpi_type(DType t) {
+  switch (t) {
+    case DType::F32: return MPI_FLOAT;
+    case DType::F64: return MPI_DOUBLE;
+    case DType::I32: return MPI_INT32_T;
+    case DType::I64: return MPI_INT64_T;
+    case DType::Bool: return MPI_C_BOOL;
+    default: MT_FAIL("MPI collectives on CPU tensors support f32, f64, i32, i64, bool; got ", dtype_name(t));
+  }
+}
+
+MPI_Op mpi_op(ReduceKind op) {
+  switch (op) {
+    case ReduceKind::kSum:
+    case ReduceKind::kAvg: return MPI_SUM;
+    case ReduceKind::kMax: return MPI_MAX;
+    case ReduceKind::kMin: return MPI_MIN;
+  }
+  return MPI_SUM;
+}
+
+void check_contiguous(const Tensor& t, const char* op) {
+  MT_CHECK(t.is_contiguous(), op, ": expected a contiguous tensor, got ", t.describe(), " with strides ", t.strides());
+}
+
+}  // namespace
+
+struct Communicator::State {
+  MPI_Comm comm = MPI_COMM_NULL;
+  bool owned = false;
+#ifdef MT_WITH_CUDA
+  std::shared_ptr<NcclComm> nccl;
+  NcclComm& nccl_for(const Tensor& t) {
+    if (!nccl) nccl = make_nccl_comm(comm, t.device().index);
+    return *nccl;
+  }
+#endif
+  ~State() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (owned && !finalized) MPI_Comm_free(&comm);
+  }
+};
+
+MpiRuntime::MpiRuntime(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) mpi_check(MPI_Init(argc, argv), "MPI_Init");
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+MpiRuntime::~MpiRuntime() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+void abort_job(int code) {
+  int initialized = 0, size = 1;
+  MPI_Initialized(&initialized);
+  if (initialized) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  if (initialized && size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  std::exit(code);
+}
+
+Communicator Communicator::world() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  MT_CHECK(initialized, "Communicator::world: MPI is not initialised (construct an MpiRuntime first)");
+  auto s = std::make_shared<State>();
+  s->comm = MPI_COMM_WORLD;
+  return Communicator(s);
+}
+
+int Communicator::rank() const {
+  int r = 0;
+  MPI_Comm_rank(state_->comm, &r);
+  return r;
+}
+
+int Communicator::size() const {
+  int n = 1;
+  MPI_Comm_size(state_->comm, &n);
+  return n;
+}
+
+Communicator Communicator::split(int color, int key) const {
+  auto s = std::make_shared<State>();
+  mpi_check(MPI_Comm_split(state_->comm, color, key, &s->comm), "MPI_Comm_split");
+  s->owned = true;
+  return Communicator(s);
+}
+
+int Communicator::local_rank() const {
+  MPI_Comm node;
+  mpi_check(MPI_Comm_split_type(state_->comm, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  int r = 0;
+  MPI_Comm_rank(node, &r);
+  MPI_Comm_free(&node);
+  return r;
+}
+
+void Communicator::barrier() const { mpi_check(MPI_Barrier(state_->comm), "MPI_Barrier"); }
+
+void Communicator::all_reduce(const Tensor& t, ReduceKind op) const {
+  check_contiguous(t, "all_reduce");
+  if (size() == 1 || t.numel() == 0) return;
+#ifdef MT_WITH_CUDA
+  if (t.device().is_cuda()) {
+    nccl_all_reduce(state_->nccl_for(t), t, op);
+    t.bump_version();
+    return;
+  }
+#endif
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.dtype()), mpi_op(op),
+                          state_->comm),
+            "MPI_Allreduce");
+  if (op == ReduceKind::kAvg) mul_(t.detach(), 1.0 / size());
+  t.bump_version();
+}
+
+void Communicator::broadcast(const Tensor& t, int root) const {
+  check_contiguous(t, "broadcast");
+  if (size() == 1 || t.numel() == 0) return;
+#ifdef MT_WITH_CUDA
+  if (t.device().is_cuda()) {
+    nccl_broadcast(state_->nccl_for(t), t, root);
+    t.bump_version();
+    return;
+  }
+#endif
+  mpi_check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.nbytes()), MPI_BYTE, root, state_->comm), "MPI_Bcast");
+  t.bump_version();
+}
+
+void Communicator::all_gather(const Tensor& in, const Tensor& out) const {
+  check_contiguous(in, "all_gather");
+  check_contiguous(out, "all_gather");
+  check_same_dtype("all_gather", in, out);
+  MT_CHECK(out.numel() == in.numel() * size(), "all_gather: out has ", out.numel(), " elements, expected ",
+           in.numel() * size());
+#ifdef MT_WITH_CUDA
+  if (in.device().is_cuda()) {
+    nccl_all_gather(state_->nccl_for(in), in, out);
+    return;
+  }
+#endif
+  int bytes = static_cast<int>(in.nbytes());
+  mpi_check(MPI_Allgather(in.data_ptr(), bytes, MPI_BYTE, out.data_ptr(), bytes, MPI_BYTE, state_->comm), "MPI_Allgather");
+  out.bump_version();
+}
+
+void Communicator::reduce_scatter(const Tensor& in, const Tensor& out, ReduceKind op) const {
+  check_contiguous(in, "reduce_scatter");
+  check_contiguous(out, "reduce_scatter");
+  check_same_dtype("reduce_scatter", in, out);
+  MT_CHECK(in.numel() == out.numel() * size(), "reduce_scatter: in has ", in.numel(), " elements, expected ",
+           out.numel() * size());
+#ifdef MT_WITH_CUDA
+  if (in.device().is_cuda()) {
+    nccl_reduce_scatter(state_->nccl_for(in), in, out, op);
+    return;
+  }
+#endif
+  mpi_check(MPI_Reduce_scatter_block(in.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()), mpi_type(in.dtype()),
+                                     mpi_op(op), state_->comm),
+            "MPI_Reduce_scatter_block");
+  if (op == ReduceKind::kAvg) mul_(out.detach(), 1.0 / size());
+  out.bump_version();
+}
+
+void Communicator::all_to_all(const Tensor& in, const Tensor& out) const {
+  check_contiguous(in, "all_to_all");
+  check_contiguous(out, "all_to_all");
+  check_same_dtype("all_to_all", in, out);
+  check_same_shape("all_to_all", in, out);
+  MT_CHECK(in.numel() % size() == 0, "all_to_all: ", in.numel(), " elements do not split over ", size(), " ranks");
+#ifdef MT_WITH_CUDA
+  if (in.device().is_cuda()) {
+    nccl_all_to_all(state_->nccl_for(in), in, out, size());
+    return;
+  }
+#endif
+  int bytes = static_cast<int>(in.nbytes() / size());
+  mpi_check(MPI_Alltoall(in.data_ptr(), bytes, MPI_BYTE, out.data_ptr(), bytes, MPI_BYTE, state_->comm), "MPI_Alltoall");
+  out.bump_version();
+}
+
+double Communicator::all_reduce(double value, ReduceKind op) const {
+  double out = value;
+  mpi_check(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op), state_->comm), "MPI_Allreduce");
+  return op == ReduceKind::kAvg ? out / size() : out;
+}
+
+ProcessGroups make_process_groups(const Communicator& world, int ep_size) {
+  int w = world.size(), r = world.rank();
+  MT_CHECK(ep_size >= 1 && w % ep_size == 0, "expert-parallel size ", ep_size, " must divide the world size ", w);
+  return {world, world.split(0, r), world.split(r / ep_size, r), world.split(r % ep_size, r)};
+}
+
+}  // namespace mt

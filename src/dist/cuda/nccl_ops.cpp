@@ -1,0 +1,100 @@
+// NCCL collectives for CUDA tensors: the communicator is created per MPI group on first use,
+// its unique id broadcast by MPI; every call is issued on the device's current stream.
+#include <mpi.h>
+#include <nccl.h>
+
+#include <memory>
+
+#include "mt/core/cuda_context.h"
+#include "mt/dist/communicator.h"
+
+#define MT_NCCL_CHECK(expr)                                                                       \
+  do {                                                                                            \
+    ncclResult_t mt_r_ = (expr);                                                                  \
+    MT_CHECK(mt_r_ == ncclSuccess, "NCCL error ", ncclGetErrorString(mt_r_), " in ", #expr);       \
+  } while (0)
+
+namespace mt {
+
+struct NcclComm {
+  ncclComm_t comm = nullptr;
+  int device = 0;
+  ~NcclComm() {
+    if (comm) ncclCommDestroy(comm);
+  }
+};
+
+std::shared_ptr<NcclComm> make_nccl_comm(MPI_Comm comm, int device) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  ncclUniqueId id;
+  if (rank == 0) MT_NCCL_CHECK(ncclGetUniqueId(&id));
+  MT_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm) == MPI_SUCCESS, "MPI_Bcast of the NCCL unique id failed");
+  auto c = std::make_shared<NcclComm>();
+  c->device = device;
+  set_device(device);
+  MT_NCCL_CHECK(ncclCommInitRank(&c->comm, size, id, rank));
+  return c;
+}
+
+namespace {
+
+ncclDataType_t nccl_type(DType t) {
+  switch (t) {
+    case DType::F32: return ncclFloat32;
+    case DType::F64: return ncclFloat64;
+    case DType::BF16: return ncclBfloat16;
+    case DType::F16: return ncclFloat16;
+    case DType::I32: return ncclInt32;
+    case DType::I64: return ncclInt64;
+    case DType::Bool: return ncclUint8;
+  }
+  return ncclFloat32;
+}
+
+ncclRedOp_t nccl_op(ReduceKind op) {
+  switch (op) {
+    case ReduceKind::kSum: return ncclSum;
+    case ReduceKind::kMax: return ncclMax;
+    case ReduceKind::kMin: return ncclMin;
+    case ReduceKind::kAvg: return ncclAvg;
+  }
+  return ncclSum;
+}
+
+}  // namespace
+
+void nccl_all_reduce(NcclComm& c, const Tensor& t, ReduceKind op) {
+  MT_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.dtype()), nccl_op(op), c.comm,
+                              current_stream(c.device)));
+}
+
+void nccl_broadcast(NcclComm& c, const Tensor& t, int root) {
+  MT_NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.dtype()), root, c.comm,
+                              current_stream(c.device)));
+}
+
+void nccl_all_gather(NcclComm& c, const Tensor& in, const Tensor& out) {
+  MT_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), in.numel(), nccl_type(in.dtype()), c.comm,
+                              current_stream(c.device)));
+}
+
+void nccl_reduce_scatter(NcclComm& c, const Tensor& in, const Tensor& out, ReduceKind op) {
+  MT_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), out.numel(), nccl_type(in.dtype()), nccl_op(op), c.comm,
+                                  current_stream(c.device)));
+}
+
+void nccl_all_to_all(NcclComm& c, const Tensor& in, const Tensor& out, int size) {
+  size_t chunk = in.numel() / size;
+  size_t bytes = chunk * in.element_size();
+  cudaStream_t s = current_stream(c.device);
+  MT_NCCL_CHECK(ncclGroupStart());
+  for (int peer = 0; peer < size; ++peer) {
+    MT_NCCL_CHECK(ncclSend(static_cast<const char*>(in.data_ptr()) + peer * bytes, chunk, nccl_type(in.dtype()), peer, c.comm, s));
+    MT_NCCL_CHECK(ncclRecv(static_cast<char*>(out.data_ptr()) + peer * bytes, chunk, nccl_type(in.dtype()), peer, c.comm, s));
+  }
+  MT_NCCL_CHECK(ncclGroupEnd());
+}
+
+}  // namespace mt

@@ -1,0 +1,137 @@
+// Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm and
+// linear (x @ w^T + b). All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
+// backwards call the same kernel with transposes and sum over batch entries that were broadcast.
+#include "mt/autograd/node.h"
+#include "mt/ops/kernel_table.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+namespace {
+
+bool needs_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
+
+// out (B, M, N) = op(a) @ op(b) (+ bias (N)); a, b contiguous 3-d, batch 1 or B.
+Tensor gemm(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const Tensor& bias = Tensor()) {
+  int64_t batch = a.size(0) == 1 ? b.size(0) : a.size(0);
+  int64_t m = ta == Transpose::kYes ? a.size(2) : a.size(1);
+  int64_t n = tb == Transpose::kYes ? b.size(1) : b.size(2);
+  Tensor out = Tensor::empty({batch, m, n}, a.dtype(), a.device());
+  if (out.numel() > 0) kernels().matmul.get(a.device(), "matmul")(a, ta, b, tb, out, bias, Accumulate::kNo);
+  return out;
+}
+
+// A matmul operand (at least 2-d, detached) as the kernel's contiguous (1 or B, rows, cols).
+struct BatchOperand {
+  Tensor t3;
+  bool shared = false;  // batch 1, used by every batch entry
+};
+
+BatchOperand batch_operand(const Tensor& x, const Shape& batch) {
+  int64_t rows = x.size(-2), cols = x.size(-1), count = batch.numel();
+  int64_t own = Shape(x.shape().begin(), x.shape().end() - 2).numel();
+  if (own == 1 && count != 1) return {x.reshape({1, rows, cols}).contiguous(), true};
+  if (own == count) return {x.reshape({count, rows, cols}).contiguous(), false};
+  Shape full = batch;  // partly broadcast, e.g. (2, 1) against (1, 3): materialise the expansion
+  full.push_back(rows);
+  full.push_back(cols);
+  return {x.expand(full).contiguous().reshape({count, rows, cols}), false};
+}
+
+// Gradient of a (B', r, c) kernel operand back to the operand's own shape.
+Tensor operand_grad(Tensor g3, bool shared, const Shape& batch, const Shape& shape2, const Shape& shape) {
+  if (shared) {
+    if (g3.size(0) > 1) g3 = sum(g3, {0}, true);
+    return g3.reshape(shape);
+  }
+  Shape full = batch;
+  full.push_back(shape2[shape2.dim() - 2]);
+  full.push_back(shape2[shape2.dim() - 1]);
+  return sum_to_shape(g3.reshape(full), shape2).reshape(shape);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  MT_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: operands need at least 1 dim, got ", a.shape(), " @ ", b.shape());
+  check_same_device("matmul", a, b);
+  check_same_dtype("matmul", a, b);
+  MT_CHECK(is_floating(a.dtype()), "matmul: expected floating tensors, got ", a.describe(), " @ ", b.describe());
+  Tensor a2 = a.dim() == 1 ? a.detach().unsqueeze(0) : a.detach();  // (K) -> (1, K)
+  Tensor b2 = b.dim() == 1 ? b.detach().unsqueeze(1) : b.detach();  // (K) -> (K, 1)
+  MT_CHECK(a2.size(-1) == b2.size(-2), "matmul: inner dims differ: ", a.shape(), " @ ", b.shape());
+  Shape a_batch(a2.shape().begin(), a2.shape().end() - 2), b_batch(b2.shape().begin(), b2.shape().end() - 2);
+  Shape batch = broadcast_shapes(a_batch, b_batch, "matmul (batch dims)");
+  int64_t count = batch.numel(), m = a2.size(-2), k = a2.size(-1), n = b2.size(-1);
+  BatchOperand pa = batch_operand(a2, batch), pb = batch_operand(b2, batch);
+  // A batched left operand against a shared right one is one GEMM with the batch folded into M.
+  Tensor a3 = pb.shared && !pa.shared ? pa.t3.view({1, count * m, k}) : pa.t3;
+  Tensor b3 = pb.t3;
+  Tensor out3 = gemm(a3, Transpose::kNo, b3, Transpose::kNo);
+  Shape out_shape = batch;
+  if (a.dim() > 1) out_shape.push_back(m);
+  if (b.dim() > 1) out_shape.push_back(n);
+  Tensor out = out3.view(out_shape);
+  SavedTensor sa(a3, "matmul input a"), sb(b3, "matmul input b");
+  bool need_a = needs_grad(a), need_b = needs_grad(b), a_shared = pa.shared, b_shared = pb.shared;
+  Shape a_shape = a.shape(), b_shape = b.shape(), a_shape2 = a2.shape(), b_shape2 = b2.shape(), g_shape = out3.shape();
+  record_function("MatmulBackward", {a, b}, {out}, [=](const std::vector<Tensor>& g) {
+    Tensor g3 = g[0].contiguous().view(g_shape);  // (B', M', N)
+    Tensor ga, gb;
+    if (need_a) {
+      Tensor ga3 = gemm(g3, Transpose::kNo, sb.get(), Transpose::kYes);  // dA = dY @ B^T
+      ga = operand_grad(ga3, a_shared, batch, a_shape2, a_shape);
+    }
+    if (need_b) {
+      Tensor gb3 = gemm(sa.get(), Transpose::kYes, g3, Transpose::kNo);  // dB = A^T @ dY
+      gb = operand_grad(gb3, b_shared, batch, b_shape2, b_shape);
+    }
+    return std::vector<Tensor>{ga, gb};
+  });
+  return out;
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  MT_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected (B, M, K) @ (B, K, N), got ", a.shape(), " @ ", b.shape());
+  MT_CHECK(a.size(0) == b.size(0), "bmm: batch sizes differ: ", a.shape(), " @ ", b.shape());
+  MT_CHECK(a.size(2) == b.size(1), "bmm: inner dims differ: ", a.shape(), " @ ", b.shape());
+  return matmul(a, b);
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  MT_CHECK(w.dim() == 2, "linear: weight must be (out, in), got ", w.describe());
+  MT_CHECK(x.dim() >= 1, "linear: input must have at least 1 dim, got ", x.describe());
+  MT_CHECK(x.dtype() == w.dtype(), "linear: input is ", dtype_name(x.dtype()), " but weight is ",
+           dtype_name(w.dtype()), " (", x.describe(), ", ", w.describe(), ")");
+  check_same_device("linear", x, w);
+  MT_CHECK(is_floating(x.dtype()), "linear: expected floating tensors, got ", x.describe());
+  int64_t in = w.size(1), out_features = w.size(0);
+  MT_CHECK(x.size(-1) == in, "linear: input features ", x.size(-1), " of ", x.shape(), " differ from weight ",
+           w.shape(), " (out, in)");
+  if (b.defined()) {
+    MT_CHECK(b.dim() == 1 && b.size(0) == out_features, "linear: bias must be (", out_features, "), got ", b.shape());
+    MT_CHECK(b.dtype() == x.dtype(), "linear: input is ", dtype_name(x.dtype()), " but bias is ", dtype_name(b.dtype()));
+    check_same_device("linear", x, b);
+  }
+  int64_t rows = Shape(x.shape().begin(), x.shape().end() - 1).numel();
+  Tensor x3 = x.detach().reshape({1, rows, in}).contiguous();
+  Tensor w3 = w.detach().reshape({1, out_features, in}).contiguous();
+  Tensor out3 = gemm(x3, Transpose::kNo, w3, Transpose::kYes, b.defined() ? b.detach().contiguous() : Tensor());
+  Shape out_shape = x.shape();
+  out_shape.back() = out_features;
+  Tensor out = out3.view(out_shape);  // (.., out)
+  SavedTensor sx(x3, "linear input"), sw(w3, "linear weight");
+  bool need_x = needs_grad(x), need_w = needs_grad(w), need_b = needs_grad(b);
+  Shape x_shape = x.shape(), w_shape = w.shape();
+  record_function("LinearBackward", {x, w, b}, {out}, [=](const std::vector<Tensor>& g) {
+    Tensor g3 = g[0].contiguous().view({1, rows, out_features});
+    Tensor gx, gw, gb;
+    if (need_x) gx = gemm(g3, Transpose::kNo, sw.get(), Transpose::kNo).view(x_shape);       // dY @ W
+    if (need_w) gw = gemm(g3, Transpose::kYes, sx.get(), Transpose::kNo).view(w_shape);      // dY^T @ X
+    if (need_b) gb = sum(g3.view({rows, out_features}), {0});
+    return std::vector<Tensor>{gx, gw, gb};
+  });
+  return out;
+}
+
+}  // namespace mt

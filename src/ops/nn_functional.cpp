@@ -1,0 +1,186 @@
+// Neural-network functions: softmax/log_softmax over any dim, layer norm, embedding, fused
+// cross-entropy, causal attention and dropout, each with its backward next to its forward.
+// Statistics the kernels keep for backward (mean/rstd, logsumexp) are f32, or f64 for f64 inputs.
+#include <cmath>
+
+#include "mt/autograd/node.h"
+#include "mt/ops/kernel_table.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+namespace {
+
+DType stat_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
+
+// Product of all dims but the last: the row count when the last dim is the row.
+int64_t leading_rows(const Shape& s) { return Shape(s.begin(), s.end() - 1).numel(); }
+
+void check_floating(const char* op, const Tensor& t) {
+  MT_CHECK(is_floating(t.dtype()), op, ": expected a floating tensor, got ", t.describe());
+}
+
+Tensor softmax_impl(const Tensor& a, int dim, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  MT_CHECK(a.dim() >= 1, name, ": expected at least 1 dim, got ", a.describe());
+  check_floating(name, a);
+  dim = wrap_dim(dim, a.dim(), name);
+  Tensor moved = a.detach().transpose(dim, -1).contiguous();  // the softmax dim last
+  int64_t m = leading_rows(moved.shape()), n = moved.size(-1);
+  Tensor y = Tensor::empty(moved.shape(), a.dtype(), a.device());
+  if (y.numel() > 0) kernels().softmax.get(a.device(), name)(moved.view({m, n}), y.view({m, n}), log);
+  Tensor out = y.transpose(dim, -1).contiguous();
+  SavedTensor saved(y, log ? "log_softmax output" : "softmax output");
+  record_function(log ? "LogSoftmaxBackward" : "SoftmaxBackward", {a}, {out}, [saved, dim, m, n, log](const std::vector<Tensor>& g) {
+    const Tensor& yv = saved.get();
+    Tensor gm = g[0].transpose(dim, -1).contiguous();
+    Tensor gin = Tensor::empty(gm.shape(), yv.dtype(), yv.device());
+    if (gin.numel() > 0)
+      kernels().softmax_backward.get(yv.device(), "softmax backward")(gm.view({m, n}), yv.view({m, n}), gin.view({m, n}), log);
+    return std::vector<Tensor>{gin.transpose(dim, -1).contiguous()};
+  });
+  return out;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& a, int dim) { return softmax_impl(a, dim, false); }
+Tensor log_softmax(const Tensor& a, int dim) { return softmax_impl(a, dim, true); }
+
+Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
+  MT_CHECK(x.dim() >= 1, "layer_norm: expected at least 1 dim, got ", x.describe());
+  check_floating("layer_norm", x);
+  int64_t n = x.size(-1), m = leading_rows(x.shape());
+  MT_CHECK(w.dim() == 1 && w.size(0) == n, "layer_norm: weight ", w.shape(), " does not match the last dim of input ",
+           x.shape());
+  check_same_dtype("layer_norm", x, w);
+  check_same_device("layer_norm", x, w);
+  if (b.defined()) {
+    MT_CHECK(b.dim() == 1 && b.size(0) == n, "layer_norm: bias ", b.shape(), " does not match the last dim of input ",
+             x.shape());
+    check_same_dtype("layer_norm", x, b);
+    check_same_device("layer_norm", x, b);
+  }
+  Tensor rows = x.detach().contiguous().view({m, n});
+  Tensor wc = w.detach().contiguous();
+  Tensor y = Tensor::empty({m, n}, x.dtype(), x.device());
+  Tensor mean = Tensor::empty({m}, stat_dtype(x.dtype()), x.device());
+  Tensor rstd = Tensor::empty({m}, stat_dtype(x.dtype()), x.device());
+  if (y.numel() > 0)
+    kernels().layer_norm_forward.get(x.device(), "layer_norm")(rows, wc, b.defined() ? b.detach().contiguous() : Tensor(),
+                                                                eps, y, mean, rstd);
+  Tensor out = y.view(x.shape());
+  SavedTensor sx(rows, "layer_norm input"), sw(wc, "layer_norm weight");
+  bool has_bias = b.defined();
+  record_function("LayerNormBackward", {x, w, b}, {out}, [sx, sw, mean, rstd, has_bias](const std::vector<Tensor>& g) {
+    const Tensor& xr = sx.get();
+    const Tensor& wv = sw.get();
+    Tensor dx = Tensor::empty(xr.shape(), xr.dtype(), xr.device());
+    Tensor dw = Tensor::empty(wv.shape(), wv.dtype(), wv.device());
+    Tensor db = has_bias ? Tensor::empty(wv.shape(), wv.dtype(), wv.device()) : Tensor();
+    if (xr.numel() > 0) {
+      kernels().layer_norm_backward.get(xr.device(), "layer_norm backward")(g[0].contiguous().view(xr.shape()), xr, wv,
+                                                                             mean, rstd, dx, dw, db);
+    } else {
+      fill_(dw, 0.0);
+      if (has_bias) fill_(db, 0.0);
+    }
+    return std::vector<Tensor>{dx.view(g[0].shape()), dw, db};
+  });
+  return out;
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  MT_CHECK(weight.dim() == 2, "embedding: weight must be (V, d), got ", weight.describe());
+  MT_CHECK(ids.dtype() == DType::I32 || ids.dtype() == DType::I64, "embedding: ids must be i32 or i64, got ",
+           ids.describe());
+  Tensor rows = index_select(weight, 0, ids.detach().reshape({ids.numel()}));  // (n, d)
+  Shape out_shape = ids.shape();
+  out_shape.push_back(weight.size(1));
+  return rows.view(out_shape);
+}
+
+Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
+  MT_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, V), got ", logits.describe());
+  check_floating("cross_entropy", logits);
+  MT_CHECK(targets.dtype() == DType::I32 || targets.dtype() == DType::I64, "cross_entropy: targets must be i32 or i64, got ",
+           targets.describe());
+  MT_CHECK(targets.dim() == 1 && targets.size(0) == logits.size(0), "cross_entropy: targets ", targets.shape(),
+           " do not match logits ", logits.shape(), " (expected (", logits.size(0), "))");
+  check_same_device("cross_entropy", logits, targets);
+  Tensor x = logits.detach().contiguous();
+  Tensor t = targets.detach().to(DType::I64).contiguous();
+  int64_t rows = x.size(0);
+  DType sd = stat_dtype(x.dtype());
+  Tensor losses = Tensor::empty({rows}, sd, x.device());
+  Tensor lse = Tensor::empty({rows}, sd, x.device());
+  if (x.numel() > 0) {
+    kernels().cross_entropy_forward.get(x.device(), "cross_entropy")(x, t, ignore_index, losses, lse);
+  } else {
+    fill_(losses, 0.0);
+  }
+  SavedTensor sx(x, "cross_entropy logits");
+  record_function("CrossEntropyBackward", {logits}, {losses}, [sx, t, lse, ignore_index, sd](const std::vector<Tensor>& g) {
+    const Tensor& xv = sx.get();
+    Tensor dlogits = Tensor::empty(xv.shape(), xv.dtype(), xv.device());
+    if (xv.numel() > 0)
+      kernels().cross_entropy_backward.get(xv.device(), "cross_entropy backward")(xv, t, ignore_index, lse,
+                                                                                   g[0].to(sd).contiguous(), dlogits);
+    return std::vector<Tensor>{dlogits};
+  });
+  return losses;
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
+  Tensor per_row = cross_entropy_per_row(logits, targets, ignore_index);  // (N)
+  TensorOptions o{per_row.dtype(), per_row.device()};
+  Tensor kept = ne(targets.detach().to(DType::I64), full({}, static_cast<double>(ignore_index), {DType::I64, per_row.device()}));
+  Tensor count = maximum(sum(cast(kept, per_row.dtype())), ones({}, o));  // all ignored: loss 0, not 0/0
+  return div(sum(per_row), count);
+}
+
+Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale) {
+  MT_CHECK(q.dim() == 4, "causal_attention: q must be (B, H, T, D), got ", q.describe());
+  check_floating("causal_attention", q);
+  check_same_shape("causal_attention (q, k)", q, k);
+  check_same_shape("causal_attention (q, v)", q, v);
+  check_same_dtype("causal_attention", q, k);
+  check_same_dtype("causal_attention", q, v);
+  check_same_device("causal_attention", q, k);
+  check_same_device("causal_attention", q, v);
+  int64_t d = q.size(3);
+  double s = scale.value_or(d > 0 ? 1.0 / std::sqrt(static_cast<double>(d)) : 1.0);
+  Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
+  Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
+  Tensor lse = Tensor::empty({q.size(0), q.size(1), q.size(2)}, stat_dtype(q.dtype()), q.device());
+  if (out.numel() > 0) kernels().attention_forward.get(q.device(), "causal_attention")(qc, kc, vc, s, out, lse);
+  SavedTensor sq(qc, "attention q"), sk(kc, "attention k"), sv(vc, "attention v"), so(out, "attention output");
+  record_function("CausalAttentionBackward", {q, k, v}, {out}, [sq, sk, sv, so, lse, s](const std::vector<Tensor>& g) {
+    const Tensor& qv = sq.get();
+    Tensor dq = Tensor::empty(qv.shape(), qv.dtype(), qv.device());
+    Tensor dk = Tensor::empty(qv.shape(), qv.dtype(), qv.device());
+    Tensor dv = Tensor::empty(qv.shape(), qv.dtype(), qv.device());
+    if (qv.numel() > 0)
+      kernels().attention_backward.get(qv.device(), "causal_attention backward")(qv, sk.get(), sv.get(), so.get(),
+                                                                                  g[0].contiguous(), lse, s, dq, dk, dv);
+    return std::vector<Tensor>{dq, dk, dv};
+  });
+  return out;
+}
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  MT_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p);
+  if (!training || p == 0.0) return x;
+  check_floating("dropout", x);
+  uint64_t offset = gen.reserve(x.numel());
+  Tensor in = x.detach().contiguous();
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor mask = Tensor::empty(x.shape(), DType::Bool, x.device());
+  if (out.numel() > 0) kernels().dropout.get(x.device(), "dropout")(in, p, gen.seed(), offset, out, mask);
+  record_function("DropoutBackward", {x}, {out}, [mask, p](const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{mul(mul(g[0], cast(mask, g[0].dtype())), 1.0 / (1.0 - p))};
+  });
+  return out;
+}
+
+}  // namespace mt

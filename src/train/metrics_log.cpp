@@ -1,0 +1,63 @@
+// MetricsLog: JSON lines with numbers printed exactly enough to read back (%.9g), NaN as null.
+#include "mt/train/metrics_log.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "mt/core/error.h"
+
+namespace mt {
+
+MetricsLog::MetricsLog(const std::string& path) {
+  file_ = std::fopen(path.c_str(), "a");
+  MT_CHECK(file_ != nullptr, "cannot open metrics log ", path, ": ", std::strerror(errno));
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_) std::fclose(file_);
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+void MetricsLog::write(const std::vector<std::pair<std::string, double>>& fields,
+                       const std::vector<std::pair<std::string, std::string>>& text) {
+  std::string line = "{";
+  bool first = true;
+  for (const auto& [k, v] : fields) {
+    char buf[64];
+    if (std::isfinite(v)) std::snprintf(buf, sizeof(buf), "%.9g", v);
+    else std::snprintf(buf, sizeof(buf), "null");
+    line += (first ? "\"" : ", \"") + json_escape(k) + "\": " + buf;
+    first = false;
+  }
+  for (const auto& [k, v] : text) {
+    line += (first ? "\"" : ", \"") + json_escape(k) + "\": \"" + json_escape(v) + "\"";
+    first = false;
+  }
+  line += "}\n";
+  std::fputs(line.c_str(), file_);
+  std::fflush(file_);
+}
+
+}  // namespace mt

@@ -1,0 +1,75 @@
+// Multi-rank tests (run by ctest under mpirun -np 2 and -np 4): collectives on CPU tensors and
+// the process-group layout of REFERENCE.md. Each rank runs gtest; a failure on any rank fails the job.
+#include <gtest/gtest.h>
+
+#include "mt/dist/communicator.h"
+#include "mt/ops/ops.h"
+
+using namespace mt;
+
+TEST(Collectives, AllReduceSumsAndAverages) {
+  Communicator w = Communicator::world();
+  int n = w.size(), r = w.rank();
+  Tensor t = full({5}, r + 1.0);
+  w.all_reduce(t, ReduceKind::kSum);
+  for (float v : t.to_vector<float>()) EXPECT_EQ(v, n * (n + 1) / 2.0f);
+  Tensor a = full({3}, static_cast<double>(r), {DType::F64});
+  w.all_reduce(a, ReduceKind::kAvg);
+  EXPECT_DOUBLE_EQ(a.to_vector<double>()[0], (n - 1) / 2.0);
+  EXPECT_EQ(w.all_reduce(static_cast<double>(r), ReduceKind::kMax), n - 1);
+}
+
+TEST(Collectives, BroadcastGatherScatterAllToAll) {
+  Communicator w = Communicator::world();
+  int n = w.size(), r = w.rank();
+  Tensor b = full({4}, static_cast<double>(r), {DType::I64});
+  w.broadcast(b, n - 1);
+  EXPECT_EQ(b.to_vector<int64_t>()[3], n - 1);
+
+  Tensor in = full({2}, static_cast<double>(r));
+  Tensor out = zeros({2 * n});
+  w.all_gather(in, out);
+  auto g = out.to_vector<float>();
+  for (int i = 0; i < n; ++i) EXPECT_EQ(g[2 * i + 1], i);
+
+  Tensor big = arange(0, 2 * n);  // identical on every rank
+  Tensor part = zeros({2});
+  w.reduce_scatter(big, part, ReduceKind::kSum);
+  EXPECT_EQ(part.to_vector<float>()[0], 2.0f * r * n);
+
+  // chunk j of rank r holds 100*r + j; after all_to_all chunk i holds 100*i + r.
+  Tensor send = add(full({n}, 100.0 * r), arange(0, n));
+  Tensor recv = zeros({n});
+  w.all_to_all(send, recv);
+  auto v = recv.to_vector<float>();
+  for (int i = 0; i < n; ++i) EXPECT_EQ(v[i], 100.0f * i + r);
+}
+
+TEST(ProcessGroups, LayoutFollowsDeepSpeed) {
+  Communicator w = Communicator::world();
+  int n = w.size(), r = w.rank();
+  if (n % 2 != 0) GTEST_SKIP() << "needs an even number of ranks";
+  ProcessGroups g = make_process_groups(w, 2);
+  EXPECT_EQ(g.ep.size(), 2);
+  EXPECT_EQ(g.ep.rank(), r % 2);
+  EXPECT_EQ(g.expert_dp.size(), n / 2);
+  EXPECT_EQ(g.dp.size(), n);
+  // Sum of world ranks in my expert-dp group: ranks with the same r % 2.
+  double s = g.expert_dp.all_reduce(static_cast<double>(r), ReduceKind::kSum);
+  double expect = 0;
+  for (int i = r % 2; i < n; i += 2) expect += i;
+  EXPECT_EQ(s, expect);
+}
+
+int main(int argc, char** argv) {
+  MpiRuntime mpi(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  Communicator w = Communicator::world();
+  if (w.rank() != 0) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+  }
+  int rc = RUN_ALL_TESTS();
+  int any = static_cast<int>(w.all_reduce(static_cast<double>(rc != 0), ReduceKind::kMax));
+  return any;
+}

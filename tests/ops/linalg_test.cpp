@@ -1,0 +1,193 @@
+// Linear algebra: matmul (1-d, 2-d, batched, broadcast batch dims, strided), bmm, linear with
+// bias, the Matmul kernel's accumulate/bias/half-type contract, error messages, f64 gradchecks.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "mt/ops/kernel_table.h"
+#include "op_test_util.h"
+
+using namespace mt;
+using mt::testing::distinct_values;
+using mt::testing::expect_gradcheck;
+using mt::testing::expect_values;
+using mt::testing::leaf;
+
+namespace {
+
+Tensor f64(const std::vector<double>& v, const Shape& s) { return Tensor::from_vector<double>(v, s); }
+
+// Naive reference: a (.., M, K) @ b (.., K, N), both already expanded to the same batch.
+std::vector<double> naive_matmul(const Tensor& a, const Tensor& b) {
+  std::vector<double> av = a.contiguous().to_vector<double>(), bv = b.contiguous().to_vector<double>();
+  int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1), batch = a.numel() / (m * k);
+  std::vector<double> out(batch * m * n, 0.0);
+  for (int64_t p = 0; p < batch; ++p)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t c = 0; c < k; ++c) out[(p * m + i) * n + j] += av[(p * m + i) * k + c] * bv[(p * k + c) * n + j];
+  return out;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Matmul, TwoDimensional) {
+  Tensor a = f64({1, 2, 3, 4}, {2, 2});
+  Tensor b = f64({5, 6, 7, 8}, {2, 2});
+  expect_values(matmul(a, b), {19, 22, 43, 50});
+  Tensor f = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor g = Tensor::from_vector<float>({1, 0, 0, 1, 1, 1}, {3, 2});
+  expect_values(matmul(f, g), {4, 5, 10, 11});
+}
+
+TEST(Matmul, OneDimensionalOperandsFollowNumpy) {
+  Tensor v = f64({1, 2, 3}, {3});
+  Tensor dot = matmul(v, f64({4, 5, 6}, {3}));
+  EXPECT_EQ(dot.shape(), Shape({}));
+  EXPECT_EQ(dot.item(), 32);
+  Tensor vm = matmul(f64({1, 2}, {2}), f64({5, 6, 7, 8}, {2, 2}));
+  EXPECT_EQ(vm.shape(), Shape({2}));
+  expect_values(vm, {19, 22});
+  Tensor mv = matmul(f64({1, 2, 3, 4}, {2, 2}), f64({1, 1}, {2}));
+  EXPECT_EQ(mv.shape(), Shape({2}));
+  expect_values(mv, {3, 7});
+  Tensor bv = matmul(f64({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2}), f64({1, -1}, {2}));  // batched matrix @ vector
+  EXPECT_EQ(bv.shape(), Shape({2, 2}));
+  expect_values(bv, {-1, -1, -1, -1});
+}
+
+TEST(Matmul, BatchDimsBroadcast) {
+  Tensor a = f64(distinct_values(2 * 1 * 2 * 3), {2, 1, 2, 3});
+  Tensor b = f64(distinct_values(3 * 3 * 2, 0.5), {3, 3, 2});
+  Tensor out = matmul(a, b);
+  EXPECT_EQ(out.shape(), Shape({2, 3, 2, 2}));
+  expect_values(out, naive_matmul(a.expand({2, 3, 2, 3}), b.expand({2, 3, 3, 2})));
+  Tensor w = f64(distinct_values(3 * 4, 0.3), {3, 4});  // shared right operand (folded into M)
+  expect_values(matmul(a, w), naive_matmul(a, w.expand({2, 1, 3, 4})));
+  Tensor m = f64(distinct_values(2 * 2, 0.7), {2, 2});  // shared left operand
+  expect_values(matmul(m, b.narrow(2, 0, 2).transpose(1, 2)), naive_matmul(m.expand({3, 2, 2}), b.narrow(2, 0, 2).transpose(1, 2)));
+}
+
+TEST(Matmul, StridedInputs) {
+  Tensor a = f64({1, 2, 3, 4, 5, 6}, {3, 2}).transpose(0, 1);  // [[1, 3, 5], [2, 4, 6]]
+  Tensor b = f64({1, 0, 2, 0, 1, 3, 1, 1, 4}, {3, 3}).narrow(1, 1, 2);  // [[0, 2], [1, 3], [1, 4]]
+  expect_values(matmul(a, b), {8, 31, 10, 40});
+}
+
+TEST(Matmul, EmptyInnerDimGivesZeros) {
+  Tensor out = matmul(zeros({2, 0}, {DType::F64}), zeros({0, 3}, {DType::F64}));
+  EXPECT_EQ(out.shape(), Shape({2, 3}));
+  expect_values(out, {0, 0, 0, 0, 0, 0});
+}
+
+TEST(Matmul, HalfTypesAccumulateInF32AndRoundOnce) {
+  // 1 + 2^-8 + 2^-8 = 1 + 2^-7 is a bf16 value; rounding after each add would give 1.
+  for (DType dt : {DType::BF16, DType::F16}) {
+    Tensor a = Tensor::from_vector<float>({1.0f, 0.00390625f, 0.00390625f}, {1, 3}, dt);
+    Tensor b = Tensor::from_vector<float>({1, 1, 1}, {3, 1}, dt);
+    Tensor out = matmul(a, b);
+    EXPECT_EQ(out.dtype(), dt);
+    EXPECT_EQ(out.to_vector<float>()[0], 1.0078125f) << dtype_name(dt);
+  }
+  Tensor a = Tensor::from_vector<float>({1, 2, 3, 4}, {2, 2}, DType::BF16);
+  Tensor b = Tensor::from_vector<float>({5, 6, 7, 8}, {2, 2}, DType::BF16);
+  expect_values(matmul(a, b), {19, 22, 43, 50});
+}
+
+TEST(Matmul, KernelTransposesBiasAndAccumulate) {
+  auto kernel = kernels().matmul.get(Device::cpu(), "matmul");
+  for (DType dt : {DType::F32, DType::F64, DType::F16}) {
+    Tensor at = Tensor::from_vector<double>({1, 3, 2, 4}, {1, 2, 2}, dt);  // A^T of [[1, 2], [3, 4]]
+    Tensor bt = Tensor::from_vector<double>({5, 7, 6, 8}, {1, 2, 2}, dt);  // B^T of [[5, 6], [7, 8]]
+    Tensor bias = Tensor::from_vector<double>({100, 200}, {2}, dt);
+    Tensor out = Tensor::empty({1, 2, 2}, dt);
+    kernel(at, Transpose::kYes, bt, Transpose::kYes, out, bias, Accumulate::kNo);
+    expect_values(out, {119, 222, 143, 250});
+    kernel(at, Transpose::kYes, bt, Transpose::kYes, out, Tensor(), Accumulate::kYes);  // out += A @ B
+    expect_values(out, {138, 244, 186, 300});
+    kernel(at, Transpose::kYes, bt, Transpose::kYes, out, bias, Accumulate::kYes);  // out += A @ B + bias
+    expect_values(out, {257, 466, 329, 550});
+  }
+  // Shared (batch 1) right operand against a batch of 2 left operands.
+  Tensor a = Tensor::from_vector<double>({1, 0, 0, 1, 2, 0, 0, 2}, {2, 2, 2});
+  Tensor b = Tensor::from_vector<double>({1, 2, 3, 4}, {1, 2, 2});
+  Tensor out = Tensor::empty({2, 2, 2}, DType::F64);
+  kernel(a, Transpose::kNo, b, Transpose::kNo, out, Tensor(), Accumulate::kNo);
+  expect_values(out, {1, 2, 3, 4, 2, 4, 6, 8});
+}
+
+TEST(Matmul, BmmMultipliesEachBatchEntry) {
+  Tensor a = f64({1, 2, 3, 4, 1, 0, 0, 1}, {2, 2, 2});
+  Tensor b = f64({5, 6, 7, 8, 9, 8, 7, 6}, {2, 2, 2});
+  expect_values(bmm(a, b), {19, 22, 43, 50, 9, 8, 7, 6});
+  EXPECT_THROW(bmm(a, f64({1, 2, 3, 4}, {1, 2, 2})), Error);
+}
+
+TEST(Linear, AppliesWeightTransposeAndBias) {
+  Tensor x = f64({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor w = f64({1, 0, -1, 0.5, 0.5, 0.5}, {2, 3});
+  Tensor b = f64({10, -1}, {2});
+  expect_values(linear(x, w, b), {8, 2, 8, 6.5});
+  expect_values(linear(x, w), {-2, 3, -2, 7.5});
+  Tensor x3 = f64({1, 2, 3, 4, 5, 6}, {1, 2, 3});
+  EXPECT_EQ(linear(x3, w, b).shape(), Shape({1, 2, 2}));
+  Tensor xf = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3}, DType::BF16);
+  expect_values(linear(xf, w.to(DType::BF16), b.to(DType::BF16)), {8, 2, 8, 6.5});
+}
+
+TEST(Linear, ErrorsNameShapesAndDtypes) {
+  std::string e = error_of([] { matmul(zeros({2, 3}), zeros({4, 5})); });
+  EXPECT_NE(e.find("inner dims"), std::string::npos) << e;
+  EXPECT_NE(e.find("[2, 3]"), std::string::npos) << e;
+  EXPECT_NE(e.find("[4, 5]"), std::string::npos) << e;
+  e = error_of([] { linear(zeros({2, 3}, {DType::F32}), zeros({4, 3}, {DType::F64})); });
+  EXPECT_NE(e.find("f32"), std::string::npos) << e;
+  EXPECT_NE(e.find("f64"), std::string::npos) << e;
+  e = error_of([] { linear(zeros({2, 3}), zeros({4, 5})); });
+  EXPECT_NE(e.find("[2, 3]"), std::string::npos) << e;
+  EXPECT_NE(e.find("[4, 5]"), std::string::npos) << e;
+  e = error_of([] { linear(zeros({2, 3}), zeros({4, 3}), zeros({5})); });
+  EXPECT_NE(e.find("bias"), std::string::npos) << e;
+}
+
+TEST(MatmulGrad, EveryOperandLayout) {
+  Tensor m23 = leaf(distinct_values(6), {2, 3});
+  Tensor m32 = leaf(distinct_values(6, 0.2), {3, 2});
+  Tensor v3 = leaf(distinct_values(3, 0.3), {3});
+  Tensor v2 = leaf(distinct_values(2, 0.4), {2});
+  auto mm = [](const std::vector<Tensor>& x) { return matmul(x[0], x[1]); };
+  expect_gradcheck(mm, {m23, m32});
+  expect_gradcheck(mm, {v3, m32});
+  expect_gradcheck(mm, {m23, v3});
+  expect_gradcheck(mm, {v3, leaf(distinct_values(3, 0.5), {3})});
+  expect_gradcheck(mm, {v3, leaf(distinct_values(12, 0.3), {2, 3, 2})});  // vector @ batch of matrices
+  expect_gradcheck(mm, {leaf(distinct_values(12, 0.3), {2, 2, 3}), v3});  // batch of matrices @ vector
+  Tensor a4 = leaf(distinct_values(2 * 1 * 2 * 3), {2, 1, 2, 3});
+  Tensor b3 = leaf(distinct_values(3 * 3 * 2, 0.3), {3, 3, 2});
+  expect_gradcheck(mm, {a4, b3});                       // both broadcast: (2, 1) x (3)
+  expect_gradcheck(mm, {a4, m32});                      // shared right operand (folded)
+  expect_gradcheck(mm, {leaf(distinct_values(4), {2, 2}), leaf(distinct_values(8, 0.3), {2, 2, 2})});  // shared left
+  expect_gradcheck(mm, {leaf(distinct_values(8), {1, 2, 2, 2}), leaf(distinct_values(4), {1, 2, 2})});
+  expect_gradcheck([](const std::vector<Tensor>& x) { return matmul(x[0].transpose(0, 1), x[1].transpose(0, 1)); },
+                   {m32, m23});
+  expect_gradcheck([](const std::vector<Tensor>& x) { return bmm(x[0], x[1]); },
+                   {leaf(distinct_values(12), {2, 2, 3}), leaf(distinct_values(12, 0.3), {2, 3, 2})});
+}
+
+TEST(LinearGrad, WithAndWithoutBias) {
+  Tensor x = leaf(distinct_values(2 * 2 * 3), {2, 2, 3});
+  Tensor w = leaf(distinct_values(4 * 3, 0.3), {4, 3});
+  Tensor b = leaf(distinct_values(4, 0.5), {4});
+  expect_gradcheck([](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); }, {x, w, b});
+  expect_gradcheck([](const std::vector<Tensor>& in) { return linear(in[0], in[1]); }, {x, w});
+  expect_gradcheck([](const std::vector<Tensor>& in) { return linear(in[0].transpose(0, 1), in[1]); }, {x, w});
+}

@@ -1,0 +1,193 @@
+// Neural-network functions: softmax/log_softmax over any dim, layer norm, embedding, fused
+// cross-entropy (ignore_index, mean over kept rows), causal attention (hand values and a
+// composite-op reference), dropout (Philox mask), error messages, and f64 gradchecks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "mt/core/philox.h"
+#include "op_test_util.h"
+
+using namespace mt;
+using mt::testing::distinct_values;
+using mt::testing::expect_gradcheck;
+using mt::testing::expect_values;
+using mt::testing::leaf;
+
+namespace {
+
+Tensor f64(const std::vector<double>& v, const Shape& s) { return Tensor::from_vector<double>(v, s); }
+Tensor i64(const std::vector<int64_t>& v, const Shape& s) { return Tensor::from_vector<int64_t>(v, s); }
+
+// Causal attention from matmul, where and softmax, for cross-checking the fused kernel.
+Tensor reference_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  int64_t t = q.size(2);
+  std::vector<bool> lower(t * t);
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t j = 0; j < t; ++j) lower[i * t + j] = j <= i;
+  Tensor mask = Tensor::from_vector<bool>(lower, {t, t});
+  Tensor scores = mul(matmul(q, k.transpose(2, 3)), scale);
+  Tensor masked = where(mask, scores, full({}, -1e300, {q.dtype()}));
+  return matmul(softmax(masked, -1), v);
+}
+
+}  // namespace
+
+TEST(Softmax, ValuesOverAnyDim) {
+  expect_values(softmax(f64({1, 2, 3}, {3})), {0.09003057317038046, 0.24472847105479764, 0.6652409557748218}, 1e-15);
+  expect_values(log_softmax(f64({1, 2, 3}, {3})), {-2.4076059644443806, -1.4076059644443804, -0.4076059644443804},
+                1e-15);
+  // Columns [1, 2, 3] and [0, 0, 0], softmax down the columns.
+  Tensor m = f64({1, 0, 2, 0, 3, 0}, {3, 2});
+  Tensor s0 = softmax(m, 0);
+  EXPECT_EQ(s0.shape(), Shape({3, 2}));
+  expect_values(s0, {0.09003057317038046, 1.0 / 3, 0.24472847105479764, 1.0 / 3, 0.6652409557748218, 1.0 / 3}, 1e-15);
+  expect_values(softmax(m.transpose(0, 1), 1), {0.09003057317038046, 0.24472847105479764, 0.6652409557748218,
+                                                1.0 / 3, 1.0 / 3, 1.0 / 3}, 1e-15);
+  expect_values(softmax(Tensor::from_vector<float>({1000, 1000}, {2})), {0.5, 0.5});  // max-subtracted
+  expect_values(log_softmax(Tensor::from_vector<float>({1, 2, 3}, {3}, DType::BF16)), {-2.40625, -1.40625, -0.408203125});
+}
+
+TEST(LayerNorm, NormalisesTheLastDimWithWeightAndBias) {
+  Tensor x = f64({1, 2, 4, 0, 0, 3}, {2, 3});
+  Tensor w = f64({2, 1, 0.5}, {3});
+  Tensor b = f64({1, 0, -1}, {3});
+  expect_values(layer_norm(x, w, b, 1e-5), {-1.1380830629005954, -0.26726038286257453, -0.3318490428435641,
+                                            -0.41421002685244734, -0.7071050134262237, -0.29289498657377633}, 1e-14);
+  Tensor plain = layer_norm(f64({1, 2, 3}, {1, 3}), ones({3}, {DType::F64}), Tensor(), 0.0);
+  expect_values(plain, {-std::sqrt(1.5), 0, std::sqrt(1.5)}, 1e-15);
+  Tensor xb = layer_norm(x.to(DType::BF16), w.to(DType::BF16), b.to(DType::BF16), 1e-5);
+  EXPECT_EQ(xb.dtype(), DType::BF16);
+  expect_values(xb, layer_norm(x, w, b, 1e-5).to_vector<double>(), 1e-2);
+  EXPECT_THROW(layer_norm(x, f64({1, 1}, {2}), b), Error);
+}
+
+TEST(Embedding, LooksUpRowsForIdsOfAnyShape) {
+  Tensor weight = leaf({0, 1, 10, 11, 20, 21, 30, 31}, {4, 2});
+  Tensor ids = Tensor::from_vector<int32_t>({3, 0, 1, 3}, {2, 2});
+  Tensor out = embedding(weight, ids);
+  EXPECT_EQ(out.shape(), Shape({2, 2, 2}));
+  expect_values(out, {30, 31, 0, 1, 10, 11, 30, 31});
+  sum(out).backward();
+  expect_values(weight.grad(), {1, 1, 1, 1, 0, 0, 2, 2});  // id 3 used twice
+  EXPECT_THROW(embedding(weight, i64({4}, {1})), Error);
+}
+
+TEST(CrossEntropy, PerRowAndMeanLosses) {
+  Tensor logits = leaf({1, 2, 3, 1, 1, 1}, {2, 3});
+  Tensor per_row = cross_entropy_per_row(logits, i64({2, 0}, {2}));
+  expect_values(per_row, {0.4076059644443804, std::log(3.0)}, 1e-15);
+  Tensor loss = cross_entropy(logits, i64({2, 0}, {2}));
+  EXPECT_EQ(loss.shape(), Shape({}));
+  EXPECT_NEAR(loss.item(), 0.7531091265562451, 1e-15);
+  loss.backward();
+  expect_values(logits.grad(), {0.04501528658519023, 0.12236423552739882, -0.1673795221125891, -1.0 / 3, 1.0 / 6,
+                                1.0 / 6}, 1e-15);
+  Tensor f = Tensor::from_vector<float>({1, 2, 3, 1, 1, 1}, {2, 3});
+  EXPECT_EQ(cross_entropy_per_row(f, i64({2, 0}, {2})).dtype(), DType::F32);
+  EXPECT_NEAR(cross_entropy(f.to(DType::BF16), Tensor::from_vector<int32_t>({2, 0}, {2})).item(), 0.7531, 1e-3);
+}
+
+TEST(CrossEntropy, IgnoredRowsAreZeroAndLeaveTheMean) {
+  Tensor logits = leaf({1, 2, 3, 1, 1, 1}, {2, 3});
+  expect_values(cross_entropy_per_row(logits, i64({2, -100}, {2})), {0.4076059644443804, 0}, 1e-15);
+  Tensor loss = cross_entropy(logits, i64({2, -100}, {2}));
+  EXPECT_NEAR(loss.item(), 0.4076059644443804, 1e-15);
+  loss.backward();
+  expect_values(logits.grad(), {0.09003057317038046, 0.24472847105479764, -0.3347590442251782, 0, 0, 0}, 1e-15);
+  expect_values(cross_entropy_per_row(logits, i64({2, 0}, {2}), /*ignore_index=*/0), {0.4076059644443804, 0}, 1e-15);
+  EXPECT_EQ(cross_entropy(logits, i64({-100, -100}, {2})).item(), 0.0);  // nothing kept: 0, not NaN
+}
+
+TEST(CrossEntropy, ErrorsNameTheBadTargetAndShapes) {
+  try {
+    cross_entropy(zeros({2, 3}), i64({1, 5}, {2}));
+    FAIL() << "expected an out-of-range target error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("target 5"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(cross_entropy(zeros({2, 3}), i64({1, 1, 1}, {3})), Error);
+}
+
+TEST(CausalAttention, HandValues) {
+  // Row 0 sees only key 0; row 1 scores [0, ln 3] -> probabilities [1/4, 3/4].
+  Tensor q = f64({5, 7, 1, 0}, {1, 1, 2, 2});
+  Tensor k = f64({0, 0, std::log(3.0), 0}, {1, 1, 2, 2});
+  Tensor v = f64({1, 2, 5, 6}, {1, 1, 2, 2});
+  expect_values(causal_attention(q, k, v, 1.0), {1, 2, 4, 5}, 1e-14);
+}
+
+TEST(CausalAttention, MatchesCompositeReferenceIncludingGradients) {
+  Shape s{2, 2, 5, 3};
+  Tensor q = leaf(distinct_values(60, 0.05), s), k = leaf(distinct_values(60, 0.07), s), v = leaf(distinct_values(60, 0.1), s);
+  Tensor ref = reference_attention(q, k, v, 1.0 / std::sqrt(3.0));
+  Tensor out = causal_attention(q, k, v);  // default scale 1/sqrt(D)
+  expect_values(out, ref.to_vector<double>(), 1e-13);
+  Tensor w = f64(distinct_values(60, 0.3), s);
+  sum(mul(ref, w)).backward();
+  Tensor gq = q.grad(), gk = k.grad(), gv = v.grad();
+  q.zero_grad();
+  k.zero_grad();
+  v.zero_grad();
+  sum(mul(out, w)).backward();  // delta = dout . out cancels against dP: rounding differs at ~1e-13
+  expect_values(q.grad(), gq.to_vector<double>(), 1e-11);
+  expect_values(k.grad(), gk.to_vector<double>(), 1e-11);
+  expect_values(v.grad(), gv.to_vector<double>(), 1e-11);
+  // f32 against the f64 result.
+  expect_values(causal_attention(q.to(DType::F32), k.to(DType::F32), v.to(DType::F32)), ref.to_vector<double>(), 1e-5);
+}
+
+TEST(Dropout, MaskComesFromPhiloxAndScalesKeptValues) {
+  Generator gen(123);
+  gen.reserve(8);  // the op must start where the generator stands
+  Tensor x = leaf(distinct_values(40), {5, 8});
+  Tensor out = dropout(x, 0.25, true, gen);
+  EXPECT_EQ(gen.state().offset, 48u);
+  std::vector<double> xv = x.to_vector<double>(), ov = out.to_vector<double>(), expected_grad(40);
+  int kept = 0;
+  for (int i = 0; i < 40; ++i) {
+    bool keep = philox_uniform(123, 8 + i) >= 0.25f;
+    kept += keep;
+    EXPECT_NEAR(ov[i], keep ? xv[i] / 0.75 : 0.0, 1e-15) << i;
+    expected_grad[i] = keep ? 1.0 / 0.75 : 0.0;
+  }
+  EXPECT_GT(kept, 20);
+  EXPECT_LT(kept, 40);
+  sum(out).backward();
+  expect_values(x.grad(), expected_grad, 1e-15);
+  EXPECT_TRUE(dropout(x, 0.5, /*training=*/false, gen).is_same(x));
+  EXPECT_TRUE(dropout(x, 0.0, true, gen).is_same(x));
+  EXPECT_EQ(gen.state().offset, 48u);
+  EXPECT_THROW(dropout(x, 1.0, true, gen), Error);
+}
+
+TEST(NnFunctionalGrad, SoftmaxAndLayerNorm) {
+  Tensor a = leaf(distinct_values(24), {2, 3, 4});
+  expect_gradcheck([](const std::vector<Tensor>& x) { return softmax(x[0], -1); }, {a});
+  expect_gradcheck([](const std::vector<Tensor>& x) { return softmax(x[0], 1); }, {a});
+  expect_gradcheck([](const std::vector<Tensor>& x) { return log_softmax(x[0], 0); }, {a});
+  expect_gradcheck([](const std::vector<Tensor>& x) { return log_softmax(x[0].transpose(0, 2), -1); }, {a});
+  Tensor w = leaf({1.5, -0.5, 0.8, 1.1}, {4});
+  Tensor b = leaf({0.1, 0.2, -0.3, 0.4}, {4});
+  expect_gradcheck([](const std::vector<Tensor>& x) { return layer_norm(x[0], x[1], x[2], 1e-5); }, {a, w, b});
+  expect_gradcheck([](const std::vector<Tensor>& x) { return layer_norm(x[0], x[1], Tensor(), 1e-5); }, {a, w});
+}
+
+TEST(NnFunctionalGrad, EmbeddingCrossEntropyAttentionDropout) {
+  Tensor weight = leaf(distinct_values(10), {5, 2});
+  Tensor ids = i64({4, 0, 4, 2}, {2, 2});
+  expect_gradcheck([ids](const std::vector<Tensor>& x) { return embedding(x[0], ids); }, {weight});
+  Tensor logits = leaf(distinct_values(15), {3, 5});
+  Tensor targets = i64({4, -100, 1}, {3});
+  expect_gradcheck([targets](const std::vector<Tensor>& x) { return cross_entropy(x[0], targets); }, {logits});
+  expect_gradcheck([targets](const std::vector<Tensor>& x) { return cross_entropy_per_row(x[0], targets); }, {logits});
+  Shape s{1, 2, 3, 2};
+  Tensor q = leaf(distinct_values(12, 0.2), s), k = leaf(distinct_values(12, 0.3), s), v = leaf(distinct_values(12, 0.4), s);
+  expect_gradcheck([](const std::vector<Tensor>& x) { return causal_attention(x[0], x[1], x[2], 0.7); }, {q, k, v});
+  Tensor d = leaf(distinct_values(20), {4, 5});
+  expect_gradcheck([](const std::vector<Tensor>& x) {
+    Generator gen(5);  // the same mask on every call
+    return dropout(x[0], 0.3, true, gen);
+  }, {d});
+}
