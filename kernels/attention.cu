@@ -35,10 +35,10 @@ __device__ __forceinline__ A dot_row(const A* a, const A* b, int D) {
   return s;
 }
 
-template <typename T, int NR>
+template <typename T, typename S, int NR>
 __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const T* __restrict__ q, const T* __restrict__ k,
                                                                      const T* __restrict__ v, T* __restrict__ out,
-                                                                     float* __restrict__ lse, int64_t seq, int D,
+                                                                     S* __restrict__ lse, int64_t seq, int D,
                                                                      acc_t<T> scale, int64_t row_blocks) {
   using A = acc_t<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const T* __
     int d = lane + 32 * r;
     if (d < D) out[base + i * D + d] = from_acc<T>(o[r] * inv);
   }
-  if (lane == 0) lse[bh * seq + i] = static_cast<float>(m + log_acc(l));
+  if (lane == 0) lse[bh * seq + i] = static_cast<S>(m + log_acc(l));
 }
 
 // delta[row] = sum_d dout[row, d] * out[row, d]; one warp per row.
@@ -108,10 +108,10 @@ __global__ void attention_delta_kernel(const T* __restrict__ out, const T* __res
 }
 
 // dq_i = scale * sum_j p_ij (dp_ij - delta_i) k_j, p_ij = exp(scale q_i.k_j - lse_i), dp_ij = dout_i . v_j.
-template <typename T, int NR>
+template <typename T, typename S, int NR>
 __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const T* __restrict__ q, const T* __restrict__ k,
                                                                 const T* __restrict__ v, const T* __restrict__ dout,
-                                                                const float* __restrict__ lse,
+                                                                const S* __restrict__ lse,
                                                                 const acc_t<T>* __restrict__ delta, T* __restrict__ dq,
                                                                 int64_t seq, int D, acc_t<T> scale, int64_t row_blocks) {
   using A = acc_t<T>;
@@ -168,10 +168,10 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const T* __restr
 }
 
 // For key row j: dv_j = sum_i p_ij dout_i; dk_j = scale * sum_i p_ij (dp_ij - delta_i) q_i, over i >= j.
-template <typename T, int NR>
+template <typename T, typename S, int NR>
 __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(
     const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ dout,
-    const float* __restrict__ lse, const acc_t<T>* __restrict__ delta, T* __restrict__ dk, T* __restrict__ dv,
+    const S* __restrict__ lse, const acc_t<T>* __restrict__ delta, T* __restrict__ dk, T* __restrict__ dv,
     int64_t seq, int D, acc_t<T> scale, int64_t row_blocks) {
   using A = acc_t<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -260,8 +260,8 @@ cudaError_t launch_with_smem(Kernel kernel, int64_t blocks, size_t smem, cudaStr
 
 }  // namespace
 
-template <typename T>
-cudaError_t attention_forward(const T* q, const T* k, const T* v, T* out, float* lse, int64_t bh, int64_t seq,
+template <typename T, typename S>
+cudaError_t attention_forward(const T* q, const T* k, const T* v, T* out, S* lse, int64_t bh, int64_t seq,
                               int head_dim, double scale, cudaStream_t stream) {
   using A = acc_t<T>;
   if (bh == 0 || seq == 0) return cudaSuccess;
@@ -269,13 +269,13 @@ cudaError_t attention_forward(const T* q, const T* k, const T* v, T* out, float*
   size_t smem = (static_cast<size_t>(kTile) * (head_dim + 1) + kTile * head_dim + kRows * head_dim) * sizeof(A);
   return with_head_regs(head_dim, [&](auto nr) {
     constexpr int NR = decltype(nr)::value;
-    return launch_with_smem(attention_forward_kernel<T, NR>, bh * row_blocks, smem, stream, q, k, v, out, lse, seq,
+    return launch_with_smem(attention_forward_kernel<T, S, NR>, bh * row_blocks, smem, stream, q, k, v, out, lse, seq,
                             head_dim, static_cast<A>(scale), row_blocks);
   });
 }
 
-template <typename T>
-cudaError_t attention_backward(const T* q, const T* k, const T* v, const T* out, const T* dout, const float* lse,
+template <typename T, typename S>
+cudaError_t attention_backward(const T* q, const T* k, const T* v, const T* out, const T* dout, const S* lse,
                                T* dq, T* dk, T* dv, void* delta_buf, int64_t bh, int64_t seq, int head_dim,
                                double scale, cudaStream_t stream) {
   using A = acc_t<T>;
@@ -292,24 +292,25 @@ cudaError_t attention_backward(const T* q, const T* k, const T* v, const T* out,
   size_t smem_dkdv = (tiles + 2 * kTile + 2 * kRows * head_dim) * sizeof(A);
   return with_head_regs(head_dim, [&](auto nr) {
     constexpr int NR = decltype(nr)::value;
-    cudaError_t err = launch_with_smem(attention_dq_kernel<T, NR>, bh * row_blocks, smem_dq, stream, q, k, v, dout,
+    cudaError_t err = launch_with_smem(attention_dq_kernel<T, S, NR>, bh * row_blocks, smem_dq, stream, q, k, v, dout,
                                        lse, static_cast<const A*>(delta), dq, seq, head_dim, static_cast<A>(scale),
                                        row_blocks);
     if (err != cudaSuccess) return err;
-    return launch_with_smem(attention_dkdv_kernel<T, NR>, bh * row_blocks, smem_dkdv, stream, q, k, v, dout, lse,
+    return launch_with_smem(attention_dkdv_kernel<T, S, NR>, bh * row_blocks, smem_dkdv, stream, q, k, v, dout, lse,
                             static_cast<const A*>(delta), dk, dv, seq, head_dim, static_cast<A>(scale), row_blocks);
   });
 }
 
-#define MT_ATTENTION_INSTANTIATE(T)                                                                            \
-  template cudaError_t attention_forward<T>(const T*, const T*, const T*, T*, float*, int64_t, int64_t, int,    \
-                                            double, cudaStream_t);                                             \
-  template cudaError_t attention_backward<T>(const T*, const T*, const T*, const T*, const T*, const float*, T*, \
-                                             T*, T*, void*, int64_t, int64_t, int, double, cudaStream_t);
-MT_ATTENTION_INSTANTIATE(float)
-MT_ATTENTION_INSTANTIATE(double)
-MT_ATTENTION_INSTANTIATE(__nv_bfloat16)
-MT_ATTENTION_INSTANTIATE(__half)
+#define MT_ATTENTION_INSTANTIATE(T, S)                                                                         \
+  template cudaError_t attention_forward<T, S>(const T*, const T*, const T*, T*, S*, int64_t, int64_t, int, double, \
+                                               cudaStream_t);                                                    \
+  template cudaError_t attention_backward<T, S>(const T*, const T*, const T*, const T*, const T*, const S*, T*, T*,  \
+                                                T*, void*, int64_t, int64_t, int, double, cudaStream_t);
+MT_ATTENTION_INSTANTIATE(float, float)
+MT_ATTENTION_INSTANTIATE(double, double)
+MT_ATTENTION_INSTANTIATE(double, float)
+MT_ATTENTION_INSTANTIATE(__nv_bfloat16, float)
+MT_ATTENTION_INSTANTIATE(__half, float)
 #undef MT_ATTENTION_INSTANTIATE
 
 }  // namespace mt::gpukernels

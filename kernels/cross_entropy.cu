@@ -8,10 +8,10 @@ namespace mt::gpukernels {
 
 namespace {
 
-template <typename T, int V>
+template <typename T, typename S, int V>
 __global__ void cross_entropy_forward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ targets,
-                                             int64_t ignore_index, float* __restrict__ losses,
-                                             float* __restrict__ lse_out, int64_t rows, int64_t vocab) {
+                                             int64_t ignore_index, S* __restrict__ losses,
+                                             S* __restrict__ lse_out, int64_t rows, int64_t vocab) {
   using A = acc_t<T>;
   __shared__ A scratch[32 * 4];
   int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
@@ -38,20 +38,20 @@ __global__ void cross_entropy_forward_kernel(const T* __restrict__ logits, const
   A row_sum = row_allreduce(mine, SumOp{}, scratch);
   if (!active || threadIdx.x != 0) return;
   A lse = row_max + log_acc(row_sum);
-  lse_out[row] = static_cast<float>(lse);
+  lse_out[row] = static_cast<S>(lse);
   int64_t t = targets[row];
   if (t == ignore_index)
-    losses[row] = 0.0f;
+    losses[row] = S(0);
   else if (t < 0 || t >= vocab)
-    losses[row] = __int_as_float(0x7fc00000);  // NaN: a bad target must not pass silently
+    losses[row] = static_cast<S>(__int_as_float(0x7fc00000));  // NaN: a bad target must not pass silently
   else
-    losses[row] = static_cast<float>(lse - to_acc(x[t]));
+    losses[row] = static_cast<S>(lse - to_acc(x[t]));
 }
 
-template <typename T, int V>
+template <typename T, typename S, int V>
 __global__ void cross_entropy_backward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ targets,
-                                              int64_t ignore_index, const float* __restrict__ lse_in,
-                                              const float* __restrict__ grad_losses, T* __restrict__ dlogits,
+                                              int64_t ignore_index, const S* __restrict__ lse_in,
+                                              const S* __restrict__ grad_losses, T* __restrict__ dlogits,
                                               int64_t rows, int64_t vocab) {
   using A = acc_t<T>;
   int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
@@ -77,48 +77,49 @@ __global__ void cross_entropy_backward_kernel(const T* __restrict__ logits, cons
 
 }  // namespace
 
-template <typename T>
-cudaError_t cross_entropy_forward(const T* logits, const int64_t* targets, int64_t ignore_index, float* losses,
-                                  float* lse, int64_t rows, int64_t vocab, cudaStream_t stream) {
+template <typename T, typename S>
+cudaError_t cross_entropy_forward(const T* logits, const int64_t* targets, int64_t ignore_index, S* losses, S* lse,
+                                  int64_t rows, int64_t vocab, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
   bool vec = vocab % V == 0 && aligned16(logits);
   RowLaunch l = row_launch(rows, vec ? vocab / V : vocab);
   if (vec)
-    cross_entropy_forward_kernel<T, V><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, losses, lse,
+    cross_entropy_forward_kernel<T, S, V><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, losses, lse,
                                                                        rows, vocab);
   else
-    cross_entropy_forward_kernel<T, 1><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, losses, lse,
+    cross_entropy_forward_kernel<T, S, 1><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, losses, lse,
                                                                        rows, vocab);
   return cudaGetLastError();
 }
 
-template <typename T>
-cudaError_t cross_entropy_backward(const T* logits, const int64_t* targets, int64_t ignore_index, const float* lse,
-                                   const float* grad_losses, T* dlogits, int64_t rows, int64_t vocab,
+template <typename T, typename S>
+cudaError_t cross_entropy_backward(const T* logits, const int64_t* targets, int64_t ignore_index, const S* lse,
+                                   const S* grad_losses, T* dlogits, int64_t rows, int64_t vocab,
                                    cudaStream_t stream) {
   if (rows == 0 || vocab == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
   bool vec = vocab % V == 0 && aligned16(logits) && aligned16(dlogits);
   RowLaunch l = row_launch(rows, vec ? vocab / V : vocab);
   if (vec)
-    cross_entropy_backward_kernel<T, V><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, lse,
+    cross_entropy_backward_kernel<T, S, V><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, lse,
                                                                         grad_losses, dlogits, rows, vocab);
   else
-    cross_entropy_backward_kernel<T, 1><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, lse,
+    cross_entropy_backward_kernel<T, S, 1><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, lse,
                                                                         grad_losses, dlogits, rows, vocab);
   return cudaGetLastError();
 }
 
-#define MT_CE_INSTANTIATE(T)                                                                                      \
-  template cudaError_t cross_entropy_forward<T>(const T*, const int64_t*, int64_t, float*, float*, int64_t, int64_t, \
-                                                cudaStream_t);                                                    \
-  template cudaError_t cross_entropy_backward<T>(const T*, const int64_t*, int64_t, const float*, const float*, T*, \
-                                                 int64_t, int64_t, cudaStream_t);
-MT_CE_INSTANTIATE(float)
-MT_CE_INSTANTIATE(double)
-MT_CE_INSTANTIATE(__nv_bfloat16)
-MT_CE_INSTANTIATE(__half)
+#define MT_CE_INSTANTIATE(T, S)                                                                                  \
+  template cudaError_t cross_entropy_forward<T, S>(const T*, const int64_t*, int64_t, S*, S*, int64_t, int64_t,     \
+                                                   cudaStream_t);                                                 \
+  template cudaError_t cross_entropy_backward<T, S>(const T*, const int64_t*, int64_t, const S*, const S*, T*,      \
+                                                    int64_t, int64_t, cudaStream_t);
+MT_CE_INSTANTIATE(float, float)
+MT_CE_INSTANTIATE(double, double)
+MT_CE_INSTANTIATE(double, float)
+MT_CE_INSTANTIATE(__nv_bfloat16, float)
+MT_CE_INSTANTIATE(__half, float)
 #undef MT_CE_INSTANTIATE
 
 }  // namespace mt::gpukernels

@@ -21,18 +21,17 @@ __global__ void __launch_bounds__(kOptimThreads) adamw_kernel(const OptimTensorP
   A* m = static_cast<A*>(t.exp_avg);
   A* v = static_cast<A*>(t.exp_avg_sq);
   float* master = t.master;
-  A lr = a.lr, b1 = a.beta1, b2 = a.beta2, eps = a.eps, wd = a.weight_decay;
-  A step = lr / static_cast<A>(a.bias_correction1);
-  A sqrt_bc2 = sqrt_acc(static_cast<A>(a.bias_correction2));
+  A decay = a.decay, w1 = a.w1, b2 = a.beta2, w2 = a.w2, neg_step = a.neg_step, bc2_sqrt = a.bc2_sqrt, eps = a.eps;
   for (int64_t i = ch.start + threadIdx.x; i < end; i += kOptimThreads) {
     A g = static_cast<A>(to_acc(grad[i]));
     A p = master ? static_cast<A>(master[i]) : static_cast<A>(to_acc(param[i]));
-    p -= lr * wd * p;
-    A mi = b1 * m[i] + (A(1) - b1) * g;
-    A vi = b2 * v[i] + (A(1) - b2) * g * g;
+    p = p * decay;
+    A mi = m[i];
+    mi = mi + w1 * (g - mi);
+    A vi = v[i] * b2 + w2 * g * g;
     m[i] = mi;
     v[i] = vi;
-    p -= step * mi / (sqrt_acc(vi) / sqrt_bc2 + eps);
+    p = p + neg_step * mi / (sqrt_acc(vi) / bc2_sqrt + eps);
     if (master) master[i] = static_cast<float>(p);
     param[i] = from_acc<P>(p);
   }
@@ -52,12 +51,12 @@ __global__ void __launch_bounds__(kOptimThreads) sgd_kernel(const OptimTensorPtr
   A lr = a.lr, mom = a.momentum, wd = a.weight_decay;
   for (int64_t i = ch.start + threadIdx.x; i < end; i += kOptimThreads) {
     A p = master ? static_cast<A>(master[i]) : static_cast<A>(to_acc(param[i]));
-    A g = static_cast<A>(to_acc(grad[i])) + wd * p;
+    A d = static_cast<A>(to_acc(grad[i])) + wd * p;
     if (buf) {
-      g = mom * buf[i] + g;
-      buf[i] = g;
+      d = buf[i] * mom + d;
+      buf[i] = d;
     }
-    p -= lr * g;
+    p = p + (-lr) * d;
     if (master) master[i] = static_cast<float>(p);
     param[i] = from_acc<P>(p);
   }

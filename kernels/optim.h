@@ -29,21 +29,22 @@ struct OptimChunk {
   int64_t start;
 };
 
+// AdamW's scalars, precomputed on the host as PyTorch does: decay = 1 - lr * wd, w1 = 1 - beta1,
+// w2 = 1 - beta2, neg_step = -lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t).
 struct AdamWArgs {
-  float lr, beta1, beta2, eps, weight_decay;
-  float bias_correction1, bias_correction2;  // 1 - beta^t
+  float decay, w1, beta2, w2, neg_step, bc2_sqrt, eps;
 };
 
 struct SgdArgs {
   float lr, momentum, weight_decay;
 };
 
-// p -= lr * wd * p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
-// p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps). Tables in device memory.
+// p = p * decay; m = m + w1 (g - m); v = v beta2 + w2 g^2; p = p + neg_step * m / (sqrt(v) / bc2_sqrt + eps)
+// (PyTorch's operation order). Tables in device memory.
 template <typename P, typename G>
 cudaError_t adamw_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
                                const AdamWArgs& args, cudaStream_t stream);
-// g += wd * p; with momentum: buf = momentum * buf + g, g = buf; p -= lr * g.
+// d = g + wd * p; with a buffer: buf = buf * momentum + d, d = buf; p = p + (-lr) * d.
 template <typename P, typename G>
 cudaError_t sgd_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
                              const SgdArgs& args, cudaStream_t stream);

@@ -41,14 +41,15 @@ void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& gra
   });
 }
 
-// Mean/rstd are f32 by contract; f64 inputs may also carry f64 statistics.
+// Calls fn.template operator()<T, S>() with the CUDA type of `x` and of its per-row statistics (layer-norm
+// mean/rstd, logsumexp, losses): f32, or f64 with f64 input.
 template <typename Fn>
-void dispatch_layernorm(DType x, DType stats, const char* op, Fn&& fn) {
+void dispatch_with_stats(DType x, DType stats, const char* op, Fn&& fn) {
   dispatch_cuda_floating(x, op, [&]<typename T>() {
     if (stats == DType::F32) {
       fn.template operator()<T, float>();
     } else {
-      MT_CHECK(stats == DType::F64 && x == DType::F64, op, ": mean/rstd must be f32 (or f64 with f64 input), got ",
+      MT_CHECK(stats == DType::F64 && x == DType::F64, op, ": statistics must be f32 (or f64 with f64 input), got ",
                dtype_name(stats), " with ", dtype_name(x), " input");
       fn.template operator()<double, double>();
     }
@@ -61,7 +62,7 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
   MT_CHECK(w.dtype() == x.dtype() && (!b.defined() || b.dtype() == x.dtype()),
            "layer_norm (cuda): weight and bias must have the input's dtype ", x.dtype(), ", got ", w.dtype());
   cudaStream_t s = stream_for(x);
-  dispatch_layernorm(x.dtype(), mean.dtype(), "layer_norm", [&]<typename T, typename S>() {
+  dispatch_with_stats(x.dtype(), mean.dtype(), "layer_norm", [&]<typename T, typename S>() {
     MT_CUDA_CHECK((gpukernels::layernorm_forward<T, S>(ptr<T>(y), ptr<S>(mean), ptr<S>(rstd), ptr<T>(x), ptr<T>(w),
                                                    ptr<T>(b), leading_rows(x), last_dim(x), eps, s)));
   });
@@ -76,7 +77,7 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
   int64_t rows = leading_rows(x), cols = last_dim(x);
   Tensor partial = Tensor::empty({gpukernels::layernorm_backward_partial_elems(rows, cols)},
                                  x.dtype() == DType::F64 ? DType::F64 : DType::F32, x.device());
-  dispatch_layernorm(x.dtype(), mean.dtype(), "layer_norm_backward", [&]<typename T, typename S>() {
+  dispatch_with_stats(x.dtype(), mean.dtype(), "layer_norm_backward", [&]<typename T, typename S>() {
     MT_CUDA_CHECK((gpukernels::layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(x),
                                                     ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
                                                     partial.data_ptr(), s)));
@@ -87,12 +88,13 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t 
                            const Tensor& lse) {
   check_contiguous("cross_entropy", {&logits, &targets, &losses, &lse});
   MT_CHECK(targets.dtype() == DType::I64, "cross_entropy (cuda): targets must be i64, got ", targets.dtype());
-  MT_CHECK(losses.dtype() == DType::F32 && lse.dtype() == DType::F32, "cross_entropy (cuda): losses and lse must be f32");
+  MT_CHECK(losses.dtype() == lse.dtype(), "cross_entropy (cuda): losses and lse must share a dtype, got ",
+           losses.dtype(), " and ", lse.dtype());
   cudaStream_t s = stream_for(logits);
-  dispatch_cuda_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
-    MT_CUDA_CHECK(gpukernels::cross_entropy_forward<T>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
-                                                    losses.data<float>(), lse.data<float>(), logits.size(0),
-                                                    logits.size(1), s));
+  dispatch_with_stats(logits.dtype(), lse.dtype(), "cross_entropy", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::cross_entropy_forward<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
+                                                         ptr<S>(losses), ptr<S>(lse), logits.size(0), logits.size(1),
+                                                         s)));
   });
 }
 
@@ -100,11 +102,13 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
                             const Tensor& grad_losses, const Tensor& dlogits) {
   check_contiguous("cross_entropy_backward", {&logits, &targets, &lse, &grad_losses, &dlogits});
   MT_CHECK(targets.dtype() == DType::I64, "cross_entropy_backward (cuda): targets must be i64, got ", targets.dtype());
+  MT_CHECK(grad_losses.dtype() == lse.dtype(), "cross_entropy_backward (cuda): grad_losses and lse must share a dtype, got ",
+           grad_losses.dtype(), " and ", lse.dtype());
   cudaStream_t s = stream_for(logits);
-  dispatch_cuda_floating(logits.dtype(), "cross_entropy_backward", [&]<typename T>() {
-    MT_CUDA_CHECK(gpukernels::cross_entropy_backward<T>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
-                                                     lse.data<float>(), grad_losses.data<float>(), ptr<T>(dlogits),
-                                                     logits.size(0), logits.size(1), s));
+  dispatch_with_stats(logits.dtype(), lse.dtype(), "cross_entropy_backward", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::cross_entropy_backward<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
+                                                          ptr<S>(lse), ptr<S>(grad_losses), ptr<T>(dlogits),
+                                                          logits.size(0), logits.size(1), s)));
   });
 }
 
@@ -116,10 +120,10 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
   MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
            gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
   cudaStream_t s = stream_for(q);
-  dispatch_cuda_floating(q.dtype(), "causal_attention", [&]<typename T>() {
-    MT_CUDA_CHECK(gpukernels::attention_forward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), lse.data<float>(),
-                                                q.size(0) * q.size(1), q.size(2), static_cast<int>(head_dim), scale,
-                                                s));
+  dispatch_with_stats(q.dtype(), lse.dtype(), "causal_attention", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::attention_forward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<S>(lse),
+                                                     q.size(0) * q.size(1), q.size(2), static_cast<int>(head_dim),
+                                                     scale, s)));
   });
 }
 
@@ -133,10 +137,11 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   cudaStream_t s = stream_for(q);
   int64_t bh = q.size(0) * q.size(1), seq = q.size(2);
   Tensor delta = Tensor::empty({bh * seq}, q.dtype() == DType::F64 ? DType::F64 : DType::F32, q.device());
-  dispatch_cuda_floating(q.dtype(), "causal_attention_backward", [&]<typename T>() {
-    MT_CUDA_CHECK(gpukernels::attention_backward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout),
-                                                 lse.data<float>(), ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),
-                                                 delta.data_ptr(), bh, seq, static_cast<int>(head_dim), scale, s));
+  dispatch_with_stats(q.dtype(), lse.dtype(), "causal_attention_backward", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::attention_backward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout),
+                                                      ptr<S>(lse), ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),
+                                                      delta.data_ptr(), bh, seq, static_cast<int>(head_dim), scale,
+                                                      s)));
   });
 }
 

@@ -1,6 +1,7 @@
 // CUDA fused optimizers (contracts in mt/ops/kernel_table.h): tensors are grouped by device and
 // parameter/gradient dtype, each group's chunk table lives in device memory and is uploaded again
 // only when the group's pointers change, then one launch updates the whole group.
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -135,7 +136,14 @@ void run_groups(const char* op, std::map<GroupKey, Group>& groups, Launch&& laun
 
 void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
   auto groups = group_tensors("adamw (cuda)", OptimKind::kAdamW, tensors, true);
-  gpukernels::AdamWArgs args{h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.bias_correction1, h.bias_correction2};
+  // The scalars as the CPU kernel (and PyTorch) form them, in double then rounded to f32.
+  gpukernels::AdamWArgs args{static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weight_decay),
+                             static_cast<float>(1.0 - static_cast<double>(h.beta1)),
+                             h.beta2,
+                             static_cast<float>(1.0 - static_cast<double>(h.beta2)),
+                             static_cast<float>(-static_cast<double>(h.lr) / h.bias_correction1),
+                             static_cast<float>(std::sqrt(static_cast<double>(h.bias_correction2))),
+                             h.eps};
   run_groups("adamw (cuda)", groups, [&]<typename P, typename G>(auto tensors_dev, auto chunks_dev, int64_t n,
                                                                  cudaStream_t s) {
     MT_CUDA_CHECK((gpukernels::adamw_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
