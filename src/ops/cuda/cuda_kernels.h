@@ -24,5 +24,20 @@ Kernels::Gather gather;
 Kernels::ScatterAdd scatter_add;
 Kernels::TopK topk;
 Kernels::Cumsum cumsum;
+// matmul_cuda.cpp
+Kernels::Matmul matmul;
+// nn_cuda.cpp
+Kernels::Softmax softmax;
+Kernels::SoftmaxBackward softmax_backward;
+Kernels::LayerNormForward layer_norm_forward;
+Kernels::LayerNormBackward layer_norm_backward;
+Kernels::CrossEntropyForward cross_entropy_forward;
+Kernels::CrossEntropyBackward cross_entropy_backward;
+Kernels::AttentionForward attention_forward;
+Kernels::AttentionBackward attention_backward;
+Kernels::Dropout dropout;
+// optim_cuda.cpp
+Kernels::AdamW adamw;
+Kernels::Sgd sgd;
 
 }  // namespace mt::cuda

@@ -1,0 +1,14 @@
+// Launcher adding a bias vector to every row of a contiguous (rows, cols) matrix: the matmul's bias
+// where cuBLASLt's bias epilogue does not apply (f64, a misaligned bias, K = 0).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mt::gpukernels {
+
+// out[r, c] += bias[c]. T: float, double, __nv_bfloat16, __half.
+template <typename T>
+cudaError_t add_bias_rows(T* out, const T* bias, int64_t rows, int64_t cols, cudaStream_t stream);
+
+}  // namespace mt::gpukernels

@@ -1,0 +1,15 @@
+// Launcher for dropout: keep[i] = philox_uniform(seed, offset + i) >= p, the same stream the CPU kernel
+// draws, so both devices drop the same elements. T: float, double, __nv_bfloat16, __half.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mt::gpukernels {
+
+// out[i] = keep[i] ? in[i] / (1 - p) : 0 (0 everywhere when p = 1); mask[i] = keep[i].
+template <typename T>
+cudaError_t dropout_forward(const T* in, T* out, bool* mask, int64_t n, double p, uint64_t seed, uint64_t offset,
+                            cudaStream_t stream);
+
+}  // namespace mt::gpukernels

@@ -1,0 +1,27 @@
+// Launchers for LayerNorm over the last dim of a contiguous (rows, cols) matrix: forward with the
+// per-row mean and 1/std, and backward with dx and deterministic dw/db (per-group partial sums, then a
+// fixed-order column reduction; no atomics). T: float, double, __nv_bfloat16, __half; S (stats): float,
+// or double with T = double.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mt::gpukernels {
+
+// y = (x - mean) * rstd * w (+ b); b may be null.
+template <typename T, typename S>
+cudaError_t layernorm_forward(T* y, S* mean, S* rstd, const T* x, const T* w, const T* b, int64_t rows, int64_t cols,
+                              double eps, cudaStream_t stream);
+
+// Elements of the partial-sum buffer layernorm_backward needs (in the accumulation type: float, or
+// double for T = double).
+int64_t layernorm_backward_partial_elems(int64_t rows, int64_t cols);
+
+// dx = rstd * (w*dy - mean(w*dy) - xhat * mean(w*dy*xhat)); dw = sum_rows dy*xhat; db = sum_rows dy (db may be
+// null). `partial` holds layernorm_backward_partial_elems(rows, cols) accumulation-type elements.
+template <typename T, typename S>
+cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const S* mean, const S* rstd,
+                               int64_t rows, int64_t cols, void* partial, cudaStream_t stream);
+
+}  // namespace mt::gpukernels

@@ -1,0 +1,96 @@
+// Fused multi-tensor AdamW and SGD: grid = chunks of the chunk table, one block per chunk, each thread
+// striding over the chunk's elements; math in f32 (f64 for f64 parameters).
+#include "device_utils.cuh"
+#include "optim.h"
+
+namespace mt::gpukernels {
+
+namespace {
+
+constexpr int kOptimThreads = 512;
+
+template <typename P, typename G>
+__global__ void __launch_bounds__(kOptimThreads) adamw_kernel(const OptimTensorPtrs* __restrict__ tensors,
+                                                              const OptimChunk* __restrict__ chunks, AdamWArgs a) {
+  using A = acc_t<P>;
+  OptimChunk ch = chunks[blockIdx.x];
+  OptimTensorPtrs t = tensors[ch.tensor];
+  int64_t end = ch.start + kOptimChunk < t.numel ? ch.start + kOptimChunk : t.numel;
+  P* param = static_cast<P*>(t.param);
+  const G* grad = static_cast<const G*>(t.grad);
+  A* m = static_cast<A*>(t.exp_avg);
+  A* v = static_cast<A*>(t.exp_avg_sq);
+  float* master = t.master;
+  A decay = a.decay, w1 = a.w1, b2 = a.beta2, w2 = a.w2, neg_step = a.neg_step, bc2_sqrt = a.bc2_sqrt, eps = a.eps;
+  for (int64_t i = ch.start + threadIdx.x; i < end; i += kOptimThreads) {
+    A g = static_cast<A>(to_acc(grad[i]));
+    A p = master ? static_cast<A>(master[i]) : static_cast<A>(to_acc(param[i]));
+    p = p * decay;
+    A mi = m[i];
+    mi = mi + w1 * (g - mi);
+    A vi = v[i] * b2 + w2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    p = p + neg_step * mi / (sqrt_acc(vi) / bc2_sqrt + eps);
+    if (master) master[i] = static_cast<float>(p);
+    param[i] = from_acc<P>(p);
+  }
+}
+
+template <typename P, typename G>
+__global__ void __launch_bounds__(kOptimThreads) sgd_kernel(const OptimTensorPtrs* __restrict__ tensors,
+                                                            const OptimChunk* __restrict__ chunks, SgdArgs a) {
+  using A = acc_t<P>;
+  OptimChunk ch = chunks[blockIdx.x];
+  OptimTensorPtrs t = tensors[ch.tensor];
+  int64_t end = ch.start + kOptimChunk < t.numel ? ch.start + kOptimChunk : t.numel;
+  P* param = static_cast<P*>(t.param);
+  const G* grad = static_cast<const G*>(t.grad);
+  A* buf = static_cast<A*>(t.exp_avg);
+  float* master = t.master;
+  A lr = a.lr, mom = a.momentum, wd = a.weight_decay;
+  for (int64_t i = ch.start + threadIdx.x; i < end; i += kOptimThreads) {
+    A p = master ? static_cast<A>(master[i]) : static_cast<A>(to_acc(param[i]));
+    A d = static_cast<A>(to_acc(grad[i])) + wd * p;
+    if (buf) {
+      d = buf[i] * mom + d;
+      buf[i] = d;
+    }
+    p = p + (-lr) * d;
+    if (master) master[i] = static_cast<float>(p);
+    param[i] = from_acc<P>(p);
+  }
+}
+
+}  // namespace
+
+template <typename P, typename G>
+cudaError_t adamw_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
+                               const AdamWArgs& args, cudaStream_t stream) {
+  if (num_chunks == 0) return cudaSuccess;
+  adamw_kernel<P, G><<<static_cast<unsigned>(num_chunks), kOptimThreads, 0, stream>>>(tensors, chunks, args);
+  return cudaGetLastError();
+}
+
+template <typename P, typename G>
+cudaError_t sgd_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
+                             const SgdArgs& args, cudaStream_t stream) {
+  if (num_chunks == 0) return cudaSuccess;
+  sgd_kernel<P, G><<<static_cast<unsigned>(num_chunks), kOptimThreads, 0, stream>>>(tensors, chunks, args);
+  return cudaGetLastError();
+}
+
+#define MT_OPTIM_INSTANTIATE(P, G)                                                                               \
+  template cudaError_t adamw_multi_tensor<P, G>(const OptimTensorPtrs*, const OptimChunk*, int64_t,             \
+                                                const AdamWArgs&, cudaStream_t);                                 \
+  template cudaError_t sgd_multi_tensor<P, G>(const OptimTensorPtrs*, const OptimChunk*, int64_t, const SgdArgs&, \
+                                              cudaStream_t);
+MT_OPTIM_INSTANTIATE(float, float)
+MT_OPTIM_INSTANTIATE(double, double)
+MT_OPTIM_INSTANTIATE(__nv_bfloat16, __nv_bfloat16)
+MT_OPTIM_INSTANTIATE(__half, __half)
+MT_OPTIM_INSTANTIATE(__nv_bfloat16, float)
+MT_OPTIM_INSTANTIATE(__half, float)
+#undef MT_OPTIM_INSTANTIATE
+
+}  // namespace mt::gpukernels

@@ -1,0 +1,128 @@
+// Softmax / log_softmax over rows: one row per warp (short rows) or per block, vector loads when the
+// row length and pointers allow, online max/sum in the accumulation type, then one writing pass.
+#include "device_utils.cuh"
+#include "row_launch.cuh"
+#include "softmax.h"
+
+namespace mt::gpukernels {
+
+namespace {
+
+template <typename T, int V>
+__global__ void softmax_forward_kernel(const T* __restrict__ in, T* __restrict__ out, int64_t rows, int64_t cols,
+                                       bool log_out) {
+  using A = acc_t<T>;
+  __shared__ A scratch[32 * 4];
+  int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  bool active = row < rows;
+  const T* x = in + (active ? row : 0) * cols;
+  int64_t packs = cols / V;
+  // Online max and sum of exp(x - max) over this thread's elements.
+  A m = neg_inf<A>(), s = 0;
+  if (active) {
+    for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+      Pack<T, V> v = load_pack<T, V>(x + p * V);
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        A e = to_acc(v.v[j]);
+        if (e > m) {
+          s = (m == neg_inf<A>() ? A(0) : s * exp_acc(m - e)) + A(1);
+          m = e;
+        } else if (m != neg_inf<A>()) {  // with m = -inf, e is -inf too and adds nothing
+          s += exp_acc(e - m);
+        }
+      }
+    }
+  }
+  A row_max = row_allreduce(m, MaxOp{}, scratch);
+  A mine = m == neg_inf<A>() ? A(0) : s * exp_acc(m - row_max);
+  A row_sum = row_allreduce(mine, SumOp{}, scratch);
+  if (!active) return;
+  T* y = out + row * cols;
+  A inv = A(1) / row_sum, log_sum = log_acc(row_sum);
+  for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    Pack<T, V> v = load_pack<T, V>(x + p * V), r;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      A d = to_acc(v.v[j]) - row_max;
+      r.v[j] = from_acc<T>(log_out ? d - log_sum : exp_acc(d) * inv);
+    }
+    store_pack<T, V>(y + p * V, r);
+  }
+}
+
+template <typename T, int V>
+__global__ void softmax_backward_kernel(const T* __restrict__ grad_out, const T* __restrict__ y_in,
+                                        T* __restrict__ grad_in, int64_t rows, int64_t cols, bool log_out) {
+  using A = acc_t<T>;
+  __shared__ A scratch[32 * 4];
+  int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  bool active = row < rows;
+  int64_t base = (active ? row : 0) * cols;
+  const T* g = grad_out + base;
+  const T* y = y_in + base;
+  int64_t packs = cols / V;
+  // softmax: sum(g * y); log_softmax: sum(g).
+  A acc = 0;
+  if (active) {
+    for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+      Pack<T, V> gv = load_pack<T, V>(g + p * V), yv = load_pack<T, V>(y + p * V);
+#pragma unroll
+      for (int j = 0; j < V; ++j) acc += log_out ? to_acc(gv.v[j]) : to_acc(gv.v[j]) * to_acc(yv.v[j]);
+    }
+  }
+  A total = row_allreduce(acc, SumOp{}, scratch);
+  if (!active) return;
+  T* gi = grad_in + base;
+  for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+    Pack<T, V> gv = load_pack<T, V>(g + p * V), yv = load_pack<T, V>(y + p * V), r;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      A gj = to_acc(gv.v[j]), yj = to_acc(yv.v[j]);
+      r.v[j] = from_acc<T>(log_out ? gj - exp_acc(yj) * total : yj * (gj - total));
+    }
+    store_pack<T, V>(gi + p * V, r);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+cudaError_t softmax_forward(const T* in, T* out, int64_t rows, int64_t cols, SoftmaxKind kind, cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  constexpr int V = kPack<T>;
+  bool vec = cols % V == 0 && aligned16(in) && aligned16(out);
+  RowLaunch l = row_launch(rows, vec ? cols / V : cols);
+  bool log_out = kind == SoftmaxKind::kLogSoftmax;
+  if (vec)
+    softmax_forward_kernel<T, V><<<l.grid, l.block, 0, stream>>>(in, out, rows, cols, log_out);
+  else
+    softmax_forward_kernel<T, 1><<<l.grid, l.block, 0, stream>>>(in, out, rows, cols, log_out);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t softmax_backward(const T* grad_out, const T* y, T* grad_in, int64_t rows, int64_t cols, SoftmaxKind kind,
+                             cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  constexpr int V = kPack<T>;
+  bool vec = cols % V == 0 && aligned16(grad_out) && aligned16(y) && aligned16(grad_in);
+  RowLaunch l = row_launch(rows, vec ? cols / V : cols);
+  bool log_out = kind == SoftmaxKind::kLogSoftmax;
+  if (vec)
+    softmax_backward_kernel<T, V><<<l.grid, l.block, 0, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
+  else
+    softmax_backward_kernel<T, 1><<<l.grid, l.block, 0, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
+  return cudaGetLastError();
+}
+
+#define MT_SOFTMAX_INSTANTIATE(T)                                                                        \
+  template cudaError_t softmax_forward<T>(const T*, T*, int64_t, int64_t, SoftmaxKind, cudaStream_t);    \
+  template cudaError_t softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t, SoftmaxKind, cudaStream_t);
+MT_SOFTMAX_INSTANTIATE(float)
+MT_SOFTMAX_INSTANTIATE(double)
+MT_SOFTMAX_INSTANTIATE(__nv_bfloat16)
+MT_SOFTMAX_INSTANTIATE(__half)
+#undef MT_SOFTMAX_INSTANTIATE
+
+}  // namespace mt::gpukernels

@@ -1,0 +1,231 @@
+// CUDA matmul through cuBLASLt, with the descriptors and the chosen algorithm cached per shape.
+// Note [Row-major GEMM on cuBLASLt]: a row-major (r, c) matrix is the column-major (c, r) matrix of the
+// same bytes, so out (M, N) = op(a) @ op(b) is computed as the column-major out^T (N, M) =
+// op(b)^T @ op(a)^T: cuBLAS's "A" is our b and its "B" is our a, each transposed when ours is. The bias
+// (N) is then a per-row vector of out^T, which is what CUBLASLT_EPILOGUE_BIAS adds.
+#include <cublasLt.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <type_traits>
+
+#include "bias_add.h"
+#include "cuda_dispatch.h"
+#include "cuda_kernels.h"
+
+namespace mt::cuda {
+
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+struct DescDeleter {
+  void operator()(cublasLtMatmulDesc_t d) const { cublasLtMatmulDescDestroy(d); }
+};
+struct LayoutDeleter {
+  void operator()(cublasLtMatrixLayout_t l) const { cublasLtMatrixLayoutDestroy(l); }
+};
+struct PreferenceDeleter {
+  void operator()(cublasLtMatmulPreference_t p) const { cublasLtMatmulPreferenceDestroy(p); }
+};
+using MatmulDesc = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulDesc_t>, DescDeleter>;
+using MatrixLayout = std::unique_ptr<std::remove_pointer_t<cublasLtMatrixLayout_t>, LayoutDeleter>;
+using Preference = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulPreference_t>, PreferenceDeleter>;
+
+// Everything the descriptors and the algorithm choice depend on.
+struct PlanKey {
+  int device;
+  DType dtype;
+  Transpose ta, tb;
+  int64_t m, n, k, batch, stride_a, stride_b;
+  bool bias;  // asks for the bias epilogue
+  uint32_t align_a, align_b, align_out;
+  auto operator<=>(const PlanKey&) const = default;
+};
+
+struct Plan {
+  MatmulDesc desc;
+  MatrixLayout layout_a, layout_b, layout_out;  // cuBLAS's A (our b), B (our a), C = D (out)
+  cublasLtMatmulAlgo_t algo{};
+  bool bias_epilogue = false;  // false: the bias (if any) is added by add_bias_rows
+};
+
+// Largest power of two (up to 256) dividing the address: what cuBLASLt may assume of the pointer.
+uint32_t alignment(const void* p) {
+  auto u = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 1;
+  while (a < 256 && u % (2 * a) == 0) a *= 2;
+  return a;
+}
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::F32: return CUDA_R_32F;
+    case DType::F64: return CUDA_R_64F;
+    case DType::BF16: return CUDA_R_16BF;
+    case DType::F16: return CUDA_R_16F;
+    default: MT_FAIL("matmul (cuda): expected a floating dtype (f32, f64, bf16, f16), got ", dtype_name(t));
+  }
+}
+
+template <typename V>
+void set_desc(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, V value) {
+  MT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, attr, &value, sizeof(value)));
+}
+
+MatrixLayout make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride) {
+  cublasLtMatrixLayout_t l = nullptr;
+  MT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
+  MatrixLayout layout(l);
+  if (batch > 1) {
+    auto count = static_cast<int32_t>(batch);
+    MT_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+    MT_CUBLAS_CHECK(
+        cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+  }
+  return layout;
+}
+
+// Builds the descriptors and asks the heuristic for the best algorithm; false if it has none.
+bool build_plan(const PlanKey& key, bool bias_epilogue, Plan& plan) {
+  cudaDataType_t type = cuda_type(key.dtype);
+  bool f64 = key.dtype == DType::F64;
+  cublasLtMatmulDesc_t d = nullptr;
+  MT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
+                                           f64 ? CUDA_R_64F : CUDA_R_32F));
+  plan.desc.reset(d);
+  set_desc(d, CUBLASLT_MATMUL_DESC_TRANSA, key.tb == Transpose::kYes ? CUBLAS_OP_T : CUBLAS_OP_N);
+  set_desc(d, CUBLASLT_MATMUL_DESC_TRANSB, key.ta == Transpose::kYes ? CUBLAS_OP_T : CUBLAS_OP_N);
+  if (bias_epilogue) {
+    set_desc(d, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
+    set_desc(d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, static_cast<int32_t>(type));
+  }
+  int64_t m = key.m, n = key.n, k = key.k;
+  plan.layout_a = key.tb == Transpose::kNo ? make_layout(type, n, k, n, key.batch, key.stride_b)
+                                           : make_layout(type, k, n, k, key.batch, key.stride_b);
+  plan.layout_b = key.ta == Transpose::kNo ? make_layout(type, k, m, k, key.batch, key.stride_a)
+                                           : make_layout(type, m, k, m, key.batch, key.stride_a);
+  plan.layout_out = make_layout(type, n, m, n, key.batch, m * n);
+  cublasLtMatmulPreference_t p = nullptr;
+  MT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&p));
+  Preference pref(p);
+  uint64_t ws = kWorkspaceBytes;
+  MT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(p, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align_out},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align_out}};
+  for (const auto& [attr, value] : aligns)
+    MT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(p, attr, &value, sizeof(value)));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(cublaslt_handle(key.device), d, plan.layout_a.get(),
+                                                     plan.layout_b.get(), plan.layout_out.get(),
+                                                     plan.layout_out.get(), p, 1, &result, &found);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) return false;
+  plan.algo = result.algo;
+  plan.bias_epilogue = bias_epilogue;
+  return true;
+}
+
+class PlanCache {
+ public:
+  std::mutex mu;  // guards the map and each plan's descriptor (the bias pointer is set per call)
+
+  Plan& get(const PlanKey& key) {
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return *it->second;
+    auto plan = std::make_unique<Plan>();
+    // The bias epilogue where the heuristic offers one; otherwise a plain GEMM and add_bias_rows.
+    bool ok = key.bias && build_plan(key, true, *plan);
+    if (!ok) {
+      plan = std::make_unique<Plan>();
+      MT_CHECK(build_plan(key, false, *plan), "matmul (cuda): cuBLASLt has no algorithm for ", dtype_name(key.dtype),
+               " (", key.batch, " x ", key.m, " x ", key.k, ") @ (", key.k, " x ", key.n, ")",
+               key.ta == Transpose::kYes ? ", a transposed" : "", key.tb == Transpose::kYes ? ", b transposed" : "");
+    }
+    return *plans_.emplace(key, std::move(plan)).first->second;
+  }
+
+ private:
+  std::map<PlanKey, std::unique_ptr<Plan>> plans_;
+};
+
+PlanCache& plan_cache() {
+  static PlanCache* cache = new PlanCache();  // never destroyed: descriptors may outlive static teardown order
+  return *cache;
+}
+
+// (B, r, c) sizes of a 2-d or 3-d operand.
+struct Mat3 {
+  int64_t batch, rows, cols;
+};
+Mat3 mat3(const Tensor& t, const char* name) {
+  MT_CHECK(t.dim() == 2 || t.dim() == 3, "matmul (cuda): ", name, " must be 2-d or 3-d, got ", t.shape());
+  MT_CHECK(t.is_contiguous(), "matmul (cuda): ", name, " must be contiguous, got strides ", t.strides());
+  return t.dim() == 3 ? Mat3{t.size(0), t.size(1), t.size(2)} : Mat3{1, t.size(0), t.size(1)};
+}
+
+void add_bias(const Tensor& out, const Tensor& bias, int64_t rows, int64_t cols, cudaStream_t s) {
+  dispatch_cuda_floating(out.dtype(), "matmul bias", [&]<typename T>() {
+    MT_CUDA_CHECK(gpukernels::add_bias_rows<T>(ptr<T>(out), ptr<T>(bias), rows, cols, s));
+  });
+}
+
+}  // namespace
+
+void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const Tensor& out, const Tensor& bias,
+            Accumulate acc) {
+  Mat3 sa = mat3(a, "a"), sb = mat3(b, "b"), so = mat3(out, "out");
+  int64_t batch = so.batch, m = so.rows, n = so.cols;
+  int64_t k = ta == Transpose::kYes ? sa.rows : sa.cols;
+  MT_CHECK((ta == Transpose::kYes ? sa.cols : sa.rows) == m && (tb == Transpose::kYes ? sb.cols : sb.rows) == k &&
+               (tb == Transpose::kYes ? sb.rows : sb.cols) == n,
+           "matmul (cuda): shapes do not match: a ", a.shape(), ", b ", b.shape(), ", out ", out.shape());
+  MT_CHECK((sa.batch == 1 || sa.batch == batch) && (sb.batch == 1 || sb.batch == batch),
+           "matmul (cuda): batch sizes must be 1 or ", batch, ", got a ", a.shape(), ", b ", b.shape());
+  MT_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype() && (!bias.defined() || bias.dtype() == out.dtype()),
+           "matmul (cuda): a, b, bias and out must share one dtype, got ", a.dtype(), ", ", b.dtype(), ", ",
+           out.dtype());
+  MT_CHECK(!bias.defined() || (bias.numel() == n && bias.is_contiguous()),
+           "matmul (cuda): bias must be a contiguous (", n, ") vector, got ", bias.shape());
+  cudaStream_t s = stream_for(out);
+  int dev = out.device().index;
+  if (batch == 0 || m == 0 || n == 0) return;
+  if (k == 0) {  // an empty sum: out = bias (+ out)
+    if (acc == Accumulate::kNo) MT_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, out.nbytes(), s));
+    if (bias.defined()) add_bias(out, bias, batch * m, n, s);
+    return;
+  }
+  int64_t stride_a = sa.batch == 1 ? 0 : m * k, stride_b = sb.batch == 1 ? 0 : k * n;
+  // A shared b with untransposed a is one GEMM over all batch * m rows.
+  if (batch > 1 && sb.batch == 1 && ta == Transpose::kNo && sa.batch == batch) {
+    m *= batch;
+    batch = 1;
+    stride_a = 0;
+  }
+  bool bias_epilogue = bias.defined() && alignment(bias.data_ptr()) >= 16;
+  PlanKey key{dev,       out.dtype(), ta, tb, m, n, k, batch, stride_a, stride_b, bias_epilogue,
+              alignment(a.data_ptr()), alignment(b.data_ptr()), alignment(out.data_ptr())};
+  void* workspace = cuda_workspace(dev, kWorkspaceBytes);
+  PlanCache& cache = plan_cache();
+  std::lock_guard<std::mutex> lock(cache.mu);
+  Plan& plan = cache.get(key);
+  if (plan.bias_epilogue) {
+    const void* bias_ptr = bias.data_ptr();
+    set_desc(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_ptr);
+  }
+  double alpha64 = 1.0, beta64 = acc == Accumulate::kYes ? 1.0 : 0.0;
+  float alpha32 = 1.0f, beta32 = static_cast<float>(beta64);
+  bool f64 = out.dtype() == DType::F64;
+  MT_CUBLAS_CHECK(cublasLtMatmul(cublaslt_handle(dev), plan.desc.get(), f64 ? static_cast<const void*>(&alpha64) : &alpha32,
+                                 b.data_ptr(), plan.layout_a.get(), a.data_ptr(), plan.layout_b.get(),
+                                 f64 ? static_cast<const void*>(&beta64) : &beta32, out.data_ptr(),
+                                 plan.layout_out.get(), out.data_ptr(), plan.layout_out.get(), &plan.algo, workspace,
+                                 kWorkspaceBytes, s));
+  if (bias.defined() && !plan.bias_epilogue) add_bias(out, bias, batch * m, n, s);
+}
+
+}  // namespace mt::cuda

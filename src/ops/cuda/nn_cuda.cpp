@@ -1,0 +1,158 @@
+// CUDA neural-network kernels (contracts in mt/ops/kernel_table.h): unpack tensors, check what the
+// launchers rely on, and call the kernels/ launchers on the device's current stream.
+#include "attention.h"
+#include "cross_entropy.h"
+#include "cuda_dispatch.h"
+#include "cuda_kernels.h"
+#include "dropout.h"
+#include "layernorm.h"
+#include "softmax.h"
+
+namespace mt::cuda {
+
+namespace {
+
+int64_t last_dim(const Tensor& t) { return t.dim() == 0 ? 1 : t.size(-1); }
+int64_t leading_rows(const Tensor& t) { return t.dim() == 0 ? 1 : t.numel() / std::max<int64_t>(last_dim(t), 1); }
+
+void check_contiguous(const char* op, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (t->defined()) MT_CHECK(t->is_contiguous(), op, ": expected a contiguous tensor, got strides ", t->strides());
+}
+
+}  // namespace
+
+void softmax(const Tensor& in, const Tensor& out, bool log) {
+  check_contiguous("softmax", {&in, &out});
+  cudaStream_t s = stream_for(in);
+  dispatch_cuda_floating(in.dtype(), "softmax", [&]<typename T>() {
+    MT_CUDA_CHECK(gpukernels::softmax_forward<T>(ptr<T>(in), ptr<T>(out), leading_rows(in), last_dim(in),
+                                              log ? gpukernels::SoftmaxKind::kLogSoftmax : gpukernels::SoftmaxKind::kSoftmax, s));
+  });
+}
+
+void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, bool log) {
+  check_contiguous("softmax_backward", {&grad_out, &y, &grad_in});
+  cudaStream_t s = stream_for(y);
+  dispatch_cuda_floating(y.dtype(), "softmax_backward", [&]<typename T>() {
+    MT_CUDA_CHECK(gpukernels::softmax_backward<T>(
+        ptr<T>(grad_out), ptr<T>(y), ptr<T>(grad_in), leading_rows(y), last_dim(y),
+        log ? gpukernels::SoftmaxKind::kLogSoftmax : gpukernels::SoftmaxKind::kSoftmax, s));
+  });
+}
+
+// Calls fn.template operator()<T, S>() with the CUDA type of `x` and of its per-row statistics (layer-norm
+// mean/rstd, logsumexp, losses): f32, or f64 with f64 input.
+template <typename Fn>
+void dispatch_with_stats(DType x, DType stats, const char* op, Fn&& fn) {
+  dispatch_cuda_floating(x, op, [&]<typename T>() {
+    if (stats == DType::F32) {
+      fn.template operator()<T, float>();
+    } else {
+      MT_CHECK(stats == DType::F64 && x == DType::F64, op, ": statistics must be f32 (or f64 with f64 input), got ",
+               dtype_name(stats), " with ", dtype_name(x), " input");
+      fn.template operator()<double, double>();
+    }
+  });
+}
+
+void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
+                        const Tensor& mean, const Tensor& rstd) {
+  check_contiguous("layer_norm", {&x, &w, &b, &y, &mean, &rstd});
+  MT_CHECK(w.dtype() == x.dtype() && (!b.defined() || b.dtype() == x.dtype()),
+           "layer_norm (cuda): weight and bias must have the input's dtype ", x.dtype(), ", got ", w.dtype());
+  cudaStream_t s = stream_for(x);
+  dispatch_with_stats(x.dtype(), mean.dtype(), "layer_norm", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::layernorm_forward<T, S>(ptr<T>(y), ptr<S>(mean), ptr<S>(rstd), ptr<T>(x), ptr<T>(w),
+                                                   ptr<T>(b), leading_rows(x), last_dim(x), eps, s)));
+  });
+}
+
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& dx, const Tensor& dw, const Tensor& db) {
+  check_contiguous("layer_norm_backward", {&dy, &x, &w, &mean, &rstd, &dx, &dw, &db});
+  MT_CHECK(w.dtype() == x.dtype(), "layer_norm_backward (cuda): weight must have the input's dtype ", x.dtype(),
+           ", got ", w.dtype());
+  cudaStream_t s = stream_for(x);
+  int64_t rows = leading_rows(x), cols = last_dim(x);
+  Tensor partial = Tensor::empty({gpukernels::layernorm_backward_partial_elems(rows, cols)},
+                                 x.dtype() == DType::F64 ? DType::F64 : DType::F32, x.device());
+  dispatch_with_stats(x.dtype(), mean.dtype(), "layer_norm_backward", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(x),
+                                                    ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
+                                                    partial.data_ptr(), s)));
+  });
+}
+
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& losses,
+                           const Tensor& lse) {
+  check_contiguous("cross_entropy", {&logits, &targets, &losses, &lse});
+  MT_CHECK(targets.dtype() == DType::I64, "cross_entropy (cuda): targets must be i64, got ", targets.dtype());
+  MT_CHECK(losses.dtype() == lse.dtype(), "cross_entropy (cuda): losses and lse must share a dtype, got ",
+           losses.dtype(), " and ", lse.dtype());
+  cudaStream_t s = stream_for(logits);
+  dispatch_with_stats(logits.dtype(), lse.dtype(), "cross_entropy", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::cross_entropy_forward<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
+                                                         ptr<S>(losses), ptr<S>(lse), logits.size(0), logits.size(1),
+                                                         s)));
+  });
+}
+
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& lse,
+                            const Tensor& grad_losses, const Tensor& dlogits) {
+  check_contiguous("cross_entropy_backward", {&logits, &targets, &lse, &grad_losses, &dlogits});
+  MT_CHECK(targets.dtype() == DType::I64, "cross_entropy_backward (cuda): targets must be i64, got ", targets.dtype());
+  MT_CHECK(grad_losses.dtype() == lse.dtype(), "cross_entropy_backward (cuda): grad_losses and lse must share a dtype, got ",
+           grad_losses.dtype(), " and ", lse.dtype());
+  cudaStream_t s = stream_for(logits);
+  dispatch_with_stats(logits.dtype(), lse.dtype(), "cross_entropy_backward", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::cross_entropy_backward<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
+                                                          ptr<S>(lse), ptr<S>(grad_losses), ptr<T>(dlogits),
+                                                          logits.size(0), logits.size(1), s)));
+  });
+}
+
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out,
+                       const Tensor& lse) {
+  check_contiguous("causal_attention", {&q, &k, &v, &out, &lse});
+  MT_CHECK(q.dim() == 4, "causal_attention (cuda): expected (B, H, T, D) tensors, got ", q.shape());
+  int64_t head_dim = q.size(3);
+  MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
+           gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
+  cudaStream_t s = stream_for(q);
+  dispatch_with_stats(q.dtype(), lse.dtype(), "causal_attention", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::attention_forward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<S>(lse),
+                                                     q.size(0) * q.size(1), q.size(2), static_cast<int>(head_dim),
+                                                     scale, s)));
+  });
+}
+
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& dout,
+                        const Tensor& lse, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  check_contiguous("causal_attention_backward", {&q, &k, &v, &out, &dout, &lse, &dq, &dk, &dv});
+  MT_CHECK(q.dim() == 4, "causal_attention_backward (cuda): expected (B, H, T, D) tensors, got ", q.shape());
+  int64_t head_dim = q.size(3);
+  MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention_backward (cuda): head dim at most ",
+           gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
+  cudaStream_t s = stream_for(q);
+  int64_t bh = q.size(0) * q.size(1), seq = q.size(2);
+  Tensor delta = Tensor::empty({bh * seq}, q.dtype() == DType::F64 ? DType::F64 : DType::F32, q.device());
+  dispatch_with_stats(q.dtype(), lse.dtype(), "causal_attention_backward", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::attention_backward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout),
+                                                      ptr<S>(lse), ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),
+                                                      delta.data_ptr(), bh, seq, static_cast<int>(head_dim), scale,
+                                                      s)));
+  });
+}
+
+void dropout(const Tensor& in, double p, uint64_t seed, uint64_t offset, const Tensor& out, const Tensor& mask) {
+  check_contiguous("dropout", {&in, &out, &mask});
+  MT_CHECK(mask.dtype() == DType::Bool, "dropout (cuda): mask must be bool, got ", mask.dtype());
+  cudaStream_t s = stream_for(in);
+  dispatch_cuda_floating(in.dtype(), "dropout", [&]<typename T>() {
+    MT_CUDA_CHECK(gpukernels::dropout_forward<T>(ptr<T>(in), ptr<T>(out), mask.data<bool>(), in.numel(), p, seed, offset,
+                                              s));
+  });
+}
+
+}  // namespace mt::cuda

@@ -1,0 +1,162 @@
+// CUDA fused optimizers (contracts in mt/ops/kernel_table.h): tensors are grouped by device and
+// parameter/gradient dtype, each group's chunk table lives in device memory and is uploaded again
+// only when the group's pointers change, then one launch updates the whole group.
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "cuda_dispatch.h"
+#include "cuda_kernels.h"
+#include "optim.h"
+
+namespace mt::cuda {
+
+namespace {
+
+enum class OptimKind { kAdamW, kSgd };
+
+struct Group {
+  std::vector<gpukernels::OptimTensorPtrs> tensors;
+  std::vector<gpukernels::OptimChunk> chunks;
+};
+
+// The device copy of one group's tables, kept while its pointers stay the same.
+struct DeviceTable {
+  std::vector<gpukernels::OptimTensorPtrs> tensors;
+  std::vector<gpukernels::OptimChunk> chunks;
+  Tensor buffer;  // i64 elements holding tensors then chunks
+};
+
+using GroupKey = std::tuple<int, DType, DType, OptimKind>;  // device, param dtype, grad dtype, optimizer
+
+class TableCache {
+ public:
+  // Device pointers to the group's (tensors, chunks), uploading them when they changed.
+  std::pair<const gpukernels::OptimTensorPtrs*, const gpukernels::OptimChunk*> upload(const GroupKey& key, Group& g,
+                                                                                      Device device, cudaStream_t s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    DeviceTable& t = tables_[key];
+    size_t tensor_bytes = g.tensors.size() * sizeof(gpukernels::OptimTensorPtrs);
+    size_t chunk_bytes = g.chunks.size() * sizeof(gpukernels::OptimChunk);
+    bool same = t.buffer.defined() && t.tensors.size() == g.tensors.size() && t.chunks.size() == g.chunks.size() &&
+                std::memcmp(t.tensors.data(), g.tensors.data(), tensor_bytes) == 0 &&
+                std::memcmp(t.chunks.data(), g.chunks.data(), chunk_bytes) == 0;
+    if (!same) {
+      t.tensors = std::move(g.tensors);
+      t.chunks = std::move(g.chunks);
+      t.buffer = Tensor::empty({static_cast<int64_t>((tensor_bytes + chunk_bytes + 7) / 8)}, DType::I64, device);
+      char* dst = static_cast<char*>(t.buffer.data_ptr());
+      // From pageable memory: the call returns once the bytes are staged, after earlier work on `s`.
+      MT_CUDA_CHECK(cudaMemcpyAsync(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice, s));
+      MT_CUDA_CHECK(cudaMemcpyAsync(dst + tensor_bytes, t.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice, s));
+    }
+    const char* base = static_cast<const char*>(t.buffer.data_ptr());
+    return {reinterpret_cast<const gpukernels::OptimTensorPtrs*>(base),
+            reinterpret_cast<const gpukernels::OptimChunk*>(base + tensor_bytes)};
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<GroupKey, DeviceTable> tables_;
+};
+
+TableCache& table_cache() {
+  static TableCache* cache = new TableCache();  // never destroyed: device buffers must not be freed at static teardown
+  return *cache;
+}
+
+void check_state(const char* op, const Tensor& state, const char* name, const Tensor& param, DType want) {
+  MT_CHECK(state.defined() && state.is_contiguous() && state.numel() == param.numel() && state.dtype() == want &&
+               state.device() == param.device(),
+           op, ": ", name, " must be a contiguous ", dtype_name(want), " tensor of ", param.numel(),
+           " elements on ", param.device(), ", got ", state.defined() ? state.describe() : "undefined");
+}
+
+// Groups the tensors by (device, param dtype, grad dtype) and checks each one's state.
+std::map<GroupKey, Group> group_tensors(const char* op, OptimKind kind, const std::vector<OptimTensors>& tensors,
+                                        bool need_exp_avg) {
+  std::map<GroupKey, Group> groups;
+  for (const OptimTensors& t : tensors) {
+    const Tensor& p = t.param;
+    MT_CHECK(p.defined() && p.device().is_cuda() && p.is_contiguous() && is_floating(p.dtype()), op,
+             ": parameters must be contiguous floating CUDA tensors, got ", p.defined() ? p.describe() : "undefined");
+    DType moment = p.dtype() == DType::F64 ? DType::F64 : DType::F32;
+    MT_CHECK(t.grad.defined() && t.grad.is_contiguous() && t.grad.numel() == p.numel() &&
+                 t.grad.device() == p.device() &&
+                 (t.grad.dtype() == p.dtype() || (is_half(p.dtype()) && t.grad.dtype() == DType::F32)),
+             op, ": the gradient of ", p.describe(), " must be a contiguous tensor of its dtype (or f32), got ",
+             t.grad.defined() ? t.grad.describe() : "undefined");
+    if (need_exp_avg || t.exp_avg.defined()) check_state(op, t.exp_avg, "exp_avg", p, moment);
+    if (kind == OptimKind::kAdamW) check_state(op, t.exp_avg_sq, "exp_avg_sq", p, moment);
+    if (is_half(p.dtype()))
+      check_state(op, t.master, "master", p, DType::F32);
+    else
+      MT_CHECK(!t.master.defined(), op, ": a ", p.dtype(), " parameter takes no master copy");
+    Group& g = groups[{p.device().index, p.dtype(), t.grad.dtype(), kind}];
+    auto index = static_cast<int64_t>(g.tensors.size());
+    g.tensors.push_back({p.data_ptr(), t.grad.data_ptr(), t.exp_avg.defined() ? t.exp_avg.data_ptr() : nullptr,
+                         t.exp_avg_sq.defined() ? t.exp_avg_sq.data_ptr() : nullptr,
+                         t.master.defined() ? static_cast<float*>(t.master.data_ptr()) : nullptr, p.numel()});
+    for (int64_t start = 0; start < p.numel(); start += gpukernels::kOptimChunk) g.chunks.push_back({index, start});
+  }
+  return groups;
+}
+
+// Calls fn.template operator()<P, G>() with the CUDA types of a (param, grad) dtype pair.
+template <typename Fn>
+void dispatch_param_grad(DType param, DType grad, const char* op, Fn&& fn) {
+  dispatch_cuda_floating(param, op, [&]<typename P>() {
+    if (param == grad)
+      fn.template operator()<P, P>();
+    else if constexpr (std::is_same_v<P, __nv_bfloat16> || std::is_same_v<P, __half>)
+      fn.template operator()<P, float>();
+    else
+      MT_FAIL(op, ": a ", dtype_name(param), " parameter needs a ", dtype_name(param), " gradient, got ",
+              dtype_name(grad));
+  });
+}
+
+template <typename Launch>
+void run_groups(const char* op, std::map<GroupKey, Group>& groups, Launch&& launch) {
+  for (auto& [key, group] : groups) {
+    auto [device, param, grad, kind] = key;
+    set_device(device);
+    cudaStream_t s = current_stream(device);
+    int64_t num_chunks = static_cast<int64_t>(group.chunks.size());
+    auto [tensors, chunks] = table_cache().upload(key, group, Device::cuda(device), s);
+    dispatch_param_grad(param, grad, op, [&]<typename P, typename G>() {
+      launch.template operator()<P, G>(tensors, chunks, num_chunks, s);
+    });
+  }
+}
+
+}  // namespace
+
+void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
+  auto groups = group_tensors("adamw (cuda)", OptimKind::kAdamW, tensors, true);
+  // The scalars as the CPU kernel (and PyTorch) form them, in double then rounded to f32.
+  gpukernels::AdamWArgs args{static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weight_decay),
+                             static_cast<float>(1.0 - static_cast<double>(h.beta1)),
+                             h.beta2,
+                             static_cast<float>(1.0 - static_cast<double>(h.beta2)),
+                             static_cast<float>(-static_cast<double>(h.lr) / h.bias_correction1),
+                             static_cast<float>(std::sqrt(static_cast<double>(h.bias_correction2))),
+                             h.eps};
+  run_groups("adamw (cuda)", groups, [&]<typename P, typename G>(auto tensors_dev, auto chunks_dev, int64_t n,
+                                                                 cudaStream_t s) {
+    MT_CUDA_CHECK((gpukernels::adamw_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
+  });
+}
+
+void sgd(std::vector<OptimTensors>& tensors, float lr, float momentum, float weight_decay) {
+  auto groups = group_tensors("sgd (cuda)", OptimKind::kSgd, tensors, momentum != 0.0f);
+  gpukernels::SgdArgs args{lr, momentum, weight_decay};
+  run_groups("sgd (cuda)", groups, [&]<typename P, typename G>(auto tensors_dev, auto chunks_dev, int64_t n,
+                                                               cudaStream_t s) {
+    MT_CUDA_CHECK((gpukernels::sgd_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
+  });
+}
+
+}  // namespace mt::cuda

@@ -1,0 +1,389 @@
+// CUDA vs CPU for the matmul, softmax, layernorm, cross-entropy, attention, dropout and optimizer
+// kernels, called through the kernel table on identical inputs, for every floating dtype and odd
+// shapes. Tolerances per dtype. Every test skips when no GPU is visible.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "mt/core/device.h"
+#include "mt/ops/kernel_table.h"
+
+namespace mt {
+namespace {
+
+#define MT_REQUIRE_GPU() \
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: this test needs a GPU"
+
+const DType kFloating[] = {DType::F32, DType::F64, DType::BF16, DType::F16};
+
+Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo = -1.0, double hi = 1.0) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> dist(lo, hi);
+  std::vector<double> v(shape.numel());
+  for (double& x : v) x = dist(rng);
+  return Tensor::from_vector(v, shape, dtype);
+}
+
+Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::cuda(0)) : Tensor(); }
+Tensor empty_cpu(const Shape& s, DType d) { return Tensor::empty(s, d, Device::cpu()); }
+Tensor empty_gpu(const Shape& s, DType d) { return Tensor::empty(s, d, Device::cuda(0)); }
+
+double rtol_for(DType d) {
+  switch (d) {
+    case DType::F64: return 1e-9;
+    case DType::F32: return 1e-4;
+    case DType::BF16: return 2e-2;
+    default: return 4e-3;
+  }
+}
+
+// |got - want| <= rtol * (|want| + max(1, max |want|) * atol_scale) elementwise; both on any device.
+void expect_close(const Tensor& got, const Tensor& want, double rtol, const std::string& what, double atol_scale = 1.0) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
+  double scale = 1.0;
+  for (double x : w) scale = std::max(scale, std::abs(x));
+  int64_t bad = 0, first = -1;
+  for (size_t i = 0; i < g.size(); ++i) {
+    bool ok = std::abs(g[i] - w[i]) <= rtol * (std::abs(w[i]) + scale * atol_scale) ||
+              (std::isnan(g[i]) && std::isnan(w[i]));
+    if (!ok && bad++ == 0) first = static_cast<int64_t>(i);
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << g.size() << " elements differ; first at " << first
+                    << ": cuda " << (first >= 0 ? g[first] : 0) << " vs cpu " << (first >= 0 ? w[first] : 0);
+}
+
+// Per-row statistics (layer-norm mean/rstd, logsumexp, losses): f32, or f64 for f64 inputs.
+DType stat_dtype(DType d) { return d == DType::F64 ? DType::F64 : DType::F32; }
+
+std::string name(DType d, const std::string& what) { return std::string(dtype_name(d)) + " " + what; }
+
+// ---- matmul ----
+
+struct MatmulCase {
+  int64_t b, m, k, n;
+  Transpose ta, tb;
+  bool a_batched, b_batched, bias;
+  Accumulate acc;
+};
+
+TEST(CudaMatmul, MatchesCpuForTransposesBroadcastBiasAndAccumulate) {
+  MT_REQUIRE_GPU();
+  const Transpose N = Transpose::kNo, Y = Transpose::kYes;
+  const MatmulCase cases[] = {
+      {1, 1, 1, 1, N, N, true, true, false, Accumulate::kNo},
+      {1, 7, 1037, 5, N, Y, true, true, true, Accumulate::kNo},
+      {3, 33, 65, 17, Y, N, true, false, false, Accumulate::kNo},   // shared b, a transposed: stride 0
+      {4, 16, 32, 24, N, N, false, true, true, Accumulate::kNo},    // shared a: stride 0
+      {2, 9, 13, 11, N, N, true, false, true, Accumulate::kYes},    // shared b: folded into one GEMM
+      {1, 64, 128, 96, Y, Y, true, true, false, Accumulate::kYes},
+      {2, 5, 300, 129, N, Y, true, true, true, Accumulate::kYes},
+      {1, 3, 0, 4, N, N, true, true, true, Accumulate::kNo},        // empty sum: out = bias
+  };
+  uint64_t seed = 1;
+  for (DType dt : kFloating) {
+    for (const MatmulCase& c : cases) {
+      Shape sa = c.ta == Y ? Shape{c.a_batched ? c.b : 1, c.k, c.m} : Shape{c.a_batched ? c.b : 1, c.m, c.k};
+      Shape sb = c.tb == Y ? Shape{c.b_batched ? c.b : 1, c.n, c.k} : Shape{c.b_batched ? c.b : 1, c.k, c.n};
+      Tensor a = random_tensor(sa, dt, seed++), b = random_tensor(sb, dt, seed++);
+      Tensor bias = c.bias ? random_tensor({c.n}, dt, seed++) : Tensor();
+      Tensor init = random_tensor({c.b, c.m, c.n}, dt, seed++);
+      Tensor out_cpu = init.clone(), out_gpu = gpu(init);
+      kernels().matmul.get(Device::cpu(), "matmul")(a, c.ta, b, c.tb, out_cpu, bias, c.acc);
+      kernels().matmul.get(Device::cuda(0), "matmul")(gpu(a), c.ta, gpu(b), c.tb, out_gpu, gpu(bias), c.acc);
+      expect_close(out_gpu, out_cpu, rtol_for(dt),
+                   name(dt, "matmul b" + std::to_string(c.b) + " m" + std::to_string(c.m) + " k" +
+                                std::to_string(c.k) + " n" + std::to_string(c.n)));
+    }
+  }
+}
+
+TEST(CudaMatmul, RepeatedShapeReusesThePlanAndGivesTheSameResult) {
+  MT_REQUIRE_GPU();
+  Tensor a = gpu(random_tensor({1, 128, 64}, DType::BF16, 5)), b = gpu(random_tensor({1, 32, 64}, DType::BF16, 6));
+  Tensor o1 = empty_gpu({1, 128, 32}, DType::BF16), o2 = empty_gpu({1, 128, 32}, DType::BF16);
+  auto mm = kernels().matmul.get(Device::cuda(0), "matmul");
+  mm(a, Transpose::kNo, b, Transpose::kYes, o1, Tensor(), Accumulate::kNo);
+  mm(a, Transpose::kNo, b, Transpose::kYes, o2, Tensor(), Accumulate::kNo);
+  EXPECT_EQ(o1.to_vector<float>(), o2.to_vector<float>());
+}
+
+// ---- softmax ----
+
+const Shape kRowShapes[] = {{1, 1}, {7, 1037}, {5, 64}, {33, 768}, {2, 20000}};
+
+TEST(CudaSoftmax, ForwardAndBackwardMatchCpu) {
+  MT_REQUIRE_GPU();
+  uint64_t seed = 100;
+  for (DType dt : kFloating)
+    for (const Shape& s : kRowShapes)
+      for (bool log : {false, true}) {
+        std::string what = name(dt, std::string(log ? "log_softmax " : "softmax ") + std::to_string(s[0]) + "x" +
+                                        std::to_string(s[1]));
+        Tensor x = random_tensor(s, dt, seed++, -4, 4), g = random_tensor(s, dt, seed++);
+        Tensor y_cpu = empty_cpu(s, dt), y_gpu = empty_gpu(s, dt);
+        kernels().softmax.get(Device::cpu(), "softmax")(x, y_cpu, log);
+        kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y_gpu, log);
+        expect_close(y_gpu, y_cpu, rtol_for(dt), what);
+        Tensor gi_cpu = empty_cpu(s, dt), gi_gpu = empty_gpu(s, dt);
+        kernels().softmax_backward.get(Device::cpu(), "softmax")(g, y_cpu, gi_cpu, log);
+        kernels().softmax_backward.get(Device::cuda(0), "softmax")(gpu(g), gpu(y_cpu), gi_gpu, log);
+        expect_close(gi_gpu, gi_cpu, rtol_for(dt), what + " backward");
+      }
+}
+
+TEST(CudaSoftmax, RowsWithMinusInfinityStayFinite) {
+  MT_REQUIRE_GPU();
+  float inf = INFINITY;
+  Tensor x = Tensor::from_vector<float>({-inf, -inf, 1.0f, 2.0f, 0.5f, -inf}, {2, 3});
+  Tensor y = empty_gpu({2, 3}, DType::F32);
+  kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y, false);
+  std::vector<float> v = y.to_vector<float>();
+  float e = std::exp(1.0f);
+  EXPECT_FLOAT_EQ(v[0], 0.0f);
+  EXPECT_FLOAT_EQ(v[1], 0.0f);
+  EXPECT_FLOAT_EQ(v[2], 1.0f);
+  EXPECT_NEAR(v[3], e / (e + std::exp(-0.5f) * e), 1e-6);
+  EXPECT_FLOAT_EQ(v[5], 0.0f);
+}
+
+// ---- layernorm ----
+
+TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
+  MT_REQUIRE_GPU();
+  const Shape shapes[] = {{1, 1}, {7, 1037}, {33, 768}, {300, 64}, {3, 20000}};
+  uint64_t seed = 200;
+  for (DType dt : kFloating)
+    for (const Shape& s : shapes)
+      for (bool with_bias : {true, false}) {
+        std::string what = name(dt, "layer_norm " + std::to_string(s[0]) + "x" + std::to_string(s[1]) +
+                                        (with_bias ? "" : " no bias"));
+        int64_t m = s[0], n = s[1];
+        Tensor x = random_tensor(s, dt, seed++, -3, 3), dy = random_tensor(s, dt, seed++);
+        Tensor w = random_tensor({n}, dt, seed++, 0.5, 1.5);
+        Tensor b = with_bias ? random_tensor({n}, dt, seed++) : Tensor();
+        DType sd = stat_dtype(dt);
+        Tensor y_c = empty_cpu(s, dt), mean_c = empty_cpu({m}, sd), rstd_c = empty_cpu({m}, sd);
+        Tensor y_g = empty_gpu(s, dt), mean_g = empty_gpu({m}, sd), rstd_g = empty_gpu({m}, sd);
+        kernels().layer_norm_forward.get(Device::cpu(), "ln")(x, w, b, 1e-5, y_c, mean_c, rstd_c);
+        kernels().layer_norm_forward.get(Device::cuda(0), "ln")(gpu(x), gpu(w), gpu(b), 1e-5, y_g, mean_g, rstd_g);
+        expect_close(y_g, y_c, rtol_for(dt), what + " y");
+        expect_close(mean_g, mean_c, 1e-5, what + " mean");
+        expect_close(rstd_g, rstd_c, 1e-5, what + " rstd");
+        Tensor dx_c = empty_cpu(s, dt), dw_c = empty_cpu({n}, dt), db_c = with_bias ? empty_cpu({n}, dt) : Tensor();
+        Tensor dx_g = empty_gpu(s, dt), dw_g = empty_gpu({n}, dt), db_g = with_bias ? empty_gpu({n}, dt) : Tensor();
+        kernels().layer_norm_backward.get(Device::cpu(), "ln")(dy, x, w, mean_c, rstd_c, dx_c, dw_c, db_c);
+        kernels().layer_norm_backward.get(Device::cuda(0), "ln")(gpu(dy), gpu(x), gpu(w), gpu(mean_c), gpu(rstd_c),
+                                                                 dx_g, dw_g, db_g);
+        // dx cancels three terms of similar size: compare against the row scale.
+        expect_close(dx_g, dx_c, rtol_for(dt), what + " dx", 4.0);
+        expect_close(dw_g, dw_c, rtol_for(dt), what + " dw", 4.0);
+        if (with_bias) expect_close(db_g, db_c, rtol_for(dt), what + " db", 4.0);
+      }
+}
+
+TEST(CudaLayerNorm, BackwardWeightGradientsAreBitReproducible) {
+  MT_REQUIRE_GPU();
+  Shape s{4096, 768};
+  Tensor x = gpu(random_tensor(s, DType::BF16, 1)), dy = gpu(random_tensor(s, DType::BF16, 2));
+  Tensor w = gpu(random_tensor({768}, DType::BF16, 3)), b = gpu(random_tensor({768}, DType::BF16, 4));
+  Tensor y = empty_gpu(s, DType::BF16), mean = empty_gpu({4096}, DType::F32), rstd = empty_gpu({4096}, DType::F32);
+  kernels().layer_norm_forward.get(Device::cuda(0), "ln")(x, w, b, 1e-5, y, mean, rstd);
+  std::vector<float> first_dw, first_db;
+  for (int run = 0; run < 3; ++run) {
+    Tensor dx = empty_gpu(s, DType::BF16), dw = empty_gpu({768}, DType::BF16), db = empty_gpu({768}, DType::BF16);
+    kernels().layer_norm_backward.get(Device::cuda(0), "ln")(dy, x, w, mean, rstd, dx, dw, db);
+    if (run == 0) {
+      first_dw = dw.to_vector<float>();
+      first_db = db.to_vector<float>();
+    } else {
+      EXPECT_EQ(dw.to_vector<float>(), first_dw);
+      EXPECT_EQ(db.to_vector<float>(), first_db);
+    }
+  }
+}
+
+// ---- cross-entropy ----
+
+TEST(CudaCrossEntropy, ForwardAndBackwardMatchCpuWithIgnoredRows) {
+  MT_REQUIRE_GPU();
+  const Shape shapes[] = {{1, 1}, {7, 1037}, {16, 50304}, {5, 8}};
+  const int64_t ignore = -100;
+  uint64_t seed = 300;
+  for (DType dt : kFloating)
+    for (const Shape& s : shapes) {
+      std::string what = name(dt, "cross_entropy " + std::to_string(s[0]) + "x" + std::to_string(s[1]));
+      int64_t rows = s[0], vocab = s[1];
+      Tensor logits = random_tensor(s, dt, seed++, -5, 5);
+      std::vector<int64_t> t(rows);
+      for (int64_t r = 0; r < rows; ++r) t[r] = (r * 7919 + 13) % vocab;
+      if (rows > 2) t[2] = ignore;
+      Tensor targets = Tensor::from_vector(t, {rows});
+      DType sd = stat_dtype(dt);
+      Tensor loss_c = empty_cpu({rows}, sd), lse_c = empty_cpu({rows}, sd);
+      Tensor loss_g = empty_gpu({rows}, sd), lse_g = empty_gpu({rows}, sd);
+      kernels().cross_entropy_forward.get(Device::cpu(), "ce")(logits, targets, ignore, loss_c, lse_c);
+      kernels().cross_entropy_forward.get(Device::cuda(0), "ce")(gpu(logits), gpu(targets), ignore, loss_g, lse_g);
+      expect_close(loss_g, loss_c, 1e-5, what + " losses");
+      expect_close(lse_g, lse_c, 1e-5, what + " lse");
+      Tensor grad = random_tensor({rows}, sd, seed++, 0.5, 1.5);
+      Tensor d_c = empty_cpu(s, dt), d_g = empty_gpu(s, dt);
+      kernels().cross_entropy_backward.get(Device::cpu(), "ce")(logits, targets, ignore, lse_c, grad, d_c);
+      kernels().cross_entropy_backward.get(Device::cuda(0), "ce")(gpu(logits), gpu(targets), ignore, gpu(lse_c),
+                                                                  gpu(grad), d_g);
+      expect_close(d_g, d_c, rtol_for(dt), what + " dlogits");
+    }
+}
+
+TEST(CudaCrossEntropy, TargetOutOfRangeGivesNaNLoss) {
+  MT_REQUIRE_GPU();
+  Tensor logits = gpu(random_tensor({2, 5}, DType::F32, 9));
+  Tensor targets = gpu(Tensor::from_vector<int64_t>({1, 5}, {2}));
+  Tensor loss = empty_gpu({2}, DType::F32), lse = empty_gpu({2}, DType::F32);
+  kernels().cross_entropy_forward.get(Device::cuda(0), "ce")(logits, targets, -100, loss, lse);
+  std::vector<float> l = loss.to_vector<float>();
+  EXPECT_TRUE(std::isfinite(l[0]));
+  EXPECT_TRUE(std::isnan(l[1]));
+}
+
+// ---- attention ----
+
+struct AttnCase {
+  int64_t b, h, t, d;
+};
+
+TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
+  MT_REQUIRE_GPU();
+  const AttnCase cases[] = {{1, 1, 1, 1}, {2, 3, 67, 64}, {1, 2, 33, 40}, {1, 1, 130, 128}, {1, 2, 45, 16}};
+  uint64_t seed = 400;
+  for (DType dt : kFloating)
+    for (const AttnCase& c : cases) {
+      std::string what = name(dt, "attention B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " T" +
+                                      std::to_string(c.t) + " D" + std::to_string(c.d));
+      Shape s{c.b, c.h, c.t, c.d}, ls{c.b, c.h, c.t};
+      double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+      Tensor q = random_tensor(s, dt, seed++, -2, 2), k = random_tensor(s, dt, seed++, -2, 2);
+      Tensor v = random_tensor(s, dt, seed++), dout = random_tensor(s, dt, seed++);
+      Tensor o_c = empty_cpu(s, dt), lse_c = empty_cpu(ls, stat_dtype(dt));
+      Tensor o_g = empty_gpu(s, dt), lse_g = empty_gpu(ls, stat_dtype(dt));
+      kernels().attention_forward.get(Device::cpu(), "attn")(q, k, v, scale, o_c, lse_c);
+      kernels().attention_forward.get(Device::cuda(0), "attn")(gpu(q), gpu(k), gpu(v), scale, o_g, lse_g);
+      expect_close(o_g, o_c, rtol_for(dt), what + " out");
+      expect_close(lse_g, lse_c, 1e-5, what + " lse");
+      // Backward from the CPU forward's out and lse on both devices.
+      Tensor dq_c = empty_cpu(s, dt), dk_c = empty_cpu(s, dt), dv_c = empty_cpu(s, dt);
+      Tensor dq_g = empty_gpu(s, dt), dk_g = empty_gpu(s, dt), dv_g = empty_gpu(s, dt);
+      kernels().attention_backward.get(Device::cpu(), "attn")(q, k, v, o_c, dout, lse_c, scale, dq_c, dk_c, dv_c);
+      kernels().attention_backward.get(Device::cuda(0), "attn")(gpu(q), gpu(k), gpu(v), gpu(o_c), gpu(dout),
+                                                                gpu(lse_c), scale, dq_g, dk_g, dv_g);
+      expect_close(dq_g, dq_c, rtol_for(dt), what + " dq", 2.0);
+      expect_close(dk_g, dk_c, rtol_for(dt), what + " dk", 2.0);
+      expect_close(dv_g, dv_c, rtol_for(dt), what + " dv", 2.0);
+    }
+}
+
+// ---- dropout ----
+
+TEST(CudaDropout, SameMaskAsCpuForAnyOffset) {
+  MT_REQUIRE_GPU();
+  uint64_t seed = 500;
+  for (DType dt : kFloating)
+    for (uint64_t offset : {uint64_t{0}, uint64_t{6}, uint64_t{1} << 33})
+      for (double p : {0.0, 0.3, 1.0}) {
+        std::string what = name(dt, "dropout offset " + std::to_string(offset) + " p " + std::to_string(p));
+        Tensor x = random_tensor({1037}, dt, seed++);
+        Tensor out_c = empty_cpu({1037}, dt), mask_c = empty_cpu({1037}, DType::Bool);
+        Tensor out_g = empty_gpu({1037}, dt), mask_g = empty_gpu({1037}, DType::Bool);
+        kernels().dropout.get(Device::cpu(), "dropout")(x, p, 1234, offset, out_c, mask_c);
+        kernels().dropout.get(Device::cuda(0), "dropout")(gpu(x), p, 1234, offset, out_g, mask_g);
+        EXPECT_EQ(mask_g.to_vector<bool>(), mask_c.to_vector<bool>()) << what;
+        expect_close(out_g, out_c, rtol_for(dt), what);
+      }
+}
+
+// ---- optimizers ----
+
+struct OptimCase {
+  DType param, grad;
+  std::vector<int64_t> sizes;
+};
+
+std::vector<OptimTensors> make_state(const OptimCase& c, uint64_t seed, bool adam) {
+  std::vector<OptimTensors> ts;
+  for (int64_t n : c.sizes) {
+    DType moment = DType::F32;
+    OptimTensors t;
+    Tensor master = random_tensor({n}, DType::F32, seed++);
+    t.param = is_half(c.param) ? master.to(c.param) : random_tensor({n}, c.param, seed++);
+    if (is_half(c.param)) t.master = master;
+    t.grad = random_tensor({n}, c.grad, seed++);
+    t.exp_avg = random_tensor({n}, moment, seed++, -0.1, 0.1);
+    if (adam) t.exp_avg_sq = random_tensor({n}, moment, seed++, 0.0, 0.01);
+    ts.push_back(t);
+  }
+  return ts;
+}
+
+std::vector<OptimTensors> to_gpu(const std::vector<OptimTensors>& ts) {
+  std::vector<OptimTensors> out;
+  for (const OptimTensors& t : ts) out.push_back({gpu(t.param), gpu(t.grad), gpu(t.exp_avg), gpu(t.exp_avg_sq), gpu(t.master)});
+  return out;
+}
+
+void expect_state_close(const std::vector<OptimTensors>& g, const std::vector<OptimTensors>& c, const std::string& what) {
+  for (size_t i = 0; i < c.size(); ++i) {
+    std::string w = what + " tensor " + std::to_string(i);
+    expect_close(g[i].param, c[i].param, rtol_for(c[i].param.dtype()), w + " param");
+    if (c[i].master.defined()) expect_close(g[i].master, c[i].master, 1e-5, w + " master");
+    expect_close(g[i].exp_avg, c[i].exp_avg, 1e-5, w + " exp_avg");
+    if (c[i].exp_avg_sq.defined()) expect_close(g[i].exp_avg_sq, c[i].exp_avg_sq, 1e-5, w + " exp_avg_sq");
+  }
+}
+
+// The CPU reference takes f32, bf16 and f16 parameters.
+const OptimCase kOptimCases[] = {
+    {DType::F32, DType::F32, {1037, 70000, 1}},  // 70000 spans two chunks
+    {DType::BF16, DType::BF16, {1037, 65536}},
+    {DType::F16, DType::F32, {7, 2000}},
+};
+
+TEST(CudaOptim, AdamWMatchesCpuOverSeveralSteps) {
+  MT_REQUIRE_GPU();
+  uint64_t seed = 600;
+  for (const OptimCase& c : kOptimCases) {
+    std::vector<OptimTensors> cpu = make_state(c, seed, true), cuda = to_gpu(cpu);
+    seed += 100;
+    for (int step = 1; step <= 3; ++step) {
+      float bc1 = 1.0f - std::pow(0.9f, static_cast<float>(step)), bc2 = 1.0f - std::pow(0.95f, static_cast<float>(step));
+      AdamWHyper h{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, bc1, bc2};
+      kernels().adamw.get(Device::cpu(), "adamw")(cpu, h);
+      kernels().adamw.get(Device::cuda(0), "adamw")(cuda, h);
+      expect_state_close(cuda, cpu, name(c.param, "adamw step " + std::to_string(step)));
+    }
+  }
+}
+
+TEST(CudaOptim, SgdMatchesCpuWithAndWithoutMomentum) {
+  MT_REQUIRE_GPU();
+  uint64_t seed = 700;
+  for (const OptimCase& c : kOptimCases)
+    for (float momentum : {0.9f, 0.0f}) {
+      std::vector<OptimTensors> cpu = make_state(c, seed, false), cuda = to_gpu(cpu);
+      seed += 100;
+      for (int step = 0; step < 2; ++step) {
+        kernels().sgd.get(Device::cpu(), "sgd")(cpu, 0.05f, momentum, 0.01f);
+        kernels().sgd.get(Device::cuda(0), "sgd")(cuda, 0.05f, momentum, 0.01f);
+      }
+      for (size_t i = 0; i < cpu.size(); ++i) {
+        std::string w = name(c.param, "sgd momentum " + std::to_string(momentum) + " tensor " + std::to_string(i));
+        expect_close(cuda[i].param, cpu[i].param, rtol_for(c.param), w + " param");
+        expect_close(cuda[i].exp_avg, cpu[i].exp_avg, 1e-5, w + " momentum buffer");
+      }
+    }
+}
+
+}  // namespace
+}  // namespace mt
