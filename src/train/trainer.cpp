@@ -200,6 +200,7 @@ TrainResult train(Recipe r, const Communicator& world) {
     counters.dropout_rng = dropout_gen.state();
     if (lead) {
       fs::path p = checkpoint_path(run_dir, counters.step);
+      fs::create_directories(p.parent_path());
       save_train_checkpoint(p, model, optimizer.get(), &schedule, counters, recipe_yaml);
       write_latest(run_dir, p);
       prune_checkpoints(run_dir, r.checkpoint.keep);
