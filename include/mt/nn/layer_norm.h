@@ -1,0 +1,20 @@
+// LayerNorm over the last dimension with a learned weight (starts at 1) and bias (starts at 0).
+#pragma once
+#include "mt/nn/module.h"
+
+namespace mt {
+
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t dim, double eps = 1e-5, DType dtype = DType::F32);
+  Tensor forward(const Tensor& x) const;  // (.., dim) -> (.., dim)
+  void reset_parameters(double std, Generator& gen) override;
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+
+ private:
+  Tensor weight_, bias_;
+  double eps_;
+};
+
+}  // namespace mt
