@@ -1,0 +1,128 @@
+// MoELayer against a PyTorch re-implementation of DeepSpeed's gating and MoE layer, from
+// tests/data/golden_moe.h5 (written by scripts/make_golden_moe.py on a machine with torch):
+// routing table, output, aux / z losses and the gradients of every parameter and of the input.
+// Skipped only when the file is absent.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "mt/autograd/grad_mode.h"
+#include "mt/nn/moe_layer.h"
+#include "mt/ops/ops.h"
+
+using namespace mt;
+
+namespace {
+
+const std::string kGoldenPath = std::string(MT_TEST_DATA_DIR) + "/golden_moe.h5";
+constexpr double kTolerance = 1e-5;
+
+struct Dataset {
+  std::vector<double> values;
+  Shape shape;
+};
+
+class GoldenFile {
+ public:
+  GoldenFile() {
+    file_ = H5Fopen(kGoldenPath.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    MT_CHECK(file_ >= 0, kGoldenPath, ": cannot open as HDF5");
+  }
+  ~GoldenFile() { H5Fclose(file_); }
+  GoldenFile(const GoldenFile&) = delete;
+  GoldenFile& operator=(const GoldenFile&) = delete;
+
+  Dataset read(const std::string& name) const {
+    hid_t d = H5Dopen2(file_, name.c_str(), H5P_DEFAULT);
+    MT_CHECK(d >= 0, kGoldenPath, ": no dataset '", name, "'");
+    hid_t space = H5Dget_space(d);
+    int nd = H5Sget_simple_extent_ndims(space);
+    std::vector<hsize_t> dims(std::max(nd, 0));
+    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+    Dataset out;
+    for (hsize_t n : dims) out.shape.push_back(static_cast<int64_t>(n));
+    out.values.resize(out.shape.numel());
+    herr_t st = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.values.data());
+    H5Sclose(space);
+    H5Dclose(d);
+    MT_CHECK(st >= 0, kGoldenPath, ": cannot read dataset '", name, "'");
+    return out;
+  }
+  double scalar(const std::string& name) const { return read(name).values.at(0); }
+  Tensor tensor(const std::string& name) const {
+    Dataset d = read(name);
+    std::vector<float> v(d.values.begin(), d.values.end());
+    return Tensor::from_vector<float>(v, d.shape);
+  }
+
+ private:
+  hid_t file_ = -1;
+};
+
+void expect_close(const Tensor& got, const Dataset& want, const std::string& what) {
+  ASSERT_TRUE(got.defined()) << what << ": no value";
+  EXPECT_EQ(got.shape(), want.shape) << what;
+  std::vector<double> g = got.to_vector<double>();
+  ASSERT_EQ(g.size(), want.values.size()) << what;
+  for (size_t i = 0; i < g.size(); ++i)
+    EXPECT_NEAR(g[i], want.values[i], kTolerance * std::max(1.0, std::fabs(want.values[i]))) << what << " element " << i;
+}
+
+std::vector<int64_t> as_ints(const Dataset& d) {
+  std::vector<int64_t> out;
+  for (double v : d.values) out.push_back(static_cast<int64_t>(v));
+  return out;
+}
+
+class GoldenMoE : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(GoldenMoE, MatchesTheDeepSpeedReference) {
+  if (!std::filesystem::exists(kGoldenPath)) GTEST_SKIP() << kGoldenPath << " is absent (scripts/make_golden_moe.py)";
+  GoldenFile f;
+  const std::string g = GetParam() + "/";
+  MoEConfig c;
+  c.experts = static_cast<int64_t>(f.scalar(g + "config/experts"));
+  c.top_k = static_cast<int64_t>(f.scalar(g + "config/top_k"));
+  c.d_model = static_cast<int64_t>(f.scalar(g + "config/d_model"));
+  c.hidden = static_cast<int64_t>(f.scalar(g + "config/hidden"));
+  c.capacity_factor = c.eval_capacity_factor = f.scalar(g + "config/capacity_factor");
+  c.min_capacity = static_cast<int64_t>(f.scalar(g + "config/min_capacity"));
+  c.drop_tokens = f.scalar(g + "config/drop_tokens") != 0;
+  c.mlp_type = f.scalar(g + "config/residual") != 0 ? MlpType::kResidual : MlpType::kStandard;
+  const double aux_coef = f.scalar(g + "config/aux_coef");
+
+  Generator gen(0);
+  MoELayer layer(c, gen);
+  StateDict state;
+  std::vector<NamedParameter> params = layer.named_parameters();
+  for (const NamedParameter& p : params) state[p.name] = f.tensor(g + "params/" + p.name);
+  layer.load_state_dict(state);
+
+  Tensor x = f.tensor(g + "x");
+  x.set_requires_grad(true);
+  Tensor out = layer.forward(x, gen);
+  Tensor loss = add(sum(mul(out, f.tensor(g + "dout"))), mul(layer.aux_loss(), aux_coef));
+  loss.backward();
+
+  expect_close(out, f.read(g + "out"), "out");
+  EXPECT_NEAR(layer.aux_loss().item(), f.scalar(g + "aux_loss"), kTolerance);
+  EXPECT_NEAR(layer.z_loss().item(), f.scalar(g + "z_loss"), kTolerance * std::max(1.0, f.scalar(g + "z_loss")));
+  EXPECT_EQ(layer.stats().capacity, static_cast<int64_t>(f.scalar(g + "capacity")));
+  {
+    NoGradGuard ng;
+    RoutingResult r = layer.gate().forward(x.reshape({-1, c.d_model}), gen);
+    EXPECT_EQ(r.table.expert.to_vector<int64_t>(), as_ints(f.read(g + "expert")));
+    EXPECT_EQ(r.table.slot.to_vector<int64_t>(), as_ints(f.read(g + "slot")));
+  }
+  for (const NamedParameter& p : params) expect_close(p.tensor.grad(), f.read(g + "grads/" + p.name), "grad of " + p.name);
+  expect_close(x.grad(), f.read(g + "grads/x"), "grad of x");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, GoldenMoE, ::testing::Values("top1", "top1_dropless", "top2", "residual"),
+                         [](const auto& info) { return info.param; });
