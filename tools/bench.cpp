@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "commands.h"
 #include "mt/core/device.h"
@@ -29,8 +31,6 @@ struct BenchOpsOptions {
 };
 
 #ifdef MT_WITH_CUDA
-
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 struct CublasDeleter {
   void operator()(cublasHandle_t h) const { cublasDestroy(h); }
