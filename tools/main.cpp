@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   mt::cli::add_inspect_command(app);
   mt::cli::add_data_command(app);
   mt::cli::add_compare_command(app);
+  mt::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,8 @@
 // CUDA neural-network kernels (contracts in mt/ops/kernel_table.h): unpack tensors, check what the
 // launchers rely on, and call the kernels/ launchers on the device's current stream.
+#include <algorithm>
+#include <initializer_list>
+
 #include "attention.h"
 #include "cross_entropy.h"
 #include "cuda_dispatch.h"

@@ -1,0 +1,244 @@
+// `moetrain bench ops`: measures the GPU's ceilings (device-to-device copy bandwidth, cuBLAS's own bf16
+// GEMM rate) and then our kernels at training sizes against them, printing a Markdown table.
+// Times come from CUDA events around several iterations after a warm-up. Needs a GPU.
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "commands.h"
+#include "mt/core/device.h"
+#include "mt/core/error.h"
+
+#ifdef MT_WITH_CUDA
+#include <cublas_v2.h>
+
+#include "mt/autograd/grad_mode.h"
+#include "mt/core/cuda_context.h"
+#include "mt/ops/kernel_table.h"
+#include "mt/ops/ops.h"
+#endif
+
+namespace mt::cli {
+namespace {
+
+struct BenchOpsOptions {
+  int device = 0;
+  int iters = 20;
+  int warmup = 3;
+};
+
+#ifdef MT_WITH_CUDA
+
+struct CublasDeleter {
+  void operator()(cublasHandle_t h) const { cublasDestroy(h); }
+};
+using CublasHandle = std::unique_ptr<std::remove_pointer_t<cublasHandle_t>, CublasDeleter>;
+
+class OpsBench {
+ public:
+  explicit OpsBench(const BenchOpsOptions& o) : opt_(o), dev_(Device::cuda(o.device)) {
+    set_device(o.device);
+    stream_ = current_stream(o.device);
+  }
+
+  void run() {
+    cudaDeviceProp prop{};
+    MT_CUDA_CHECK(cudaGetDeviceProperties(&prop, opt_.device));
+    std::printf("# moetrain bench ops on %s (cuda:%d), %d iterations after %d warm-up\n\n", prop.name, opt_.device,
+                opt_.iters, opt_.warmup);
+    std::printf("| op | size | dtype | time (ms) | rate | %% of ceiling |\n|---|---|---|---:|---:|---:|\n");
+    copy_ceiling();
+    cublas_ceiling();
+    linear();
+    layer_norm();
+    softmax();
+    cross_entropy();
+    attention();
+    adamw();
+    elementwise();
+  }
+
+ private:
+  // Mean milliseconds of one fn() over opt_.iters runs after opt_.warmup runs.
+  double time_ms(const std::function<void()>& fn) {
+    for (int i = 0; i < opt_.warmup; ++i) fn();
+    CudaEvent start, stop;
+    start.record(stream_);
+    for (int i = 0; i < opt_.iters; ++i) fn();
+    stop.record(stream_);
+    stop.synchronize();
+    return start.elapsed_ms(stop) / opt_.iters;
+  }
+
+  // A device tensor with every byte set to `byte` (0x3c gives small finite bf16/f16/f32 values).
+  Tensor filled(const Shape& shape, DType dtype, int byte = 0x3c) {
+    Tensor t = Tensor::empty(shape, dtype, dev_);
+    MT_CUDA_CHECK(cudaMemsetAsync(t.data_ptr(), byte, t.nbytes(), stream_));
+    return t;
+  }
+
+  // One table row; a row whose op fails prints the error instead of a time.
+  void row(const std::string& op, const std::string& size, const char* dtype, const std::function<void()>& fn,
+           double work, bool flops, double ceiling) {
+    try {
+      double ms = time_ms(fn);
+      double rate = work / (ms * 1e-3) / (flops ? 1e12 : 1e9);
+      std::string pct = ceiling > 0 ? std::to_string(static_cast<int>(100.0 * rate / ceiling + 0.5)) + "%" : "-";
+      std::printf("| %s | %s | %s | %.3f | %.1f %s | %s |\n", op.c_str(), size.c_str(), dtype, ms, rate,
+                  flops ? "TFLOP/s" : "GB/s", pct.c_str());
+    } catch (const Error& e) {
+      std::printf("| %s | %s | %s | - | failed: %s | - |\n", op.c_str(), size.c_str(), dtype, e.what());
+    }
+    std::fflush(stdout);
+  }
+
+  void copy_ceiling() {
+    size_t bytes = size_t{2} << 30;
+    Tensor a = filled({static_cast<int64_t>(bytes)}, DType::Bool), b = filled({static_cast<int64_t>(bytes)}, DType::Bool);
+    double ms = time_ms([&] {
+      MT_CUDA_CHECK(cudaMemcpyAsync(b.data_ptr(), a.data_ptr(), bytes, cudaMemcpyDeviceToDevice, stream_));
+    });
+    copy_gbs_ = 2.0 * bytes / (ms * 1e-3) / 1e9;  // read + written
+    std::printf("| copy D2D (ceiling) | 2 GiB | bytes | %.3f | %.1f GB/s | 100%% |\n", ms, copy_gbs_);
+  }
+
+  void cublas_ceiling() {
+    const int n = 8192;
+    Tensor a = filled({n, n}, DType::BF16), b = filled({n, n}, DType::BF16), c = filled({n, n}, DType::BF16);
+    cublasHandle_t raw = nullptr;
+    MT_CUBLAS_CHECK(cublasCreate(&raw));
+    CublasHandle handle(raw);
+    MT_CUBLAS_CHECK(cublasSetStream(raw, stream_));
+    float alpha = 1.0f, beta = 0.0f;
+    double ms = time_ms([&] {
+      MT_CUBLAS_CHECK(cublasGemmEx(raw, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a.data_ptr(), CUDA_R_16BF, n,
+                                   b.data_ptr(), CUDA_R_16BF, n, &beta, c.data_ptr(), CUDA_R_16BF, n,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    });
+    cublas_tflops_ = 2.0 * n * n * n / (ms * 1e-3) / 1e12;
+    std::printf("| cublasGemmEx (ceiling) | 8192^3 | bf16 | %.3f | %.1f TFLOP/s | 100%% |\n", ms, cublas_tflops_);
+  }
+
+  void linear() {
+    const int64_t n = 8192;
+    Tensor x = filled({n, n}, DType::BF16), w = filled({n, n}, DType::BF16);
+    row("linear (mt::linear, cuBLASLt)", "8192^3", "bf16", [&] { mt::linear(x, w); }, 2.0 * n * n * n, true,
+        cublas_tflops_);
+    Tensor bias = filled({n}, DType::BF16);
+    row("linear + bias epilogue", "8192^3", "bf16", [&] { mt::linear(x, w, bias); }, 2.0 * n * n * n, true,
+        cublas_tflops_);
+  }
+
+  void layer_norm() {
+    const int64_t m = 65536, n = 1024;
+    Tensor x = filled({m, n}, DType::BF16), w = filled({n}, DType::BF16), b = filled({n}, DType::BF16);
+    Tensor y = filled({m, n}, DType::BF16), mean = filled({m}, DType::F32), rstd = filled({m}, DType::F32);
+    auto fwd = kernels().layer_norm_forward.get(dev_, "layer_norm");
+    auto bwd = kernels().layer_norm_backward.get(dev_, "layer_norm_backward");
+    double mn = static_cast<double>(m) * n;
+    row("layer_norm fwd", "65536 x 1024", "bf16", [&] { fwd(x, w, b, 1e-5, y, mean, rstd); }, mn * 4 + m * 8, false,
+        copy_gbs_);
+    Tensor dx = filled({m, n}, DType::BF16), dw = filled({n}, DType::BF16), db = filled({n}, DType::BF16);
+    row("layer_norm bwd", "65536 x 1024", "bf16", [&] { bwd(y, x, w, mean, rstd, dx, dw, db); }, mn * 6 + m * 8,
+        false, copy_gbs_);
+  }
+
+  void softmax() {
+    const int64_t m = 65536, n = 1024;
+    Tensor x = filled({m, n}, DType::BF16), y = filled({m, n}, DType::BF16), g = filled({m, n}, DType::BF16);
+    auto fwd = kernels().softmax.get(dev_, "softmax");
+    auto bwd = kernels().softmax_backward.get(dev_, "softmax_backward");
+    double mn = static_cast<double>(m) * n;
+    row("softmax fwd", "65536 x 1024", "bf16", [&] { fwd(x, y, false); }, mn * 4, false, copy_gbs_);
+    row("softmax bwd", "65536 x 1024", "bf16", [&] { bwd(g, y, x, false); }, mn * 6, false, copy_gbs_);
+  }
+
+  void cross_entropy() {
+    const int64_t rows = 16384, vocab = 50304;
+    Tensor logits = filled({rows, vocab}, DType::BF16), targets = filled({rows}, DType::I64, 0);
+    Tensor losses = filled({rows}, DType::F32), lse = filled({rows}, DType::F32), grad = filled({rows}, DType::F32);
+    Tensor dlogits = filled({rows, vocab}, DType::BF16);
+    auto fwd = kernels().cross_entropy_forward.get(dev_, "cross_entropy");
+    auto bwd = kernels().cross_entropy_backward.get(dev_, "cross_entropy_backward");
+    double nv = static_cast<double>(rows) * vocab;
+    row("cross_entropy fwd", "16384 x 50304", "bf16", [&] { fwd(logits, targets, -100, losses, lse); }, nv * 2, false,
+        copy_gbs_);
+    row("cross_entropy bwd", "16384 x 50304", "bf16", [&] { bwd(logits, targets, -100, lse, grad, dlogits); }, nv * 4,
+        false, copy_gbs_);
+  }
+
+  void attention() {
+    const int64_t b = 16, h = 12, t = 1024, d = 64;
+    Shape s{b, h, t, d};
+    Tensor q = filled(s, DType::BF16), k = filled(s, DType::BF16), v = filled(s, DType::BF16);
+    Tensor out = filled(s, DType::BF16), lse = filled({b, h, t}, DType::F32), dout = filled(s, DType::BF16);
+    Tensor dq = filled(s, DType::BF16), dk = filled(s, DType::BF16), dv = filled(s, DType::BF16);
+    auto fwd = kernels().attention_forward.get(dev_, "attention");
+    auto bwd = kernels().attention_backward.get(dev_, "attention_backward");
+    double flops = 4.0 * b * h * t * t * d / 2;  // two GEMMs over the causal half
+    row("causal attention fwd", "B16 H12 T1024 D64", "bf16", [&] { fwd(q, k, v, 0.125, out, lse); }, flops, true,
+        cublas_tflops_);
+    row("causal attention bwd", "B16 H12 T1024 D64", "bf16",
+        [&] { bwd(q, k, v, out, dout, lse, 0.125, dq, dk, dv); }, 2.5 * flops, true, cublas_tflops_);
+  }
+
+  void adamw() {
+    const int64_t n = 124'000'000;
+    std::vector<OptimTensors> ts{{filled({n}, DType::BF16), filled({n}, DType::BF16), filled({n}, DType::F32, 0),
+                                  filled({n}, DType::F32, 0), filled({n}, DType::F32)}};
+    auto step = kernels().adamw.get(dev_, "adamw");
+    AdamWHyper hyper{3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.1f, 0.05f};
+    // Per parameter: grad 2 B read; master, exp_avg, exp_avg_sq 4 B read + written each; param 2 B written.
+    row("adamw (bf16 + f32 master)", "124M params", "bf16", [&] { step(ts, hyper); }, n * 28.0, false, copy_gbs_);
+  }
+
+  void elementwise() {
+    const int64_t n = int64_t{1} << 28;
+    Tensor a = filled({n}, DType::BF16), b = filled({n}, DType::BF16);
+    row("add", "2^28", "bf16", [&] { mt::add(a, b); }, n * 6.0, false, copy_gbs_);
+    row("gelu", "2^28", "bf16", [&] { mt::gelu(a); }, n * 4.0, false, copy_gbs_);
+    row("copy (clone)", "2^28", "bf16", [&] { a.clone(); }, n * 4.0, false, copy_gbs_);
+  }
+
+  BenchOpsOptions opt_;
+  Device dev_;
+  cudaStream_t stream_ = nullptr;
+  NoGradGuard no_grad_;
+  double copy_gbs_ = 0, cublas_tflops_ = 0;
+};
+
+void run_bench_ops(const BenchOpsOptions& o) {
+  MT_CHECK(cuda_available(), "bench ops: no CUDA device visible (it measures GPU kernels)");
+  MT_CHECK(o.device >= 0 && o.device < cuda_device_count(), "bench ops: --device ", o.device, " but ",
+           cuda_device_count(), " CUDA device(s) are visible");
+  OpsBench(o).run();
+}
+
+#else
+
+void run_bench_ops(const BenchOpsOptions&) {
+  MT_FAIL("bench ops: moetrain was built without CUDA; it measures GPU kernels (rebuild with -DMT_CUDA=ON)");
+}
+
+#endif
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand("bench", "Measure performance on this machine");
+  bench->require_subcommand(1);
+  auto opt = std::make_shared<BenchOpsOptions>();
+  CLI::App* ops = bench->add_subcommand(
+      "ops", "GPU ceilings (copy bandwidth, cuBLAS bf16 GEMM) and our kernels at training sizes, as a Markdown table");
+  ops->add_option("--device", opt->device, "CUDA device index")->check(CLI::NonNegativeNumber)->capture_default_str();
+  ops->add_option("--iters", opt->iters, "Timed iterations per row")->check(CLI::PositiveNumber)->capture_default_str();
+  ops->add_option("--warmup", opt->warmup, "Untimed iterations before timing")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  ops->callback([opt] { run_bench_ops(*opt); });
+}
+
+}  // namespace mt::cli
