@@ -1,6 +1,7 @@
 // Storage: refcounted bytes on one device, plus the allocator interface and its statistics.
 // The version counter lives here so every view of the same bytes sees in-place changes.
 #pragma once
+#include <cstdint>
 #include <atomic>
 #include <cstddef>
 #include <memory>

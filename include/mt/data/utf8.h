@@ -2,6 +2,7 @@
 // Decoding never fails: a byte that does not start a valid sequence decodes as kInvalidCodePoint
 // with length 1, so arbitrary bytes can be tokenized.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <string_view>
 
