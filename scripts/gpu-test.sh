@@ -21,7 +21,7 @@ BUILD=build-gpu
 cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release -DMT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DCMAKE_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu;$ROOT/usr/lib/x86_64-linux-gnu/openblas-openmp" >"$OUT/cmake.log" 2>&1 \
   || { tail -30 "$OUT/cmake.log"; exit 1; }
-cmake --build $BUILD -j 16 >"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; }
+cmake --build $BUILD -j 16 -- -k >"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; }
 grep -E "warning" "$OUT/build.log" | head -20 || true
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 ctest --test-dir $BUILD --output-on-failure -j 4 --timeout 300 "$@" 2>&1 | tee "$OUT/ctest.log" | tail -40 || true
