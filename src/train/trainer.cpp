@@ -259,9 +259,24 @@ TrainResult train(Recipe r, const Communicator& world) {
           {"step", static_cast<double>(counters.step)}, {"tokens", static_cast<double>(counters.tokens)},
           {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}, {"step_ms", dt * 1e3},
           {"memory_peak_bytes", static_cast<double>(allocator_stats(device).peak_allocated)}};
-      if (model.moe_loss().defined()) fields.push_back({"aux", aux});
+      std::vector<std::pair<std::string, std::string>> text;
+      if (model.moe_loss().defined()) {
+        // Routing of the last micro-batch: drop rate averaged over MoE layers, kept tokens per expert.
+        GPT::MoEStats st = model.moe_stats();
+        double drop = 0;
+        std::string load;
+        for (size_t l = 0; l < st.drop_rate.size(); ++l) {
+          drop += st.drop_rate[l] / static_cast<double>(st.drop_rate.size());
+          load += (l ? "; " : "");
+          for (size_t e = 0; e < st.tokens_per_expert[l].size(); ++e)
+            load += (e ? "," : "") + std::to_string(st.tokens_per_expert[l][e]);
+        }
+        fields.push_back({"aux", aux});
+        fields.push_back({"drop_rate", drop});
+        text.push_back({"tokens_per_expert", load});
+      }
       if (device.is_cuda()) fields.push_back({"mfu", flops_per_token * tok_s * world.size() / 989e12});
-      metrics.write(fields);
+      metrics.write(fields, text);
       progress.update({counters.step, r.train.steps, loss, lr, tok_s * world.size(), eta, model.moe_loss().defined() ? aux : -1});
     }
     bool last = counters.step == r.train.steps;
