@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 
+#include "mt/core/device.h"
 #include "mt/data/token_shard.h"
 #include "mt/dist/communicator.h"
 #include "mt/io/recipe.h"
@@ -47,12 +48,13 @@ void write_data(const fs::path& dir) {
   write_shard((dir / "val_000000.bin").string(), std::vector<int32_t>(tokens.begin(), tokens.begin() + 5000));
 }
 
-std::string recipe_text(const fs::path& data, const fs::path& run, const std::string& moe) {
-  return "model: {layers: 2, d_model: 32, heads: 2, seq_len: 16, vocab_size: 256, dropout: 0.1, dtype: f32}\n" + moe +
+std::string recipe_text(const fs::path& data, const fs::path& run, const std::string& moe, const std::string& device) {
+  std::string dtype = device == "cuda" ? "bf16" : "f32";
+  return "model: {layers: 2, d_model: 32, heads: 2, seq_len: 16, vocab_size: 256, dropout: 0.1, dtype: " + dtype + "}\n" + moe +
          "data: {train: \"" + (data / "train_*.bin").string() + "\", val: \"" + (data / "val_*.bin").string() + "\"}\n"
          "optim: {lr: 3.0e-3}\n"
          "schedule: {kind: cosine, warmup_steps: 3}\n"
-         "train: {steps: 20, micro_batch: 4, grad_accum: 2, device: cpu, run_dir: \"" + run.string() + "\", eval_every: 10, eval_steps: 2}\n"
+         "train: {steps: 20, micro_batch: 4, grad_accum: 2, device: " + device + ", run_dir: \"" + run.string() + "\", eval_every: 10, eval_steps: 2}\n"
          "checkpoint: {every: 10, keep: 5}\n"
          "log: {every: 5, progress: plain}\n";
 }
@@ -63,16 +65,16 @@ std::map<int64_t, double> losses(const fs::path& run) {
   return out;
 }
 
-void check_resume(const std::string& name, const std::string& moe) {
+void check_resume(const std::string& name, const std::string& moe, const std::string& device = "cpu") {
   fs::path data = fresh_dir(name + "_data"), a = fresh_dir(name + "_a"), b = fresh_dir(name + "_b");
   write_data(data);
   Communicator world = Communicator::world();
-  train(load_recipe_string(recipe_text(data, a, moe), "resume-a"), world);
+  train(load_recipe_string(recipe_text(data, a, moe, device), "resume-a"), world);
   // A second run folder that holds only the step-10 checkpoint: resume: auto continues from it.
   fs::create_directories(b / "checkpoints");
   fs::copy_file(a / "checkpoints/step_00000010.h5", b / "checkpoints/step_00000010.h5");
   std::ofstream(b / "checkpoints/latest") << "step_00000010.h5\n";
-  TrainResult rb = train(load_recipe_string(recipe_text(data, b, moe), "resume-b"), world);
+  TrainResult rb = train(load_recipe_string(recipe_text(data, b, moe, device), "resume-b"), world);
   EXPECT_EQ(rb.steps_done, 20);
   std::map<int64_t, double> la = losses(a), lb = losses(b);
   ASSERT_EQ(lb.size(), 10u);
@@ -84,6 +86,11 @@ void check_resume(const std::string& name, const std::string& moe) {
 }  // namespace
 
 TEST(Resume, DenseWithDropoutIsBitExact) { check_resume("dense", ""); }
+
+TEST(Resume, DenseOnCudaIsBitExact) {
+  if (!cuda_available()) GTEST_SKIP() << "no GPU: the CUDA case runs on GPU machines (scripts/gpu-test.sh)";
+  check_resume("dense_cuda", "", "cuda");
+}
 
 TEST(Resume, PrMoeWithJitterIsBitExact) {
   check_resume("prmoe", "moe: {experts: [2], every: 2, mlp_type: residual, noisy_gate: jitter, min_capacity: 1}\n");
