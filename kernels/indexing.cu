@@ -1,6 +1,9 @@
 // Indexing kernels on the GPU: index_select and gather move raw element bits (widest aligned unit
-// for whole rows); index_add and scatter_add accumulate with atomicAdd (bf16 and f16 atomics need
-// sm_80 / sm_70); topk is a warp per row that selects the k best in turn (cheap for small k).
+// for whole rows); index_add sorts the indices (stable radix sort) and sums each destination row's
+// sources in index order, so it is deterministic; scatter_add accumulates with atomicAdd (bf16 and
+// f16 atomics need sm_80 / sm_70); topk is a warp per row that selects the k best in turn.
+#include <cub/device/device_radix_sort.cuh>
+
 #include <cmath>
 #include <type_traits>
 
@@ -43,17 +46,70 @@ __device__ __forceinline__ void atomic_add(int64_t* p, int64_t v) {  // two's co
   atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
 }
 
+// Note [Deterministic index_add]: embedding and MoE backward run through index_add, and bit-exact
+// resume needs them to give the same bits every run. Atomics add duplicates in a racy order, so
+// instead the (index, position) pairs are radix-sorted (stable: equal indices keep position order)
+// and one block per run of equal indices sums its source rows in that order, in f32 (f64, i64),
+// adding the total to the destination once.
+__global__ void iota_kernel(int32_t* v, int64_t m) {
+  for (int64_t e = thread_index(); e < m; e += thread_count()) v[e] = static_cast<int32_t>(e);
+}
+
 template <typename T>
-__global__ void index_add_kernel(T* out, const T* src, const int64_t* index, int64_t outer, int64_t n, int64_t m,
-                                 int64_t inner) {
-  int64_t total = outer * m * inner;
-  for (int64_t e = thread_index(); e < total; e += thread_count()) {
-    int64_t row = e / inner, i = e - row * inner;
-    int64_t o = row / m, j = row - o * m;
-    int64_t dst_row = index[j];
-    check_index(dst_row, n, "index_add");
-    atomic_add(&out[(o * n + dst_row) * inner + i], src[e]);
+__global__ void index_add_sorted_kernel(T* out, const T* src, const int64_t* sorted_index, const int32_t* order,
+                                        int64_t outer, int64_t n, int64_t m, int64_t inner) {
+  using A = std::conditional_t<std::is_integral_v<T>, int64_t, acc_t<T>>;
+  for (int64_t item = blockIdx.x; item < outer * m; item += gridDim.x) {
+    int64_t o = item / m, p = item - o * m;
+    int64_t row = sorted_index[p];
+    if (p > 0 && sorted_index[p - 1] == row) continue;  // not the first of its run
+    check_index(row, n, "index_add");
+    for (int64_t i = threadIdx.x; i < inner; i += blockDim.x) {
+      A acc = 0;
+      for (int64_t q = p; q < m && sorted_index[q] == row; ++q)
+        acc += static_cast<A>(to_acc(src[(o * m + order[q]) * inner + i]));
+      T* dst = &out[(o * n + row) * inner + i];
+      *dst = from_acc<T>(static_cast<acc_t<T>>(static_cast<A>(to_acc(*dst)) + acc));
+    }
   }
+}
+
+struct IndexAddScratch {
+  int64_t* sorted_index;
+  int32_t* order_in;
+  int32_t* order;
+  void* sort_temp;
+  size_t sort_temp_bytes;
+};
+
+size_t align_up(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+int key_bits(int64_t n) {
+  int bits = 1;
+  while (bits < 63 && (int64_t{1} << bits) < n) ++bits;
+  return bits;
+}
+
+size_t sort_temp_bytes(int64_t m, int64_t n) {
+  size_t bytes = 0;
+  cub::DeviceRadixSort::SortPairs(nullptr, bytes, static_cast<const int64_t*>(nullptr), static_cast<int64_t*>(nullptr),
+                                  static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
+                                  static_cast<int>(m), 0, key_bits(n));
+  return bytes;
+}
+
+IndexAddScratch carve(void* workspace, int64_t m, int64_t n) {
+  char* p = static_cast<char*>(workspace);
+  IndexAddScratch s;
+  s.sorted_index = reinterpret_cast<int64_t*>(p);
+  p += align_up(m * sizeof(int64_t));
+  s.order_in = reinterpret_cast<int32_t*>(p);
+  p += align_up(m * sizeof(int32_t));
+  s.order = reinterpret_cast<int32_t*>(p);
+  p += align_up(m * sizeof(int32_t));
+  s.sort_temp = p;
+  s.sort_temp_bytes = sort_temp_bytes(m, n);
+  return s;
 }
 
 // Element offset of index element e in the addressed tensor.
@@ -156,12 +212,24 @@ cudaError_t index_select(const void* in, void* out, const int64_t* index, int64_
   return launch_index_select<uint8_t>(in, out, index, outer, n, m, row_bytes, stream);
 }
 
+size_t index_add_workspace_bytes(int64_t m, int64_t n) {
+  return align_up(m * sizeof(int64_t)) + 2 * align_up(m * sizeof(int32_t)) + align_up(sort_temp_bytes(m, n));
+}
+
 template <typename T>
 cudaError_t index_add(T* out, const T* src, const int64_t* index, int64_t outer, int64_t n, int64_t m, int64_t inner,
-                      cudaStream_t stream) {
-  int64_t total = outer * m * inner;
-  if (total == 0) return cudaSuccess;
-  index_add_kernel<<<grid_for(total), kThreads, 0, stream>>>(out, src, index, outer, n, m, inner);
+                      void* workspace, cudaStream_t stream) {
+  if (outer * m * inner == 0) return cudaSuccess;
+  if (m > INT32_MAX) return cudaErrorInvalidValue;
+  IndexAddScratch s = carve(workspace, m, n);
+  iota_kernel<<<grid_for(m), kThreads, 0, stream>>>(s.order_in, m);
+  cudaError_t err = cub::DeviceRadixSort::SortPairs(s.sort_temp, s.sort_temp_bytes, index, s.sorted_index, s.order_in,
+                                                    s.order, static_cast<int>(m), 0, key_bits(n), stream);
+  if (err != cudaSuccess) return err;
+  int threads = inner >= 256 ? 256 : inner >= 64 ? 128 : 32;
+  int64_t blocks = std::min<int64_t>(outer * m, 65535 * 8);
+  index_add_sorted_kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(out, src, s.sorted_index, s.order,
+                                                                                outer, n, m, inner);
   return cudaGetLastError();
 }
 
@@ -208,7 +276,7 @@ cudaError_t topk(const T* in, T* values, int64_t* indices, int64_t m, int64_t n,
 }
 
 #define MT_INST_ACCUMULATE(T)                                                                                   \
-  template cudaError_t index_add<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t, int64_t, cudaStream_t); \
+  template cudaError_t index_add<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t, int64_t, void*, cudaStream_t); \
   template cudaError_t scatter_add<T>(T*, const T*, const int64_t*, const GatherLayout&, int64_t, cudaStream_t);
 #define MT_INST_TOPK(T) \
   template cudaError_t topk<T>(const T*, T*, int64_t*, int64_t, int64_t, int64_t, cudaStream_t);

@@ -14,11 +14,12 @@ namespace mt::gpu {
 // out (outer, m, inner) = in (outer, n, inner) at rows index (m); any element type of `element_size` bytes.
 cudaError_t index_select(const void* in, void* out, const int64_t* index, int64_t outer, int64_t n, int64_t m,
                          int64_t inner, size_t element_size, cudaStream_t stream);
-// out (outer, n, inner) += src (outer, m, inner) at rows index (m), with atomics: the order in which
-// duplicate indices add is not fixed, so float results may differ in the last bits between runs.
+// out (outer, n, inner) += src (outer, m, inner) at rows index (m) (m < 2^31), deterministically:
+// see Note [Deterministic index_add] in indexing.cu. `workspace` holds index_add_workspace_bytes(m, n).
+size_t index_add_workspace_bytes(int64_t m, int64_t n);
 template <typename T>
 cudaError_t index_add(T* out, const T* src, const int64_t* index, int64_t outer, int64_t n, int64_t m, int64_t inner,
-                      cudaStream_t stream);
+                      void* workspace, cudaStream_t stream);
 
 // The index tensor's shape, the strides of the tensor addressed through it, the dim the index
 // replaces and that dim's size in the addressed tensor.
@@ -33,7 +34,8 @@ struct GatherLayout {
 // out[e] = in[offset(e with coordinate `dim` replaced by index[e])] for the numel elements of index.
 cudaError_t gather(const void* in, void* out, const int64_t* index, const GatherLayout& layout, int64_t numel,
                    size_t element_size, cudaStream_t stream);
-// out[offset(e with coordinate `dim` replaced by index[e])] += src[e]; atomics as in index_add.
+// out[offset(e with coordinate `dim` replaced by index[e])] += src[e] with atomics: duplicate targets add in
+// a racy order (MoE uses it only where targets are distinct).
 template <typename T>
 cudaError_t scatter_add(T* out, const T* src, const int64_t* index, const GatherLayout& layout, int64_t numel,
                         cudaStream_t stream);

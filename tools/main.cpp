@@ -7,7 +7,7 @@
 #include "mt/core/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"moetrain: train GPT, MoE and PR-MoE language models and distill them into PR-MoS students"};
+  CLI::App app{"moetrain: train GPT, MoE, Pyramid-MoE, Residual-MoE and PR-MoE language models"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   // Subcommands register here, one line each.

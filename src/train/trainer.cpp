@@ -137,6 +137,8 @@ TrainResult train(Recipe r, const Communicator& world) {
   int dp = r.dist.dp > 0 ? r.dist.dp : world.size();
   MT_CHECK(dp == world.size(), "dist.dp = ", r.dist.dp, " but the job has ", world.size(),
            " ranks; only pure data parallelism is supported, so dist.dp must be 0 or ", world.size());
+  MT_CHECK(r.distill.teacher.empty(), "distill.teacher = '", r.distill.teacher,
+           "': staged knowledge distillation (PR-MoS) is not implemented yet; leave distill.teacher empty");
   resolve_batch(r, dp);
   Device device = resolve_device(r, world);
   DType dtype = resolve_dtype(r, device);
@@ -268,8 +270,10 @@ TrainResult train(Recipe r, const Communicator& world) {
         for (size_t l = 0; l < st.drop_rate.size(); ++l) {
           drop += st.drop_rate[l] / static_cast<double>(st.drop_rate.size());
           load += (l ? "; " : "");
-          for (size_t e = 0; e < st.tokens_per_expert[l].size(); ++e)
-            load += (e ? "," : "") + std::to_string(st.tokens_per_expert[l][e]);
+          for (size_t e = 0; e < st.tokens_per_expert[l].size(); ++e) {
+            if (e) load += ',';
+            load += std::to_string(st.tokens_per_expert[l][e]);
+          }
         }
         fields.push_back({"aux", aux});
         fields.push_back({"drop_rate", drop});

@@ -1,7 +1,7 @@
 // CUDA index_select/index_add (row moves), gather/scatter_add, topk and cumsum: unpack tensors and
 // call kernels/indexing.h and kernels/reduce.h. Index ranges are checked on the device (Note
-// [Device index checks] in kernels/launch_utils.cuh); index_add and scatter_add use atomics, so
-// duplicate float indices accumulate in an unspecified order.
+// [Device index checks] in kernels/launch_utils.cuh); index_add is deterministic (Note
+// [Deterministic index_add] in kernels/indexing.cu); scatter_add uses atomics.
 #include <type_traits>
 
 #include "cuda_kernels.h"
@@ -45,8 +45,10 @@ void index_add(const Tensor& out, int64_t outer, int64_t n, int64_t inner, const
     if constexpr (std::is_same_v<T, bool>) {
       MT_FAIL("index_add: bool tensors are not supported");
     } else {
+      Tensor workspace = Tensor::empty({static_cast<int64_t>(gpu::index_add_workspace_bytes(index.numel(), n))},
+                                       DType::Bool, out.device());  // bytes from the caching allocator
       MT_CUDA_CHECK(gpu::index_add(ptr<T>(out), ptr<const T>(src), index.data<int64_t>(), outer, n, index.numel(),
-                                   inner, s));
+                                   inner, workspace.data_ptr(), s));
     }
   });
 }
