@@ -18,11 +18,11 @@ constexpr int64_t kMaxGroups = 1024;
 constexpr int64_t kMinGroups = 128;
 constexpr size_t kSmemPartialLimit = 40 * 1024;  // under the 48 KiB default with the static scratch
 constexpr int kForwardRowThreads = 512;
-// Backward threads hold two column sums for each of the row's elements they see, at most
-// kBackwardRowElems of them (32 took 232 registers for bf16: 8 warps per SM); 16 fit the 128 registers
-// a bound of 512 threads leaves.
+// Backward threads hold two column sums for each of the row's elements they see and two rows of dy and
+// x: 2 packs per row (16 bf16 elements) fit the 128 registers a bound of 512 threads leaves; 4 bf16
+// packs took 232 registers (8 warps per SM).
 constexpr int kBackwardRowThreads = 512;
-constexpr int kBackwardRowElems = 16;
+constexpr int kBackwardMaxPacks = 2;
 constexpr int kReduceSlices = 32;  // thread rows of the partial-sum kernel, each summing every 32nd group
 
 template <typename T, typename S, int P>
@@ -190,24 +190,30 @@ __global__ void __launch_bounds__(kBackwardRowThreads)
 #pragma unroll
     for (int j = 0; j < V; ++j) dw[i][j] = db[i][j] = 0;
   }
+  // This thread's rows are first + threadIdx.y for first = blockIdx.x * blockDim.y, + step, ...: the same
+  // trip count for every thread of the block (row_allreduce_sum2 may synchronise it). The next row's dy
+  // and x are loaded before the current row is worked on, so two rows per warp are in flight.
   int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.y;
-  // The same trip count for every thread of the block (row_allreduce may synchronise it).
-  for (int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.y; first < rows; first += step) {
-    int64_t row = first + threadIdx.y;
+  Pack<T, V> gp[P], xp[P];
+  auto load_row = [&](int64_t row, Pack<T, V>(&g)[P], Pack<T, V>(&xv)[P]) {
     bool active = row < rows;
-    int64_t base = (active ? row : 0) * cols;
-    Pack<T, V> gp[P], xp[P];
 #pragma unroll
     for (int i = 0; i < P; ++i) {
       if (active && row_pack(i) < packs) {
-        gp[i] = load_pack<T, V>(dy + base + row_pack(i) * V);
-        xp[i] = load_pack<T, V>(x + base + row_pack(i) * V);
-      } else {
+        g[i] = load_pack<T, V>(dy + row * cols + row_pack(i) * V);
+        xv[i] = load_pack<T, V>(x + row * cols + row_pack(i) * V);
+      } else {  // dy = 0: adds nothing to the sums below
 #pragma unroll
-        for (int j = 0; j < V; ++j) gp[i].v[j] = xp[i].v[j] = from_acc<T>(A(0));
+        for (int j = 0; j < V; ++j) g[i].v[j] = xv[i].v[j] = from_acc<T>(A(0));
       }
     }
-    // Missing packs and inactive rows have dy = 0: they add nothing below.
+  };
+  load_row(static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y, gp, xp);
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.y; first < rows; first += step) {
+    int64_t row = first + threadIdx.y;
+    bool active = row < rows;
+    Pack<T, V> next_g[P], next_x[P];
+    load_row(row + step, next_g, next_x);
     A mean = active ? static_cast<A>(mean_in[row]) : A(0);
     A rstd = active ? static_cast<A>(rstd_in[row]) : A(0);
     A s1 = 0, s2 = 0;
@@ -224,18 +230,24 @@ __global__ void __launch_bounds__(kBackwardRowThreads)
       }
     row_allreduce_sum2(s1, s2, scratch);
     A c1 = s1 / static_cast<A>(cols), c2 = s2 / static_cast<A>(cols);
-    if (!active) continue;
+    if (active) {
+#pragma unroll
+      for (int i = 0; i < P; ++i) {
+        if (row_pack(i) >= packs) continue;
+        Pack<T, V> r;
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          A xhat = (to_acc(xp[i].v[j]) - mean) * rstd;
+          A wg = to_acc(wp[i].v[j]) * to_acc(gp[i].v[j]);
+          r.v[j] = from_acc<T>((wg - c1 - xhat * c2) * rstd);
+        }
+        store_pack<T, V>(dx + row * cols + row_pack(i) * V, r);
+      }
+    }
 #pragma unroll
     for (int i = 0; i < P; ++i) {
-      if (row_pack(i) >= packs) continue;
-      Pack<T, V> r;
-#pragma unroll
-      for (int j = 0; j < V; ++j) {
-        A xhat = (to_acc(xp[i].v[j]) - mean) * rstd;
-        A wg = to_acc(wp[i].v[j]) * to_acc(gp[i].v[j]);
-        r.v[j] = from_acc<T>((wg - c1 - xhat * c2) * rstd);
-      }
-      store_pack<T, V>(dx + base + row_pack(i) * V, r);
+      gp[i] = next_g[i];
+      xp[i] = next_x[i];
     }
   }
   A* fold = reinterpret_cast<A*>(smem_raw);
@@ -427,11 +439,11 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
   constexpr int V = kPack<T>;
   A* part = static_cast<A*>(partial);
   bool vec = cols % V == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(w);
-  constexpr int kMaxPacks = std::min(kMaxRowPacks, kBackwardRowElems / V);
-  RegisterRowLaunch r = vec ? register_row_launch(rows, cols / V, kBackwardRowThreads, kMaxPacks) : RegisterRowLaunch{};
+  RegisterRowLaunch r =
+      vec ? register_row_launch(rows, cols / V, kBackwardRowThreads, kBackwardMaxPacks) : RegisterRowLaunch{};
   int64_t groups = 0;
   cudaError_t status = cudaSuccess;
-  bool done = dispatch_row_packs<kMaxPacks>(r.packs_per_thread, [&](auto p) {
+  bool done = dispatch_row_packs<kBackwardMaxPacks>(r.packs_per_thread, [&](auto p) {
     auto kernel = layernorm_backward_registers_kernel<T, S, decltype(p)::value>;
     size_t smem = static_cast<size_t>(r.launch.block.y - 1) * 2 * cols * sizeof(A);
     unsigned blocks = 0;
