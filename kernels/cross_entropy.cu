@@ -1,7 +1,8 @@
 // Cross-entropy kernels. Forward: a block per row reads each logit once, 16-byte packs from the row's
 // first 16-byte boundary (rows of any length and alignment), several packs in flight per thread, with a
 // running logsumexp per thread (f32 through the hardware's exp2) merged over the block in a fixed order.
-// Backward: a warp or block per row, one pass writing softmax minus the one-hot target.
+// Backward: a warp or block per row, one pass writing softmax minus the one-hot target, with 16-byte
+// packs whenever logits and dlogits are equally misaligned.
 #include <type_traits>
 
 #include "cross_entropy.h"
@@ -128,6 +129,8 @@ __global__ void __launch_bounds__(kForwardThreads)
     losses[row] = static_cast<S>(lse - to_acc(x[t]));
 }
 
+// With V > 1, logits and dlogits are equally misaligned (their distance is a multiple of 16 bytes): each
+// row's elements before its first 16-byte boundary and after its last whole pack are done one by one.
 template <typename T, typename S, int V>
 __global__ void cross_entropy_backward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ targets,
                                               int64_t ignore_index, const S* __restrict__ lse_in,
@@ -142,17 +145,21 @@ __global__ void cross_entropy_backward_kernel(const T* __restrict__ logits, cons
   bool ignored = t == ignore_index;
   A g = ignored ? A(0) : static_cast<A>(grad_losses[row]);
   A lse = static_cast<A>(lse_in[row]);
-  int64_t packs = vocab / V;
+  auto grad = [&](T v, int64_t c) {
+    return from_acc<T>(ignored ? A(0) : g * (exp_acc(to_acc(v) - lse) - (c == t ? A(1) : A(0))));
+  };
+  int64_t head = V == 1 ? 0 : static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T));
+  if (head > vocab) head = vocab;
+  int64_t packs = (vocab - head) / V, tail = head + packs * V;
   for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    Pack<T, V> v = load_pack<T, V>(x + p * V), r;
+    int64_t c0 = head + p * V;
+    Pack<T, V> v = load_pack<T, V>(x + c0), r;
 #pragma unroll
-    for (int j = 0; j < V; ++j) {
-      int64_t c = p * V + j;
-      A d = ignored ? A(0) : g * (exp_acc(to_acc(v.v[j]) - lse) - (c == t ? A(1) : A(0)));
-      r.v[j] = from_acc<T>(d);
-    }
-    store_pack<T, V>(dx + p * V, r);
+    for (int j = 0; j < V; ++j) r.v[j] = grad(v.v[j], c0 + j);
+    store_pack<T, V>(dx + c0, r);
   }
+  for (int64_t c = threadIdx.x; c < head; c += blockDim.x) dx[c] = grad(x[c], c);
+  for (int64_t c = tail + threadIdx.x; c < vocab; c += blockDim.x) dx[c] = grad(x[c], c);
 }
 
 }  // namespace
@@ -177,7 +184,7 @@ cudaError_t cross_entropy_backward(const T* logits, const int64_t* targets, int6
                                    cudaStream_t stream) {
   if (rows == 0 || vocab == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
-  bool vec = vocab % V == 0 && aligned16(logits) && aligned16(dlogits);
+  bool vec = (reinterpret_cast<uintptr_t>(logits) - reinterpret_cast<uintptr_t>(dlogits)) % 16 == 0;
   RowLaunch l = row_launch(rows, vec ? vocab / V : vocab);
   if (vec)
     cross_entropy_backward_kernel<T, S, V><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, lse,

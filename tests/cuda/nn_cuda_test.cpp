@@ -316,7 +316,7 @@ TEST(CudaCrossEntropy, ForwardAndBackwardMatchCpuWithIgnoredRows) {
     }
 }
 
-TEST(CudaCrossEntropy, ForwardMatchesCpuOnMisalignedLogitsAndMinusInfinity) {
+TEST(CudaCrossEntropy, ForwardAndBackwardMatchCpuOnMisalignedLogitsAndMinusInfinity) {
   MT_REQUIRE_GPU();
   const int64_t rows = 6, vocab = 4099;
   uint64_t seed = 350;
@@ -338,6 +338,18 @@ TEST(CudaCrossEntropy, ForwardMatchesCpuOnMisalignedLogitsAndMinusInfinity) {
     expect_close(lse_g, lse_c, 1e-5, name(dt, "cross_entropy offset by one, -inf logits: lse"));
     expect_close(loss_g, loss_c, 1e-5, name(dt, "cross_entropy offset by one, -inf logits: losses"));
     EXPECT_NEAR(loss_g.to_vector<double>()[1], 0.0, 1e-6) << name(dt, "a row with one finite logit");
+    Tensor grad = random_tensor({rows}, sd, seed++, 0.5, 1.5);
+    Tensor d_c = empty_cpu({rows, vocab}, dt);
+    kernels().cross_entropy_backward.get(Device::cpu(), "ce")(logits, targets, -100, lse_c, grad, d_c);
+    // dlogits as misaligned as the logits (16-byte packs between scalar heads and tails), then aligned.
+    for (bool same_offset : {true, false}) {
+      Tensor d_g = same_offset ? gpu_offset_by_one(d_c) : empty_gpu({rows, vocab}, dt);
+      kernels().cross_entropy_backward.get(Device::cuda(0), "ce")(gpu_offset_by_one(logits), gpu(targets), -100,
+                                                                  gpu(lse_c), gpu(grad), d_g);
+      expect_close(d_g, d_c, rtol_for(dt),
+                   name(dt, same_offset ? "cross_entropy backward, both offset by one" : "cross_entropy backward, "
+                                                                                         "logits offset by one"));
+    }
   }
 }
 
