@@ -30,10 +30,10 @@ struct RunningLse {
     if constexpr (kBase2) return gpu::ex2_approx(d);
     else return exp_acc(d);
   }
-  // exp(v - m) for an unscaled v.
-  __device__ __forceinline__ static A term(A v, A m) {
-    if constexpr (kBase2) return gpu::ex2_approx(fmaf(v, gpu::kLog2e, -m));
-    else return exp_acc(v - m);
+  // exp(v - top) for an unscaled v and a scaled top.
+  __device__ __forceinline__ static A term(A v, A top) {
+    if constexpr (kBase2) return gpu::ex2_approx(fmaf(v, gpu::kLog2e, -top));
+    else return exp_acc(v - top);
   }
 
   template <int N>
