@@ -1,43 +1,124 @@
-// Cross-entropy kernels: a warp or block per row. Forward makes one pass over the logits with an
-// online max / sum of exponentials; backward makes one pass writing softmax minus the one-hot target.
+// Cross-entropy kernels. Forward: a block per row reads each logit once, 16-byte packs from the row's
+// first 16-byte boundary (rows of any length and alignment), several packs in flight per thread, with a
+// running logsumexp per thread (f32 through the hardware's exp2) merged over the block in a fixed order.
+// Backward: a warp or block per row, one pass writing softmax minus the one-hot target, with 16-byte
+// packs whenever logits and dlogits are equally misaligned.
+#include <type_traits>
+
 #include "cross_entropy.h"
 #include "device_utils.cuh"
+#include "fast_exp.cuh"
 #include "row_launch.cuh"
 
 namespace mt::gpukernels {
 
 namespace {
 
-template <typename T, typename S, int V>
-__global__ void cross_entropy_forward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ targets,
-                                             int64_t ignore_index, S* __restrict__ losses,
-                                             S* __restrict__ lse_out, int64_t rows, int64_t vocab) {
-  using A = acc_t<T>;
-  __shared__ A scratch[32 * 4];
-  int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
-  bool active = row < rows;
-  const T* x = logits + (active ? row : 0) * vocab;
-  int64_t packs = vocab / V;
+constexpr int kForwardThreads = 256;
+constexpr int kForwardChunk = 4;  // packs each thread loads before using them
+
+// Running logsumexp: m, the largest value seen, and s, the sum of exp(v - m). For f32, m is kept in
+// base-2 units (v * log2(e)) so that each term is one FMA and one hardware exp2; f64 uses exp.
+template <typename A>
+struct RunningLse {
+  static constexpr bool kBase2 = std::is_same_v<A, float>;
   A m = neg_inf<A>(), s = 0;
-  if (active)
-    for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-      Pack<T, V> v = load_pack<T, V>(x + p * V);
+
+  __device__ __forceinline__ static A scaled(A v) { return kBase2 ? v * gpu::kLog2e : v; }
+  // exp of a difference of scaled values.
+  __device__ __forceinline__ static A exp_scaled(A d) {
+    if constexpr (kBase2) return gpu::ex2_approx(d);
+    else return exp_acc(d);
+  }
+  // exp(v - top) for an unscaled v and a scaled top.
+  __device__ __forceinline__ static A term(A v, A top) {
+    if constexpr (kBase2) return gpu::ex2_approx(fmaf(v, gpu::kLog2e, -top));
+    else return exp_acc(v - top);
+  }
+
+  template <int N>
+  __device__ __forceinline__ void add(const A (&v)[N]) {
+    A top = v[0];
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        A e = to_acc(v.v[j]);
-        if (e > m) {
-          s = (m == neg_inf<A>() ? A(0) : s * exp_acc(m - e)) + A(1);
-          m = e;
-        } else if (m != neg_inf<A>()) {  // with m = -inf, e is -inf too and adds nothing
-          s += exp_acc(e - m);
-        }
-      }
+    for (int k = 1; k < N; ++k) top = fmax(top, v[k]);  // a NaN is dropped here but poisons s below
+    if (top == neg_inf<A>() && m == neg_inf<A>()) return;  // nothing but -inf so far: s stays 0
+    A t = scaled(top);
+    if (t > m) {
+      s *= exp_scaled(m - t);  // 0 while m is -inf
+      m = t;
     }
-  A row_max = row_allreduce(m, MaxOp{}, scratch);
-  A mine = m == neg_inf<A>() ? A(0) : s * exp_acc(m - row_max);
-  A row_sum = row_allreduce(mine, SumOp{}, scratch);
-  if (!active || threadIdx.x != 0) return;
-  A lse = row_max + log_acc(row_sum);
+#pragma unroll
+    for (int k = 0; k < N; ++k) s += term(v[k], m);
+  }
+
+  // Adds another running state; the same result whichever of the two calls it.
+  __device__ __forceinline__ void merge(A om, A os) {
+    A t = fmax(m, om);
+    if (t == neg_inf<A>()) return;
+    s = s * exp_scaled(m - t) + os * exp_scaled(om - t);
+    m = t;
+  }
+
+  __device__ __forceinline__ A lse() const { return kBase2 ? m * gpu::kLn2 + log_acc(s) : m + log_acc(s); }
+};
+
+template <typename T, typename S>
+__global__ void __launch_bounds__(kForwardThreads)
+    cross_entropy_forward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ targets,
+                                 int64_t ignore_index, S* __restrict__ losses, S* __restrict__ lse_out,
+                                 int64_t vocab) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>, U = kForwardChunk;
+  __shared__ A warp_m[32], warp_s[32];
+  int64_t row = blockIdx.x;
+  const T* x = logits + row * vocab;
+  // head elements before the first 16-byte boundary, `packs` whole packs, then fewer than V elements.
+  int64_t head = static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T));
+  if (head > vocab) head = vocab;
+  int64_t packs = (vocab - head) / V;
+  int64_t tail = head + packs * V;
+  const T* body = x + head;
+  RunningLse<A> st;
+  int64_t p = threadIdx.x;
+  for (; p + (U - 1) * static_cast<int64_t>(blockDim.x) < packs; p += U * static_cast<int64_t>(blockDim.x)) {
+    Pack<T, V> pk[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) pk[u] = load_pack<T, V>(body + (p + u * static_cast<int64_t>(blockDim.x)) * V);
+    A v[U * V];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int j = 0; j < V; ++j) v[u * V + j] = to_acc(pk[u].v[j]);
+    st.add(v);
+  }
+  for (; p < packs; p += blockDim.x) {
+    Pack<T, V> pk = load_pack<T, V>(body + p * V);
+    A v[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) v[j] = to_acc(pk.v[j]);
+    st.add(v);
+  }
+  if (threadIdx.x < head) {
+    A v[1] = {to_acc(x[threadIdx.x])};
+    st.add(v);
+  }
+  if (tail + threadIdx.x < vocab) {
+    A v[1] = {to_acc(x[tail + threadIdx.x])};
+    st.add(v);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    A om = __shfl_xor_sync(0xffffffffu, st.m, o), os = __shfl_xor_sync(0xffffffffu, st.s, o);
+    st.merge(om, os);
+  }
+  int warp = threadIdx.x / 32;
+  if (threadIdx.x % 32 == 0) {
+    warp_m[warp] = st.m;
+    warp_s[warp] = st.s;
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  for (int k = 1; k < static_cast<int>(blockDim.x / 32); ++k) st.merge(warp_m[k], warp_s[k]);
+  A lse = st.lse();
   lse_out[row] = static_cast<S>(lse);
   int64_t t = targets[row];
   if (t == ignore_index)
@@ -48,6 +129,8 @@ __global__ void cross_entropy_forward_kernel(const T* __restrict__ logits, const
     losses[row] = static_cast<S>(lse - to_acc(x[t]));
 }
 
+// With V > 1, logits and dlogits are equally misaligned (their distance is a multiple of 16 bytes): each
+// row's elements before its first 16-byte boundary and after its last whole pack are done one by one.
 template <typename T, typename S, int V>
 __global__ void cross_entropy_backward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ targets,
                                               int64_t ignore_index, const S* __restrict__ lse_in,
@@ -62,17 +145,21 @@ __global__ void cross_entropy_backward_kernel(const T* __restrict__ logits, cons
   bool ignored = t == ignore_index;
   A g = ignored ? A(0) : static_cast<A>(grad_losses[row]);
   A lse = static_cast<A>(lse_in[row]);
-  int64_t packs = vocab / V;
+  auto grad = [&](T v, int64_t c) {
+    return from_acc<T>(ignored ? A(0) : g * (exp_acc(to_acc(v) - lse) - (c == t ? A(1) : A(0))));
+  };
+  int64_t head = V == 1 ? 0 : static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T));
+  if (head > vocab) head = vocab;
+  int64_t packs = (vocab - head) / V, tail = head + packs * V;
   for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    Pack<T, V> v = load_pack<T, V>(x + p * V), r;
+    int64_t c0 = head + p * V;
+    Pack<T, V> v = load_pack<T, V>(x + c0), r;
 #pragma unroll
-    for (int j = 0; j < V; ++j) {
-      int64_t c = p * V + j;
-      A d = ignored ? A(0) : g * (exp_acc(to_acc(v.v[j]) - lse) - (c == t ? A(1) : A(0)));
-      r.v[j] = from_acc<T>(d);
-    }
-    store_pack<T, V>(dx + p * V, r);
+    for (int j = 0; j < V; ++j) r.v[j] = grad(v.v[j], c0 + j);
+    store_pack<T, V>(dx + c0, r);
   }
+  for (int64_t c = threadIdx.x; c < head; c += blockDim.x) dx[c] = grad(x[c], c);
+  for (int64_t c = tail + threadIdx.x; c < vocab; c += blockDim.x) dx[c] = grad(x[c], c);
 }
 
 }  // namespace
@@ -81,15 +168,13 @@ template <typename T, typename S>
 cudaError_t cross_entropy_forward(const T* logits, const int64_t* targets, int64_t ignore_index, S* losses, S* lse,
                                   int64_t rows, int64_t vocab, cudaStream_t stream) {
   if (rows == 0) return cudaSuccess;
-  constexpr int V = kPack<T>;
-  bool vec = vocab % V == 0 && aligned16(logits);
-  RowLaunch l = row_launch(rows, vec ? vocab / V : vocab);
-  if (vec)
-    cross_entropy_forward_kernel<T, S, V><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, losses, lse,
-                                                                       rows, vocab);
-  else
-    cross_entropy_forward_kernel<T, S, 1><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, losses, lse,
-                                                                       rows, vocab);
+  // Enough threads for kForwardChunk packs each per pass over the row, at least a warp.
+  int64_t per_pass = (vocab / kPack<T> + kForwardChunk - 1) / kForwardChunk;
+  int threads = 32;
+  while (threads < kForwardThreads && threads < per_pass) threads *= 2;
+  cross_entropy_forward_kernel<T, S><<<static_cast<unsigned>(rows), threads, 0, stream>>>(logits, targets,
+                                                                                        ignore_index, losses, lse,
+                                                                                        vocab);
   return cudaGetLastError();
 }
 
@@ -99,7 +184,7 @@ cudaError_t cross_entropy_backward(const T* logits, const int64_t* targets, int6
                                    cudaStream_t stream) {
   if (rows == 0 || vocab == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
-  bool vec = vocab % V == 0 && aligned16(logits) && aligned16(dlogits);
+  bool vec = (reinterpret_cast<uintptr_t>(logits) - reinterpret_cast<uintptr_t>(dlogits)) % 16 == 0;
   RowLaunch l = row_launch(rows, vec ? vocab / V : vocab);
   if (vec)
     cross_entropy_backward_kernel<T, S, V><<<l.grid, l.block, 0, stream>>>(logits, targets, ignore_index, lse,

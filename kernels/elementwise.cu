@@ -1,11 +1,13 @@
 // Elementwise CUDA kernels: fill, arange, copy with casts, unary (+ backward), binary and where.
 // Dense operands take a vectorised path (16-byte loads) when aligned; strided ones index through a
 // StridedLayout with 32-bit index math when the element count allows. Formulas come from
-// mt/ops/scalar_math.h and conversions from dtype_cast.cuh, so results match the CPU kernels.
+// mt/ops/scalar_math.h and conversions from dtype_cast.cuh, so results match the CPU kernels; gelu on
+// bf16/f16 uses an equivalent f32 form that keeps the kernel bandwidth-bound (GeluHalfFn).
 #include <type_traits>
 
 #include "dtype_cast.cuh"
 #include "elementwise.h"
+#include "fast_exp.cuh"
 #include "launch_utils.cuh"
 #include "mt/ops/scalar_math.h"
 
@@ -124,6 +126,20 @@ struct UnaryFn {
   __device__ T operator()(T x) const { return from_acc<T>(math::unary<acc_t<T>>(op, to_acc(x), alpha)); }
 };
 
+// gelu for bf16/f16, in f32: math::gelu's 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), is
+// x * sigmoid(2u) = x / (1 + 2^(-2u log2(e))), here one hardware exp2 and one fast division. Its error
+// (about 1e-6 relative) is far below the half types' rounding. The generic path (tanhf behind the
+// per-element op switch) ran 2^28 bf16 elements at 60% of the H200's copy rate.
+template <typename T>
+struct GeluHalfFn {
+  __device__ T operator()(T v) const {
+    constexpr float k = -2.0f * 0.7978845608028654f * kLog2e;
+    float x = to_acc(v);
+    float z = x * fmaf(0.044715f * k, x * x, k);  // -2u log2(e)
+    return from_acc<T>(__fdividef(x, 1.0f + ex2_approx(z)));
+  }
+};
+
 template <typename T>
 struct UnaryGradFn {
   int op;
@@ -234,6 +250,9 @@ cudaError_t copy_strided(const S* src, D* dst, const StridedLayout<2>& layout, i
 
 template <typename T>
 cudaError_t unary(int op, const T* in, T* out, int64_t n, double alpha, cudaStream_t stream) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>) {
+    if (op == kUnaryGelu) return launch_map1(GeluHalfFn<T>{}, in, out, n, stream);
+  }
   return launch_map1(UnaryFn<T>{op, static_cast<acc_t<T>>(alpha)}, in, out, n, stream);
 }
 

@@ -33,6 +33,9 @@ cudaError_t copy_contiguous(const S* src, D* dst, int64_t n, cudaStream_t stream
 template <typename S, typename D>
 cudaError_t copy_strided(const S* src, D* dst, const StridedLayout<2>& layout, int64_t n, cudaStream_t stream);
 
+// The mt::UnaryOp code of gelu (scalar_math.h's case 7), which has its own path for bf16/f16.
+constexpr int kUnaryGelu = 7;
+
 // out = math::unary(op, in, alpha), dense; op is the mt::UnaryOp code.
 template <typename T>
 cudaError_t unary(int op, const T* in, T* out, int64_t n, double alpha, cudaStream_t stream);

@@ -1,7 +1,9 @@
-// LayerNorm kernels. Forward: a warp or block per row, two passes for mean and variance (numerically
-// like the CPU reference), one writing pass. Backward: rows split into contiguous groups; each group
-// writes dx and its own column partials of dw/db (each column owned by one thread, so no atomics),
-// then a second kernel sums the partials over groups in a fixed order: bit-reproducible runs.
+// LayerNorm kernels. Rows of whole 16-byte packs that fit in registers are read once: forward keeps the
+// row in registers for the mean, the variance (two passes, like the CPU reference) and the output;
+// backward is a persistent grid whose warps stride over rows, writing dx from the row held in registers
+// and summing their columns' dw/db terms in registers, one partial row per block. Other rows (odd
+// lengths, misaligned, very long) loop over the row, re-reading it, with partials per row group. A second
+// kernel sums the partials over blocks in a fixed order: no atomics, bit-reproducible runs.
 #include <algorithm>
 
 #include "device_utils.cuh"
@@ -15,11 +17,80 @@ namespace {
 constexpr int64_t kMaxGroups = 1024;
 constexpr int64_t kMinGroups = 128;
 constexpr size_t kSmemPartialLimit = 40 * 1024;  // under the 48 KiB default with the static scratch
+constexpr int kForwardRowThreads = 512;
+// Backward threads hold two column sums for each of the row's elements they see and two rows of dy and
+// x: 2 packs per row (16 bf16 elements) fit the 128 registers a bound of 512 threads leaves; 4 bf16
+// packs took 232 registers (8 warps per SM).
+constexpr int kBackwardRowThreads = 512;
+constexpr int kBackwardMaxPacks = 2;
+constexpr int kReduceSlices = 32;  // thread rows of the partial-sum kernel, each summing every 32nd group
+
+template <typename T, typename S, int P>
+__global__ void __launch_bounds__(kForwardRowThreads)
+    layernorm_forward_registers_kernel(T* __restrict__ y, S* __restrict__ mean_out, S* __restrict__ rstd_out,
+                                       const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+                                       int64_t rows, int64_t cols, double eps) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>;
+  __shared__ A scratch[32 * 4];
+  int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  bool active = row < rows;
+  int64_t packs = cols / V;
+  const T* xr = x + (active ? row : 0) * cols;
+  Pack<T, V> xp[P];
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    if (active && row_pack(i) < packs) {
+      xp[i] = load_pack<T, V>(xr + row_pack(i) * V);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) xp[i].v[j] = from_acc<T>(A(0));
+    }
+  }
+  A s = 0;
+#pragma unroll
+  for (int i = 0; i < P; ++i)
+#pragma unroll
+    for (int j = 0; j < V; ++j) s += to_acc(xp[i].v[j]);
+  A mean = row_allreduce(s, SumOp{}, scratch) / static_cast<A>(cols);
+  A q = 0;
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    if (row_pack(i) >= packs) continue;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      A d = to_acc(xp[i].v[j]) - mean;
+      q += d * d;
+    }
+  }
+  A var = row_allreduce(q, SumOp{}, scratch) / static_cast<A>(cols);
+  if (!active) return;
+  A rstd = A(1) / sqrt_acc(var + static_cast<A>(eps));
+  if (threadIdx.x == 0) {
+    mean_out[row] = static_cast<S>(mean);
+    rstd_out[row] = static_cast<S>(rstd);
+  }
+  T* yr = y + row * cols;
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    int64_t p = row_pack(i);
+    if (p >= packs) continue;
+    Pack<T, V> wv = load_pack<T, V>(w + p * V), bv, r;
+    if (b) bv = load_pack<T, V>(b + p * V);
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      A o = (to_acc(xp[i].v[j]) - mean) * rstd * to_acc(wv.v[j]);
+      if (b) o += to_acc(bv.v[j]);
+      r.v[j] = from_acc<T>(o);
+    }
+    store_pack<T, V>(yr + p * V, r);
+  }
+}
 
 template <typename T, typename S, int V>
-__global__ void layernorm_forward_kernel(T* __restrict__ y, S* __restrict__ mean_out, S* __restrict__ rstd_out,
-                                         const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-                                         int64_t rows, int64_t cols, double eps) {
+__global__ void layernorm_forward_loop_kernel(T* __restrict__ y, S* __restrict__ mean_out, S* __restrict__ rstd_out,
+                                              const T* __restrict__ x, const T* __restrict__ w,
+                                              const T* __restrict__ b, int64_t rows, int64_t cols, double eps) {
   using A = acc_t<T>;
   __shared__ A scratch[32 * 4];
   int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
@@ -66,13 +137,160 @@ __global__ void layernorm_forward_kernel(T* __restrict__ y, S* __restrict__ mean
   }
 }
 
+// Sums a and b over the blockDim.x threads of a row in a fixed order, as row_allreduce does for one value
+// but synchronising the block once for both. scratch holds blockDim.y * 64 values.
+template <typename A>
+__device__ __forceinline__ void row_allreduce_sum2(A& a, A& b, A* scratch) {
+  for (int o = 16; o > 0; o >>= 1) {
+    a += __shfl_xor_sync(0xffffffffu, a, o);
+    b += __shfl_xor_sync(0xffffffffu, b, o);
+  }
+  if (blockDim.x == 32) return;
+  A* s = scratch + threadIdx.y * 64;
+  int warps = blockDim.x / 32;
+  __syncthreads();  // earlier readers of `s` are done
+  if (threadIdx.x % 32 == 0) {
+    s[threadIdx.x / 32] = a;
+    s[32 + threadIdx.x / 32] = b;
+  }
+  __syncthreads();
+  a = s[0];
+  b = s[32];
+  for (int w = 1; w < warps; ++w) {
+    a += s[w];
+    b += s[32 + w];
+  }
+}
+
+// Persistent: block k's y-row j handles rows k * blockDim.y + j + n * gridDim.x * blockDim.y. Each thread
+// keeps w and its columns' sums of dy * xhat (dw) and dy (db) in registers; at the end the block's
+// y-rows are added in order (through `fold`, (blockDim.y - 1) * 2 * cols values of dynamic shared memory)
+// and written as partial row blockIdx.x: dw then db, 2 * cols values.
+template <typename T, typename S, int P>
+__global__ void __launch_bounds__(kBackwardRowThreads)
+    layernorm_backward_registers_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
+                                        const T* __restrict__ w, const S* __restrict__ mean_in,
+                                        const S* __restrict__ rstd_in, int64_t rows, int64_t cols,
+                                        acc_t<T>* __restrict__ partial) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>;
+  __shared__ A scratch[64 * 4];
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  int64_t packs = cols / V;
+  Pack<T, V> wp[P];
+  A dw[P][V], db[P][V];
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    if (row_pack(i) < packs) {
+      wp[i] = load_pack<T, V>(w + row_pack(i) * V);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) wp[i].v[j] = from_acc<T>(A(0));
+    }
+#pragma unroll
+    for (int j = 0; j < V; ++j) dw[i][j] = db[i][j] = 0;
+  }
+  // This thread's rows are first + threadIdx.y for first = blockIdx.x * blockDim.y, + step, ...: the same
+  // trip count for every thread of the block (row_allreduce_sum2 may synchronise it). The next row's dy
+  // and x are loaded before the current row is worked on, so two rows per warp are in flight.
+  int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.y;
+  Pack<T, V> gp[P], xp[P];
+  auto load_row = [&](int64_t row, Pack<T, V>(&g)[P], Pack<T, V>(&xv)[P]) {
+    bool active = row < rows;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      if (active && row_pack(i) < packs) {
+        g[i] = load_pack<T, V>(dy + row * cols + row_pack(i) * V);
+        xv[i] = load_pack<T, V>(x + row * cols + row_pack(i) * V);
+      } else {  // dy = 0: adds nothing to the sums below
+#pragma unroll
+        for (int j = 0; j < V; ++j) g[i].v[j] = xv[i].v[j] = from_acc<T>(A(0));
+      }
+    }
+  };
+  load_row(static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y, gp, xp);
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.y; first < rows; first += step) {
+    int64_t row = first + threadIdx.y;
+    bool active = row < rows;
+    Pack<T, V> next_g[P], next_x[P];
+    load_row(row + step, next_g, next_x);
+    A mean = active ? static_cast<A>(mean_in[row]) : A(0);
+    A rstd = active ? static_cast<A>(rstd_in[row]) : A(0);
+    A s1 = 0, s2 = 0;
+#pragma unroll
+    for (int i = 0; i < P; ++i)
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        A g = to_acc(gp[i].v[j]), xhat = (to_acc(xp[i].v[j]) - mean) * rstd;
+        A wg = to_acc(wp[i].v[j]) * g;
+        s1 += wg;
+        s2 += wg * xhat;
+        dw[i][j] += g * xhat;
+        db[i][j] += g;
+      }
+    row_allreduce_sum2(s1, s2, scratch);
+    A c1 = s1 / static_cast<A>(cols), c2 = s2 / static_cast<A>(cols);
+    if (active) {
+#pragma unroll
+      for (int i = 0; i < P; ++i) {
+        if (row_pack(i) >= packs) continue;
+        Pack<T, V> r;
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          A xhat = (to_acc(xp[i].v[j]) - mean) * rstd;
+          A wg = to_acc(wp[i].v[j]) * to_acc(gp[i].v[j]);
+          r.v[j] = from_acc<T>((wg - c1 - xhat * c2) * rstd);
+        }
+        store_pack<T, V>(dx + row * cols + row_pack(i) * V, r);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      gp[i] = next_g[i];
+      xp[i] = next_x[i];
+    }
+  }
+  A* fold = reinterpret_cast<A*>(smem_raw);
+  if (threadIdx.y > 0) {
+    A* mine = fold + (threadIdx.y - 1) * 2 * cols;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      if (row_pack(i) >= packs) continue;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        mine[row_pack(i) * V + j] = dw[i][j];
+        mine[cols + row_pack(i) * V + j] = db[i][j];
+      }
+    }
+  }
+  __syncthreads();
+  if (threadIdx.y > 0) return;
+  A* out = partial + static_cast<int64_t>(blockIdx.x) * 2 * cols;
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    if (row_pack(i) >= packs) continue;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      int64_t c = row_pack(i) * V + j;
+      A sw = dw[i][j], sb = db[i][j];
+      for (unsigned k = 1; k < blockDim.y; ++k) {
+        sw += fold[(k - 1) * 2 * cols + c];
+        sb += fold[(k - 1) * 2 * cols + cols + c];
+      }
+      out[c] = sw;
+      out[cols + c] = sb;
+    }
+  }
+}
+
 // One "group" per (blockIdx.x, threadIdx.y): rows [group * rows_per_group, ...). Its column partials
 // (dw then db, 2 * cols values) live in shared memory when they fit, else directly in `partial`.
 template <typename T, typename S, int V>
-__global__ void layernorm_backward_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
-                                          const T* __restrict__ w, const S* __restrict__ mean_in,
-                                          const S* __restrict__ rstd_in, int64_t rows, int64_t cols,
-                                          int64_t rows_per_group, acc_t<T>* __restrict__ partial, bool smem_partials) {
+__global__ void layernorm_backward_loop_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
+                                               const T* __restrict__ w, const S* __restrict__ mean_in,
+                                               const S* __restrict__ rstd_in, int64_t rows, int64_t cols,
+                                               int64_t rows_per_group, acc_t<T>* __restrict__ partial,
+                                               bool smem_partials) {
   using A = acc_t<T>;
   __shared__ A scratch[32 * 4];
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -131,27 +349,31 @@ __global__ void layernorm_backward_kernel(T* __restrict__ dx, const T* __restric
       }
 }
 
-// dw[c] = sum_g partial[g][0][c], db[c] = sum_g partial[g][1][c], g in increasing order.
+// dw[c] = sum_g partial[g][0][c], db[c] = sum_g partial[g][1][c] in a fixed order: block (32, kReduceSlices)
+// covers 32 of the 2 * cols partial columns; thread row y sums groups y, y + kReduceSlices, ... in turn,
+// then thread row 0 adds the slices in order of y.
 template <typename T>
-__global__ void layernorm_reduce_partials_kernel(T* __restrict__ dw, T* __restrict__ db,
-                                                 const acc_t<T>* __restrict__ partial, int64_t groups, int64_t cols) {
+__global__ void __launch_bounds__(32 * kReduceSlices)
+    layernorm_reduce_partials_kernel(T* __restrict__ dw, T* __restrict__ db, const acc_t<T>* __restrict__ partial,
+                                     int64_t groups, int64_t cols) {
   using A = acc_t<T>;
-  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < cols;
-       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    A sw = 0, sb = 0;
-    for (int64_t g = 0; g < groups; ++g) {
-      sw += partial[g * 2 * cols + c];
-      sb += partial[g * 2 * cols + cols + c];
-    }
-    dw[c] = from_acc<T>(sw);
-    if (db) db[c] = from_acc<T>(sb);
+  __shared__ A slice[kReduceSlices][33];
+  int64_t c = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
+  bool valid = c < 2 * cols;
+  A s = 0;
+  if (valid) {
+#pragma unroll 8
+    for (int64_t g = threadIdx.y; g < groups; g += kReduceSlices) s += partial[g * 2 * cols + c];
   }
+  slice[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y != 0 || !valid) return;
+  for (int y = 1; y < kReduceSlices; ++y) s += slice[y][threadIdx.x];
+  if (c < cols)
+    dw[c] = from_acc<T>(s);
+  else if (db)
+    db[c - cols] = from_acc<T>(s);
 }
-
-struct BackwardShape {
-  RowLaunch launch;
-  int64_t groups, rows_per_group;
-};
 
 // Groups wanted: enough to fill the GPU, few enough that the partials stay small (16 MiB of f32 at most).
 int64_t wanted_groups(int64_t rows, int64_t cols) {
@@ -159,11 +381,20 @@ int64_t wanted_groups(int64_t rows, int64_t cols) {
   return std::min(want, rows);
 }
 
-// row_launch rounds the wanted groups up to whole blocks of 1 or 4 rows.
-BackwardShape backward_shape(int64_t rows, int64_t cols, int v) {
-  RowLaunch l = row_launch(wanted_groups(rows, cols), cols / v);
-  int64_t groups = static_cast<int64_t>(l.grid.x) * l.block.y;
-  return {l, groups, (rows + groups - 1) / groups};
+// Blocks of the persistent backward kernel: as many as fit on the device at once, at most one per y-row
+// group of rows and at most wanted_groups (which sizes the partial buffer).
+template <typename Kernel>
+cudaError_t persistent_blocks(Kernel kernel, const RowLaunch& l, size_t smem, int64_t rows, int64_t cols,
+                              unsigned& blocks) {
+  int device = 0, sms = 0, per_sm = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e == cudaSuccess)
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, static_cast<int>(l.block.x * l.block.y), smem);
+  if (e != cudaSuccess) return e;
+  int64_t n = std::min<int64_t>({int64_t{std::max(per_sm, 1)} * sms, wanted_groups(rows, cols), l.grid.x});
+  blocks = static_cast<unsigned>(std::max<int64_t>(n, 1));
+  return cudaSuccess;
 }
 
 }  // namespace
@@ -174,17 +405,24 @@ cudaError_t layernorm_forward(T* y, S* mean, S* rstd, const T* x, const T* w, co
   if (rows == 0 || cols == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
   bool vec = cols % V == 0 && aligned16(y) && aligned16(x) && aligned16(w) && (!b || aligned16(b));
-  RowLaunch l = row_launch(rows, vec ? cols / V : cols);
-  if (vec)
-    layernorm_forward_kernel<T, S, V><<<l.grid, l.block, 0, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
-  else
-    layernorm_forward_kernel<T, S, 1><<<l.grid, l.block, 0, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
+  RegisterRowLaunch r = vec ? register_row_launch(rows, cols / V, kForwardRowThreads) : RegisterRowLaunch{};
+  bool done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
+    layernorm_forward_registers_kernel<T, S, decltype(p)::value>
+        <<<r.launch.grid, r.launch.block, 0, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
+  });
+  if (!done) {
+    RowLaunch l = row_launch(rows, vec ? cols / V : cols);
+    if (vec)
+      layernorm_forward_loop_kernel<T, S, V><<<l.grid, l.block, 0, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
+    else
+      layernorm_forward_loop_kernel<T, S, 1><<<l.grid, l.block, 0, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
+  }
   return cudaGetLastError();
 }
 
 int64_t layernorm_backward_partial_elems(int64_t rows, int64_t cols) {
   if (rows == 0 || cols == 0) return 0;
-  // At most the wanted groups rounded up to a multiple of 4, whatever the vector width.
+  // At most the wanted groups rounded up to a multiple of 4, whatever the path and vector width.
   return (wanted_groups(rows, cols) + 3) / 4 * 4 * 2 * cols;
 }
 
@@ -199,23 +437,40 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
     return e;
   }
   constexpr int V = kPack<T>;
-  bool vec = cols % V == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(w);
-  BackwardShape s = backward_shape(rows, cols, vec ? V : 1);
-  size_t smem = static_cast<size_t>(s.launch.block.y) * 2 * cols * sizeof(A);
-  bool smem_partials = smem <= kSmemPartialLimit;
-  if (!smem_partials) smem = 0;
   A* part = static_cast<A*>(partial);
-  if (vec)
-    layernorm_backward_kernel<T, S, V><<<s.launch.grid, s.launch.block, smem, stream>>>(
-        dx, dy, x, w, mean, rstd, rows, cols, s.rows_per_group, part, smem_partials);
-  else
-    layernorm_backward_kernel<T, S, 1><<<s.launch.grid, s.launch.block, smem, stream>>>(
-        dx, dy, x, w, mean, rstd, rows, cols, s.rows_per_group, part, smem_partials);
+  bool vec = cols % V == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(w);
+  RegisterRowLaunch r =
+      vec ? register_row_launch(rows, cols / V, kBackwardRowThreads, kBackwardMaxPacks) : RegisterRowLaunch{};
+  int64_t groups = 0;
+  cudaError_t status = cudaSuccess;
+  bool done = dispatch_row_packs<kBackwardMaxPacks>(r.packs_per_thread, [&](auto p) {
+    auto kernel = layernorm_backward_registers_kernel<T, S, decltype(p)::value>;
+    size_t smem = static_cast<size_t>(r.launch.block.y - 1) * 2 * cols * sizeof(A);
+    unsigned blocks = 0;
+    status = persistent_blocks(kernel, r.launch, smem, rows, cols, blocks);
+    if (status != cudaSuccess) return;
+    kernel<<<blocks, r.launch.block, smem, stream>>>(dx, dy, x, w, mean, rstd, rows, cols, part);
+    groups = blocks;
+  });
+  if (status != cudaSuccess) return status;
+  if (!done) {
+    RowLaunch l = row_launch(wanted_groups(rows, cols), vec ? cols / V : cols);  // rounds up to whole blocks
+    groups = static_cast<int64_t>(l.grid.x) * l.block.y;
+    int64_t rows_per_group = (rows + groups - 1) / groups;
+    size_t smem = static_cast<size_t>(l.block.y) * 2 * cols * sizeof(A);
+    bool smem_partials = smem <= kSmemPartialLimit;
+    if (!smem_partials) smem = 0;
+    if (vec)
+      layernorm_backward_loop_kernel<T, S, V><<<l.grid, l.block, smem, stream>>>(
+          dx, dy, x, w, mean, rstd, rows, cols, rows_per_group, part, smem_partials);
+    else
+      layernorm_backward_loop_kernel<T, S, 1><<<l.grid, l.block, smem, stream>>>(
+          dx, dy, x, w, mean, rstd, rows, cols, rows_per_group, part, smem_partials);
+  }
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  int threads = 256;
-  unsigned blocks = static_cast<unsigned>(std::min<int64_t>((cols + threads - 1) / threads, 4096));
-  layernorm_reduce_partials_kernel<T><<<blocks, threads, 0, stream>>>(dw, db, part, s.groups, cols);
+  unsigned blocks = static_cast<unsigned>((2 * cols + 31) / 32);
+  layernorm_reduce_partials_kernel<T><<<blocks, dim3(32, kReduceSlices), 0, stream>>>(dw, db, part, groups, cols);
   return cudaGetLastError();
 }
 

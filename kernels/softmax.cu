@@ -1,5 +1,7 @@
-// Softmax / log_softmax over rows: one row per warp (short rows) or per block, vector loads when the
-// row length and pointers allow, online max/sum in the accumulation type, then one writing pass.
+// Softmax / log_softmax over rows. Rows of whole 16-byte packs that fit in registers (up to
+// 512 threads x 4 packs) are read once and written once: each thread holds its packs, the row's max and
+// sum come from warp shuffles. Other rows (odd lengths, misaligned, very long) loop over the row with an
+// online max/sum and read it a second time to write.
 #include "device_utils.cuh"
 #include "row_launch.cuh"
 #include "softmax.h"
@@ -8,9 +10,107 @@ namespace mt::gpukernels {
 
 namespace {
 
+constexpr int kRegisterRowThreads = 512;
+
+template <typename T, int P>
+__global__ void __launch_bounds__(kRegisterRowThreads)
+    softmax_forward_registers_kernel(const T* __restrict__ in, T* __restrict__ out, int64_t rows, int64_t cols,
+                                     bool log_out) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>;
+  __shared__ A scratch[32 * 4];
+  int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  bool active = row < rows;
+  int64_t packs = cols / V;
+  const T* x = in + (active ? row : 0) * cols;
+  Pack<T, V> xp[P];
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    if (active && row_pack(i) < packs) {
+      xp[i] = load_pack<T, V>(x + row_pack(i) * V);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) xp[i].v[j] = from_acc<T>(neg_inf<A>());  // adds exp(-inf) = 0
+    }
+  }
+  A m = neg_inf<A>();
+#pragma unroll
+  for (int i = 0; i < P; ++i)
+#pragma unroll
+    for (int j = 0; j < V; ++j) m = MaxOp{}(m, to_acc(xp[i].v[j]));
+  A row_max = row_allreduce(m, MaxOp{}, scratch);
+  // e: exp(x - max) for softmax, x - max for log_softmax. A row of -inf gives NaN, as on the CPU.
+  A e[P][V];
+  A s = 0;
+#pragma unroll
+  for (int i = 0; i < P; ++i)
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      A d = to_acc(xp[i].v[j]) - row_max;
+      A ex = exp_acc(d);
+      s += ex;
+      e[i][j] = log_out ? d : ex;
+    }
+  A row_sum = row_allreduce(s, SumOp{}, scratch);
+  if (!active) return;
+  T* y = out + row * cols;
+  A inv = A(1) / row_sum, log_sum = log_acc(row_sum);
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    if (row_pack(i) >= packs) continue;
+    Pack<T, V> r;
+#pragma unroll
+    for (int j = 0; j < V; ++j) r.v[j] = from_acc<T>(log_out ? e[i][j] - log_sum : e[i][j] * inv);
+    store_pack<T, V>(y + row_pack(i) * V, r);
+  }
+}
+
+template <typename T, int P>
+__global__ void __launch_bounds__(kRegisterRowThreads)
+    softmax_backward_registers_kernel(const T* __restrict__ grad_out, const T* __restrict__ y_in,
+                                      T* __restrict__ grad_in, int64_t rows, int64_t cols, bool log_out) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>;
+  __shared__ A scratch[32 * 4];
+  int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  bool active = row < rows;
+  int64_t base = (active ? row : 0) * cols;
+  int64_t packs = cols / V;
+  Pack<T, V> gp[P], yp[P];
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    if (active && row_pack(i) < packs) {
+      gp[i] = load_pack<T, V>(grad_out + base + row_pack(i) * V);
+      yp[i] = load_pack<T, V>(y_in + base + row_pack(i) * V);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) gp[i].v[j] = yp[i].v[j] = from_acc<T>(A(0));
+    }
+  }
+  // softmax: sum(g * y); log_softmax: sum(g).
+  A acc = 0;
+#pragma unroll
+  for (int i = 0; i < P; ++i)
+#pragma unroll
+    for (int j = 0; j < V; ++j) acc += log_out ? to_acc(gp[i].v[j]) : to_acc(gp[i].v[j]) * to_acc(yp[i].v[j]);
+  A total = row_allreduce(acc, SumOp{}, scratch);
+  if (!active) return;
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    if (row_pack(i) >= packs) continue;
+    Pack<T, V> r;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      A gj = to_acc(gp[i].v[j]), yj = to_acc(yp[i].v[j]);
+      r.v[j] = from_acc<T>(log_out ? gj - exp_acc(yj) * total : yj * (gj - total));
+    }
+    store_pack<T, V>(grad_in + base + row_pack(i) * V, r);
+  }
+}
+
 template <typename T, int V>
-__global__ void softmax_forward_kernel(const T* __restrict__ in, T* __restrict__ out, int64_t rows, int64_t cols,
-                                       bool log_out) {
+__global__ void softmax_forward_loop_kernel(const T* __restrict__ in, T* __restrict__ out, int64_t rows, int64_t cols,
+                                            bool log_out) {
   using A = acc_t<T>;
   __shared__ A scratch[32 * 4];
   int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
@@ -52,8 +152,8 @@ __global__ void softmax_forward_kernel(const T* __restrict__ in, T* __restrict__
 }
 
 template <typename T, int V>
-__global__ void softmax_backward_kernel(const T* __restrict__ grad_out, const T* __restrict__ y_in,
-                                        T* __restrict__ grad_in, int64_t rows, int64_t cols, bool log_out) {
+__global__ void softmax_backward_loop_kernel(const T* __restrict__ grad_out, const T* __restrict__ y_in,
+                                             T* __restrict__ grad_in, int64_t rows, int64_t cols, bool log_out) {
   using A = acc_t<T>;
   __shared__ A scratch[32 * 4];
   int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
@@ -92,12 +192,19 @@ cudaError_t softmax_forward(const T* in, T* out, int64_t rows, int64_t cols, Sof
   if (rows == 0 || cols == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
   bool vec = cols % V == 0 && aligned16(in) && aligned16(out);
-  RowLaunch l = row_launch(rows, vec ? cols / V : cols);
   bool log_out = kind == SoftmaxKind::kLogSoftmax;
-  if (vec)
-    softmax_forward_kernel<T, V><<<l.grid, l.block, 0, stream>>>(in, out, rows, cols, log_out);
-  else
-    softmax_forward_kernel<T, 1><<<l.grid, l.block, 0, stream>>>(in, out, rows, cols, log_out);
+  RegisterRowLaunch r = vec ? register_row_launch(rows, cols / V, kRegisterRowThreads) : RegisterRowLaunch{};
+  bool done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
+    softmax_forward_registers_kernel<T, decltype(p)::value>
+        <<<r.launch.grid, r.launch.block, 0, stream>>>(in, out, rows, cols, log_out);
+  });
+  if (!done) {
+    RowLaunch l = row_launch(rows, vec ? cols / V : cols);
+    if (vec)
+      softmax_forward_loop_kernel<T, V><<<l.grid, l.block, 0, stream>>>(in, out, rows, cols, log_out);
+    else
+      softmax_forward_loop_kernel<T, 1><<<l.grid, l.block, 0, stream>>>(in, out, rows, cols, log_out);
+  }
   return cudaGetLastError();
 }
 
@@ -107,12 +214,19 @@ cudaError_t softmax_backward(const T* grad_out, const T* y, T* grad_in, int64_t 
   if (rows == 0 || cols == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
   bool vec = cols % V == 0 && aligned16(grad_out) && aligned16(y) && aligned16(grad_in);
-  RowLaunch l = row_launch(rows, vec ? cols / V : cols);
   bool log_out = kind == SoftmaxKind::kLogSoftmax;
-  if (vec)
-    softmax_backward_kernel<T, V><<<l.grid, l.block, 0, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
-  else
-    softmax_backward_kernel<T, 1><<<l.grid, l.block, 0, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
+  RegisterRowLaunch r = vec ? register_row_launch(rows, cols / V, kRegisterRowThreads) : RegisterRowLaunch{};
+  bool done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
+    softmax_backward_registers_kernel<T, decltype(p)::value>
+        <<<r.launch.grid, r.launch.block, 0, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
+  });
+  if (!done) {
+    RowLaunch l = row_launch(rows, vec ? cols / V : cols);
+    if (vec)
+      softmax_backward_loop_kernel<T, V><<<l.grid, l.block, 0, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
+    else
+      softmax_backward_loop_kernel<T, 1><<<l.grid, l.block, 0, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
+  }
   return cudaGetLastError();
 }
 

@@ -28,6 +28,14 @@ Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo =
 }
 
 Tensor gpu(const Tensor& t) { return t.defined() ? t.to(Device::cuda(0)) : Tensor(); }
+
+// A contiguous GPU copy of `t` whose data starts one element past a 16-byte boundary (no vector loads).
+Tensor gpu_offset_by_one(const Tensor& t) {
+  Tensor flat = Tensor::empty({t.numel() + 1}, t.dtype(), Device::cuda(0));
+  Tensor view = flat.narrow(0, 1, t.numel()).view(t.shape());
+  kernels().copy.get(Device::cuda(0), "copy")(gpu(t), view);
+  return view;
+}
 Tensor empty_cpu(const Shape& s, DType d) { return Tensor::empty(s, d, Device::cpu()); }
 Tensor empty_gpu(const Shape& s, DType d) { return Tensor::empty(s, d, Device::cuda(0)); }
 
@@ -40,15 +48,17 @@ double rtol_for(DType d) {
   }
 }
 
-// |got - want| <= rtol * (|want| + max(1, max |want|) * atol_scale) elementwise; both on any device.
+// |got - want| <= rtol * (|want| + max(1, max finite |want|) * atol_scale) elementwise, or both equal (same
+// infinity) or both NaN; both on any device.
 void expect_close(const Tensor& got, const Tensor& want, double rtol, const std::string& what, double atol_scale = 1.0) {
   ASSERT_EQ(got.shape(), want.shape()) << what;
   std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
   double scale = 1.0;
-  for (double x : w) scale = std::max(scale, std::abs(x));
+  for (double x : w)
+    if (std::isfinite(x)) scale = std::max(scale, std::abs(x));
   int64_t bad = 0, first = -1;
   for (size_t i = 0; i < g.size(); ++i) {
-    bool ok = std::abs(g[i] - w[i]) <= rtol * (std::abs(w[i]) + scale * atol_scale) ||
+    bool ok = g[i] == w[i] || std::abs(g[i] - w[i]) <= rtol * (std::abs(w[i]) + scale * atol_scale) ||
               (std::isnan(g[i]) && std::isnan(w[i]));
     if (!ok && bad++ == 0) first = static_cast<int64_t>(i);
   }
@@ -113,7 +123,9 @@ TEST(CudaMatmul, RepeatedShapeReusesThePlanAndGivesTheSameResult) {
 
 // ---- softmax ----
 
-const Shape kRowShapes[] = {{1, 1}, {7, 1037}, {5, 64}, {33, 768}, {2, 20000}};
+// Rows of one pack per thread or fewer, a warp per row with a partial last pack group, two to 512 threads
+// per row with a partial tail, rows too long for registers, odd lengths (no vector loads).
+const Shape kRowShapes[] = {{1, 1}, {7, 1037}, {5, 64}, {6, 24}, {33, 768}, {4, 1000}, {9, 2056}, {3, 8200}, {2, 20000}};
 
 TEST(CudaSoftmax, ForwardAndBackwardMatchCpu) {
   MT_REQUIRE_GPU();
@@ -142,19 +154,59 @@ TEST(CudaSoftmax, RowsWithMinusInfinityStayFinite) {
   Tensor y = empty_gpu({2, 3}, DType::F32);
   kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y, false);
   std::vector<float> v = y.to_vector<float>();
-  float e = std::exp(1.0f);
   EXPECT_FLOAT_EQ(v[0], 0.0f);
   EXPECT_FLOAT_EQ(v[1], 0.0f);
   EXPECT_FLOAT_EQ(v[2], 1.0f);
-  EXPECT_NEAR(v[3], e / (e + std::exp(-0.5f) * e), 1e-6);
+  // Row 1 is softmax(2, 0.5) with a zero appended.
+  EXPECT_NEAR(v[3], 1.0f / (1.0f + std::exp(-1.5f)), 1e-6);
+  EXPECT_NEAR(v[4], 1.0f / (1.0f + std::exp(1.5f)), 1e-6);
   EXPECT_FLOAT_EQ(v[5], 0.0f);
+}
+
+TEST(CudaSoftmax, MinusInfinityInRegisterAndLoopRowsMatchesCpu) {
+  MT_REQUIRE_GPU();
+  for (DType dt : kFloating)
+    for (const Shape& s : {Shape{5, 64}, Shape{3, 1037}, Shape{2, 20000}})
+      for (bool log : {false, true}) {
+        std::vector<double> v = random_tensor(s, DType::F64, 7, -4, 4).to_vector<double>();
+        for (size_t i = 0; i < v.size(); i += 3) v[i] = -INFINITY;  // every third logit masked
+        Tensor x = Tensor::from_vector(v, s, dt);
+        Tensor y_cpu = empty_cpu(s, dt), y_gpu = empty_gpu(s, dt);
+        kernels().softmax.get(Device::cpu(), "softmax")(x, y_cpu, log);
+        kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y_gpu, log);
+        std::string what = name(dt, std::string(log ? "log_softmax" : "softmax") + " with -inf " +
+                                        std::to_string(s[0]) + "x" + std::to_string(s[1]));
+        expect_close(y_gpu, y_cpu, rtol_for(dt), what);
+      }
+}
+
+TEST(CudaSoftmax, MisalignedRowsMatchCpu) {
+  MT_REQUIRE_GPU();
+  uint64_t seed = 150;
+  for (DType dt : kFloating)
+    for (bool log : {false, true}) {
+      Shape s{9, 1024};
+      std::string what = name(dt, std::string(log ? "log_softmax" : "softmax") + " offset by one element");
+      Tensor x = random_tensor(s, dt, seed++, -4, 4), g = random_tensor(s, dt, seed++);
+      Tensor y_cpu = empty_cpu(s, dt), y_gpu = gpu_offset_by_one(empty_cpu(s, dt));
+      kernels().softmax.get(Device::cpu(), "softmax")(x, y_cpu, log);
+      kernels().softmax.get(Device::cuda(0), "softmax")(gpu_offset_by_one(x), y_gpu, log);
+      expect_close(y_gpu, y_cpu, rtol_for(dt), what);
+      Tensor gi_cpu = empty_cpu(s, dt), gi_gpu = gpu_offset_by_one(empty_cpu(s, dt));
+      kernels().softmax_backward.get(Device::cpu(), "softmax")(g, y_cpu, gi_cpu, log);
+      kernels().softmax_backward.get(Device::cuda(0), "softmax")(gpu_offset_by_one(g), gpu_offset_by_one(y_cpu),
+                                                                 gi_gpu, log);
+      expect_close(gi_gpu, gi_cpu, rtol_for(dt), what + " backward");
+    }
 }
 
 // ---- layernorm ----
 
 TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
   MT_REQUIRE_GPU();
-  const Shape shapes[] = {{1, 1}, {7, 1037}, {33, 768}, {300, 64}, {3, 20000}};
+  // Besides kRowShapes' kinds: many rows per block of the persistent backward, with a partial last pass.
+  const Shape shapes[] = {{1, 1}, {7, 1037}, {33, 768}, {300, 64}, {4100, 64}, {2000, 1024}, {9, 2056}, {3, 8200},
+                          {3, 20000}};
   uint64_t seed = 200;
   for (DType dt : kFloating)
     for (const Shape& s : shapes)
@@ -206,11 +258,37 @@ TEST(CudaLayerNorm, BackwardWeightGradientsAreBitReproducible) {
   }
 }
 
+TEST(CudaLayerNorm, MisalignedRowsMatchCpu) {
+  MT_REQUIRE_GPU();
+  Shape s{65, 512};
+  uint64_t seed = 250;
+  for (DType dt : kFloating) {
+    Tensor x = random_tensor(s, dt, seed++, -3, 3), dy = random_tensor(s, dt, seed++);
+    Tensor w = random_tensor({512}, dt, seed++, 0.5, 1.5), b = random_tensor({512}, dt, seed++);
+    DType sd = stat_dtype(dt);
+    Tensor y_c = empty_cpu(s, dt), mean_c = empty_cpu({65}, sd), rstd_c = empty_cpu({65}, sd);
+    Tensor y_g = gpu_offset_by_one(y_c), mean_g = empty_gpu({65}, sd), rstd_g = empty_gpu({65}, sd);
+    kernels().layer_norm_forward.get(Device::cpu(), "ln")(x, w, b, 1e-5, y_c, mean_c, rstd_c);
+    kernels().layer_norm_forward.get(Device::cuda(0), "ln")(gpu_offset_by_one(x), gpu(w), gpu(b), 1e-5, y_g, mean_g,
+                                                            rstd_g);
+    expect_close(y_g, y_c, rtol_for(dt), name(dt, "layer_norm offset by one y"));
+    Tensor dx_c = empty_cpu(s, dt), dw_c = empty_cpu({512}, dt), db_c = empty_cpu({512}, dt);
+    Tensor dx_g = gpu_offset_by_one(dx_c), dw_g = empty_gpu({512}, dt), db_g = empty_gpu({512}, dt);
+    kernels().layer_norm_backward.get(Device::cpu(), "ln")(dy, x, w, mean_c, rstd_c, dx_c, dw_c, db_c);
+    kernels().layer_norm_backward.get(Device::cuda(0), "ln")(gpu_offset_by_one(dy), gpu_offset_by_one(x), gpu(w),
+                                                             gpu(mean_c), gpu(rstd_c), dx_g, dw_g, db_g);
+    expect_close(dx_g, dx_c, rtol_for(dt), name(dt, "layer_norm offset by one dx"), 4.0);
+    expect_close(dw_g, dw_c, rtol_for(dt), name(dt, "layer_norm offset by one dw"), 4.0);
+    expect_close(db_g, db_c, rtol_for(dt), name(dt, "layer_norm offset by one db"), 4.0);
+  }
+}
+
 // ---- cross-entropy ----
 
 TEST(CudaCrossEntropy, ForwardAndBackwardMatchCpuWithIgnoredRows) {
   MT_REQUIRE_GPU();
-  const Shape shapes[] = {{1, 1}, {7, 1037}, {16, 50304}, {5, 8}};
+  // Rows starting at every alignment (50257, 1037: a scalar head and tail around the 16-byte packs).
+  const Shape shapes[] = {{1, 1}, {7, 1037}, {16, 50304}, {5, 8}, {9, 50257}, {3, 100}};
   const int64_t ignore = -100;
   uint64_t seed = 300;
   for (DType dt : kFloating)
@@ -236,6 +314,43 @@ TEST(CudaCrossEntropy, ForwardAndBackwardMatchCpuWithIgnoredRows) {
                                                                   gpu(grad), d_g);
       expect_close(d_g, d_c, rtol_for(dt), what + " dlogits");
     }
+}
+
+TEST(CudaCrossEntropy, ForwardAndBackwardMatchCpuOnMisalignedLogitsAndMinusInfinity) {
+  MT_REQUIRE_GPU();
+  const int64_t rows = 6, vocab = 4099;
+  uint64_t seed = 350;
+  for (DType dt : kFloating) {
+    std::vector<double> v = random_tensor({rows, vocab}, DType::F64, seed++, -8, 8).to_vector<double>();
+    for (size_t i = 0; i < v.size(); i += 5) v[i] = -INFINITY;  // masked logits
+    for (int64_t c = 0; c < vocab; ++c) v[vocab + c] = c == 17 ? 3.0 : -INFINITY;  // row 1: one finite logit
+    Tensor logits = Tensor::from_vector(v, {rows, vocab}, dt);
+    std::vector<int64_t> t(rows);
+    for (int64_t r = 0; r < rows; ++r) t[r] = (r * 389 + 1) % vocab;
+    t[1] = 17;
+    Tensor targets = Tensor::from_vector(t, {rows});
+    DType sd = stat_dtype(dt);
+    Tensor loss_c = empty_cpu({rows}, sd), lse_c = empty_cpu({rows}, sd);
+    Tensor loss_g = empty_gpu({rows}, sd), lse_g = empty_gpu({rows}, sd);
+    kernels().cross_entropy_forward.get(Device::cpu(), "ce")(logits, targets, -100, loss_c, lse_c);
+    kernels().cross_entropy_forward.get(Device::cuda(0), "ce")(gpu_offset_by_one(logits), gpu(targets), -100, loss_g,
+                                                               lse_g);
+    expect_close(lse_g, lse_c, 1e-5, name(dt, "cross_entropy offset by one, -inf logits: lse"));
+    expect_close(loss_g, loss_c, 1e-5, name(dt, "cross_entropy offset by one, -inf logits: losses"));
+    EXPECT_NEAR(loss_g.to_vector<double>()[1], 0.0, 1e-6) << name(dt, "a row with one finite logit");
+    Tensor grad = random_tensor({rows}, sd, seed++, 0.5, 1.5);
+    Tensor d_c = empty_cpu({rows, vocab}, dt);
+    kernels().cross_entropy_backward.get(Device::cpu(), "ce")(logits, targets, -100, lse_c, grad, d_c);
+    // dlogits as misaligned as the logits (16-byte packs between scalar heads and tails), then aligned.
+    for (bool same_offset : {true, false}) {
+      Tensor d_g = same_offset ? gpu_offset_by_one(d_c) : empty_gpu({rows, vocab}, dt);
+      kernels().cross_entropy_backward.get(Device::cuda(0), "ce")(gpu_offset_by_one(logits), gpu(targets), -100,
+                                                                  gpu(lse_c), gpu(grad), d_g);
+      expect_close(d_g, d_c, rtol_for(dt),
+                   name(dt, same_offset ? "cross_entropy backward, both offset by one" : "cross_entropy backward, "
+                                                                                         "logits offset by one"));
+    }
+  }
 }
 
 TEST(CudaCrossEntropy, TargetOutOfRangeGivesNaNLoss) {

@@ -283,6 +283,24 @@ TEST(CudaOps, UnaryInPlaceAndMisaligned) {
   }
 }
 
+// bf16/f16 gelu has its own f32 formula (elementwise.cu, GeluHalfFn): check it far into both tails and at
+// the infinities, on a length with a scalar tail after the vector body.
+TEST(CudaOps, GeluOnHalfTypesMatchesOverAWideRange) {
+  MT_REQUIRE_GPU();
+  for (DType t : {DType::BF16, DType::F16}) {
+    Tensor x = make_input({4099}, t, -12, 12, 24);
+    Tensor c = empty_like_on(x, Device::cpu()), g = empty_like_on(x, gpu());
+    kernels().unary.cpu(UnaryOp::Gelu, x, c, 0);
+    kernels().unary.cuda(UnaryOp::Gelu, x.to(gpu()), g, 0);
+    expect_close(c, g, tol_for(t), label("gelu on [-12, 12]", t));
+    Tensor ends = Tensor::from_vector<double>({-INFINITY, INFINITY, -30, -5, -0.0, 1e-3, 5, 30}, {8}, t);
+    Tensor ce = empty_like_on(ends, Device::cpu()), ge = empty_like_on(ends, gpu());
+    kernels().unary.cpu(UnaryOp::Gelu, ends, ce, 0);
+    kernels().unary.cuda(UnaryOp::Gelu, ends.to(gpu()), ge, 0);
+    expect_close(ce, ge, tol_for(t), label("gelu at the ends", t));
+  }
+}
+
 TEST(CudaOps, UnaryOnIntegersIsExactAndOthersAreRejected) {
   MT_REQUIRE_GPU();
   for (DType t : {DType::I32, DType::I64}) {

@@ -63,6 +63,8 @@ void copy(const Tensor& src, const Tensor& dst) {
   });
 }
 
+static_assert(static_cast<int>(UnaryOp::Gelu) == gpu::kUnaryGelu);
+
 void unary(UnaryOp op, const Tensor& in, const Tensor& out, double alpha) {
   if (in.numel() == 0) return;
   cudaStream_t s = stream_for(in);
