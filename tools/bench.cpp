@@ -18,6 +18,7 @@
 #include "mt/autograd/grad_mode.h"
 #include "mt/core/cuda_context.h"
 #include "mt/ops/kernel_table.h"
+#include "mt/ops/matmul_tuning.h"
 #include "mt/ops/ops.h"
 #endif
 
@@ -130,6 +131,11 @@ class OpsBench {
     Tensor bias = filled({n}, DType::BF16);
     row("linear + bias epilogue", "8192^3", "bf16", [&] { mt::linear(x, w, bias); }, 2.0 * n * n * n, true,
         cublas_tflops_);
+    // Note [Timing the heuristic's candidates] in src/ops/cuda/matmul_cuda.cpp: off by default.
+    set_matmul_autotune(true);
+    row("linear, timed candidates (MT_MATMUL_AUTOTUNE=1)", "8192^3", "bf16", [&] { mt::linear(x, w); },
+        2.0 * n * n * n, true, cublas_tflops_);
+    set_matmul_autotune(false);
   }
 
   void layer_norm() {

@@ -15,6 +15,7 @@
 #include "bias_add.h"
 #include "cuda_dispatch.h"
 #include "cuda_kernels.h"
+#include "mt/ops/matmul_tuning.h"
 
 namespace mt::cuda {
 
@@ -161,7 +162,9 @@ cublasStatus_t run_plan(const Plan& plan, const cublasLtMatmulAlgo_t& algo, cons
                         m.workspace, kWorkspaceBytes, m.stream);
 }
 
-// Note [Timing the heuristic's candidates]: cuBLASLt's first heuristic choice is not always its fastest
+// Note [Timing the heuristic's candidates]: only with matmul_autotune() (mt/ops/matmul_tuning.h;
+// off by default so that every process picks the same algorithm and resumed runs are bit-exact).
+// cuBLASLt's first heuristic choice is not always its fastest
 // (bf16 8192^3 without bias ran at 89% of cublasGemmEx on the H200, with the bias epilogue at 93%). The
 // first call for a plan runs each candidate once untimed (loading its kernel), then kTimedRuns times
 // between CUDA events on a scratch output of out's size, and keeps the fastest. This costs a few ms once
@@ -296,7 +299,7 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
                   .accumulate = acc == Accumulate::kYes,
                   .workspace = workspace,
                   .stream = s};
-  if (!plan.timed) time_candidates(plan, out, args);
+  if (matmul_autotune() && !plan.timed) time_candidates(plan, out, args);
   MT_CUBLAS_CHECK(run_plan(plan, plan.algo, args));
   if (bias.defined() && !plan.bias_epilogue) add_bias(out, bias, batch * m, n, s);
 }
