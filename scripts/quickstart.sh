@@ -3,7 +3,7 @@
 # a small model trained on CPU (loss falling, samples on the way), and a generated sample at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+MT_BUILD_TARGETS=moetrain scripts/setup.sh
 MT=build/moetrain
 mkdir -p data/kjv
 if [[ ! -s data/kjv/kjv.txt ]]; then

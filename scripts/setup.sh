@@ -36,5 +36,6 @@ scripts/fetch-gpt2-bpe.sh
 BUILD_DIR=${BUILD_DIR:-build}
 export CCACHE_BASEDIR="$PWD"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${MT_CMAKE_ARGS:-} >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)"
-echo "setup: built $BUILD_DIR/moetrain"
+# MT_BUILD_TARGETS (e.g. "moetrain") limits the build to those targets; default: everything.
+cmake --build "$BUILD_DIR" -j "$(nproc)" ${MT_BUILD_TARGETS:+--target $MT_BUILD_TARGETS}
+echo "setup: built $BUILD_DIR (${MT_BUILD_TARGETS:-all targets})"
