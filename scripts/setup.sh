@@ -35,7 +35,8 @@ scripts/fetch-gpt2-bpe.sh
 
 BUILD_DIR=${BUILD_DIR:-build}
 export CCACHE_BASEDIR="$PWD"
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${MT_CMAKE_ARGS:-} >/dev/null
+# MT_CUDA=AUTO|ON|OFF (default AUTO: the CUDA backend is built wherever nvcc is found).
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DMT_CUDA="${MT_CUDA:-AUTO}" ${MT_CMAKE_ARGS:-} >/dev/null
 # MT_BUILD_TARGETS (e.g. "moetrain") limits the build to those targets; default: everything.
 cmake --build "$BUILD_DIR" -j "$(nproc)" ${MT_BUILD_TARGETS:+--target $MT_BUILD_TARGETS}
 echo "setup: built $BUILD_DIR (${MT_BUILD_TARGETS:-all targets})"
