@@ -370,33 +370,60 @@ struct AttnCase {
   int64_t b, h, t, d;
 };
 
+// Forward and backward of one case on both devices from identical inputs; the backward starts from the
+// CPU forward's out and lse. Every CUDA attention kernel is deterministic: a second backward must repeat
+// the first bit for bit.
+void check_attention(DType dt, const AttnCase& c, uint64_t seed) {
+  std::string what = name(dt, "attention B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " T" +
+                                  std::to_string(c.t) + " D" + std::to_string(c.d));
+  Shape s{c.b, c.h, c.t, c.d}, ls{c.b, c.h, c.t};
+  double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+  Tensor q = random_tensor(s, dt, seed, -2, 2), k = random_tensor(s, dt, seed + 1, -2, 2);
+  Tensor v = random_tensor(s, dt, seed + 2), dout = random_tensor(s, dt, seed + 3);
+  Tensor o_c = empty_cpu(s, dt), lse_c = empty_cpu(ls, stat_dtype(dt));
+  Tensor o_g = empty_gpu(s, dt), lse_g = empty_gpu(ls, stat_dtype(dt));
+  kernels().attention_forward.get(Device::cpu(), "attn")(q, k, v, scale, o_c, lse_c);
+  kernels().attention_forward.get(Device::cuda(0), "attn")(gpu(q), gpu(k), gpu(v), scale, o_g, lse_g);
+  expect_close(o_g, o_c, rtol_for(dt), what + " out");
+  expect_close(lse_g, lse_c, 1e-5, what + " lse");
+  Tensor dq_c = empty_cpu(s, dt), dk_c = empty_cpu(s, dt), dv_c = empty_cpu(s, dt);
+  Tensor dq_g = empty_gpu(s, dt), dk_g = empty_gpu(s, dt), dv_g = empty_gpu(s, dt);
+  kernels().attention_backward.get(Device::cpu(), "attn")(q, k, v, o_c, dout, lse_c, scale, dq_c, dk_c, dv_c);
+  kernels().attention_backward.get(Device::cuda(0), "attn")(gpu(q), gpu(k), gpu(v), gpu(o_c), gpu(dout), gpu(lse_c),
+                                                            scale, dq_g, dk_g, dv_g);
+  expect_close(dq_g, dq_c, rtol_for(dt), what + " dq", 2.0);
+  expect_close(dk_g, dk_c, rtol_for(dt), what + " dk", 2.0);
+  expect_close(dv_g, dv_c, rtol_for(dt), what + " dv", 2.0);
+  Tensor dq_2 = empty_gpu(s, dt), dk_2 = empty_gpu(s, dt), dv_2 = empty_gpu(s, dt);
+  kernels().attention_backward.get(Device::cuda(0), "attn")(gpu(q), gpu(k), gpu(v), gpu(o_c), gpu(dout), gpu(lse_c),
+                                                            scale, dq_2, dk_2, dv_2);
+  EXPECT_EQ(dq_2.to_vector<double>(), dq_g.to_vector<double>()) << what << ": dq differs between identical runs";
+  EXPECT_EQ(dk_2.to_vector<double>(), dk_g.to_vector<double>()) << what << ": dk differs between identical runs";
+  EXPECT_EQ(dv_2.to_vector<double>(), dv_g.to_vector<double>()) << what << ": dv differs between identical runs";
+}
+
 TEST(CudaAttention, ForwardAndBackwardMatchCpu) {
   MT_REQUIRE_GPU();
   const AttnCase cases[] = {{1, 1, 1, 1}, {2, 3, 67, 64}, {1, 2, 33, 40}, {1, 1, 130, 128}, {1, 2, 45, 16}};
   uint64_t seed = 400;
   for (DType dt : kFloating)
     for (const AttnCase& c : cases) {
-      std::string what = name(dt, "attention B" + std::to_string(c.b) + " H" + std::to_string(c.h) + " T" +
-                                      std::to_string(c.t) + " D" + std::to_string(c.d));
-      Shape s{c.b, c.h, c.t, c.d}, ls{c.b, c.h, c.t};
-      double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
-      Tensor q = random_tensor(s, dt, seed++, -2, 2), k = random_tensor(s, dt, seed++, -2, 2);
-      Tensor v = random_tensor(s, dt, seed++), dout = random_tensor(s, dt, seed++);
-      Tensor o_c = empty_cpu(s, dt), lse_c = empty_cpu(ls, stat_dtype(dt));
-      Tensor o_g = empty_gpu(s, dt), lse_g = empty_gpu(ls, stat_dtype(dt));
-      kernels().attention_forward.get(Device::cpu(), "attn")(q, k, v, scale, o_c, lse_c);
-      kernels().attention_forward.get(Device::cuda(0), "attn")(gpu(q), gpu(k), gpu(v), scale, o_g, lse_g);
-      expect_close(o_g, o_c, rtol_for(dt), what + " out");
-      expect_close(lse_g, lse_c, 1e-5, what + " lse");
-      // Backward from the CPU forward's out and lse on both devices.
-      Tensor dq_c = empty_cpu(s, dt), dk_c = empty_cpu(s, dt), dv_c = empty_cpu(s, dt);
-      Tensor dq_g = empty_gpu(s, dt), dk_g = empty_gpu(s, dt), dv_g = empty_gpu(s, dt);
-      kernels().attention_backward.get(Device::cpu(), "attn")(q, k, v, o_c, dout, lse_c, scale, dq_c, dk_c, dv_c);
-      kernels().attention_backward.get(Device::cuda(0), "attn")(gpu(q), gpu(k), gpu(v), gpu(o_c), gpu(dout),
-                                                                gpu(lse_c), scale, dq_g, dk_g, dv_g);
-      expect_close(dq_g, dq_c, rtol_for(dt), what + " dq", 2.0);
-      expect_close(dk_g, dk_c, rtol_for(dt), what + " dk", 2.0);
-      expect_close(dv_g, dv_c, rtol_for(dt), what + " dv", 2.0);
+      check_attention(dt, c, seed);
+      seed += 4;
+    }
+}
+
+// bf16 / f16 with head dim 64 or 128 take the tensor-core kernels (kernels/flash_attention.cu): one row,
+// lengths off and on the 64-row tiles, many tiles, B * H > 1.
+TEST(CudaAttention, TensorCoreKernelsMatchCpu) {
+  MT_REQUIRE_GPU();
+  const AttnCase cases[] = {{1, 1, 1, 64},   {2, 1, 1, 128},   {2, 3, 67, 64},    {1, 2, 67, 128},
+                            {2, 2, 200, 64}, {3, 1, 256, 128}, {1, 2, 1024, 64}, {2, 1, 1024, 128}};
+  uint64_t seed = 700;
+  for (DType dt : {DType::BF16, DType::F16})
+    for (const AttnCase& c : cases) {
+      check_attention(dt, c, seed);
+      seed += 4;
     }
 }
 

@@ -2,12 +2,14 @@
 // launchers rely on, and call the kernels/ launchers on the device's current stream.
 #include <algorithm>
 #include <initializer_list>
+#include <cstdint>
 
 #include "attention.h"
 #include "cross_entropy.h"
 #include "cuda_dispatch.h"
 #include "cuda_kernels.h"
 #include "dropout.h"
+#include "flash_attention.h"
 #include "layernorm.h"
 #include "softmax.h"
 
@@ -21,6 +23,16 @@ int64_t leading_rows(const Tensor& t) { return t.dim() == 0 ? 1 : t.numel() / st
 void check_contiguous(const char* op, std::initializer_list<const Tensor*> ts) {
   for (const Tensor* t : ts)
     if (t->defined()) MT_CHECK(t->is_contiguous(), op, ": expected a contiguous tensor, got strides ", t->strides());
+}
+
+// Whether attention on these (B, H, T, D) tensors takes the tensor-core kernels (flash_attention.h):
+// bf16 or f16, a head dim they handle, every base address 16-byte aligned.
+bool use_flash_attention(const Tensor& q, std::initializer_list<const Tensor*> ts) {
+  if ((q.dtype() != DType::BF16 && q.dtype() != DType::F16) || !gpukernels::flash_attention_head_dim(q.size(3)))
+    return false;
+  for (const Tensor* t : ts)
+    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return false;
+  return true;
 }
 
 }  // namespace
@@ -123,6 +135,17 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
   MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
            gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
   cudaStream_t s = stream_for(q);
+  if (use_flash_attention(q, {&q, &k, &v, &out})) {
+    MT_CHECK(lse.dtype() == DType::F32, "causal_attention (cuda): lse must be f32 for ", dtype_name(q.dtype()),
+             " input, got ", dtype_name(lse.dtype()));
+    dispatch_cuda_floating(q.dtype(), "causal_attention", [&]<typename T>() {
+      if constexpr (sizeof(T) == 2)
+        MT_CUDA_CHECK(gpukernels::flash_attention_forward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out),
+                                                             ptr<float>(lse), q.size(0) * q.size(1), q.size(2),
+                                                             static_cast<int>(head_dim), scale, s));
+    });
+    return;
+  }
   dispatch_with_stats(q.dtype(), lse.dtype(), "causal_attention", [&]<typename T, typename S>() {
     MT_CUDA_CHECK((gpukernels::attention_forward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<S>(lse),
                                                      q.size(0) * q.size(1), q.size(2), static_cast<int>(head_dim),
@@ -140,6 +163,17 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   cudaStream_t s = stream_for(q);
   int64_t bh = q.size(0) * q.size(1), seq = q.size(2);
   Tensor delta = Tensor::empty({bh * seq}, q.dtype() == DType::F64 ? DType::F64 : DType::F32, q.device());
+  if (use_flash_attention(q, {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
+    MT_CHECK(lse.dtype() == DType::F32, "causal_attention_backward (cuda): lse must be f32 for ", dtype_name(q.dtype()),
+             " input, got ", dtype_name(lse.dtype()));
+    dispatch_cuda_floating(q.dtype(), "causal_attention_backward", [&]<typename T>() {
+      if constexpr (sizeof(T) == 2)
+        MT_CUDA_CHECK(gpukernels::flash_attention_backward<T>(
+            ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout), ptr<float>(lse), ptr<T>(dq), ptr<T>(dk),
+            ptr<T>(dv), ptr<float>(delta), bh, seq, static_cast<int>(head_dim), scale, s));
+    });
+    return;
+  }
   dispatch_with_stats(q.dtype(), lse.dtype(), "causal_attention_backward", [&]<typename T, typename S>() {
     MT_CUDA_CHECK((gpukernels::attention_backward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout),
                                                       ptr<S>(lse), ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),

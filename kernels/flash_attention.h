@@ -1,0 +1,27 @@
+// Launchers for causal attention on tensor cores (FlashAttention-2 schedule) over contiguous
+// (BH, T, Dh) bf16 / f16 tensors, Dh 64 or 128, every pointer 16-byte aligned; f32 logsumexp.
+// Same contracts as attention.h; other dtypes, head dims or alignments use attention.h's kernels.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mt::gpukernels {
+
+// Whether the tensor-core kernels take this head dim.
+constexpr bool flash_attention_head_dim(int64_t head_dim) { return head_dim == 64 || head_dim == 128; }
+
+// out = softmax(scale * q k^T, causal) v; lse[bh, i] = logsumexp_j(scale * q_i . k_j), j <= i.
+// T: __nv_bfloat16 or __half.
+template <typename T>
+cudaError_t flash_attention_forward(const T* q, const T* k, const T* v, T* out, float* lse, int64_t bh, int64_t seq,
+                                    int head_dim, double scale, cudaStream_t stream);
+
+// dq, dk, dv from dout, recomputing the probabilities from lse; deterministic (no atomics).
+// `delta` is bh * seq floats of scratch.
+template <typename T>
+cudaError_t flash_attention_backward(const T* q, const T* k, const T* v, const T* out, const T* dout, const float* lse,
+                                     T* dq, T* dk, T* dv, float* delta, int64_t bh, int64_t seq, int head_dim,
+                                     double scale, cudaStream_t stream);
+
+}  // namespace mt::gpukernels
