@@ -245,6 +245,7 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   ops->callback([opt] { run_bench_ops(*opt); });
+  add_bench_moe_command(*bench);
 }
 
 }  // namespace mt::cli

@@ -153,7 +153,7 @@ GPT::MoEStats GPT::moe_stats() const {
   MoEStats s;
   for (auto& b : blocks_) {
     if (!b->moe()) continue;
-    s.tokens_per_expert.push_back(b->moe()->stats().kept);
+    s.tokens_per_expert.push_back(b->moe()->stats().kept());
     s.drop_rate.push_back(b->moe()->stats().drop_rate());
   }
   return s;

@@ -1,5 +1,5 @@
-// dispatch_tokens / combine_tokens: one index_add into a buffer with a scratch row for dropped
-// choices, and one index_select out of the expert outputs padded with a zero row.
+// dispatch_tokens / combine_tokens: one row-move op each way (moe_permute, moe_unpermute), driven by
+// the routing table's expert/slot pairs and its buffer map; no zero-filled scratch, no atomics.
 #include "mt/nn/moe_dispatch.h"
 
 #include "mt/ops/ops.h"
@@ -8,11 +8,10 @@ namespace mt {
 
 namespace {
 
-// Token of each (token, choice) row of buffer_rows(): (S * k) i64, token-major.
-Tensor choice_tokens(const RoutingTable& table) {
-  int64_t tokens = table.tokens(), k = table.top_k();
-  Tensor ids = arange(0, static_cast<double>(tokens), 1, {DType::I64, table.expert.device()});
-  return ids.unsqueeze(1).expand({tokens, k}).reshape({tokens * k});
+void check_table(const RoutingTable& table, const char* op) {
+  MT_CHECK(table.buffer_choice.defined() && table.buffer_choice.numel() == table.experts * table.capacity, op,
+           ": the routing table needs its buffer map (", table.experts, " x ", table.capacity,
+           " rows, from moe_buffer_map), got ", table.buffer_choice.describe());
 }
 
 }  // namespace
@@ -20,25 +19,20 @@ Tensor choice_tokens(const RoutingTable& table) {
 Tensor dispatch_tokens(const Tensor& x, const RoutingTable& table) {
   MT_CHECK(x.dim() == 2 && x.size(0) == table.tokens(), "dispatch_tokens: expected x (", table.tokens(),
            ", d), got ", x.describe());
-  const int64_t rows = table.experts * table.capacity, d = x.size(1);
-  Tensor per_choice = table.top_k() == 1 ? x : index_select(x, 0, choice_tokens(table));  // (S * k, d)
-  Tensor buffer = zeros({rows + 1, d}, {x.dtype(), x.device()});  // last row: scratch for dropped choices
-  buffer = index_add(buffer, 0, table.buffer_rows(), per_choice);
-  return buffer.narrow(0, 0, rows).view({table.experts, table.capacity, d});
+  check_table(table, "dispatch_tokens");
+  return moe_permute(x, table.row_map()).view({table.experts, table.capacity, x.size(1)});
 }
 
 Tensor combine_tokens(const Tensor& expert_out, const RoutingTable& table) {
   MT_CHECK(expert_out.dim() == 3 && expert_out.size(0) == table.experts && expert_out.size(1) == table.capacity,
            "combine_tokens: expected expert outputs (", table.experts, ", ", table.capacity, ", d), got ",
            expert_out.describe());
-  const int64_t rows = table.experts * table.capacity, d = expert_out.size(2);
-  const int64_t tokens = table.tokens(), k = table.top_k();
-  Tensor padded = cat({expert_out.reshape({rows, d}), zeros({1, d}, {expert_out.dtype(), expert_out.device()})}, 0);
-  Tensor picked = index_select(padded, 0, table.buffer_rows());  // (S * k, d); dropped: the zero row
-  Tensor weight = table.weight.dtype() == expert_out.dtype() ? table.weight : cast(table.weight, expert_out.dtype());
-  weight = weight.reshape({tokens * k, 1});
-  Tensor weighted = mul(picked, weight);
-  return k == 1 ? weighted : sum(weighted.view({tokens, k, d}), {1});
+  check_table(table, "combine_tokens");
+  // The row move weighs in f32 (f64 for f64 activations) and rounds once, at the output.
+  DType weight_dtype = expert_out.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor weight = table.weight.dtype() == weight_dtype ? table.weight : cast(table.weight, weight_dtype);
+  Tensor rows = expert_out.reshape({table.experts * table.capacity, expert_out.size(2)});
+  return moe_unpermute(rows, table.row_map(), weight);
 }
 
 }  // namespace mt

@@ -1,12 +1,14 @@
-// The gating algorithm: choices by argmax, one-hot masks (S, E) per choice, per-expert scans for
-// capacity and slots, renormalised weights, aux and z losses. Only the capacity (dropless mode)
-// and the host counters leave the device.
+// The gating algorithm around the fused moe_route kernel: capacity, noise, random token selection,
+// the buffer map, and the autograd of weights, aux and z losses. Only the capacity (dropless mode)
+// leaves the device during a forward.
 #include "mt/nn/moe_routing.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "mt/autograd/grad_mode.h"
+#include "mt/autograd/node.h"
 #include "mt/ops/ops.h"
 
 namespace mt {
@@ -25,19 +27,23 @@ int64_t expert_capacity(int64_t tokens, int64_t experts, int64_t top_k, double c
   return std::max(capacity, min_capacity);
 }
 
-double RoutingStats::drop_rate() const {
-  int64_t routed_total = 0, kept_total = 0;
-  for (int64_t r : routed) routed_total += r;
-  for (int64_t k : kept) kept_total += k;
-  return routed_total == 0 ? 0.0 : 1.0 - static_cast<double>(kept_total) / static_cast<double>(routed_total);
+std::vector<int64_t> RoutingStats::routed() const {
+  return counts.defined() ? counts.select(0, 0).to_vector<int64_t>() : std::vector<int64_t>{};
 }
 
-Tensor RoutingTable::buffer_rows() const {
-  Tensor flat_expert = expert.reshape({-1});
-  Tensor flat_slot = slot.reshape({-1});
-  TensorOptions i64{DType::I64, expert.device()};
-  Tensor row = add(mul(flat_expert, static_cast<double>(capacity)), flat_slot);
-  return where(ge(flat_slot, zeros({}, i64)), row, full({}, static_cast<double>(experts * capacity), i64));
+std::vector<int64_t> RoutingStats::kept() const {
+  return counts.defined() ? counts.select(0, 1).to_vector<int64_t>() : std::vector<int64_t>{};
+}
+
+double RoutingStats::drop_rate() const {
+  std::vector<int64_t> both = counts.defined() ? counts.to_vector<int64_t>() : std::vector<int64_t>{};
+  const size_t experts = both.size() / 2;
+  int64_t routed_total = 0, kept_total = 0;
+  for (size_t e = 0; e < experts; ++e) {
+    routed_total += both[e];
+    kept_total += both[experts + e];
+  }
+  return routed_total == 0 ? 0.0 : 1.0 - static_cast<double>(kept_total) / static_cast<double>(routed_total);
 }
 
 namespace {
@@ -48,16 +54,11 @@ Tensor gumbel(const Shape& shape, DType dtype, Device device, Generator& gen) {
   return neg(log(neg(log(u)))).to(dtype);
 }
 
-// Keep flags (S, E) i64 of one choice level: among the tokens whose mask (S, E) i64 is set for
-// expert e, keep at most room[e], by priority (random token selection) or earliest first.
-Tensor keep_within_room(const Tensor& mask, const Tensor& room, int64_t capacity, bool random_selection,
-                        Generator& gen) {
+// Keep flags (S, E) i64 of one choice level under random token selection: among the tokens whose
+// mask (S, E) i64 is set for expert e, keep the room[e] of highest priority.
+Tensor keep_by_priority(const Tensor& mask, const Tensor& room, int64_t capacity, Generator& gen) {
   Device device = mask.device();
   TensorOptions i64{DType::I64, device};
-  if (!random_selection) {
-    Tensor position = add(cumsum(mask, 0), -1.0);  // (S, E): order among this expert's tokens
-    return mul(mask, lt(position, room).to(DType::I64));
-  }
   // Priority = U(0, 1) for the expert's tokens and -1 for the others, so a chosen token never
   // ties with an unchosen one; topk breaks the remaining ties by the lower token index.
   int64_t tokens = mask.size(0), experts = mask.size(1);
@@ -70,14 +71,46 @@ Tensor keep_within_room(const Tensor& mask, const Tensor& room, int64_t capacity
   return mul(mask, selected);
 }
 
+// Slots (S, k) under random token selection, for choices `expert` (S, k), and the kept count per
+// expert (E): Note [Choice-major slots], with each level's keepers picked by keep_by_priority.
+std::pair<Tensor, Tensor> random_token_slots(const Tensor& expert, int64_t experts, int64_t capacity, Generator& gen) {
+  Device device = expert.device();
+  TensorOptions i64{DType::I64, device};
+  const int64_t k = expert.size(1);
+  Tensor expert_ids = arange(0, static_cast<double>(experts), 1, i64);
+  Tensor zero = zeros({}, i64);
+  Tensor offset = zeros({experts}, i64);  // slots already filled by earlier levels
+  Tensor capacity_t = full({}, static_cast<double>(capacity), i64);
+  std::vector<Tensor> slot_cols(k);
+  for (int64_t j = 0; j < k; ++j) {
+    Tensor mask = eq(expert.narrow(1, j, 1), expert_ids).to(DType::I64);  // (S, E)
+    Tensor keep = keep_by_priority(mask, sub(capacity_t, offset), capacity, gen);
+    Tensor slot = add(offset, add(cumsum(keep, 0), -1.0));  // (S, E), meaningful where kept
+    Tensor has_slot = sum(keep, {1}, /*keepdim=*/true);      // (S, 1): 0 or 1
+    Tensor token_slot = sum(mul(slot, keep), {1}, /*keepdim=*/true);
+    slot_cols[j] = where(gt(has_slot, zero), token_slot, full({}, -1.0, i64));
+    offset = add(offset, sum(keep, {0}));
+  }
+  return {cat(slot_cols, 1), offset};
+}
+
 }  // namespace
 
+// Note [Fused routing]
+// One kernel (moe_route, CPU and CUDA) takes the choices, the per-expert scan for slots and
+// capacity, the weights and the counters and loss statistics, so the table costs a fixed handful
+// of launches and no host sync; only dropless routing reads the largest count back for the
+// capacity. The choices are argmaxes of the logits (ties to the lower expert), not of the softmax
+// output: the same choice mathematically, but independent of how each device rounds exp, so the
+// CPU and CUDA tables agree exactly for equal logits. Random token selection runs the kernel
+// without a limit and then picks the keepers with public ops (keep_by_priority).
+//
 // Note [Noisy choices]
 // RSample (training only) adds one draw of Gumbel noise to the logits. Top-1 picks
-// argmax(logits + G); for k >= 2 the first choice stays argmax(gates) and the later choices take
+// argmax(logits + G); for k >= 2 the first choice stays argmax(logits) and the later choices take
 // the argmax of the remaining logits + G, as DeepSpeed's top2gating. (DeepSpeed also samples the
 // second expert when RSample is off, top2_2nd_expert_sampling; we follow noisy_gate instead, so
-// eval routing is deterministic.) Ties go to the lowest expert index, on every device.
+// eval routing is deterministic.)
 //
 // Note [Choice-major slots]
 // Choice level j fills an expert's slots only after every kept choice of levels < j: DeepSpeed's
@@ -86,6 +119,13 @@ Tensor keep_within_room(const Tensor& mask, const Tensor& room, int64_t capacity
 // the expert is full; kept tokens take slots in token order. Weights are renormalised over the
 // kept choices of each token (k >= 2), so a token whose second choice was dropped gets weight 1
 // on its first; top-1 weights are the plain gate probability.
+//
+// Note [Values from the kernel, gradients from ops]
+// Without autograd the kernel's weights, aux and z losses are used as they are. With autograd the
+// weights are gathered from softmax(logits) by public ops, so their gradient is the ops' own; the
+// aux loss (E * sum_e mean_s(gates)[e] * fraction[e], the fraction a constant) passes
+// E / S * fraction[e] to every gate, and the z loss mean_s(lse^2) passes 2 / S * lse[s] * gates[s, e]
+// to the logits.
 RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& gen) {
   MT_CHECK(logits.dim() == 2, "route: expected logits (tokens, experts), got ", logits.describe());
   DType dtype = logits.dtype();
@@ -94,75 +134,63 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
   MT_CHECK(tokens >= 1, "route: no tokens to route, got ", logits.describe());
   MT_CHECK(k >= 1 && k <= experts, "route: top_k must be in [1, ", experts, "], got ", k);
   Device device = logits.device();
-  TensorOptions i64{DType::I64, device};
 
-  Tensor gates = softmax(logits, 1);  // (S, E)
-  Tensor plain = logits.detach();
-  Tensor noisy = o.gumbel_noise ? add(plain, gumbel(plain.shape(), dtype, device, gen)) : plain;
-
-  // Choices: expert ids (S, 1) and one-hot masks (S, E) i64 per level.
-  Tensor expert_ids = arange(0, static_cast<double>(experts), 1, i64);
-  Tensor neg_inf = full({}, -std::numeric_limits<double>::infinity(), {dtype, device});
-  Tensor zero_i64 = zeros({}, i64);
-  std::vector<Tensor> choice(k), mask(k);
-  Tensor taken = zeros({tokens, experts}, i64);
-  for (int64_t j = 0; j < k; ++j) {
-    Tensor score;
-    if (j == 0) score = (k == 1 && o.gumbel_noise) ? noisy : gates.detach();
-    else score = where(gt(taken, zero_i64), neg_inf, noisy);
-    choice[j] = argmax(score, 1, /*keepdim=*/true);
-    mask[j] = eq(choice[j], expert_ids).to(DType::I64);
-    taken = add(taken, mask[j]);
-  }
-  Tensor routed = sum(taken, {0});  // (E)
-
-  int64_t capacity;
-  if (o.drop_tokens) {
-    capacity = expert_capacity(tokens, experts, k, o.capacity_factor, o.min_capacity);
-  } else {
-    capacity = std::min(static_cast<int64_t>(max(routed, 0).item()), tokens);
-  }
-  MT_ASSERT(capacity >= 1);
   const bool random_selection = o.drop_tokens && o.random_token_selection;
-
-  // Slots, level by level (Note [Choice-major slots]).
-  Tensor offset = zeros({experts}, i64);  // slots already filled by earlier levels
-  Tensor capacity_t = full({}, static_cast<double>(capacity), i64);
-  std::vector<Tensor> slot_cols(k), kept_cols(k);
-  for (int64_t j = 0; j < k; ++j) {
-    Tensor keep = keep_within_room(mask[j], sub(capacity_t, offset), capacity, random_selection, gen);
-    Tensor slot = add(offset, add(cumsum(keep, 0), -1.0));        // (S, E), meaningful where kept
-    Tensor has_slot = sum(keep, {1}, /*keepdim=*/true);            // (S, 1): 0 or 1
-    Tensor token_slot = sum(mul(slot, keep), {1}, /*keepdim=*/true);
-    slot_cols[j] = where(gt(has_slot, zero_i64), token_slot, full({}, -1.0, i64));
-    kept_cols[j] = has_slot;
-    offset = add(offset, sum(keep, {0}));
-  }
+  const int64_t drop_capacity = expert_capacity(tokens, experts, k, o.capacity_factor, o.min_capacity);
+  Tensor noise = o.gumbel_noise ? gumbel(logits.shape(), dtype, device, gen) : Tensor();
+  // Dropless and random selection route without a limit here (no count exceeds the token count).
+  MoeRouting m = moe_route(logits, noise, k, o.drop_tokens && !random_selection ? drop_capacity : tokens);
 
   RoutingResult r;
-  r.table.expert = cat(choice, 1);
-  r.table.slot = cat(slot_cols, 1);
+  r.table.expert = m.expert;
+  r.table.slot = m.slot;
   r.table.experts = experts;
+  r.stats.counts = m.counts;
+  int64_t capacity = drop_capacity;
+  if (!o.drop_tokens) {
+    std::vector<int64_t> routed = m.counts.select(0, 0).to_vector<int64_t>();  // the one host sync
+    capacity = *std::max_element(routed.begin(), routed.end());
+  }
+  MT_ASSERT(capacity >= 1);
+  if (random_selection) {
+    auto [slot, kept] = random_token_slots(m.expert, experts, capacity, gen);
+    r.table.slot = slot;
+    r.stats.counts = stack({m.counts.select(0, 0), kept}, 0);
+  }
   r.table.capacity = capacity;
-  Tensor kept = cat(kept_cols, 1).to(dtype);
+  r.stats.capacity = capacity;
+  r.table.buffer_choice = moe_buffer_map(r.table.expert, r.table.slot, experts, capacity);
+
+  // Note [Values from the kernel, gradients from ops]
+  const bool differentiable = grad_mode_enabled() && (logits.requires_grad() || logits.grad_fn() != nullptr);
+  r.aux_loss = m.stats.narrow(0, 2 * experts, 1).reshape({});
+  r.z_loss = m.stats.narrow(0, 2 * experts + 1, 1).reshape({});
+  if (!differentiable && !random_selection) {
+    r.table.weight = m.weight;
+    return r;
+  }
+  Tensor gates = softmax(logits, 1);  // (S, E)
+  Tensor kept = ge(r.table.slot, zeros({}, {DType::I64, device})).to(dtype);
   Tensor weight = mul(gather(gates, 1, r.table.expert), kept);  // (S, k)
   if (k > 1) {
     double eps = dtype == DType::F64 ? std::numeric_limits<double>::epsilon() : std::numeric_limits<float>::epsilon();
     weight = div(weight, maximum(sum(weight, {1}, true), full({}, eps, {dtype, device})));
   }
   r.table.weight = weight;
+  if (!differentiable) return r;
 
-  // Losses: aux from the first choice before dropping; z-loss from the clean logits.
-  Tensor first_fraction = mean(mask[0].to(dtype), {0});
-  r.aux_loss = mul(sum(mul(mean(gates, {0}), first_fraction)), static_cast<double>(experts));
-  Tensor row_max = max(plain, 1, /*keepdim=*/true);
-  Tensor lse = add(log(sum(exp(sub(logits, row_max)), {1})), row_max.squeeze(1));
-  r.z_loss = mean(mul(lse, lse));
-
-  std::vector<int64_t> counts = stack({routed, offset}, 0).to_vector<int64_t>();
-  r.stats.routed.assign(counts.begin(), counts.begin() + experts);
-  r.stats.kept.assign(counts.begin() + experts, counts.end());
-  r.stats.capacity = capacity;
+  const double per_token = 1.0 / static_cast<double>(tokens);
+  Tensor fraction = m.stats.narrow(0, experts, experts);  // (E), a constant of the aux loss
+  record_function("MoEAuxLossBackward", {gates}, {r.aux_loss},
+                  [fraction, per_token, tokens, experts](const std::vector<Tensor>& g) {
+                    Tensor per_expert = mul(mul(fraction, g[0]), static_cast<double>(experts) * per_token);
+                    return std::vector<Tensor>{per_expert.unsqueeze(0).expand({tokens, experts})};
+                  });
+  Tensor lse = m.lse, probs = gates.detach();
+  record_function("MoEZLossBackward", {logits}, {r.z_loss}, [lse, probs, per_token](const std::vector<Tensor>& g) {
+    Tensor coef = mul(mul(lse, g[0]), 2.0 * per_token).unsqueeze(1);  // (S, 1)
+    return std::vector<Tensor>{mul(probs, coef)};
+  });
   return r;
 }
 

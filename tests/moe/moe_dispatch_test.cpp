@@ -19,10 +19,23 @@ RoutingTable hand_table(DType dtype) {
   t.weight = Tensor::from_vector<double>({0.75, 0.25, 1.0, 0.0, 1.0, 0.0}, {3, 2}).to(dtype);
   t.experts = 2;
   t.capacity = 3;
+  t.buffer_choice = moe_buffer_map(t.expert, t.slot, t.experts, t.capacity);
   return t;
 }
 
 }  // namespace
+
+TEST(Dispatch, BufferMapNamesTheChoiceInEachRow) {
+  RoutingTable t = hand_table(DType::F32);
+  // Choices are token * 2 + j: expert 0 holds t0's first and t2's first; expert 1 t0's second and t1's first.
+  EXPECT_EQ(t.buffer_choice.to_vector<int64_t>(), (std::vector<int64_t>{0, 4, -1, 1, 2, -1}));
+}
+
+TEST(Dispatch, ATableWithoutItsBufferMapIsRefused) {
+  RoutingTable t = hand_table(DType::F32);
+  t.buffer_choice = Tensor();
+  EXPECT_THROW(dispatch_tokens(zeros({3, 2}), t), Error);
+}
 
 TEST(Dispatch, BufferHoldsKeptTokensAndZerosElsewhere) {
   RoutingTable t = hand_table(DType::F32);

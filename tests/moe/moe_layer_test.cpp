@@ -97,7 +97,7 @@ TEST(MoELayer, AnExpertWithNoTokensWorksForwardAndBackward) {
   Tensor x = uniform({2, 3, 4}, 0.1, 1.0, gen);
   Tensor out = layer.forward(x, gen);
   EXPECT_EQ(out.shape(), x.shape());
-  EXPECT_EQ(layer.stats().routed[2], 0);
+  EXPECT_EQ(layer.stats().routed()[2], 0);
   sum(out).backward();
   std::vector<float> g1 = layer.experts().w1().grad().to_vector<float>();
   std::vector<float> gb2 = layer.experts().b2().grad().to_vector<float>();
@@ -120,8 +120,8 @@ TEST(MoELayer, DroppedTokensGetZeroAndAreCounted) {
   std::vector<float> out = layer.forward(x, gen).to_vector<float>();
   // capacity = ceil(6 / 3 * 1.0) = 2: tokens 0 and 1 kept, 2..5 dropped.
   EXPECT_EQ(layer.stats().capacity, 2);
-  EXPECT_EQ(layer.stats().routed, (std::vector<int64_t>{6, 0, 0}));
-  EXPECT_EQ(layer.stats().kept, (std::vector<int64_t>{2, 0, 0}));
+  EXPECT_EQ(layer.stats().routed(), (std::vector<int64_t>{6, 0, 0}));
+  EXPECT_EQ(layer.stats().kept(), (std::vector<int64_t>{2, 0, 0}));
   EXPECT_DOUBLE_EQ(layer.stats().drop_rate(), 4.0 / 6.0);
   for (int64_t t = 0; t < 6; ++t)
     for (int64_t i = 0; i < 4; ++i) {
@@ -185,7 +185,7 @@ TEST(MoELayer, RandomTokenSelectionIsDeterministicForAGenerator) {
   Tensor x = uniform({1, 9, 4}, 0.1, 1.0, data);
   Generator g1(21), g2(21);
   std::vector<float> o1 = layer.forward(x, g1).to_vector<float>();
-  EXPECT_EQ(layer.stats().kept, (std::vector<int64_t>{3, 0, 0}));
+  EXPECT_EQ(layer.stats().kept(), (std::vector<int64_t>{3, 0, 0}));
   std::vector<float> o2 = layer.forward(x, g2).to_vector<float>();
   EXPECT_EQ(o1, o2);
   int kept_tokens = 0;

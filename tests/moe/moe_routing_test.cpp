@@ -79,10 +79,11 @@ TEST(Route, Top1KeepsTheEarliestTokensUpToCapacity) {
     w.push_back(kept ? softmax_row(kTop1Logits[s])[e] : 0.0);  // top-1: not renormalised
   }
   expect_weights(r.table.weight, w);
-  EXPECT_EQ(r.stats.routed, (I64s{4, 1, 1}));
-  EXPECT_EQ(r.stats.kept, (I64s{2, 1, 1}));
+  EXPECT_EQ(r.stats.routed(), (I64s{4, 1, 1}));
+  EXPECT_EQ(r.stats.kept(), (I64s{2, 1, 1}));
   EXPECT_DOUBLE_EQ(r.stats.drop_rate(), 2.0 / 6.0);
-  EXPECT_EQ(r.table.buffer_rows().to_vector<int64_t>(), (I64s{0, 2, 1, 6, 4, 6}));
+  // Buffer rows (expert-major, 2 slots each): t0, t2 | t1, empty | t4, empty.
+  EXPECT_EQ(r.table.buffer_choice.to_vector<int64_t>(), (I64s{0, 2, 1, -1, 4, -1}));
   EXPECT_EQ(gen.state().offset, 0u);  // nothing random was asked for
 }
 
@@ -91,7 +92,7 @@ TEST(Route, Top1DroplessTakesTheLargestCount) {
   RoutingResult r = route(logits_of(kTop1Logits), options(1, 1.0, 0, /*drop=*/false), gen);
   EXPECT_EQ(r.table.capacity, 4);
   EXPECT_EQ(r.table.slot.to_vector<int64_t>(), (I64s{0, 0, 1, 2, 0, 3}));
-  EXPECT_EQ(r.stats.kept, (I64s{4, 1, 1}));
+  EXPECT_EQ(r.stats.kept(), (I64s{4, 1, 1}));
   EXPECT_EQ(r.stats.drop_rate(), 0.0);
 }
 
@@ -118,8 +119,8 @@ TEST(Route, Top2SecondChoicesFillSlotsAfterAllFirstChoices) {
                                   1.0, 0.0,  // renormalised over the kept choice
                                   p(2, 0) / (p(2, 0) + p(2, 2)), p(2, 2) / (p(2, 0) + p(2, 2)),
                                   p(3, 0) / (p(3, 0) + p(3, 1)), p(3, 1) / (p(3, 0) + p(3, 1))});
-  EXPECT_EQ(r.stats.routed, (I64s{4, 3, 1}));
-  EXPECT_EQ(r.stats.kept, (I64s{3, 3, 1}));
+  EXPECT_EQ(r.stats.routed(), (I64s{4, 3, 1}));
+  EXPECT_EQ(r.stats.kept(), (I64s{3, 3, 1}));
   EXPECT_DOUBLE_EQ(r.stats.drop_rate(), 1.0 / 8.0);
 }
 

@@ -1,6 +1,6 @@
 // The dispatcher: moves tokens into an expert-major buffer (E, C, d) by the routing table, and
-// back again (weighted by the gate) once the experts ran. Index ops only, so both directions are
-// differentiable, and an empty slot or a dropped token costs nothing but a scratch row.
+// back again (weighted by the gate) once the experts ran. Both directions are differentiable row
+// moves (mt/ops/moe_ops.h); an empty slot is a zero row, a dropped choice adds nothing.
 #pragma once
 #include "mt/core/tensor.h"
 #include "mt/nn/moe_routing.h"
@@ -13,7 +13,7 @@ Tensor dispatch_tokens(const Tensor& x, const RoutingTable& table);
 
 // expert_out (E, C, d) -> (S, d): out[token] = sum_j weight[token, j] * expert_out[expert, slot]
 // over the kept choices (dropped ones add 0). Differentiable w.r.t. expert_out and the weights;
-// the weights are cast to expert_out's dtype.
+// the sum is taken in f32 (f64 for f64 outputs) and rounded to expert_out's dtype.
 Tensor combine_tokens(const Tensor& expert_out, const RoutingTable& table);
 
 }  // namespace mt

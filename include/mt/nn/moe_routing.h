@@ -1,12 +1,13 @@
 // Gating, as DeepSpeed's sharded_moe.py does it (top-1, top-2, general top-k), producing a dense
 // routing table (token, choice) -> (expert, slot, weight) instead of an S x E x C one-hot tensor.
-// Written with public ops only, so the same code runs wherever those ops have kernels.
+// One fused kernel (moe_route) makes the table; gradients reach the gate through public ops.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "mt/core/generator.h"
 #include "mt/core/tensor.h"
+#include "mt/ops/moe_ops.h"
 
 namespace mt {
 
@@ -15,20 +16,22 @@ struct RoutingTable {
   Tensor expert;  // (S, k) i64: the expert of each choice (choice 0 is the most probable)
   Tensor slot;    // (S, k) i64: the slot in that expert's buffer, -1 if the choice was dropped
   Tensor weight;  // (S, k) gate dtype: combine weight, 0 where dropped; differentiable w.r.t. the gate
+  Tensor buffer_choice;  // (E * capacity) i64: the choice (token * k + j) in each buffer row, -1 where empty
   int64_t experts = 0;
   int64_t capacity = 0;
 
   int64_t tokens() const { return expert.size(0); }
   int64_t top_k() const { return expert.size(1); }
-  // (S * k) i64, token-major: expert * capacity + slot, or experts * capacity (a scratch row) where dropped.
-  Tensor buffer_rows() const;
+  MoeRowMap row_map() const { return MoeRowMap{expert, slot, buffer_choice, capacity}; }
 };
 
-// Host-side counters of one routing, for the metrics log.
+// Counters of one routing, for the metrics log. They stay on the routing's device until asked for,
+// so a forward never waits for them; each accessor copies them to the host (empty before a routing).
 struct RoutingStats {
-  std::vector<int64_t> routed;  // per expert: (token, choice) pairs sent to it, before dropping
-  std::vector<int64_t> kept;    // per expert: pairs that got a slot
+  Tensor counts;  // (2, E) i64: per expert, the (token, choice) pairs sent to it (before dropping), then those kept
   int64_t capacity = 0;
+  std::vector<int64_t> routed() const;
+  std::vector<int64_t> kept() const;
   // Fraction of (token, choice) pairs dropped; 0 when nothing was routed.
   double drop_rate() const;
 };
@@ -55,7 +58,8 @@ int64_t expert_capacity(int64_t tokens, int64_t experts, int64_t top_k, double c
                         int64_t min_capacity);
 
 // Routes S tokens by their gate logits (S, E) (f32, or f64 for gradcheck). `gen` is drawn from
-// only for Gumbel noise and random token selection.
+// only for Gumbel noise and random token selection. Waits for the device only when dropless (the
+// capacity is the largest count).
 RoutingResult route(const Tensor& logits, const RoutingOptions& options, Generator& gen);
 
 }  // namespace mt

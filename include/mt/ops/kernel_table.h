@@ -98,6 +98,31 @@ struct Kernels {
   // out = in * keep / (1 - p), keep[i] = uniform(seed, offset + i) >= p; mask (bool) records keep.
   using Dropout = void(const Tensor& in, double p, uint64_t seed, uint64_t offset, const Tensor& out,
                        const Tensor& mask);
+  // MoE routing, fused (Note [Fused routing] in src/nn/moe_routing.cpp). logits (S, E) f32 or f64; noise (S, E)
+  // of that dtype or undefined. Choice 0 is the argmax of the logits (of logits + noise when k = 1), choice j > 0
+  // the argmax of logits + noise over the experts not chosen yet; ties go to the lower expert. Slots per expert
+  // fill choice level by level, tokens in order; a choice whose slot would be >= capacity is dropped (slot -1).
+  // Outputs: expert, slot (S, k) i64; weight (S, k): the softmax probability of each kept choice (0 if dropped),
+  // divided by the sum over the token's kept choices (at least epsilon) when k > 1; counts (2, E) i64: choices
+  // routed to each expert, and kept; lse (S): logsumexp of each row; stats (2E + 2): mean softmax per expert,
+  // fraction of first choices per expert, aux loss E * sum(mean * fraction), mean of lse^2. Floats: logits dtype.
+  using MoeRoute = void(const Tensor& logits, const Tensor& noise, int64_t capacity, const Tensor& expert,
+                        const Tensor& slot, const Tensor& weight, const Tensor& counts, const Tensor& lse,
+                        const Tensor& stats);
+  // buffer_choice (E * capacity) i64: -1, then buffer_choice[expert[c] * capacity + slot[c]] = c for every kept
+  // choice c (= token * k + j) of expert, slot (S, k) i64.
+  using MoeBufferMap = void(const Tensor& expert, const Tensor& slot, int64_t capacity, const Tensor& buffer_choice);
+  // in (S, d) -> out (R, d): row r = c >= 0 ? scale * in[c / top_k] : 0, c = buffer_choice[r] (R) i64,
+  // scale = weight[c] (weight (S * k)) or 1 when weight is undefined. weight: f32, f64 for f64 in.
+  using MoePermute = void(const Tensor& in, const Tensor& buffer_choice, int64_t top_k, const Tensor& weight,
+                          const Tensor& out);
+  // in (R, d) -> out (S, d): row t = sum over the kept choices j of scale * in[expert[t, j] * capacity + slot[t, j]],
+  // scale = weight[t, j] or 1 when undefined; 0 for a token with no kept choice. expert, slot, weight (S, k).
+  using MoeUnpermute = void(const Tensor& in, const Tensor& expert, const Tensor& slot, int64_t capacity,
+                            const Tensor& weight, const Tensor& out);
+  // grad_weight (S, k) = slot >= 0 ? dot(grad_out[t], in[expert * capacity + slot]) : 0; grad_out (S, d), in (R, d).
+  using MoeUnpermuteWeightGrad = void(const Tensor& grad_out, const Tensor& in, const Tensor& expert,
+                                      const Tensor& slot, int64_t capacity, const Tensor& grad_weight);
   // Fused AdamW over many tensors (decoupled weight decay on the f32 master where present).
   using AdamW = void(std::vector<OptimTensors>& tensors, const AdamWHyper& h);
   // SGD with momentum (exp_avg is the momentum buffer); weight decay added to the gradient.
@@ -142,6 +167,11 @@ struct KernelTable {
   KernelSlot<Kernels::AttentionForward> attention_forward;
   KernelSlot<Kernels::AttentionBackward> attention_backward;
   KernelSlot<Kernels::Dropout> dropout;
+  KernelSlot<Kernels::MoeRoute> moe_route;
+  KernelSlot<Kernels::MoeBufferMap> moe_buffer_map;
+  KernelSlot<Kernels::MoePermute> moe_permute;
+  KernelSlot<Kernels::MoeUnpermute> moe_unpermute;
+  KernelSlot<Kernels::MoeUnpermuteWeightGrad> moe_unpermute_weight_grad;
   KernelSlot<Kernels::AdamW> adamw;
   KernelSlot<Kernels::Sgd> sgd;
 };

@@ -37,6 +37,12 @@ Kernels::LayerNormBackward layer_norm_backward;
 Kernels::CrossEntropyForward cross_entropy_forward;
 Kernels::CrossEntropyBackward cross_entropy_backward;
 Kernels::Dropout dropout;
+// moe_cpu.cpp
+Kernels::MoeRoute moe_route;
+Kernels::MoeBufferMap moe_buffer_map;
+Kernels::MoePermute moe_permute;
+Kernels::MoeUnpermute moe_unpermute;
+Kernels::MoeUnpermuteWeightGrad moe_unpermute_weight_grad;
 // attention_cpu.cpp
 Kernels::AttentionForward attention_forward;
 Kernels::AttentionBackward attention_backward;

@@ -32,6 +32,11 @@ void register_cpu_kernels(KernelTable& t) {
   t.dropout.cpu = cpu::dropout;
   t.attention_forward.cpu = cpu::attention_forward;
   t.attention_backward.cpu = cpu::attention_backward;
+  t.moe_route.cpu = cpu::moe_route;
+  t.moe_buffer_map.cpu = cpu::moe_buffer_map;
+  t.moe_permute.cpu = cpu::moe_permute;
+  t.moe_unpermute.cpu = cpu::moe_unpermute;
+  t.moe_unpermute_weight_grad.cpu = cpu::moe_unpermute_weight_grad;
 }
 
 }  // namespace mt

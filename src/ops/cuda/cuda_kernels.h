@@ -36,6 +36,12 @@ Kernels::CrossEntropyBackward cross_entropy_backward;
 Kernels::AttentionForward attention_forward;
 Kernels::AttentionBackward attention_backward;
 Kernels::Dropout dropout;
+// moe_cuda.cpp
+Kernels::MoeRoute moe_route;
+Kernels::MoeBufferMap moe_buffer_map;
+Kernels::MoePermute moe_permute;
+Kernels::MoeUnpermute moe_unpermute;
+Kernels::MoeUnpermuteWeightGrad moe_unpermute_weight_grad;
 // optim_cuda.cpp
 Kernels::AdamW adamw;
 Kernels::Sgd sgd;

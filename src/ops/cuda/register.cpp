@@ -33,6 +33,11 @@ void register_cuda_kernels(KernelTable& t) {
   t.dropout.cuda = cuda::dropout;
   t.adamw.cuda = cuda::adamw;
   t.sgd.cuda = cuda::sgd;
+  t.moe_route.cuda = cuda::moe_route;
+  t.moe_buffer_map.cuda = cuda::moe_buffer_map;
+  t.moe_permute.cuda = cuda::moe_permute;
+  t.moe_unpermute.cuda = cuda::moe_unpermute;
+  t.moe_unpermute_weight_grad.cuda = cuda::moe_unpermute_weight_grad;
 }
 
 }  // namespace mt

@@ -1,0 +1,202 @@
+// `moetrain bench moe`: forward + backward of one MoE layer (top-1, capacity factor 1.0, bf16)
+// against a dense MLP with the same active parameters, on the GPU, timed with CUDA events after a
+// warm-up and printed as a Markdown table with the ratio; then the MoE layer's phases (router,
+// dispatch, experts, combine), each timed forward + backward on its own. Needs a GPU.
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "mt/core/device.h"
+#include "mt/core/error.h"
+
+#ifdef MT_WITH_CUDA
+#include "mt/autograd/engine.h"
+#include "mt/core/cuda_context.h"
+#include "mt/nn/mlp.h"
+#include "mt/nn/moe_dispatch.h"
+#include "mt/nn/moe_layer.h"
+#include "mt/ops/ops.h"
+#endif
+
+namespace mt::cli {
+namespace {
+
+struct BenchMoeOptions {
+  int device = 0;
+  int iters = 20;
+  int warmup = 3;
+  int64_t tokens = 16384;
+  int64_t d_model = 768;
+  int64_t hidden = 3072;
+  std::vector<int64_t> experts = {8, 32};
+};
+
+#ifdef MT_WITH_CUDA
+
+class MoeBench {
+ public:
+  explicit MoeBench(const BenchMoeOptions& o) : opt_(o), dev_(Device::cuda(o.device)), gen_(1) {
+    set_device(o.device);
+    stream_ = current_stream(o.device);
+  }
+
+  void run() {
+    cudaDeviceProp prop{};
+    MT_CUDA_CHECK(cudaGetDeviceProperties(&prop, opt_.device));
+    const int64_t s = opt_.tokens, d = opt_.d_model, h = opt_.hidden;
+    std::printf("# moetrain bench moe on %s (cuda:%d): %lld tokens, d %lld, hidden %lld, bf16, top-1, capacity factor "
+                "1.0; forward + backward, %d iterations after %d warm-up\n\n",
+                prop.name, opt_.device, static_cast<long long>(s), static_cast<long long>(d),
+                static_cast<long long>(h), opt_.iters, opt_.warmup);
+    x_ = normal({s, d}, 0.0, 1.0, gen_, {DType::BF16, dev_});
+    probe_ = normal({s, d}, 0.0, 1e-2, gen_, {DType::BF16, dev_});
+    // Useful work: two GEMMs of S x d x h, forward (2 flops each) and backward (4 each).
+    const double flops = 12.0 * static_cast<double>(s) * static_cast<double>(d) * static_cast<double>(h);
+
+    MLP dense(d, h, /*dropout=*/0.0, gen_);
+    dense.to(dev_, DType::BF16);
+    double dense_ms = time_ms([&] {
+      Tensor x = leaf(x_);
+      dense.forward(x).backward(probe_);
+      dense.zero_grad();
+    });
+    std::printf("| layer | experts | capacity | dropped | fwd+bwd (ms) | TFLOP/s (useful) | vs dense |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| dense MLP | - | - | - | %.3f | %.1f | 1.00x |\n", dense_ms, flops / (dense_ms * 1e-3) / 1e12);
+    std::fflush(stdout);
+
+    std::vector<std::vector<double>> phases;
+    for (int64_t e : opt_.experts) {
+      MoEConfig c;
+      c.d_model = d;
+      c.hidden = h;
+      c.experts = e;
+      c.top_k = 1;
+      c.capacity_factor = 1.0;
+      MoELayer moe(c, gen_);
+      moe.to(dev_, DType::BF16);
+      double ms = time_ms([&] {
+        Tensor x = leaf(x_);
+        Tensor out = moe.forward(x, gen_);
+        run_backward({out, moe.weighted_loss()}, {probe_, Tensor()}, RetainGraph::kNo);
+        moe.zero_grad();
+      });
+      std::printf("| MoE layer | %lld | %lld | %.1f%% | %.3f | %.1f | %.2fx |\n", static_cast<long long>(e),
+                  static_cast<long long>(moe.stats().capacity), 100.0 * moe.stats().drop_rate(), ms,
+                  flops / (ms * 1e-3) / 1e12, ms / dense_ms);
+      std::fflush(stdout);
+      std::vector<double> row = phase_times(moe);
+      row.push_back(ms);
+      phases.push_back(row);
+    }
+    std::printf("\nTarget: MoE / dense <= 1.30x. Phases of the MoE layer, each forward + backward on its own (ms):\n\n");
+    std::printf("| experts | router | dispatch | experts (bmm) | combine | sum | whole layer |\n");
+    std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < phases.size(); ++i) {
+      const std::vector<double>& p = phases[i];
+      std::printf("| %lld | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |\n", static_cast<long long>(opt_.experts[i]), p[0],
+                  p[1], p[2], p[3], p[0] + p[1] + p[2] + p[3], p[4]);
+    }
+    std::fflush(stdout);
+  }
+
+ private:
+  // Mean milliseconds of one fn() over opt_.iters runs after opt_.warmup runs.
+  double time_ms(const std::function<void()>& fn) {
+    for (int i = 0; i < opt_.warmup; ++i) fn();
+    CudaEvent start, stop;
+    start.record(stream_);
+    for (int i = 0; i < opt_.iters; ++i) fn();
+    stop.record(stream_);
+    stop.synchronize();
+    return start.elapsed_ms(stop) / opt_.iters;
+  }
+
+  // A fresh leaf over t's storage that requires grad (its gradient is dropped with it).
+  static Tensor leaf(const Tensor& t) {
+    Tensor x = t.detach();
+    x.set_requires_grad(true);
+    return x;
+  }
+
+  // Router, dispatch, experts and combine of `moe`, each forward + backward from leaf inputs.
+  std::vector<double> phase_times(MoELayer& moe) {
+    RoutingResult routing = moe.gate().forward(x_, gen_);
+    const RoutingTable& table = routing.table;
+    Tensor buffer = dispatch_tokens(x_, table);  // (E, C, d)
+    Tensor expert_out = moe.experts().forward(buffer);
+    Tensor buffer_probe = normal(buffer.shape(), 0.0, 1e-2, gen_, {DType::BF16, dev_});
+    Tensor weight_probe = normal(table.weight.shape(), 0.0, 1e-2, gen_, {table.weight.dtype(), dev_});
+    double router = time_ms([&] {
+      Tensor x = leaf(x_);
+      RoutingResult r = moe.gate().forward(x, gen_);
+      run_backward({r.table.weight, r.aux_loss}, {weight_probe, Tensor()}, RetainGraph::kNo);
+      moe.zero_grad();
+    });
+    double dispatch = time_ms([&] {
+      Tensor x = leaf(x_);
+      dispatch_tokens(x, table).backward(buffer_probe);
+    });
+    double experts = time_ms([&] {
+      Tensor b = leaf(buffer.detach());
+      moe.experts().forward(b).backward(buffer_probe);
+      moe.zero_grad();
+    });
+    double combine = time_ms([&] {
+      RoutingTable t = table;
+      t.weight = leaf(table.weight.detach());
+      Tensor y = leaf(expert_out.detach());
+      combine_tokens(y, t).backward(probe_);
+    });
+    return {router, dispatch, experts, combine};
+  }
+
+  BenchMoeOptions opt_;
+  Device dev_;
+  Generator gen_;
+  cudaStream_t stream_ = nullptr;
+  Tensor x_, probe_;
+};
+
+void run_bench_moe(const BenchMoeOptions& o) {
+  MT_CHECK(cuda_available(), "bench moe: no CUDA device visible (it measures GPU kernels)");
+  MT_CHECK(o.device >= 0 && o.device < cuda_device_count(), "bench moe: --device ", o.device, " but ",
+           cuda_device_count(), " CUDA device(s) are visible");
+  MoeBench(o).run();
+}
+
+#else
+
+void run_bench_moe(const BenchMoeOptions&) {
+  MT_FAIL("bench moe: moetrain was built without CUDA; it measures GPU kernels (rebuild with -DMT_CUDA=ON)");
+}
+
+#endif
+
+}  // namespace
+
+void add_bench_moe_command(CLI::App& bench) {
+  auto opt = std::make_shared<BenchMoeOptions>();
+  CLI::App* moe = bench.add_subcommand(
+      "moe", "One MoE layer (top-1, capacity factor 1.0, bf16) vs a dense MLP of the same active size, fwd+bwd, "
+             "with a per-phase breakdown, as Markdown tables");
+  moe->add_option("--device", opt->device, "CUDA device index")->check(CLI::NonNegativeNumber)->capture_default_str();
+  moe->add_option("--iters", opt->iters, "Timed iterations per row")->check(CLI::PositiveNumber)->capture_default_str();
+  moe->add_option("--warmup", opt->warmup, "Untimed iterations before timing")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  moe->add_option("--tokens", opt->tokens, "Tokens per layer call")->check(CLI::PositiveNumber)->capture_default_str();
+  moe->add_option("--d-model", opt->d_model, "Model width")->check(CLI::PositiveNumber)->capture_default_str();
+  moe->add_option("--hidden", opt->hidden, "Hidden width of the MLP and of each expert")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  moe->add_option("--experts", opt->experts, "Expert counts, one table row each")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  moe->callback([opt] { run_bench_moe(*opt); });
+}
+
+}  // namespace mt::cli
