@@ -1,8 +1,9 @@
 // Causal attention on tensor cores for bf16 / f16, head dim 64 or 128 (FlashAttention-2 schedule).
 // Note [Flash attention schedule]: every warp owns 16 rows of the block's resident tile and streams
-// 64-row tiles of the other operands through shared memory (cp.async, two stages), with all matmuls
-// on mma.m16n8k16 (f32 accumulation) and fragments loaded by ldmatrix from XOR-swizzled tiles.
-//  - forward: a block per query tile; S = Q K^T, online softmax in registers (log2 units), O += P V.
+// row tiles of the other operands through shared memory (cp.async, two stages), with all matmuls on
+// mma.m16n8k16 (f32 accumulation) and fragments loaded by ldmatrix from XOR-swizzled tiles.
+//  - forward: a block per query tile; S = Q K^T, online softmax in registers (exp2, the scale folded
+//    into one FMA per score), O += P V.
 //  - backward, dk/dv: a block per key tile walking the query tiles at and after the diagonal;
 //    S^T = K Q^T, P^T from lse, dP^T = V dO^T, dS^T = P^T (dP^T - delta), dV += P^T dO, dK += dS^T Q.
 //  - backward, dq: a block per query tile walking key tiles up to the diagonal, recomputing P and
@@ -253,7 +254,8 @@ __global__ void flash_delta_kernel(const T* __restrict__ out, const T* __restric
 }
 
 // Grid (bh, key tiles), the longest first. Shared: K and V (kWarps*16 x D), two stages of Q and of dO
-// (kM x D), then two stages of lse and of delta (kM floats).
+// (kM x D), then two stages of lse and of delta (kM floats). Query rows past seq read as zero: their
+// P is 1 but dO and delta are 0, so they add nothing.
 template <typename T, int D, int kWarps, int kBlocks, int kM>
 __global__ void __launch_bounds__(kWarps * 32, kBlocks)
     flash_dkdv_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
