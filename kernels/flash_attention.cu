@@ -1,8 +1,9 @@
 // Causal attention on tensor cores for bf16 / f16, head dim 64 or 128 (FlashAttention-2 schedule).
 // Note [Flash attention schedule]: every warp owns 16 rows of the block's resident tile and streams
-// 64-row tiles of the other operands through shared memory (cp.async, two stages), with all matmuls
-// on mma.m16n8k16 (f32 accumulation) and fragments loaded by ldmatrix from XOR-swizzled tiles.
-//  - forward: a block per query tile; S = Q K^T, online softmax in registers (log2 units), O += P V.
+// row tiles of the other operands through shared memory (cp.async, two stages), with all matmuls on
+// mma.m16n8k16 (f32 accumulation) and fragments loaded by ldmatrix from XOR-swizzled tiles.
+//  - forward: a block per query tile; S = Q K^T, online softmax in registers (exp2, the scale folded
+//    into one FMA per score), O += P V.
 //  - backward, dk/dv: a block per key tile walking the query tiles at and after the diagonal;
 //    S^T = K Q^T, P^T from lse, dP^T = V dO^T, dS^T = P^T (dP^T - delta), dV += P^T dO, dK += dS^T Q.
 //  - backward, dq: a block per query tile walking key tiles up to the diagonal, recomputing P and
@@ -157,7 +158,7 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocks) flash_forward_kernel(con
   cp_async_commit();
 
   float o[D / 8][4] = {};
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // rows g, g + 8: running max (log2 units), partial sum
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // rows g, g + 8: running max of q.k, partial sum
   for (int t = 0; t < tiles; ++t) {
     if (t + 1 < tiles) {
       const uint32_t next = ((t + 1) & 1) * kStage;
@@ -178,30 +179,30 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocks) flash_forward_kernel(con
         load_a_frags<D>(qf, sq, row0, lane);
         mma_a_bt<T, kStream, D>(s, qf, sk + stage, 0, lane);
       }
+      // Maxima over raw scores (scale_log2 > 0), so each exponent is one FMA: 2^(s scale_log2 - m scale_log2).
       const bool diag = j0 + kStream - 1 > wr;
       float mx[2] = {m[0], m[1]};
 #pragma unroll
       for (int nt = 0; nt < kStream / 8; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          float x = s[nt][e] * scale_log2;
-          if (diag && j0 + nt * 8 + 2 * tig + (e & 1) > wr + g + 8 * (e >> 1)) x = -INFINITY;
-          s[nt][e] = x;
-          mx[e >> 1] = fmaxf(mx[e >> 1], x);
+          if (diag && j0 + nt * 8 + 2 * tig + (e & 1) > wr + g + 8 * (e >> 1)) s[nt][e] = -INFINITY;
+          mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
         }
       // Key j0 <= every row of the warp is visible, so the new maxima are finite.
-      float alpha[2], sum[2] = {0.f, 0.f};
+      float alpha[2], ms[2], sum[2] = {0.f, 0.f};
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         mx[h] = quad_max(mx[h]);
-        alpha[h] = exp2_approx(m[h] - mx[h]);
+        alpha[h] = exp2_approx((m[h] - mx[h]) * scale_log2);
         m[h] = mx[h];
+        ms[h] = mx[h] * scale_log2;
       }
 #pragma unroll
       for (int nt = 0; nt < kStream / 8; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          s[nt][e] = exp2_approx(s[nt][e] - m[e >> 1]);
+          s[nt][e] = exp2_approx(fmaf(s[nt][e], scale_log2, -ms[e >> 1]));
           sum[e >> 1] += s[nt][e];
         }
 #pragma unroll
@@ -228,7 +229,7 @@ __global__ void __launch_bounds__(kWarps * 32, kBlocks) flash_forward_kernel(con
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       int r = wr + g + 8 * h;
-      if (r < seq) lse[bh * seq + r] = (m[h] + __log2f(l[h])) * kLn2;
+      if (r < seq) lse[bh * seq + r] = (m[h] * scale_log2 + __log2f(l[h])) * kLn2;
     }
   }
 }
@@ -253,7 +254,8 @@ __global__ void flash_delta_kernel(const T* __restrict__ out, const T* __restric
 }
 
 // Grid (bh, key tiles), the longest first. Shared: K and V (kWarps*16 x D), two stages of Q and of dO
-// (kM x D), then two stages of lse and of delta (kM floats).
+// (kM x D), then two stages of lse and of delta (kM floats). Query rows past seq read as zero: their
+// P is 1 but dO and delta are 0, so they add nothing.
 template <typename T, int D, int kWarps, int kBlocks, int kM>
 __global__ void __launch_bounds__(kWarps * 32, kBlocks)
     flash_dkdv_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
@@ -461,7 +463,7 @@ template <typename T>
 cudaError_t flash_attention_forward(const T* q, const T* k, const T* v, T* out, float* lse, int64_t bh, int64_t seq,
                                     int head_dim, double scale, cudaStream_t stream) {
   if (bh == 0 || seq == 0) return cudaSuccess;
-  if (seq > 0x7fffffff) return cudaErrorInvalidValue;
+  if (seq > 0x7fffffff || !(scale > 0)) return cudaErrorInvalidValue;
   int t = static_cast<int>(seq);
   if (head_dim == 64) return forward_for<T, 64>(q, k, v, out, lse, bh, t, scale, stream);
   if (head_dim == 128) return forward_for<T, 128>(q, k, v, out, lse, bh, t, scale, stream);
@@ -473,7 +475,7 @@ cudaError_t flash_attention_backward(const T* q, const T* k, const T* v, const T
                                      T* dq, T* dk, T* dv, float* delta, int64_t bh, int64_t seq, int head_dim,
                                      double scale, cudaStream_t stream) {
   if (bh == 0 || seq == 0) return cudaSuccess;
-  if (seq > 0x7fffffff) return cudaErrorInvalidValue;
+  if (seq > 0x7fffffff || !(scale > 0)) return cudaErrorInvalidValue;
   int t = static_cast<int>(seq);
   if (head_dim == 64) return backward_for<T, 64>(q, k, v, out, dout, lse, dq, dk, dv, delta, bh, t, scale, stream);
   if (head_dim == 128) return backward_for<T, 128>(q, k, v, out, dout, lse, dq, dk, dv, delta, bh, t, scale, stream);

@@ -1,6 +1,6 @@
 // Launchers for causal attention on tensor cores (FlashAttention-2 schedule) over contiguous
-// (BH, T, Dh) bf16 / f16 tensors, Dh 64 or 128, every pointer 16-byte aligned; f32 logsumexp.
-// Same contracts as attention.h; other dtypes, head dims or alignments use attention.h's kernels.
+// (BH, T, Dh) bf16 / f16 tensors, Dh 64 or 128, every pointer 16-byte aligned, scale > 0; f32
+// logsumexp. Same contracts as attention.h, whose kernels take every other case.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -8,8 +8,10 @@
 
 namespace mt::gpukernels {
 
-// Whether the tensor-core kernels take this head dim.
-constexpr bool flash_attention_head_dim(int64_t head_dim) { return head_dim == 64 || head_dim == 128; }
+// Whether the tensor-core kernels take this head dim and scale.
+constexpr bool flash_attention_fits(int64_t head_dim, double scale) {
+  return (head_dim == 64 || head_dim == 128) && scale > 0;
+}
 
 // out = softmax(scale * q k^T, causal) v; lse[bh, i] = logsumexp_j(scale * q_i . k_j), j <= i.
 // T: __nv_bfloat16 or __half.

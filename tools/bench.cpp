@@ -1,6 +1,7 @@
 // `moetrain bench ops`: measures the GPU's ceilings (device-to-device copy bandwidth, cuBLAS's own bf16
 // GEMM rate) and then our kernels at training sizes against them, printing a Markdown table.
 // Times come from CUDA events around several iterations after a warm-up. Needs a GPU.
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -177,7 +178,11 @@ class OpsBench {
   }
 
   void attention() {
-    const int64_t b = 16, h = 12, t = 1024, d = 64;
+    attention_rows(16, 12, 1024, 64);
+    attention_rows(16, 6, 1024, 128);
+  }
+
+  void attention_rows(int64_t b, int64_t h, int64_t t, int64_t d) {
     Shape s{b, h, t, d};
     Tensor q = filled(s, DType::BF16), k = filled(s, DType::BF16), v = filled(s, DType::BF16);
     Tensor out = filled(s, DType::BF16), lse = filled({b, h, t}, DType::F32), dout = filled(s, DType::BF16);
@@ -185,10 +190,12 @@ class OpsBench {
     auto fwd = kernels().attention_forward.get(dev_, "attention");
     auto bwd = kernels().attention_backward.get(dev_, "attention_backward");
     double flops = 4.0 * b * h * t * t * d / 2;  // two GEMMs over the causal half
-    row("causal attention fwd", "B16 H12 T1024 D64", "bf16", [&] { fwd(q, k, v, 0.125, out, lse); }, flops, true,
-        cublas_tflops_);
-    row("causal attention bwd", "B16 H12 T1024 D64", "bf16",
-        [&] { bwd(q, k, v, out, dout, lse, 0.125, dq, dk, dv); }, 2.5 * flops, true, cublas_tflops_);
+    double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    std::string size = "B" + std::to_string(b) + " H" + std::to_string(h) + " T" + std::to_string(t) + " D" +
+                       std::to_string(d);
+    row("causal attention fwd", size, "bf16", [&] { fwd(q, k, v, scale, out, lse); }, flops, true, cublas_tflops_);
+    row("causal attention bwd", size, "bf16", [&] { bwd(q, k, v, out, dout, lse, scale, dq, dk, dv); }, 2.5 * flops,
+        true, cublas_tflops_);
   }
 
   void adamw() {

@@ -26,9 +26,9 @@ void check_contiguous(const char* op, std::initializer_list<const Tensor*> ts) {
 }
 
 // Whether attention on these (B, H, T, D) tensors takes the tensor-core kernels (flash_attention.h):
-// bf16 or f16, a head dim they handle, every base address 16-byte aligned.
-bool use_flash_attention(const Tensor& q, std::initializer_list<const Tensor*> ts) {
-  if ((q.dtype() != DType::BF16 && q.dtype() != DType::F16) || !gpukernels::flash_attention_head_dim(q.size(3)))
+// bf16 or f16, a head dim and scale they handle, every base address 16-byte aligned.
+bool use_flash_attention(const Tensor& q, double scale, std::initializer_list<const Tensor*> ts) {
+  if ((q.dtype() != DType::BF16 && q.dtype() != DType::F16) || !gpukernels::flash_attention_fits(q.size(3), scale))
     return false;
   for (const Tensor* t : ts)
     if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return false;
@@ -135,7 +135,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
   MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
            gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
   cudaStream_t s = stream_for(q);
-  if (use_flash_attention(q, {&q, &k, &v, &out})) {
+  if (use_flash_attention(q, scale, {&q, &k, &v, &out})) {
     MT_CHECK(lse.dtype() == DType::F32, "causal_attention (cuda): lse must be f32 for ", dtype_name(q.dtype()),
              " input, got ", dtype_name(lse.dtype()));
     dispatch_cuda_floating(q.dtype(), "causal_attention", [&]<typename T>() {
@@ -163,7 +163,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   cudaStream_t s = stream_for(q);
   int64_t bh = q.size(0) * q.size(1), seq = q.size(2);
   Tensor delta = Tensor::empty({bh * seq}, q.dtype() == DType::F64 ? DType::F64 : DType::F32, q.device());
-  if (use_flash_attention(q, {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
+  if (use_flash_attention(q, scale, {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
     MT_CHECK(lse.dtype() == DType::F32, "causal_attention_backward (cuda): lse must be f32 for ", dtype_name(q.dtype()),
              " input, got ", dtype_name(lse.dtype()));
     dispatch_cuda_floating(q.dtype(), "causal_attention_backward", [&]<typename T>() {
