@@ -3,6 +3,8 @@
 # a small model trained on CPU (loss falling, samples on the way), and a generated sample at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Idle OpenMP threads sleep instead of spinning: spinning threads starve each other on a busy machine.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # Training here runs on the CPU; without a GPU, skip compiling the CUDA backend (minutes on 2 cores).
 if ! nvidia-smi -L >/dev/null 2>&1; then export MT_CUDA=${MT_CUDA:-OFF}; fi
 MT_BUILD_TARGETS=moetrain scripts/setup.sh
