@@ -172,7 +172,7 @@ TEST(CudaMoeRows, PermuteUnpermuteAndTheirGradientsMatchTheCpu) {
       Tensor probe = random_input({tokens, d}, dtype, 24);       // weighs the unpermute output
       Tensor probe_buf = random_input({experts * capacity, d}, dtype, 25);  // weighs the permute output
       auto run = [&](const MoeRowMap& map, Device dev, std::vector<Tensor>& grads) {
-        Tensor xd = x.to(dev), yd = y.to(dev), wd = w.to(dev);
+        Tensor xd = x.to(dev).detach(), yd = y.to(dev).detach(), wd = w.to(dev).detach();  // fresh leaves
         xd.set_requires_grad(true);
         yd.set_requires_grad(true);
         wd.set_requires_grad(true);
@@ -223,7 +223,7 @@ TEST_P(CudaMoeLayer, OutputAndGradientsMatchTheCpu) {
   Tensor probe = random_input({2, 48, 32}, p.dtype, 32);
 
   auto run = [&](MoELayer& layer, Device dev) {
-    Tensor xd = x.to(dev);
+    Tensor xd = x.to(dev).detach();  // a fresh leaf on each device
     xd.set_requires_grad(true);
     Generator g(3);
     Tensor out = layer.forward(xd, g);
