@@ -55,8 +55,11 @@ decltype(auto) dispatch_bits(size_t bytes, Fn&& fn) {
   MT_FAIL("no element type of ", bytes, " bytes");
 }
 
+// The tensor's first element as a T* (a device type of the dtype's size); null for an undefined tensor.
 template <typename T>
 T* ptr(const Tensor& t) {
+  if (!t.defined()) return nullptr;
+  MT_ASSERT(t.element_size() == sizeof(T));
   return static_cast<T*>(t.data_ptr());
 }
 

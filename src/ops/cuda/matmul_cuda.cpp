@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "bias_add.h"
-#include "cuda_dispatch.h"
+#include "cuda_launch.h"
 #include "cuda_kernels.h"
 #include "mt/ops/matmul_tuning.h"
 
@@ -242,7 +242,7 @@ Mat3 mat3(const Tensor& t, const char* name) {
 }
 
 void add_bias(const Tensor& out, const Tensor& bias, int64_t rows, int64_t cols, cudaStream_t s) {
-  dispatch_cuda_floating(out.dtype(), "matmul bias", [&]<typename T>() {
+  dispatch_device_floating(out.dtype(), "matmul bias", [&]<typename T>() {
     MT_CUDA_CHECK(gpukernels::add_bias_rows<T>(ptr<T>(out), ptr<T>(bias), rows, cols, s));
   });
 }

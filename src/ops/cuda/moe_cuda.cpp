@@ -4,7 +4,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "cuda_dispatch.h"
+#include "cuda_launch.h"
 #include "cuda_kernels.h"
 #include "moe.h"
 
@@ -50,7 +50,7 @@ void moe_buffer_map(const Tensor& expert, const Tensor& slot, int64_t capacity, 
 void moe_permute(const Tensor& in, const Tensor& buffer_choice, int64_t top_k, const Tensor& weight,
                  const Tensor& out) {
   cudaStream_t s = stream_for(in);
-  dispatch_cuda_floating(in.dtype(), "moe_permute", [&]<typename T>() {
+  dispatch_device_floating(in.dtype(), "moe_permute", [&]<typename T>() {
     using W = weight_t<T>;
     MT_CUDA_CHECK((gpu::moe_permute<T, W>(ptr<const T>(in), ptr<const int64_t>(buffer_choice), ptr<const W>(weight),
                                          out.size(0), in.size(0), top_k, out.size(1), ptr<T>(out), s)));
@@ -60,7 +60,7 @@ void moe_permute(const Tensor& in, const Tensor& buffer_choice, int64_t top_k, c
 void moe_unpermute(const Tensor& in, const Tensor& expert, const Tensor& slot, int64_t capacity, const Tensor& weight,
                    const Tensor& out) {
   cudaStream_t s = stream_for(in);
-  dispatch_cuda_floating(in.dtype(), "moe_unpermute", [&]<typename T>() {
+  dispatch_device_floating(in.dtype(), "moe_unpermute", [&]<typename T>() {
     using W = weight_t<T>;
     MT_CUDA_CHECK((gpu::moe_unpermute<T, W>(ptr<const T>(in), ptr<const int64_t>(expert), ptr<const int64_t>(slot),
                                            ptr<const W>(weight), out.size(0), expert.size(1), capacity, in.size(0),
@@ -71,7 +71,7 @@ void moe_unpermute(const Tensor& in, const Tensor& expert, const Tensor& slot, i
 void moe_unpermute_weight_grad(const Tensor& grad_out, const Tensor& in, const Tensor& expert, const Tensor& slot,
                                int64_t capacity, const Tensor& grad_weight) {
   cudaStream_t s = stream_for(in);
-  dispatch_cuda_floating(in.dtype(), "moe_unpermute_weight_grad", [&]<typename T>() {
+  dispatch_device_floating(in.dtype(), "moe_unpermute_weight_grad", [&]<typename T>() {
     using W = weight_t<T>;
     MT_CUDA_CHECK((gpu::moe_unpermute_weight_grad<T, W>(ptr<const T>(grad_out), ptr<const T>(in),
                                                        ptr<const int64_t>(expert), ptr<const int64_t>(slot),

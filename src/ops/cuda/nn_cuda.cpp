@@ -6,7 +6,7 @@
 
 #include "attention.h"
 #include "cross_entropy.h"
-#include "cuda_dispatch.h"
+#include "cuda_launch.h"
 #include "cuda_kernels.h"
 #include "dropout.h"
 #include "flash_attention.h"
@@ -40,7 +40,7 @@ bool use_flash_attention(const Tensor& q, double scale, std::initializer_list<co
 void softmax(const Tensor& in, const Tensor& out, bool log) {
   check_contiguous("softmax", {&in, &out});
   cudaStream_t s = stream_for(in);
-  dispatch_cuda_floating(in.dtype(), "softmax", [&]<typename T>() {
+  dispatch_device_floating(in.dtype(), "softmax", [&]<typename T>() {
     MT_CUDA_CHECK(gpukernels::softmax_forward<T>(ptr<T>(in), ptr<T>(out), leading_rows(in), last_dim(in),
                                               log ? gpukernels::SoftmaxKind::kLogSoftmax : gpukernels::SoftmaxKind::kSoftmax, s));
   });
@@ -49,7 +49,7 @@ void softmax(const Tensor& in, const Tensor& out, bool log) {
 void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, bool log) {
   check_contiguous("softmax_backward", {&grad_out, &y, &grad_in});
   cudaStream_t s = stream_for(y);
-  dispatch_cuda_floating(y.dtype(), "softmax_backward", [&]<typename T>() {
+  dispatch_device_floating(y.dtype(), "softmax_backward", [&]<typename T>() {
     MT_CUDA_CHECK(gpukernels::softmax_backward<T>(
         ptr<T>(grad_out), ptr<T>(y), ptr<T>(grad_in), leading_rows(y), last_dim(y),
         log ? gpukernels::SoftmaxKind::kLogSoftmax : gpukernels::SoftmaxKind::kSoftmax, s));
@@ -60,7 +60,7 @@ void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& gra
 // mean/rstd, logsumexp, losses): f32, or f64 with f64 input.
 template <typename Fn>
 void dispatch_with_stats(DType x, DType stats, const char* op, Fn&& fn) {
-  dispatch_cuda_floating(x, op, [&]<typename T>() {
+  dispatch_device_floating(x, op, [&]<typename T>() {
     if (stats == DType::F32) {
       fn.template operator()<T, float>();
     } else {
@@ -138,7 +138,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
   if (use_flash_attention(q, scale, {&q, &k, &v, &out})) {
     MT_CHECK(lse.dtype() == DType::F32, "causal_attention (cuda): lse must be f32 for ", dtype_name(q.dtype()),
              " input, got ", dtype_name(lse.dtype()));
-    dispatch_cuda_floating(q.dtype(), "causal_attention", [&]<typename T>() {
+    dispatch_device_floating(q.dtype(), "causal_attention", [&]<typename T>() {
       if constexpr (sizeof(T) == 2)
         MT_CUDA_CHECK(gpukernels::flash_attention_forward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out),
                                                              ptr<float>(lse), q.size(0) * q.size(1), q.size(2),
@@ -166,7 +166,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   if (use_flash_attention(q, scale, {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
     MT_CHECK(lse.dtype() == DType::F32, "causal_attention_backward (cuda): lse must be f32 for ", dtype_name(q.dtype()),
              " input, got ", dtype_name(lse.dtype()));
-    dispatch_cuda_floating(q.dtype(), "causal_attention_backward", [&]<typename T>() {
+    dispatch_device_floating(q.dtype(), "causal_attention_backward", [&]<typename T>() {
       if constexpr (sizeof(T) == 2)
         MT_CUDA_CHECK(gpukernels::flash_attention_backward<T>(
             ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout), ptr<float>(lse), ptr<T>(dq), ptr<T>(dk),
@@ -186,7 +186,7 @@ void dropout(const Tensor& in, double p, uint64_t seed, uint64_t offset, const T
   check_contiguous("dropout", {&in, &out, &mask});
   MT_CHECK(mask.dtype() == DType::Bool, "dropout (cuda): mask must be bool, got ", mask.dtype());
   cudaStream_t s = stream_for(in);
-  dispatch_cuda_floating(in.dtype(), "dropout", [&]<typename T>() {
+  dispatch_device_floating(in.dtype(), "dropout", [&]<typename T>() {
     MT_CUDA_CHECK(gpukernels::dropout_forward<T>(ptr<T>(in), ptr<T>(out), mask.data<bool>(), in.numel(), p, seed, offset,
                                               s));
   });

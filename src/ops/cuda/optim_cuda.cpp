@@ -7,7 +7,7 @@
 #include <mutex>
 #include <tuple>
 
-#include "cuda_dispatch.h"
+#include "cuda_launch.h"
 #include "cuda_kernels.h"
 #include "optim.h"
 
@@ -107,7 +107,7 @@ std::map<GroupKey, Group> group_tensors(const char* op, OptimKind kind, const st
 // Calls fn.template operator()<P, G>() with the CUDA types of a (param, grad) dtype pair.
 template <typename Fn>
 void dispatch_param_grad(DType param, DType grad, const char* op, Fn&& fn) {
-  dispatch_cuda_floating(param, op, [&]<typename P>() {
+  dispatch_device_floating(param, op, [&]<typename P>() {
     if (param == grad)
       fn.template operator()<P, P>();
     else if constexpr (std::is_same_v<P, __nv_bfloat16> || std::is_same_v<P, __half>)
