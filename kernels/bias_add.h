@@ -7,8 +7,10 @@
 
 namespace mt::gpukernels {
 
-// out[r, c] += bias[c]. T: float, double, __nv_bfloat16, __half.
+// out[r, c] += bias[r / group_rows, c]: each run of group_rows rows has its own bias row (group_rows =
+// rows: one bias vector for all). T: float, double, __nv_bfloat16, __half.
 template <typename T>
-cudaError_t add_bias_rows(T* out, const T* bias, int64_t rows, int64_t cols, cudaStream_t stream);
+cudaError_t add_bias_rows(T* out, const T* bias, int64_t rows, int64_t cols, int64_t group_rows,
+                          cudaStream_t stream);
 
 }  // namespace mt::gpukernels

@@ -1,5 +1,5 @@
-// Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm and
-// linear (x @ w^T + b). All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
+// Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm, bmm_bias
+// (per-batch bias in the GEMM epilogue) and linear (x @ w^T + b). All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
 // backwards call the same kernel with transposes and sum over batch entries that were broadcast.
 #include "mt/autograd/node.h"
 #include "mt/ops/kernel_table.h"
@@ -96,6 +96,34 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   MT_CHECK(a.size(0) == b.size(0), "bmm: batch sizes differ: ", a.shape(), " @ ", b.shape());
   MT_CHECK(a.size(2) == b.size(1), "bmm: inner dims differ: ", a.shape(), " @ ", b.shape());
   return matmul(a, b);
+}
+
+Tensor bmm_bias(const Tensor& a, const Tensor& b, const Tensor& bias) {
+  MT_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1),
+           "bmm_bias: expected (B, M, K) @ (B, K, N), got ", a.shape(), " @ ", b.shape());
+  int64_t batch = a.size(0), m = a.size(1), n = b.size(2);
+  MT_CHECK(bias.defined() && bias.shape() == Shape({batch, 1, n}), "bmm_bias: bias must be (", batch, ", 1, ", n,
+           "), got ", bias.defined() ? bias.describe() : std::string("undefined"));
+  check_same_device("bmm_bias", a, b);
+  check_same_device("bmm_bias", a, bias);
+  check_same_dtype("bmm_bias", a, b);
+  check_same_dtype("bmm_bias", a, bias);
+  MT_CHECK(is_floating(a.dtype()), "bmm_bias: expected floating tensors, got ", a.describe());
+  Tensor a3 = a.detach().contiguous(), b3 = b.detach().contiguous();
+  Tensor out = gemm(a3, Transpose::kNo, b3, Transpose::kNo, bias.detach().contiguous());
+  SavedTensor sa(a3, "bmm_bias input a"), sb(b3, "bmm_bias input b");
+  bool need_a = needs_grad(a), need_b = needs_grad(b), need_bias = needs_grad(bias);
+  record_function("BmmBiasBackward", {a, b, bias}, {out}, [=](const std::vector<Tensor>& g) {
+    Tensor g3 = g[0].contiguous();  // (B, M, N)
+    Tensor ga, gb, gbias;
+    if (need_a) ga = gemm(g3, Transpose::kNo, sb.get(), Transpose::kYes);  // dA = dY @ B^T
+    if (need_b) gb = gemm(sa.get(), Transpose::kYes, g3, Transpose::kNo);  // dB = A^T @ dY
+    // dBias = column sums of dY, as ones (1, M) @ dY: one batched GEMM reading dY once, where a sum over
+    // dim 1 would first copy dY transposed.
+    if (need_bias) gbias = gemm(ones({1, 1, m}, {g3.dtype(), g3.device()}), Transpose::kNo, g3, Transpose::kNo);
+    return std::vector<Tensor>{ga, gb, gbias};
+  });
+  return out;
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {

@@ -73,10 +73,13 @@ std::string name(DType d, const std::string& what) { return std::string(dtype_na
 
 // ---- matmul ----
 
+enum class MatmulBias { kNone, kShared, kPerBatch };  // no bias, (N), (B, N)
+
 struct MatmulCase {
   int64_t b, m, k, n;
   Transpose ta, tb;
-  bool a_batched, b_batched, bias;
+  bool a_batched, b_batched;
+  MatmulBias bias;
   Accumulate acc;
 };
 
@@ -84,14 +87,17 @@ TEST(CudaMatmul, MatchesCpuForTransposesBroadcastBiasAndAccumulate) {
   MT_REQUIRE_GPU();
   const Transpose N = Transpose::kNo, Y = Transpose::kYes;
   const MatmulCase cases[] = {
-      {1, 1, 1, 1, N, N, true, true, false, Accumulate::kNo},
-      {1, 7, 1037, 5, N, Y, true, true, true, Accumulate::kNo},
-      {3, 33, 65, 17, Y, N, true, false, false, Accumulate::kNo},   // shared b, a transposed: stride 0
-      {4, 16, 32, 24, N, N, false, true, true, Accumulate::kNo},    // shared a: stride 0
-      {2, 9, 13, 11, N, N, true, false, true, Accumulate::kYes},    // shared b: folded into one GEMM
-      {1, 64, 128, 96, Y, Y, true, true, false, Accumulate::kYes},
-      {2, 5, 300, 129, N, Y, true, true, true, Accumulate::kYes},
-      {1, 3, 0, 4, N, N, true, true, true, Accumulate::kNo},        // empty sum: out = bias
+      {1, 1, 1, 1, N, N, true, true, MatmulBias::kNone, Accumulate::kNo},
+      {1, 7, 1037, 5, N, Y, true, true, MatmulBias::kShared, Accumulate::kNo},
+      {3, 33, 65, 17, Y, N, true, false, MatmulBias::kNone, Accumulate::kNo},   // shared b, a transposed: stride 0
+      {4, 16, 32, 24, N, N, false, true, MatmulBias::kShared, Accumulate::kNo},    // shared a: stride 0
+      {2, 9, 13, 11, N, N, true, false, MatmulBias::kShared, Accumulate::kYes},    // shared b: folded into one GEMM
+      {1, 64, 128, 96, Y, Y, true, true, MatmulBias::kNone, Accumulate::kYes},
+      {2, 5, 300, 129, N, Y, true, true, MatmulBias::kShared, Accumulate::kYes},
+      {1, 3, 0, 4, N, N, true, true, MatmulBias::kShared, Accumulate::kNo},        // empty sum: out = bias
+      {4, 40, 64, 24, N, N, true, true, MatmulBias::kPerBatch, Accumulate::kNo},   // one bias row per batch entry
+      {3, 9, 13, 11, N, N, true, false, MatmulBias::kPerBatch, Accumulate::kYes},  // shared b, not folded
+      {2, 3, 0, 4, N, N, true, true, MatmulBias::kPerBatch, Accumulate::kNo},      // empty sum, per batch
   };
   uint64_t seed = 1;
   for (DType dt : kFloating) {
@@ -99,7 +105,9 @@ TEST(CudaMatmul, MatchesCpuForTransposesBroadcastBiasAndAccumulate) {
       Shape sa = c.ta == Y ? Shape{c.a_batched ? c.b : 1, c.k, c.m} : Shape{c.a_batched ? c.b : 1, c.m, c.k};
       Shape sb = c.tb == Y ? Shape{c.b_batched ? c.b : 1, c.n, c.k} : Shape{c.b_batched ? c.b : 1, c.k, c.n};
       Tensor a = random_tensor(sa, dt, seed++), b = random_tensor(sb, dt, seed++);
-      Tensor bias = c.bias ? random_tensor({c.n}, dt, seed++) : Tensor();
+      Tensor bias = c.bias == MatmulBias::kShared     ? random_tensor({c.n}, dt, seed++)
+                    : c.bias == MatmulBias::kPerBatch ? random_tensor({c.b, c.n}, dt, seed++)
+                                                      : Tensor();
       Tensor init = random_tensor({c.b, c.m, c.n}, dt, seed++);
       Tensor out_cpu = init.clone(), out_gpu = gpu(init);
       kernels().matmul.get(Device::cpu(), "matmul")(a, c.ta, b, c.tb, out_cpu, bias, c.acc);

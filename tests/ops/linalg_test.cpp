@@ -1,4 +1,4 @@
-// Linear algebra: matmul (1-d, 2-d, batched, broadcast batch dims, strided), bmm, linear with
+// Linear algebra: matmul (1-d, 2-d, batched, broadcast batch dims, strided), bmm, bmm_bias, linear with
 // bias, the Matmul kernel's accumulate/bias/half-type contract, error messages, f64 gradchecks.
 #include <gtest/gtest.h>
 
@@ -132,6 +132,17 @@ TEST(Matmul, BmmMultipliesEachBatchEntry) {
   EXPECT_THROW(bmm(a, f64({1, 2, 3, 4}, {1, 2, 2})), Error);
 }
 
+TEST(Matmul, BmmBiasAddsOneBiasRowPerBatchEntry) {
+  Tensor a = f64({1, 2, 3, 4, 1, 0, 0, 1}, {2, 2, 2});
+  Tensor b = f64({5, 6, 7, 8, 9, 8, 7, 6}, {2, 2, 2});
+  Tensor bias = f64({1, 2, 10, 20}, {2, 1, 2});
+  expect_values(bmm_bias(a, b, bias), {20, 24, 44, 52, 19, 28, 17, 26});
+  expect_values(bmm_bias(cast(a, DType::F32), cast(b, DType::F32), cast(bias, DType::F32)),
+                {20, 24, 44, 52, 19, 28, 17, 26});
+  EXPECT_THROW(bmm_bias(a, b, f64({1, 2}, {1, 1, 2})), Error);  // one bias for all: use add
+  EXPECT_THROW(bmm_bias(a, b, f64({1, 2, 3, 4}, {2, 2})), Error);
+}
+
 TEST(Linear, AppliesWeightTransposeAndBias) {
   Tensor x = f64({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor w = f64({1, 0, -1, 0.5, 0.5, 0.5}, {2, 3});
@@ -181,6 +192,9 @@ TEST(MatmulGrad, EveryOperandLayout) {
                    {m32, m23});
   expect_gradcheck([](const std::vector<Tensor>& x) { return bmm(x[0], x[1]); },
                    {leaf(distinct_values(12), {2, 2, 3}), leaf(distinct_values(12, 0.3), {2, 3, 2})});
+  expect_gradcheck([](const std::vector<Tensor>& x) { return bmm_bias(x[0], x[1], x[2]); },
+                   {leaf(distinct_values(12), {2, 2, 3}), leaf(distinct_values(12, 0.3), {2, 3, 2}),
+                    leaf(distinct_values(4, 0.5), {2, 1, 2})});
 }
 
 TEST(LinearGrad, WithAndWithoutBias) {

@@ -52,8 +52,9 @@ struct Kernels {
   // Row reduction: in (M, K) -> out (M). ArgMax writes i64 (first index of the max); the others keep
   // in's dtype for out, accumulating in f32 (f64 for f64). SumSquares: sum of x^2 (out f32, or f64).
   using ReduceRows = void(ReduceOp op, const Tensor& in, const Tensor& out);
-  // out (B, M, N) = op(a) @ op(b) (+ bias (N)) (+ out if Accumulate::kYes).
+  // out (B, M, N) = op(a) @ op(b) (+ bias) (+ out if Accumulate::kYes).
   // a: (Ba, M, K), or (Ba, K, M) when ta = kYes; b: (Bb, K, N), or (Bb, N, K) when tb = kYes; Ba, Bb in {1, B}.
+  // bias: contiguous, N elements (shared by every batch entry) or B * N (one (N) row per batch entry).
   // Same dtype for a, b, out, bias; f32 accumulation.
   using Matmul = void(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const Tensor& out,
                       const Tensor& bias, Accumulate acc);

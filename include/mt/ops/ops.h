@@ -86,6 +86,8 @@ Tensor sum_to_shape(const Tensor& a, const Shape& shape);      // reverse of bro
 // ---- linear algebra (src/ops/linalg.cpp) ----
 Tensor matmul(const Tensor& a, const Tensor& b);  // (.., M, K) @ (.., K, N), batch dims broadcast; 1-d/2-d as numpy
 Tensor bmm(const Tensor& a, const Tensor& b);     // (B, M, K) @ (B, K, N)
+// (B, M, K) @ (B, K, N) + bias (B, 1, N), the bias added in the GEMM's epilogue (one kernel, no broadcast add).
+Tensor bmm_bias(const Tensor& a, const Tensor& b, const Tensor& bias);
 // y = x @ w^T + b; x (.., in), w (out, in), b (out) or undefined.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 

@@ -34,14 +34,17 @@ void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const dou
 }
 
 // c (B, M, N) (+)= op(a) @ op(b) (+ bias) on contiguous buffers of a BLAS type S.
-// a_batch / b_batch are 1 (shared by every batch entry) or B.
+// a_batch / b_batch are 1 (shared by every batch entry) or B; bias_step is 0 for a bias (N) shared by
+// every batch entry, n for a per-batch bias (B, N).
 template <typename S>
 void batched_gemm(const S* a, int64_t a_batch, Transpose ta, const S* b, int64_t b_batch, Transpose tb, S* c,
-                  int64_t batch, int64_t m, int64_t n, int64_t k, const S* bias, Accumulate acc) {
+                  int64_t batch, int64_t m, int64_t n, int64_t k, const S* bias, int64_t bias_step, Accumulate acc) {
   if (bias != nullptr) {
     parallel_range(batch * m, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
-      for (int64_t r = lo; r < hi; ++r)
-        for (int64_t j = 0; j < n; ++j) c[r * n + j] = (acc == Accumulate::kYes ? c[r * n + j] : S(0)) + bias[j];
+      for (int64_t r = lo; r < hi; ++r) {
+        const S* row_bias = bias + (m > 0 ? r / m : 0) * bias_step;
+        for (int64_t j = 0; j < n; ++j) c[r * n + j] = (acc == Accumulate::kYes ? c[r * n + j] : S(0)) + row_bias[j];
+      }
     });
   }
   S beta = (bias != nullptr || acc == Accumulate::kYes) ? S(1) : S(0);
@@ -81,16 +84,19 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
   int64_t k = ta == Transpose::kYes ? a.size(1) : a.size(2);
   MT_CHECK(m <= INT_MAX && n <= INT_MAX && k <= INT_MAX, "matmul: dimensions (M, N, K) = (", m, ", ", n, ", ", k,
            ") exceed the 32-bit BLAS interface");
+  MT_CHECK(!bias.defined() || bias.numel() == n || bias.numel() == batch * n, "matmul: bias must be (", n, ") or (",
+           batch, ", ", n, "), got ", bias.shape());
+  int64_t bias_step = bias.defined() && bias.numel() != n ? n : 0;
   dispatch_floating(out.dtype(), "matmul", [&]<typename T>() {
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
       batched_gemm<T>(a.data<T>(), a.size(0), ta, b.data<T>(), b.size(0), tb, out.data<T>(), batch, m, n, k,
-                      bias.defined() ? bias.data<T>() : nullptr, acc);
+                      bias.defined() ? bias.data<T>() : nullptr, bias_step, acc);
     } else {
       std::vector<float> fa = to_f32<T>(a), fb = to_f32<T>(b);
       std::vector<float> fc = acc == Accumulate::kYes ? to_f32<T>(out) : std::vector<float>(out.numel());
       std::vector<float> fbias = bias.defined() ? to_f32<T>(bias) : std::vector<float>();
       batched_gemm<float>(fa.data(), a.size(0), ta, fb.data(), b.size(0), tb, fc.data(), batch, m, n, k,
-                          bias.defined() ? fbias.data() : nullptr, acc);
+                          bias.defined() ? fbias.data() : nullptr, bias_step, acc);
       T* po = out.data<T>();
       parallel_range(out.numel(), 1 << 16, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) po[i] = static_cast<T>(fc[i]);

@@ -3,7 +3,8 @@
 // Note [Row-major GEMM on cuBLASLt]: a row-major (r, c) matrix is the column-major (c, r) matrix of the
 // same bytes, so out (M, N) = op(a) @ op(b) is computed as the column-major out^T (N, M) =
 // op(b)^T @ op(a)^T: cuBLAS's "A" is our b and its "B" is our a, each transposed when ours is. The bias
-// (N) is then a per-row vector of out^T, which is what CUBLASLT_EPILOGUE_BIAS adds.
+// (N) is then a per-row vector of out^T, which is what CUBLASLT_EPILOGUE_BIAS adds; a per-batch bias
+// (B, N) sets CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE to N.
 #include <cublasLt.h>
 
 #include <map>
@@ -45,7 +46,8 @@ struct PlanKey {
   DType dtype;
   Transpose ta, tb;
   int64_t m, n, k, batch, stride_a, stride_b;
-  bool bias;  // asks for the bias epilogue
+  bool bias;          // asks for the bias epilogue
+  bool bias_batched;  // the bias is (B, N), one row per batch entry
   uint32_t align_a, align_b, align_out;
   auto operator<=>(const PlanKey&) const = default;
 };
@@ -108,6 +110,7 @@ bool build_plan(const PlanKey& key, bool bias_epilogue, Plan& plan) {
   if (bias_epilogue) {
     set_desc(d, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
     set_desc(d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, static_cast<int32_t>(type));
+    if (key.bias_batched) set_desc(d, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, static_cast<int64_t>(key.n));
   }
   int64_t m = key.m, n = key.n, k = key.k;
   plan.layout_a = key.tb == Transpose::kNo ? make_layout(type, n, k, n, key.batch, key.stride_b)
@@ -241,9 +244,10 @@ Mat3 mat3(const Tensor& t, const char* name) {
   return t.dim() == 3 ? Mat3{t.size(0), t.size(1), t.size(2)} : Mat3{1, t.size(0), t.size(1)};
 }
 
-void add_bias(const Tensor& out, const Tensor& bias, int64_t rows, int64_t cols, cudaStream_t s) {
+// out (rows, cols) += bias, one bias row per group_rows rows.
+void add_bias(const Tensor& out, const Tensor& bias, int64_t rows, int64_t cols, int64_t group_rows, cudaStream_t s) {
   dispatch_device_floating(out.dtype(), "matmul bias", [&]<typename T>() {
-    MT_CUDA_CHECK(gpukernels::add_bias_rows<T>(ptr<T>(out), ptr<T>(bias), rows, cols, s));
+    MT_CUDA_CHECK(gpukernels::add_bias_rows<T>(ptr<T>(out), ptr<T>(bias), rows, cols, group_rows, s));
   });
 }
 
@@ -262,26 +266,28 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
   MT_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype() && (!bias.defined() || bias.dtype() == out.dtype()),
            "matmul (cuda): a, b, bias and out must share one dtype, got ", a.dtype(), ", ", b.dtype(), ", ",
            out.dtype());
-  MT_CHECK(!bias.defined() || (bias.numel() == n && bias.is_contiguous()),
-           "matmul (cuda): bias must be a contiguous (", n, ") vector, got ", bias.shape());
+  MT_CHECK(!bias.defined() || ((bias.numel() == n || bias.numel() == batch * n) && bias.is_contiguous()),
+           "matmul (cuda): bias must be contiguous (", n, ") or (", batch, ", ", n, "), got ", bias.shape());
+  bool bias_batched = bias.defined() && bias.numel() != n;
+  int64_t bias_group_rows = bias_batched ? m : batch * m;  // rows of out sharing one bias row
   cudaStream_t s = stream_for(out);
   int dev = out.device().index;
   if (batch == 0 || m == 0 || n == 0) return;
   if (k == 0) {  // an empty sum: out = bias (+ out)
     if (acc == Accumulate::kNo) MT_CUDA_CHECK(cudaMemsetAsync(out.data_ptr(), 0, out.nbytes(), s));
-    if (bias.defined()) add_bias(out, bias, batch * m, n, s);
+    if (bias.defined()) add_bias(out, bias, batch * m, n, bias_group_rows, s);
     return;
   }
   int64_t stride_a = sa.batch == 1 ? 0 : m * k, stride_b = sb.batch == 1 ? 0 : k * n;
-  // A shared b with untransposed a is one GEMM over all batch * m rows.
-  if (batch > 1 && sb.batch == 1 && ta == Transpose::kNo && sa.batch == batch) {
+  // A shared b with untransposed a (and no per-batch bias) is one GEMM over all batch * m rows.
+  if (batch > 1 && sb.batch == 1 && ta == Transpose::kNo && sa.batch == batch && !bias_batched) {
     m *= batch;
     batch = 1;
     stride_a = 0;
   }
   bool bias_epilogue = bias.defined() && alignment(bias.data_ptr()) >= 16;
-  PlanKey key{dev,       out.dtype(), ta, tb, m, n, k, batch, stride_a, stride_b, bias_epilogue,
-              alignment(a.data_ptr()), alignment(b.data_ptr()), alignment(out.data_ptr())};
+  PlanKey key{dev,      out.dtype(), ta,        tb, m, n, k, batch, stride_a, stride_b, bias_epilogue,
+              bias_batched, alignment(a.data_ptr()), alignment(b.data_ptr()), alignment(out.data_ptr())};
   void* workspace = cuda_workspace(dev, kWorkspaceBytes);
   PlanCache& cache = plan_cache();
   std::lock_guard<std::mutex> lock(cache.mu);
@@ -301,7 +307,7 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
                   .stream = s};
   if (matmul_autotune() && !plan.timed) time_candidates(plan, out, args);
   MT_CUBLAS_CHECK(run_plan(plan, plan.algo, args));
-  if (bias.defined() && !plan.bias_epilogue) add_bias(out, bias, batch * m, n, s);
+  if (bias.defined() && !plan.bias_epilogue) add_bias(out, bias, batch * m, n, bias_group_rows, s);
 }
 
 }  // namespace mt::cuda
