@@ -1,5 +1,7 @@
-// LayerNorm kernels. Rows of whole 16-byte packs that fit in registers are read once: forward keeps the
-// row in registers for the mean, the variance (two passes, like the CPU reference) and the output;
+// LayerNorm kernels. Rows of at most 128 whole 16-byte packs take one warp each in a persistent grid that
+// copies rows a few ahead into shared memory with cp.async (many bytes in flight per SM, no block-wide
+// synchronisation per row). Longer rows of whole packs that fit in registers are read once: forward keeps
+// the row in registers for the mean, the variance (two passes, like the CPU reference) and the output;
 // backward is a persistent grid whose warps stride over rows, writing dx from the row held in registers
 // and summing their columns' dw/db terms in registers, one partial row per block. Other rows (odd
 // lengths, misaligned, very long) loop over the row, re-reading it, with partials per row group. A second
@@ -9,6 +11,7 @@
 #include "device_utils.cuh"
 #include "layernorm.h"
 #include "row_launch.cuh"
+#include "tensor_core.cuh"
 
 namespace mt::gpukernels {
 
@@ -375,6 +378,257 @@ __global__ void __launch_bounds__(32 * kReduceSlices)
     db[c - cols] = from_acc<T>(s);
 }
 
+// Pipelined one-warp-per-row kernels (rows of at most 32 * 4 whole 16-byte packs): a persistent grid whose
+// warps stride over rows and copy each row kPipeStages - 1 rows ahead into their own shared-memory stages
+// with cp.async, so several rows per warp are in flight without holding them in registers. Lane l copies
+// and reads only its own packs l + 32 i; mean/rstd (backward) are copied by lanes 0-3 and read by all
+// after __syncwarp.
+constexpr int kPipeWarps = 4;
+constexpr int kPipeStages = 4;
+constexpr int kPipeMaxPacks = 4;
+
+// Bytes of one warp's stage: `tensors` rows of `packs` packs, then 16 bytes for mean and rstd.
+__host__ __device__ inline size_t pipe_stage_bytes(int64_t packs, int tensors) { return static_cast<size_t>(tensors * packs) * 16 + 16; }
+
+template <typename T, typename S, int P>
+__global__ void __launch_bounds__(32 * kPipeWarps)
+    layernorm_forward_pipelined_kernel(T* __restrict__ y, S* __restrict__ mean_out, S* __restrict__ rstd_out,
+                                       const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+                                       int64_t rows, int64_t cols, double eps) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t packs = cols / V;
+  const size_t stage_bytes = pipe_stage_bytes(packs, 1);
+  unsigned char* mine = smem_raw + warp * kPipeStages * stage_bytes;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kPipeWarps + warp;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * kPipeWarps;
+  auto issue = [&](int64_t row, int stage) {
+    unsigned char* s = mine + stage * stage_bytes;
+    bool active = row < rows;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      int64_t p = lane + 32 * i;
+      if (p < packs) cp_async_16(smem_addr(s + p * 16), x + (active ? row * cols + p * V : 0), active ? 16 : 0);
+    }
+    cp_async_commit();
+  };
+  Pack<T, V> wp[P], bp[P];
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    int64_t p = lane + 32 * i;
+#pragma unroll
+    for (int j = 0; j < V; ++j) wp[i].v[j] = bp[i].v[j] = from_acc<T>(A(0));
+    if (p < packs) {
+      wp[i] = load_pack<T, V>(w + p * V);
+      if (b) bp[i] = load_pack<T, V>(b + p * V);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kPipeStages - 1; ++k) issue(first + k * step, k);
+  int stage = 0;
+  for (int64_t row = first; row < rows; row += step) {
+    issue(row + (kPipeStages - 1) * step, (stage + kPipeStages - 1) % kPipeStages);
+    cp_async_wait<kPipeStages - 1>();
+    const unsigned char* s = mine + stage * stage_bytes;
+    Pack<T, V> xp[P];
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      int64_t p = lane + 32 * i;
+      if (p < packs) {
+        xp[i] = *reinterpret_cast<const Pack<T, V>*>(s + p * 16);
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) xp[i].v[j] = from_acc<T>(A(0));
+      }
+    }
+    A sum = 0;
+#pragma unroll
+    for (int i = 0; i < P; ++i)
+#pragma unroll
+      for (int j = 0; j < V; ++j) sum += to_acc(xp[i].v[j]);
+    A mean = warp_allreduce(sum, SumOp{}) / static_cast<A>(cols);
+    A q = 0;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      if (lane + 32 * i >= packs) continue;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        A d = to_acc(xp[i].v[j]) - mean;
+        q += d * d;
+      }
+    }
+    A var = warp_allreduce(q, SumOp{}) / static_cast<A>(cols);
+    A rstd = A(1) / sqrt_acc(var + static_cast<A>(eps));
+    if (lane == 0) {
+      mean_out[row] = static_cast<S>(mean);
+      rstd_out[row] = static_cast<S>(rstd);
+    }
+    T* yr = y + row * cols;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      int64_t p = lane + 32 * i;
+      if (p >= packs) continue;
+      Pack<T, V> r;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        A o = (to_acc(xp[i].v[j]) - mean) * rstd * to_acc(wp[i].v[j]);
+        if (b) o += to_acc(bp[i].v[j]);
+        r.v[j] = from_acc<T>(o);
+      }
+      store_pack<T, V>(yr + p * V, r);
+    }
+    stage = (stage + 1) % kPipeStages;
+  }
+  cp_async_wait<0>();  // the trailing (zero-filling) copies land before the block exits
+}
+
+// Backward counterpart: stages hold dy, x, mean and rstd of a row; each warp sums its rows' dw/db terms
+// for its lanes' columns in registers, and the block's warps are added in order into partial row
+// blockIdx.x (dw then db, 2 * cols values), reusing the stage memory once all copies are done.
+template <typename T, typename S, int P>
+__global__ void __launch_bounds__(32 * kPipeWarps, 3)
+    layernorm_backward_pipelined_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
+                                        const T* __restrict__ w, const S* __restrict__ mean_in,
+                                        const S* __restrict__ rstd_in, int64_t rows, int64_t cols,
+                                        acc_t<T>* __restrict__ partial) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>;
+  constexpr int kWords = static_cast<int>(sizeof(S) / 4);
+  static_assert(2 * sizeof(S) <= 16, "mean and rstd fit the stage's last 16 bytes");
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t packs = cols / V;
+  const size_t stage_bytes = pipe_stage_bytes(packs, 2);
+  unsigned char* mine = smem_raw + warp * kPipeStages * stage_bytes;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kPipeWarps + warp;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * kPipeWarps;
+  auto issue = [&](int64_t row, int stage) {
+    unsigned char* s = mine + stage * stage_bytes;
+    bool active = row < rows;
+    int bytes = active ? 16 : 0;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      int64_t p = lane + 32 * i;
+      if (p >= packs) continue;
+      int64_t off = active ? row * cols + p * V : 0;
+      cp_async_16(smem_addr(s + p * 16), dy + off, bytes);
+      cp_async_16(smem_addr(s + (packs + p) * 16), x + off, bytes);
+    }
+    if (lane < 2 * kWords) {
+      const S* src = lane < kWords ? mean_in : rstd_in;
+      const uint32_t* word = reinterpret_cast<const uint32_t*>(src + (active ? row : 0)) + lane % kWords;
+      cp_async_4(smem_addr(s + 2 * packs * 16 + lane * 4), word, active ? 4 : 0);
+    }
+    cp_async_commit();
+  };
+  Pack<T, V> wp[P];
+  A dw[P][V], db[P][V];
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    int64_t p = lane + 32 * i;
+    if (p < packs) {
+      wp[i] = load_pack<T, V>(w + p * V);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) wp[i].v[j] = from_acc<T>(A(0));
+    }
+#pragma unroll
+    for (int j = 0; j < V; ++j) dw[i][j] = db[i][j] = 0;
+  }
+#pragma unroll
+  for (int k = 0; k < kPipeStages - 1; ++k) issue(first + k * step, k);
+  int stage = 0;
+  for (int64_t row = first; row < rows; row += step) {
+    issue(row + (kPipeStages - 1) * step, (stage + kPipeStages - 1) % kPipeStages);
+    cp_async_wait<kPipeStages - 1>();
+    __syncwarp();  // lanes 0-3's mean/rstd copies are visible to the warp
+    const unsigned char* s = mine + stage * stage_bytes;
+    A mean = static_cast<A>(*reinterpret_cast<const S*>(s + 2 * packs * 16));
+    A rstd = static_cast<A>(*reinterpret_cast<const S*>(s + 2 * packs * 16 + sizeof(S)));
+    Pack<T, V> gp[P], xp[P];
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      int64_t p = lane + 32 * i;
+      if (p < packs) {
+        gp[i] = *reinterpret_cast<const Pack<T, V>*>(s + p * 16);
+        xp[i] = *reinterpret_cast<const Pack<T, V>*>(s + (packs + p) * 16);
+      } else {  // dy = 0: adds nothing to the sums below
+#pragma unroll
+        for (int j = 0; j < V; ++j) gp[i].v[j] = xp[i].v[j] = from_acc<T>(A(0));
+      }
+    }
+    __syncwarp();  // every lane has read mean/rstd before lanes 0-3 refill this stage
+    A s1 = 0, s2 = 0;
+#pragma unroll
+    for (int i = 0; i < P; ++i)
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        A g = to_acc(gp[i].v[j]), xhat = (to_acc(xp[i].v[j]) - mean) * rstd;
+        A wg = to_acc(wp[i].v[j]) * g;
+        s1 += wg;
+        s2 += wg * xhat;
+        dw[i][j] += g * xhat;
+        db[i][j] += g;
+      }
+    for (int o = 16; o > 0; o >>= 1) {
+      s1 += __shfl_xor_sync(0xffffffffu, s1, o);
+      s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+    }
+    A c1 = s1 / static_cast<A>(cols), c2 = s2 / static_cast<A>(cols);
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      int64_t p = lane + 32 * i;
+      if (p >= packs) continue;
+      Pack<T, V> r;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        A xhat = (to_acc(xp[i].v[j]) - mean) * rstd;
+        A wg = to_acc(wp[i].v[j]) * to_acc(gp[i].v[j]);
+        r.v[j] = from_acc<T>((wg - c1 - xhat * c2) * rstd);
+      }
+      store_pack<T, V>(dx + row * cols + p * V, r);
+    }
+    stage = (stage + 1) % kPipeStages;
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // all copies landed and all warps are done with their stages
+  A* fold = reinterpret_cast<A*>(smem_raw);
+  if (warp > 0) {
+    A* part = fold + (warp - 1) * 2 * cols;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      int64_t p = lane + 32 * i;
+      if (p >= packs) continue;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        part[p * V + j] = dw[i][j];
+        part[cols + p * V + j] = db[i][j];
+      }
+    }
+  }
+  __syncthreads();
+  if (warp > 0) return;
+  A* out = partial + static_cast<int64_t>(blockIdx.x) * 2 * cols;
+#pragma unroll
+  for (int i = 0; i < P; ++i) {
+    int64_t p = lane + 32 * i;
+    if (p >= packs) continue;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      int64_t c = p * V + j;
+      A sw = dw[i][j], sb = db[i][j];
+      for (int k = 1; k < kPipeWarps; ++k) {
+        sw += fold[(k - 1) * 2 * cols + c];
+        sb += fold[(k - 1) * 2 * cols + cols + c];
+      }
+      out[c] = sw;
+      out[cols + c] = sb;
+    }
+  }
+}
+
 // Groups wanted: enough to fill the GPU, few enough that the partials stay small (16 MiB of f32 at most).
 int64_t wanted_groups(int64_t rows, int64_t cols) {
   int64_t want = std::clamp<int64_t>((int64_t{1} << 21) / std::max<int64_t>(cols, 1), kMinGroups, kMaxGroups);
@@ -397,6 +651,26 @@ cudaError_t persistent_blocks(Kernel kernel, const RowLaunch& l, size_t smem, in
   return cudaSuccess;
 }
 
+// Blocks of a pipelined kernel with `smem` bytes of dynamic shared memory: as many as fit on the device at
+// once, at most `limit`; 0 when none fits (the caller takes another path).
+template <typename Kernel>
+cudaError_t pipelined_blocks(Kernel kernel, size_t smem, int64_t limit, unsigned& blocks) {
+  blocks = 0;
+  int device = 0, sms = 0, per_sm = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (e != cudaSuccess) {  // more shared memory than the device allows a block
+    cudaGetLastError();
+    return cudaSuccess;
+  }
+  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * kPipeWarps, smem);
+  if (e != cudaSuccess) return e;
+  blocks = static_cast<unsigned>(std::min<int64_t>(int64_t{per_sm} * sms, limit));
+  return cudaSuccess;
+}
+
 }  // namespace
 
 template <typename T, typename S>
@@ -405,8 +679,25 @@ cudaError_t layernorm_forward(T* y, S* mean, S* rstd, const T* x, const T* w, co
   if (rows == 0 || cols == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
   bool vec = cols % V == 0 && aligned16(y) && aligned16(x) && aligned16(w) && (!b || aligned16(b));
-  RegisterRowLaunch r = vec ? register_row_launch(rows, cols / V, kForwardRowThreads) : RegisterRowLaunch{};
-  bool done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
+  int64_t warp_rows = (rows + kPipeWarps - 1) / kPipeWarps;
+  bool done = false;
+  cudaError_t status = cudaSuccess;
+  if (vec && cols / V <= 32 * kPipeMaxPacks) {
+    int packs_per_lane = 1;
+    while (32 * packs_per_lane < cols / V) packs_per_lane *= 2;
+    dispatch_row_packs<kPipeMaxPacks>(packs_per_lane, [&](auto p) {
+      auto kernel = layernorm_forward_pipelined_kernel<T, S, decltype(p)::value>;
+      size_t smem = kPipeWarps * kPipeStages * pipe_stage_bytes(cols / V, 1);
+      unsigned blocks = 0;
+      status = pipelined_blocks(kernel, smem, warp_rows, blocks);
+      if (status != cudaSuccess || blocks == 0) return;
+      kernel<<<blocks, 32 * kPipeWarps, smem, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
+      done = true;
+    });
+  }
+  if (status != cudaSuccess) return status;
+  RegisterRowLaunch r = vec && !done ? register_row_launch(rows, cols / V, kForwardRowThreads) : RegisterRowLaunch{};
+  if (!done) done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
     layernorm_forward_registers_kernel<T, S, decltype(p)::value>
         <<<r.launch.grid, r.launch.block, 0, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
   });
@@ -439,11 +730,29 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
   constexpr int V = kPack<T>;
   A* part = static_cast<A*>(partial);
   bool vec = cols % V == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(w);
-  RegisterRowLaunch r =
-      vec ? register_row_launch(rows, cols / V, kBackwardRowThreads, kBackwardMaxPacks) : RegisterRowLaunch{};
   int64_t groups = 0;
   cudaError_t status = cudaSuccess;
-  bool done = dispatch_row_packs<kBackwardMaxPacks>(r.packs_per_thread, [&](auto p) {
+  bool done = false;
+  if (vec && cols / V <= 32 * kPipeMaxPacks) {
+    int packs_per_lane = 1;
+    while (32 * packs_per_lane < cols / V) packs_per_lane *= 2;
+    dispatch_row_packs<kPipeMaxPacks>(packs_per_lane, [&](auto p) {
+      auto kernel = layernorm_backward_pipelined_kernel<T, S, decltype(p)::value>;
+      size_t smem = std::max(kPipeWarps * kPipeStages * pipe_stage_bytes(cols / V, 2),
+                             static_cast<size_t>(kPipeWarps - 1) * 2 * cols * sizeof(A));
+      unsigned blocks = 0;
+      int64_t limit = std::min(wanted_groups(rows, cols), (rows + kPipeWarps - 1) / kPipeWarps);
+      status = pipelined_blocks(kernel, smem, limit, blocks);
+      if (status != cudaSuccess || blocks == 0) return;
+      kernel<<<blocks, 32 * kPipeWarps, smem, stream>>>(dx, dy, x, w, mean, rstd, rows, cols, part);
+      groups = blocks;
+      done = true;
+    });
+  }
+  if (status != cudaSuccess) return status;
+  RegisterRowLaunch r = vec && !done ? register_row_launch(rows, cols / V, kBackwardRowThreads, kBackwardMaxPacks)
+                                     : RegisterRowLaunch{};
+  if (!done) done = dispatch_row_packs<kBackwardMaxPacks>(r.packs_per_thread, [&](auto p) {
     auto kernel = layernorm_backward_registers_kernel<T, S, decltype(p)::value>;
     size_t smem = static_cast<size_t>(r.launch.block.y - 1) * 2 * cols * sizeof(A);
     unsigned blocks = 0;
