@@ -23,7 +23,10 @@ void add_train_command(CLI::App& app) {
     try {
       Recipe recipe = load_recipe(args->recipe, args->overrides);
       TrainResult r = train(recipe, world);
-      if (world.rank() == 0) {
+      if (world.rank() == 0 && r.steps_run == 0) {
+        std::printf("nothing to do: the run is already at step %ld of %ld\n", static_cast<long>(r.steps_done),
+                    static_cast<long>(recipe.train.steps));
+      } else if (world.rank() == 0) {
         std::printf("done: %ld steps, last loss %.4f", static_cast<long>(r.steps_done), r.last_loss);
         if (r.last_val_loss >= 0) std::printf(", val loss %.4f", r.last_val_loss);
         std::printf("%s\n", r.stopped_by_signal ? " (stopped by signal; run again to resume)" : "");

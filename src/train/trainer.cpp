@@ -306,6 +306,7 @@ TrainResult train(Recipe r, const Communicator& world) {
   }
   progress.finish();
   result.steps_done = counters.step;
+  result.steps_run = counters.step - first_step;
   return result;
 }
 

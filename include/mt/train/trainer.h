@@ -13,6 +13,7 @@ namespace mt {
 
 struct TrainResult {
   int64_t steps_done = 0;      // optimizer steps completed in total (resumed ones included)
+  int64_t steps_run = 0;       // optimizer steps run by this call
   double last_loss = 0;        // training loss of the last step
   double last_val_loss = -1;   // < 0 when never evaluated
   bool stopped_by_signal = false;
