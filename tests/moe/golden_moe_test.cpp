@@ -3,7 +3,6 @@
 // routing table, output, aux / z losses and the gradients of every parameter and of the input.
 // Skipped only when the file is absent.
 #include <gtest/gtest.h>
-#include <hdf5.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +11,7 @@
 
 #include "mt/autograd/grad_mode.h"
 #include "mt/nn/moe_layer.h"
+#include "../data/golden_file.h"
 #include "mt/ops/ops.h"
 
 using namespace mt;
@@ -21,47 +21,7 @@ namespace {
 const std::string kGoldenPath = std::string(MT_TEST_DATA_DIR) + "/golden_moe.h5";
 constexpr double kTolerance = 1e-5;
 
-struct Dataset {
-  std::vector<double> values;
-  Shape shape;
-};
-
-class GoldenFile {
- public:
-  GoldenFile() {
-    file_ = H5Fopen(kGoldenPath.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    MT_CHECK(file_ >= 0, kGoldenPath, ": cannot open as HDF5");
-  }
-  ~GoldenFile() { H5Fclose(file_); }
-  GoldenFile(const GoldenFile&) = delete;
-  GoldenFile& operator=(const GoldenFile&) = delete;
-
-  Dataset read(const std::string& name) const {
-    hid_t d = H5Dopen2(file_, name.c_str(), H5P_DEFAULT);
-    MT_CHECK(d >= 0, kGoldenPath, ": no dataset '", name, "'");
-    hid_t space = H5Dget_space(d);
-    int nd = H5Sget_simple_extent_ndims(space);
-    std::vector<hsize_t> dims(std::max(nd, 0));
-    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    Dataset out;
-    for (hsize_t n : dims) out.shape.push_back(static_cast<int64_t>(n));
-    out.values.resize(out.shape.numel());
-    herr_t st = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.values.data());
-    H5Sclose(space);
-    H5Dclose(d);
-    MT_CHECK(st >= 0, kGoldenPath, ": cannot read dataset '", name, "'");
-    return out;
-  }
-  double scalar(const std::string& name) const { return read(name).values.at(0); }
-  Tensor tensor(const std::string& name) const {
-    Dataset d = read(name);
-    std::vector<float> v(d.values.begin(), d.values.end());
-    return Tensor::from_vector<float>(v, d.shape);
-  }
-
- private:
-  hid_t file_ = -1;
-};
+using Dataset = GoldenDataset;
 
 void expect_close(const Tensor& got, const Dataset& want, const std::string& what) {
   ASSERT_TRUE(got.defined()) << what << ": no value";
@@ -84,7 +44,7 @@ class GoldenMoE : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenMoE, MatchesTheDeepSpeedReference) {
   if (!std::filesystem::exists(kGoldenPath)) GTEST_SKIP() << kGoldenPath << " is absent (scripts/make_golden_moe.py)";
-  GoldenFile f;
+  GoldenFile f(kGoldenPath);
   const std::string g = GetParam() + "/";
   MoEConfig c;
   c.experts = static_cast<int64_t>(f.scalar(g + "config/experts"));

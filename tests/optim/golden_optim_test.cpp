@@ -1,13 +1,13 @@
 // AdamW, SGD, clip_grad_norm and LR schedules against PyTorch's values in tests/data/golden_optim.h5
 // (written by scripts/make_golden_optim.py on a machine with torch). Skipped only when the file is absent.
 #include <gtest/gtest.h>
-#include <hdf5.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
 
+#include "../data/golden_file.h"
 #include "mt/ops/ops.h"
 #include "mt/optim/adamw.h"
 #include "mt/optim/clip_grad.h"
@@ -23,44 +23,7 @@ constexpr int kParams = 3;
 constexpr int kSteps = 5;
 const bool kDecays[kParams] = {true, false, true};
 
-struct Dataset {
-  std::vector<double> values;
-  Shape shape;
-};
-
-class GoldenFile {
- public:
-  GoldenFile() {
-    file_ = H5Fopen(kGoldenPath.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    MT_CHECK(file_ >= 0, kGoldenPath, ": cannot open as HDF5");
-  }
-  ~GoldenFile() { H5Fclose(file_); }
-  Dataset read(const std::string& name) const {
-    hid_t d = H5Dopen2(file_, name.c_str(), H5P_DEFAULT);
-    MT_CHECK(d >= 0, kGoldenPath, ": no dataset '", name, "'");
-    hid_t space = H5Dget_space(d);
-    int nd = H5Sget_simple_extent_ndims(space);
-    std::vector<hsize_t> dims(std::max(nd, 0));
-    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    Dataset out;
-    for (hsize_t n : dims) out.shape.push_back(static_cast<int64_t>(n));
-    out.values.resize(out.shape.numel());
-    herr_t st = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.values.data());
-    H5Sclose(space);
-    H5Dclose(d);
-    MT_CHECK(st >= 0, kGoldenPath, ": cannot read dataset '", name, "'");
-    return out;
-  }
-  double scalar(const std::string& name) const { return read(name).values.at(0); }
-  Tensor tensor(const std::string& name) const {
-    Dataset d = read(name);
-    std::vector<float> v(d.values.begin(), d.values.end());
-    return Tensor::from_vector<float>(v, d.shape);
-  }
-
- private:
-  hid_t file_ = -1;
-};
+using Dataset = GoldenDataset;
 
 void expect_close(const Tensor& got, const std::vector<double>& want, const std::string& what) {
   std::vector<double> g = got.to_vector<double>();
@@ -116,7 +79,7 @@ void check_steps(const GoldenFile& f, Optimizer& opt, const std::vector<Tensor>&
 
 TEST(GoldenOptim, AdamWMatchesPyTorch) {
   SKIP_WITHOUT_GOLDEN();
-  GoldenFile f;
+  GoldenFile f(kGoldenPath);
   std::vector<Tensor> ps = initial_params(f);
   AdamW opt(golden_groups(ps), {.lr = f.read("adamw/lr").values[0],
                                 .beta1 = f.scalar("adamw/beta1"),
@@ -134,7 +97,7 @@ TEST(GoldenOptim, AdamWMatchesPyTorch) {
 
 TEST(GoldenOptim, SgdMomentumMatchesPyTorch) {
   SKIP_WITHOUT_GOLDEN();
-  GoldenFile f;
+  GoldenFile f(kGoldenPath);
   std::vector<Tensor> ps = initial_params(f);
   double lr = f.scalar("sgd/lr");
   Sgd opt(golden_groups(ps), {.lr = lr, .momentum = f.scalar("sgd/momentum"), .weight_decay = f.scalar("sgd/weight_decay")});
@@ -149,7 +112,7 @@ TEST(GoldenOptim, SgdMomentumMatchesPyTorch) {
 
 TEST(GoldenOptim, ClipGradNormMatchesPyTorch) {
   SKIP_WITHOUT_GOLDEN();
-  GoldenFile f;
+  GoldenFile f(kGoldenPath);
   for (const std::string name : {"clip", "clip_noop"}) {
     std::vector<Tensor> ps;
     for (int k = 0; k < 2; ++k) {
@@ -169,7 +132,7 @@ TEST(GoldenOptim, ClipGradNormMatchesPyTorch) {
 
 TEST(GoldenOptim, SchedulesMatchPyTorchLambdaLR) {
   SKIP_WITHOUT_GOLDEN();
-  GoldenFile f;
+  GoldenFile f(kGoldenPath);
   for (auto [name, decay] : {std::pair{"cosine", LrDecay::kCosine}, std::pair{"linear", LrDecay::kLinear}}) {
     std::string g = std::string("schedule/") + name;
     LrSchedule s({.lr = f.scalar(g + "/lr"),
