@@ -196,6 +196,7 @@ TrainResult train(Recipe r, const Communicator& world) {
                     r.log.every);
   const int64_t tokens_per_step = static_cast<int64_t>(r.train.global_batch) * r.model.seq_len;
   const double flops_per_token = train_flops_per_token(cfg);
+  const bool is_moe = !cfg.experts_per_block.empty();
 
   auto save = [&](const char* why) {
     counters.loader = loader.state();
@@ -262,7 +263,7 @@ TrainResult train(Recipe r, const Communicator& world) {
           {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}, {"step_ms", dt * 1e3},
           {"memory_peak_bytes", static_cast<double>(allocator_stats(device).peak_allocated)}};
       std::vector<std::pair<std::string, std::string>> text;
-      if (model.moe_loss().defined()) {
+      if (is_moe) {
         // Routing of the last micro-batch: drop rate averaged over MoE layers, kept tokens per expert.
         GPT::MoEStats st = model.moe_stats();
         double drop = 0;
@@ -281,7 +282,7 @@ TrainResult train(Recipe r, const Communicator& world) {
       }
       if (device.is_cuda()) fields.push_back({"mfu", flops_per_token * tok_s * world.size() / 989e12});
       metrics.write(fields, text);
-      progress.update({counters.step, r.train.steps, loss, lr, tok_s * world.size(), eta, model.moe_loss().defined() ? aux : -1});
+      progress.update({counters.step, r.train.steps, loss, lr, tok_s * world.size(), eta, is_moe ? aux : -1});
     }
     bool last = counters.step == r.train.steps;
     if (r.train.eval_every > 0 && (counters.step % r.train.eval_every == 0 || last)) {
