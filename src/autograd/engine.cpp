@@ -74,10 +74,12 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
   }
 
   std::priority_queue<Node*, std::vector<Node*>, ByLatest> ready;
+  std::unordered_map<Node*, bool> pushed;  // two roots may share a node: run it once
   for (auto& n : root_nodes)
-    if (dependencies[n.get()] == 0) ready.push(n.get());
-  std::unordered_map<Node*, bool> queued;
-  for (auto& n : root_nodes) queued[n.get()] = dependencies[n.get()] == 0;
+    if (dependencies[n.get()] == 0 && !pushed[n.get()]) {
+      pushed[n.get()] = true;
+      ready.push(n.get());
+    }
 
   while (!ready.empty()) {
     Node* n = ready.top();
