@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "mt/autograd/engine.h"
 #include "mt/autograd/grad_mode.h"
 #include "mt/autograd/gradcheck.h"
 #include "mt/ops/ops.h"
@@ -88,4 +89,13 @@ TEST(Gradcheck, DetectsAWrongGradient) {
   EXPECT_FALSE(gradcheck(wrong, {x}).ok);
   auto right = [](const std::vector<Tensor>& in) { return mul(in[0], 2.0); };
   EXPECT_TRUE(gradcheck(right, {x}).ok);
+}
+
+TEST(Engine, TheSameRootTwiceSumsItsSeedsAndRunsOnce) {
+  Tensor x = Tensor::from_vector<double>({1.5}, {1});
+  x.set_requires_grad(true);
+  Tensor y = mul(x, 2.0);
+  Tensor one = ones({1}, {DType::F64});
+  run_backward({y, y}, {one, one}, RetainGraph::kNo);
+  EXPECT_EQ(x.grad().item(), 4.0);  // (1 + 1) * 2
 }
