@@ -1,6 +1,5 @@
-// LayerNorm kernels. Rows of at most 128 whole 16-byte packs take one warp each in a persistent grid that
-// copies rows a few ahead into shared memory with cp.async (many bytes in flight per SM, no block-wide
-// synchronisation per row). Longer rows of whole packs that fit in registers are read once: forward keeps
+// LayerNorm kernels. Rows of at most 128 whole 16-byte packs take one warp each on the cp.async row
+// pipeline of row_pipeline.cuh (many bytes in flight per SM, no block-wide synchronisation per row). Longer rows of whole packs that fit in registers are read once: forward keeps
 // the row in registers for the mean, the variance (two passes, like the CPU reference) and the output;
 // backward is a persistent grid whose warps stride over rows, writing dx from the row held in registers
 // and summing their columns' dw/db terms in registers, one partial row per block. Other rows (odd
@@ -11,7 +10,7 @@
 #include "device_utils.cuh"
 #include "layernorm.h"
 #include "row_launch.cuh"
-#include "tensor_core.cuh"
+#include "row_pipeline.cuh"
 
 namespace mt::gpukernels {
 
@@ -378,18 +377,8 @@ __global__ void __launch_bounds__(32 * kReduceSlices)
     db[c - cols] = from_acc<T>(s);
 }
 
-// Pipelined one-warp-per-row kernels (rows of at most 32 * 4 whole 16-byte packs): a persistent grid whose
-// warps stride over rows and copy each row kPipeStages - 1 rows ahead into their own shared-memory stages
-// with cp.async, so several rows per warp are in flight without holding them in registers. Lane l copies
-// and reads only its own packs l + 32 i; mean/rstd (backward) are copied by lanes 0-3 and read by all
-// after __syncwarp.
-constexpr int kPipeWarps = 4;
-constexpr int kPipeStages = 4;
-constexpr int kPipeMaxPacks = 4;
-
-// Bytes of one warp's stage: `tensors` rows of `packs` packs, then 16 bytes for mean and rstd.
-__host__ __device__ inline size_t pipe_stage_bytes(int64_t packs, int tensors) { return static_cast<size_t>(tensors * packs) * 16 + 16; }
-
+// One warp per row on the pipeline of row_pipeline.cuh (rows of at most 128 packs). Forward: the staged
+// row is read once into registers for the mean, the variance (two passes) and the output.
 template <typename T, typename S, int P>
 __global__ void __launch_bounds__(32 * kPipeWarps)
     layernorm_forward_pipelined_kernel(T* __restrict__ y, S* __restrict__ mean_out, S* __restrict__ rstd_out,
@@ -398,22 +387,8 @@ __global__ void __launch_bounds__(32 * kPipeWarps)
   using A = acc_t<T>;
   constexpr int V = kPack<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
   const int64_t packs = cols / V;
-  const size_t stage_bytes = pipe_stage_bytes(packs, 1);
-  unsigned char* mine = smem_raw + warp * kPipeStages * stage_bytes;
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * kPipeWarps + warp;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * kPipeWarps;
-  auto issue = [&](int64_t row, int stage) {
-    unsigned char* s = mine + stage * stage_bytes;
-    bool active = row < rows;
-#pragma unroll
-    for (int i = 0; i < P; ++i) {
-      int64_t p = lane + 32 * i;
-      if (p < packs) cp_async_16(smem_addr(s + p * 16), x + (active ? row * cols + p * V : 0), active ? 16 : 0);
-    }
-    cp_async_commit();
-  };
   Pack<T, V> wp[P], bp[P];
 #pragma unroll
   for (int i = 0; i < P; ++i) {
@@ -425,19 +400,13 @@ __global__ void __launch_bounds__(32 * kPipeWarps)
       if (b) bp[i] = load_pack<T, V>(b + p * V);
     }
   }
-#pragma unroll
-  for (int k = 0; k < kPipeStages - 1; ++k) issue(first + k * step, k);
-  int stage = 0;
-  for (int64_t row = first; row < rows; row += step) {
-    issue(row + (kPipeStages - 1) * step, (stage + kPipeStages - 1) % kPipeStages);
-    cp_async_wait<kPipeStages - 1>();
-    const unsigned char* s = mine + stage * stage_bytes;
+  WarpRowPipeline<T, P, 1> pipe(smem_raw, {x}, rows, cols);
+  pipe.run([&](int64_t row, const auto& stage) {
     Pack<T, V> xp[P];
 #pragma unroll
     for (int i = 0; i < P; ++i) {
-      int64_t p = lane + 32 * i;
-      if (p < packs) {
-        xp[i] = *reinterpret_cast<const Pack<T, V>*>(s + p * 16);
+      if (stage.has(i)) {
+        xp[i] = stage.pack(0, i);
       } else {
 #pragma unroll
         for (int j = 0; j < V; ++j) xp[i].v[j] = from_acc<T>(A(0));
@@ -452,7 +421,7 @@ __global__ void __launch_bounds__(32 * kPipeWarps)
     A q = 0;
 #pragma unroll
     for (int i = 0; i < P; ++i) {
-      if (lane + 32 * i >= packs) continue;
+      if (!stage.has(i)) continue;
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         A d = to_acc(xp[i].v[j]) - mean;
@@ -468,8 +437,7 @@ __global__ void __launch_bounds__(32 * kPipeWarps)
     T* yr = y + row * cols;
 #pragma unroll
     for (int i = 0; i < P; ++i) {
-      int64_t p = lane + 32 * i;
-      if (p >= packs) continue;
+      if (!stage.has(i)) continue;
       Pack<T, V> r;
 #pragma unroll
       for (int j = 0; j < V; ++j) {
@@ -477,52 +445,28 @@ __global__ void __launch_bounds__(32 * kPipeWarps)
         if (b) o += to_acc(bp[i].v[j]);
         r.v[j] = from_acc<T>(o);
       }
-      store_pack<T, V>(yr + p * V, r);
+      store_pack<T, V>(yr + (lane + 32 * i) * V, r);
     }
-    stage = (stage + 1) % kPipeStages;
-  }
-  cp_async_wait<0>();  // the trailing (zero-filling) copies land before the block exits
+  });
 }
 
-// Backward counterpart: stages hold dy, x, mean and rstd of a row; each warp sums its rows' dw/db terms
-// for its lanes' columns in registers, and the block's warps are added in order into partial row
-// blockIdx.x (dw then db, 2 * cols values), reusing the stage memory once all copies are done.
+// Backward: stages hold dy, x, mean and rstd of a row; each warp sums its rows' dw/db terms for its lanes'
+// columns in registers, and the block's warps are added in order into partial row blockIdx.x (dw then db,
+// 2 * cols values), reusing the stage memory once all copies are done. dy and x are read from the stage
+// twice, for the sums and again for dx, rather than held in registers in between: the registers stay
+// free for the dw/db sums (held rows took 168 registers and spilled; re-reading made the kernel 17%
+// faster on the H200, bench/NOTES.md).
 template <typename T, typename S, int P>
-__global__ void __launch_bounds__(32 * kPipeWarps, 3)
+__global__ void __launch_bounds__(32 * kPipeWarps, 2)
     layernorm_backward_pipelined_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
                                         const T* __restrict__ w, const S* __restrict__ mean_in,
                                         const S* __restrict__ rstd_in, int64_t rows, int64_t cols,
                                         acc_t<T>* __restrict__ partial) {
   using A = acc_t<T>;
   constexpr int V = kPack<T>;
-  constexpr int kWords = static_cast<int>(sizeof(S) / 4);
-  static_assert(2 * sizeof(S) <= 16, "mean and rstd fit the stage's last 16 bytes");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t packs = cols / V;
-  const size_t stage_bytes = pipe_stage_bytes(packs, 2);
-  unsigned char* mine = smem_raw + warp * kPipeStages * stage_bytes;
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * kPipeWarps + warp;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * kPipeWarps;
-  auto issue = [&](int64_t row, int stage) {
-    unsigned char* s = mine + stage * stage_bytes;
-    bool active = row < rows;
-    int bytes = active ? 16 : 0;
-#pragma unroll
-    for (int i = 0; i < P; ++i) {
-      int64_t p = lane + 32 * i;
-      if (p >= packs) continue;
-      int64_t off = active ? row * cols + p * V : 0;
-      cp_async_16(smem_addr(s + p * 16), dy + off, bytes);
-      cp_async_16(smem_addr(s + (packs + p) * 16), x + off, bytes);
-    }
-    if (lane < 2 * kWords) {
-      const S* src = lane < kWords ? mean_in : rstd_in;
-      const uint32_t* word = reinterpret_cast<const uint32_t*>(src + (active ? row : 0)) + lane % kWords;
-      cp_async_4(smem_addr(s + 2 * packs * 16 + lane * 4), word, active ? 4 : 0);
-    }
-    cp_async_commit();
-  };
   Pack<T, V> wp[P];
   A dw[P][V], db[P][V];
 #pragma unroll
@@ -537,41 +481,24 @@ __global__ void __launch_bounds__(32 * kPipeWarps, 3)
 #pragma unroll
     for (int j = 0; j < V; ++j) dw[i][j] = db[i][j] = 0;
   }
-#pragma unroll
-  for (int k = 0; k < kPipeStages - 1; ++k) issue(first + k * step, k);
-  int stage = 0;
-  for (int64_t row = first; row < rows; row += step) {
-    issue(row + (kPipeStages - 1) * step, (stage + kPipeStages - 1) % kPipeStages);
-    cp_async_wait<kPipeStages - 1>();
-    __syncwarp();  // lanes 0-3's mean/rstd copies are visible to the warp
-    const unsigned char* s = mine + stage * stage_bytes;
-    A mean = static_cast<A>(*reinterpret_cast<const S*>(s + 2 * packs * 16));
-    A rstd = static_cast<A>(*reinterpret_cast<const S*>(s + 2 * packs * 16 + sizeof(S)));
-    Pack<T, V> gp[P], xp[P];
-#pragma unroll
-    for (int i = 0; i < P; ++i) {
-      int64_t p = lane + 32 * i;
-      if (p < packs) {
-        gp[i] = *reinterpret_cast<const Pack<T, V>*>(s + p * 16);
-        xp[i] = *reinterpret_cast<const Pack<T, V>*>(s + (packs + p) * 16);
-      } else {  // dy = 0: adds nothing to the sums below
-#pragma unroll
-        for (int j = 0; j < V; ++j) gp[i].v[j] = xp[i].v[j] = from_acc<T>(A(0));
-      }
-    }
-    __syncwarp();  // every lane has read mean/rstd before lanes 0-3 refill this stage
+  WarpRowPipeline<T, P, 2, S, 2> pipe(smem_raw, {dy, x}, rows, cols, mean_in, rstd_in);
+  pipe.run([&](int64_t row, const auto& stage) {
+    A mean = static_cast<A>(stage.scalar(0)), rstd = static_cast<A>(stage.scalar(1));
     A s1 = 0, s2 = 0;
 #pragma unroll
-    for (int i = 0; i < P; ++i)
+    for (int i = 0; i < P; ++i) {
+      if (!stage.has(i)) continue;
+      Pack<T, V> gp = stage.pack(0, i), xp = stage.pack(1, i);
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        A g = to_acc(gp[i].v[j]), xhat = (to_acc(xp[i].v[j]) - mean) * rstd;
+        A g = to_acc(gp.v[j]), xhat = (to_acc(xp.v[j]) - mean) * rstd;
         A wg = to_acc(wp[i].v[j]) * g;
         s1 += wg;
         s2 += wg * xhat;
         dw[i][j] += g * xhat;
         db[i][j] += g;
       }
+    }
     for (int o = 16; o > 0; o >>= 1) {
       s1 += __shfl_xor_sync(0xffffffffu, s1, o);
       s2 += __shfl_xor_sync(0xffffffffu, s2, o);
@@ -579,21 +506,18 @@ __global__ void __launch_bounds__(32 * kPipeWarps, 3)
     A c1 = s1 / static_cast<A>(cols), c2 = s2 / static_cast<A>(cols);
 #pragma unroll
     for (int i = 0; i < P; ++i) {
-      int64_t p = lane + 32 * i;
-      if (p >= packs) continue;
-      Pack<T, V> r;
+      if (!stage.has(i)) continue;
+      Pack<T, V> gp = stage.pack(0, i), xp = stage.pack(1, i), r;
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        A xhat = (to_acc(xp[i].v[j]) - mean) * rstd;
-        A wg = to_acc(wp[i].v[j]) * to_acc(gp[i].v[j]);
+        A xhat = (to_acc(xp.v[j]) - mean) * rstd;
+        A wg = to_acc(wp[i].v[j]) * to_acc(gp.v[j]);
         r.v[j] = from_acc<T>((wg - c1 - xhat * c2) * rstd);
       }
-      store_pack<T, V>(dx + row * cols + p * V, r);
+      store_pack<T, V>(dx + row * cols + (lane + 32 * i) * V, r);
     }
-    stage = (stage + 1) % kPipeStages;
-  }
-  cp_async_wait<0>();
-  __syncthreads();  // all copies landed and all warps are done with their stages
+  });
+  __syncthreads();  // all warps are done with their stages
   A* fold = reinterpret_cast<A*>(smem_raw);
   if (warp > 0) {
     A* part = fold + (warp - 1) * 2 * cols;
@@ -651,26 +575,6 @@ cudaError_t persistent_blocks(Kernel kernel, const RowLaunch& l, size_t smem, in
   return cudaSuccess;
 }
 
-// Blocks of a pipelined kernel with `smem` bytes of dynamic shared memory: as many as fit on the device at
-// once, at most `limit`; 0 when none fits (the caller takes another path).
-template <typename Kernel>
-cudaError_t pipelined_blocks(Kernel kernel, size_t smem, int64_t limit, unsigned& blocks) {
-  blocks = 0;
-  int device = 0, sms = 0, per_sm = 0;
-  cudaError_t e = cudaGetDevice(&device);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (e != cudaSuccess) {  // more shared memory than the device allows a block
-    cudaGetLastError();
-    return cudaSuccess;
-  }
-  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * kPipeWarps, smem);
-  if (e != cudaSuccess) return e;
-  blocks = static_cast<unsigned>(std::min<int64_t>(int64_t{per_sm} * sms, limit));
-  return cudaSuccess;
-}
-
 }  // namespace
 
 template <typename T, typename S>
@@ -682,12 +586,10 @@ cudaError_t layernorm_forward(T* y, S* mean, S* rstd, const T* x, const T* w, co
   int64_t warp_rows = (rows + kPipeWarps - 1) / kPipeWarps;
   bool done = false;
   cudaError_t status = cudaSuccess;
-  if (vec && cols / V <= 32 * kPipeMaxPacks) {
-    int packs_per_lane = 1;
-    while (32 * packs_per_lane < cols / V) packs_per_lane *= 2;
-    dispatch_row_packs<kPipeMaxPacks>(packs_per_lane, [&](auto p) {
+  if (vec) {
+    dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
       auto kernel = layernorm_forward_pipelined_kernel<T, S, decltype(p)::value>;
-      size_t smem = kPipeWarps * kPipeStages * pipe_stage_bytes(cols / V, 1);
+      size_t smem = pipe_smem_bytes(cols / V, 1);
       unsigned blocks = 0;
       status = pipelined_blocks(kernel, smem, warp_rows, blocks);
       if (status != cudaSuccess || blocks == 0) return;
@@ -733,16 +635,16 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
   int64_t groups = 0;
   cudaError_t status = cudaSuccess;
   bool done = false;
-  if (vec && cols / V <= 32 * kPipeMaxPacks) {
-    int packs_per_lane = 1;
-    while (32 * packs_per_lane < cols / V) packs_per_lane *= 2;
-    dispatch_row_packs<kPipeMaxPacks>(packs_per_lane, [&](auto p) {
+  if (vec) {
+    dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
       auto kernel = layernorm_backward_pipelined_kernel<T, S, decltype(p)::value>;
-      size_t smem = std::max(kPipeWarps * kPipeStages * pipe_stage_bytes(cols / V, 2),
+      size_t smem = std::max(pipe_smem_bytes(cols / V, 2),
                              static_cast<size_t>(kPipeWarps - 1) * 2 * cols * sizeof(A));
       unsigned blocks = 0;
       int64_t limit = std::min(wanted_groups(rows, cols), (rows + kPipeWarps - 1) / kPipeWarps);
-      status = pipelined_blocks(kernel, smem, limit, blocks);
+      // Two blocks per SM where three fit: each warp streams more rows and there are fewer partial rows to
+      // sum (0.121 ms against 0.126 ms at 65536 x 1024 bf16 on the H200, bench/NOTES.md).
+      status = pipelined_blocks(kernel, smem, limit, blocks, 2);
       if (status != cudaSuccess || blocks == 0) return;
       kernel<<<blocks, 32 * kPipeWarps, smem, stream>>>(dx, dy, x, w, mean, rstd, rows, cols, part);
       groups = blocks;

@@ -1,9 +1,11 @@
-// Softmax / log_softmax over rows. Rows of whole 16-byte packs that fit in registers (up to
-// 512 threads x 4 packs) are read once and written once: each thread holds its packs, the row's max and
-// sum come from warp shuffles. Other rows (odd lengths, misaligned, very long) loop over the row with an
-// online max/sum and read it a second time to write.
+// Softmax / log_softmax over rows. Rows of at most 128 whole 16-byte packs take one warp each on the
+// cp.async row pipeline of row_pipeline.cuh. Longer rows of whole packs that fit in registers (up to 512
+// threads x 4 packs) are read once and written once: each thread holds its packs, the row's max and sum
+// come from shuffles. Other rows (odd lengths, misaligned, very long) loop over the row with an online
+// max/sum and read it a second time to write.
 #include "device_utils.cuh"
 #include "row_launch.cuh"
+#include "row_pipeline.cuh"
 #include "softmax.h"
 
 namespace mt::gpukernels {
@@ -11,6 +13,92 @@ namespace mt::gpukernels {
 namespace {
 
 constexpr int kRegisterRowThreads = 512;
+
+// One warp per staged row: the row is read from the stage for the max, again for exp(x - max) (held in
+// registers with their sum), then written.
+template <typename T, int P>
+__global__ void __launch_bounds__(32 * kPipeWarps)
+    softmax_forward_pipelined_kernel(const T* __restrict__ in, T* __restrict__ out, int64_t rows, int64_t cols,
+                                     bool log_out) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int lane = threadIdx.x % 32;
+  WarpRowPipeline<T, P, 1> pipe(smem_raw, {in}, rows, cols);
+  pipe.run([&](int64_t row, const auto& stage) {
+    A m = neg_inf<A>();
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      if (!stage.has(i)) continue;
+      Pack<T, V> xp = stage.pack(0, i);
+#pragma unroll
+      for (int j = 0; j < V; ++j) m = MaxOp{}(m, to_acc(xp.v[j]));
+    }
+    A row_max = warp_allreduce(m, MaxOp{});
+    // e: exp(x - max) for softmax, x - max for log_softmax. A row of -inf gives NaN, as on the CPU.
+    A e[P][V];
+    A s = 0;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      if (!stage.has(i)) continue;
+      Pack<T, V> xp = stage.pack(0, i);
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        A d = to_acc(xp.v[j]) - row_max;
+        A ex = exp_acc(d);
+        s += ex;
+        e[i][j] = log_out ? d : ex;
+      }
+    }
+    A row_sum = warp_allreduce(s, SumOp{});
+    A inv = A(1) / row_sum, log_sum = log_acc(row_sum);
+    T* y = out + row * cols;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      if (!stage.has(i)) continue;
+      Pack<T, V> r;
+#pragma unroll
+      for (int j = 0; j < V; ++j) r.v[j] = from_acc<T>(log_out ? e[i][j] - log_sum : e[i][j] * inv);
+      store_pack<T, V>(y + (lane + 32 * i) * V, r);
+    }
+  });
+}
+
+// One warp per staged row of grad_out and y, read from the stage for the row's sum and again to write.
+template <typename T, int P>
+__global__ void __launch_bounds__(32 * kPipeWarps)
+    softmax_backward_pipelined_kernel(const T* __restrict__ grad_out, const T* __restrict__ y_in,
+                                      T* __restrict__ grad_in, int64_t rows, int64_t cols, bool log_out) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int lane = threadIdx.x % 32;
+  WarpRowPipeline<T, P, 2> pipe(smem_raw, {grad_out, y_in}, rows, cols);
+  pipe.run([&](int64_t row, const auto& stage) {
+    // softmax: sum(g * y); log_softmax: sum(g).
+    A acc = 0;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      if (!stage.has(i)) continue;
+      Pack<T, V> gp = stage.pack(0, i), yp = stage.pack(1, i);
+#pragma unroll
+      for (int j = 0; j < V; ++j) acc += log_out ? to_acc(gp.v[j]) : to_acc(gp.v[j]) * to_acc(yp.v[j]);
+    }
+    A total = warp_allreduce(acc, SumOp{});
+    T* gi = grad_in + row * cols;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      if (!stage.has(i)) continue;
+      Pack<T, V> gp = stage.pack(0, i), yp = stage.pack(1, i), r;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        A gj = to_acc(gp.v[j]), yj = to_acc(yp.v[j]);
+        r.v[j] = from_acc<T>(log_out ? gj - exp_acc(yj) * total : yj * (gj - total));
+      }
+      store_pack<T, V>(gi + (lane + 32 * i) * V, r);
+    }
+  });
+}
 
 template <typename T, int P>
 __global__ void __launch_bounds__(kRegisterRowThreads)
@@ -193,8 +281,21 @@ cudaError_t softmax_forward(const T* in, T* out, int64_t rows, int64_t cols, Sof
   constexpr int V = kPack<T>;
   bool vec = cols % V == 0 && aligned16(in) && aligned16(out);
   bool log_out = kind == SoftmaxKind::kLogSoftmax;
-  RegisterRowLaunch r = vec ? register_row_launch(rows, cols / V, kRegisterRowThreads) : RegisterRowLaunch{};
-  bool done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
+  cudaError_t status = cudaSuccess;
+  bool done = false;
+  if (vec)
+    dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
+      auto kernel = softmax_forward_pipelined_kernel<T, decltype(p)::value>;
+      size_t smem = pipe_smem_bytes(cols / V, 1);
+      unsigned blocks = 0;
+      status = pipelined_blocks(kernel, smem, (rows + kPipeWarps - 1) / kPipeWarps, blocks);
+      if (status != cudaSuccess || blocks == 0) return;
+      kernel<<<blocks, 32 * kPipeWarps, smem, stream>>>(in, out, rows, cols, log_out);
+      done = true;
+    });
+  if (status != cudaSuccess) return status;
+  RegisterRowLaunch r = vec && !done ? register_row_launch(rows, cols / V, kRegisterRowThreads) : RegisterRowLaunch{};
+  if (!done) done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
     softmax_forward_registers_kernel<T, decltype(p)::value>
         <<<r.launch.grid, r.launch.block, 0, stream>>>(in, out, rows, cols, log_out);
   });
@@ -215,8 +316,21 @@ cudaError_t softmax_backward(const T* grad_out, const T* y, T* grad_in, int64_t 
   constexpr int V = kPack<T>;
   bool vec = cols % V == 0 && aligned16(grad_out) && aligned16(y) && aligned16(grad_in);
   bool log_out = kind == SoftmaxKind::kLogSoftmax;
-  RegisterRowLaunch r = vec ? register_row_launch(rows, cols / V, kRegisterRowThreads) : RegisterRowLaunch{};
-  bool done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
+  cudaError_t status = cudaSuccess;
+  bool done = false;
+  if (vec)
+    dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
+      auto kernel = softmax_backward_pipelined_kernel<T, decltype(p)::value>;
+      size_t smem = pipe_smem_bytes(cols / V, 2);
+      unsigned blocks = 0;
+      status = pipelined_blocks(kernel, smem, (rows + kPipeWarps - 1) / kPipeWarps, blocks);
+      if (status != cudaSuccess || blocks == 0) return;
+      kernel<<<blocks, 32 * kPipeWarps, smem, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
+      done = true;
+    });
+  if (status != cudaSuccess) return status;
+  RegisterRowLaunch r = vec && !done ? register_row_launch(rows, cols / V, kRegisterRowThreads) : RegisterRowLaunch{};
+  if (!done) done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
     softmax_backward_registers_kernel<T, decltype(p)::value>
         <<<r.launch.grid, r.launch.block, 0, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
   });

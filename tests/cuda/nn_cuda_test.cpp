@@ -131,9 +131,11 @@ TEST(CudaMatmul, RepeatedShapeReusesThePlanAndGivesTheSameResult) {
 
 // ---- softmax ----
 
-// Rows of one pack per thread or fewer, a warp per row with a partial last pack group, two to 512 threads
-// per row with a partial tail, rows too long for registers, odd lengths (no vector loads).
-const Shape kRowShapes[] = {{1, 1}, {7, 1037}, {5, 64}, {6, 24}, {33, 768}, {4, 1000}, {9, 2056}, {3, 8200}, {2, 20000}};
+// Rows of one pack per thread or fewer, a warp per row with a partial last pack group, many rows per warp
+// of the pipelined kernels, two to 512 threads per row with a partial tail, rows too long for registers,
+// odd lengths (no vector loads).
+const Shape kRowShapes[] = {{1, 1},    {7, 1037},  {5, 64},   {6, 24},   {33, 768},
+                            {4, 1000}, {3000, 256}, {9, 2056}, {3, 8200}, {2, 20000}};
 
 TEST(CudaSoftmax, ForwardAndBackwardMatchCpu) {
   MT_REQUIRE_GPU();
