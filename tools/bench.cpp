@@ -1,6 +1,8 @@
 // `moetrain bench ops`: measures the GPU's ceilings (device-to-device copy bandwidth, cuBLAS's own bf16
 // GEMM rate) and then our kernels at training sizes against them, printing a Markdown table.
-// Times come from CUDA events around several iterations after a warm-up. Needs a GPU.
+// Inputs are random normal values (constant data can run faster than real data); each row's time is the
+// median over iterations timed one by one with CUDA events, after a warm-up. Needs a GPU.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -28,7 +30,7 @@ namespace {
 
 struct BenchOpsOptions {
   int device = 0;
-  int iters = 20;
+  int iters = 50;
   int warmup = 3;
 };
 
@@ -64,19 +66,27 @@ class OpsBench {
   }
 
  private:
-  // Mean milliseconds of one fn() over opt_.iters runs after opt_.warmup runs.
+  // Median milliseconds of one fn() over opt_.iters runs, each between two events, after opt_.warmup runs.
   double time_ms(const std::function<void()>& fn) {
     for (int i = 0; i < opt_.warmup; ++i) fn();
-    CudaEvent start, stop;
-    start.record(stream_);
-    for (int i = 0; i < opt_.iters; ++i) fn();
-    stop.record(stream_);
-    stop.synchronize();
-    return start.elapsed_ms(stop) / opt_.iters;
+    std::vector<CudaEvent> marks(opt_.iters + 1);
+    marks[0].record(stream_);
+    for (int i = 0; i < opt_.iters; ++i) {
+      fn();
+      marks[i + 1].record(stream_);
+    }
+    marks.back().synchronize();
+    std::vector<double> ms(opt_.iters);
+    for (int i = 0; i < opt_.iters; ++i) ms[i] = marks[i].elapsed_ms(marks[i + 1]);
+    std::nth_element(ms.begin(), ms.begin() + opt_.iters / 2, ms.end());
+    return ms[opt_.iters / 2];
   }
 
-  // A device tensor with every byte set to `byte` (0x3c gives small finite bf16/f16/f32 values).
-  Tensor filled(const Shape& shape, DType dtype, int byte = 0x3c) {
+  // A device tensor of N(0, 1) values: inputs.
+  Tensor random(const Shape& shape, DType dtype) { return mt::randn(shape, gen_, {dtype, dev_}); }
+
+  // A device tensor with every byte set to `byte`: outputs, integer targets, zeroed optimizer moments.
+  Tensor filled(const Shape& shape, DType dtype, int byte = 0) {
     Tensor t = Tensor::empty(shape, dtype, dev_);
     MT_CUDA_CHECK(cudaMemsetAsync(t.data_ptr(), byte, t.nbytes(), stream_));
     return t;
@@ -109,7 +119,7 @@ class OpsBench {
 
   void cublas_ceiling() {
     const int n = 8192;
-    Tensor a = filled({n, n}, DType::BF16), b = filled({n, n}, DType::BF16), c = filled({n, n}, DType::BF16);
+    Tensor a = random({n, n}, DType::BF16), b = random({n, n}, DType::BF16), c = filled({n, n}, DType::BF16);
     cublasHandle_t raw = nullptr;
     MT_CUBLAS_CHECK(cublasCreate(&raw));
     CublasHandle handle(raw);
@@ -126,10 +136,10 @@ class OpsBench {
 
   void linear() {
     const int64_t n = 8192;
-    Tensor x = filled({n, n}, DType::BF16), w = filled({n, n}, DType::BF16);
+    Tensor x = random({n, n}, DType::BF16), w = random({n, n}, DType::BF16);
     row("linear (mt::linear, cuBLASLt)", "8192^3", "bf16", [&] { mt::linear(x, w); }, 2.0 * n * n * n, true,
         cublas_tflops_);
-    Tensor bias = filled({n}, DType::BF16);
+    Tensor bias = random({n}, DType::BF16);
     row("linear + bias epilogue", "8192^3", "bf16", [&] { mt::linear(x, w, bias); }, 2.0 * n * n * n, true,
         cublas_tflops_);
     // Note [Timing the heuristic's candidates] in src/ops/cuda/matmul_cuda.cpp: off by default.
@@ -141,32 +151,34 @@ class OpsBench {
 
   void layer_norm() {
     const int64_t m = 65536, n = 1024;
-    Tensor x = filled({m, n}, DType::BF16), w = filled({n}, DType::BF16), b = filled({n}, DType::BF16);
+    Tensor x = random({m, n}, DType::BF16), w = random({n}, DType::BF16), b = random({n}, DType::BF16);
     Tensor y = filled({m, n}, DType::BF16), mean = filled({m}, DType::F32), rstd = filled({m}, DType::F32);
     auto fwd = kernels().layer_norm_forward.get(dev_, "layer_norm");
     auto bwd = kernels().layer_norm_backward.get(dev_, "layer_norm_backward");
     double mn = static_cast<double>(m) * n;
     row("layer_norm fwd", "65536 x 1024", "bf16", [&] { fwd(x, w, b, 1e-5, y, mean, rstd); }, mn * 4 + m * 8, false,
         copy_gbs_);
-    Tensor dx = filled({m, n}, DType::BF16), dw = filled({n}, DType::BF16), db = filled({n}, DType::BF16);
-    row("layer_norm bwd", "65536 x 1024", "bf16", [&] { bwd(y, x, w, mean, rstd, dx, dw, db); }, mn * 6 + m * 8,
+    Tensor dy = random({m, n}, DType::BF16), dx = filled({m, n}, DType::BF16), dw = filled({n}, DType::BF16), db = filled({n}, DType::BF16);
+    row("layer_norm bwd", "65536 x 1024", "bf16", [&] { bwd(dy, x, w, mean, rstd, dx, dw, db); }, mn * 6 + m * 8,
         false, copy_gbs_);
   }
 
   void softmax() {
     const int64_t m = 65536, n = 1024;
-    Tensor x = filled({m, n}, DType::BF16), y = filled({m, n}, DType::BF16), g = filled({m, n}, DType::BF16);
+    Tensor x = random({m, n}, DType::BF16), y = filled({m, n}, DType::BF16), g = random({m, n}, DType::BF16);
     auto fwd = kernels().softmax.get(dev_, "softmax");
     auto bwd = kernels().softmax_backward.get(dev_, "softmax_backward");
     double mn = static_cast<double>(m) * n;
     row("softmax fwd", "65536 x 1024", "bf16", [&] { fwd(x, y, false); }, mn * 4, false, copy_gbs_);
-    row("softmax bwd", "65536 x 1024", "bf16", [&] { bwd(g, y, x, false); }, mn * 6, false, copy_gbs_);
+    fwd(x, y, false);  // a real softmax output for the backward
+    Tensor dx = filled({m, n}, DType::BF16);
+    row("softmax bwd", "65536 x 1024", "bf16", [&] { bwd(g, y, dx, false); }, mn * 6, false, copy_gbs_);
   }
 
   void cross_entropy() {
     const int64_t rows = 16384, vocab = 50304;
-    Tensor logits = filled({rows, vocab}, DType::BF16), targets = filled({rows}, DType::I64, 0);
-    Tensor losses = filled({rows}, DType::F32), lse = filled({rows}, DType::F32), grad = filled({rows}, DType::F32);
+    Tensor logits = random({rows, vocab}, DType::BF16), targets = filled({rows}, DType::I64);
+    Tensor losses = filled({rows}, DType::F32), lse = filled({rows}, DType::F32), grad = random({rows}, DType::F32);
     Tensor dlogits = filled({rows, vocab}, DType::BF16);
     auto fwd = kernels().cross_entropy_forward.get(dev_, "cross_entropy");
     auto bwd = kernels().cross_entropy_backward.get(dev_, "cross_entropy_backward");
@@ -184,8 +196,8 @@ class OpsBench {
 
   void attention_rows(int64_t b, int64_t h, int64_t t, int64_t d) {
     Shape s{b, h, t, d};
-    Tensor q = filled(s, DType::BF16), k = filled(s, DType::BF16), v = filled(s, DType::BF16);
-    Tensor out = filled(s, DType::BF16), lse = filled({b, h, t}, DType::F32), dout = filled(s, DType::BF16);
+    Tensor q = random(s, DType::BF16), k = random(s, DType::BF16), v = random(s, DType::BF16);
+    Tensor out = filled(s, DType::BF16), lse = filled({b, h, t}, DType::F32), dout = random(s, DType::BF16);
     Tensor dq = filled(s, DType::BF16), dk = filled(s, DType::BF16), dv = filled(s, DType::BF16);
     auto fwd = kernels().attention_forward.get(dev_, "attention");
     auto bwd = kernels().attention_backward.get(dev_, "attention_backward");
@@ -194,14 +206,15 @@ class OpsBench {
     std::string size = "B" + std::to_string(b) + " H" + std::to_string(h) + " T" + std::to_string(t) + " D" +
                        std::to_string(d);
     row("causal attention fwd", size, "bf16", [&] { fwd(q, k, v, scale, out, lse); }, flops, true, cublas_tflops_);
+    fwd(q, k, v, scale, out, lse);  // the backward reads the forward's real output and log-sum-exp
     row("causal attention bwd", size, "bf16", [&] { bwd(q, k, v, out, dout, lse, scale, dq, dk, dv); }, 2.5 * flops,
         true, cublas_tflops_);
   }
 
   void adamw() {
     const int64_t n = 124'000'000;
-    std::vector<OptimTensors> ts{{filled({n}, DType::BF16), filled({n}, DType::BF16), filled({n}, DType::F32, 0),
-                                  filled({n}, DType::F32, 0), filled({n}, DType::F32)}};
+    std::vector<OptimTensors> ts{{random({n}, DType::BF16), random({n}, DType::BF16), filled({n}, DType::F32),
+                                  filled({n}, DType::F32), random({n}, DType::F32)}};
     auto step = kernels().adamw.get(dev_, "adamw");
     AdamWHyper hyper{3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.1f, 0.05f};
     // Per parameter: grad 2 B read; master, exp_avg, exp_avg_sq 4 B read + written each; param 2 B written.
@@ -210,7 +223,7 @@ class OpsBench {
 
   void elementwise() {
     const int64_t n = int64_t{1} << 28;
-    Tensor a = filled({n}, DType::BF16), b = filled({n}, DType::BF16);
+    Tensor a = random({n}, DType::BF16), b = random({n}, DType::BF16);
     row("add", "2^28", "bf16", [&] { mt::add(a, b); }, n * 6.0, false, copy_gbs_);
     row("gelu", "2^28", "bf16", [&] { mt::gelu(a); }, n * 4.0, false, copy_gbs_);
     row("copy (clone)", "2^28", "bf16", [&] { a.clone(); }, n * 4.0, false, copy_gbs_);
@@ -220,6 +233,7 @@ class OpsBench {
   Device dev_;
   cudaStream_t stream_ = nullptr;
   NoGradGuard no_grad_;
+  Generator gen_{1234};
   double copy_gbs_ = 0, cublas_tflops_ = 0;
 };
 

@@ -156,7 +156,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     Tensor gx, gw, gb;
     if (need_x) gx = gemm(g3, Transpose::kNo, sw.get(), Transpose::kNo).view(x_shape);       // dY @ W
     if (need_w) gw = gemm(g3, Transpose::kYes, sx.get(), Transpose::kNo).view(w_shape);      // dY^T @ X
-    if (need_b) gb = sum(g3.view({rows, out_features}), {0});
+    if (need_b) gb = gemm(ones({1, 1, rows}, {g3.dtype(), g3.device()}), Transpose::kNo, g3, Transpose::kNo)
+                         .view({out_features});  // 1^T @ dY: one pass over dY, f32 accumulation in the GEMM
     return std::vector<Tensor>{gx, gw, gb};
   });
   return out;
