@@ -54,15 +54,18 @@ class OpsBench {
     std::printf("# moetrain bench ops on %s (cuda:%d), %d iterations after %d warm-up\n\n", prop.name, opt_.device,
                 opt_.iters, opt_.warmup);
     std::printf("| op | size | dtype | time (ms) | rate | %% of ceiling |\n|---|---|---|---:|---:|---:|\n");
+    // Bandwidth rows right after the copy ceiling they are compared with, matrix-unit rows last. Measured
+    // just after the random-data GEMMs, the row kernels ran slower than alone (layer-norm backward 61%
+    // here, 79% in a program of its own, bench/NOTES.md); whether the GEMMs' power draw is why is open.
     copy_ceiling();
-    cublas_ceiling();
-    linear();
     layer_norm();
     softmax();
     cross_entropy();
-    attention();
     adamw();
     elementwise();
+    cublas_ceiling();
+    linear();
+    attention();
   }
 
  private:
