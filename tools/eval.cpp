@@ -4,10 +4,10 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "model_loading.h"
 #include "mt/autograd/grad_mode.h"
 #include "mt/data/token_loader.h"
 #include "mt/ops/ops.h"
+#include "mt/train/checkpoint_model.h"
 
 namespace mt::cli {
 

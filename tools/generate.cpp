@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "commands.h"
-#include "model_loading.h"
 #include "mt/data/tokenizer.h"
+#include "mt/train/checkpoint_model.h"
 #include "mt/train/sampling.h"
 
 namespace mt::cli {

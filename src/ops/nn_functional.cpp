@@ -1,6 +1,8 @@
 // Neural-network functions: softmax/log_softmax over any dim, layer norm, embedding, fused
-// cross-entropy, causal attention and dropout, each with its backward next to its forward.
+// cross-entropy, the distillation loss, causal attention and dropout, each with its backward next to
+// its forward (the distillation loss is composed of differentiable ops).
 // Statistics the kernels keep for backward (mean/rstd, logsumexp) are f32, or f64 for f64 inputs.
+#include <algorithm>
 #include <cmath>
 
 #include "mt/autograd/node.h"
@@ -137,6 +139,23 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   Tensor kept = ne(targets.detach().to(DType::I64), full({}, static_cast<double>(ignore_index), {DType::I64, per_row.device()}));
   Tensor count = maximum(sum(cast(kept, per_row.dtype())), ones({}, o));  // all ignored: loss 0, not 0/0
   return div(sum(per_row), count);
+}
+
+Tensor distillation_loss(const Tensor& student_logits, const Tensor& teacher_logits, double temperature) {
+  MT_CHECK(student_logits.dim() == 2, "distillation_loss: student logits must be (N, V), got ", student_logits.describe());
+  check_floating("distillation_loss", student_logits);
+  check_floating("distillation_loss", teacher_logits);
+  check_same_shape("distillation_loss (student, teacher)", student_logits, teacher_logits);
+  check_same_device("distillation_loss", student_logits, teacher_logits);
+  MT_CHECK(temperature > 0, "distillation_loss: temperature must be > 0, got ", temperature);
+  DType acc = stat_dtype(student_logits.dtype());
+  double inv_t = 1.0 / temperature;
+  Tensor log_p_teacher = log_softmax(mul(teacher_logits.detach().to(acc), inv_t));  // (N, V)
+  Tensor log_p_student = log_softmax(mul(student_logits.to(acc), inv_t));           // (N, V)
+  // KL per row = sum_v p_t (log p_t - log p_s); the loss is its mean over rows, times T^2.
+  Tensor kl = mul(exp(log_p_teacher), sub(log_p_teacher, log_p_student));  // (N, V)
+  int64_t rows = std::max<int64_t>(student_logits.size(0), 1);
+  return mul(sum(kl), temperature * temperature / static_cast<double>(rows));
 }
 
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "mt/autograd/grad_mode.h"
 #include "mt/core/device_copy.h"
@@ -21,6 +22,7 @@
 #include "mt/optim/clip_grad.h"
 #include "mt/optim/lr_schedule.h"
 #include "mt/optim/sgd.h"
+#include "mt/train/distillation.h"
 #include "mt/train/metrics_log.h"
 #include "mt/train/progress.h"
 #include "mt/train/sampling.h"
@@ -137,8 +139,6 @@ TrainResult train(Recipe r, const Communicator& world) {
   int dp = r.dist.dp > 0 ? r.dist.dp : world.size();
   MT_CHECK(dp == world.size(), "dist.dp = ", r.dist.dp, " but the job has ", world.size(),
            " ranks; only pure data parallelism is supported, so dist.dp must be 0 or ", world.size());
-  MT_CHECK(r.distill.teacher.empty(), "distill.teacher = '", r.distill.teacher,
-           "': staged knowledge distillation (PR-MoS) is not implemented yet; leave distill.teacher empty");
   resolve_batch(r, dp);
   Device device = resolve_device(r, world);
   DType dtype = resolve_dtype(r, device);
@@ -189,6 +189,16 @@ TrainResult train(Recipe r, const Communicator& world) {
     if (lead) std::printf("resumed from %s at step %ld\n", resume_from->string().c_str(), static_cast<long>(counters.step));
   }
 
+  // Staged KD: the teacher lives until the step KD stops (not loaded at all when resuming past it).
+  const int64_t kd_stop = distillation_stop_step(r);
+  std::optional<LoadedModel> teacher;
+  if (!r.distill.teacher.empty() && counters.step < kd_stop) {
+    teacher = load_teacher(r, device);
+    if (lead)
+      std::printf("teacher: %s (step %ld), %.2fM parameters; KD until step %ld\n", teacher->checkpoint.string().c_str(),
+                  static_cast<long>(teacher->step), teacher->model->num_parameters() / 1e6, static_cast<long>(kd_stop));
+  }
+
   MetricsLog metrics((run_dir / "metrics.jsonl").string());
   Progress progress(detect_progress_style(r.log.progress == LogSection::Progress::kLine    ? "line"
                                           : r.log.progress == LogSection::Progress::kPlain ? "plain"
@@ -218,16 +228,27 @@ TrainResult train(Recipe r, const Communicator& world) {
   int64_t first_step = counters.step;
   while (counters.step < r.train.steps) {
     auto t0 = std::chrono::steady_clock::now();
-    double loss_sum = 0, aux_sum = 0;
+    double loss_sum = 0, aux_sum = 0, kd_sum = 0;
     for (int micro = 0; micro < r.train.grad_accum; ++micro) {
       Batch b = to_batch(loader.next_batch(), lo.batch_size, lo.seq_len, device);
       Tensor logits = model.forward(b.inputs);  // (B, T, V)
-      Tensor loss = cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+      Tensor logits2d = logits.view({-1, logits.size(-1)});
+      Tensor loss = cross_entropy(logits2d, b.targets.view({-1}));
       Tensor total = loss.to(DType::F32);
       Tensor moe = model.moe_loss();
       if (moe.defined()) {
         total = add(total, moe.to(DType::F32));
         aux_sum += moe.item();
+      }
+      if (teacher) {
+        Tensor teacher_logits;  // (B, T, V)
+        {
+          NoGradGuard ng;
+          teacher_logits = teacher->model->forward(b.inputs);
+        }
+        Tensor kd = distillation_loss(logits2d, teacher_logits.view({-1, teacher_logits.size(-1)}), r.distill.temperature);
+        total = add(total, mul(kd.to(DType::F32), r.distill.kd_coef));
+        kd_sum += kd.item();
       }
       mul(total, 1.0 / r.train.grad_accum).backward();
       loss_sum += loss.item();
@@ -250,6 +271,8 @@ TrainResult train(Recipe r, const Communicator& world) {
     counters.tokens += tokens_per_step;
     double loss = world.all_reduce(loss_sum / r.train.grad_accum, ReduceKind::kAvg);
     double aux = world.all_reduce(aux_sum / r.train.grad_accum, ReduceKind::kAvg);
+    const bool distilled = teacher.has_value();
+    double kd = distilled ? world.all_reduce(kd_sum / r.train.grad_accum, ReduceKind::kAvg) : 0.0;
     if (device.is_cuda()) synchronize(device);
     auto t1 = std::chrono::steady_clock::now();
     double dt = std::chrono::duration<double>(t1 - t0).count();
@@ -280,9 +303,14 @@ TrainResult train(Recipe r, const Communicator& world) {
         fields.push_back({"drop_rate", drop});
         text.push_back({"tokens_per_expert", load});
       }
+      if (distilled) fields.push_back({"kd", kd});
       if (device.is_cuda()) fields.push_back({"mfu", flops_per_token * tok_s * world.size() / 989e12});
       metrics.write(fields, text);
       progress.update({counters.step, r.train.steps, loss, lr, tok_s * world.size(), eta, is_moe ? aux : -1});
+    }
+    if (teacher && counters.step >= kd_stop) {
+      teacher.reset();
+      if (lead) progress.message(str_cat("step ", counters.step, ": knowledge distillation stopped (distill.stop_at), teacher freed"));
     }
     bool last = counters.step == r.train.steps;
     if (r.train.eval_every > 0 && (counters.step % r.train.eval_every == 0 || last)) {

@@ -1,6 +1,7 @@
 // Neural-network functions: softmax/log_softmax over any dim, layer norm, embedding, fused
-// cross-entropy (ignore_index, mean over kept rows), causal attention (hand values and a
-// composite-op reference), dropout (Philox mask), error messages, and f64 gradchecks.
+// cross-entropy (ignore_index, mean over kept rows), the distillation loss (hand values, T^2 scaling,
+// no gradient to the teacher), causal attention (hand values and a composite-op reference), dropout
+// (Philox mask), error messages, and f64 gradchecks.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -110,6 +111,38 @@ TEST(CrossEntropy, ErrorsNameTheBadTargetAndShapes) {
   EXPECT_THROW(cross_entropy(zeros({2, 3}), i64({1, 1, 1}, {3})), Error);
 }
 
+TEST(DistillationLoss, KlOfTemperatureSoftmaxesTimesTSquared) {
+  // Teacher softmax (0.75, 0.25) against the student's (0.5, 0.5): KL = 0.75 ln 1.5 + 0.25 ln 0.5.
+  Tensor student = f64({0, 0}, {1, 2}), teacher = f64({std::log(3.0), 0}, {1, 2});
+  EXPECT_NEAR(distillation_loss(student, teacher).item(), 0.13081203594113708, 1e-15);
+  EXPECT_NEAR(distillation_loss(student, teacher, 2.0).item(), 0.14536313148189434, 1e-15);
+  // Two rows: the mean over rows.
+  Tensor s2 = f64({1, 2, 3, 0, -1, 0.5}, {2, 3}), t2 = f64({3, 2, 1, 0.2, 0.1, -0.3}, {2, 3});
+  EXPECT_NEAR(distillation_loss(s2, t2, 1.5).item(), 0.761129635659276, 1e-14);
+  EXPECT_NEAR(distillation_loss(t2, t2).item(), 0.0, 1e-15);
+  // bf16 logits: the loss is computed in f32.
+  EXPECT_EQ(distillation_loss(s2.to(DType::BF16), t2.to(DType::BF16)).dtype(), DType::F32);
+}
+
+TEST(DistillationLoss, GradientReachesTheStudentOnlyAndErrorsNameShapes) {
+  Tensor student = leaf({1, 2, 3, 0, -1, 0.5}, {2, 3}), teacher = leaf({3, 2, 1, 0.2, 0.1, -0.3}, {2, 3});
+  distillation_loss(student, teacher, 2.0).backward();
+  EXPECT_TRUE(student.grad().defined());
+  EXPECT_FALSE(teacher.grad().defined());
+  // d/ds of T^2 * KL / N is T * (softmax(s / T) - softmax(t / T)) / N.
+  Tensor expected = mul(sub(softmax(mul(student.detach(), 0.5)), softmax(mul(teacher.detach(), 0.5))), 2.0 / 2);
+  std::vector<double> e = expected.to_vector<double>();
+  expect_values(student.grad(), e, 1e-14);
+  try {
+    distillation_loss(zeros({2, 3}), zeros({2, 4}));
+    ADD_FAILURE() << "no error";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("[2, 3]"), std::string::npos) << err.what();
+    EXPECT_NE(std::string(err.what()).find("[2, 4]"), std::string::npos) << err.what();
+  }
+  EXPECT_THROW(distillation_loss(zeros({2, 3}), zeros({2, 3}), 0.0), Error);
+}
+
 TEST(CausalAttention, HandValues) {
   // Row 0 sees only key 0; row 1 scores [0, ln 3] -> probabilities [1/4, 3/4].
   Tensor q = f64({5, 7, 1, 0}, {1, 1, 2, 2});
@@ -174,7 +207,7 @@ TEST(NnFunctionalGrad, SoftmaxAndLayerNorm) {
   expect_gradcheck([](const std::vector<Tensor>& x) { return layer_norm(x[0], x[1], Tensor(), 1e-5); }, {a, w});
 }
 
-TEST(NnFunctionalGrad, EmbeddingCrossEntropyAttentionDropout) {
+TEST(NnFunctionalGrad, EmbeddingCrossEntropyDistillationAttentionDropout) {
   Tensor weight = leaf(distinct_values(10), {5, 2});
   Tensor ids = i64({4, 0, 4, 2}, {2, 2});
   expect_gradcheck([ids](const std::vector<Tensor>& x) { return embedding(x[0], ids); }, {weight});
@@ -182,6 +215,8 @@ TEST(NnFunctionalGrad, EmbeddingCrossEntropyAttentionDropout) {
   Tensor targets = i64({4, -100, 1}, {3});
   expect_gradcheck([targets](const std::vector<Tensor>& x) { return cross_entropy(x[0], targets); }, {logits});
   expect_gradcheck([targets](const std::vector<Tensor>& x) { return cross_entropy_per_row(x[0], targets); }, {logits});
+  Tensor teacher = Tensor::from_vector<double>(distinct_values(15, 0.7), {3, 5});
+  expect_gradcheck([teacher](const std::vector<Tensor>& x) { return distillation_loss(x[0], teacher, 1.7); }, {logits});
   Shape s{1, 2, 3, 2};
   Tensor q = leaf(distinct_values(12, 0.2), s), k = leaf(distinct_values(12, 0.3), s), v = leaf(distinct_values(12, 0.4), s);
   expect_gradcheck([](const std::vector<Tensor>& x) { return causal_attention(x[0], x[1], x[2], 0.7); }, {q, k, v});

@@ -1,7 +1,8 @@
 // Trainer: runs a recipe end to end — builds the model on the chosen device, resumes from the
-// latest checkpoint (resume: auto), then steps (micro-batches with gradient accumulation, DP
-// gradient averaging, clipping, schedule), evaluates, samples and checkpoints on cadence, and
-// on SIGINT/SIGTERM saves and returns. Logs a progress line and <run_dir>/metrics.jsonl.
+// latest checkpoint (resume: auto), then steps (micro-batches with gradient accumulation, staged KD
+// from a teacher when distill.teacher is set, DP gradient averaging, clipping, schedule), evaluates,
+// samples and checkpoints on cadence, and on SIGINT/SIGTERM saves and returns. Logs a progress line
+// and <run_dir>/metrics.jsonl.
 #pragma once
 #include <memory>
 #include <string>

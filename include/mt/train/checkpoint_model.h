@@ -1,4 +1,5 @@
-// Shared by eval and generate: a model rebuilt from a checkpoint's stored recipe and weights.
+// A model rebuilt from a checkpoint's stored recipe and weights, in eval mode: what `eval` and
+// `generate` run and what a distillation student learns from (the teacher).
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -7,7 +8,7 @@
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
 
-namespace mt::cli {
+namespace mt {
 
 struct LoadedModel {
   std::filesystem::path checkpoint;
@@ -21,4 +22,4 @@ struct LoadedModel {
 // path: a run folder, its checkpoints folder or a .h5 file. device: "auto", "cpu", "cuda[:N]".
 LoadedModel load_model(const std::string& path, const std::string& device);
 
-}  // namespace mt::cli
+}  // namespace mt

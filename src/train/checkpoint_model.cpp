@@ -1,11 +1,11 @@
 // Rebuilds a GPT from a checkpoint: its recipe, then the weights (verified before use).
-#include "model_loading.h"
+#include "mt/train/checkpoint_model.h"
 
 #include "mt/io/checkpoint_dir.h"
 #include "mt/train/train_checkpoint.h"
 #include "mt/train/trainer.h"
 
-namespace mt::cli {
+namespace mt {
 
 LoadedModel load_model(const std::string& path, const std::string& device) {
   LoadedModel m;
@@ -22,4 +22,4 @@ LoadedModel load_model(const std::string& path, const std::string& device) {
   return m;
 }
 
-}  // namespace mt::cli
+}  // namespace mt
