@@ -590,13 +590,11 @@ cudaError_t layernorm_forward(T* y, S* mean, S* rstd, const T* x, const T* w, co
   cudaError_t status = cudaSuccess;
   if (vec) {
     dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
-      auto kernel = layernorm_forward_pipelined_kernel<T, S, decltype(p)::value>;
-      size_t smem = pipe_smem_bytes(cols / V, 1);
       unsigned blocks = 0;
-      status = pipelined_blocks(kernel, smem, warp_rows, blocks);
-      if (status != cudaSuccess || blocks == 0) return;
-      kernel<<<blocks, 32 * kPipeWarps, smem, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
-      done = true;
+      status = launch_pipelined(layernorm_forward_pipelined_kernel<T, S, decltype(p)::value>,
+                                PipeGrid{pipe_smem_bytes(cols / V, 1), warp_rows}, stream, blocks, y, mean, rstd, x, w,
+                                b, rows, cols, eps);
+      done = blocks > 0;
     });
   }
   if (status != cudaSuccess) return status;
@@ -639,18 +637,16 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
   bool done = false;
   if (vec) {
     dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
-      auto kernel = layernorm_backward_pipelined_kernel<T, S, decltype(p)::value>;
       size_t smem = std::max(pipe_smem_bytes(cols / V, 2),
                              static_cast<size_t>(kPipeWarps - 1) * 2 * cols * sizeof(A));
-      unsigned blocks = 0;
       int64_t limit = std::min(wanted_groups(rows, cols), (rows + kPipeWarps - 1) / kPipeWarps);
       // Two blocks per SM where three fit: each warp streams more rows and there are fewer partial rows to
       // sum (0.121 ms against 0.126 ms at 65536 x 1024 bf16 on the H200, bench/NOTES.md).
-      status = pipelined_blocks(kernel, smem, limit, blocks, 2);
-      if (status != cudaSuccess || blocks == 0) return;
-      kernel<<<blocks, 32 * kPipeWarps, smem, stream>>>(dx, dy, x, w, mean, rstd, rows, cols, part);
+      unsigned blocks = 0;
+      status = launch_pipelined(layernorm_backward_pipelined_kernel<T, S, decltype(p)::value>,
+                                PipeGrid{smem, limit, 2}, stream, blocks, dx, dy, x, w, mean, rstd, rows, cols, part);
       groups = blocks;
-      done = true;
+      done = blocks > 0;
     });
   }
   if (status != cudaSuccess) return status;

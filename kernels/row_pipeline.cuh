@@ -145,4 +145,21 @@ cudaError_t pipelined_blocks(Kernel kernel, size_t smem, int64_t limit, unsigned
   return cudaSuccess;
 }
 
+// Where and how wide a pipelined kernel runs: `smem` bytes of dynamic shared memory per block, at most
+// `limit` blocks in all and max_per_sm per multiprocessor.
+struct PipeGrid {
+  size_t smem;
+  int64_t limit;
+  int max_per_sm = 32;
+};
+
+// Launches `kernel` with `args` on as many blocks as fit within `grid`, setting `blocks`; blocks = 0
+// (nothing launched) when none fits, and the caller takes another path.
+template <typename Kernel, typename... Args>
+cudaError_t launch_pipelined(Kernel kernel, const PipeGrid& grid, cudaStream_t stream, unsigned& blocks, Args... args) {
+  cudaError_t e = pipelined_blocks(kernel, grid.smem, grid.limit, blocks, grid.max_per_sm);
+  if (e == cudaSuccess && blocks > 0) kernel<<<blocks, 32 * kPipeWarps, grid.smem, stream>>>(args...);
+  return e;
+}
+
 }  // namespace mt::gpukernels

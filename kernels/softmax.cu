@@ -287,13 +287,11 @@ cudaError_t softmax_forward(const T* in, T* out, int64_t rows, int64_t cols, Sof
   bool done = false;
   if (vec)
     dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
-      auto kernel = softmax_forward_pipelined_kernel<T, decltype(p)::value>;
-      size_t smem = pipe_smem_bytes(cols / V, 1);
       unsigned blocks = 0;
-      status = pipelined_blocks(kernel, smem, (rows + kPipeWarps - 1) / kPipeWarps, blocks);
-      if (status != cudaSuccess || blocks == 0) return;
-      kernel<<<blocks, 32 * kPipeWarps, smem, stream>>>(in, out, rows, cols, log_out);
-      done = true;
+      status = launch_pipelined(softmax_forward_pipelined_kernel<T, decltype(p)::value>,
+                                PipeGrid{pipe_smem_bytes(cols / V, 1), (rows + kPipeWarps - 1) / kPipeWarps}, stream,
+                                blocks, in, out, rows, cols, log_out);
+      done = blocks > 0;
     });
   if (status != cudaSuccess) return status;
   RegisterRowLaunch r = vec && !done ? register_row_launch(rows, cols / V, kRegisterRowThreads) : RegisterRowLaunch{};
@@ -322,13 +320,11 @@ cudaError_t softmax_backward(const T* grad_out, const T* y, T* grad_in, int64_t 
   bool done = false;
   if (vec)
     dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
-      auto kernel = softmax_backward_pipelined_kernel<T, decltype(p)::value>;
-      size_t smem = pipe_smem_bytes(cols / V, 2);
       unsigned blocks = 0;
-      status = pipelined_blocks(kernel, smem, (rows + kPipeWarps - 1) / kPipeWarps, blocks);
-      if (status != cudaSuccess || blocks == 0) return;
-      kernel<<<blocks, 32 * kPipeWarps, smem, stream>>>(grad_out, y, grad_in, rows, cols, log_out);
-      done = true;
+      status = launch_pipelined(softmax_backward_pipelined_kernel<T, decltype(p)::value>,
+                                PipeGrid{pipe_smem_bytes(cols / V, 2), (rows + kPipeWarps - 1) / kPipeWarps}, stream,
+                                blocks, grad_out, y, grad_in, rows, cols, log_out);
+      done = blocks > 0;
     });
   if (status != cudaSuccess) return status;
   RegisterRowLaunch r = vec && !done ? register_row_launch(rows, cols / V, kRegisterRowThreads) : RegisterRowLaunch{};
