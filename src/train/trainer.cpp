@@ -13,6 +13,7 @@
 #include "mt/autograd/grad_mode.h"
 #include "mt/core/device_copy.h"
 #include "mt/data/token_loader.h"
+#include "mt/dist/gradient_buckets.h"
 #include "mt/data/tokenizer.h"
 #include "mt/io/checkpoint.h"
 #include "mt/io/checkpoint_dir.h"
@@ -254,9 +255,7 @@ TrainResult train(Recipe r, const Communicator& world) {
       loss_sum += loss.item();
     }
     std::vector<Tensor> params = model.parameters();
-    if (world.size() > 1)
-      for (const Tensor& p : params)
-        if (p.grad().defined()) world.all_reduce(p.grad(), ReduceKind::kAvg);
+    if (world.size() > 1) all_reduce_gradients(params, world);
     double grad_norm = r.optim.grad_clip > 0 ? clip_grad_norm(params, r.optim.grad_clip) : clip_grad_norm(params, 1e30);
     optimizer->set_lr(schedule.lr());
     double lr = schedule.lr();
