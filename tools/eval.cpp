@@ -1,5 +1,6 @@
-// moetrain eval RUN_OR_CKPT: validation loss and perplexity of a checkpoint on its recipe's
-// validation shards (or --data), sequential windows, MoE layers at the eval capacity factor.
+// moetrain eval RUN_OR_CKPT [k=v ...]: validation loss and perplexity of a checkpoint on its recipe's
+// validation shards (or --data), sequential windows, MoE layers at the eval capacity factor or, with
+// --dropless, without dropping tokens. k=v overrides the checkpoint's recipe.
 #include <cmath>
 #include <cstdio>
 
@@ -15,6 +16,8 @@ void add_eval_command(CLI::App& app) {
   struct Args {
     std::string path, data, device = "auto";
     int steps = 50, batch = 0;
+    bool dropless = false;
+    std::vector<std::string> overrides;
   };
   auto a = std::make_shared<Args>();
   CLI::App* c = app.add_subcommand("eval", "Validation loss and perplexity of a run or checkpoint");
@@ -23,8 +26,13 @@ void add_eval_command(CLI::App& app) {
   c->add_option("--steps", a->steps, "Batches to evaluate (at most one pass over the data)")->check(CLI::PositiveNumber);
   c->add_option("--batch", a->batch, "Sequences per batch; default: the recipe's train.micro_batch");
   c->add_option("--device", a->device, "auto, cpu or cuda[:N]");
+  c->add_flag("--dropless", a->dropless,
+              "MoE layers keep every token (capacity = the largest expert count): the loss without dropping");
+  c->add_option("overrides", a->overrides, "section.key=value overrides of the checkpoint's recipe");
   c->callback([a] {
-    LoadedModel m = load_model(a->path, a->device);
+    std::vector<std::string> overrides = a->overrides;
+    if (a->dropless) overrides.push_back("moe.drop_tokens=false");
+    LoadedModel m = load_model(a->path, a->device, overrides);
     TokenLoaderOptions o;
     o.shards = {a->data.empty() ? m.recipe.data.val : a->data};
     MT_CHECK(!o.shards[0].empty(), "eval: the recipe has no data.val; pass --data");
@@ -43,8 +51,9 @@ void add_eval_command(CLI::App& app) {
       total += cross_entropy(logits.view({-1, logits.size(-1)}), all.narrow(1, 1, o.seq_len).contiguous().view({-1})).item();
     }
     double loss = total / steps;
-    std::printf("checkpoint: %s (step %ld)\nval loss: %.4f\nperplexity: %.2f\ntokens: %ld\n", m.checkpoint.string().c_str(),
-                static_cast<long>(m.step), loss, std::exp(loss), static_cast<long>(steps * o.batch_size * o.seq_len));
+    std::printf("checkpoint: %s (step %ld)%s\nval loss: %.4f\nperplexity: %.2f\ntokens: %ld\n",
+                m.checkpoint.string().c_str(), static_cast<long>(m.step), m.recipe.moe.drop_tokens ? "" : ", dropless",
+                loss, std::exp(loss), static_cast<long>(steps * o.batch_size * o.seq_len));
   });
 }
 

@@ -7,10 +7,10 @@
 
 namespace mt {
 
-LoadedModel load_model(const std::string& path, const std::string& device) {
+LoadedModel load_model(const std::string& path, const std::string& device, const std::vector<std::string>& overrides) {
   LoadedModel m;
   m.checkpoint = resolve_checkpoint(path);
-  m.recipe = load_recipe_string(checkpoint_recipe(m.checkpoint), m.checkpoint.string() + ":recipe");
+  m.recipe = load_recipe_string(checkpoint_recipe(m.checkpoint), m.checkpoint.string() + ":recipe", overrides);
   m.device = device == "auto" ? (cuda_available() ? Device::cuda(0) : Device::cpu()) : Device::parse(device);
   GPTConfig cfg = gpt_config_from_recipe(m.recipe);
   m.init_gen = std::make_unique<Generator>(0);

@@ -40,6 +40,18 @@ YAML
 "$MT" inspect run >inspect.txt && grep -q "model.wte.weight" inspect.txt && ok "inspect lists the tensors" || bad "inspect"
 "$MT" estimate tiny.yaml >estimate.txt && grep -q "parameters (total)" estimate.txt && ok "estimate" || bad "estimate"
 
+# Evaluating a MoE run with and without token dropping (eval capacity factor 0.25 drops most tokens).
+sed -e 's/run_dir: run,/run_dir: run-moe,/' -e 's/^optim:/moe: {experts: 4, every: 2, eval_capacity_factor: 0.25, min_capacity: 1}\noptim:/' \
+  tiny.yaml >tiny-moe.yaml
+"$MT" train tiny-moe.yaml >train-moe.log 2>&1 || { bad "train a tiny MoE run"; cat train-moe.log; }
+dropping=$("$MT" eval run-moe --steps 2 | grep "val loss")
+dropless=$("$MT" eval run-moe --steps 2 --dropless | grep "val loss")
+roomy=$("$MT" eval run-moe --steps 2 moe.eval_capacity_factor=100 | grep "val loss")
+[[ -n "$dropless" && "$dropless" == "$roomy" && "$dropless" != "$dropping" ]] \
+  && ok "eval --dropless keeps every token (as capacity factor 100 does; 0.25 differs)" \
+  || bad "eval --dropless: '$dropless', capacity 100: '$roomy', capacity 0.25: '$dropping'"
+expect_error "an eval override that changes a weight's shape is refused" "moe.experts" "$MT" eval run-moe moe.experts=8
+
 # Damaged checkpoints.
 good=run/checkpoints/step_00000006.h5
 cp "$good" trunc.h5 && truncate -s $(($(stat -c %s "$good") / 2)) trunc.h5

@@ -3,6 +3,8 @@
 #pragma once
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "mt/core/generator.h"
 #include "mt/io/recipe.h"
@@ -20,6 +22,10 @@ struct LoadedModel {
 };
 
 // path: a run folder, its checkpoints folder or a .h5 file. device: "auto", "cpu", "cuda[:N]".
-LoadedModel load_model(const std::string& path, const std::string& device);
+// overrides: `section.key=value` applied to the checkpoint's recipe before the model is built (say
+// moe.drop_tokens=false to evaluate without dropping tokens); one that changes a weight's shape is
+// refused when the weights are loaded.
+LoadedModel load_model(const std::string& path, const std::string& device,
+                       const std::vector<std::string>& overrides = {});
 
 }  // namespace mt
