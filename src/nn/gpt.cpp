@@ -32,7 +32,11 @@ GPTConfig gpt_config_from_recipe(const Recipe& r) {
   c.eval_capacity_factor = r.moe.eval_capacity_factor;
   c.min_capacity = r.moe.min_capacity;
   c.drop_tokens = r.moe.drop_tokens;
-  c.noisy_gate = static_cast<int>(r.moe.noisy_gate);
+  switch (r.moe.noisy_gate) {
+    case MoeSection::NoisyGate::kNone: c.noisy_gate = NoisyGate::kNone; break;
+    case MoeSection::NoisyGate::kJitter: c.noisy_gate = NoisyGate::kJitter; break;
+    case MoeSection::NoisyGate::kRSample: c.noisy_gate = NoisyGate::kRSample; break;
+  }
   c.random_token_selection = r.moe.random_token_selection;
   c.aux_loss_coef = r.moe.aux_loss_coef;
   c.z_loss_coef = r.moe.z_loss_coef;
@@ -50,7 +54,7 @@ MoEConfig moe_config(const GPTConfig& c, int experts) {
   m.eval_capacity_factor = c.eval_capacity_factor;
   m.min_capacity = c.min_capacity;
   m.drop_tokens = c.drop_tokens;
-  m.noisy_gate = c.noisy_gate == 1 ? NoisyGate::kJitter : c.noisy_gate == 2 ? NoisyGate::kRSample : NoisyGate::kNone;
+  m.noisy_gate = c.noisy_gate;
   m.random_token_selection = c.random_token_selection;
   m.aux_loss_coef = c.aux_loss_coef;
   m.z_loss_coef = c.z_loss_coef;

@@ -7,6 +7,7 @@
 
 #include "mt/core/generator.h"
 #include "mt/nn/module.h"
+#include "mt/nn/moe_config.h"
 
 namespace mt {
 
@@ -29,7 +30,7 @@ struct GPTConfig {
   double capacity_factor = 1.0, eval_capacity_factor = 1.0;
   int min_capacity = 4;
   bool drop_tokens = true;
-  int noisy_gate = 0;  // 0 none, 1 jitter, 2 rsample
+  NoisyGate noisy_gate = NoisyGate::kNone;
   bool random_token_selection = false;
   double aux_loss_coef = 0.01, z_loss_coef = 0.0;
 
