@@ -5,10 +5,9 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "mt/autograd/grad_mode.h"
 #include "mt/data/token_loader.h"
-#include "mt/ops/ops.h"
 #include "mt/train/checkpoint_model.h"
+#include "mt/train/validation.h"
 
 namespace mt::cli {
 
@@ -42,15 +41,7 @@ void add_eval_command(CLI::App& app) {
     o.order = LoaderOrder::kSequential;
     TokenLoader loader(o);
     int64_t steps = std::min<int64_t>(a->steps, std::max<int64_t>(1, loader.steps_per_epoch()));
-    NoGradGuard ng;
-    double total = 0;
-    for (int64_t s = 0; s < steps; ++s) {
-      std::vector<int32_t> rows = loader.next_batch();
-      Tensor all = Tensor::from_vector<int32_t>(rows, {o.batch_size, o.seq_len + 1}, DType::I64, m.device);
-      Tensor logits = m.model->forward(all.narrow(1, 0, o.seq_len).contiguous());
-      total += cross_entropy(logits.view({-1, logits.size(-1)}), all.narrow(1, 1, o.seq_len).contiguous().view({-1})).item();
-    }
-    double loss = total / steps;
+    double loss = validation_loss(*m.model, loader, steps, m.device);
     std::printf("checkpoint: %s (step %ld)%s\nval loss: %.4f\nperplexity: %.2f\ntokens: %ld\n",
                 m.checkpoint.string().c_str(), static_cast<long>(m.step), m.recipe.moe.drop_tokens ? "" : ", dropless",
                 loss, std::exp(loss), static_cast<long>(steps * o.batch_size * o.seq_len));

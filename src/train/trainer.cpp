@@ -29,6 +29,7 @@
 #include "mt/train/sampling.h"
 #include "mt/train/stop_signal.h"
 #include "mt/train/train_checkpoint.h"
+#include "mt/train/validation.h"
 
 namespace mt {
 
@@ -56,15 +57,6 @@ DType resolve_dtype(const Recipe& recipe, Device device) {
 }
 
 namespace {
-
-struct Batch {
-  Tensor inputs, targets;  // (B, T) i64
-};
-
-Batch to_batch(const std::vector<int32_t>& rows, int64_t b, int64_t t, Device device) {
-  Tensor all = Tensor::from_vector<int32_t>(rows, {b, t + 1}, DType::I64, device);
-  return {all.narrow(1, 0, t).contiguous(), all.narrow(1, 1, t).contiguous()};
-}
 
 std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, GPT& model) {
   auto groups = weight_decay_groups(model.named_parameters(), EmbeddingDecay::kYes);
@@ -97,9 +89,6 @@ LrScheduleConfig schedule_config(const Recipe& r) {
 }
 
 double evaluate(GPT& model, const Recipe& r, const Communicator& world, Device device) {
-  NoGradGuard ng;
-  bool was_training = model.is_training();
-  model.eval();
   TokenLoaderOptions o;
   o.shards = {r.data.val};
   o.batch_size = r.train.micro_batch;
@@ -110,14 +99,7 @@ double evaluate(GPT& model, const Recipe& r, const Communicator& world, Device d
   o.order = LoaderOrder::kSequential;
   TokenLoader val(o);
   int64_t steps = std::min<int64_t>(r.train.eval_steps, std::max<int64_t>(1, val.steps_per_epoch()));
-  double total = 0;
-  for (int64_t s = 0; s < steps; ++s) {
-    Batch b = to_batch(val.next_batch(), o.batch_size, o.seq_len, device);
-    Tensor logits = model.forward(b.inputs);
-    total += cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1})).item();
-  }
-  if (was_training) model.train();
-  return world.all_reduce(total / steps, ReduceKind::kAvg);
+  return world.all_reduce(validation_loss(model, val, steps, device), ReduceKind::kAvg);
 }
 
 std::string sample_text(GPT& model, const Recipe& r, const Tokenizer& tok, int64_t step) {
@@ -231,28 +213,28 @@ TrainResult train(Recipe r, const Communicator& world) {
     auto t0 = std::chrono::steady_clock::now();
     double loss_sum = 0, aux_sum = 0, kd_sum = 0;
     for (int micro = 0; micro < r.train.grad_accum; ++micro) {
-      Batch b = to_batch(loader.next_batch(), lo.batch_size, lo.seq_len, device);
+      TokenBatch b = to_token_batch(loader.next_batch(), lo.batch_size, lo.seq_len, device);
       Tensor logits = model.forward(b.inputs);  // (B, T, V)
       Tensor logits2d = logits.view({-1, logits.size(-1)});
       Tensor loss = cross_entropy(logits2d, b.targets.view({-1}));
       Tensor total = loss.to(DType::F32);
       Tensor moe = model.moe_loss();
-      if (moe.defined()) {
-        total = add(total, moe.to(DType::F32));
-        aux_sum += moe.item();
-      }
+      if (moe.defined()) total = add(total, moe.to(DType::F32));
+      Tensor kd;
       if (teacher) {
         Tensor teacher_logits;  // (B, T, V)
         {
           NoGradGuard ng;
           teacher_logits = teacher->model->forward(b.inputs);
         }
-        Tensor kd = distillation_loss(logits2d, teacher_logits.view({-1, teacher_logits.size(-1)}), r.distill.temperature);
+        kd = distillation_loss(logits2d, teacher_logits.view({-1, teacher_logits.size(-1)}), r.distill.temperature);
         total = add(total, mul(kd.to(DType::F32), r.distill.kd_coef));
-        kd_sum += kd.item();
       }
       mul(total, 1.0 / r.train.grad_accum).backward();
+      // Read back only once the backward is queued: an earlier .item() would stall the GPU between them.
       loss_sum += loss.item();
+      if (moe.defined()) aux_sum += moe.item();
+      if (kd.defined()) kd_sum += kd.item();
     }
     std::vector<Tensor> params = model.parameters();
     if (world.size() > 1) all_reduce_gradients(params, world);

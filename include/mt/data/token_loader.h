@@ -53,6 +53,7 @@ class TokenLoader {
   int64_t num_windows() const { return num_windows_; }
   int64_t steps_per_epoch() const { return num_windows_ / (options_.batch_size * options_.dp_size); }
   const std::vector<std::string>& files() const { return files_; }
+  const TokenLoaderOptions& options() const { return options_; }
 
  private:
   const std::vector<int64_t>& order_for(int64_t epoch);

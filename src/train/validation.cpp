@@ -1,0 +1,29 @@
+// Token batches and the mean validation loss.
+#include "mt/train/validation.h"
+
+#include "mt/autograd/grad_mode.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+TokenBatch to_token_batch(const std::vector<int32_t>& rows, int64_t batch, int64_t seq_len, Device device) {
+  Tensor all = Tensor::from_vector<int32_t>(rows, {batch, seq_len + 1}, DType::I64, device);  // (B, T + 1)
+  return {all.narrow(1, 0, seq_len).contiguous(), all.narrow(1, 1, seq_len).contiguous()};
+}
+
+double validation_loss(GPT& model, TokenLoader& loader, int64_t steps, Device device) {
+  NoGradGuard ng;
+  bool was_training = model.is_training();
+  model.eval();
+  const TokenLoaderOptions& o = loader.options();
+  double total = 0;
+  for (int64_t s = 0; s < steps; ++s) {
+    TokenBatch b = to_token_batch(loader.next_batch(), o.batch_size, o.seq_len, device);
+    Tensor logits = model.forward(b.inputs);  // (B, T, V)
+    total += cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1})).item();
+  }
+  if (was_training) model.train();
+  return total / static_cast<double>(steps);
+}
+
+}  // namespace mt
