@@ -53,4 +53,6 @@ TEST(GptParams, PaperConfigsGiveThePaperTotals) {
   EXPECT_NEAR(billions("pr-moe-350m.yaml"), 4.0, 0.2);   // 350M+PR-MoE-32/64: 4B
   EXPECT_NEAR(billions("moe-1.3b.yaml"), 52.0, 1.0);     // 1.3B+MoE-128: 52B
   EXPECT_NEAR(billions("pr-moe-1.3b.yaml"), 31.0, 1.0);  // 1.3B+PR-MoE-64/128: 31B
+  EXPECT_NEAR(billions("pr-mos-350m.yaml"), 3.5, 0.2);   // 350M MoS student: 3.5B
+  EXPECT_NEAR(billions("pr-mos-1.3b.yaml"), 27.0, 1.0);  // 1.3B MoS student: 27B
 }
