@@ -182,7 +182,8 @@ TrainResult train(Recipe r, const Communicator& world) {
                   static_cast<long>(teacher->step), teacher->model->num_parameters() / 1e6, static_cast<long>(kd_stop));
   }
 
-  MetricsLog metrics((run_dir / "metrics.jsonl").string());
+  std::optional<MetricsLog> metrics;  // the lead rank alone writes run_dir (other ranks may start before it exists)
+  if (lead) metrics.emplace((run_dir / "metrics.jsonl").string());
   Progress progress(detect_progress_style(r.log.progress == LogSection::Progress::kLine    ? "line"
                                           : r.log.progress == LogSection::Progress::kPlain ? "plain"
                                                                                            : "auto"),
@@ -286,7 +287,7 @@ TrainResult train(Recipe r, const Communicator& world) {
       }
       if (distilled) fields.push_back({"kd", kd});
       if (device.is_cuda()) fields.push_back({"mfu", flops_per_token * tok_s * world.size() / 989e12});
-      metrics.write(fields, text);
+      metrics->write(fields, text);
       progress.update({counters.step, r.train.steps, loss, lr, tok_s * world.size(), eta, is_moe ? aux : -1});
     }
     if (teacher && counters.step >= kd_stop) {
@@ -298,13 +299,13 @@ TrainResult train(Recipe r, const Communicator& world) {
       double vl = evaluate(model, r, world, device);
       result.last_val_loss = vl;
       if (lead) {
-        metrics.write({{"step", static_cast<double>(counters.step)}, {"tokens", static_cast<double>(counters.tokens)}, {"val_loss", vl}});
+        metrics->write({{"step", static_cast<double>(counters.step)}, {"tokens", static_cast<double>(counters.tokens)}, {"val_loss", vl}});
         progress.message(str_cat("step ", counters.step, ": val loss ", vl, " (perplexity ", std::exp(vl), ")"));
       }
     }
     if (tokenizer && lead && r.train.sample_every > 0 && (counters.step % r.train.sample_every == 0 || last)) {
       std::string text = sample_text(model, r, *tokenizer, counters.step);
-      metrics.write({{"step", static_cast<double>(counters.step)}}, {{"sample", text}});
+      metrics->write({{"step", static_cast<double>(counters.step)}}, {{"sample", text}});
       progress.message(str_cat("sample at step ", counters.step, ":\n", text));
     }
     bool stop = world.all_reduce(stop_requested() ? 1.0 : 0.0, ReduceKind::kMax) > 0;
