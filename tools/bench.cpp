@@ -54,36 +54,46 @@ class OpsBench {
     std::printf("# moetrain bench ops on %s (cuda:%d), %d iterations after %d warm-up\n\n", prop.name, opt_.device,
                 opt_.iters, opt_.warmup);
     std::printf("| op | size | dtype | time (ms) | rate | %% of ceiling |\n|---|---|---|---:|---:|---:|\n");
-    // Bandwidth rows right after the copy ceiling they are compared with, matrix-unit rows last. Measured
-    // just after the random-data GEMMs, the row kernels ran slower than alone (layer-norm backward 61%
-    // here, 79% in a program of its own, bench/NOTES.md); whether the GEMMs' power draw is why is open.
+    // Bandwidth rows right after the copy ceiling they are compared with, matrix-unit rows last: under a
+    // sustained GEMM the H200 draws ~520 W and its SM clock drops from 1980 to ~1450 MHz, and the row
+    // kernels measured just after the GEMMs ran up to 20% slower (bench/NOTES.md, 2026-11-28).
     copy_ceiling();
     layer_norm();
     softmax();
     cross_entropy();
     adamw();
     elementwise();
-    cublas_ceiling();
     linear();
     attention();
   }
 
  private:
-  // Median milliseconds of one fn() over opt_.iters runs, each between two events, after opt_.warmup runs.
-  double time_ms(const std::function<void()>& fn) {
-    for (int i = 0; i < opt_.warmup; ++i) fn();
-    std::vector<CudaEvent> marks(opt_.iters + 1);
+  // Median milliseconds of each fn over opt_.iters rounds, after opt_.warmup rounds; a round runs every fn
+  // once, each between two events, so all of them see the same clocks and temperature (a GEMM measured
+  // first on a cool GPU ran 12% faster than the same GEMM measured later: bench/NOTES.md).
+  std::vector<double> time_interleaved(const std::vector<std::function<void()>>& fns) {
+    for (int i = 0; i < opt_.warmup; ++i)
+      for (const auto& fn : fns) fn();
+    const size_t k = fns.size();
+    std::vector<CudaEvent> marks(opt_.iters * k + 1);
     marks[0].record(stream_);
-    for (int i = 0; i < opt_.iters; ++i) {
-      fn();
-      marks[i + 1].record(stream_);
-    }
+    for (int i = 0; i < opt_.iters; ++i)
+      for (size_t f = 0; f < k; ++f) {
+        fns[f]();
+        marks[i * k + f + 1].record(stream_);
+      }
     marks.back().synchronize();
-    std::vector<double> ms(opt_.iters);
-    for (int i = 0; i < opt_.iters; ++i) ms[i] = marks[i].elapsed_ms(marks[i + 1]);
-    std::nth_element(ms.begin(), ms.begin() + opt_.iters / 2, ms.end());
-    return ms[opt_.iters / 2];
+    std::vector<double> medians(k);
+    for (size_t f = 0; f < k; ++f) {
+      std::vector<double> ms(opt_.iters);
+      for (int i = 0; i < opt_.iters; ++i) ms[i] = marks[i * k + f].elapsed_ms(marks[i * k + f + 1]);
+      std::nth_element(ms.begin(), ms.begin() + opt_.iters / 2, ms.end());
+      medians[f] = ms[opt_.iters / 2];
+    }
+    return medians;
   }
+
+  double time_ms(const std::function<void()>& fn) { return time_interleaved({fn})[0]; }
 
   // A device tensor of N(0, 1) values: inputs.
   Tensor random(const Shape& shape, DType dtype) { return mt::randn(shape, gen_, {dtype, dev_}); }
@@ -95,19 +105,25 @@ class OpsBench {
     return t;
   }
 
-  // One table row; a row whose op fails prints the error instead of a time.
+  // One table row: `work` bytes or FLOPs done in `ms`, as a rate and as a share of `ceiling`.
+  static void print_row(const std::string& op, const std::string& size, const char* dtype, double ms, double work,
+                        bool flops, double ceiling) {
+    double rate = work / (ms * 1e-3) / (flops ? 1e12 : 1e9);
+    std::string pct = ceiling > 0 ? std::to_string(static_cast<int>(100.0 * rate / ceiling + 0.5)) + "%" : "-";
+    std::printf("| %s | %s | %s | %.3f | %.1f %s | %s |\n", op.c_str(), size.c_str(), dtype, ms, rate,
+                flops ? "TFLOP/s" : "GB/s", pct.c_str());
+    std::fflush(stdout);
+  }
+
+  // A timed table row; a row whose op fails prints the error instead of a time.
   void row(const std::string& op, const std::string& size, const char* dtype, const std::function<void()>& fn,
            double work, bool flops, double ceiling) {
     try {
-      double ms = time_ms(fn);
-      double rate = work / (ms * 1e-3) / (flops ? 1e12 : 1e9);
-      std::string pct = ceiling > 0 ? std::to_string(static_cast<int>(100.0 * rate / ceiling + 0.5)) + "%" : "-";
-      std::printf("| %s | %s | %s | %.3f | %.1f %s | %s |\n", op.c_str(), size.c_str(), dtype, ms, rate,
-                  flops ? "TFLOP/s" : "GB/s", pct.c_str());
+      print_row(op, size, dtype, time_ms(fn), work, flops, ceiling);
     } catch (const Error& e) {
       std::printf("| %s | %s | %s | - | failed: %s | - |\n", op.c_str(), size.c_str(), dtype, e.what());
+      std::fflush(stdout);
     }
-    std::fflush(stdout);
   }
 
   void copy_ceiling() {
@@ -120,36 +136,36 @@ class OpsBench {
     std::printf("| copy D2D (ceiling) | 2 GiB | bytes | %.3f | %.1f GB/s | 100%% |\n", ms, copy_gbs_);
   }
 
-  void cublas_ceiling() {
+  // mt::linear at 8192^3 against cublasGemmEx doing the same x @ w^T (Note [Row-major GEMM on cuBLASLt]
+  // in src/ops/cuda/matmul_cuda.cpp: cuBLAS's A is w transposed, its B is x), timed interleaved.
+  void linear() {
     const int n = 8192;
-    Tensor a = random({n, n}, DType::BF16), b = random({n, n}, DType::BF16), c = filled({n, n}, DType::BF16);
+    const double flop = 2.0 * n * n * n;
+    Tensor x = random({n, n}, DType::BF16), w = random({n, n}, DType::BF16), bias = random({n}, DType::BF16);
+    Tensor c = filled({n, n}, DType::BF16);
     cublasHandle_t raw = nullptr;
     MT_CUBLAS_CHECK(cublasCreate(&raw));
     CublasHandle handle(raw);
     MT_CUBLAS_CHECK(cublasSetStream(raw, stream_));
     float alpha = 1.0f, beta = 0.0f;
-    double ms = time_ms([&] {
-      MT_CUBLAS_CHECK(cublasGemmEx(raw, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a.data_ptr(), CUDA_R_16BF, n,
-                                   b.data_ptr(), CUDA_R_16BF, n, &beta, c.data_ptr(), CUDA_R_16BF, n,
+    auto cublas = [&] {
+      MT_CUBLAS_CHECK(cublasGemmEx(raw, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, w.data_ptr(), CUDA_R_16BF, n,
+                                   x.data_ptr(), CUDA_R_16BF, n, &beta, c.data_ptr(), CUDA_R_16BF, n,
                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    });
-    cublas_tflops_ = 2.0 * n * n * n / (ms * 1e-3) / 1e12;
-    std::printf("| cublasGemmEx (ceiling) | 8192^3 | bf16 | %.3f | %.1f TFLOP/s | 100%% |\n", ms, cublas_tflops_);
-  }
-
-  void linear() {
-    const int64_t n = 8192;
-    Tensor x = random({n, n}, DType::BF16), w = random({n, n}, DType::BF16);
-    row("linear (mt::linear, cuBLASLt)", "8192^3", "bf16", [&] { mt::linear(x, w); }, 2.0 * n * n * n, true,
-        cublas_tflops_);
-    Tensor bias = random({n}, DType::BF16);
-    row("linear + bias epilogue", "8192^3", "bf16", [&] { mt::linear(x, w, bias); }, 2.0 * n * n * n, true,
-        cublas_tflops_);
-    // Note [Timing the heuristic's candidates] in src/ops/cuda/matmul_cuda.cpp: off by default.
+    };
+    std::vector<double> ms = time_interleaved({cublas, [&] { mt::linear(x, w); }, [&] { mt::linear(x, w, bias); }});
+    cublas_tflops_ = flop / (ms[0] * 1e-3) / 1e12;
+    print_row("cublasGemmEx x @ w^T (ceiling)", "8192^3", "bf16", ms[0], flop, true, cublas_tflops_);
+    print_row("linear (mt::linear, cuBLASLt)", "8192^3", "bf16", ms[1], flop, true, cublas_tflops_);
+    print_row("linear + bias epilogue", "8192^3", "bf16", ms[2], flop, true, cublas_tflops_);
+    // Note [Timing the heuristic's candidates] in src/ops/cuda/matmul_cuda.cpp: off by default. The timed
+    // choice stays with the plan, so this row comes last, against cuBLAS interleaved with it again.
     set_matmul_autotune(true);
-    row("linear, timed candidates (MT_MATMUL_AUTOTUNE=1)", "8192^3", "bf16", [&] { mt::linear(x, w); },
-        2.0 * n * n * n, true, cublas_tflops_);
+    mt::linear(x, w);
     set_matmul_autotune(false);
+    ms = time_interleaved({cublas, [&] { mt::linear(x, w); }});
+    print_row("linear, timed candidates (MT_MATMUL_AUTOTUNE=1)", "8192^3", "bf16", ms[1], flop, true,
+              flop / (ms[0] * 1e-3) / 1e12);
   }
 
   void layer_norm() {
