@@ -3,12 +3,10 @@
 // running logsumexp per thread (f32 through the hardware's exp2) merged over the block in a fixed order.
 // Backward: a warp or block per row, one pass writing softmax minus the one-hot target, with 16-byte
 // packs whenever logits and dlogits are equally misaligned.
-#include <type_traits>
-
 #include "cross_entropy.h"
 #include "device_utils.cuh"
-#include "fast_exp.cuh"
 #include "row_launch.cuh"
+#include "running_lse.cuh"
 
 namespace mt::gpukernels {
 
@@ -16,51 +14,6 @@ namespace {
 
 constexpr int kForwardThreads = 256;
 constexpr int kForwardChunk = 4;  // packs each thread loads before using them
-
-// Running logsumexp: m, the largest value seen, and s, the sum of exp(v - m). For f32, m is kept in
-// base-2 units (v * log2(e)) so that each term is one FMA and one hardware exp2; f64 uses exp.
-template <typename A>
-struct RunningLse {
-  static constexpr bool kBase2 = std::is_same_v<A, float>;
-  A m = neg_inf<A>(), s = 0;
-
-  __device__ __forceinline__ static A scaled(A v) { return kBase2 ? v * gpu::kLog2e : v; }
-  // exp of a difference of scaled values.
-  __device__ __forceinline__ static A exp_scaled(A d) {
-    if constexpr (kBase2) return gpu::ex2_approx(d);
-    else return exp_acc(d);
-  }
-  // exp(v - top) for an unscaled v and a scaled top.
-  __device__ __forceinline__ static A term(A v, A top) {
-    if constexpr (kBase2) return gpu::ex2_approx(fmaf(v, gpu::kLog2e, -top));
-    else return exp_acc(v - top);
-  }
-
-  template <int N>
-  __device__ __forceinline__ void add(const A (&v)[N]) {
-    A top = v[0];
-#pragma unroll
-    for (int k = 1; k < N; ++k) top = fmax(top, v[k]);  // a NaN is dropped here but poisons s below
-    if (top == neg_inf<A>() && m == neg_inf<A>()) return;  // nothing but -inf so far: s stays 0
-    A t = scaled(top);
-    if (t > m) {
-      s *= exp_scaled(m - t);  // 0 while m is -inf
-      m = t;
-    }
-#pragma unroll
-    for (int k = 0; k < N; ++k) s += term(v[k], m);
-  }
-
-  // Adds another running state; the same result whichever of the two calls it.
-  __device__ __forceinline__ void merge(A om, A os) {
-    A t = fmax(m, om);
-    if (t == neg_inf<A>()) return;
-    s = s * exp_scaled(m - t) + os * exp_scaled(om - t);
-    m = t;
-  }
-
-  __device__ __forceinline__ A lse() const { return kBase2 ? m * gpu::kLn2 + log_acc(s) : m + log_acc(s); }
-};
 
 template <typename T, typename S>
 __global__ void __launch_bounds__(kForwardThreads)
@@ -106,10 +59,7 @@ __global__ void __launch_bounds__(kForwardThreads)
     A v[1] = {to_acc(x[tail + threadIdx.x])};
     st.add(v);
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    A om = __shfl_xor_sync(0xffffffffu, st.m, o), os = __shfl_xor_sync(0xffffffffu, st.s, o);
-    st.merge(om, os);
-  }
+  st.warp_merge();
   int warp = threadIdx.x / 32;
   if (threadIdx.x % 32 == 0) {
     warp_m[warp] = st.m;

@@ -61,6 +61,7 @@ class OpsBench {
     layer_norm();
     softmax();
     cross_entropy();
+    distillation();
     adamw();
     elementwise();
     linear();
@@ -206,6 +207,21 @@ class OpsBench {
         copy_gbs_);
     row("cross_entropy bwd", "16384 x 50304", "bf16", [&] { bwd(logits, targets, -100, lse, grad, dlogits); }, nv * 4,
         false, copy_gbs_);
+  }
+
+  // Student and teacher logits of a GPT-2 batch (16 x 1024 tokens) at T 2.
+  void distillation() {
+    const int64_t rows = 16384, vocab = 50304;
+    Tensor student = random({rows, vocab}, DType::BF16), teacher = random({rows, vocab}, DType::BF16);
+    Tensor kl = filled({rows}, DType::F32), lse_s = filled({rows}, DType::F32), lse_t = filled({rows}, DType::F32);
+    Tensor grad = random({rows}, DType::F32), dstudent = filled({rows, vocab}, DType::BF16);
+    auto fwd = kernels().distillation_forward.get(dev_, "distillation_loss");
+    auto bwd = kernels().distillation_backward.get(dev_, "distillation_loss backward");
+    double nv = static_cast<double>(rows) * vocab;
+    row("distillation fwd", "16384 x 50304", "bf16", [&] { fwd(student, teacher, 0.5, kl, lse_s, lse_t); }, nv * 4,
+        false, copy_gbs_);
+    row("distillation bwd", "16384 x 50304", "bf16",
+        [&] { bwd(student, teacher, 0.5, lse_s, lse_t, grad, dstudent); }, nv * 6, false, copy_gbs_);
   }
 
   void attention() {

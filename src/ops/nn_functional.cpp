@@ -148,14 +148,31 @@ Tensor distillation_loss(const Tensor& student_logits, const Tensor& teacher_log
   check_same_shape("distillation_loss (student, teacher)", student_logits, teacher_logits);
   check_same_device("distillation_loss", student_logits, teacher_logits);
   MT_CHECK(temperature > 0, "distillation_loss: temperature must be > 0, got ", temperature);
-  DType acc = stat_dtype(student_logits.dtype());
+  // One fused pass each way over the (N, V) logits (Kernels::DistillationForward/Backward); the teacher is
+  // cast to the student's dtype when they differ.
+  Tensor s = student_logits.detach().contiguous();
+  Tensor t = teacher_logits.detach().to(s.dtype()).contiguous();
+  int64_t rows = s.size(0);
+  DType sd = stat_dtype(s.dtype());
   double inv_t = 1.0 / temperature;
-  Tensor log_p_teacher = log_softmax(mul(teacher_logits.detach().to(acc), inv_t));  // (N, V)
-  Tensor log_p_student = log_softmax(mul(student_logits.to(acc), inv_t));           // (N, V)
-  // KL per row = sum_v p_t (log p_t - log p_s); the loss is its mean over rows, times T^2.
-  Tensor kl = mul(exp(log_p_teacher), sub(log_p_teacher, log_p_student));  // (N, V)
-  int64_t rows = std::max<int64_t>(student_logits.size(0), 1);
-  return mul(sum(kl), temperature * temperature / static_cast<double>(rows));
+  Tensor kl = Tensor::empty({rows}, sd, s.device());  // (N)
+  Tensor lse_s = Tensor::empty({rows}, sd, s.device()), lse_t = Tensor::empty({rows}, sd, s.device());
+  if (s.numel() > 0) {
+    kernels().distillation_forward.get(s.device(), "distillation_loss")(s, t, inv_t, kl, lse_s, lse_t);
+  } else {
+    fill_(kl, 0.0);
+  }
+  SavedTensor ss(s, "distillation student logits"), st(t, "distillation teacher logits");
+  record_function("DistillationBackward", {student_logits}, {kl}, [ss, st, lse_s, lse_t, inv_t, sd](const std::vector<Tensor>& g) {
+    const Tensor& sv = ss.get();
+    Tensor ds = Tensor::empty(sv.shape(), sv.dtype(), sv.device());
+    if (sv.numel() > 0)
+      kernels().distillation_backward.get(sv.device(), "distillation_loss backward")(sv, st.get(), inv_t, lse_s, lse_t,
+                                                                                     g[0].to(sd).contiguous(), ds);
+    return std::vector<Tensor>{ds};
+  });
+  // The mean of the rows' KL, times T^2 (gradients keep the magnitude of T = 1: Hinton et al.).
+  return mul(sum(kl), temperature * temperature / static_cast<double>(std::max<int64_t>(rows, 1)));
 }
 
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale) {

@@ -1,5 +1,5 @@
-// CUDA vs CPU for the matmul, softmax, layernorm, cross-entropy, attention, dropout and optimizer
-// kernels, called through the kernel table on identical inputs, for every floating dtype and odd
+// CUDA vs CPU for the matmul, softmax, layernorm, cross-entropy, distillation, attention, dropout and
+// optimizer kernels, called through the kernel table on identical inputs, for every floating dtype and odd
 // shapes. Tolerances per dtype. Every test skips when no GPU is visible.
 #include <gtest/gtest.h>
 
@@ -372,6 +372,68 @@ TEST(CudaCrossEntropy, TargetOutOfRangeGivesNaNLoss) {
   std::vector<float> l = loss.to_vector<float>();
   EXPECT_TRUE(std::isfinite(l[0]));
   EXPECT_TRUE(std::isnan(l[1]));
+}
+
+// ---- distillation loss ----
+
+TEST(CudaDistillation, ForwardAndBackwardMatchCpuAtEveryAlignment) {
+  MT_REQUIRE_GPU();
+  const Shape shapes[] = {{1, 1}, {7, 1037}, {16, 50304}, {9, 50257}, {3, 100}};
+  uint64_t seed = 400;
+  for (DType dt : kFloating)
+    for (const Shape& s : shapes)
+      for (double temp : {1.0, 2.5}) {
+        std::string what = name(dt, "distillation " + std::to_string(s[0]) + "x" + std::to_string(s[1]) + " T " +
+                                        std::to_string(temp));
+        int64_t rows = s[0];
+        Tensor student = random_tensor(s, dt, seed++, -6, 6), teacher = random_tensor(s, dt, seed++, -6, 6);
+        DType sd = stat_dtype(dt);
+        Tensor kl_c = empty_cpu({rows}, sd), ls_c = empty_cpu({rows}, sd), lt_c = empty_cpu({rows}, sd);
+        kernels().distillation_forward.get(Device::cpu(), "kd")(student, teacher, 1 / temp, kl_c, ls_c, lt_c);
+        Tensor grad = random_tensor({rows}, sd, seed++, 0.5, 1.5);
+        Tensor d_c = empty_cpu(s, dt);
+        kernels().distillation_backward.get(Device::cpu(), "kd")(student, teacher, 1 / temp, ls_c, lt_c, grad, d_c);
+        // Aligned (16-byte packs), both offset by one (packs after a scalar head), only the student offset
+        // (one by one); the backward's output aligned or offset.
+        for (int layout = 0; layout < 3; ++layout) {
+          std::string where = what + (layout == 0 ? " aligned" : layout == 1 ? " both offset" : " student offset");
+          Tensor sg = layout == 0 ? gpu(student) : gpu_offset_by_one(student);
+          Tensor tg = layout == 1 ? gpu_offset_by_one(teacher) : gpu(teacher);
+          Tensor kl_g = empty_gpu({rows}, sd), ls_g = empty_gpu({rows}, sd), lt_g = empty_gpu({rows}, sd);
+          kernels().distillation_forward.get(Device::cuda(0), "kd")(sg, tg, 1 / temp, kl_g, ls_g, lt_g);
+          expect_close(ls_g, ls_c, 1e-5, where + " lse student");
+          expect_close(lt_g, lt_c, 1e-5, where + " lse teacher");
+          expect_close(kl_g, kl_c, 1e-5, where + " kl");
+          Tensor d_g = layout == 1 ? gpu_offset_by_one(d_c) : empty_gpu(s, dt);
+          kernels().distillation_backward.get(Device::cuda(0), "kd")(sg, tg, 1 / temp, gpu(ls_c), gpu(lt_c), gpu(grad),
+                                                                     d_g);
+          expect_close(d_g, d_c, rtol_for(dt), where + " dstudent");
+        }
+      }
+}
+
+TEST(CudaDistillation, MaskedLogitsAddNothingAsOnCpu) {
+  MT_REQUIRE_GPU();
+  const int64_t rows = 4, vocab = 4099;
+  for (DType dt : kFloating) {
+    std::vector<double> sv = random_tensor({rows, vocab}, DType::F64, 450, -8, 8).to_vector<double>();
+    std::vector<double> tv = random_tensor({rows, vocab}, DType::F64, 451, -8, 8).to_vector<double>();
+    for (size_t i = 0; i < sv.size(); i += 7) sv[i] = tv[i] = -INFINITY;  // masked in both
+    Tensor student = Tensor::from_vector(sv, {rows, vocab}, dt), teacher = Tensor::from_vector(tv, {rows, vocab}, dt);
+    DType sd = stat_dtype(dt);
+    Tensor kl_c = empty_cpu({rows}, sd), ls_c = empty_cpu({rows}, sd), lt_c = empty_cpu({rows}, sd);
+    Tensor kl_g = empty_gpu({rows}, sd), ls_g = empty_gpu({rows}, sd), lt_g = empty_gpu({rows}, sd);
+    kernels().distillation_forward.get(Device::cpu(), "kd")(student, teacher, 1.0, kl_c, ls_c, lt_c);
+    kernels().distillation_forward.get(Device::cuda(0), "kd")(gpu(student), gpu(teacher), 1.0, kl_g, ls_g, lt_g);
+    for (double v : kl_c.to_vector<double>()) EXPECT_TRUE(std::isfinite(v)) << name(dt, "cpu kl");
+    expect_close(kl_g, kl_c, 1e-5, name(dt, "masked kl"));
+    Tensor grad = random_tensor({rows}, sd, 452, 0.5, 1.5);
+    Tensor d_c = empty_cpu({rows, vocab}, dt), d_g = empty_gpu({rows, vocab}, dt);
+    kernels().distillation_backward.get(Device::cpu(), "kd")(student, teacher, 1.0, ls_c, lt_c, grad, d_c);
+    kernels().distillation_backward.get(Device::cuda(0), "kd")(gpu(student), gpu(teacher), 1.0, gpu(ls_c), gpu(lt_c),
+                                                               gpu(grad), d_g);
+    expect_close(d_g, d_c, rtol_for(dt), name(dt, "masked dstudent"));
+  }
 }
 
 // ---- attention ----

@@ -143,6 +143,28 @@ TEST(DistillationLoss, GradientReachesTheStudentOnlyAndErrorsNameShapes) {
   EXPECT_THROW(distillation_loss(zeros({2, 3}), zeros({2, 3}), 0.0), Error);
 }
 
+TEST(DistillationLoss, FusedKernelMatchesTheComposedDefinitionAndSkipsMaskedLogits) {
+  // Composed from log_softmax for (7, 13) logits at T 1.3: loss and gradient, in f64 and f32.
+  const double temp = 1.3;
+  Tensor s = leaf(distinct_values(91, 0.37), {7, 13});
+  Tensor t = f64(distinct_values(91, 0.61), {7, 13});
+  Tensor log_pt = log_softmax(mul(t, 1 / temp)), log_ps = log_softmax(mul(s, 1 / temp));
+  Tensor ref = mul(sum(mul(exp(log_pt), sub(log_pt, log_ps))), temp * temp / 7);
+  ref.backward();
+  Tensor ref_grad = s.grad().clone();
+  s.zero_grad();
+  Tensor loss = distillation_loss(s, t, temp);
+  // KL = E_t[(t - s) / T] - lse_t + lse_s cancels terms of up to |logit| / T = 43 here: a few ulps of 43.
+  EXPECT_NEAR(loss.item(), ref.item(), 1e-13);
+  loss.backward();
+  expect_values(s.grad(), ref_grad.to_vector<double>(), 1e-15);
+  EXPECT_NEAR(distillation_loss(s.detach().to(DType::F32), t.to(DType::F32), temp).item(), ref.item(), 3e-5);
+  // A vocabulary entry masked (-inf) in both adds nothing: the loss of the other entries, not NaN.
+  Tensor sm = f64({0, -INFINITY, 1, 2, -INFINITY, 0.5}, {2, 3}), tm = f64({1, -INFINITY, 0, 0, -INFINITY, 1}, {2, 3});
+  Tensor s2 = f64({0, 1, 2, 0.5}, {2, 2}), t2 = f64({1, 0, 0, 1}, {2, 2});
+  EXPECT_NEAR(distillation_loss(sm, tm).item(), distillation_loss(s2, t2).item(), 1e-15);
+}
+
 TEST(CausalAttention, HandValues) {
   // Row 0 sees only key 0; row 1 scores [0, ln 3] -> probabilities [1/4, 3/4].
   Tensor q = f64({5, 7, 1, 0}, {1, 1, 2, 2});

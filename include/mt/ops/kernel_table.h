@@ -89,6 +89,16 @@ struct Kernels {
   // grad_losses (N) in the losses' dtype.
   using CrossEntropyBackward = void(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                                     const Tensor& lse, const Tensor& grad_losses, const Tensor& dlogits);
+  // Knowledge distillation at temperature T (inv_temperature = 1 / T > 0): student, teacher (N, V) of one
+  // dtype; kl (N) = KL(softmax(teacher[n] / T) || softmax(student[n] / T)), terms where the teacher's
+  // probability is 0 counting 0; lse_student, lse_teacher (N) the rows' logsumexp of logits / T. kl and
+  // both lse f32 (f64 for f64).
+  using DistillationForward = void(const Tensor& student, const Tensor& teacher, double inv_temperature,
+                                   const Tensor& kl, const Tensor& lse_student, const Tensor& lse_teacher);
+  // dstudent (N, V) = grad_kl[n] / T * (softmax(student[n] / T) - softmax(teacher[n] / T)); grad_kl in kl's dtype.
+  using DistillationBackward = void(const Tensor& student, const Tensor& teacher, double inv_temperature,
+                                    const Tensor& lse_student, const Tensor& lse_teacher, const Tensor& grad_kl,
+                                    const Tensor& dstudent);
   // Causal attention. q, k, v, out: (B, H, T, D); lse (B, H, T) f32 (f64 for f64). scale multiplies q.k.
   // Backward recomputes the probabilities from lse and writes every element of dq, dk, dv.
   using AttentionForward = void(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out,
@@ -165,6 +175,8 @@ struct KernelTable {
   KernelSlot<Kernels::Cumsum> cumsum;
   KernelSlot<Kernels::CrossEntropyForward> cross_entropy_forward;
   KernelSlot<Kernels::CrossEntropyBackward> cross_entropy_backward;
+  KernelSlot<Kernels::DistillationForward> distillation_forward;
+  KernelSlot<Kernels::DistillationBackward> distillation_backward;
   KernelSlot<Kernels::AttentionForward> attention_forward;
   KernelSlot<Kernels::AttentionBackward> attention_backward;
   KernelSlot<Kernels::Dropout> dropout;

@@ -101,7 +101,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 // Per-row losses (N) f32 (f64 for f64 logits), zero at ignored rows.
 Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
 // Knowledge-distillation loss: temperature^2 * mean over rows of KL(softmax(teacher / T) || softmax(student / T)),
-// in f32 (f64 for f64 logits); student and teacher (N, V). The teacher is a constant (no gradient flows to it).
+// in f32 (f64 for f64 logits); student and teacher (N, V). The teacher is a constant (no gradient flows to it);
+// vocabulary entries where the teacher's probability is 0 (a -inf logit) add nothing.
 Tensor distillation_loss(const Tensor& student_logits, const Tensor& teacher_logits, double temperature = 1.0);
 // Causal scaled dot-product attention; q, k, v (B, H, T, D); scale defaults to 1/sqrt(D).
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale = {});

@@ -36,6 +36,8 @@ Kernels::LayerNormForward layer_norm_forward;
 Kernels::LayerNormBackward layer_norm_backward;
 Kernels::CrossEntropyForward cross_entropy_forward;
 Kernels::CrossEntropyBackward cross_entropy_backward;
+Kernels::DistillationForward distillation_forward;
+Kernels::DistillationBackward distillation_backward;
 Kernels::Dropout dropout;
 // moe_cpu.cpp
 Kernels::MoeRoute moe_route;

@@ -1,5 +1,6 @@
-// CPU kernels for the row-wise neural-network functions: softmax/log_softmax, layer norm,
-// fused cross-entropy and dropout. Rows run in parallel; each row accumulates in f32 (f64 for f64).
+// CPU kernels for the row-wise neural-network functions: softmax/log_softmax, layer norm, fused
+// cross-entropy, the distillation loss and dropout. Rows run in parallel; each row accumulates in f32
+// (f64 for f64).
 // Statistics (layer-norm mean/rstd, logsumexp, per-row losses) are f32, or f64 for f64 inputs.
 #include <algorithm>
 #include <cmath>
@@ -26,6 +27,18 @@ void check_targets(const Tensor& targets, int64_t classes, int64_t ignore_index,
   for (int64_t i = 0; i < targets.numel(); ++i)
     MT_CHECK(t[i] == ignore_index || (t[i] >= 0 && t[i] < classes), op, ": target ", t[i], " at row ", i,
              " out of range [0, ", classes, ") (ignore_index ", ignore_index, ")");
+}
+
+// logsumexp(scale * x[0..v)) for scale > 0, in A.
+template <typename A, typename T>
+A scaled_logsumexp(const T* x, int64_t v, A scale) {
+  A mx = -std::numeric_limits<A>::infinity();
+  for (int64_t j = 0; j < v; ++j) mx = std::max(mx, static_cast<A>(x[j]));
+  mx *= scale;
+  if (mx == -std::numeric_limits<A>::infinity()) return mx;
+  A s = 0;
+  for (int64_t j = 0; j < v; ++j) s += std::exp(static_cast<A>(x[j]) * scale - mx);
+  return mx + std::log(s);
 }
 
 }  // namespace
@@ -188,11 +201,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t 
     parallel_range(rows, row_grain(v), [&](int64_t lo, int64_t hi) {
       for (int64_t r = lo; r < hi; ++r) {
         const T* xr = x + r * v;
-        A mx = -std::numeric_limits<A>::infinity();
-        for (int64_t j = 0; j < v; ++j) mx = std::max(mx, static_cast<A>(xr[j]));
-        A s = 0;
-        for (int64_t j = 0; j < v; ++j) s += std::exp(static_cast<A>(xr[j]) - mx);
-        A l = mx + std::log(s);
+        A l = scaled_logsumexp<A>(xr, v, A(1));
         lsev[r] = static_cast<S>(l);
         lv[r] = t[r] == ignore_index ? S(0) : static_cast<S>(l - static_cast<A>(xr[t[r]]));
       }
@@ -224,6 +233,63 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
         for (int64_t j = 0; j < v; ++j) {
           A p = std::exp(static_cast<A>(xr[j]) - l);
           dr[j] = static_cast<T>(g * (p - (j == t[r] ? A(1) : A(0))));
+        }
+      }
+    });
+  });
+}
+
+void distillation_forward(const Tensor& student, const Tensor& teacher, double inv_temperature, const Tensor& kl,
+                          const Tensor& lse_student, const Tensor& lse_teacher) {
+  int64_t rows = student.size(0), v = student.size(1);
+  dispatch_floating(student.dtype(), "distillation_loss", [&]<typename T>() {
+    using A = acc_t<T>;
+    using S = stat_t<T>;
+    const T* xs = student.data<T>();
+    const T* xt = teacher.data<T>();
+    S* klv = kl.data<S>();
+    S* lsv = lse_student.data<S>();
+    S* ltv = lse_teacher.data<S>();
+    A k = static_cast<A>(inv_temperature);
+    parallel_range(rows, row_grain(v), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        const T* sr = xs + r * v;
+        const T* tr = xt + r * v;
+        A ls = scaled_logsumexp<A>(sr, v, k), lt = scaled_logsumexp<A>(tr, v, k);
+        // KL = sum_v p_t (log p_t - log p_s) = sum_v p_t (t - s) / T - lt + ls.
+        A w = 0;
+        for (int64_t j = 0; j < v; ++j) {
+          A pt = std::exp(static_cast<A>(tr[j]) * k - lt);
+          if (pt > 0) w += pt * (static_cast<A>(tr[j]) - static_cast<A>(sr[j])) * k;
+        }
+        lsv[r] = static_cast<S>(ls);
+        ltv[r] = static_cast<S>(lt);
+        klv[r] = static_cast<S>(w - lt + ls);
+      }
+    });
+  });
+}
+
+void distillation_backward(const Tensor& student, const Tensor& teacher, double inv_temperature,
+                           const Tensor& lse_student, const Tensor& lse_teacher, const Tensor& grad_kl,
+                           const Tensor& dstudent) {
+  int64_t rows = student.size(0), v = student.size(1);
+  dispatch_floating(student.dtype(), "distillation_loss backward", [&]<typename T>() {
+    using A = acc_t<T>;
+    using S = stat_t<T>;
+    const T* xs = student.data<T>();
+    const T* xt = teacher.data<T>();
+    const S* lsv = lse_student.data<S>();
+    const S* ltv = lse_teacher.data<S>();
+    const S* gv = grad_kl.data<S>();
+    T* ds = dstudent.data<T>();
+    A k = static_cast<A>(inv_temperature);
+    parallel_range(rows, row_grain(v), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        A g = static_cast<A>(gv[r]) * k, ls = static_cast<A>(lsv[r]), lt = static_cast<A>(ltv[r]);
+        for (int64_t j = r * v; j < (r + 1) * v; ++j) {
+          A ps = std::exp(static_cast<A>(xs[j]) * k - ls), pt = std::exp(static_cast<A>(xt[j]) * k - lt);
+          ds[j] = static_cast<T>(g * (ps - pt));
         }
       }
     });

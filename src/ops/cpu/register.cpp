@@ -29,6 +29,8 @@ void register_cpu_kernels(KernelTable& t) {
   t.layer_norm_backward.cpu = cpu::layer_norm_backward;
   t.cross_entropy_forward.cpu = cpu::cross_entropy_forward;
   t.cross_entropy_backward.cpu = cpu::cross_entropy_backward;
+  t.distillation_forward.cpu = cpu::distillation_forward;
+  t.distillation_backward.cpu = cpu::distillation_backward;
   t.dropout.cpu = cpu::dropout;
   t.attention_forward.cpu = cpu::attention_forward;
   t.attention_backward.cpu = cpu::attention_backward;

@@ -33,6 +33,8 @@ Kernels::LayerNormForward layer_norm_forward;
 Kernels::LayerNormBackward layer_norm_backward;
 Kernels::CrossEntropyForward cross_entropy_forward;
 Kernels::CrossEntropyBackward cross_entropy_backward;
+Kernels::DistillationForward distillation_forward;
+Kernels::DistillationBackward distillation_backward;
 Kernels::AttentionForward attention_forward;
 Kernels::AttentionBackward attention_backward;
 Kernels::Dropout dropout;

@@ -8,6 +8,7 @@
 #include "cross_entropy.h"
 #include "cuda_launch.h"
 #include "cuda_kernels.h"
+#include "distillation.h"
 #include "dropout.h"
 #include "flash_attention.h"
 #include "layernorm.h"
@@ -124,6 +125,37 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
     MT_CUDA_CHECK((gpukernels::cross_entropy_backward<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
                                                           ptr<S>(lse), ptr<S>(grad_losses), ptr<T>(dlogits),
                                                           logits.size(0), logits.size(1), s)));
+  });
+}
+
+void distillation_forward(const Tensor& student, const Tensor& teacher, double inv_temperature, const Tensor& kl,
+                          const Tensor& lse_student, const Tensor& lse_teacher) {
+  check_contiguous("distillation_loss", {&student, &teacher, &kl, &lse_student, &lse_teacher});
+  MT_CHECK(teacher.dtype() == student.dtype() && lse_student.dtype() == kl.dtype() && lse_teacher.dtype() == kl.dtype(),
+           "distillation_loss (cuda): teacher ", teacher.dtype(), " must match student ", student.dtype(),
+           ", and both lse ", lse_student.dtype(), "/", lse_teacher.dtype(), " the kl's ", kl.dtype());
+  cudaStream_t s = stream_for(student);
+  dispatch_with_stats(student.dtype(), kl.dtype(), "distillation_loss", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::distillation_forward<T, S>(ptr<T>(student), ptr<T>(teacher), inv_temperature, ptr<S>(kl),
+                                                        ptr<S>(lse_student), ptr<S>(lse_teacher), student.size(0),
+                                                        student.size(1), s)));
+  });
+}
+
+void distillation_backward(const Tensor& student, const Tensor& teacher, double inv_temperature,
+                           const Tensor& lse_student, const Tensor& lse_teacher, const Tensor& grad_kl,
+                           const Tensor& dstudent) {
+  check_contiguous("distillation_loss backward", {&student, &teacher, &lse_student, &lse_teacher, &grad_kl, &dstudent});
+  MT_CHECK(teacher.dtype() == student.dtype() && lse_teacher.dtype() == lse_student.dtype() &&
+               grad_kl.dtype() == lse_student.dtype(),
+           "distillation_loss backward (cuda): teacher ", teacher.dtype(), " must match student ", student.dtype(),
+           ", and lse_teacher ", lse_teacher.dtype(), " and grad_kl ", grad_kl.dtype(), " lse_student's ",
+           lse_student.dtype());
+  cudaStream_t s = stream_for(student);
+  dispatch_with_stats(student.dtype(), lse_student.dtype(), "distillation_loss backward", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpukernels::distillation_backward<T, S>(ptr<T>(student), ptr<T>(teacher), inv_temperature,
+                                                         ptr<S>(lse_student), ptr<S>(lse_teacher), ptr<S>(grad_kl),
+                                                         ptr<T>(dstudent), student.size(0), student.size(1), s)));
   });
 }
 

@@ -28,6 +28,8 @@ void register_cuda_kernels(KernelTable& t) {
   t.layer_norm_backward.cuda = cuda::layer_norm_backward;
   t.cross_entropy_forward.cuda = cuda::cross_entropy_forward;
   t.cross_entropy_backward.cuda = cuda::cross_entropy_backward;
+  t.distillation_forward.cuda = cuda::distillation_forward;
+  t.distillation_backward.cuda = cuda::distillation_backward;
   t.attention_forward.cuda = cuda::attention_forward;
   t.attention_backward.cuda = cuda::attention_backward;
   t.dropout.cuda = cuda::dropout;
