@@ -6,20 +6,30 @@
 
 namespace mt {
 
-Experts::Experts(int64_t experts, int64_t d_model, int64_t hidden, Generator& gen, double std) {
+Experts::Experts(int64_t experts, int64_t d_model, int64_t hidden, Generator& gen, double std, int shard, int shards)
+    : shard_(shard), shards_(shards) {
   MT_CHECK(experts >= 1 && d_model >= 1 && hidden >= 1, "Experts: expected experts, d_model, hidden >= 1, got ",
            experts, ", ", d_model, ", ", hidden);
-  w1_ = register_parameter("w1", zeros({experts, d_model, hidden}), ParamKind::kWeight);
-  b1_ = register_parameter("b1", zeros({experts, 1, hidden}), ParamKind::kBias);
-  w2_ = register_parameter("w2", zeros({experts, hidden, d_model}), ParamKind::kWeight);
-  b2_ = register_parameter("b2", zeros({experts, 1, d_model}), ParamKind::kBias);
+  MT_CHECK(shards >= 1 && shard >= 0 && shard < shards && experts % shards == 0, "Experts: shard ", shard, " of ",
+           shards, " cannot hold an even share of ", experts, " experts");
+  int64_t local = experts / shards;
+  w1_ = register_parameter("w1", zeros({local, d_model, hidden}), ParamKind::kWeight);
+  b1_ = register_parameter("b1", zeros({local, 1, hidden}), ParamKind::kBias);
+  w2_ = register_parameter("w2", zeros({local, hidden, d_model}), ParamKind::kWeight);
+  b2_ = register_parameter("b2", zeros({local, 1, d_model}), ParamKind::kBias);
   reset_parameters(std, gen);
 }
 
 void Experts::reset_parameters(double std, Generator& gen) {
   NoGradGuard no_grad;
-  normal_(w1_, 0.0, std, gen);
-  normal_(w2_, 0.0, std, gen);
+  // Drawn for every expert (the same generator draws whatever the sharding), then this shard's kept.
+  auto draw = [&](const Tensor& w) {
+    Tensor all = Tensor::empty({w.size(0) * shards_, w.size(1), w.size(2)}, w.dtype(), w.device());
+    normal_(all, 0.0, std, gen);
+    w.copy_(all.narrow(0, w.size(0) * shard_, w.size(0)));
+  };
+  draw(w1_);
+  draw(w2_);
   fill_(b1_, 0.0);
   fill_(b2_, 0.0);
 }

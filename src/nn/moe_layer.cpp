@@ -1,6 +1,7 @@
 // MoELayer: wiring of router, dispatcher and experts, and the residual mix.
 #include "mt/nn/moe_layer.h"
 
+#include "mt/dist/expert_parallel.h"
 #include "mt/nn/moe_dispatch.h"
 #include "mt/ops/ops.h"
 
@@ -12,11 +13,17 @@ constexpr double kInitStd = 0.02;  // GPT-2's; a model may re-initialise with in
 
 }  // namespace
 
-MoELayer::MoELayer(const MoEConfig& config, Generator& gen) : config_(config) {
+MoELayer::MoELayer(const MoEConfig& config, Generator& gen, const Communicator* expert_group) : config_(config) {
   config_.validate();
+  if (expert_group && expert_group->size() > 1) {
+    MT_CHECK(config_.drop_tokens, "MoE layer: expert parallelism needs equal buffers on every rank, so "
+                                  "moe.drop_tokens: false (dropless) is not supported with dist.ep > 1");
+    expert_group_ = *expert_group;
+  }
+  int shard = expert_group_ ? expert_group_->rank() : 0, shards = expert_group_ ? expert_group_->size() : 1;
   gate_ = register_module("gate", std::make_shared<Router>(config_, gen, kInitStd));
   experts_ = register_module("experts", std::make_shared<Experts>(config_.experts, config_.d_model,
-                                                                   config_.hidden_size(), gen, kInitStd));
+                                                                   config_.hidden_size(), gen, kInitStd, shard, shards));
   if (config_.mlp_type == MlpType::kResidual) {
     mlp_ = register_module("mlp", std::make_shared<MLP>(config_.d_model, config_.hidden_size(), /*dropout=*/0.0, gen));
     coefficient_ = register_module("coefficient", std::make_shared<Linear>(config_.d_model, 2));
@@ -32,7 +39,7 @@ Tensor MoELayer::forward(const Tensor& x, Generator& gen) {
   Tensor tokens = x.reshape({-1, config_.d_model});  // (S, d)
   RoutingResult routing = gate_->forward(tokens, gen);
   Tensor buffer = dispatch_tokens(tokens, routing.table);  // (E, C, d)
-  Tensor out = combine_tokens(experts_->forward(buffer), routing.table);  // (S, d)
+  Tensor out = combine_tokens(run_experts(buffer), routing.table);  // (S, d)
   if (mlp_) {
     // Residual-MoE, as DeepSpeed's MoE layer: a per-token learned mix of the experts and the dense MLP.
     Tensor mix = softmax(coefficient_->forward(tokens), -1);  // (S, 2)
@@ -42,6 +49,16 @@ Tensor MoELayer::forward(const Tensor& x, Generator& gen) {
   z_loss_ = routing.z_loss;
   stats_ = std::move(routing.stats);
   return out.view(x.shape());
+}
+
+Tensor MoELayer::run_experts(const Tensor& buffer) const {
+  if (!expert_group_) return experts_->forward(buffer);
+  // buffer (E, C, d) = (P, E/P, C, d) by destination rank; received: (P, E/P, C, d) by source rank.
+  int64_t p = expert_group_->size(), local = experts_->experts(), c = buffer.size(1), d = buffer.size(2);
+  Tensor received = all_to_all(buffer, *expert_group_).view({p, local, c, d});
+  Tensor mine = received.permute({1, 0, 2, 3}).contiguous().view({local, p * c, d});  // (E/P, P*C, d)
+  Tensor done = experts_->forward(mine).view({local, p, c, d}).permute({1, 0, 2, 3}).contiguous();  // (P, E/P, C, d)
+  return all_to_all(done.view({p * local, c, d}), *expert_group_);  // (E, C, d), back at the tokens' ranks
 }
 
 Tensor MoELayer::weighted_loss() const {

@@ -11,20 +11,17 @@
 
 namespace mt {
 
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
-  MT_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
+double grad_sum_of_squares(const std::vector<Tensor>& params) {
   NoGradGuard no_grad;
-  std::vector<Tensor> grads;
-  for (const Tensor& p : params)
-    if (p.grad().defined()) grads.push_back(p.grad());
-
   struct Batch {
     Device device;
     DType acc;  // f32, or f64 for f64 gradients
     std::vector<Tensor> rows;
   };
   std::vector<Batch> batches;
-  for (const Tensor& g : grads) {
+  for (const Tensor& p : params) {
+    const Tensor& g = p.grad();
+    if (!g.defined()) continue;
     MT_CHECK(is_floating(g.dtype()), "clip_grad_norm: gradient must be floating, got ", g.describe());
     DType acc = g.dtype() == DType::F64 ? DType::F64 : DType::F32;
     auto it = std::find_if(batches.begin(), batches.end(),
@@ -45,16 +42,29 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     }
     for (double s : sums.to_vector<double>()) total_sq += s;
   }
-  double norm = std::sqrt(total_sq);
-  if (!std::isfinite(norm)) return norm;
+  return total_sq;
+}
+
+void clip_grads_to_norm(const std::vector<Tensor>& params, double norm, double max_norm) {
+  MT_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
+  if (!std::isfinite(norm)) return;
   double coef = max_norm / (norm + 1e-6);
-  if (coef < 1.0)
-    for (const Tensor& g : grads) {
-      if (g.is_contiguous())
-        mul_(g, coef);
-      else
-        g.copy_(mul(g, coef));
-    }
+  if (coef >= 1.0) return;
+  NoGradGuard no_grad;
+  for (const Tensor& p : params) {
+    const Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    if (g.is_contiguous())
+      mul_(g, coef);
+    else
+      g.copy_(mul(g, coef));
+  }
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  MT_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
+  double norm = std::sqrt(grad_sum_of_squares(params));
+  clip_grads_to_norm(params, norm, max_norm);
   return norm;
 }
 

@@ -10,23 +10,56 @@ namespace mt {
 
 namespace {
 
-void write_state(CheckpointWriter& w, const std::string& prefix, const StateDict& state) {
-  for (const auto& [name, t] : state) {
-    Tensor host = t.detach().to(Device::cpu()).contiguous();
-    w.write(prefix + name, host.dtype(), std::vector<int64_t>(host.shape().begin(), host.shape().end()),
-            host.numel() ? host.data_ptr() : nullptr);
+// The group a state-dict entry is sharded over, if any: model entries are named by their parameter,
+// optimizer entries "state.<param>.<slot>".
+const Communicator* shard_group(const ExpertShards& shards, const std::string& key, bool optim) {
+  if (shards.empty()) return nullptr;
+  std::string param = key;
+  if (optim) {
+    if (key.rfind("state.", 0) != 0 || key.rfind('.') <= 6) return nullptr;
+    param = key.substr(6, key.rfind('.') - 6);
   }
+  auto it = shards.find(param);
+  return it == shards.end() ? nullptr : &it->second;
 }
 
-// Reads every entry of `live` (shape/dtype from the live tensor) into host tensors first.
-StateDict read_state(const CheckpointReader& r, const std::string& prefix, const StateDict& live) {
+// Host copies of `state`, the sharded entries gathered whole (a collective over their groups).
+StateDict gather_state(const StateDict& state, const ExpertShards& shards, bool optim) {
+  StateDict out;
+  for (const auto& [name, t] : state) {
+    Tensor v = t.detach().contiguous();
+    if (const Communicator* g = shard_group(shards, name, optim)) {
+      Shape full = v.shape();
+      full[0] *= g->size();
+      Tensor whole = Tensor::empty(full, v.dtype(), v.device());
+      g->all_gather(v, whole);
+      v = whole;
+    }
+    out[name] = v.to(Device::cpu()).contiguous();
+  }
+  return out;
+}
+
+void write_state(CheckpointWriter& w, const std::string& prefix, const StateDict& host) {
+  for (const auto& [name, t] : host)
+    w.write(prefix + name, t.dtype(), std::vector<int64_t>(t.shape().begin(), t.shape().end()),
+            t.numel() ? t.data_ptr() : nullptr);
+}
+
+// Reads every entry of `live` (shape/dtype from the live tensor; a sharded entry whole, then this rank's
+// chunk) into host tensors first.
+StateDict read_state(const CheckpointReader& r, const std::string& prefix, const StateDict& live,
+                     const ExpertShards& shards, bool optim) {
   StateDict out;
   for (const auto& [name, t] : live) {
     std::string key = prefix + name;
     MT_CHECK(r.has(key), r.path().string(), ": checkpoint has no tensor '", key, "'");
-    Tensor host = Tensor::empty(t.shape(), t.dtype(), Device::cpu());
-    r.read(key, t.dtype(), std::vector<int64_t>(t.shape().begin(), t.shape().end()), host.numel() ? host.data_ptr() : nullptr);
-    out[name] = host;
+    const Communicator* g = shard_group(shards, name, optim);
+    Shape shape = t.shape();
+    if (g) shape[0] *= g->size();
+    Tensor host = Tensor::empty(shape, t.dtype(), Device::cpu());
+    r.read(key, t.dtype(), std::vector<int64_t>(shape.begin(), shape.end()), host.numel() ? host.data_ptr() : nullptr);
+    out[name] = g ? host.narrow(0, t.size(0) * g->rank(), t.size(0)).contiguous() : host;
   }
   return out;
 }
@@ -39,11 +72,15 @@ void copy_into(const StateDict& live, const StateDict& loaded) {
 }  // namespace
 
 void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const Optimizer* optimizer,
-                           const LrSchedule* schedule, const TrainCounters& c, const std::string& recipe_yaml) {
+                           const LrSchedule* schedule, const TrainCounters& c, const std::string& recipe_yaml,
+                           const ExpertShards& shards, bool write) {
+  StateDict model_state = gather_state(model.state_dict(), shards, false);
+  StateDict optim_state = optimizer ? gather_state(optimizer->state_dict(), shards, true) : StateDict{};
+  if (!write) return;
   CheckpointWriter w(path);
-  write_state(w, "model.", model.state_dict());
-  if (optimizer) write_state(w, "optim.", optimizer->state_dict());
-  if (schedule) write_state(w, "schedule.", schedule->state_dict());
+  write_state(w, "model.", model_state);
+  if (optimizer) write_state(w, "optim.", optim_state);
+  if (schedule) write_state(w, "schedule.", gather_state(schedule->state_dict(), {}, false));
   w.write_int("step", c.step);
   w.write_int("tokens", c.tokens);
   w.write_int("loader_epoch", c.loader.epoch);
@@ -55,13 +92,13 @@ void save_train_checkpoint(const std::filesystem::path& path, const Module& mode
 }
 
 TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& model, Optimizer* optimizer,
-                                    LrSchedule* schedule) {
+                                    LrSchedule* schedule, const ExpertShards& shards) {
   CheckpointReader r(path);
   StateDict model_live = model.state_dict();
-  StateDict model_state = read_state(r, "model.", model_live);
+  StateDict model_state = read_state(r, "model.", model_live, shards, false);
   StateDict optim_state, schedule_state;
-  if (optimizer) optim_state = read_state(r, "optim.", optimizer->state_dict());
-  if (schedule) schedule_state = read_state(r, "schedule.", schedule->state_dict());
+  if (optimizer) optim_state = read_state(r, "optim.", optimizer->state_dict(), shards, true);
+  if (schedule) schedule_state = read_state(r, "schedule.", schedule->state_dict(), {}, false);
   TrainCounters c;
   c.step = r.read_int("step");
   c.tokens = r.read_int("tokens");

@@ -13,17 +13,16 @@
 #include "mt/autograd/grad_mode.h"
 #include "mt/core/device_copy.h"
 #include "mt/data/token_loader.h"
-#include "mt/dist/gradient_buckets.h"
 #include "mt/data/tokenizer.h"
 #include "mt/io/checkpoint.h"
 #include "mt/io/checkpoint_dir.h"
 #include "mt/nn/gpt.h"
 #include "mt/ops/ops.h"
 #include "mt/optim/adamw.h"
-#include "mt/optim/clip_grad.h"
 #include "mt/optim/lr_schedule.h"
 #include "mt/optim/sgd.h"
 #include "mt/train/distillation.h"
+#include "mt/train/expert_sharding.h"
 #include "mt/train/metrics_log.h"
 #include "mt/train/progress.h"
 #include "mt/train/sampling.h"
@@ -134,10 +133,13 @@ TrainResult train(Recipe r, const Communicator& world) {
   }
 
   GPTConfig cfg = gpt_config_from_recipe(r);
+  std::optional<ExpertParallel> ep;
+  if (r.dist.ep > 1) ep.emplace(world, r.dist.ep, cfg.experts_per_block);
   Generator init_gen(static_cast<uint64_t>(r.train.seed));
   Generator dropout_gen(static_cast<uint64_t>(r.train.seed) + 1 + static_cast<uint64_t>(world.rank()));
-  GPT model(cfg, init_gen, dropout_gen);
+  GPT model(cfg, init_gen, dropout_gen, ep ? &*ep : nullptr);
   model.to(device, dtype);
+  const ExpertSharding sharding = expert_sharding(model, ep ? &*ep : nullptr);
   ParamCounts pc = count_parameters(cfg);
   if (lead)
     std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
@@ -165,7 +167,7 @@ TrainResult train(Recipe r, const Communicator& world) {
   if (r.checkpoint.resume == "auto") resume_from = find_latest_checkpoint(run_dir);
   else if (r.checkpoint.resume != "never") resume_from = resolve_checkpoint(r.checkpoint.resume);
   if (resume_from) {
-    counters = load_train_checkpoint(*resume_from, model, optimizer.get(), &schedule);
+    counters = load_train_checkpoint(*resume_from, model, optimizer.get(), &schedule, sharding.shards);
     loader.set_state(counters.loader);
     dropout_gen.set_state(counters.dropout_rng);
     counters.world_size = world.size();
@@ -195,10 +197,11 @@ TrainResult train(Recipe r, const Communicator& world) {
   auto save = [&](const char* why) {
     counters.loader = loader.state();
     counters.dropout_rng = dropout_gen.state();
+    fs::path p = checkpoint_path(run_dir, counters.step);
+    if (lead) fs::create_directories(p.parent_path());
+    // Every rank: expert shards are gathered to the lead, which writes.
+    save_train_checkpoint(p, model, optimizer.get(), &schedule, counters, recipe_yaml, sharding.shards, lead);
     if (lead) {
-      fs::path p = checkpoint_path(run_dir, counters.step);
-      fs::create_directories(p.parent_path());
-      save_train_checkpoint(p, model, optimizer.get(), &schedule, counters, recipe_yaml);
       write_latest(run_dir, p);
       prune_checkpoints(run_dir, r.checkpoint.keep);
       progress.message(str_cat("checkpoint (", why, "): ", p.string()));
@@ -237,9 +240,8 @@ TrainResult train(Recipe r, const Communicator& world) {
       if (moe.defined()) aux_sum += moe.item();
       if (kd.defined()) kd_sum += kd.item();
     }
-    std::vector<Tensor> params = model.parameters();
-    if (world.size() > 1) all_reduce_gradients(params, world);
-    double grad_norm = r.optim.grad_clip > 0 ? clip_grad_norm(params, r.optim.grad_clip) : clip_grad_norm(params, 1e30);
+    reduce_gradients(sharding, world);
+    double grad_norm = clip_gradients(sharding, r.optim.grad_clip > 0 ? r.optim.grad_clip : 1e30);
     optimizer->set_lr(schedule.lr());
     double lr = schedule.lr();
     if (std::isfinite(grad_norm)) {
@@ -303,10 +305,14 @@ TrainResult train(Recipe r, const Communicator& world) {
         progress.message(str_cat("step ", counters.step, ": val loss ", vl, " (perplexity ", std::exp(vl), ")"));
       }
     }
-    if (tokenizer && lead && r.train.sample_every > 0 && (counters.step % r.train.sample_every == 0 || last)) {
+    // Split experts need every rank of their group in each forward: then every rank samples (the same text).
+    bool sampler = lead || !sharding.sharded.empty();
+    if (tokenizer && sampler && r.train.sample_every > 0 && (counters.step % r.train.sample_every == 0 || last)) {
       std::string text = sample_text(model, r, *tokenizer, counters.step);
-      metrics->write({{"step", static_cast<double>(counters.step)}}, {{"sample", text}});
-      progress.message(str_cat("sample at step ", counters.step, ":\n", text));
+      if (lead) {
+        metrics->write({{"step", static_cast<double>(counters.step)}}, {{"sample", text}});
+        progress.message(str_cat("sample at step ", counters.step, ":\n", text));
+      }
     }
     bool stop = world.all_reduce(stop_requested() ? 1.0 : 0.0, ReduceKind::kMax) > 0;
     if (last || stop || (r.checkpoint.every > 0 && counters.step % r.checkpoint.every == 0)) save(last ? "end" : stop ? "signal" : "periodic");

@@ -78,6 +78,15 @@ TEST(Module, DottedNamesInRegistrationOrder) {
   EXPECT_EQ(net.named_parameters()[3].tensor.shape(), (Shape{12, 4}));
   EXPECT_TRUE(net.blocks->at<Block>(3).attn->qkv().weight().is_same(net.named_parameters()[33].tensor));
   EXPECT_EQ(net.parameters().size(), names.size());
+  std::vector<std::string> modules;
+  for (const auto& [name, m] : net.named_modules()) modules.push_back(name);
+  ASSERT_GE(modules.size(), 5u);
+  EXPECT_EQ(modules[0], "");
+  EXPECT_EQ(modules[1], "wte");
+  EXPECT_EQ(modules[2], "blocks");
+  EXPECT_EQ(modules[3], "blocks.0");
+  EXPECT_EQ(modules[4], "blocks.0.ln");
+  EXPECT_EQ(modules.back(), "head");
 }
 
 TEST(Module, ParameterKindsDriveDecayGroups) {

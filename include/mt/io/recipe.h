@@ -116,6 +116,7 @@ struct LogSection {
 
 struct DistSection {
   int dp = 0;  // data-parallel size; 0 = all ranks
+  int ep = 1;  // largest expert-parallel size: a MoE layer of E experts splits them over min(E, ep) ranks
   bool operator==(const DistSection&) const = default;
 };
 

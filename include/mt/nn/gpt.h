@@ -12,6 +12,7 @@
 namespace mt {
 
 struct Recipe;
+class ExpertParallel;
 class TransformerBlock;
 struct KVCache;
 
@@ -54,8 +55,9 @@ double train_flops_per_token(const GPTConfig& config);
 
 class GPT : public Module {
  public:
-  // init: parameter initialisation; dropout: the stream dropout masks draw from.
-  GPT(const GPTConfig& config, Generator& init, Generator& dropout);
+  // init: parameter initialisation; dropout: the stream dropout masks draw from; ep: the expert-parallel
+  // groups when the MoE layers' experts are split over ranks (null: every expert on every rank).
+  GPT(const GPTConfig& config, Generator& init, Generator& dropout, const ExpertParallel* ep = nullptr);
   const GPTConfig& config() const { return config_; }
 
   // tokens (B, T) i64 -> logits (B, T, padded_vocab) in the parameters' dtype.

@@ -12,8 +12,10 @@ namespace mt {
 
 class TransformerBlock : public Module {
  public:
-  // moe: the block's MoE config, or null for a dense MLP block.
-  TransformerBlock(int64_t d_model, int64_t heads, double dropout, const MoEConfig* moe, Generator& dropout_gen);
+  // moe: the block's MoE config, or null for a dense MLP block; expert_group: its expert-parallel group
+  // (null: every expert here).
+  TransformerBlock(int64_t d_model, int64_t heads, double dropout, const MoEConfig* moe, Generator& dropout_gen,
+                   const Communicator* expert_group = nullptr);
   Tensor forward(const Tensor& x);                           // (B, T, d) -> (B, T, d)
   Tensor forward_cached(const Tensor& x, KVCache& cache);    // incremental decoding
   MoELayer* moe() const { return moe_.get(); }

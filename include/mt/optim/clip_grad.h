@@ -12,4 +12,10 @@ namespace mt {
 // non-finite norm is returned without scaling anything (the caller decides to skip the step).
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 
+// The two halves of clip_grad_norm, for norms that span ranks (expert parallelism): the sum of squares
+// of the gradients, and the scaling of every gradient by max_norm / (norm + 1e-6) when that is < 1 and
+// the norm is finite.
+double grad_sum_of_squares(const std::vector<Tensor>& params);
+void clip_grads_to_norm(const std::vector<Tensor>& params, double norm, double max_norm);
+
 }  // namespace mt

@@ -1,0 +1,36 @@
+// A model's parameters under expert parallelism: the replicated ones (reduced over every rank) and the
+// experts split over each MoE layer's expert-parallel group, with the data-parallel gradient reduction
+// and the global gradient norm that follow from that split. Without expert parallelism every
+// parameter is replicated and this is plain data parallelism.
+#pragma once
+#include <vector>
+
+#include "mt/dist/expert_parallel.h"
+#include "mt/nn/module.h"
+#include "mt/train/train_checkpoint.h"
+
+namespace mt {
+
+struct ExpertSharding {
+  struct Layer {
+    const ProcessGroups* groups;  // the layer's ep and expert_dp groups
+    std::vector<Tensor> params;   // its experts' parameters (this rank's chunk)
+  };
+  std::vector<Tensor> replicated;
+  std::vector<Layer> sharded;  // MoE layers whose experts are split (P > 1)
+  ExpertShards shards;         // the same, by parameter name, for checkpoints
+};
+
+// Splits `model`'s parameters by the MoE layers' expert groups (ep may be null: all replicated).
+ExpertSharding expert_sharding(Module& model, const ExpertParallel* ep);
+
+// Averages the gradients of the whole job's loss (the mean over ranks): replicated ones over `world`;
+// an expert's, which already sums the gradients of its ep group's tokens, is summed over its
+// expert-data-parallel group and divided by the world size.
+void reduce_gradients(const ExpertSharding& s, const Communicator& world);
+
+// clip_grad_norm over the whole model: each expert counted once although its gradient lives on one
+// rank of each ep group. Returns the norm before clipping (same on every rank).
+double clip_gradients(const ExpertSharding& s, double max_norm);
+
+}  // namespace mt

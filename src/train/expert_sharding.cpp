@@ -1,0 +1,64 @@
+// Parameter split, gradient reduction and global gradient norm under expert parallelism.
+#include "mt/train/expert_sharding.h"
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "mt/autograd/grad_mode.h"
+#include "mt/dist/gradient_buckets.h"
+#include "mt/nn/moe_layer.h"
+#include "mt/ops/ops.h"
+#include "mt/optim/clip_grad.h"
+
+namespace mt {
+
+ExpertSharding expert_sharding(Module& model, const ExpertParallel* ep) {
+  ExpertSharding s;
+  std::set<const TensorImpl*> sharded_params;
+  for (auto& [name, m] : model.named_modules()) {
+    auto* moe = dynamic_cast<MoELayer*>(m);
+    if (!ep || !moe || !moe->expert_group()) continue;
+    ExpertSharding::Layer layer{ep->groups_for(static_cast<int>(moe->config().experts)), {}};
+    for (const NamedParameter& p : moe->experts().named_parameters()) {
+      layer.params.push_back(p.tensor);
+      sharded_params.insert(p.tensor.impl());
+      s.shards.emplace((name.empty() ? "" : name + ".") + "experts." + p.name, layer.groups->ep);
+    }
+    s.sharded.push_back(std::move(layer));
+  }
+  for (const Tensor& p : model.parameters())
+    if (!sharded_params.count(p.impl())) s.replicated.push_back(p);
+  return s;
+}
+
+void reduce_gradients(const ExpertSharding& s, const Communicator& world) {
+  if (world.size() == 1) return;
+  all_reduce_gradients(s.replicated, world);
+  NoGradGuard ng;
+  for (const ExpertSharding::Layer& layer : s.sharded) {
+    all_reduce_gradients(layer.params, layer.groups->expert_dp);  // mean over world / P ranks
+    double to_world_mean = 1.0 / layer.groups->ep.size();
+    for (const Tensor& p : layer.params)
+      if (p.grad().defined()) mul_(p.grad(), to_world_mean);
+  }
+}
+
+double clip_gradients(const ExpertSharding& s, double max_norm) {
+  double total = grad_sum_of_squares(s.replicated);
+  // One all-reduce per distinct ep group (layers of the same size share it).
+  std::map<int, double> per_size;
+  std::map<int, const Communicator*> group_of;
+  for (const ExpertSharding::Layer& layer : s.sharded) {
+    int p = layer.groups->ep.size();
+    per_size[p] += grad_sum_of_squares(layer.params);
+    group_of[p] = &layer.groups->ep;
+  }
+  for (const auto& [p, sq] : per_size) total += group_of[p]->all_reduce(sq, ReduceKind::kSum);
+  double norm = std::sqrt(total);
+  clip_grads_to_norm(s.replicated, norm, max_norm);
+  for (const ExpertSharding::Layer& layer : s.sharded) clip_grads_to_norm(layer.params, norm, max_norm);
+  return norm;
+}
+
+}  // namespace mt

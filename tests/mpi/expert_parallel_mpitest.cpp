@@ -1,0 +1,108 @@
+// Expert parallelism under 2 and 4 ranks: the autograd all-to-all, and a MoE layer whose experts are
+// split over the expert-parallel group against the same layer unsplit on every rank (f64): outputs,
+// input and gate gradients equal; each held expert's gradient is the sum of the group's unsplit ones.
+#include <gtest/gtest.h>
+
+#include "mt/autograd/grad_mode.h"
+#include "mt/dist/expert_parallel.h"
+#include "mt/nn/moe_layer.h"
+#include "mt/ops/ops.h"
+
+using namespace mt;
+
+namespace {
+
+Tensor rank_values(const Shape& s, int rank, double scale) {
+  return mul(add(arange(0, s.numel(), 1, {DType::F64}), 100.0 * rank), scale).view(s);
+}
+
+void expect_near(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
+  for (size_t i = 0; i < g.size(); ++i) ASSERT_NEAR(g[i], w[i], tol) << what << " element " << i;
+}
+
+}  // namespace
+
+TEST(ExpertParallel, AllToAllSendsChunksAndItsGradientBack) {
+  Communicator w = Communicator::world();
+  int n = w.size(), r = w.rank();
+  // chunk j (2 rows) of rank r holds 10 * r + j; after the exchange chunk i holds 10 * i + r.
+  std::vector<double> v;
+  for (int j = 0; j < n; ++j)
+    for (int k = 0; k < 6; ++k) v.push_back(10.0 * r + j);
+  Tensor x = Tensor::from_vector<double>(v, {2 * n, 3});
+  x.set_requires_grad(true);
+  Tensor y = all_to_all(x, w);
+  std::vector<double> got = y.to_vector<double>();
+  for (int i = 0; i < n; ++i) EXPECT_EQ(got[6 * i], 10.0 * i + r);
+  // d sum(y * c) / dx where c's chunk i is (i + 1): x's chunk j went to rank j as its chunk r.
+  std::vector<double> c;
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < 6; ++k) c.push_back(i + 1.0);
+  sum(mul(y, Tensor::from_vector<double>(c, {2 * n, 3}))).backward();
+  std::vector<double> g = x.grad().to_vector<double>();
+  for (int j = 0; j < n; ++j) EXPECT_EQ(g[6 * j], r + 1.0) << "chunk " << j;
+  EXPECT_THROW(all_to_all(zeros({2 * n + 1, 3}), w), Error);
+}
+
+TEST(ExpertParallel, SplitLayerMatchesTheUnsplitLayer) {
+  Communicator w = Communicator::world();
+  int n = w.size(), r = w.rank();
+  for (bool residual : {false, true}) {
+    MoEConfig c;
+    c.d_model = 4;
+    c.hidden = 6;
+    c.experts = 2 * n;
+    c.top_k = 2;
+    c.min_capacity = 1;
+    c.capacity_factor = 0.75;  // some tokens dropped
+    c.mlp_type = residual ? MlpType::kResidual : MlpType::kStandard;
+    ExpertParallel ep(w, n, {static_cast<int>(c.experts)});
+    const ProcessGroups* g = ep.groups_for(static_cast<int>(c.experts));
+    ASSERT_NE(g, nullptr);
+    Generator init_a(7), init_b(7), gen_a(9), gen_b(9);
+    MoELayer whole(c, init_a), split(c, init_b, &g->ep);
+    whole.to(DType::F64);
+    split.to(DType::F64);
+    ASSERT_EQ(split.experts().experts(), 2);
+    Tensor xa = rank_values({3, 5, 4}, r, 0.013), xb = xa.clone();  // different tokens on every rank
+    xa.set_requires_grad(true);
+    xb.set_requires_grad(true);
+    Tensor wa = tanh(rank_values({3, 5, 4}, r, 0.7));
+    Tensor ya = whole.forward(xa, gen_a), yb = split.forward(xb, gen_b);
+    expect_near(yb, ya, 1e-13, "output");
+    add(sum(mul(ya, wa)), whole.weighted_loss()).backward();
+    add(sum(mul(yb, wa)), split.weighted_loss()).backward();
+    expect_near(xb.grad(), xa.grad(), 1e-13, "input gradient");
+    expect_near(split.gate().weight().grad(), whole.gate().weight().grad(), 1e-13, "gate gradient");
+    // Expert e lives on rank e / 2 and collects the gradients of every rank's tokens.
+    Tensor whole_w1 = whole.experts().w1().grad().contiguous();
+    w.all_reduce(whole_w1, ReduceKind::kSum);
+    expect_near(split.experts().w1().grad(), whole_w1.narrow(0, 2 * r, 2), 1e-12, "held experts' w1 gradient");
+    Tensor whole_b2 = whole.experts().b2().grad().contiguous();
+    w.all_reduce(whole_b2, ReduceKind::kSum);
+    expect_near(split.experts().b2().grad(), whole_b2.narrow(0, 2 * r, 2), 1e-12, "held experts' b2 gradient");
+    // The held experts start from the unsplit layer's values for them.
+    NoGradGuard ng;
+    expect_near(split.experts().w2(), whole.experts().w2().narrow(0, 2 * r, 2), 0, "initial w2 of the held experts");
+  }
+}
+
+TEST(ExpertParallel, GroupsPerLayerSizeAndErrorsNameTheLayer) {
+  Communicator w = Communicator::world();
+  int n = w.size();
+  ExpertParallel ep(w, n, {0, n, 0, 2 * n, 0, 1});
+  EXPECT_EQ(ep.size_for(2 * n), n);
+  EXPECT_EQ(ep.groups_for(n)->ep.size(), n);
+  EXPECT_EQ(ep.groups_for(n)->expert_dp.size(), 1);
+  EXPECT_EQ(ep.groups_for(1), nullptr);  // one expert: nothing to split
+  try {
+    ExpertParallel bad(w, n, {0, n + 1});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("block 1 has " + std::to_string(n + 1) + " experts"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(ExpertParallel(w, n + 1, {}), Error);
+}
