@@ -15,11 +15,7 @@ constexpr double kInitStd = 0.02;  // GPT-2's; a model may re-initialise with in
 
 MoELayer::MoELayer(const MoEConfig& config, Generator& gen, const Communicator* expert_group) : config_(config) {
   config_.validate();
-  if (expert_group && expert_group->size() > 1) {
-    MT_CHECK(config_.drop_tokens, "MoE layer: expert parallelism needs equal buffers on every rank, so "
-                                  "moe.drop_tokens: false (dropless) is not supported with dist.ep > 1");
-    expert_group_ = *expert_group;
-  }
+  if (expert_group && expert_group->size() > 1) expert_group_ = *expert_group;
   int shard = expert_group_ ? expert_group_->rank() : 0, shards = expert_group_ ? expert_group_->size() : 1;
   gate_ = register_module("gate", std::make_shared<Router>(config_, gen, kInitStd));
   experts_ = register_module("experts", std::make_shared<Experts>(config_.experts, config_.d_model,
@@ -37,7 +33,7 @@ Tensor MoELayer::forward(const Tensor& x, Generator& gen) {
   MT_CHECK(x.dim() >= 2 && x.size(-1) == config_.d_model, "MoELayer: expected x (..., ", config_.d_model, "), got ",
            x.describe());
   Tensor tokens = x.reshape({-1, config_.d_model});  // (S, d)
-  RoutingResult routing = gate_->forward(tokens, gen);
+  RoutingResult routing = gate_->forward(tokens, gen, expert_group());
   Tensor buffer = dispatch_tokens(tokens, routing.table);  // (E, C, d)
   Tensor out = combine_tokens(run_experts(buffer), routing.table);  // (S, d)
   if (mlp_) {

@@ -150,6 +150,8 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
   if (!o.drop_tokens) {
     std::vector<int64_t> routed = m.counts.select(0, 0).to_vector<int64_t>();  // the one host sync
     capacity = *std::max_element(routed.begin(), routed.end());
+    if (o.capacity_group)
+      capacity = static_cast<int64_t>(o.capacity_group->all_reduce(static_cast<double>(capacity), ReduceKind::kMax));
   }
   MT_ASSERT(capacity >= 1);
   if (random_selection) {

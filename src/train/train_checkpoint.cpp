@@ -1,4 +1,5 @@
-// Training checkpoints on top of CheckpointWriter/Reader: state dicts flattened under prefixes.
+// Training checkpoints on top of CheckpointWriter/Reader: state dicts flattened under prefixes, the
+// expert-parallel shards gathered whole on save and cut back to each rank's chunk on load.
 #include "mt/train/train_checkpoint.h"
 
 #include "mt/autograd/grad_mode.h"
@@ -23,19 +24,22 @@ const Communicator* shard_group(const ExpertShards& shards, const std::string& k
   return it == shards.end() ? nullptr : &it->second;
 }
 
-// Host copies of `state`, the sharded entries gathered whole (a collective over their groups).
-StateDict gather_state(const StateDict& state, const ExpertShards& shards, bool optim) {
+// Host copies of `state`, the sharded entries gathered whole (a collective over their groups). A rank
+// that does not write (keep false) only takes part in the gathers and keeps nothing.
+StateDict gather_state(const StateDict& state, const ExpertShards& shards, bool optim, bool keep = true) {
   StateDict out;
   for (const auto& [name, t] : state) {
+    const Communicator* g = shard_group(shards, name, optim);
+    if (!keep && !g) continue;
     Tensor v = t.detach().contiguous();
-    if (const Communicator* g = shard_group(shards, name, optim)) {
+    if (g) {
       Shape full = v.shape();
       full[0] *= g->size();
       Tensor whole = Tensor::empty(full, v.dtype(), v.device());
       g->all_gather(v, whole);
       v = whole;
     }
-    out[name] = v.to(Device::cpu()).contiguous();
+    if (keep) out[name] = v.to(Device::cpu()).contiguous();
   }
   return out;
 }
@@ -74,8 +78,8 @@ void copy_into(const StateDict& live, const StateDict& loaded) {
 void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const Optimizer* optimizer,
                            const LrSchedule* schedule, const TrainCounters& c, const std::string& recipe_yaml,
                            const ExpertShards& shards, bool write) {
-  StateDict model_state = gather_state(model.state_dict(), shards, false);
-  StateDict optim_state = optimizer ? gather_state(optimizer->state_dict(), shards, true) : StateDict{};
+  StateDict model_state = gather_state(model.state_dict(), shards, false, write);
+  StateDict optim_state = optimizer ? gather_state(optimizer->state_dict(), shards, true, write) : StateDict{};
   if (!write) return;
   CheckpointWriter w(path);
   write_state(w, "model.", model_state);

@@ -1,6 +1,7 @@
 // Expert parallelism under 2 and 4 ranks: the autograd all-to-all, and a MoE layer whose experts are
-// split over the expert-parallel group against the same layer unsplit on every rank (f64): outputs,
-// input and gate gradients equal; each held expert's gradient is the sum of the group's unsplit ones.
+// split over the expert-parallel group against the same layer unsplit on every rank (f64), dropping,
+// residual and dropless: outputs, input and gate gradients equal; each held expert's gradient is the
+// sum of the group's unsplit ones.
 #include <gtest/gtest.h>
 
 #include "mt/autograd/grad_mode.h"
@@ -49,7 +50,8 @@ TEST(ExpertParallel, AllToAllSendsChunksAndItsGradientBack) {
 TEST(ExpertParallel, SplitLayerMatchesTheUnsplitLayer) {
   Communicator w = Communicator::world();
   int n = w.size(), r = w.rank();
-  for (bool residual : {false, true}) {
+  for (int variant = 0; variant < 3; ++variant) {
+    bool residual = variant == 1, dropless = variant == 2;
     MoEConfig c;
     c.d_model = 4;
     c.hidden = 6;
@@ -58,6 +60,7 @@ TEST(ExpertParallel, SplitLayerMatchesTheUnsplitLayer) {
     c.min_capacity = 1;
     c.capacity_factor = 0.75;  // some tokens dropped
     c.mlp_type = residual ? MlpType::kResidual : MlpType::kStandard;
+    c.drop_tokens = !dropless;  // dropless: each rank's largest count differs, the group takes the largest
     ExpertParallel ep(w, n, {static_cast<int>(c.experts)});
     const ProcessGroups* g = ep.groups_for(static_cast<int>(c.experts));
     ASSERT_NE(g, nullptr);

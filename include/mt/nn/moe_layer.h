@@ -23,7 +23,7 @@ class MoELayer : public Module {
   // residual also mlp.{fc,proj}.{weight,bias} and coefficient.{weight,bias}. Weights are drawn
   // from N(0, 0.02) with `gen`, biases are zero. With `expert_group` (P ranks) this rank holds experts
   // rank * E/P .. (rank + 1) * E/P - 1, and every rank of the group must run each forward and backward
-  // together, with the same number of tokens.
+  // together, with the same number of tokens (dropless: the group agrees on the largest capacity).
   MoELayer(const MoEConfig& config, Generator& gen, const Communicator* expert_group = nullptr);
 
   // x (..., d) -> (..., d); tokens are all leading positions. `gen` feeds the noisy gate (training)

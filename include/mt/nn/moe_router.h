@@ -13,8 +13,9 @@ class Router : public Module {
   // weight (E, d) ~ N(0, std).
   Router(const MoEConfig& config, Generator& gen, double std = 0.02);
 
-  // x (S, d) -> the routing of its S tokens. `gen` feeds the noisy gate and random token selection.
-  RoutingResult forward(const Tensor& x, Generator& gen) const;
+  // x (S, d) -> the routing of its S tokens. `gen` feeds the noisy gate and random token selection;
+  // expert_group: the layer's expert-parallel group, whose ranks agree on a dropless capacity.
+  RoutingResult forward(const Tensor& x, Generator& gen, const Communicator* expert_group = nullptr) const;
 
   void reset_parameters(double std, Generator& gen) override;
 

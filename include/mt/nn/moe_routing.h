@@ -7,6 +7,7 @@
 
 #include "mt/core/generator.h"
 #include "mt/core/tensor.h"
+#include "mt/dist/communicator.h"
 #include "mt/ops/moe_ops.h"
 
 namespace mt {
@@ -50,6 +51,9 @@ struct RoutingOptions {
   bool drop_tokens = true;
   bool gumbel_noise = false;  // RSample in training: Gumbel noise on the logits of the noisy choices
   bool random_token_selection = false;
+  // Dropless under expert parallelism: the capacity is the largest count over this group's ranks, so
+  // that their buffers have one shape for the all-to-all (null: this rank's largest count).
+  const Communicator* capacity_group = nullptr;
 };
 
 // Slots per expert when dropping: max(ceil(S / E * capacity_factor * k), min_capacity).
