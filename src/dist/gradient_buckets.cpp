@@ -1,4 +1,4 @@
-// Bucketed gradient averaging: pack (cat) -> all_reduce -> unpack (copy back through views).
+// Bucketed collectives: pack (cat) -> collective -> unpack (copy back through views).
 #include "mt/dist/gradient_buckets.h"
 
 #include <algorithm>
@@ -10,60 +10,67 @@ namespace mt {
 
 namespace {
 
-// Averages `grads` (same device and dtype) with one collective: in place when there is one contiguous
-// gradient, else through a flat buffer.
-void reduce_bucket(const std::vector<Tensor>& grads, const Communicator& comm) {
-  if (grads.size() == 1 && grads[0].is_contiguous()) {
-    comm.all_reduce(grads[0], ReduceKind::kAvg);
+// One collective over `ts` (same device and dtype): in place when there is one contiguous tensor, else
+// through a flat buffer.
+void run_bucket(const std::vector<Tensor>& ts, const std::function<void(const Tensor&)>& collective) {
+  if (ts.size() == 1 && ts[0].is_contiguous()) {
+    collective(ts[0]);
     return;
   }
   std::vector<Tensor> flat;
-  flat.reserve(grads.size());
-  for (const Tensor& g : grads) flat.push_back(g.reshape({-1}));
+  flat.reserve(ts.size());
+  for (const Tensor& t : ts) flat.push_back(t.reshape({-1}));
   Tensor buffer = cat(flat);  // (sum of numels)
-  comm.all_reduce(buffer, ReduceKind::kAvg);
+  collective(buffer);
   int64_t offset = 0;
-  for (const Tensor& g : grads) {
-    g.copy_(buffer.narrow(0, offset, g.numel()).view(g.shape()));
-    offset += g.numel();
+  for (const Tensor& t : ts) {
+    t.copy_(buffer.narrow(0, offset, t.numel()).view(t.shape()));
+    offset += t.numel();
   }
 }
 
 }  // namespace
 
-int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm, size_t bucket_bytes) {
+int bucketed_collective(const std::vector<Tensor>& tensors, const std::function<void(const Tensor& flat)>& collective,
+                        size_t bucket_bytes) {
   NoGradGuard ng;
   int collectives = 0;
-  // Open buckets by (device, dtype), filled in parameter order and sent when the next one would overflow.
+  // Open buckets by (device, dtype), filled in order and sent when the next tensor would overflow.
   struct Open {
     Device device;
     DType dtype;
-    std::vector<Tensor> grads;
+    std::vector<Tensor> ts;
     size_t bytes = 0;
   };
   std::vector<Open> open;
   auto flush = [&](Open& b) {
-    if (b.grads.empty()) return;
-    reduce_bucket(b.grads, comm);
+    if (b.ts.empty()) return;
+    run_bucket(b.ts, collective);
     ++collectives;
-    b.grads.clear();
+    b.ts.clear();
     b.bytes = 0;
   };
-  for (const Tensor& p : params) {
-    const Tensor& g = p.grad();
-    if (!g.defined() || g.numel() == 0) continue;
+  for (const Tensor& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
     auto it = std::find_if(open.begin(), open.end(),
-                           [&](const Open& b) { return b.device == g.device() && b.dtype == g.dtype(); });
+                           [&](const Open& b) { return b.device == t.device() && b.dtype == t.dtype(); });
     if (it == open.end()) {
-      open.push_back({g.device(), g.dtype(), {}, 0});
+      open.push_back({t.device(), t.dtype(), {}, 0});
       it = open.end() - 1;
     }
-    if (it->bytes > 0 && it->bytes + g.nbytes() > bucket_bytes) flush(*it);
-    it->grads.push_back(g);
-    it->bytes += g.nbytes();
+    if (it->bytes > 0 && it->bytes + t.nbytes() > bucket_bytes) flush(*it);
+    it->ts.push_back(t);
+    it->bytes += t.nbytes();
   }
   for (Open& b : open) flush(b);
   return collectives;
+}
+
+int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm, size_t bucket_bytes) {
+  std::vector<Tensor> grads;
+  for (const Tensor& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  return bucketed_collective(grads, [&](const Tensor& flat) { comm.all_reduce(flat, ReduceKind::kAvg); }, bucket_bytes);
 }
 
 }  // namespace mt

@@ -75,15 +75,15 @@ void copy_into(const StateDict& live, const StateDict& loaded) {
 
 }  // namespace
 
-void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const Optimizer* optimizer,
+void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const StateDict* optimizer_state,
                            const LrSchedule* schedule, const TrainCounters& c, const std::string& recipe_yaml,
                            const ExpertShards& shards, bool write) {
   StateDict model_state = gather_state(model.state_dict(), shards, false, write);
-  StateDict optim_state = optimizer ? gather_state(optimizer->state_dict(), shards, true, write) : StateDict{};
+  StateDict optim_state = optimizer_state ? gather_state(*optimizer_state, shards, true, write) : StateDict{};
   if (!write) return;
   CheckpointWriter w(path);
   write_state(w, "model.", model_state);
-  if (optimizer) write_state(w, "optim.", optim_state);
+  if (optimizer_state) write_state(w, "optim.", optim_state);
   if (schedule) write_state(w, "schedule.", gather_state(schedule->state_dict(), {}, false));
   w.write_int("step", c.step);
   w.write_int("tokens", c.tokens);

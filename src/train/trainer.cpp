@@ -29,6 +29,7 @@
 #include "mt/train/stop_signal.h"
 #include "mt/train/train_checkpoint.h"
 #include "mt/train/validation.h"
+#include "mt/train/zero_partition.h"
 
 namespace mt {
 
@@ -57,8 +58,8 @@ DType resolve_dtype(const Recipe& recipe, Device device) {
 
 namespace {
 
-std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, GPT& model) {
-  auto groups = weight_decay_groups(model.named_parameters(), EmbeddingDecay::kYes);
+std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, const std::vector<NamedParameter>& params) {
+  auto groups = weight_decay_groups(params, EmbeddingDecay::kYes);
   if (r.optim.name == OptimSection::Name::kSgd) {
     SgdConfig c;
     c.lr = r.optim.lr;
@@ -144,7 +145,18 @@ TrainResult train(Recipe r, const Communicator& world) {
   if (lead)
     std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
                 pc.active / 1e6, model.num_parameters() / 1e6, device.str().c_str(), dtype_name(dtype));
-  std::unique_ptr<Optimizer> optimizer = make_optimizer(r, model);
+  // ZeRO-1 partitions the replicated parameters' optimizer state; split experts keep theirs (already
+  // one copy per expert-data-parallel rank).
+  std::optional<ZeroPartition> zero;
+  std::vector<NamedParameter> optimized = model.named_parameters();
+  if (r.dist.zero == 1 && world.size() > 1) {
+    std::vector<NamedParameter> replicated, experts;
+    for (const NamedParameter& p : optimized) (sharding.shards.count(p.name) ? experts : replicated).push_back(p);
+    zero.emplace(std::move(replicated), world);
+    optimized = zero->owned();
+    optimized.insert(optimized.end(), experts.begin(), experts.end());
+  }
+  std::unique_ptr<Optimizer> optimizer = make_optimizer(r, optimized);
   LrSchedule schedule(schedule_config(r));
 
   TokenLoaderOptions lo;
@@ -199,8 +211,11 @@ TrainResult train(Recipe r, const Communicator& world) {
     counters.dropout_rng = dropout_gen.state();
     fs::path p = checkpoint_path(run_dir, counters.step);
     if (lead) fs::create_directories(p.parent_path());
-    // Every rank: expert shards are gathered to the lead, which writes.
-    save_train_checkpoint(p, model, optimizer.get(), &schedule, counters, recipe_yaml, sharding.shards, lead);
+    // Every rank: expert shards and ZeRO-partitioned state are gathered to the lead, which writes.
+    StateDict optim_state = optimizer->state_dict();
+    if (zero)
+      for (auto& [key, t] : zero->gather_optimizer_state(*optimizer, lead)) optim_state[key] = t;
+    save_train_checkpoint(p, model, &optim_state, &schedule, counters, recipe_yaml, sharding.shards, lead);
     if (lead) {
       write_latest(run_dir, p);
       prune_checkpoints(run_dir, r.checkpoint.keep);
@@ -246,10 +261,11 @@ TrainResult train(Recipe r, const Communicator& world) {
     double lr = schedule.lr();
     if (std::isfinite(grad_norm)) {
       optimizer->step();
+      if (zero) zero->broadcast_parameters();
     } else {
       progress.message(str_cat("step ", counters.step + 1, ": non-finite gradient norm, update skipped"));
     }
-    optimizer->zero_grad();
+    model.zero_grad();  // every gradient: under ZeRO the optimizer holds only its share of the parameters
     schedule.advance();
     counters.step += 1;
     counters.tokens += tokens_per_step;

@@ -1,8 +1,10 @@
-// Data-parallel gradient averaging in buckets: the gradients of a model's parameters are packed, in
-// parameter order, into flat buffers of about `bucket_bytes` per device and dtype and each buffer is
-// all-reduced once, instead of one collective per parameter (GPT-2 124M has 148 of them).
+// Collectives over many tensors in buckets: tensors are packed, in order, into flat buffers of about
+// `bucket_bytes` per device and dtype and each buffer takes one collective, instead of one collective
+// per tensor (GPT-2 124M has 148 parameters). Used for data-parallel gradient averaging and for
+// ZeRO's parameter broadcast.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "mt/core/tensor.h"
@@ -12,9 +14,14 @@ namespace mt {
 
 constexpr size_t kDefaultBucketBytes = size_t{25} << 20;
 
+// Runs `collective` on flat buffers holding `tensors` (in place when a bucket is one contiguous tensor),
+// then copies the results back into the tensors. A tensor larger than bucket_bytes gets a bucket of
+// its own; empty tensors are skipped. Returns the number of collectives issued.
+int bucketed_collective(const std::vector<Tensor>& tensors, const std::function<void(const Tensor& flat)>& collective,
+                        size_t bucket_bytes = kDefaultBucketBytes);
+
 // Averages each parameter's gradient over `comm`'s ranks in place; parameters without a gradient are
-// skipped (every rank must have the same ones). A gradient larger than bucket_bytes gets a bucket of
-// its own. Returns the number of collectives issued.
+// skipped (every rank must have the same ones). Returns the number of collectives issued.
 int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm,
                          size_t bucket_bytes = kDefaultBucketBytes);
 

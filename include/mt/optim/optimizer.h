@@ -38,6 +38,8 @@ class Optimizer {
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
   // The f32 master of a bf16/f16 parameter; undefined for f32 parameters. Errors on unknown names.
   Tensor master(const std::string& name) const;
+  // The f32 state tensors each parameter gets (AdamW: exp_avg, exp_avg_sq), named as in state_dict().
+  const std::vector<std::string>& slot_names() const { return slot_names_; }
 
   // "step" (i64 scalar) and "state.<param>.<slot>" for each slot and "state.<param>.master".
   // Tensors share storage with the live state: clone() to snapshot.

@@ -30,9 +30,10 @@ struct TrainCounters {
 // under any expert-parallel size or rank count.
 using ExpertShards = std::map<std::string, Communicator>;
 
-// With shards, a collective: every rank calls it (the shards and their optimizer state are gathered)
-// and only a rank with `write` writes the file.
-void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const Optimizer* optimizer,
+// optimizer_state: Optimizer::state_dict() (or, under ZeRO, the whole state assembled from the
+// owners); null for none. With shards, a collective: every rank calls it (the shards and their
+// optimizer state are gathered) and only a rank with `write` writes the file.
+void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const StateDict* optimizer_state,
                            const LrSchedule* schedule, const TrainCounters& counters, const std::string& recipe_yaml,
                            const ExpertShards& shards = {}, bool write = true);
 
