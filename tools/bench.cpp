@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "bench_common.h"
 #include "commands.h"
 #include "mt/core/device.h"
 #include "mt/core/error.h"
@@ -28,12 +29,6 @@
 namespace mt::cli {
 namespace {
 
-struct BenchOpsOptions {
-  int device = 0;
-  int iters = 50;
-  int warmup = 3;
-};
-
 #ifdef MT_WITH_CUDA
 
 struct CublasDeleter {
@@ -43,8 +38,7 @@ using CublasHandle = std::unique_ptr<std::remove_pointer_t<cublasHandle_t>, Cubl
 
 class OpsBench {
  public:
-  explicit OpsBench(const BenchOpsOptions& o) : opt_(o), dev_(Device::cuda(o.device)) {
-    set_device(o.device);
+  explicit OpsBench(const BenchCommon& o) : opt_(o), dev_(Device::cuda(o.device)) {
     stream_ = current_stream(o.device);
   }
 
@@ -69,32 +63,7 @@ class OpsBench {
   }
 
  private:
-  // Median milliseconds of each fn over opt_.iters rounds, after opt_.warmup rounds; a round runs every fn
-  // once, each between two events, so all of them see the same clocks and temperature (a GEMM measured
-  // first on a cool GPU ran 12% faster than the same GEMM measured later: bench/NOTES.md).
-  std::vector<double> time_interleaved(const std::vector<std::function<void()>>& fns) {
-    for (int i = 0; i < opt_.warmup; ++i)
-      for (const auto& fn : fns) fn();
-    const size_t k = fns.size();
-    std::vector<CudaEvent> marks(opt_.iters * k + 1);
-    marks[0].record(stream_);
-    for (int i = 0; i < opt_.iters; ++i)
-      for (size_t f = 0; f < k; ++f) {
-        fns[f]();
-        marks[i * k + f + 1].record(stream_);
-      }
-    marks.back().synchronize();
-    std::vector<double> medians(k);
-    for (size_t f = 0; f < k; ++f) {
-      std::vector<double> ms(opt_.iters);
-      for (int i = 0; i < opt_.iters; ++i) ms[i] = marks[i * k + f].elapsed_ms(marks[i * k + f + 1]);
-      std::nth_element(ms.begin(), ms.begin() + opt_.iters / 2, ms.end());
-      medians[f] = ms[opt_.iters / 2];
-    }
-    return medians;
-  }
-
-  double time_ms(const std::function<void()>& fn) { return time_interleaved({fn})[0]; }
+  double time_ms(const std::function<void()>& fn) { return time_interleaved(opt_, {fn})[0]; }
 
   // A device tensor of N(0, 1) values: inputs.
   Tensor random(const Shape& shape, DType dtype) { return mt::randn(shape, gen_, {dtype, dev_}); }
@@ -154,7 +123,8 @@ class OpsBench {
                                    x.data_ptr(), CUDA_R_16BF, n, &beta, c.data_ptr(), CUDA_R_16BF, n,
                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     };
-    std::vector<double> ms = time_interleaved({cublas, [&] { mt::linear(x, w); }, [&] { mt::linear(x, w, bias); }});
+    std::vector<double> ms =
+        time_interleaved(opt_, {cublas, [&] { mt::linear(x, w); }, [&] { mt::linear(x, w, bias); }});
     cublas_tflops_ = flop / (ms[0] * 1e-3) / 1e12;
     print_row("cublasGemmEx x @ w^T (ceiling)", "8192^3", "bf16", ms[0], flop, true, cublas_tflops_);
     print_row("linear (mt::linear, cuBLASLt)", "8192^3", "bf16", ms[1], flop, true, cublas_tflops_);
@@ -164,7 +134,7 @@ class OpsBench {
     set_matmul_autotune(true);
     mt::linear(x, w);
     set_matmul_autotune(false);
-    ms = time_interleaved({cublas, [&] { mt::linear(x, w); }});
+    ms = time_interleaved(opt_, {cublas, [&] { mt::linear(x, w); }});
     print_row("linear, timed candidates (MT_MATMUL_AUTOTUNE=1)", "8192^3", "bf16", ms[1], flop, true,
               flop / (ms[0] * 1e-3) / 1e12);
   }
@@ -264,26 +234,13 @@ class OpsBench {
     row("copy (clone)", "2^28", "bf16", [&] { a.clone(); }, n * 4.0, false, copy_gbs_);
   }
 
-  BenchOpsOptions opt_;
+  BenchCommon opt_;
   Device dev_;
   cudaStream_t stream_ = nullptr;
   NoGradGuard no_grad_;
   Generator gen_{1234};
   double copy_gbs_ = 0, cublas_tflops_ = 0;
 };
-
-void run_bench_ops(const BenchOpsOptions& o) {
-  MT_CHECK(cuda_available(), "bench ops: no CUDA device visible (it measures GPU kernels)");
-  MT_CHECK(o.device >= 0 && o.device < cuda_device_count(), "bench ops: --device ", o.device, " but ",
-           cuda_device_count(), " CUDA device(s) are visible");
-  OpsBench(o).run();
-}
-
-#else
-
-void run_bench_ops(const BenchOpsOptions&) {
-  MT_FAIL("bench ops: moetrain was built without CUDA; it measures GPU kernels (rebuild with -DMT_CUDA=ON)");
-}
 
 #endif
 
@@ -292,15 +249,16 @@ void run_bench_ops(const BenchOpsOptions&) {
 void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "Measure performance on this machine");
   bench->require_subcommand(1);
-  auto opt = std::make_shared<BenchOpsOptions>();
+  auto opt = std::make_shared<BenchCommon>();
   CLI::App* ops = bench->add_subcommand(
       "ops", "GPU ceilings (copy bandwidth, cuBLAS bf16 GEMM) and our kernels at training sizes, as a Markdown table");
-  ops->add_option("--device", opt->device, "CUDA device index")->check(CLI::NonNegativeNumber)->capture_default_str();
-  ops->add_option("--iters", opt->iters, "Timed iterations per row")->check(CLI::PositiveNumber)->capture_default_str();
-  ops->add_option("--warmup", opt->warmup, "Untimed iterations before timing")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  ops->callback([opt] { run_bench_ops(*opt); });
+  add_bench_common_options(*ops, *opt);
+  ops->callback([opt] {
+    require_gpu("bench ops", *opt);
+#ifdef MT_WITH_CUDA
+    OpsBench(*opt).run();
+#endif
+  });
   add_bench_moe_command(*bench);
 }
 

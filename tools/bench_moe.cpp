@@ -1,13 +1,14 @@
 // `moetrain bench moe`: forward + backward of one MoE layer (top-1, capacity factor 1.0, bf16)
-// against a dense MLP with the same active parameters, on the GPU, timed with CUDA events after a
-// warm-up and printed as a Markdown table with the ratio; then the MoE layer's phases (router,
-// dispatch, experts, combine), each timed forward + backward on its own. Needs a GPU.
+// against a dense MLP with the same active parameters, on the GPU, timed interleaved with it
+// (bench_common.h) and printed as a Markdown table with the ratio; then the MoE layer's phases
+// (router, dispatch, experts, combine), each timed forward + backward on its own. Needs a GPU.
 #include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "bench_common.h"
 #include "commands.h"
 #include "mt/core/device.h"
 #include "mt/core/error.h"
@@ -25,9 +26,7 @@ namespace mt::cli {
 namespace {
 
 struct BenchMoeOptions {
-  int device = 0;
-  int iters = 20;
-  int warmup = 3;
+  BenchCommon common;
   int64_t tokens = 16384;
   int64_t d_model = 768;
   int64_t hidden = 3072;
@@ -38,19 +37,16 @@ struct BenchMoeOptions {
 
 class MoeBench {
  public:
-  explicit MoeBench(const BenchMoeOptions& o) : opt_(o), dev_(Device::cuda(o.device)), gen_(1) {
-    set_device(o.device);
-    stream_ = current_stream(o.device);
-  }
+  explicit MoeBench(const BenchMoeOptions& o) : opt_(o), dev_(Device::cuda(o.common.device)), gen_(1) {}
 
   void run() {
     cudaDeviceProp prop{};
-    MT_CUDA_CHECK(cudaGetDeviceProperties(&prop, opt_.device));
+    MT_CUDA_CHECK(cudaGetDeviceProperties(&prop, opt_.common.device));
     const int64_t s = opt_.tokens, d = opt_.d_model, h = opt_.hidden;
     std::printf("# moetrain bench moe on %s (cuda:%d): %lld tokens, d %lld, hidden %lld, bf16, top-1, capacity factor "
-                "1.0; forward + backward, %d iterations after %d warm-up\n\n",
-                prop.name, opt_.device, static_cast<long long>(s), static_cast<long long>(d),
-                static_cast<long long>(h), opt_.iters, opt_.warmup);
+                "1.0; forward + backward, median of %d iterations after %d warm-up\n\n",
+                prop.name, opt_.common.device, static_cast<long long>(s), static_cast<long long>(d),
+                static_cast<long long>(h), opt_.common.iters, opt_.common.warmup);
     x_ = normal({s, d}, 0.0, 1.0, gen_, {DType::BF16, dev_});
     probe_ = normal({s, d}, 0.0, 1e-2, gen_, {DType::BF16, dev_});
     // Useful work: two GEMMs of S x d x h, forward (2 flops each) and backward (4 each).
@@ -58,16 +54,13 @@ class MoeBench {
 
     MLP dense(d, h, /*dropout=*/0.0, gen_);
     dense.to(dev_, DType::BF16);
-    double dense_ms = time_ms([&] {
+    auto dense_step = [&] {
       Tensor x = leaf(x_);
       dense.forward(x).backward(probe_);
       dense.zero_grad();
-    });
+    };
     std::printf("| layer | experts | capacity | dropped | fwd+bwd (ms) | TFLOP/s (useful) | vs dense |\n");
     std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
-    std::printf("| dense MLP | - | - | - | %.3f | %.1f | 1.00x |\n", dense_ms, flops / (dense_ms * 1e-3) / 1e12);
-    std::fflush(stdout);
-
     std::vector<std::vector<double>> phases;
     for (int64_t e : opt_.experts) {
       MoEConfig c;
@@ -78,18 +71,21 @@ class MoeBench {
       c.capacity_factor = 1.0;
       MoELayer moe(c, gen_);
       moe.to(dev_, DType::BF16);
-      double ms = time_ms([&] {
-        Tensor x = leaf(x_);
-        Tensor out = moe.forward(x, gen_);
-        run_backward({out, moe.weighted_loss()}, {probe_, Tensor()}, RetainGraph::kNo);
-        moe.zero_grad();
-      });
+      // The dense MLP and the MoE layer timed round by round: both see the same clocks.
+      std::vector<double> ms = time_interleaved(opt_.common, {dense_step, [&] {
+                                                  Tensor x = leaf(x_);
+                                                  Tensor out = moe.forward(x, gen_);
+                                                  run_backward({out, moe.weighted_loss()}, {probe_, Tensor()},
+                                                               RetainGraph::kNo);
+                                                  moe.zero_grad();
+                                                }});
+      std::printf("| dense MLP | - | - | - | %.3f | %.1f | 1.00x |\n", ms[0], flops / (ms[0] * 1e-3) / 1e12);
       std::printf("| MoE layer | %lld | %lld | %.1f%% | %.3f | %.1f | %.2fx |\n", static_cast<long long>(e),
-                  static_cast<long long>(moe.stats().capacity), 100.0 * moe.stats().drop_rate(), ms,
-                  flops / (ms * 1e-3) / 1e12, ms / dense_ms);
+                  static_cast<long long>(moe.stats().capacity), 100.0 * moe.stats().drop_rate(), ms[1],
+                  flops / (ms[1] * 1e-3) / 1e12, ms[1] / ms[0]);
       std::fflush(stdout);
       std::vector<double> row = phase_times(moe);
-      row.push_back(ms);
+      row.push_back(ms[1]);
       phases.push_back(row);
     }
     std::printf("\nTarget: MoE / dense <= 1.30x. Phases of the MoE layer, each forward + backward on its own (ms):\n\n");
@@ -104,16 +100,7 @@ class MoeBench {
   }
 
  private:
-  // Mean milliseconds of one fn() over opt_.iters runs after opt_.warmup runs.
-  double time_ms(const std::function<void()>& fn) {
-    for (int i = 0; i < opt_.warmup; ++i) fn();
-    CudaEvent start, stop;
-    start.record(stream_);
-    for (int i = 0; i < opt_.iters; ++i) fn();
-    stop.record(stream_);
-    stop.synchronize();
-    return start.elapsed_ms(stop) / opt_.iters;
-  }
+  double time_ms(const std::function<void()>& fn) { return time_interleaved(opt_.common, {fn})[0]; }
 
   // A fresh leaf over t's storage that requires grad (its gradient is dropped with it).
   static Tensor leaf(const Tensor& t) {
@@ -157,22 +144,8 @@ class MoeBench {
   BenchMoeOptions opt_;
   Device dev_;
   Generator gen_;
-  cudaStream_t stream_ = nullptr;
   Tensor x_, probe_;
 };
-
-void run_bench_moe(const BenchMoeOptions& o) {
-  MT_CHECK(cuda_available(), "bench moe: no CUDA device visible (it measures GPU kernels)");
-  MT_CHECK(o.device >= 0 && o.device < cuda_device_count(), "bench moe: --device ", o.device, " but ",
-           cuda_device_count(), " CUDA device(s) are visible");
-  MoeBench(o).run();
-}
-
-#else
-
-void run_bench_moe(const BenchMoeOptions&) {
-  MT_FAIL("bench moe: moetrain was built without CUDA; it measures GPU kernels (rebuild with -DMT_CUDA=ON)");
-}
 
 #endif
 
@@ -180,14 +153,11 @@ void run_bench_moe(const BenchMoeOptions&) {
 
 void add_bench_moe_command(CLI::App& bench) {
   auto opt = std::make_shared<BenchMoeOptions>();
+  opt->common.iters = 20;
   CLI::App* moe = bench.add_subcommand(
       "moe", "One MoE layer (top-1, capacity factor 1.0, bf16) vs a dense MLP of the same active size, fwd+bwd, "
              "with a per-phase breakdown, as Markdown tables");
-  moe->add_option("--device", opt->device, "CUDA device index")->check(CLI::NonNegativeNumber)->capture_default_str();
-  moe->add_option("--iters", opt->iters, "Timed iterations per row")->check(CLI::PositiveNumber)->capture_default_str();
-  moe->add_option("--warmup", opt->warmup, "Untimed iterations before timing")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  add_bench_common_options(*moe, opt->common);
   moe->add_option("--tokens", opt->tokens, "Tokens per layer call")->check(CLI::PositiveNumber)->capture_default_str();
   moe->add_option("--d-model", opt->d_model, "Model width")->check(CLI::PositiveNumber)->capture_default_str();
   moe->add_option("--hidden", opt->hidden, "Hidden width of the MLP and of each expert")
@@ -196,7 +166,12 @@ void add_bench_moe_command(CLI::App& bench) {
   moe->add_option("--experts", opt->experts, "Expert counts, one table row each")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  moe->callback([opt] { run_bench_moe(*opt); });
+  moe->callback([opt] {
+    require_gpu("bench moe", opt->common);
+#ifdef MT_WITH_CUDA
+    MoeBench(*opt).run();
+#endif
+  });
 }
 
 }  // namespace mt::cli
