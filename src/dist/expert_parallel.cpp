@@ -7,18 +7,26 @@
 
 namespace mt {
 
+void check_expert_parallel(int max_size, int ranks) {
+  MT_CHECK(max_size >= 1, "dist.ep must be >= 1, got ", max_size);
+  MT_CHECK(ranks % max_size == 0, "dist.ep = ", max_size, " does not divide the job's ", ranks,
+           " ranks (expert-parallel groups are blocks of consecutive ranks)");
+}
+
+int expert_parallel_size(int block, int experts, int max_size, int ranks) {
+  int p = std::min(experts, max_size);
+  MT_CHECK(experts % p == 0 && ranks % p == 0, "dist.ep = ", max_size, ": block ", block, " has ", experts,
+           " experts, which cannot be split evenly over min(", experts, ", dist.ep) = ", p, " ranks of a ", ranks,
+           "-rank job");
+  return p;
+}
+
 ExpertParallel::ExpertParallel(const Communicator& world, int max_size, const std::vector<int>& experts_per_block)
     : max_size_(max_size) {
-  MT_CHECK(max_size >= 1, "dist.ep must be >= 1, got ", max_size);
-  MT_CHECK(world.size() % max_size == 0, "dist.ep = ", max_size, " does not divide the job's ", world.size(),
-           " ranks (expert-parallel groups are blocks of consecutive ranks)");
+  check_expert_parallel(max_size, world.size());
   for (size_t l = 0; l < experts_per_block.size(); ++l) {
-    int e = experts_per_block[l];
-    if (e <= 0) continue;
-    int p = size_for(e);
-    MT_CHECK(e % p == 0 && world.size() % p == 0, "dist.ep = ", max_size, ": block ", l, " has ", e,
-             " experts, which cannot be split evenly over min(", e, ", dist.ep) = ", p, " ranks of a ", world.size(),
-             "-rank job");
+    if (experts_per_block[l] <= 0) continue;
+    int p = expert_parallel_size(static_cast<int>(l), experts_per_block[l], max_size, world.size());
     if (p > 1 && !groups_.count(p)) groups_.emplace(p, make_process_groups(world, p));
   }
 }

@@ -81,10 +81,12 @@ ParamCounts count_parameters(const GPTConfig& c) {
       int64_t gate = d * e;
       int64_t residual = c.residual_moe ? mlp + 2 * d + 2 : 0;  // dense MLP + coefficient Linear(d, 2)
       block += gate + e * mlp + residual;
+      p.expert_params.push_back(e * mlp);
       block_active += gate + std::min<int64_t>(c.top_k, e) * mlp + residual;
     } else {
       block += mlp;
       block_active += mlp;
+      p.expert_params.push_back(0);
     }
     total += block;
     active += block_active;

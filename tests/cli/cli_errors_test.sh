@@ -38,7 +38,8 @@ YAML
 "$MT" generate run --prompt "In the beginning" --max-tokens 8 --seed 3 >gen1.txt && "$MT" generate run --prompt "In the beginning" --max-tokens 8 --seed 3 >gen2.txt \
   && cmp -s gen1.txt gen2.txt && ok "generate is repeatable for a seed" || bad "generate"
 "$MT" inspect run >inspect.txt && grep -q "model.wte.weight" inspect.txt && ok "inspect lists the tensors" || bad "inspect"
-"$MT" estimate tiny.yaml >estimate.txt && grep -q "parameters (total)" estimate.txt && ok "estimate" || bad "estimate"
+"$MT" estimate tiny.yaml >estimate.txt && grep -q "parameters (total)" estimate.txt && grep -q "memory per rank" estimate.txt \
+  && ok "estimate" || bad "estimate"
 
 # Evaluating a MoE run with and without token dropping (eval capacity factor 0.25 drops most tokens).
 sed -e 's/run_dir: run,/run_dir: run-moe,/' -e 's/^optim:/moe: {experts: 4, every: 2, eval_capacity_factor: 0.25, min_capacity: 1}\noptim:/' \

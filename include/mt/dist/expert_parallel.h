@@ -11,6 +11,12 @@
 
 namespace mt {
 
+// Checks that dist.ep = `max_size` divides the job's `ranks`, and returns min(experts, max_size) for a
+// MoE layer (block `block`) after checking that its experts split evenly over that many ranks and that
+// the group size divides the ranks. Errors name dist.ep and the block.
+void check_expert_parallel(int max_size, int ranks);
+int expert_parallel_size(int block, int experts, int max_size, int ranks);
+
 class ExpertParallel {
  public:
   // The groups for MoE layers of the given expert counts (0 = a dense block) under `max_size`

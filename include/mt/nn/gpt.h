@@ -47,6 +47,7 @@ struct ParamCounts {
   int64_t active = 0;            // used per token (top-k experts of each MoE layer)
   int64_t embedding = 0;         // token + position embeddings
   int64_t active_non_embedding = 0;
+  std::vector<int64_t> expert_params;  // per block: its experts' parameters (0 in a dense block)
 };
 ParamCounts count_parameters(const GPTConfig& config);
 // Training FLOPs per token (forward + backward), REFERENCE.md's PaLM form:
