@@ -29,6 +29,7 @@
 #include "mt/train/stop_signal.h"
 #include "mt/train/train_checkpoint.h"
 #include "mt/train/validation.h"
+#include "mt/train/watchdog.h"
 #include "mt/train/zero_partition.h"
 
 namespace mt {
@@ -206,7 +207,10 @@ TrainResult train(Recipe r, const Communicator& world) {
   const double flops_per_token = train_flops_per_token(cfg);
   const bool is_moe = !cfg.experts_per_block.empty();
 
+  // A rank that stops making progress (or waits on one that did) ends the job after dist.timeout.
+  Watchdog watchdog(r.dist.timeout, world.rank());
   auto save = [&](const char* why) {
+    watchdog.beat(counters.step, "a checkpoint write", /*watched=*/false);  // its length grows with the model
     counters.loader = loader.state();
     counters.dropout_rng = dropout_gen.state();
     fs::path p = checkpoint_path(run_dir, counters.step);
@@ -232,6 +236,7 @@ TrainResult train(Recipe r, const Communicator& world) {
     auto t0 = std::chrono::steady_clock::now();
     double loss_sum = 0, aux_sum = 0, kd_sum = 0;
     for (int micro = 0; micro < r.train.grad_accum; ++micro) {
+      watchdog.beat(counters.step + 1, "the forward and backward");
       TokenBatch b = to_token_batch(loader.next_batch(), lo.batch_size, lo.seq_len, device);
       Tensor logits = model.forward(b.inputs);  // (B, T, V)
       Tensor logits2d = logits.view({-1, logits.size(-1)});
@@ -255,10 +260,12 @@ TrainResult train(Recipe r, const Communicator& world) {
       if (moe.defined()) aux_sum += moe.item();
       if (kd.defined()) kd_sum += kd.item();
     }
+    watchdog.beat(counters.step + 1, "the gradient all-reduce");
     reduce_gradients(sharding, world);
     double grad_norm = clip_gradients(sharding, r.optim.grad_clip > 0 ? r.optim.grad_clip : 1e30);
     optimizer->set_lr(schedule.lr());
     double lr = schedule.lr();
+    watchdog.beat(counters.step + 1, "the optimizer step");
     if (std::isfinite(grad_norm)) {
       optimizer->step();
       if (zero) zero->broadcast_parameters();
@@ -314,6 +321,7 @@ TrainResult train(Recipe r, const Communicator& world) {
     }
     bool last = counters.step == r.train.steps;
     if (r.train.eval_every > 0 && (counters.step % r.train.eval_every == 0 || last)) {
+      watchdog.beat(counters.step, "evaluation");
       double vl = evaluate(model, r, world, device);
       result.last_val_loss = vl;
       if (lead) {
@@ -324,12 +332,14 @@ TrainResult train(Recipe r, const Communicator& world) {
     // Split experts need every rank of their group in each forward: then every rank samples (the same text).
     bool sampler = lead || !sharding.sharded.empty();
     if (tokenizer && sampler && r.train.sample_every > 0 && (counters.step % r.train.sample_every == 0 || last)) {
+      watchdog.beat(counters.step, "sampling");
       std::string text = sample_text(model, r, *tokenizer, counters.step);
       if (lead) {
         metrics->write({{"step", static_cast<double>(counters.step)}}, {{"sample", text}});
         progress.message(str_cat("sample at step ", counters.step, ":\n", text));
       }
     }
+    watchdog.beat(counters.step, "the end-of-step check");
     bool stop = world.all_reduce(stop_requested() ? 1.0 : 0.0, ReduceKind::kMax) > 0;
     if (last || stop || (r.checkpoint.every > 0 && counters.step % r.checkpoint.every == 0)) save(last ? "end" : stop ? "signal" : "periodic");
     if (stop) {

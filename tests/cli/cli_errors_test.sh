@@ -5,11 +5,7 @@
 set -uo pipefail
 MT=$1
 SRC=$2
-W=$(mktemp -d /tmp/mt_cli.XXXXXX)
-trap 'rm -rf "$W"' EXIT
-fails=0
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
+source "$SRC/tests/cli/lib.sh"
 
 # expect_error DESCRIPTION PATTERN COMMAND...: non-zero exit and PATTERN in stderr.
 expect_error() {
@@ -22,8 +18,7 @@ expect_error() {
 }
 
 cd "$W"
-"$MT" data train-tokenizer --input "$SRC/tests/data/kjv_genesis_excerpt.txt" --vocab-size 300 --out tok.bpe >/dev/null || bad "train-tokenizer"
-"$MT" data tokenize --input "$SRC/tests/data/kjv_genesis_excerpt.txt" --tokenizer tok.bpe --out data --val-fraction 0.1 >/dev/null || bad "tokenize"
+make_tiny_data
 cat > tiny.yaml <<YAML
 model: {layers: 2, d_model: 32, heads: 2, seq_len: 32, vocab_size: 300, dtype: f32}
 data: {train: data/train_*.bin, val: data/val_*.bin, tokenizer: tok.bpe}
@@ -81,5 +76,4 @@ expect_error "duplicate key names file:line" "dup.yaml:8" "$MT" validate dup.yam
 expect_error "unknown override key" "optim.lrr" "$MT" validate tiny.yaml optim.lrr=1
 expect_error "bad data file is named" "nothere_" "$MT" train tiny.yaml data.train=nothere_*.bin train.run_dir=run3
 
-if [[ $fails -ne 0 ]]; then echo "$fails check(s) failed"; exit 1; fi
-echo "all CLI checks passed"
+finish "all CLI checks passed"

@@ -6,16 +6,9 @@
 set -uo pipefail
 MT=$1
 SRC=$2
-W=$(mktemp -d /tmp/mt_ranks.XXXXXX)
-trap 'rm -rf "$W"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-fails=0
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
-
+source "$SRC/tests/cli/lib.sh"
 cd "$W"
-"$MT" data train-tokenizer --input "$SRC/tests/data/kjv_genesis_excerpt.txt" --vocab-size 300 --out tok.bpe >/dev/null
-"$MT" data tokenize --input "$SRC/tests/data/kjv_genesis_excerpt.txt" --tokenizer tok.bpe --out data --val-fraction 0.1 >/dev/null
+make_tiny_data
 cat > tiny.yaml <<YAML
 model: {layers: 2, d_model: 32, heads: 2, seq_len: 32, vocab_size: 300, dtype: f32}
 data: {train: data/train_*.bin, val: data/val_*.bin}
@@ -52,5 +45,4 @@ step=$(echo "$ckpt" | sed -E 's/step_0*([0-9]+)\.h5/\1/')
 "$MT" train tiny.yaml train.steps=$((step + 2)) train.run_dir=run3 >resume.log 2>&1 && grep -q "resumed from .* at step $step" resume.log \
   && ok "the next run resumes at step $step" || { bad "resume after signal"; tail -5 resume.log; }
 
-if [[ $fails -ne 0 ]]; then echo "$fails check(s) failed"; exit 1; fi
-echo "all rank/signal checks passed"
+finish "all rank/signal checks passed"

@@ -12,17 +12,11 @@
 set -uo pipefail
 MT=$1
 SRC=$2
-W=$(mktemp -d /tmp/mt_sharded.XXXXXX)
-trap 'rm -rf "$W"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-fails=0
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
+source "$SRC/tests/cli/lib.sh"
 run4() { mpirun --oversubscribe -np 4 "$MT" train tiny.yaml "$@"; }
 
 cd "$W"
-"$MT" data train-tokenizer --input "$SRC/tests/data/kjv_genesis_excerpt.txt" --vocab-size 300 --out tok.bpe >/dev/null
-"$MT" data tokenize --input "$SRC/tests/data/kjv_genesis_excerpt.txt" --tokenizer tok.bpe --out data --val-fraction 0.1 >/dev/null
+make_tiny_data
 cat > tiny.yaml <<YAML
 model: {layers: 4, d_model: 32, heads: 2, seq_len: 32, vocab_size: 300, dtype: f32}
 moe: {experts: [4, 2], every: 2, capacity_factor: 1.25}
@@ -100,5 +94,4 @@ PY
 run4 dist.zero=2 train.run_dir=bad >bad4.log 2>&1 && bad "dist.zero=2 ran" || grep -q "dist.zero" bad4.log \
   && ok "dist.zero=2 is refused naming dist.zero" || { bad "dist.zero=2 error"; tail -3 bad4.log; }
 
-if [[ $fails -ne 0 ]]; then echo "$fails check(s) failed"; exit 1; fi
-echo "all sharded-training checks passed"
+finish "all sharded-training checks passed"

@@ -118,6 +118,7 @@ struct DistSection {
   int dp = 0;  // data-parallel size; 0 = all ranks
   int ep = 1;  // largest expert-parallel size: a MoE layer of E experts splits them over min(E, ep) ranks
   int zero = 0;  // ZeRO stage: 0 = every rank holds all optimizer state, 1 = partitioned over the ranks
+  double timeout = 1800;  // seconds without progress (a stalled rank, a hung collective) that end the job; 0 = never
   bool operator==(const DistSection&) const = default;
 };
 
