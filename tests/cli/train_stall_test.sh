@@ -21,7 +21,9 @@ mpirun --oversubscribe -np 2 "$MT" train tiny.yaml >stall.log 2>&1 &
 job=$!
 for _ in $(seq 300); do grep -q "^step 3/" stall.log 2>/dev/null && break; sleep 0.1; done
 rank_pids=()
-for p in $(pgrep -f "$MT train tiny.yaml"); do [[ $(cat /proc/$p/comm 2>/dev/null) == moetrain ]] && rank_pids+=("$p"); done
+for d in /proc/[0-9]*; do  # the ranks: moetrain processes started in this folder (no procps needed)
+  [[ $(cat "$d/comm" 2>/dev/null) == moetrain && $(readlink "$d/cwd" 2>/dev/null) == "$W" ]] && rank_pids+=("${d#/proc/}")
+done
 [[ ${#rank_pids[@]} -eq 2 ]] && ok "two ranks training" || bad "found ${#rank_pids[@]} rank processes"
 start=$(date +%s)
 kill -STOP "${rank_pids[0]}"
