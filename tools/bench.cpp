@@ -2,7 +2,6 @@
 // GEMM rate) and then our kernels at training sizes against them, printing a Markdown table.
 // Inputs are random normal values (constant data can run faster than real data); each row's time is the
 // median over iterations timed one by one with CUDA events, after a warm-up. Needs a GPU.
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>

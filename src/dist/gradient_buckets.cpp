@@ -66,11 +66,20 @@ int bucketed_collective(const std::vector<Tensor>& tensors, const std::function<
   return collectives;
 }
 
-int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm, size_t bucket_bytes) {
+int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm, size_t bucket_bytes,
+                         int mean_over) {
   std::vector<Tensor> grads;
   for (const Tensor& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
-  return bucketed_collective(grads, [&](const Tensor& flat) { comm.all_reduce(flat, ReduceKind::kAvg); }, bucket_bytes);
+  if (mean_over == 0 || mean_over == comm.size())
+    return bucketed_collective(grads, [&](const Tensor& flat) { comm.all_reduce(flat, ReduceKind::kAvg); }, bucket_bytes);
+  return bucketed_collective(
+      grads,
+      [&](const Tensor& flat) {
+        comm.all_reduce(flat, ReduceKind::kSum);
+        mul_(flat, 1.0 / mean_over);
+      },
+      bucket_bytes);
 }
 
 }  // namespace mt

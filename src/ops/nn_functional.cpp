@@ -1,6 +1,6 @@
 // Neural-network functions: softmax/log_softmax over any dim, layer norm, embedding, fused
-// cross-entropy, the distillation loss, causal attention and dropout, each with its backward next to
-// its forward (the distillation loss is composed of differentiable ops).
+// cross-entropy, the fused distillation loss, causal attention and dropout, each with its backward next
+// to its forward.
 // Statistics the kernels keep for backward (mean/rstd, logsumexp) are f32, or f64 for f64 inputs.
 #include <algorithm>
 #include <cmath>

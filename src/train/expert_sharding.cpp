@@ -5,10 +5,8 @@
 #include <map>
 #include <set>
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/dist/gradient_buckets.h"
 #include "mt/nn/moe_layer.h"
-#include "mt/ops/ops.h"
 #include "mt/optim/clip_grad.h"
 
 namespace mt {
@@ -35,26 +33,16 @@ ExpertSharding expert_sharding(Module& model, const ExpertParallel* ep) {
 void reduce_gradients(const ExpertSharding& s, const Communicator& world) {
   if (world.size() == 1) return;
   all_reduce_gradients(s.replicated, world);
-  NoGradGuard ng;
-  for (const ExpertSharding::Layer& layer : s.sharded) {
-    all_reduce_gradients(layer.params, layer.groups->expert_dp);  // mean over world / P ranks
-    double to_world_mean = 1.0 / layer.groups->ep.size();
-    for (const Tensor& p : layer.params)
-      if (p.grad().defined()) mul_(p.grad(), to_world_mean);
-  }
+  for (const ExpertSharding::Layer& layer : s.sharded)
+    all_reduce_gradients(layer.params, layer.groups->expert_dp, kDefaultBucketBytes, world.size());
 }
 
 double clip_gradients(const ExpertSharding& s, double max_norm) {
   double total = grad_sum_of_squares(s.replicated);
   // One all-reduce per distinct ep group (layers of the same size share it).
-  std::map<int, double> per_size;
-  std::map<int, const Communicator*> group_of;
-  for (const ExpertSharding::Layer& layer : s.sharded) {
-    int p = layer.groups->ep.size();
-    per_size[p] += grad_sum_of_squares(layer.params);
-    group_of[p] = &layer.groups->ep;
-  }
-  for (const auto& [p, sq] : per_size) total += group_of[p]->all_reduce(sq, ReduceKind::kSum);
+  std::map<const Communicator*, double> per_group;
+  for (const ExpertSharding::Layer& layer : s.sharded) per_group[&layer.groups->ep] += grad_sum_of_squares(layer.params);
+  for (const auto& [group, sq] : per_group) total += group->all_reduce(sq, ReduceKind::kSum);
   double norm = std::sqrt(total);
   clip_grads_to_norm(s.replicated, norm, max_norm);
   for (const ExpertSharding::Layer& layer : s.sharded) clip_grads_to_norm(layer.params, norm, max_norm);

@@ -276,10 +276,13 @@ TrainResult train(Recipe r, const Communicator& world) {
     schedule.advance();
     counters.step += 1;
     counters.tokens += tokens_per_step;
-    double loss = world.all_reduce(loss_sum / r.train.grad_accum, ReduceKind::kAvg);
-    double aux = world.all_reduce(aux_sum / r.train.grad_accum, ReduceKind::kAvg);
+    // The logged means over ranks, in one collective: loss, aux, kd.
+    Tensor logged = Tensor::from_vector<double>({loss_sum, aux_sum, kd_sum}, {3});
+    world.all_reduce(logged, ReduceKind::kAvg);
+    std::vector<double> means = logged.to_vector<double>();
+    const double loss = means[0] / r.train.grad_accum, aux = means[1] / r.train.grad_accum;
+    const double kd = means[2] / r.train.grad_accum;
     const bool distilled = teacher.has_value();
-    double kd = distilled ? world.all_reduce(kd_sum / r.train.grad_accum, ReduceKind::kAvg) : 0.0;
     if (device.is_cuda()) synchronize(device);
     auto t1 = std::chrono::steady_clock::now();
     double dt = std::chrono::duration<double>(t1 - t0).count();

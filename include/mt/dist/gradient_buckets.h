@@ -20,9 +20,10 @@ constexpr size_t kDefaultBucketBytes = size_t{25} << 20;
 int bucketed_collective(const std::vector<Tensor>& tensors, const std::function<void(const Tensor& flat)>& collective,
                         size_t bucket_bytes = kDefaultBucketBytes);
 
-// Averages each parameter's gradient over `comm`'s ranks in place; parameters without a gradient are
-// skipped (every rank must have the same ones). Returns the number of collectives issued.
+// Sums each parameter's gradient over `comm`'s ranks in place and divides it by `mean_over` ranks (0:
+// comm's size, the plain average); parameters without a gradient are skipped (every rank must have
+// the same ones). Returns the number of collectives issued.
 int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm,
-                         size_t bucket_bytes = kDefaultBucketBytes);
+                         size_t bucket_bytes = kDefaultBucketBytes, int mean_over = 0);
 
 }  // namespace mt
