@@ -39,10 +39,15 @@ void reduce_gradients(const ExpertSharding& s, const Communicator& world) {
 
 double clip_gradients(const ExpertSharding& s, double max_norm) {
   double total = grad_sum_of_squares(s.replicated);
-  // One all-reduce per distinct ep group (layers of the same size share it).
-  std::map<const Communicator*, double> per_group;
-  for (const ExpertSharding::Layer& layer : s.sharded) per_group[&layer.groups->ep] += grad_sum_of_squares(layer.params);
-  for (const auto& [group, sq] : per_group) total += group->all_reduce(sq, ReduceKind::kSum);
+  // One all-reduce per distinct ep group (layers of the same size share it), in the order of the sizes:
+  // every rank must issue them in the same order (an order by address would differ between ranks).
+  std::map<int, std::pair<const Communicator*, double>> per_size;
+  for (const ExpertSharding::Layer& layer : s.sharded) {
+    auto& [group, sq] = per_size[layer.groups->ep.size()];
+    group = &layer.groups->ep;
+    sq += grad_sum_of_squares(layer.params);
+  }
+  for (const auto& [size, group_sq] : per_size) total += group_sq.first->all_reduce(group_sq.second, ReduceKind::kSum);
   double norm = std::sqrt(total);
   clip_grads_to_norm(s.replicated, norm, max_norm);
   for (const ExpertSharding::Layer& layer : s.sharded) clip_grads_to_norm(layer.params, norm, max_norm);
