@@ -5,6 +5,12 @@
 
 namespace mt::cli {
 
+// Thrown by a subcommand, after its message is printed and its resources released, to end with a
+// status other than 0 or 1 (`train`: interrupted, diverged; see exit_status.h).
+struct ExitWith {
+  int status;
+};
+
 void add_train_command(CLI::App& app);
 void add_validate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);

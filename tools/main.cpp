@@ -1,5 +1,6 @@
 // moetrain: one binary, one CLI11 subcommand per tools/<name>.cpp.
-// Errors from any subcommand print as "moetrain: error: ..." with exit status 1.
+// Errors from any subcommand print as "moetrain: error: ..." with exit status 1; `train` has more
+// statuses (exit_status.h).
 #include <cstdio>
 #include <exception>
 
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const mt::cli::ExitWith& e) {
+    return e.status;
   } catch (const mt::Error& e) {
     std::fprintf(stderr, "moetrain: error: %s\n", e.what());
     return 1;

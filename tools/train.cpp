@@ -1,9 +1,11 @@
 // moetrain train RECIPE [key=value ...]: trains (or resumes) a recipe; under mpirun every rank
-// runs it data-parallel. A failing rank ends the whole job rather than leaving the others hanging.
+// runs it data-parallel. A failing rank ends the whole job rather than leaving the others hanging;
+// the exit status says how the run ended (exit_status.h).
 #include <cstdio>
 
 #include "commands.h"
 #include "mt/dist/communicator.h"
+#include "mt/train/exit_status.h"
 #include "mt/train/trainer.h"
 
 namespace mt::cli {
@@ -31,6 +33,13 @@ void add_train_command(CLI::App& app) {
         if (r.last_val_loss >= 0) std::printf(", val loss %.4f", r.last_val_loss);
         std::printf("%s\n", r.stopped_by_signal ? " (stopped by signal; run again to resume)" : "");
       }
+      if (r.stopped_by_signal) throw ExitWith{static_cast<int>(ExitStatus::kInterrupted)};
+    } catch (const RunError& e) {
+      // Every rank raised it (Note [Errors every rank raises together]): no rank is aborted.
+      if (world.rank() == 0 || world.size() == 1) std::fprintf(stderr, "moetrain: error: %s\n", e.what());
+      throw ExitWith{static_cast<int>(e.status())};
+    } catch (const ExitWith&) {
+      throw;
     } catch (const std::exception& e) {
       if (world.size() > 1) {
         std::fprintf(stderr, "moetrain: error on rank %d: %s\n", world.rank(), e.what());

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "mt/core/error.h"
+#include "mt/io/checkpoint.h"
 #include "mt/io/checkpoint_fs.h"
 
 namespace mt {
@@ -69,6 +70,54 @@ std::optional<fs::path> find_latest_checkpoint(const fs::path& run_dir) {
   const fs::path ckdir = checkpoints_dir(run_dir);
   if (!fs::exists(ckdir / kLatest)) return std::nullopt;
   return read_latest(ckdir);
+}
+
+std::optional<ResumePoint> find_resume_checkpoint(const fs::path& run_dir, LatestFallback fallback) {
+  const fs::path ckdir = checkpoints_dir(run_dir);
+  const fs::path latest = ckdir / kLatest;
+  const std::vector<CheckpointFile> files = list_checkpoints(run_dir);
+  const bool has_latest = fs::exists(latest);
+  if (files.empty() && !has_latest) return std::nullopt;
+  // What `latest` says, or why it cannot be followed.
+  std::optional<fs::path> named;
+  std::string latest_fault;
+  if (!has_latest) {
+    latest_fault = latest.string() + " is missing";
+  } else {
+    try {
+      named = read_latest(ckdir);
+      if (parse_step(named->filename().string()) < 0) {
+        latest_fault = latest.string() + " names " + named->string() + ", which is not a committed step_*.h5 file";
+        named.reset();
+      }
+    } catch (const Error& e) {
+      latest_fault = e.what();
+    }
+  }
+  // The newest step file that verifies; the faults of newer ones.
+  std::optional<fs::path> newest;
+  std::string faults;
+  for (auto it = files.rbegin(); it != files.rend() && !newest; ++it) {
+    try {
+      CheckpointReader verify(it->path);
+      newest = it->path;
+    } catch (const Error& e) {
+      faults += str_cat("\n  ", e.what());
+      if (named && named->filename() == it->path.filename())
+        latest_fault = latest.string() + " names " + named->string() + ", which is damaged";
+    }
+  }
+  MT_CHECK(newest, "cannot resume from ", ckdir.string(), ": ",
+           files.empty() ? latest_fault + " and there is no step_*.h5 file" : "no step_*.h5 file verifies:" + faults,
+           "\nmove the folder away to start afresh, or set checkpoint.resume");
+  if (latest_fault.empty() && named && named->filename() == newest->filename()) return ResumePoint{*newest, ""};
+  if (latest_fault.empty())
+    latest_fault = latest.string() + " names " + named->string() + ", older than " + newest->string();
+  MT_CHECK(fallback == LatestFallback::kNewestValid, "cannot resume from ", ckdir.string(), ": ", latest_fault,
+           ", and the newest checkpoint that verifies is ", newest->string(),
+           " (checkpoint.fallback is false: set it true to resume from there, or checkpoint.resume to a file)");
+  return ResumePoint{*newest, latest_fault + "; resuming from " + newest->string() +
+                                  ", the newest checkpoint that verifies (checkpoint.fallback)"};
 }
 
 fs::path resolve_checkpoint(const fs::path& path) {

@@ -6,6 +6,19 @@
 
 namespace mt {
 
+// Note [No HDF5 clean-up at exit]
+// A file whose close failed (a full disk: H5Fclose cannot flush) stays half-closed in HDF5's ID
+// table, and HDF5's atexit clean-up then walks it and crashes (SIGSEGV after our clean error).
+// Every file we open is closed by its H5Handle before exit, so HDF5's clean-up has nothing to do:
+// it is switched off here, before any other HDF5 call (static initialisation of this file, which
+// every checkpoint reader and writer links). An abandoned half-closed file is then only memory.
+namespace {
+const bool kHdf5AtexitOff = [] {
+  H5dont_atexit();
+  return true;
+}();
+}  // namespace
+
 void h5_silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 namespace {
@@ -23,8 +36,16 @@ std::string h5_error_message() {
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_message, &msgs);
   H5Eclear2(H5E_DEFAULT);
   if (msgs.empty()) return "HDF5 call failed";
-  // Downward walk: the API function first, the innermost (most specific) cause last.
+  // Downward walk: the API function first, the innermost (most specific) cause last. A failed
+  // system call reads "file write failed: time = ..., errno = 28, error message = 'No space left
+  // on device', ...": keep its first words and the OS message.
   std::string out = msgs.back();
+  const std::string os_key = "error message = '";
+  if (size_t at = out.find(os_key); at != std::string::npos) {
+    size_t end = out.find('\'', at + os_key.size());
+    std::string os_msg = out.substr(at + os_key.size(), end == std::string::npos ? std::string::npos : end - at - os_key.size());
+    out = out.substr(0, out.find(':')) + ": " + os_msg;
+  }
   if (msgs.size() >= 2 && msgs[msgs.size() - 2] != out) out = msgs[msgs.size() - 2] + ": " + out;
   return out;
 }

@@ -3,7 +3,7 @@
 
 #include "mt/io/checkpoint_dir.h"
 #include "mt/train/train_checkpoint.h"
-#include "mt/train/trainer.h"
+#include "mt/train/training_run.h"
 
 namespace mt {
 

@@ -9,7 +9,7 @@
 
 namespace mt {
 
-MetricsLog::MetricsLog(const std::string& path) {
+MetricsLog::MetricsLog(const std::string& path) : path_(path) {
   file_ = std::fopen(path.c_str(), "a");
   MT_CHECK(file_ != nullptr, "cannot open metrics log ", path, ": ", std::strerror(errno));
 }
@@ -56,8 +56,10 @@ void MetricsLog::write(const std::vector<std::pair<std::string, double>>& fields
     first = false;
   }
   line += "}\n";
-  std::fputs(line.c_str(), file_);
-  std::fflush(file_);
+  // A failed write (a full disk) is an error: metrics lost in silence are worse than a stopped run.
+  errno = 0;
+  const bool ok = std::fputs(line.c_str(), file_) >= 0 && std::fflush(file_) == 0;
+  MT_CHECK(ok, "cannot write the metrics log ", path_, ": ", errno ? std::strerror(errno) : "write error");
 }
 
 }  // namespace mt

@@ -2,6 +2,9 @@
 // expert-parallel shards gathered whole on save and cut back to each rank's chunk on load.
 #include "mt/train/train_checkpoint.h"
 
+#include <climits>
+#include <cmath>
+
 #include "mt/autograd/grad_mode.h"
 #include "mt/io/checkpoint.h"
 #include "mt/optim/lr_schedule.h"
@@ -44,6 +47,39 @@ StateDict gather_state(const StateDict& state, const ExpertShards& shards, bool 
   return out;
 }
 
+// Index of the first NaN or infinity in a host tensor of a floating dtype, or -1.
+int64_t first_non_finite(const Tensor& host) {
+  const int64_t n = host.numel();
+  auto scan_bits = [&](uint16_t exponent_mask) {
+    const auto* p = static_cast<const uint16_t*>(host.data_ptr());
+    for (int64_t i = 0; i < n; ++i)
+      if ((p[i] & exponent_mask) == exponent_mask) return i;
+    return int64_t{-1};
+  };
+  auto scan = [&]<typename T>() {
+    const auto* p = static_cast<const T*>(host.data_ptr());
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) return i;
+    return int64_t{-1};
+  };
+  switch (host.dtype()) {
+    case DType::F32: return scan.template operator()<float>();
+    case DType::F64: return scan.template operator()<double>();
+    case DType::BF16: return scan_bits(0x7F80);  // exponent all ones: inf or NaN
+    case DType::F16: return scan_bits(0x7C00);
+    default: return -1;
+  }
+}
+
+void check_finite(const StateDict& host, const std::string& prefix, const std::string& where) {
+  for (const auto& [name, t] : host) {
+    int64_t i = first_non_finite(t);
+    if (i >= 0)
+      throw NonFiniteError(str_cat(where, ": tensor '", prefix, name, "' holds a non-finite value (NaN or infinity) at flat index ", i,
+                                   " of shape ", t.shape(), "; the run diverged"));
+  }
+}
+
 void write_state(CheckpointWriter& w, const std::string& prefix, const StateDict& host) {
   for (const auto& [name, t] : host)
     w.write(prefix + name, t.dtype(), std::vector<int64_t>(t.shape().begin(), t.shape().end()),
@@ -65,7 +101,30 @@ StateDict read_state(const CheckpointReader& r, const std::string& prefix, const
     r.read(key, t.dtype(), std::vector<int64_t>(shape.begin(), shape.end()), host.numel() ? host.data_ptr() : nullptr);
     out[name] = g ? host.narrow(0, t.size(0) * g->rank(), t.size(0)).contiguous() : host;
   }
+  check_finite(out, prefix, r.path().string());
   return out;
+}
+
+// Model tensors in the file that the live model has no parameter or buffer for (a model built
+// smaller or renamed): refused, since loading would silently drop those weights.
+void check_no_extra_model_tensors(const CheckpointReader& r, const StateDict& live) {
+  std::vector<std::string> extra;
+  for (const std::string& key : r.names())
+    if (key.rfind("model.", 0) == 0 && !live.count(key.substr(6))) extra.push_back(key);
+  if (extra.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < extra.size() && i < 5; ++i) list += (i ? ", " : "") + extra[i];
+  if (extra.size() > 5) list += str_cat(", ... (", extra.size(), " in all)");
+  MT_FAIL(r.path().string(), ": the checkpoint holds tensors this model does not have, which would be ignored: ", list,
+          ". The model built from the recipe (with its overrides) is smaller or differently named than the "
+          "checkpoint's; use the checkpoint's own model settings");
+}
+
+int64_t read_counter(const CheckpointReader& r, const char* key, int64_t lo, int64_t hi, const char* meaning) {
+  int64_t v = r.read_int(key);
+  MT_CHECK(v >= lo && v <= hi, r.path().string(), ": metadata '", key, "' (", meaning, ") is ", v, ", expected ", lo,
+           hi == INT64_MAX ? std::string(" or more") : str_cat("..", hi));
+  return v;
 }
 
 void copy_into(const StateDict& live, const StateDict& loaded) {
@@ -81,15 +140,22 @@ void save_train_checkpoint(const std::filesystem::path& path, const Module& mode
   StateDict model_state = gather_state(model.state_dict(), shards, false, write);
   StateDict optim_state = optimizer_state ? gather_state(*optimizer_state, shards, true, write) : StateDict{};
   if (!write) return;
+  StateDict schedule_state = schedule ? gather_state(schedule->state_dict(), {}, false) : StateDict{};
+  check_finite(model_state, "model.", path.string());
+  check_finite(optim_state, "optim.", path.string());
+  MT_CHECK(c.rank_rngs.size() == static_cast<size_t>(c.world_size), path.string(), ": ", c.rank_rngs.size(),
+           " random streams for ", c.world_size, " ranks");
+  std::vector<uint64_t> rngs;
+  for (const GeneratorState& g : c.rank_rngs) rngs.insert(rngs.end(), {g.seed, g.offset});
   CheckpointWriter w(path);
   write_state(w, "model.", model_state);
   if (optimizer_state) write_state(w, "optim.", optim_state);
-  if (schedule) write_state(w, "schedule.", gather_state(schedule->state_dict(), {}, false));
+  if (schedule) write_state(w, "schedule.", schedule_state);
   w.write_int("step", c.step);
   w.write_int("tokens", c.tokens);
   w.write_int("loader_epoch", c.loader.epoch);
   w.write_int("loader_index", c.loader.index);
-  w.write_u64s("dropout_rng", {c.dropout_rng.seed, c.dropout_rng.offset});
+  w.write_u64s("dropout_rng", rngs);
   w.write_int("world_size", c.world_size);
   w.write_string("recipe", recipe_yaml);
   w.commit();
@@ -99,24 +165,37 @@ TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& m
                                     LrSchedule* schedule, const ExpertShards& shards) {
   CheckpointReader r(path);
   StateDict model_live = model.state_dict();
+  check_no_extra_model_tensors(r, model_live);
   StateDict model_state = read_state(r, "model.", model_live, shards, false);
   StateDict optim_state, schedule_state;
   if (optimizer) optim_state = read_state(r, "optim.", optimizer->state_dict(), shards, true);
   if (schedule) schedule_state = read_state(r, "schedule.", schedule->state_dict(), {}, false);
   TrainCounters c;
-  c.step = r.read_int("step");
-  c.tokens = r.read_int("tokens");
-  c.loader.epoch = r.read_int("loader_epoch");
-  c.loader.index = r.read_int("loader_index");
+  c.step = read_counter(r, "step", 0, INT64_MAX, "optimizer steps done");
+  c.tokens = read_counter(r, "tokens", 0, INT64_MAX, "training tokens seen");
+  c.loader.epoch = read_counter(r, "loader_epoch", 0, INT64_MAX, "data epoch");
+  c.loader.index = read_counter(r, "loader_index", 0, INT64_MAX, "batches into the epoch");
+  c.world_size = static_cast<int>(read_counter(r, "world_size", 1, 1 << 24, "ranks of the saving job"));
   const std::vector<uint64_t>& rng = r.read_u64s("dropout_rng");
-  MT_CHECK(rng.size() == 2, path.string(), ": dropout_rng holds ", rng.size(), " values, expected 2");
-  c.dropout_rng = {rng[0], rng[1]};
-  c.world_size = static_cast<int>(r.read_int("world_size"));
+  MT_CHECK(rng.size() == 2 || rng.size() == 2 * static_cast<size_t>(c.world_size), path.string(),
+           ": metadata 'dropout_rng' holds ", rng.size(), " values, expected 2 per rank (", 2 * c.world_size, ")");
+  for (size_t i = 0; i < rng.size(); i += 2) c.rank_rngs.push_back({rng[i], rng[i + 1]});
+  if (schedule) {
+    const int64_t schedule_step = static_cast<int64_t>(schedule_state.at("step").item());
+    MT_CHECK(schedule_step == c.step, path.string(), ": tensor 'schedule.step' is ", schedule_step,
+             " but metadata 'step' is ", c.step, ": the schedule state disagrees with the step");
+  }
   // Everything was read and checked: only now touch the live objects.
   copy_into(model_live, model_state);
   if (optimizer) optimizer->load_state_dict(optim_state);
   if (schedule) schedule->load_state_dict(schedule_state);
   return c;
+}
+
+GeneratorState rank_stream_on_resume(const std::vector<GeneratorState>& saved, int rank, uint64_t train_seed) {
+  MT_CHECK(!saved.empty(), "rank_stream_on_resume: no saved random streams");
+  if (static_cast<size_t>(rank) < saved.size()) return saved[static_cast<size_t>(rank)];
+  return {train_seed + 1 + static_cast<uint64_t>(rank), saved[0].offset};
 }
 
 std::string checkpoint_recipe(const std::filesystem::path& path) {

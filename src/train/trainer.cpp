@@ -1,359 +1,315 @@
-// The training loop. Note [Determinism]: CPU kernels are deterministic for a fixed thread count,
-// the loader's order comes from the seed, dropout draws from a Generator saved in checkpoints,
-// so a resumed run repeats the original run's losses exactly.
+// The training loop, as named steps over a TrainingRun: micro-batches forward and backward, the
+// distributed optimizer, logging, evaluation, samples and checkpoints on cadence, divergence and
+// signal handling. Note [Determinism]: CPU kernels are deterministic for a fixed thread count, the
+// loader's order comes from the seed, and every rank's random stream is saved in checkpoints, so a
+// resumed run repeats the original run's losses exactly.
 #include "mt/train/trainer.h"
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/core/device_copy.h"
-#include "mt/data/token_loader.h"
-#include "mt/data/tokenizer.h"
-#include "mt/io/checkpoint.h"
 #include "mt/io/checkpoint_dir.h"
-#include "mt/nn/gpt.h"
+#include "mt/io/checkpoint_fs.h"
 #include "mt/ops/ops.h"
-#include "mt/optim/adamw.h"
-#include "mt/optim/lr_schedule.h"
-#include "mt/optim/sgd.h"
-#include "mt/train/distillation.h"
-#include "mt/train/expert_sharding.h"
+#include "mt/train/exit_status.h"
 #include "mt/train/metrics_log.h"
 #include "mt/train/progress.h"
 #include "mt/train/sampling.h"
 #include "mt/train/stop_signal.h"
-#include "mt/train/train_checkpoint.h"
+#include "mt/train/training_loss.h"
+#include "mt/train/training_run.h"
 #include "mt/train/validation.h"
 #include "mt/train/watchdog.h"
-#include "mt/train/zero_partition.h"
 
 namespace mt {
 
 namespace fs = std::filesystem;
 
-Device resolve_device(const Recipe& recipe, const Communicator& world) {
-  switch (recipe.train.device) {
-    case TrainSection::Device::kCpu: return Device::cpu();
-    case TrainSection::Device::kCuda:
-      MT_CHECK(cuda_available(), "train.device is cuda but no GPU is available");
-      return Device::cuda(world.local_rank() % cuda_device_count());
-    case TrainSection::Device::kAuto:
-      return cuda_available() ? Device::cuda(world.local_rank() % cuda_device_count()) : Device::cpu();
-  }
-  return Device::cpu();
-}
-
-DType resolve_dtype(const Recipe& recipe, Device device) {
-  switch (recipe.model.dtype) {
-    case ModelSection::DType::kF32: return DType::F32;
-    case ModelSection::DType::kBf16: return DType::BF16;
-    case ModelSection::DType::kAuto: return device.is_cuda() ? DType::BF16 : DType::F32;
-  }
-  return DType::F32;
-}
-
 namespace {
 
-std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, const std::vector<NamedParameter>& params) {
-  auto groups = weight_decay_groups(params, EmbeddingDecay::kYes);
-  if (r.optim.name == OptimSection::Name::kSgd) {
-    SgdConfig c;
-    c.lr = r.optim.lr;
-    c.momentum = r.optim.momentum;
-    c.weight_decay = r.optim.weight_decay;
-    return std::make_unique<Sgd>(std::move(groups), c);
+// One optimizer step's results, averaged over micro-batches and ranks.
+struct StepResult {
+  double loss = 0, aux = 0, kd = 0, grad_norm = 0, lr = 0, seconds = 0;
+  bool skipped = false;  // non-finite loss or gradient norm: no update
+};
+
+ProgressStyle progress_style(const LogSection& log) {
+  return detect_progress_style(log.progress == LogSection::Progress::kLine    ? "line"
+                               : log.progress == LogSection::Progress::kPlain ? "plain"
+                                                                              : "auto");
+}
+
+class Trainer {
+ public:
+  Trainer(TrainingRun& run, const Communicator& world)
+      : run_(run), r_(run.recipe), world_(world), lead_(run.lead), progress_(progress_style(r_.log), r_.log.every),
+        watchdog_(r_.dist.timeout, world.rank()) {}
+
+  TrainResult train() {
+    lead_io(ExitStatus::kError, [&] {
+      fs::create_directories(run_.run_dir);
+      write_file_durably(run_.run_dir / "recipe.yaml", run_.recipe_yaml);
+      metrics_.emplace((run_.run_dir / "metrics.jsonl").string());
+    });
+    agree_on_lead_failure();
+    TrainResult result;
+    run_.model->train();
+    start_ = std::chrono::steady_clock::now();
+    while (run_.counters.step < r_.train.steps) {
+      StepResult s = step();
+      result.last_loss = s.loss;
+      log_step(s);
+      check_divergence(s);
+      if (run_.teacher && run_.counters.step >= run_.kd_stop) {
+        run_.teacher.reset();
+        message(str_cat("step ", run_.counters.step, ": knowledge distillation stopped (distill.stop_at), teacher freed"));
+      }
+      const bool last = run_.counters.step == r_.train.steps;
+      if (due(r_.train.eval_every, last)) result.last_val_loss = evaluate();
+      if (run_.tokenizer && due(r_.train.sample_every, last)) sample();
+      const bool stop = agree_to_stop();
+      if (last || stop || due(r_.checkpoint.every, false)) save(last ? "end" : stop ? "signal" : "periodic");
+      if (stop) {
+        result.stopped_by_signal = true;
+        break;
+      }
+    }
+    progress_.finish();
+    result.steps_done = run_.counters.step;
+    result.steps_run = run_.counters.step - run_.first_step;
+    return result;
   }
-  AdamWConfig c;
-  c.lr = r.optim.lr;
-  c.beta1 = r.optim.beta1;
-  c.beta2 = r.optim.beta2;
-  c.eps = r.optim.eps;
-  c.weight_decay = r.optim.weight_decay;
-  return std::make_unique<AdamW>(std::move(groups), c);
-}
 
-LrScheduleConfig schedule_config(const Recipe& r) {
-  LrScheduleConfig c;
-  c.lr = r.optim.lr;
-  c.warmup_steps = r.schedule.warmup_steps;
-  c.total_steps = r.train.steps;
-  c.min_lr_ratio = r.schedule.min_lr_ratio;
-  c.decay = r.schedule.kind == ScheduleSection::Kind::kConstant ? LrDecay::kConstant
-            : r.schedule.kind == ScheduleSection::Kind::kLinear ? LrDecay::kLinear
-                                                                 : LrDecay::kCosine;
-  return c;
-}
+ private:
+  bool due(int every, bool last) const { return every > 0 && (run_.counters.step % every == 0 || last); }
 
-double evaluate(GPT& model, const Recipe& r, const Communicator& world, Device device) {
-  TokenLoaderOptions o;
-  o.shards = {r.data.val};
-  o.batch_size = r.train.micro_batch;
-  o.seq_len = r.model.seq_len;
-  o.dp_rank = world.rank();
-  o.dp_size = world.size();
-  o.vocab_size = r.model.vocab_size;
-  o.order = LoaderOrder::kSequential;
-  TokenLoader val(o);
-  int64_t steps = std::min<int64_t>(r.train.eval_steps, std::max<int64_t>(1, val.steps_per_epoch()));
-  return world.all_reduce(validation_loss(model, val, steps, device), ReduceKind::kAvg);
-}
+  // Micro-batches forward and backward, then the distributed optimizer; the update is skipped when the
+  // agreed loss or the gradient norm is not finite.
+  StepResult step() {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int accum = r_.train.grad_accum;
+    double sums[3] = {0, 0, 0};  // loss, aux, kd
+    for (int micro = 0; micro < accum; ++micro) {
+      watchdog_.beat(run_.counters.step + 1, "the forward and backward");
+      TokenBatch b = to_token_batch(run_.loader->next_batch(), r_.train.micro_batch, r_.model.seq_len, run_.device);
+      TrainingLoss l = training_loss(*run_.model, run_.teacher ? run_.teacher->model.get() : nullptr, b, r_.distill);
+      mul(l.total, 1.0 / accum).backward();
+      // Read back only once the backward is queued: an earlier .item() would stall the GPU between them.
+      sums[0] += l.ce.item();
+      if (l.aux.defined()) sums[1] += l.aux.item();
+      if (l.kd.defined()) sums[2] += l.kd.item();
+    }
+    watchdog_.beat(run_.counters.step + 1, "the gradient all-reduce");
+    StepResult s;
+    s.grad_norm = run_.optimizer->reduce_and_clip();
+    Tensor logged = Tensor::from_vector<double>({sums[0], sums[1], sums[2]}, {3});  // means over ranks, one collective
+    world_.all_reduce(logged, ReduceKind::kAvg);
+    std::vector<double> means = logged.to_vector<double>();
+    s.loss = means[0] / accum, s.aux = means[1] / accum, s.kd = means[2] / accum;
+    s.skipped = !std::isfinite(s.loss) || !std::isfinite(s.grad_norm);
+    s.lr = run_.schedule.lr();
+    watchdog_.beat(run_.counters.step + 1, "the optimizer step");
+    run_.optimizer->finish_step(s.lr, !s.skipped);
+    run_.schedule.advance();
+    run_.counters.step += 1;
+    run_.counters.tokens += static_cast<int64_t>(r_.train.global_batch) * r_.model.seq_len;
+    if (run_.device.is_cuda()) synchronize(run_.device);
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return s;
+  }
 
-std::string sample_text(GPT& model, const Recipe& r, const Tokenizer& tok, int64_t step) {
-  SamplingOptions so;
-  so.max_tokens = r.train.sample_tokens;
-  so.temperature = 0.8;
-  so.top_k = 40;
-  so.seed = static_cast<uint64_t>(r.train.seed) * 1000003ull + static_cast<uint64_t>(step);
-  so.stop_token = tok.eot_id();
-  std::vector<int32_t> prompt = tok.encode(r.train.sample_prompt);
-  std::vector<int32_t> ids = generate_tokens(model, prompt, so);
-  return tok.decode(ids);
-}
+  // A skipped step is said and counted; train.max_bad_steps of them in a row end the run on every rank
+  // (they all see the same agreed values), without a checkpoint.
+  void check_divergence(const StepResult& s) {
+    if (!s.skipped) {
+      bad_in_row_ = 0;
+      return;
+    }
+    ++bad_in_row_;
+    message(str_cat("step ", run_.counters.step, ": non-finite ", std::isfinite(s.loss) ? "gradient norm" : "loss",
+                    ", update skipped (", bad_in_row_, " in a row of at most train.max_bad_steps = ", r_.train.max_bad_steps, ")"));
+    if (bad_in_row_ >= r_.train.max_bad_steps)
+      throw RunError(ExitStatus::kDiverged,
+                     str_cat("the run diverged: at step ", run_.counters.step, ", ", bad_in_row_,
+                             " steps in a row had a non-finite loss or gradient norm (train.max_bad_steps = ",
+                             r_.train.max_bad_steps, "); stopped without saving, the last good checkpoint stays latest "
+                             "(lower optim.lr or raise schedule.warmup_steps)"));
+  }
+
+  void log_step(const StepResult& s) {
+    if (!lead_) return;
+    const double tok_s = static_cast<double>(r_.train.global_batch) * r_.model.seq_len / s.seconds;  // all ranks
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const int64_t done = run_.counters.step - run_.first_step;
+    const double eta = elapsed / static_cast<double>(done) * static_cast<double>(r_.train.steps - run_.counters.step);
+    const bool moe = !run_.config.experts_per_block.empty();
+    std::vector<std::pair<std::string, double>> fields = {
+        {"step", static_cast<double>(run_.counters.step)}, {"tokens", static_cast<double>(run_.counters.tokens)},
+        {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm}, {"skipped", s.skipped ? 1.0 : 0.0},
+        {"tokens_per_s", tok_s}, {"step_ms", s.seconds * 1e3},
+        {"memory_peak_bytes", static_cast<double>(allocator_stats(run_.device).peak_allocated)}};
+    std::vector<std::pair<std::string, std::string>> text;
+    if (moe) {
+      // Routing of the last micro-batch: drop rate averaged over MoE layers, kept tokens per expert.
+      GPT::MoEStats st = run_.model->moe_stats();
+      double drop = 0;
+      std::string load;
+      for (size_t l = 0; l < st.drop_rate.size(); ++l) {
+        drop += st.drop_rate[l] / static_cast<double>(st.drop_rate.size());
+        load += (l ? "; " : "");
+        for (size_t e = 0; e < st.tokens_per_expert[l].size(); ++e) load += (e ? "," : "") + std::to_string(st.tokens_per_expert[l][e]);
+      }
+      fields.push_back({"aux", s.aux});
+      fields.push_back({"drop_rate", drop});
+      text.push_back({"tokens_per_expert", load});
+    }
+    if (run_.teacher) fields.push_back({"kd", s.kd});
+    if (run_.device.is_cuda()) fields.push_back({"mfu", train_flops_per_token(run_.config) * tok_s / world_.size() / 989e12});
+    lead_io(ExitStatus::kError, [&] { metrics_->write(fields, text); });
+    progress_.update({run_.counters.step, r_.train.steps, s.loss, s.lr, tok_s, eta, moe ? s.aux : -1});
+  }
+
+  double evaluate() {
+    watchdog_.beat(run_.counters.step, "evaluation");
+    TokenLoaderOptions o;
+    o.shards = {r_.data.val};
+    o.batch_size = r_.train.micro_batch;
+    o.seq_len = r_.model.seq_len;
+    o.dp_rank = world_.rank();
+    o.dp_size = world_.size();
+    o.vocab_size = r_.model.vocab_size;
+    o.order = LoaderOrder::kSequential;
+    TokenLoader val(o);
+    const int64_t steps = std::min<int64_t>(r_.train.eval_steps, std::max<int64_t>(1, val.steps_per_epoch()));
+    const double vl = world_.all_reduce(validation_loss(*run_.model, val, steps, run_.device), ReduceKind::kAvg);
+    lead_io(ExitStatus::kError, [&] {
+      metrics_->write({{"step", static_cast<double>(run_.counters.step)},
+                       {"tokens", static_cast<double>(run_.counters.tokens)},
+                       {"val_loss", vl}});
+    });
+    message(str_cat("step ", run_.counters.step, ": val loss ", vl, " (perplexity ", std::exp(vl), ")"));
+    return vl;
+  }
+
+  // Split experts need every rank of their group in each forward: then every rank samples (the same text).
+  void sample() {
+    if (!lead_ && run_.sharding.sharded.empty()) return;
+    watchdog_.beat(run_.counters.step, "sampling");
+    SamplingOptions so;
+    so.max_tokens = r_.train.sample_tokens;
+    so.temperature = 0.8;
+    so.top_k = 40;
+    so.seed = static_cast<uint64_t>(r_.train.seed) * 1000003ull + static_cast<uint64_t>(run_.counters.step);
+    so.stop_token = run_.tokenizer->eot_id();
+    const std::vector<int32_t> ids = generate_tokens(*run_.model, run_.tokenizer->encode(r_.train.sample_prompt), so);
+    const std::string text = run_.tokenizer->decode(ids);
+    lead_io(ExitStatus::kError, [&] { metrics_->write({{"step", static_cast<double>(run_.counters.step)}}, {{"sample", text}}); });
+    message(str_cat("sample at step ", run_.counters.step, ":\n", text));
+  }
+
+  // Every rank: expert shards, ZeRO-partitioned state and the ranks' random streams are gathered to the
+  // lead, which writes; then every rank learns whether it succeeded.
+  void save(const char* why) {
+    watchdog_.beat(run_.counters.step, "a checkpoint write", /*watched=*/false);  // its length grows with the model
+    run_.counters.loader = run_.loader->state();
+    run_.counters.rank_rngs = gather_rank_streams();
+    const fs::path p = checkpoint_path(run_.run_dir, run_.counters.step);
+    StateDict optim_state = run_.optimizer->checkpoint_state(lead_);
+    auto write = [&] {
+      if (lead_) fs::create_directories(p.parent_path());
+      save_train_checkpoint(p, *run_.model, &optim_state, &run_.schedule, run_.counters, run_.recipe_yaml,
+                            run_.sharding.shards, lead_);
+    };
+    if (lead_) {
+      lead_io(ExitStatus::kError, [&] {
+        try {
+          write();
+        } catch (const NonFiniteError& e) {
+          throw RunError(ExitStatus::kDiverged, e.what());
+        }
+        write_latest(run_.run_dir, p);
+        prune_checkpoints(run_.run_dir, r_.checkpoint.keep);
+      });
+      if (!lead_failure_) message(str_cat("checkpoint (", why, "): ", p.string()));
+    } else {
+      write();  // only the collectives
+    }
+    agree_on_lead_failure();
+  }
+
+  std::vector<GeneratorState> gather_rank_streams() const {
+    const GeneratorState mine = run_.dropout_gen.state();
+    Tensor in = Tensor::from_vector<int64_t>({static_cast<int64_t>(mine.seed), static_cast<int64_t>(mine.offset)}, {2});
+    Tensor all = Tensor::empty({2 * static_cast<int64_t>(world_.size())}, DType::I64, Device::cpu());
+    world_.all_gather(in, all);
+    std::vector<int64_t> v = all.to_vector<int64_t>();
+    std::vector<GeneratorState> out;
+    for (size_t i = 0; i < v.size(); i += 2) out.push_back({static_cast<uint64_t>(v[i]), static_cast<uint64_t>(v[i + 1])});
+    return out;
+  }
+
+  // Note [Errors every rank raises together] (exit_status.h): a write of the run folder that fails on the
+  // lead is kept, and shared at the next agreement point.
+  template <typename F>
+  void lead_io(ExitStatus status, F&& write) {
+    if (!lead_ || lead_failure_) return;
+    try {
+      write();
+    } catch (const RunError& e) {
+      lead_failure_.emplace(e.status(), e.what());
+    } catch (const std::exception& e) {
+      lead_failure_.emplace(status, e.what());
+    }
+  }
+
+  // The agreement points: every rank learns of a lead failure (and ends with its status) and of a stop
+  // request on any rank (SIGINT/SIGTERM), in one collective.
+  bool agree(bool want_stop) {
+    Tensor v = Tensor::from_vector<double>({lead_failure_ ? static_cast<double>(lead_failure_->status()) : 0.0,
+                                            want_stop && stop_requested() ? 1.0 : 0.0},
+                                           {2});
+    world_.all_reduce(v, ReduceKind::kMax);
+    const std::vector<double> shared = v.to_vector<double>();
+    if (shared[0] != 0) {
+      if (lead_failure_) throw *lead_failure_;
+      throw RunError(static_cast<ExitStatus>(static_cast<int>(shared[0])),
+                     "rank 0 could not write the run folder (its message says why)");
+    }
+    return shared[1] > 0;
+  }
+  void agree_on_lead_failure() { agree(false); }
+
+  bool agree_to_stop() {
+    watchdog_.beat(run_.counters.step, "the end-of-step check");
+    return agree(true);
+  }
+
+  void message(const std::string& text) {
+    if (lead_) progress_.message(text);
+  }
+
+  TrainingRun& run_;
+  const Recipe& r_;
+  const Communicator& world_;
+  const bool lead_;
+  std::optional<MetricsLog> metrics_;  // the lead alone writes run_dir
+  std::optional<RunError> lead_failure_;
+  Progress progress_;
+  Watchdog watchdog_;  // a rank that stops making progress (or waits on one that did) ends the job after dist.timeout
+  std::chrono::steady_clock::time_point start_;
+  int bad_in_row_ = 0;
+};
 
 }  // namespace
 
-TrainResult train(Recipe r, const Communicator& world) {
+TrainResult train(Recipe recipe, const Communicator& world) {
   install_stop_handlers();
-  const bool lead = world.rank() == 0;
-  int dp = r.dist.dp > 0 ? r.dist.dp : world.size();
-  MT_CHECK(dp == world.size(), "dist.dp = ", r.dist.dp, " but the job has ", world.size(),
-           " ranks; only pure data parallelism is supported, so dist.dp must be 0 or ", world.size());
-  resolve_batch(r, dp);
-  Device device = resolve_device(r, world);
-  DType dtype = resolve_dtype(r, device);
-  const std::string recipe_yaml = to_yaml(r);
-  fs::path run_dir = r.train.run_dir;
-  if (lead) {
-    fs::create_directories(run_dir);
-    std::ofstream(run_dir / "recipe.yaml") << recipe_yaml;
-    std::printf("%s", recipe_yaml.c_str());
-  }
-
-  GPTConfig cfg = gpt_config_from_recipe(r);
-  std::optional<ExpertParallel> ep;
-  if (r.dist.ep > 1) ep.emplace(world, r.dist.ep, cfg.experts_per_block);
-  Generator init_gen(static_cast<uint64_t>(r.train.seed));
-  Generator dropout_gen(static_cast<uint64_t>(r.train.seed) + 1 + static_cast<uint64_t>(world.rank()));
-  GPT model(cfg, init_gen, dropout_gen, ep ? &*ep : nullptr);
-  model.to(device, dtype);
-  const ExpertSharding sharding = expert_sharding(model, ep ? &*ep : nullptr);
-  ParamCounts pc = count_parameters(cfg);
-  if (lead)
-    std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
-                pc.active / 1e6, model.num_parameters() / 1e6, device.str().c_str(), dtype_name(dtype));
-  // ZeRO-1 partitions the replicated parameters' optimizer state; split experts keep theirs (already
-  // one copy per expert-data-parallel rank).
-  std::optional<ZeroPartition> zero;
-  std::vector<NamedParameter> optimized = model.named_parameters();
-  if (r.dist.zero == 1 && world.size() > 1) {
-    std::vector<NamedParameter> replicated, experts;
-    for (const NamedParameter& p : optimized) (sharding.shards.count(p.name) ? experts : replicated).push_back(p);
-    zero.emplace(std::move(replicated), world);
-    optimized = zero->owned();
-    optimized.insert(optimized.end(), experts.begin(), experts.end());
-  }
-  std::unique_ptr<Optimizer> optimizer = make_optimizer(r, optimized);
-  LrSchedule schedule(schedule_config(r));
-
-  TokenLoaderOptions lo;
-  lo.shards = {r.data.train};
-  lo.batch_size = r.train.micro_batch;
-  lo.seq_len = r.model.seq_len;
-  lo.dp_rank = world.rank();
-  lo.dp_size = dp;
-  lo.seed = static_cast<uint64_t>(r.train.seed);
-  lo.vocab_size = r.model.vocab_size;
-  TokenLoader loader(lo);
-
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (!r.data.tokenizer.empty() && r.train.sample_every > 0) tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(r.data.tokenizer));
-
-  // Resume.
-  TrainCounters counters;
-  counters.world_size = world.size();
-  std::optional<fs::path> resume_from;
-  if (r.checkpoint.resume == "auto") resume_from = find_latest_checkpoint(run_dir);
-  else if (r.checkpoint.resume != "never") resume_from = resolve_checkpoint(r.checkpoint.resume);
-  if (resume_from) {
-    counters = load_train_checkpoint(*resume_from, model, optimizer.get(), &schedule, sharding.shards);
-    loader.set_state(counters.loader);
-    dropout_gen.set_state(counters.dropout_rng);
-    counters.world_size = world.size();
-    if (lead) std::printf("resumed from %s at step %ld\n", resume_from->string().c_str(), static_cast<long>(counters.step));
-  }
-
-  // Staged KD: the teacher lives until the step KD stops (not loaded at all when resuming past it).
-  const int64_t kd_stop = distillation_stop_step(r);
-  std::optional<LoadedModel> teacher;
-  if (!r.distill.teacher.empty() && counters.step < kd_stop) {
-    teacher = load_teacher(r, device);
-    if (lead)
-      std::printf("teacher: %s (step %ld), %.2fM parameters; KD until step %ld\n", teacher->checkpoint.string().c_str(),
-                  static_cast<long>(teacher->step), teacher->model->num_parameters() / 1e6, static_cast<long>(kd_stop));
-  }
-
-  std::optional<MetricsLog> metrics;  // the lead rank alone writes run_dir (other ranks may start before it exists)
-  if (lead) metrics.emplace((run_dir / "metrics.jsonl").string());
-  Progress progress(detect_progress_style(r.log.progress == LogSection::Progress::kLine    ? "line"
-                                          : r.log.progress == LogSection::Progress::kPlain ? "plain"
-                                                                                           : "auto"),
-                    r.log.every);
-  const int64_t tokens_per_step = static_cast<int64_t>(r.train.global_batch) * r.model.seq_len;
-  const double flops_per_token = train_flops_per_token(cfg);
-  const bool is_moe = !cfg.experts_per_block.empty();
-
-  // A rank that stops making progress (or waits on one that did) ends the job after dist.timeout.
-  Watchdog watchdog(r.dist.timeout, world.rank());
-  auto save = [&](const char* why) {
-    watchdog.beat(counters.step, "a checkpoint write", /*watched=*/false);  // its length grows with the model
-    counters.loader = loader.state();
-    counters.dropout_rng = dropout_gen.state();
-    fs::path p = checkpoint_path(run_dir, counters.step);
-    if (lead) fs::create_directories(p.parent_path());
-    // Every rank: expert shards and ZeRO-partitioned state are gathered to the lead, which writes.
-    StateDict optim_state = optimizer->state_dict();
-    if (zero)
-      for (auto& [key, t] : zero->gather_optimizer_state(*optimizer, lead)) optim_state[key] = t;
-    save_train_checkpoint(p, model, &optim_state, &schedule, counters, recipe_yaml, sharding.shards, lead);
-    if (lead) {
-      write_latest(run_dir, p);
-      prune_checkpoints(run_dir, r.checkpoint.keep);
-      progress.message(str_cat("checkpoint (", why, "): ", p.string()));
-    }
-    world.barrier();
-  };
-
-  TrainResult result;
-  model.train();
-  auto t_start = std::chrono::steady_clock::now();
-  int64_t first_step = counters.step;
-  while (counters.step < r.train.steps) {
-    auto t0 = std::chrono::steady_clock::now();
-    double loss_sum = 0, aux_sum = 0, kd_sum = 0;
-    for (int micro = 0; micro < r.train.grad_accum; ++micro) {
-      watchdog.beat(counters.step + 1, "the forward and backward");
-      TokenBatch b = to_token_batch(loader.next_batch(), lo.batch_size, lo.seq_len, device);
-      Tensor logits = model.forward(b.inputs);  // (B, T, V)
-      Tensor logits2d = logits.view({-1, logits.size(-1)});
-      Tensor loss = cross_entropy(logits2d, b.targets.view({-1}));
-      Tensor total = loss.to(DType::F32);
-      Tensor moe = model.moe_loss();
-      if (moe.defined()) total = add(total, moe.to(DType::F32));
-      Tensor kd;
-      if (teacher) {
-        Tensor teacher_logits;  // (B, T, V)
-        {
-          NoGradGuard ng;
-          teacher_logits = teacher->model->forward(b.inputs);
-        }
-        kd = distillation_loss(logits2d, teacher_logits.view({-1, teacher_logits.size(-1)}), r.distill.temperature);
-        total = add(total, mul(kd.to(DType::F32), r.distill.kd_coef));
-      }
-      mul(total, 1.0 / r.train.grad_accum).backward();
-      // Read back only once the backward is queued: an earlier .item() would stall the GPU between them.
-      loss_sum += loss.item();
-      if (moe.defined()) aux_sum += moe.item();
-      if (kd.defined()) kd_sum += kd.item();
-    }
-    watchdog.beat(counters.step + 1, "the gradient all-reduce");
-    reduce_gradients(sharding, world);
-    double grad_norm = clip_gradients(sharding, r.optim.grad_clip > 0 ? r.optim.grad_clip : 1e30);
-    optimizer->set_lr(schedule.lr());
-    double lr = schedule.lr();
-    watchdog.beat(counters.step + 1, "the optimizer step");
-    if (std::isfinite(grad_norm)) {
-      optimizer->step();
-      if (zero) zero->broadcast_parameters();
-    } else {
-      progress.message(str_cat("step ", counters.step + 1, ": non-finite gradient norm, update skipped"));
-    }
-    model.zero_grad();  // every gradient: under ZeRO the optimizer holds only its share of the parameters
-    schedule.advance();
-    counters.step += 1;
-    counters.tokens += tokens_per_step;
-    // The logged means over ranks, in one collective: loss, aux, kd.
-    Tensor logged = Tensor::from_vector<double>({loss_sum, aux_sum, kd_sum}, {3});
-    world.all_reduce(logged, ReduceKind::kAvg);
-    std::vector<double> means = logged.to_vector<double>();
-    const double loss = means[0] / r.train.grad_accum, aux = means[1] / r.train.grad_accum;
-    const double kd = means[2] / r.train.grad_accum;
-    const bool distilled = teacher.has_value();
-    if (device.is_cuda()) synchronize(device);
-    auto t1 = std::chrono::steady_clock::now();
-    double dt = std::chrono::duration<double>(t1 - t0).count();
-    double elapsed = std::chrono::duration<double>(t1 - t_start).count();
-    double tok_s = tokens_per_step / dt;
-    double eta = elapsed / static_cast<double>(counters.step - first_step) * static_cast<double>(r.train.steps - counters.step);
-    result.last_loss = loss;
-    if (lead) {
-      std::vector<std::pair<std::string, double>> fields = {
-          {"step", static_cast<double>(counters.step)}, {"tokens", static_cast<double>(counters.tokens)},
-          {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tok_s}, {"step_ms", dt * 1e3},
-          {"memory_peak_bytes", static_cast<double>(allocator_stats(device).peak_allocated)}};
-      std::vector<std::pair<std::string, std::string>> text;
-      if (is_moe) {
-        // Routing of the last micro-batch: drop rate averaged over MoE layers, kept tokens per expert.
-        GPT::MoEStats st = model.moe_stats();
-        double drop = 0;
-        std::string load;
-        for (size_t l = 0; l < st.drop_rate.size(); ++l) {
-          drop += st.drop_rate[l] / static_cast<double>(st.drop_rate.size());
-          load += (l ? "; " : "");
-          for (size_t e = 0; e < st.tokens_per_expert[l].size(); ++e) {
-            if (e) load += ',';
-            load += std::to_string(st.tokens_per_expert[l][e]);
-          }
-        }
-        fields.push_back({"aux", aux});
-        fields.push_back({"drop_rate", drop});
-        text.push_back({"tokens_per_expert", load});
-      }
-      if (distilled) fields.push_back({"kd", kd});
-      if (device.is_cuda()) fields.push_back({"mfu", flops_per_token * tok_s * world.size() / 989e12});
-      metrics->write(fields, text);
-      progress.update({counters.step, r.train.steps, loss, lr, tok_s * world.size(), eta, is_moe ? aux : -1});
-    }
-    if (teacher && counters.step >= kd_stop) {
-      teacher.reset();
-      if (lead) progress.message(str_cat("step ", counters.step, ": knowledge distillation stopped (distill.stop_at), teacher freed"));
-    }
-    bool last = counters.step == r.train.steps;
-    if (r.train.eval_every > 0 && (counters.step % r.train.eval_every == 0 || last)) {
-      watchdog.beat(counters.step, "evaluation");
-      double vl = evaluate(model, r, world, device);
-      result.last_val_loss = vl;
-      if (lead) {
-        metrics->write({{"step", static_cast<double>(counters.step)}, {"tokens", static_cast<double>(counters.tokens)}, {"val_loss", vl}});
-        progress.message(str_cat("step ", counters.step, ": val loss ", vl, " (perplexity ", std::exp(vl), ")"));
-      }
-    }
-    // Split experts need every rank of their group in each forward: then every rank samples (the same text).
-    bool sampler = lead || !sharding.sharded.empty();
-    if (tokenizer && sampler && r.train.sample_every > 0 && (counters.step % r.train.sample_every == 0 || last)) {
-      watchdog.beat(counters.step, "sampling");
-      std::string text = sample_text(model, r, *tokenizer, counters.step);
-      if (lead) {
-        metrics->write({{"step", static_cast<double>(counters.step)}}, {{"sample", text}});
-        progress.message(str_cat("sample at step ", counters.step, ":\n", text));
-      }
-    }
-    watchdog.beat(counters.step, "the end-of-step check");
-    bool stop = world.all_reduce(stop_requested() ? 1.0 : 0.0, ReduceKind::kMax) > 0;
-    if (last || stop || (r.checkpoint.every > 0 && counters.step % r.checkpoint.every == 0)) save(last ? "end" : stop ? "signal" : "periodic");
-    if (stop) {
-      result.stopped_by_signal = true;
-      break;
-    }
-  }
-  progress.finish();
-  result.steps_done = counters.step;
-  result.steps_run = counters.step - first_step;
-  return result;
+  TrainingRun run(std::move(recipe), world);
+  return Trainer(run, world).train();
 }
 
 }  // namespace mt

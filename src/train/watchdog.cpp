@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "mt/train/exit_status.h"
+
 namespace mt {
 
 namespace {
@@ -51,7 +53,7 @@ void Watchdog::watch() {
                  "another rank stalled or died, or a collective hangs; ending the job\n",
                  rank_, idle_s, phase_.load(), static_cast<long long>(step_.load()), timeout_s_);
     std::fflush(stderr);
-    std::_Exit(3);
+    std::_Exit(static_cast<int>(ExitStatus::kWatchdog));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace mt {
@@ -26,6 +27,22 @@ void write_latest(const std::filesystem::path& run_dir, const std::filesystem::p
 // The checkpoint <run_dir>/checkpoints/latest names; nullopt when there is no `latest` (a fresh run).
 // A `latest` naming a missing file is an error naming both.
 std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& run_dir);
+
+// Note [Resuming when latest is lost or damaged]
+// checkpoint.resume: auto resumes from the newest step_*.h5 that verifies (CheckpointReader reads
+// and checks it whole). When that is the file `latest` names, nothing is said. Otherwise `latest`
+// is missing, unreadable, names a missing, damaged or `.tmp` file, or names an older checkpoint than
+// a newer valid one (a crash between a commit and the pointer update): with fallback on, the newest
+// valid file is taken and a warning says what was wrong; with it off (checkpoint.fallback: false),
+// the run is refused naming both facts. Starting afresh while step files exist is never done: it
+// would overwrite them. When no step file verifies, the run is refused naming each file's fault.
+enum class LatestFallback { kNewestValid, kRefuse };
+struct ResumePoint {
+  std::filesystem::path path;
+  std::string warning;  // empty when `latest` named it
+};
+// nullopt: a fresh run (no step files and no `latest`).
+std::optional<ResumePoint> find_resume_checkpoint(const std::filesystem::path& run_dir, LatestFallback fallback);
 
 // What a user may pass to resume, evaluate or inspect: a checkpoint file, a checkpoints folder or a
 // run folder (both follow `latest`). Errors name the path and what was missing.

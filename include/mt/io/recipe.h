@@ -97,6 +97,7 @@ struct TrainSection {
   int sample_every = 0;  // 0 = no samples
   int sample_tokens = 64;
   std::string sample_prompt = "\n";
+  int max_bad_steps = 10;  // non-finite steps in a row (each skipped) that stop the run
   bool operator==(const TrainSection&) const = default;
 };
 
@@ -104,6 +105,7 @@ struct CheckpointSection {
   int every = 0;  // steps between checkpoints; 0 = no periodic checkpoints
   int keep = 3;
   std::string resume = "auto";  // auto | never | <checkpoint path>
+  bool fallback = true;  // Note [Resuming when latest is lost or damaged] (checkpoint_dir.h)
   bool operator==(const CheckpointSection&) const = default;
 };
 

@@ -15,11 +15,13 @@ class MetricsLog {
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
 
-  // One record: numeric fields in the given order, plus optional string fields.
+  // One record: numeric fields in the given order, plus optional string fields. A failed write throws
+  // mt::Error naming the file and the OS error.
   void write(const std::vector<std::pair<std::string, double>>& fields,
              const std::vector<std::pair<std::string, std::string>>& text = {});
 
  private:
+  std::string path_;
   std::FILE* file_ = nullptr;
 };
 

@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "mt/core/generator.h"
 #include "mt/data/token_loader.h"
 #include "mt/dist/communicator.h"
+#include "mt/core/error.h"
 #include "mt/nn/module.h"
 
 namespace mt {
@@ -21,8 +23,24 @@ struct TrainCounters {
   int64_t step = 0;    // optimizer steps done
   int64_t tokens = 0;  // training tokens seen (all ranks)
   LoaderState loader;
-  GeneratorState dropout_rng;
+  // Every rank's dropout / router-noise stream, by rank (see Note [One random stream per rank]).
+  std::vector<GeneratorState> rank_rngs;
   int world_size = 1;
+};
+
+// Note [One random stream per rank]
+// Each rank draws dropout and router noise (jitter, rsample, random token selection) from its own
+// stream, seeded train.seed + 1 + rank. A checkpoint keeps every rank's stream ("dropout_rng": seed
+// and offset per rank, rank-major); a resume on the same rank count gives each rank its own back,
+// so a multi-rank run resumes bit-exactly. On another rank count, rank r takes saved stream r when
+// there is one, else a fresh stream (seed + 1 + r) at saved rank 0's offset (every rank draws the
+// same amount per step). A one-rank checkpoint of the older format (one pair) is rank 0's stream.
+GeneratorState rank_stream_on_resume(const std::vector<GeneratorState>& saved, int rank, uint64_t train_seed);
+
+// A tensor holding NaN or infinity, found while saving or loading a checkpoint.
+class NonFiniteError : public Error {
+ public:
+  using Error::Error;
 };
 
 // Parameters split along dim 0 over an expert-parallel group (rank r holds chunk r), by parameter name.
@@ -31,15 +49,17 @@ struct TrainCounters {
 using ExpertShards = std::map<std::string, Communicator>;
 
 // optimizer_state: Optimizer::state_dict() (or, under ZeRO, the whole state assembled from the
-// owners); null for none. With shards, a collective: every rank calls it (the shards and their
+// owners); null for none. A tensor holding NaN or infinity is refused (NonFiniteError) before the
+// file is created. With shards, a collective: every rank calls it (the shards and their
 // optimizer state are gathered) and only a rank with `write` writes the file.
 void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const StateDict* optimizer_state,
                            const LrSchedule* schedule, const TrainCounters& counters, const std::string& recipe_yaml,
                            const ExpertShards& shards = {}, bool write = true);
 
 // Loads what the file holds into the live objects (optimizer/schedule may be null: model only), each
-// rank its own chunk of the sharded parameters. Every tensor is checked by name, shape and dtype
-// before anything is copied.
+// rank its own chunk of the sharded parameters. Every tensor is checked by name, shape, dtype and
+// finiteness, and the file must hold no model tensor the live model lacks (a smaller model would
+// silently drop weights), before anything is copied; counters are checked for meaning.
 TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& model, Optimizer* optimizer,
                                     LrSchedule* schedule, const ExpertShards& shards = {});
 

@@ -1,8 +1,8 @@
-// Trainer: runs a recipe end to end — builds the model on the chosen device, resumes from the
-// latest checkpoint (resume: auto), then steps (micro-batches with gradient accumulation, staged KD
-// from a teacher when distill.teacher is set, DP gradient averaging, clipping, schedule), evaluates,
-// samples and checkpoints on cadence, and on SIGINT/SIGTERM saves and returns. Logs a progress line
-// and <run_dir>/metrics.jsonl.
+// Trainer: runs a recipe end to end — builds the run (training_run.h, resuming per checkpoint.resume),
+// then steps (micro-batches with gradient accumulation, staged KD, the distributed optimizer),
+// evaluates, samples and checkpoints on cadence, and on SIGINT/SIGTERM saves and returns. Logs a
+// progress line and <run_dir>/metrics.jsonl. Divergence and failed run-folder writes end every rank
+// with a RunError (exit_status.h).
 #pragma once
 #include <memory>
 #include <string>
@@ -19,10 +19,6 @@ struct TrainResult {
   double last_val_loss = -1;   // < 0 when never evaluated
   bool stopped_by_signal = false;
 };
-
-// Device and compute dtype for a recipe: auto -> cuda if available, bf16 on cuda, f32 on cpu.
-Device resolve_device(const Recipe& recipe, const Communicator& world);
-DType resolve_dtype(const Recipe& recipe, Device device);
 
 TrainResult train(Recipe recipe, const Communicator& world);
 

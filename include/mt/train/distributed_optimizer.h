@@ -1,0 +1,40 @@
+// The post-backward half of a training step behind one object: gradients reduced over the data-
+// and expert-parallel groups, the global norm clipped, the update on this rank's share of the
+// parameters (ZeRO-1), the owners' broadcast, and every gradient dropped.
+#pragma once
+#include <memory>
+#include <optional>
+
+#include "mt/io/recipe.h"
+#include "mt/optim/optimizer.h"
+#include "mt/train/expert_sharding.h"
+#include "mt/train/zero_partition.h"
+
+namespace mt {
+
+class DistributedOptimizer {
+ public:
+  // optim.* and dist.zero of `recipe`; `sharding` (of `model`) must outlive this object.
+  DistributedOptimizer(const Recipe& recipe, Module& model, const ExpertSharding& sharding, const Communicator& world);
+
+  // Averages the gradients over the ranks and clips them to optim.grad_clip (0: no clipping).
+  // Returns the global norm before clipping, the same on every rank (a collective).
+  double reduce_and_clip();
+  // The update at `lr` when `apply` (skipped for a non-finite step), then every gradient dropped.
+  void finish_step(double lr, bool apply);
+
+  // The state a checkpoint holds (under ZeRO assembled from the owners: a collective; a rank with
+  // `keep` false only takes part).
+  StateDict checkpoint_state(bool keep) const;
+  Optimizer& local() { return *optimizer_; }
+
+ private:
+  Module& model_;
+  const ExpertSharding& sharding_;
+  Communicator world_;
+  double grad_clip_;
+  std::optional<ZeroPartition> zero_;
+  std::unique_ptr<Optimizer> optimizer_;
+};
+
+}  // namespace mt

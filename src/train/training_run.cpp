@@ -1,0 +1,130 @@
+// TrainingRun: the recipe unpacked once into the objects a training loop needs (training_run.h).
+#include "mt/train/training_run.h"
+
+#include <cstdio>
+
+#include "mt/io/checkpoint_dir.h"
+#include "mt/train/distillation.h"
+
+namespace mt {
+
+namespace fs = std::filesystem;
+
+Device resolve_device(const Recipe& recipe, const Communicator& world) {
+  switch (recipe.train.device) {
+    case TrainSection::Device::kCpu: return Device::cpu();
+    case TrainSection::Device::kCuda:
+      MT_CHECK(cuda_available(), "train.device is cuda but no GPU is available");
+      return Device::cuda(world.local_rank() % cuda_device_count());
+    case TrainSection::Device::kAuto:
+      return cuda_available() ? Device::cuda(world.local_rank() % cuda_device_count()) : Device::cpu();
+  }
+  return Device::cpu();
+}
+
+DType resolve_dtype(const Recipe& recipe, Device device) {
+  switch (recipe.model.dtype) {
+    case ModelSection::DType::kF32: return DType::F32;
+    case ModelSection::DType::kBf16: return DType::BF16;
+    case ModelSection::DType::kAuto: return device.is_cuda() ? DType::BF16 : DType::F32;
+  }
+  return DType::F32;
+}
+
+namespace {
+
+Recipe with_batch_resolved(Recipe r, const Communicator& world) {
+  const int dp = r.dist.dp > 0 ? r.dist.dp : world.size();
+  MT_CHECK(dp == world.size(), "dist.dp = ", r.dist.dp, " but the job has ", world.size(),
+           " ranks; only pure data parallelism is supported, so dist.dp must be 0 or ", world.size());
+  resolve_batch(r, dp);
+  return r;
+}
+
+LrScheduleConfig schedule_config(const Recipe& r) {
+  LrScheduleConfig c;
+  c.lr = r.optim.lr;
+  c.warmup_steps = r.schedule.warmup_steps;
+  c.total_steps = r.train.steps;
+  c.min_lr_ratio = r.schedule.min_lr_ratio;
+  c.decay = r.schedule.kind == ScheduleSection::Kind::kConstant ? LrDecay::kConstant
+            : r.schedule.kind == ScheduleSection::Kind::kLinear ? LrDecay::kLinear
+                                                                 : LrDecay::kCosine;
+  return c;
+}
+
+TokenLoaderOptions train_loader_options(const Recipe& r, const Communicator& world) {
+  TokenLoaderOptions o;
+  o.shards = {r.data.train};
+  o.batch_size = r.train.micro_batch;
+  o.seq_len = r.model.seq_len;
+  o.dp_rank = world.rank();
+  o.dp_size = world.size();
+  o.seed = static_cast<uint64_t>(r.train.seed);
+  o.vocab_size = r.model.vocab_size;
+  return o;
+}
+
+// The checkpoint to resume from per checkpoint.resume, if any; a fallback is said on the lead.
+std::optional<fs::path> resume_point(const Recipe& r, bool lead) {
+  if (r.checkpoint.resume == "never") return std::nullopt;
+  if (r.checkpoint.resume != "auto") return resolve_checkpoint(r.checkpoint.resume);
+  std::optional<ResumePoint> p = find_resume_checkpoint(
+      r.train.run_dir, r.checkpoint.fallback ? LatestFallback::kNewestValid : LatestFallback::kRefuse);
+  if (!p) return std::nullopt;
+  if (lead && !p->warning.empty()) std::fprintf(stderr, "moetrain: warning: %s\n", p->warning.c_str());
+  return p->path;
+}
+
+}  // namespace
+
+TrainingRun::TrainingRun(Recipe r, const Communicator& world)
+    : recipe(with_batch_resolved(std::move(r), world)),
+      lead(world.rank() == 0),
+      device(resolve_device(recipe, world)),
+      dtype(resolve_dtype(recipe, device)),
+      recipe_yaml(to_yaml(recipe)),
+      run_dir(recipe.train.run_dir),
+      config(gpt_config_from_recipe(recipe)),
+      init_gen(static_cast<uint64_t>(recipe.train.seed)),
+      dropout_gen(static_cast<uint64_t>(recipe.train.seed) + 1 + static_cast<uint64_t>(world.rank())),
+      schedule(schedule_config(recipe)) {
+  if (lead) std::printf("%s", recipe_yaml.c_str());
+  if (recipe.dist.ep > 1) ep.emplace(world, recipe.dist.ep, config.experts_per_block);
+  model = std::make_unique<GPT>(config, init_gen, dropout_gen, ep ? &*ep : nullptr);
+  model->to(device, dtype);
+  sharding = expert_sharding(*model, ep ? &*ep : nullptr);
+  const ParamCounts pc = count_parameters(config);
+  if (lead)
+    std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
+                pc.active / 1e6, model->num_parameters() / 1e6, device.str().c_str(), dtype_name(dtype));
+  optimizer = std::make_unique<DistributedOptimizer>(recipe, *model, sharding, world);
+  loader = std::make_unique<TokenLoader>(train_loader_options(recipe, world));
+  if (!recipe.data.tokenizer.empty() && recipe.train.sample_every > 0)
+    tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(recipe.data.tokenizer));
+
+  counters.world_size = world.size();
+  if (std::optional<fs::path> from = resume_point(recipe, lead)) {
+    counters = load_train_checkpoint(*from, *model, &optimizer->local(), &schedule, sharding.shards);
+    MT_CHECK(counters.step <= recipe.train.steps, from->string(), ": metadata 'step' is ", counters.step,
+             ", beyond train.steps = ", recipe.train.steps, " of the recipe");
+    MT_CHECK(counters.loader.index <= loader->steps_per_epoch(), from->string(), ": metadata 'loader_index' is ",
+             counters.loader.index, ", beyond the ", loader->steps_per_epoch(), " batches of an epoch of data.train");
+    loader->set_state(counters.loader);
+    dropout_gen.set_state(rank_stream_on_resume(counters.rank_rngs, world.rank(), static_cast<uint64_t>(recipe.train.seed)));
+    counters.world_size = world.size();
+    if (lead) std::printf("resumed from %s at step %ld\n", from->string().c_str(), static_cast<long>(counters.step));
+  }
+  first_step = counters.step;
+
+  // Staged KD: the teacher lives until the step KD stops (not loaded at all when resuming past it).
+  kd_stop = distillation_stop_step(recipe);
+  if (!recipe.distill.teacher.empty() && counters.step < kd_stop) {
+    teacher = load_teacher(recipe, device);
+    if (lead)
+      std::printf("teacher: %s (step %ld), %.2fM parameters; KD until step %ld\n", teacher->checkpoint.string().c_str(),
+                  static_cast<long>(teacher->step), teacher->model->num_parameters() / 1e6, static_cast<long>(kd_stop));
+  }
+}
+
+}  // namespace mt
