@@ -42,6 +42,8 @@ void add_eval_command(CLI::App& app) {
     TokenLoader loader(o);
     int64_t steps = std::min<int64_t>(a->steps, std::max<int64_t>(1, loader.steps_per_epoch()));
     double loss = validation_loss(*m.model, loader, steps, m.device);
+    MT_CHECK(std::isfinite(loss), "eval: the validation loss of ", m.checkpoint.string(), " (step ", m.step,
+             ") is not finite (", loss, "): the weights overflow in the forward; the run diverged before this checkpoint");
     std::printf("checkpoint: %s (step %ld)%s\nval loss: %.4f\nperplexity: %.2f\ntokens: %ld\n",
                 m.checkpoint.string().c_str(), static_cast<long>(m.step), m.recipe.moe.drop_tokens ? "" : ", dropless",
                 loss, std::exp(loss), static_cast<long>(steps * o.batch_size * o.seq_len));

@@ -108,12 +108,15 @@ TrainingRun::TrainingRun(Recipe r, const Communicator& world)
     counters = load_train_checkpoint(*from, *model, &optimizer->local(), &schedule, sharding.shards);
     MT_CHECK(counters.step <= recipe.train.steps, from->string(), ": metadata 'step' is ", counters.step,
              ", beyond train.steps = ", recipe.train.steps, " of the recipe");
-    MT_CHECK(counters.loader.index <= loader->steps_per_epoch(), from->string(), ": metadata 'loader_index' is ",
-             counters.loader.index, ", beyond the ", loader->steps_per_epoch(), " batches of an epoch of data.train");
+    MT_CHECK(counters.loader.index <= loader->num_windows(), from->string(), ": metadata 'loader_index' is ",
+             counters.loader.index, ", beyond the ", loader->num_windows(), " sequences of an epoch of data.train");
     loader->set_state(counters.loader);
     dropout_gen.set_state(rank_stream_on_resume(counters.rank_rngs, world.rank(), static_cast<uint64_t>(recipe.train.seed)));
     counters.world_size = world.size();
-    if (lead) std::printf("resumed from %s at step %ld\n", from->string().c_str(), static_cast<long>(counters.step));
+    if (lead) {
+      std::printf("resumed from %s at step %ld\n", from->string().c_str(), static_cast<long>(counters.step));
+      std::fflush(stdout);  // seen even if the run is killed before the next line
+    }
   }
   first_step = counters.step;
 

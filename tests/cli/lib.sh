@@ -2,7 +2,7 @@
 # ok/bad counting, tiny tokenized data made from the committed KJV excerpt, and the closing verdict.
 # Expects MT (the moetrain binary) and SRC (the source tree) to be set.
 W=$(mktemp -d /tmp/mt_cli.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+trap '[[ -n "${MT_KEEP:-}" ]] || rm -rf "$W"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 fails=0
 ok() { echo "ok: $1"; }

@@ -2,7 +2,7 @@
 # Training under mpirun and stopping by signal, end to end through `moetrain`:
 #  - data parallel: 2 ranks x micro-batch 4 see the same 8 sequences per step as 1 rank x 4 x 2
 #    accumulation steps, so the losses agree to rounding;
-#  - SIGTERM mid-run saves a checkpoint, exits 0, and the next run resumes from it.
+#  - SIGTERM mid-run saves a checkpoint, exits 75 (interrupted, resumable), and the next run resumes from it.
 set -uo pipefail
 MT=$1
 SRC=$2
@@ -37,7 +37,7 @@ for _ in $(seq 100); do grep -q "^step 3/" sig.log 2>/dev/null && break; sleep 0
 kill -TERM $pid
 wait $pid
 rc=$?
-[[ $rc -eq 0 ]] && ok "SIGTERM exits 0" || bad "SIGTERM exit code $rc"
+[[ $rc -eq 75 ]] && ok "SIGTERM exits 75 (interrupted)" || bad "SIGTERM exit code $rc"
 grep -q "checkpoint (signal)" sig.log && ok "SIGTERM saved a checkpoint" || { bad "no signal checkpoint"; tail -5 sig.log; }
 ckpt=$(cat run3/checkpoints/latest 2>/dev/null)
 [[ -n "$ckpt" && -f run3/checkpoints/$ckpt ]] && ok "latest names the signal checkpoint" || bad "latest missing"
