@@ -1,10 +1,11 @@
-// CUDA vs CPU for the matmul, softmax, layernorm, cross-entropy, distillation, attention, dropout and
-// optimizer kernels, called through the kernel table on identical inputs, for every floating dtype and odd
-// shapes. Tolerances per dtype. Every test skips when no GPU is visible.
+// CUDA vs CPU for the matmul, softmax, layernorm, cross-entropy, distillation, attention (our kernels and
+// cuDNN's fused SDPA), dropout and optimizer kernels, called through the kernel table on identical inputs,
+// for every floating dtype and odd shapes. Tolerances per dtype. Every test skips when no GPU is visible.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <random>
 #include <vector>
 
@@ -557,7 +558,8 @@ TEST(CudnnAttention, AtomicBackwardMatchesCpu) {
 }
 
 // cuDNN and our tensor-core kernels on the same device inputs agree (forward from identical inputs, each
-// backward from the same out and lse), to the half type's tolerance.
+// backward from the same out and lse), to the half type's tolerance. A case cuDNN declines (it says why
+// once on stderr) is reported and skipped here; TakenForHeadDims64And128 below is the strict check.
 TEST(CudnnAttention, MatchesOurTensorCoreKernels) {
   MT_REQUIRE_GPU();
   uint64_t seed = 1100;
@@ -574,13 +576,19 @@ TEST(CudnnAttention, MatchesOurTensorCoreKernels) {
       };
       Result r[2];
       int i = 0;
-      for (AttentionBackend backend : {AttentionBackend::kCudnn, AttentionBackend::kFlash}) {
+      AttentionCounts before = attention_counts();
+      for (AttentionBackend backend : {AttentionBackend::kAuto, AttentionBackend::kFlash}) {
         AttentionBackendScope scope(backend, Determinism::kRequired);
         Result& x = r[i++];
         x = {empty_gpu(s, dt), empty_gpu(ls, DType::F32), empty_gpu(s, dt), empty_gpu(s, dt), empty_gpu(s, dt)};
         kernels().attention_forward.get(Device::cuda(0), "attn")(q, k, v, scale, x.o, x.lse);
         kernels().attention_backward.get(Device::cuda(0), "attn")(q, k, v, r[0].o, dout, r[0].lse, scale, x.dq,
                                                                   x.dk, x.dv);
+      }
+      AttentionCounts after = attention_counts();
+      if (after.cudnn_forward - before.cudnn_forward != 1 || after.cudnn_backward - before.cudnn_backward != 1) {
+        std::cout << "note: " << what << ": cuDNN declined this case, nothing to compare\n";
+        continue;
       }
       expect_close(r[0].o, r[1].o, rtol_for(dt), what + " out");
       expect_close(r[0].lse, r[1].lse, 1e-5, what + " lse");

@@ -31,6 +31,9 @@ namespace mt::cuda {
 //             dS = scale * P * (dO V^T - delta); dK = dS^T Q; dQ = dS K.
 // The mask is GEN_INDEX(row), GEN_INDEX(col), CMP_GE(row, col), BINARY_SELECT(S, -inf, keep), computed
 // on the scaled scores (before the max in the forward, after subtracting stats in the backward).
+// The graphs here match, op for op and tensor for tensor (dtypes, dims, strides, virtual or not), the ones
+// cudnn-frontend 1.x builds for cuDNN 9.19 (checked by diffing cuDNN's API logs of both); cuDNN matches
+// patterns, so a deviation that looks harmless can make it refuse the graph.
 // dQ: Note [Deterministic attention backward] in mt/ops/attention_backend.h. With kNotRequired, dQ is
 // accumulated into an f32 buffer (atomics) and an IDENTITY op converts it; with kRequired, the matmul
 // writes dQ directly, which cuDNN serves with its deterministic (dP-in-workspace) kernels.
@@ -151,8 +154,10 @@ Graph backward_graph(const Shape4& s, cudnnDataType_t io, Determinism determinis
   add_scalars(g);
   TensorLayout sl = scores(s), rl = rows(s);
 
-  // delta = rowsum(dO * O), written to the workspace through a multiply by 1 (cudnn-frontend's shape of it).
-  int64_t dout_o = sg.pointwise("dO_times_O", CUDNN_POINTWISE_MUL, kDO, kO, bhtd(s));
+  // delta = rowsum(dO * O), written to the workspace through a multiply by 1. The virtual product has the
+  // (B, T, H, D) strides cudnn-frontend gives it (Note [SDPA graphs]: graphs are kept op for op as it emits).
+  TensorLayout dout_o_layout{{s.b, s.h, s.t, s.d}, {s.h * s.t * s.d, s.t * s.d, s.h * s.d, 1}};
+  int64_t dout_o = sg.pointwise("dO_times_O", CUDNN_POINTWISE_MUL, kDO, kO, dout_o_layout);
   int64_t row_dot = sg.virt("rowsum(dO * O)", CUDNN_DATA_FLOAT, rl);
   g.reduction("rowsum_dO_O", CUDNN_REDUCE_TENSOR_ADD, dout_o, row_dot);
   g.pointwise("delta", CUDNN_POINTWISE_MUL, row_dot, kDelta, kOne);
@@ -178,8 +183,8 @@ Graph backward_graph(const Shape4& s, cudnnDataType_t io, Determinism determinis
   g.reshape("dS_transpose", ds, ds_t);
   g.matmul("dST_Q", ds_t, kQ, kDK);
 
-  // dQ = dS K, K being K^T's buffer viewed as (B, H, T, D) again.
-  int64_t k = sg.virt("K", io, bhtd(s));
+  // dQ = dS K, K being K^T's buffer viewed as (B, H, T, D) again (an f32 view, as cudnn-frontend declares it).
+  int64_t k = sg.virt("K", CUDNN_DATA_FLOAT, bhtd(s));
   g.reshape("K_from_KT", kK, k);
   if (determinism == Determinism::kRequired) {
     g.matmul("dS_K", ds, k, kDQ);
@@ -232,6 +237,9 @@ const PlanEntry& plan_for(const PlanKey& key) {
                                                                      ? Determinism::kRequired
                                                                      : Determinism::kNotRequired);
     entry->plan.emplace(std::move(g).build(cudnn_handle(key.device)));
+    std::fprintf(stderr, "moetrain: cuDNN plan for %s: engine %lld, workspace %.1f MiB (cuDNN %zu)\n",
+                 describe(key).c_str(), static_cast<long long>(entry->plan->engine()),
+                 entry->plan->workspace_bytes() / 1048576.0, cudnnGetVersion());
   } catch (const cudnn::GraphError& e) {
     entry->refusal = e.what();
   }

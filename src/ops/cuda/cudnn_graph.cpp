@@ -8,7 +8,7 @@
 namespace mt::cuda::cudnn {
 
 std::string status_text(cudnnStatus_t st) {
-  char last[1024] = {0};
+  char last[4096] = {0};
   cudnnGetLastErrorString(last, sizeof(last));
   std::string s = cudnnGetErrorString(st);
   if (last[0] != '\0') s += str_cat(" (", last, ")");
@@ -181,15 +181,17 @@ std::vector<Descriptor> engine_configs(const Descriptor& graph, cudnnBackendHeur
   return cfgs;
 }
 
-// The global index of the engine behind an engine config (for messages).
+// The global index of the engine behind an engine config, or -1 if cuDNN does not say (it only labels
+// messages, so a plan that finalized is not given up for it).
 int64_t engine_index(const Descriptor& cfg) {
   Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR, cfg.what() + " engine");
   cudnnBackendDescriptor_t e = engine.get();
   int64_t n = 0, index = -1;
-  check(cudnnBackendGetAttribute(cfg.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &e),
-        "cudnnBackendGetAttribute(CUDNN_ATTR_ENGINECFG_ENGINE) on " + cfg.what());
-  check(cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &index),
-        "cudnnBackendGetAttribute(CUDNN_ATTR_ENGINE_GLOBAL_INDEX) on " + engine.what());
+  if (cudnnBackendGetAttribute(cfg.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &e) !=
+          CUDNN_STATUS_SUCCESS ||
+      cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &index) !=
+          CUDNN_STATUS_SUCCESS)
+    return -1;
   return index;
 }
 
@@ -206,8 +208,18 @@ ExecutionPlan Graph::build(cudnnHandle_t handle) && {
 
   std::string answers;
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
-    std::vector<Descriptor> cfgs = engine_configs(graph, mode, name_);
-    if (cfgs.empty()) answers += str_cat("\n  heuristics mode ", mode, ": no engine config");
+    std::vector<Descriptor> cfgs;
+    try {
+      cfgs = engine_configs(graph, mode, name_);
+    } catch (const GraphError& e) {  // one mode failing leaves the other to try
+      answers += str_cat("\n  heuristics mode ", mode, ": ", e.what());
+      continue;
+    }
+    if (cfgs.empty()) {
+      char last[4096] = {0};
+      cudnnGetLastErrorString(last, sizeof(last));
+      answers += str_cat("\n  heuristics mode ", mode, ": no engine config", last[0] ? ": " : "", last);
+    }
     for (Descriptor& cfg : cfgs) {
       Descriptor plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, cfg.what() + " execution plan");
       cudnnBackendDescriptor_t c = cfg.get();
@@ -231,7 +243,8 @@ ExecutionPlan Graph::build(cudnnHandle_t handle) && {
       return ExecutionPlan(std::move(plan), workspace, engine, std::move(keep));
     }
   }
-  fail(str_cat("cuDNN: no execution plan for ", name_, " finalizes:", answers));
+  fail(str_cat("cuDNN: no execution plan for ", name_, " finalizes:", answers,
+               "\n  (CUDNN_LOGLEVEL_DBG=2 CUDNN_LOGDEST_DBG=stderr prints each engine's reason)"));
 }
 
 void execute(cudnnHandle_t handle, const ExecutionPlan& plan, const std::vector<int64_t>& uids,
