@@ -105,7 +105,13 @@ struct SdpaGraph {
   }
 };
 
-void add_scalars(Graph& g) {
+// The tensors both graphs share: Q, K^T, V (as V or V^T: `v_name`, `v`), O, the stats, and the scalars.
+void add_common_tensors(Graph& g, const Shape4& s, cudnnDataType_t io, const char* v_name, const TensorLayout& v) {
+  g.tensor(kQ, "Q", io, bhtd(s), TensorKind::kDevice);
+  g.tensor(kK, "K^T", io, bhdt(s), TensorKind::kDevice);
+  g.tensor(kV, v_name, io, v, TensorKind::kDevice);
+  g.tensor(kO, "O", io, bhtd(s), TensorKind::kDevice);
+  g.tensor(kStats, "stats", CUDNN_DATA_FLOAT, rows(s), TensorKind::kDevice);
   g.tensor(kScale, "scale", CUDNN_DATA_FLOAT, kScalar, TensorKind::kByValue);
   g.tensor(kNegInf, "-inf", CUDNN_DATA_FLOAT, kScalar, TensorKind::kByValue);
 }
@@ -113,12 +119,7 @@ void add_scalars(Graph& g) {
 Graph forward_graph(const Shape4& s, cudnnDataType_t io) {
   SdpaGraph sg("SDPA forward");
   Graph& g = sg.g;
-  g.tensor(kQ, "Q", io, bhtd(s), TensorKind::kDevice);
-  g.tensor(kK, "K^T", io, bhdt(s), TensorKind::kDevice);
-  g.tensor(kV, "V", io, bhtd(s), TensorKind::kDevice);
-  g.tensor(kO, "O", io, bhtd(s), TensorKind::kDevice);
-  g.tensor(kStats, "stats", CUDNN_DATA_FLOAT, rows(s), TensorKind::kDevice);
-  add_scalars(g);
+  add_common_tensors(g, s, io, "V", bhtd(s));
   TensorLayout sl = scores(s), rl = rows(s);
   int64_t qk = sg.virt("Q K^T", CUDNN_DATA_FLOAT, sl);
   g.matmul("Q_KT", kQ, kK, qk);
@@ -140,18 +141,13 @@ Graph forward_graph(const Shape4& s, cudnnDataType_t io) {
 Graph backward_graph(const Shape4& s, cudnnDataType_t io, Determinism determinism) {
   SdpaGraph sg(determinism == Determinism::kRequired ? "SDPA backward (deterministic)" : "SDPA backward");
   Graph& g = sg.g;
-  g.tensor(kQ, "Q", io, bhtd(s), TensorKind::kDevice);
-  g.tensor(kK, "K^T", io, bhdt(s), TensorKind::kDevice);
-  g.tensor(kV, "V^T", io, bhdt(s), TensorKind::kDevice);
-  g.tensor(kO, "O", io, bhtd(s), TensorKind::kDevice);
+  add_common_tensors(g, s, io, "V^T", bhdt(s));
   g.tensor(kDO, "dO", io, bhtd(s), TensorKind::kDevice);
-  g.tensor(kStats, "stats", CUDNN_DATA_FLOAT, rows(s), TensorKind::kDevice);
   g.tensor(kDQ, "dQ", io, bhtd(s), TensorKind::kDevice);
   g.tensor(kDK, "dK", io, bhtd(s), TensorKind::kDevice);
   g.tensor(kDV, "dV", io, bhtd(s), TensorKind::kDevice);
   g.tensor(kDelta, "delta", CUDNN_DATA_FLOAT, rows(s), TensorKind::kDevice);
   g.tensor(kOne, "1", CUDNN_DATA_FLOAT, kScalar, TensorKind::kByValue);
-  add_scalars(g);
   TensorLayout sl = scores(s), rl = rows(s);
 
   // delta = rowsum(dO * O), written to the workspace through a multiply by 1. The virtual product has the

@@ -50,6 +50,11 @@ void Descriptor::set(cudnnBackendAttributeName_t attr, const char* attr_name, cu
         str_cat("cudnnBackendSetAttribute(", attr_name, ") on ", what_));
 }
 
+void Descriptor::set_descriptor(cudnnBackendAttributeName_t attr, const char* attr_name, const Descriptor& other) {
+  cudnnBackendDescriptor_t d = other.get();
+  set(attr, attr_name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
+}
+
 void Descriptor::finalize() { check(cudnnBackendFinalize(desc_), "cudnnBackendFinalize of " + what_); }
 
 void Graph::tensor(int64_t uid, const char* name, cudnnDataType_t dtype, const TensorLayout& layout, TensorKind kind) {
@@ -85,20 +90,11 @@ void Graph::pointwise(const char* name, cudnnPointwiseMode_t mode, int64_t x, in
   if (axis >= 0) MT_CUDNN_SET(pw, CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, 1, &axis);
   pw.finalize();
   Descriptor op(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, what);
-  cudnnBackendDescriptor_t d = pw.get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  d = find(x, name).get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  if (b >= 0) {
-    d = find(b, name).get();
-    MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  }
-  if (t >= 0) {
-    d = find(t, name).get();
-    MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  }
-  d = find(y, name).get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw);
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, find(x, name));
+  if (b >= 0) MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, find(b, name));
+  if (t >= 0) MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_POINTWISE_TDESC, find(t, name));
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, find(y, name));
   op.finalize();
   settings_.push_back(std::move(pw));
   ops_.push_back(std::move(op));
@@ -111,14 +107,10 @@ void Graph::matmul(const char* name, int64_t a, int64_t b, int64_t c) {
   MT_CUDNN_SET(mm, CUDNN_ATTR_MATMUL_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute);
   mm.finalize();
   Descriptor op(CUDNN_BACKEND_OPERATION_MATMUL_DESCRIPTOR, what);
-  cudnnBackendDescriptor_t d = find(a, name).get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  d = find(b, name).get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  d = find(c, name).get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  d = mm.get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_MATMUL_ADESC, find(a, name));
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_MATMUL_BDESC, find(b, name));
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_MATMUL_CDESC, find(c, name));
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_MATMUL_DESC, mm);
   op.finalize();
   settings_.push_back(std::move(mm));
   ops_.push_back(std::move(op));
@@ -132,12 +124,9 @@ void Graph::reduction(const char* name, cudnnReduceTensorOp_t reduce, int64_t x,
   MT_CUDNN_SET(red, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute);
   red.finalize();
   Descriptor op(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR, what);
-  cudnnBackendDescriptor_t d = red.get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  d = find(x, name).get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  d = find(y, name).get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_REDUCTION_DESC, red);
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_REDUCTION_XDESC, find(x, name));
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, find(y, name));
   op.finalize();
   settings_.push_back(std::move(red));
   ops_.push_back(std::move(op));
@@ -145,10 +134,8 @@ void Graph::reduction(const char* name, cudnnReduceTensorOp_t reduce, int64_t x,
 
 void Graph::reshape(const char* name, int64_t x, int64_t y) {
   Descriptor op(CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, str_cat(name_, " reshape ", name));
-  cudnnBackendDescriptor_t d = find(x, name).get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
-  d = find(y, name).get();
-  MT_CUDNN_SET(op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &d);
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, find(x, name));
+  MT_CUDNN_SET_DESC(op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, find(y, name));
   op.finalize();
   ops_.push_back(std::move(op));
 }
@@ -158,8 +145,7 @@ namespace {
 // The engine configs the heuristics list for `graph` in `mode`, best first (possibly none).
 std::vector<Descriptor> engine_configs(const Descriptor& graph, cudnnBackendHeurMode_t mode, const std::string& what) {
   Descriptor heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, what + " engine heuristics (mode " + std::to_string(mode) + ")");
-  cudnnBackendDescriptor_t g = graph.get();
-  MT_CUDNN_SET(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &g);
+  MT_CUDNN_SET_DESC(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph);
   MT_CUDNN_SET(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
   heur.finalize();
   int64_t count = 0;
@@ -222,9 +208,8 @@ ExecutionPlan Graph::build(cudnnHandle_t handle) && {
     }
     for (Descriptor& cfg : cfgs) {
       Descriptor plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, cfg.what() + " execution plan");
-      cudnnBackendDescriptor_t c = cfg.get();
       MT_CUDNN_SET(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
-      MT_CUDNN_SET(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &c);
+      MT_CUDNN_SET_DESC(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfg);
       cudnnStatus_t st = cudnnBackendFinalize(plan.get());
       if (st != CUDNN_STATUS_SUCCESS) {
         answers += str_cat("\n  ", cfg.what(), " (mode ", mode, "): ", status_text(st));

@@ -35,6 +35,8 @@ class Descriptor {
   // cudnnBackendSetAttribute; `attr_name` is the attribute's spelling for messages (see MT_CUDNN_SET).
   void set(cudnnBackendAttributeName_t attr, const char* attr_name, cudnnBackendAttributeType_t type, int64_t count,
            const void* values);
+  // Sets a descriptor-valued attribute to `other` (see MT_CUDNN_SET_DESC).
+  void set_descriptor(cudnnBackendAttributeName_t attr, const char* attr_name, const Descriptor& other);
   void finalize();
 
  private:
@@ -44,6 +46,7 @@ class Descriptor {
 
 // desc.set(CUDNN_ATTR_X, "CUDNN_ATTR_X", ...): the attribute's name spelled once.
 #define MT_CUDNN_SET(desc, attr, type, count, values) (desc).set(attr, #attr, type, count, values)
+#define MT_CUDNN_SET_DESC(desc, attr, other) (desc).set_descriptor(attr, #attr, other)
 
 // cudnn status -> "CUDNN_STATUS_X (cuDNN's last error text)" for messages.
 std::string status_text(cudnnStatus_t st);
