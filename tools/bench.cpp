@@ -20,6 +20,7 @@
 
 #include "mt/autograd/grad_mode.h"
 #include "mt/core/cuda_context.h"
+#include "mt/ops/attention_backend.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/matmul_tuning.h"
 #include "mt/ops/ops.h"
@@ -196,8 +197,12 @@ class OpsBench {
   void attention() {
     attention_rows(16, 12, 1024, 64);
     attention_rows(16, 6, 1024, 128);
+    attention_rows(8, 16, 2048, 64);
   }
 
+  // Rows for cuDNN's fused SDPA and our kernels (mt/ops/attention_backend.h) on the same inputs. FLOPs:
+  // the forward's two GEMMs over the causal half, 2 * 2 B H T^2 D / 2 = 2 B H T^2 D; the backward 2.5x
+  // that (five GEMMs, one of them recomputing Q K^T), as FlashAttention counts.
   void attention_rows(int64_t b, int64_t h, int64_t t, int64_t d) {
     Shape s{b, h, t, d};
     Tensor q = random(s, DType::BF16), k = random(s, DType::BF16), v = random(s, DType::BF16);
@@ -205,14 +210,34 @@ class OpsBench {
     Tensor dq = filled(s, DType::BF16), dk = filled(s, DType::BF16), dv = filled(s, DType::BF16);
     auto fwd = kernels().attention_forward.get(dev_, "attention");
     auto bwd = kernels().attention_backward.get(dev_, "attention_backward");
-    double flops = 4.0 * b * h * t * t * d / 2;  // two GEMMs over the causal half
+    double flops = 2.0 * b * h * t * t * d;
     double scale = 1.0 / std::sqrt(static_cast<double>(d));
     std::string size = "B" + std::to_string(b) + " H" + std::to_string(h) + " T" + std::to_string(t) + " D" +
                        std::to_string(d);
-    row("causal attention fwd", size, "bf16", [&] { fwd(q, k, v, scale, out, lse); }, flops, true, cublas_tflops_);
-    fwd(q, k, v, scale, out, lse);  // the backward reads the forward's real output and log-sum-exp
-    row("causal attention bwd", size, "bf16", [&] { bwd(q, k, v, out, dout, lse, scale, dq, dk, dv); }, 2.5 * flops,
-        true, cublas_tflops_);
+    AttentionBackend saved_backend = attention_backend();
+    Determinism saved_determinism = attention_determinism();
+    auto on = [](AttentionBackend backend, Determinism determinism, const std::function<void()>& fn) {
+      return [=] {
+        set_attention_backend(backend);
+        set_attention_determinism(determinism);
+        fn();
+      };
+    };
+    auto run_fwd = [&] { fwd(q, k, v, scale, out, lse); };
+    auto run_bwd = [&] { bwd(q, k, v, out, dout, lse, scale, dq, dk, dv); };
+    row("causal attention fwd (cudnn)", size, "bf16", on(AttentionBackend::kCudnn, Determinism::kRequired, run_fwd),
+        flops, true, cublas_tflops_);
+    row("causal attention fwd (flash)", size, "bf16", on(AttentionBackend::kFlash, Determinism::kRequired, run_fwd),
+        flops, true, cublas_tflops_);
+    on(AttentionBackend::kFlash, Determinism::kRequired, run_fwd)();  // the backwards read a real out and lse
+    row("causal attention bwd (cudnn, deterministic)", size, "bf16",
+        on(AttentionBackend::kCudnn, Determinism::kRequired, run_bwd), 2.5 * flops, true, cublas_tflops_);
+    row("causal attention bwd (cudnn, atomic dQ)", size, "bf16",
+        on(AttentionBackend::kCudnn, Determinism::kNotRequired, run_bwd), 2.5 * flops, true, cublas_tflops_);
+    row("causal attention bwd (flash)", size, "bf16", on(AttentionBackend::kFlash, Determinism::kRequired, run_bwd),
+        2.5 * flops, true, cublas_tflops_);
+    set_attention_backend(saved_backend);
+    set_attention_determinism(saved_determinism);
   }
 
   void adamw() {

@@ -1,5 +1,6 @@
 // CUDA neural-network kernels (contracts in mt/ops/kernel_table.h): unpack tensors, check what the
-// launchers rely on, and call the kernels/ launchers on the device's current stream.
+// launchers rely on, and call the kernels/ launchers on the device's current stream. bf16 / f16 causal
+// attention tries cuDNN's fused SDPA first (cudnn_attention.h, switch in mt/ops/attention_backend.h).
 #include <algorithm>
 #include <initializer_list>
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include "cross_entropy.h"
 #include "cuda_launch.h"
 #include "cuda_kernels.h"
+#include "cudnn_attention.h"
 #include "distillation.h"
 #include "dropout.h"
 #include "flash_attention.h"
@@ -167,6 +169,14 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
   MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
            gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
   cudaStream_t s = stream_for(q);
+  AttentionBackend backend = attention_backend();
+  if (is_half(q.dtype()) && q.numel() > 0) {  // cuDNN first (mt/ops/attention_backend.h)
+    if (backend != AttentionBackend::kFlash && cudnn_attention_forward(q, k, v, scale, out, lse, backend)) {
+      count_attention(AttentionBackend::kCudnn, AttentionPass::kForward);
+      return;
+    }
+    count_attention(AttentionBackend::kFlash, AttentionPass::kForward);
+  }
   if (use_flash_attention(q, scale, {&q, &k, &v, &out})) {
     MT_CHECK(lse.dtype() == DType::F32, "causal_attention (cuda): lse must be f32 for ", dtype_name(q.dtype()),
              " input, got ", dtype_name(lse.dtype()));
@@ -194,6 +204,15 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
            gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
   cudaStream_t s = stream_for(q);
   int64_t bh = q.size(0) * q.size(1), seq = q.size(2);
+  AttentionBackend backend = attention_backend();
+  if (is_half(q.dtype()) && q.numel() > 0) {  // cuDNN first (mt/ops/attention_backend.h)
+    if (backend != AttentionBackend::kFlash &&
+        cudnn_attention_backward(q, k, v, out, dout, lse, scale, dq, dk, dv, backend, attention_determinism())) {
+      count_attention(AttentionBackend::kCudnn, AttentionPass::kBackward);
+      return;
+    }
+    count_attention(AttentionBackend::kFlash, AttentionPass::kBackward);
+  }
   Tensor delta = Tensor::empty({bh * seq}, q.dtype() == DType::F64 ? DType::F64 : DType::F32, q.device());
   if (use_flash_attention(q, scale, {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
     MT_CHECK(lse.dtype() == DType::F32, "causal_attention_backward (cuda): lse must be f32 for ", dtype_name(q.dtype()),
