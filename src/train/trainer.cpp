@@ -261,7 +261,7 @@ TrainResult train(Recipe r, const Communicator& world) {
       if (kd.defined()) kd_sum += kd.item();
     }
     watchdog.beat(counters.step + 1, "the gradient all-reduce");
-    reduce_gradients(sharding, world);
+    reduce_gradients(sharding, world, r.dist.grad_reduce_dtype);
     double grad_norm = clip_gradients(sharding, r.optim.grad_clip > 0 ? r.optim.grad_clip : 1e30);
     optimizer->set_lr(schedule.lr());
     double lr = schedule.lr();
