@@ -83,6 +83,7 @@ TEST(CudaGradAccum, Bf16GptAccumulates32MicroBatchesInF32) {
   // Each micro-batch alone: its gradient (bf16 values, held in the f32 main gradient) summed exactly in
   // f64, the sum of magnitudes for the bound, and the running sum in bf16 that the old accumulation kept.
   std::vector<std::vector<double>> exact, magnitude, bf16_sum, first;
+  backward(model, micro[0], kMicro);  // warm-up: with MT_MATMUL_AUTOTUNE a shape's first GEMM times candidates
   for (int i = 0; i < kMicro; ++i) {
     model.zero_grad();
     backward(model, micro[i], kMicro);
@@ -134,7 +135,8 @@ TEST(CudaGradAccum, Bf16GptAccumulates32MicroBatchesInF32) {
 
   // One batch of all 64 sequences (the same token mean): its gradient is rounded to bf16 once per op
   // instead of per micro-batch, and its GEMMs reduce over 32x more rows, so only bf16-level agreement
-  // (2^-8 per rounding, a few ops deep) holds: relative L2 error under 5e-2 per parameter.
+  // (2^-9 per rounding, a few ops deep) holds: relative L2 error under 2e-2 per parameter (this test
+  // run on the CPU measured 2e-3 to 4e-3; a lost micro-batch or a wrong 1/32 scale is far above it).
   std::vector<int64_t> in, tg;
   for (const Batch& b : micro) {
     for (int64_t t : b.inputs.to_vector<int64_t>()) in.push_back(t);
@@ -151,7 +153,7 @@ TEST(CudaGradAccum, Bf16GptAccumulates32MicroBatchesInF32) {
       diff += (big[p][j] - got[p][j]) * (big[p][j] - got[p][j]);
       norm += got[p][j] * got[p][j];
     }
-    EXPECT_LT(std::sqrt(diff), 5e-2 * std::sqrt(norm)) << params[p].name << ": one batch vs 32 accumulated";
+    EXPECT_LT(std::sqrt(diff), 2e-2 * std::sqrt(norm)) << params[p].name << ": one batch vs 32 accumulated";
   }
 }
 
