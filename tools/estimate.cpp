@@ -36,7 +36,7 @@ void add_estimate_command(CLI::App& app) {
     std::printf("train FLOPs/token:   %.3g (6*N_active_non_embedding + 6*V*d + 12*L*d*T)\n", flops);
     std::printf("memory per rank:     %.2f GiB = %.2f weights+grads (%s) + %.2f AdamW state (f32), on %d rank(s) "
                 "with dist.ep %d, dist.zero %d; activations not counted\n",
-                m.total() / gib, m.weights_and_grads / gib, half ? "bf16" : "f32", m.optimizer_state / gib, a->ranks,
+                m.total() / gib, m.weights_and_grads / gib, half ? "bf16, f32 grads" : "f32", m.optimizer_state / gib, a->ranks,
                 r.dist.ep, r.dist.zero);
   });
 }

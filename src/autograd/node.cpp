@@ -14,6 +14,8 @@ std::atomic<uint64_t> g_next_sequence_nr{0};
 
 Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_sequence_nr++) {}
 
+DType grad_dtype_for(DType leaf) { return is_half(leaf) ? DType::F32 : leaf; }
+
 AccumulateGrad::AccumulateGrad(const Tensor& leaf) : Node("AccumulateGrad"), leaf_(leaf.impl_ptr()) {}
 
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
@@ -24,10 +26,11 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   MT_ASSERT(g.shape() == leaf.shape());
   Tensor prev = leaf.grad();
   if (!prev.defined()) {
-    // Own the gradient: the incoming tensor may alias another node's buffer.
-    leaf.set_grad(g.dtype() == leaf.dtype() ? g.clone() : g.to(leaf.dtype()));
+    // A copy (cast always copies): the incoming tensor may alias another node's buffer. In f32 for a
+    // half leaf, see Note [f32 main gradients] in node.h.
+    leaf.set_grad(cast(g, grad_dtype_for(leaf.dtype())));
   } else {
-    add_(prev, g.to(prev.dtype()));
+    add_(prev, g);  // widened to prev's dtype by add_
   }
   return {};
 }

@@ -32,6 +32,31 @@ void mpi_check(int rc, const char* what) {
   }
 }
 
+// bf16 has no MPI datatype: a 2-byte type and a sum op that rounds each partial sum to bf16, as
+// NCCL's bf16 all-reduce does (the bf16 gradient reduce of dist.grad_reduce_dtype on CPU ranks).
+// Created on first use (after MPI_Init) and kept for the process.
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const bf16* a = static_cast<const bf16*>(in);
+  bf16* b = static_cast<bf16*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = bf16(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+
+struct MpiBf16 {
+  MPI_Datatype type;
+  MPI_Op sum;
+};
+
+const MpiBf16& mpi_bf16() {
+  static const MpiBf16 handles = [] {
+    MpiBf16 h{};
+    mpi_check(MPI_Type_contiguous(2, MPI_BYTE, &h.type), "MPI_Type_contiguous");
+    mpi_check(MPI_Type_commit(&h.type), "MPI_Type_commit");
+    mpi_check(MPI_Op_create(&bf16_sum, /*commute=*/1, &h.sum), "MPI_Op_create");
+    return h;
+  }();
+  return handles;
+}
+
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
     case DType::F32: return MPI_FLOAT;
@@ -39,11 +64,16 @@ MPI_Datatype mpi_type(DType t) {
     case DType::I32: return MPI_INT32_T;
     case DType::I64: return MPI_INT64_T;
     case DType::Bool: return MPI_C_BOOL;
-    default: MT_FAIL("MPI collectives on CPU tensors support f32, f64, i32, i64, bool; got ", dtype_name(t));
+    case DType::BF16: return mpi_bf16().type;
+    default: MT_FAIL("MPI collectives on CPU tensors support f32, f64, i32, i64, bool, bf16; got ", dtype_name(t));
   }
 }
 
-MPI_Op mpi_op(ReduceKind op) {
+MPI_Op mpi_op(ReduceKind op, DType t) {
+  if (t == DType::BF16) {
+    MT_CHECK(op == ReduceKind::kSum || op == ReduceKind::kAvg, "MPI reductions of bf16 CPU tensors support sum and avg");
+    return mpi_bf16().sum;
+  }
   switch (op) {
     case ReduceKind::kSum:
     case ReduceKind::kAvg: return MPI_SUM;
@@ -148,8 +178,8 @@ void Communicator::all_reduce(const Tensor& t, ReduceKind op) const {
     return;
   }
 #endif
-  mpi_check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.dtype()), mpi_op(op),
-                          state_->comm),
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.dtype()),
+                          mpi_op(op, t.dtype()), state_->comm),
             "MPI_Allreduce");
   if (op == ReduceKind::kAvg) mul_(t.detach(), 1.0 / size());
   t.bump_version();
@@ -199,7 +229,7 @@ void Communicator::reduce_scatter(const Tensor& in, const Tensor& out, ReduceKin
   }
 #endif
   mpi_check(MPI_Reduce_scatter_block(in.data_ptr(), out.data_ptr(), static_cast<int>(out.numel()), mpi_type(in.dtype()),
-                                     mpi_op(op), state_->comm),
+                                     mpi_op(op, in.dtype()), state_->comm),
             "MPI_Reduce_scatter_block");
   if (op == ReduceKind::kAvg) mul_(out.detach(), 1.0 / size());
   out.bump_version();
@@ -224,7 +254,7 @@ void Communicator::all_to_all(const Tensor& in, const Tensor& out) const {
 
 double Communicator::all_reduce(double value, ReduceKind op) const {
   double out = value;
-  mpi_check(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op), state_->comm), "MPI_Allreduce");
+  mpi_check(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op, DType::F64), state_->comm), "MPI_Allreduce");
   return op == ReduceKind::kAvg ? out / size() : out;
 }
 

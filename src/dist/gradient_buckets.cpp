@@ -67,19 +67,38 @@ int bucketed_collective(const std::vector<Tensor>& tensors, const std::function<
 }
 
 int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm, size_t bucket_bytes,
-                         int mean_over) {
-  std::vector<Tensor> grads;
-  for (const Tensor& p : params)
-    if (p.grad().defined()) grads.push_back(p.grad());
-  if (mean_over == 0 || mean_over == comm.size())
-    return bucketed_collective(grads, [&](const Tensor& flat) { comm.all_reduce(flat, ReduceKind::kAvg); }, bucket_bytes);
-  return bucketed_collective(
-      grads,
+                         int mean_over, DType main_grad_reduce) {
+  MT_CHECK(main_grad_reduce == DType::F32 || main_grad_reduce == DType::BF16,
+           "all_reduce_gradients: main gradients reduce in f32 or bf16, got ", dtype_name(main_grad_reduce));
+  // Gradients reduced in their own dtype, and f32 main gradients of half parameters sent as bf16.
+  std::vector<Tensor> grads, narrowed;
+  for (const Tensor& p : params) {
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    bool narrow = main_grad_reduce == DType::BF16 && is_half(p.dtype()) && g.dtype() == DType::F32;
+    (narrow ? narrowed : grads).push_back(g);
+  }
+  const int n = mean_over == 0 ? comm.size() : mean_over;
+  auto average = [&](const Tensor& flat) {
+    if (n == comm.size()) {
+      comm.all_reduce(flat, ReduceKind::kAvg);
+    } else {
+      comm.all_reduce(flat, ReduceKind::kSum);
+      mul_(flat, 1.0 / n);
+    }
+  };
+  int collectives = bucketed_collective(grads, average, bucket_bytes);
+  // The sum in bf16 (half the bytes on the wire), divided back in f32: one rounding fewer than a bf16 average.
+  collectives += bucketed_collective(
+      narrowed,
       [&](const Tensor& flat) {
-        comm.all_reduce(flat, ReduceKind::kSum);
-        mul_(flat, 1.0 / mean_over);
+        Tensor wire = cast(flat, DType::BF16);
+        comm.all_reduce(wire, ReduceKind::kSum);
+        flat.copy_(wire);
+        mul_(flat, 1.0 / n);
       },
       bucket_bytes);
+  return collectives;
 }
 
 }  // namespace mt

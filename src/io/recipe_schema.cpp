@@ -191,7 +191,10 @@ std::vector<RecipeSection> build_schema() {
         Dist::integer<&DistSection::zero>("zero", FieldRange{0.0, 1.0},
                                           "ZeRO stage: 0 = full optimizer state per rank, 1 = partitioned"),
         Dist::real<&DistSection::timeout>("timeout", non_negative(),
-                                          "seconds without progress that end the job (stalled rank); 0 = never")}},
+                                          "seconds without progress that end the job (stalled rank); 0 = never"),
+        Dist::choice<&DistSection::grad_reduce_dtype>(
+            "grad_reduce_dtype", {"f32", "bf16"},
+            "dtype of the data-parallel sum of bf16 parameters' gradients (kept in f32); bf16 = half the bytes")}},
       {"distill",
        {Distill::text<&DistillSection::teacher>("teacher", "teacher checkpoint; empty = no distillation"),
         Distill::real<&DistillSection::kd_coef>("kd_coef", non_negative(), "KD loss weight"),

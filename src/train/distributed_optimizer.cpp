@@ -30,7 +30,8 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimSection& o, const std::vect
 
 DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, const ExpertSharding& sharding,
                                            const Communicator& world)
-    : model_(model), sharding_(sharding), world_(world), grad_clip_(recipe.optim.grad_clip) {
+    : model_(model), sharding_(sharding), world_(world), grad_clip_(recipe.optim.grad_clip),
+      grad_reduce_dtype_(recipe.dist.grad_reduce_dtype) {
   // ZeRO-1 partitions the replicated parameters' optimizer state; split experts keep theirs (already
   // one copy per expert-data-parallel rank).
   std::vector<NamedParameter> optimized = model.named_parameters();
@@ -45,7 +46,7 @@ DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, 
 }
 
 double DistributedOptimizer::reduce_and_clip() {
-  reduce_gradients(sharding_, world_);
+  reduce_gradients(sharding_, world_, grad_reduce_dtype_);
   return clip_gradients(sharding_, grad_clip_ > 0 ? grad_clip_ : 1e30);
 }
 

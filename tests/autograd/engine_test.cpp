@@ -1,7 +1,8 @@
-// Autograd engine tests: fan-in accumulation, leaf accumulation across calls, retain_graph,
-// freed graphs, the version check on saved tensors, no-grad mode, and gradcheck itself.
+// Autograd engine tests: fan-in accumulation, leaf accumulation across calls (in f32 for bf16/f16
+// leaves), retain_graph, freed graphs, the version check on saved tensors, no-grad mode, and gradcheck.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "mt/autograd/engine.h"
@@ -98,4 +99,56 @@ TEST(Engine, TheSameRootTwiceSumsItsSeedsAndRunsOnce) {
   Tensor one = ones({1}, {DType::F64});
   run_backward({y, y}, {one, one}, RetainGraph::kNo);
   EXPECT_EQ(x.grad().item(), 4.0);  // (1 + 1) * 2
+}
+
+// Note [f32 main gradients]: 32 micro-batch gradients of a bf16 leaf, each a bf16 tensor of values
+// in [0.5, 1.5) / 32 (as a loss divided by grad_accum gives), sum in f32. Recursive summation of n
+// terms in f32 errs by at most (n - 1) * 2^-24 * sum |g_i| per element: the bound checked against the
+// exact (f64) sum. The former bf16 accumulation (the same add_ into a bf16 tensor) misses it by far.
+TEST(Engine, HalfLeafGradientsAccumulateInF32) {
+  const int micro = 32;
+  const int64_t n = 512;
+  for (DType dtype : {DType::BF16, DType::F16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    Tensor w = zeros({n}, {dtype});
+    w.set_requires_grad(true);
+    Generator gen(5);
+    std::vector<double> exact(n, 0.0), abs_sum(n, 0.0);
+    Tensor half_sum;  // the old accumulation: in the leaf's dtype
+    for (int i = 0; i < micro; ++i) {
+      Tensor c = uniform({n}, 0.5 / micro, 1.5 / micro, gen, {dtype});  // the gradient of sum(w * c)
+      sum(mul(w, c)).backward();
+      std::vector<double> ci = c.to_vector<double>();
+      for (int64_t j = 0; j < n; ++j) {
+        exact[j] += ci[j];
+        abs_sum[j] += std::abs(ci[j]);
+      }
+      if (i == 0)
+        half_sum = c.clone();
+      else
+        add_(half_sum, c);
+    }
+    ASSERT_EQ(w.grad().dtype(), DType::F32);
+    EXPECT_EQ(w.dtype(), dtype);
+    std::vector<double> got = w.grad().to_vector<double>(), old = half_sum.to_vector<double>();
+    const double u = std::ldexp(1.0, -24);
+    double worst = 0, worst_old = 0;  // error / bound
+    for (int64_t j = 0; j < n; ++j) {
+      double bound = (micro - 1) * u * abs_sum[j];
+      worst = std::max(worst, std::abs(got[j] - exact[j]) / bound);
+      worst_old = std::max(worst_old, std::abs(old[j] - exact[j]) / bound);
+    }
+    EXPECT_LE(worst, 1.0) << "f32 accumulation exceeds its error bound";
+    EXPECT_GT(worst_old, 100.0) << "accumulating in the leaf's dtype should miss the f32 bound by far";
+  }
+}
+
+TEST(Engine, FullPrecisionLeavesKeepGradientsOfTheirDtype) {
+  for (DType dtype : {DType::F32, DType::F64}) {
+    Tensor w = ones({3}, {dtype});
+    w.set_requires_grad(true);
+    sum(mul(w, w)).backward();
+    EXPECT_EQ(w.grad().dtype(), dtype);
+    EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{2, 2, 2}));
+  }
 }

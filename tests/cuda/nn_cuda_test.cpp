@@ -695,6 +695,7 @@ void expect_state_close(const std::vector<OptimTensors>& g, const std::vector<Op
 const OptimCase kOptimCases[] = {
     {DType::F32, DType::F32, {1037, 70000, 1}},  // 70000 spans two chunks
     {DType::BF16, DType::BF16, {1037, 65536}},
+    {DType::BF16, DType::F32, {1037, 65536}},  // the f32 main gradient of a bf16 parameter
     {DType::F16, DType::F32, {7, 2000}},
 };
 

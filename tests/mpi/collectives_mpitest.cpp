@@ -2,6 +2,9 @@
 // the process-group layout of REFERENCE.md. Each rank runs gtest; a failure on any rank fails the job.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
+#include "mt/core/error.h"
 #include "mt/dist/communicator.h"
 #include "mt/ops/ops.h"
 
@@ -17,6 +20,21 @@ TEST(Collectives, AllReduceSumsAndAverages) {
   w.all_reduce(a, ReduceKind::kAvg);
   EXPECT_DOUBLE_EQ(a.to_vector<double>()[0], (n - 1) / 2.0);
   EXPECT_EQ(w.all_reduce(static_cast<double>(r), ReduceKind::kMax), n - 1);
+}
+
+// bf16 has no MPI type: its own sum op (dist.grad_reduce_dtype: bf16 on CPU ranks). Small integers sum
+// exactly; 1 plus the other ranks' 2^-8 / n each (under half a bf16 ulp of 1 in all) rounds back to 1
+// in any order, as every partial sum is rounded to bf16 (as on NCCL).
+TEST(Collectives, AllReduceSumsBf16) {
+  Communicator w = Communicator::world();
+  int n = w.size(), r = w.rank();
+  Tensor t = full({70}, r + 1.0, {DType::BF16});
+  w.all_reduce(t, ReduceKind::kSum);
+  for (float v : t.to_vector<float>()) EXPECT_EQ(v, n * (n + 1) / 2.0f);
+  Tensor small = full({3}, r == 0 ? 1.0 : std::ldexp(1.0, -8) / n, {DType::BF16});
+  w.all_reduce(small, ReduceKind::kSum);
+  EXPECT_EQ(small.to_vector<float>()[0], 1.0f);
+  EXPECT_THROW(w.all_reduce(t, ReduceKind::kMax), Error);
 }
 
 TEST(Collectives, BroadcastGatherScatterAllToAll) {

@@ -1,9 +1,13 @@
 // Bucketed gradient averaging under 2 and 4 ranks: the same result as one all-reduce per gradient for
 // mixed shapes and dtypes, buckets split where the next gradient would overflow, a gradient larger
-// than a bucket alone in its own, parameters without a gradient skipped.
+// than a bucket alone in its own, parameters without a gradient skipped; the f32 main gradients of
+// bf16 parameters summed in f32 or in bf16.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "mt/autograd/grad_mode.h"
+#include "mt/core/error.h"
 #include "mt/dist/gradient_buckets.h"
 #include "mt/ops/ops.h"
 
@@ -53,4 +57,44 @@ TEST(GradientBuckets, AverageEqualsOneAllReducePerGradient) {
   k = 0;
   for (const Tensor& p : params)
     if (p.grad().defined()) EXPECT_EQ(p.grad().to_vector<double>(), expected[k++].to_vector<double>());
+}
+
+// Note [f32 main gradients]: a bf16 parameter's gradient is f32. Reduced in f32 it is the plain
+// average; in bf16 each rank's gradient and each partial sum is rounded to bf16 (relative error at
+// most 2^-9 each: positive values, so the sum's relative error stays under ranks * 2^-8) and the result
+// is f32 again. An f32 parameter's gradient stays f32 on the wire either way.
+TEST(GradientBuckets, MainGradientsOfBf16ParametersReduceInF32OrBf16) {
+  Communicator w = Communicator::world();
+  const int r = w.rank(), ranks = w.size();
+  auto grads = [&](double offset) {  // grad[i] = (rank + 1) * (i + 1) * 0.1 + offset, f32
+    return add(mul(add(arange(0, 64, 1, {DType::F32}), 1.0), (r + 1) * 0.1), offset);
+  };
+  Tensor half = zeros({64}, {DType::BF16}), full = zeros({64});
+  half.set_requires_grad(true);
+  full.set_requires_grad(true);
+  Tensor exact_half = grads(1.0 / 3), exact_full = grads(1.0 / 7);
+  w.all_reduce(exact_half, ReduceKind::kAvg);
+  w.all_reduce(exact_full, ReduceKind::kAvg);
+  std::vector<double> want_half = exact_half.to_vector<double>(), want_full = exact_full.to_vector<double>();
+
+  half.set_grad(grads(1.0 / 3));
+  full.set_grad(grads(1.0 / 7));
+  EXPECT_EQ(all_reduce_gradients({half, full}, w, kDefaultBucketBytes, 0, DType::F32), 1);  // one f32 bucket
+  EXPECT_EQ(half.grad().to_vector<double>(), want_half);
+  EXPECT_EQ(full.grad().to_vector<double>(), want_full);
+
+  half.set_grad(grads(1.0 / 3));
+  full.set_grad(grads(1.0 / 7));
+  EXPECT_EQ(all_reduce_gradients({half, full}, w, kDefaultBucketBytes, 0, DType::BF16), 2);  // f32, then bf16
+  ASSERT_EQ(half.grad().dtype(), DType::F32);
+  EXPECT_EQ(full.grad().to_vector<double>(), want_full);
+  std::vector<double> got = half.grad().to_vector<double>();
+  int rounded = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_LE(std::abs(got[i] - want_half[i]), ranks * std::ldexp(1.0, -8) * want_half[i]) << "element " << i;
+    rounded += got[i] != want_half[i];
+  }
+  EXPECT_GT(rounded, 0) << "the bf16 reduce should round some sums";
+
+  EXPECT_THROW(all_reduce_gradients({half}, w, kDefaultBucketBytes, 0, DType::F16), Error);
 }

@@ -1,5 +1,5 @@
-// AdamW tests: a hand-computed two-step value, decay groups, f32 masters for bf16 parameters,
-// parameters without gradients, bit-exact resume through the state dict, and load errors.
+// AdamW tests: a hand-computed two-step value, decay groups, f32 masters for bf16 parameters (and
+// their f32 main gradients), parameters without gradients, bit-exact resume, and load errors.
 #include <gtest/gtest.h>
 
 #include "mt/ops/ops.h"
@@ -98,6 +98,21 @@ TEST(AdamW, Bf16ParameterUpdatesItsF32Master) {
   std::vector<float> now = p.to_vector<float>();
   EXPECT_EQ(now[0], static_cast<float>(bf16(opt.master("p").to_vector<float>()[0])));
   EXPECT_LT(now[0], 1.0f);
+}
+
+// Note [f32 main gradients]: a bf16 parameter's f32 gradient reaches its master unrounded, so the
+// master follows an f32 parameter given the same gradients bit for bit.
+TEST(AdamW, Bf16ParameterWithF32GradientTracksTheF32Update) {
+  Tensor p32 = leaf({0.5f, -0.25f, 2.0f}), p16 = leaf({0.5f, -0.25f, 2.0f}, DType::BF16);
+  AdamW ref(one_group(p32), {.lr = 1e-2}), opt(one_group(p16), {.lr = 1e-2});
+  for (int s = 0; s < 5; ++s) {
+    std::vector<float> g = {0.1f + 0.01f * s, -0.3f, 1e-3f};  // not bf16 values
+    p32.set_grad(Tensor::from_vector<float>(g, {3}));
+    p16.set_grad(Tensor::from_vector<float>(g, {3}));
+    ref.step();
+    opt.step();
+  }
+  EXPECT_EQ(opt.master("p").to_vector<float>(), p32.to_vector<float>());
 }
 
 TEST(AdamW, ParameterWithoutGradientIsLeftAlone) {

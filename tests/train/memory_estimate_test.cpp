@@ -28,13 +28,13 @@ TEST(MemoryEstimate, ExpertsSplitByEpAndStateByZero) {
   ParamCounts pc = count_parameters(c);
   ASSERT_EQ(pc.expert_params, (std::vector<int64_t>{0, 4 * 552}));
   const double replicated = static_cast<double>(pc.total) - 4 * 552;
-  // One rank, bf16: 2 + 2 bytes of weight and gradient, 4 + 8 of f32 master and moments per parameter.
+  // One rank, bf16: 2 + 4 bytes of weight and f32 gradient, 4 + 8 of f32 master and moments per parameter.
   MemoryPerRank one = memory_per_rank(c, true, 1, 1, 0);
-  EXPECT_DOUBLE_EQ(one.weights_and_grads, pc.total * 4.0);
+  EXPECT_DOUBLE_EQ(one.weights_and_grads, pc.total * 6.0);
   EXPECT_DOUBLE_EQ(one.optimizer_state, pc.total * 12.0);
   // 4 ranks, dist.ep 2: each rank holds 2 of the 4 experts; ZeRO-1 splits the rest's state 4 ways.
   MemoryPerRank split = memory_per_rank(c, true, 4, 2, 1);
-  EXPECT_DOUBLE_EQ(split.weights_and_grads, (replicated + 2 * 552) * 4.0);
+  EXPECT_DOUBLE_EQ(split.weights_and_grads, (replicated + 2 * 552) * 6.0);
   EXPECT_DOUBLE_EQ(split.optimizer_state, (replicated / 4 + 2 * 552) * 12.0);
   // dist.ep larger than the layer's experts: min(E, ep) = 4 ranks, one expert each; f32 has no master.
   MemoryPerRank wide = memory_per_rank(c, false, 8, 8, 0);

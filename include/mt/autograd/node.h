@@ -37,7 +37,20 @@ class Node {
   uint64_t sequence_nr_;
 };
 
-// The gradient sink of a leaf tensor: adds into tensor.grad().
+// Note [f32 main gradients]: the gradient of a bf16/f16 leaf is an f32 tensor (Megatron's
+// `main_grad`), so micro-batch gradients accumulate in f32: in bf16, 32 accumulated micro-batches
+// would lose the small ones below half an ulp of the running sum (2^-9 relative). Each micro-batch's
+// gradient is still computed in the parameter's dtype by the backward ops (a tied weight's two uses
+// summed by the engine in that dtype too); the sum across backward calls is f32. Everything after
+// the backward reads that f32 gradient: clipping, the data-parallel all-reduce (in f32 or, by
+// dist.grad_reduce_dtype, bf16 on the wire), the fused optimizers (AdamW/SGD take a float gradient
+// for half parameters and update their f32 masters); ZeRO-1 splits only optimizer state, so each rank
+// holds every main gradient. It is the grad itself, not a second buffer beside a bf16 grad, so no
+// consumer can read the wrong one. Costs 2 bytes per parameter over a bf16 grad (memory_estimate.cpp).
+// f32 and f64 leaves keep gradients of their own dtype.
+DType grad_dtype_for(DType leaf);
+
+// The gradient sink of a leaf tensor: adds into tensor.grad() (in grad_dtype_for(leaf's dtype)).
 class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(const Tensor& leaf);

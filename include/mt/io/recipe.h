@@ -117,10 +117,14 @@ struct LogSection {
 };
 
 struct DistSection {
+  enum class GradReduceDType { kF32, kBf16 };
   int dp = 0;  // data-parallel size; 0 = all ranks
   int ep = 1;  // largest expert-parallel size: a MoE layer of E experts splits them over min(E, ep) ranks
   int zero = 0;  // ZeRO stage: 0 = every rank holds all optimizer state, 1 = partitioned over the ranks
   double timeout = 1800;  // seconds without progress (a stalled rank, a hung collective) that end the job; 0 = never
+  // The dtype bf16 parameters' f32 gradients are summed in over data-parallel ranks: f32, or bf16 for
+  // half the bytes (Note [f32 main gradients] in mt/autograd/node.h). f32 parameters' stay f32.
+  GradReduceDType grad_reduce_dtype = GradReduceDType::kF32;
   bool operator==(const DistSection&) const = default;
 };
 

@@ -17,7 +17,7 @@ class DistributedOptimizer {
   // optim.* and dist.zero of `recipe`; `sharding` (of `model`) must outlive this object.
   DistributedOptimizer(const Recipe& recipe, Module& model, const ExpertSharding& sharding, const Communicator& world);
 
-  // Averages the gradients over the ranks and clips them to optim.grad_clip (0: no clipping).
+  // Averages the gradients over the ranks (dist.grad_reduce_dtype) and clips them to optim.grad_clip (0: no clipping).
   // Returns the global norm before clipping, the same on every rank (a collective).
   double reduce_and_clip();
   // The update at `lr` when `apply` (skipped for a non-finite step), then every gradient dropped.
@@ -33,6 +33,7 @@ class DistributedOptimizer {
   const ExpertSharding& sharding_;
   Communicator world_;
   double grad_clip_;
+  DistSection::GradReduceDType grad_reduce_dtype_;  // the wire dtype of half parameters' f32 gradients
   std::optional<ZeroPartition> zero_;
   std::unique_ptr<Optimizer> optimizer_;
 };

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "mt/dist/expert_parallel.h"
+#include "mt/io/recipe.h"
 #include "mt/nn/module.h"
 #include "mt/train/train_checkpoint.h"
 
@@ -26,8 +27,10 @@ ExpertSharding expert_sharding(Module& model, const ExpertParallel* ep);
 
 // Averages the gradients of the whole job's loss (the mean over ranks): replicated ones over `world`;
 // an expert's, which already sums the gradients of its ep group's tokens, is summed over its
-// expert-data-parallel group and divided by the world size.
-void reduce_gradients(const ExpertSharding& s, const Communicator& world);
+// expert-data-parallel group and divided by the world size. The f32 gradients of bf16 parameters are
+// summed in `dtype` (dist.grad_reduce_dtype).
+void reduce_gradients(const ExpertSharding& s, const Communicator& world,
+                      DistSection::GradReduceDType dtype);
 
 // clip_grad_norm over the whole model: each expert counted once although its gradient lives on one
 // rank of each ep group. Returns the norm before clipping (same on every rank).

@@ -1,5 +1,5 @@
-// Memory per rank of a training run, from the config alone: weights and gradients in the compute
-// dtype, AdamW's two f32 moments and (for bf16/f16 weights) an f32 master per parameter, with the
+// Memory per rank of a training run, from the config alone: weights in the compute dtype, f32
+// gradients, AdamW's two f32 moments and (for bf16/f16 weights) an f32 master per parameter, with the
 // experts split by expert parallelism and the replicated parameters' optimizer state by ZeRO-1.
 // Activations are not counted.
 #pragma once
