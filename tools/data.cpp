@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,10 +55,7 @@ void run_train_tokenizer(const TrainTokenizerArgs& a) {
 void run_tokenize(const TokenizeArgs& a) {
   MT_CHECK(a.tokenizer.empty() != a.gpt2_dir.empty(), "data tokenize: give exactly one of --tokenizer and --gpt2");
   const auto start = std::chrono::steady_clock::now();
-  const Tokenizer tok = a.tokenizer.empty()
-                            ? Tokenizer::load_gpt2((std::filesystem::path(a.gpt2_dir) / "encoder.json").string(),
-                                                   (std::filesystem::path(a.gpt2_dir) / "vocab.bpe").string())
-                            : Tokenizer::load(a.tokenizer);
+  const Tokenizer tok = Tokenizer::load(a.tokenizer.empty() ? a.gpt2_dir : a.tokenizer);
   const ShardSummary s = tokenize_to_shards(expand_file_patterns(a.inputs), tok, a.out, a.shard_tokens, a.val_fraction);
   std::printf("%lld document(s), vocab %d (EOT %d): %lld train tokens in %zu shard(s), %lld val tokens in %zu "
               "shard(s) -> %s (%.2f s)\n",
@@ -112,7 +108,9 @@ void add_data_command(CLI::App& app) {
       "at literal <|endoftext|>) is a document, opened by the EOT token; the last --val-fraction of the tokens form "
       "the validation split. Old train_*/val_* shards in DIR are replaced.");
   k->add_option("--input,-i", tokenize->inputs, "Text files or glob patterns")->required()->type_name("FILE");
-  k->add_option("--tokenizer", tokenize->tokenizer, "A tokenizer written by 'data train-tokenizer'")->type_name("FILE");
+  k->add_option("--tokenizer", tokenize->tokenizer,
+                "A tokenizer written by 'data train-tokenizer', or a folder with GPT-2's encoder.json and vocab.bpe")
+      ->type_name("PATH");
   k->add_option("--gpt2", tokenize->gpt2_dir, "A directory with GPT-2's encoder.json and vocab.bpe (scripts/fetch-gpt2-bpe.sh puts them in .deps/gpt2)")
       ->type_name("DIR");
   k->add_option("--out,-o", tokenize->out, "Output directory")->required()->type_name("DIR");

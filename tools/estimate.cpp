@@ -7,6 +7,7 @@
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
 #include "mt/train/memory_estimate.h"
+#include "mt/train/preflight.h"
 
 namespace mt::cli {
 
@@ -23,6 +24,7 @@ void add_estimate_command(CLI::App& app) {
   c->add_option("--ranks", a->ranks, "Ranks of the job (memory is per rank)")->check(CLI::PositiveNumber);
   c->callback([a] {
     Recipe r = load_recipe(a->recipe, a->overrides);
+    check_recipe_sizes(r);
     GPTConfig cfg = gpt_config_from_recipe(r);
     ParamCounts pc = count_parameters(cfg);
     double flops = train_flops_per_token(cfg);

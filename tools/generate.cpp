@@ -1,7 +1,6 @@
 // moetrain generate RUN_OR_CKPT --prompt TEXT: samples text with the KV cache, using the
 // recipe's tokenizer (data.tokenizer: a moetrain BPE file, or a folder with GPT-2's files).
 #include <cstdio>
-#include <filesystem>
 
 #include "commands.h"
 #include "mt/data/tokenizer.h"
@@ -31,9 +30,7 @@ void add_generate_command(CLI::App& app) {
     LoadedModel m = load_model(a->path, a->device);
     std::string tpath = a->tokenizer.empty() ? m.recipe.data.tokenizer : a->tokenizer;
     MT_CHECK(!tpath.empty(), "generate: the recipe names no data.tokenizer; pass --tokenizer");
-    Tokenizer tok = std::filesystem::is_directory(tpath)
-                        ? Tokenizer::load_gpt2(tpath + "/encoder.json", tpath + "/vocab.bpe")
-                        : Tokenizer::load(tpath);
+    Tokenizer tok = Tokenizer::load(tpath);
     MT_CHECK(tok.vocab_size() <= m.recipe.model.vocab_size, "generate: tokenizer ", tpath, " has ", tok.vocab_size(),
              " tokens but the model was trained with vocab_size ", m.recipe.model.vocab_size);
     SamplingOptions so;

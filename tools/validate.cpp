@@ -1,5 +1,6 @@
-// `moetrain validate RECIPE [section.key=value ...]`: loads and checks a recipe as `train` would,
-// derives the batch sizes and prints the fully resolved recipe; errors exit 1 naming file:line.
+// `moetrain validate RECIPE [section.key=value ...]`: loads and checks a recipe as `train` would
+// (pre-flight checks included: device, files, run folder, memory), derives the batch sizes and prints
+// the fully resolved recipe; errors exit 1 naming file:line.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -7,6 +8,7 @@
 
 #include "commands.h"
 #include "mt/io/recipe.h"
+#include "mt/train/preflight.h"
 
 namespace mt::cli {
 
@@ -24,7 +26,9 @@ void add_validate_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->callback([args] {
     Recipe recipe = load_recipe(args->recipe, args->overrides);
-    resolve_batch(recipe, args->dp > 0 ? args->dp : (recipe.dist.dp > 0 ? recipe.dist.dp : 1));
+    const int dp = args->dp > 0 ? args->dp : (recipe.dist.dp > 0 ? recipe.dist.dp : 1);
+    check_recipe_can_run(recipe, dp);
+    resolve_batch(recipe, dp);
     std::string from;
     for (const auto& s : recipe.sources) from += (from.empty() ? "" : ", ") + s;
     std::printf("# from: %s\n%s", from.c_str(), to_yaml(recipe).c_str());

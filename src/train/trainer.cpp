@@ -24,6 +24,7 @@
 #include "mt/train/distillation.h"
 #include "mt/train/expert_sharding.h"
 #include "mt/train/metrics_log.h"
+#include "mt/train/preflight.h"
 #include "mt/train/progress.h"
 #include "mt/train/sampling.h"
 #include "mt/train/stop_signal.h"
@@ -118,6 +119,7 @@ std::string sample_text(GPT& model, const Recipe& r, const Tokenizer& tok, int64
 }  // namespace
 
 TrainResult train(Recipe r, const Communicator& world) {
+  check_recipe_can_run(r, world.size());
   install_stop_handlers();
   const bool lead = world.rank() == 0;
   int dp = r.dist.dp > 0 ? r.dist.dp : world.size();
