@@ -100,9 +100,9 @@ void check_tokenizer(const Recipe& r) {
   if (r.data.tokenizer.empty()) return;
   const Tokenizer tok = at_key(r, "data.tokenizer", [&] { return Tokenizer::load(r.data.tokenizer); });
   if (r.train.sample_every == 0) return;
-  MT_CHECK(tok.vocab_size() <= r.model.vocab_size, r.where({"data.tokenizer", "model.vocab_size"}), ": data.tokenizer '",
-           r.data.tokenizer, "' has ", tok.vocab_size(), " tokens, more than model.vocab_size = ", r.model.vocab_size,
-           "; samples would hold ids the model cannot embed");
+  MT_CHECK(tok.vocab_size() == r.model.vocab_size, r.where({"data.tokenizer", "model.vocab_size"}),
+           ": data.tokenizer '", r.data.tokenizer, "' has ", tok.vocab_size(), " tokens but model.vocab_size = ",
+           r.model.vocab_size, "; samples (train.sample_every) draw ids below model.vocab_size, so the two must be equal");
   MT_CHECK(!tok.encode(r.train.sample_prompt).empty(), r.where({"train.sample_prompt"}),
            ": train.sample_prompt '", r.train.sample_prompt, "' encodes to no tokens; samples need a prompt of at ",
            "least one token (the default is \"\\n\")");
