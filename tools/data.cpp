@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_ranges.h"
 #include "commands.h"
 #include "mt/core/error.h"
 #include "mt/data/bpe_trainer.h"
@@ -94,7 +95,7 @@ void add_data_command(CLI::App& app) {
   t->add_option("--input,-i", train->inputs, "Text files or glob patterns to learn from")->required()->type_name("FILE");
   t->add_option("--vocab-size", train->vocab_size,
                 "Vocabulary size: 256 bytes + merges + <|endoftext|> (at most 65536 for shards)")
-      ->check(CLI::Range(257, 1 << 20))
+      ->check(integer_in(257, 1 << 20))
       ->capture_default_str();
   t->add_option("--out,-o", train->out, "Tokenizer file to write (moetrain-bpe text format)")
       ->required()
@@ -115,9 +116,10 @@ void add_data_command(CLI::App& app) {
       ->type_name("DIR");
   k->add_option("--out,-o", tokenize->out, "Output directory")->required()->type_name("DIR");
   k->add_option("--val-fraction", tokenize->val_fraction, "Fraction of tokens for validation, in [0, 1)")
+      ->check(number_in(0, 1, Upper::kOpen))
       ->capture_default_str();
   k->add_option("--shard-size", tokenize->shard_tokens, "Tokens per shard")
-      ->check(CLI::PositiveNumber)
+      ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
   k->callback([tokenize] { run_tokenize(*tokenize); });
 
@@ -125,7 +127,8 @@ void add_data_command(CLI::App& app) {
   CLI::App* i = data->add_subcommand(
       "info", "Print and check the headers of token shards (magic, version, token count against the file size)");
   i->add_option("shards", info->shards, "Shard files or glob patterns")->required()->type_name("FILE");
-  i->add_option("--vocab-size", info->vocab_size, "Also read the tokens and check every id is below this size");
+  i->add_option("--vocab-size", info->vocab_size, "Also read the tokens and check every id is below this size")
+      ->check(integer_in(1, 65536));
   i->callback([info] { run_info(*info); });
 }
 

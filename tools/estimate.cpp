@@ -3,6 +3,7 @@
 // allocated, so paper-scale models are fine).
 #include <cstdio>
 
+#include "cli_ranges.h"
 #include "commands.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
@@ -21,7 +22,7 @@ void add_estimate_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("estimate", "Parameters, FLOPs per token and memory per rank of a recipe");
   c->add_option("recipe", a->recipe, "Recipe YAML file")->required();
   c->add_option("overrides", a->overrides, "Overrides as section.key=value");
-  c->add_option("--ranks", a->ranks, "Ranks of the job (memory is per rank)")->check(CLI::PositiveNumber);
+  c->add_option("--ranks", a->ranks, "Ranks of the job (memory is per rank)")->check(integer_in(1));
   c->callback([a] {
     Recipe r = load_recipe(a->recipe, a->overrides);
     check_recipe_sizes(r);

@@ -2,6 +2,7 @@
 // recipe's tokenizer (data.tokenizer: a moetrain BPE file, or a folder with GPT-2's files).
 #include <cstdio>
 
+#include "cli_ranges.h"
 #include "commands.h"
 #include "mt/data/tokenizer.h"
 #include "mt/train/checkpoint_model.h"
@@ -20,9 +21,9 @@ void add_generate_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("generate", "Generate text from a run or checkpoint");
   c->add_option("checkpoint", a->path, "Run folder, checkpoints folder or .h5 file")->required();
   c->add_option("--prompt", a->prompt, "Text to continue");
-  c->add_option("--max-tokens", a->max_tokens, "Tokens to generate")->check(CLI::PositiveNumber);
-  c->add_option("--temperature", a->temperature, "Sampling temperature; 0 = greedy")->check(CLI::NonNegativeNumber);
-  c->add_option("--top-k", a->top_k, "Sample among the k most likely tokens; 0 = all")->check(CLI::NonNegativeNumber);
+  c->add_option("--max-tokens", a->max_tokens, "Tokens to generate")->check(integer_in(1));
+  c->add_option("--temperature", a->temperature, "Sampling temperature; 0 = greedy")->check(number_in(0));
+  c->add_option("--top-k", a->top_k, "Sample among the k most likely tokens; 0 = all")->check(integer_in(0));
   c->add_option("--seed", a->seed, "Sampling seed (same seed, same text)");
   c->add_option("--tokenizer", a->tokenizer, "Tokenizer file or GPT-2 folder; default: the recipe's data.tokenizer");
   c->add_option("--device", a->device, "auto, cpu or cuda[:N]");

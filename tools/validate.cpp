@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_ranges.h"
 #include "commands.h"
 #include "mt/io/recipe.h"
 #include "mt/train/preflight.h"
@@ -23,7 +24,7 @@ void add_validate_command(CLI::App& app) {
   cmd->add_option("recipe", args->recipe, "Recipe YAML file")->required();
   cmd->add_option("overrides", args->overrides, "Overrides, section.key=value (applied last)");
   cmd->add_option("--dp", args->dp, "Data-parallel size to derive the batch for (default: dist.dp, else 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1));
   cmd->callback([args] {
     Recipe recipe = load_recipe(args->recipe, args->overrides);
     const int dp = args->dp > 0 ? args->dp : (recipe.dist.dp > 0 ? recipe.dist.dp : 1);
