@@ -164,7 +164,7 @@ void check_memory(const Recipe& r, int world_size) {
                                          r.moe.dense() ? "" : ", moe.experts", ", model.vocab_size = ", r.model.vocab_size);
   MT_FAIL(where, ": the run needs at least ", need.total() / kGiB, " GiB per rank (", need.weights / kGiB,
           " GiB weights and gradients, ", need.optimizer / kGiB, " GiB optimizer state, ", need.activations / kGiB,
-          " GiB activations; Note [Pre-flight memory estimate]), more than the ", have / kGiB, " GiB of ", what,
+          " GiB activations, a lower bound), more than the ", have / kGiB, " GiB of ", what,
           "; most of it comes from ", keys, ": make them smaller", activations_dominate ? "" : ", or add ranks with dist.ep / dist.zero");
 }
 
