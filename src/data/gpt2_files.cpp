@@ -144,6 +144,7 @@ Tokenizer Tokenizer::load_gpt2(const std::string& encoder_json_path, const std::
   std::vector<std::pair<int32_t, int32_t>> merges;
   size_t pos = 0;
   int lines = 0;
+  std::unordered_map<std::string, int> line_of_merge;  // "left right" -> line, for a duplicate's message
   for (int line = 1; pos < bpe.size(); ++line) {
     lines = line;
     size_t end = bpe.find('\n', pos);
@@ -159,6 +160,8 @@ Tokenizer Tokenizer::load_gpt2(const std::string& encoder_json_path, const std::
              ": expected '<left> <right>', got '", s, "'");
     const std::string left = unicode_text_to_bytes(s.substr(0, space), where);
     const std::string right = unicode_text_to_bytes(s.substr(space + 1), where);
+    const auto [seen, fresh] = line_of_merge.emplace(std::string(s), line);
+    MT_CHECK(fresh, where, ": duplicate merge '", s, "': already at line ", seen->second);
     const int64_t merged = id_of(left + right, where);
     MT_CHECK(merged == static_cast<int64_t>(256 + merges.size()), where, ": merge '", s, "' creates id ", merged,
              " in ", encoder_json_path, ", expected ", 256 + merges.size(), " (merge rank + 256)");

@@ -89,11 +89,18 @@ void check_run_dir(const Recipe& r) {
            "' cannot be created: '", parent.string(), "' is not writable by this user");
 }
 
-// The glob must match, and every match must be a token shard with a good header.
-void check_shards(const Recipe& r, const char* key, const std::string& pattern) {
-  at_key(r, key, [&] {
-    for (const std::string& path : expand_file_patterns({pattern})) read_shard_header(path);
-  });
+// The glob must match, every match must be a token shard with a good header, and together they
+// must hold one step's windows (token_loader.h: W = (tokens - 1) / seq_len windows of seq_len + 1).
+void check_shards(const Recipe& r, const char* key, const std::string& pattern, int world_size) {
+  const std::vector<std::string> files = at_key(r, key, [&] { return expand_file_patterns({pattern}); });
+  int64_t tokens = 0;
+  for (const std::string& path : files) tokens += at_key(r, key, [&] { return read_shard_header(path).tokens; });
+  const int64_t windows = (tokens - 1) / r.model.seq_len;
+  const int64_t per_step = int64_t{r.train.micro_batch} * world_size;
+  MT_CHECK(windows >= per_step, r.where({key}), ": ", key, ": ", files.size(), " shard(s) matching '", pattern,
+           "' (", files.front(), files.size() > 1 ? ", ..." : "", ") hold ", tokens, " tokens = ", windows,
+           " windows of model.seq_len + 1 = ", r.model.seq_len + 1, " tokens, but a step needs train.micro_batch x ranks = ",
+           r.train.micro_batch, " x ", world_size, " = ", per_step);
 }
 
 void check_tokenizer(const Recipe& r) {
@@ -198,14 +205,14 @@ void check_recipe_can_run(const Recipe& recipe, int world_size) {
   Recipe r = recipe;  // with the batch derived for the job's ranks, as train() will
   resolve_batch(r, world_size);
   check_recipe_sizes(r);
+  check_memory(r, world_size);
   check_run_dir(r);
-  check_shards(r, "data.train", r.data.train);
-  if (!r.data.val.empty()) check_shards(r, "data.val", r.data.val);
+  check_shards(r, "data.train", r.data.train, world_size);
+  if (!r.data.val.empty()) check_shards(r, "data.val", r.data.val, world_size);
   check_tokenizer(r);
   if (!r.distill.teacher.empty()) check_checkpoint_path(r, "distill.teacher", r.distill.teacher);
   if (r.checkpoint.resume != "auto" && r.checkpoint.resume != "never")
     check_checkpoint_path(r, "checkpoint.resume", r.checkpoint.resume);
-  check_memory(r, world_size);
 }
 
 }  // namespace mt

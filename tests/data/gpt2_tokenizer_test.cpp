@@ -10,10 +10,13 @@
 #include "mt/core/error.h"
 #include "mt/data/file_bytes.h"
 #include "mt/data/tokenizer.h"
+#include "expect_error.h"
 #include "temp_dir.h"
 
 namespace mt {
 namespace {
+
+using testing::expect_error_with;
 
 const std::string kDir = MT_SOURCE_DIR "/.deps/gpt2";
 
@@ -74,16 +77,6 @@ TEST(Gpt2Tokenizer, BadFilesNameThePlace) {
 // tests/data/gpt2_tiny: GPT-2's 256 byte tokens, 3 merges ("Ġ t", "h e", "Ġt he") and <|endoftext|>.
 const std::string kTinyDir = MT_TEST_DATA_DIR "/gpt2_tiny";
 
-// Expects `load` to throw an Error whose message has every one of `parts`.
-template <class F>
-void expect_error_with(F load, std::initializer_list<std::string> parts) {
-  try {
-    load();
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    for (const std::string& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 TEST(TokenizerLoad, FolderLoadsGpt2Files) {
   const Tokenizer tok = Tokenizer::load(kTinyDir);
@@ -122,7 +115,9 @@ TEST(TokenizerLoad, DamagedGpt2FilesNameFileAndLine) {
   expect_error_with(load_with_vocab("#version: 0.2\nĠ t\nh e\n"), {dir.file("vocab.bpe") + ":3", "ends after 2 merges"});
   expect_error_with(load_with_vocab(""), {dir.file("vocab.bpe") + ":1", "ends after 0 merges"});
   expect_error_with(load_with_vocab("#version: 0.2\nĠ t\nĠ t\nĠt he\n"),
-                    {dir.file("vocab.bpe") + ":3", "creates id 256", "expected 257"});
+                    {dir.file("vocab.bpe") + ":3", "duplicate merge 'Ġ t': already at line 2"});
+  expect_error_with(load_with_vocab("#version: 0.2\nĠ t\nĠt he\nh e\n"),
+                    {dir.file("vocab.bpe") + ":3", "creates id 258", "expected 257"});
   expect_error_with(load_with_vocab("#version: 0.2\nĠ t\nh e x\n"), {dir.file("vocab.bpe") + ":3", "expected '<left> <right>'"});
   const std::string json = read_file_bytes(kTinyDir + "/encoder.json");
   write_file_bytes(dir.file("vocab.bpe"), read_file_bytes(kTinyDir + "/vocab.bpe"));

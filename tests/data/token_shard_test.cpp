@@ -9,10 +9,13 @@
 
 #include "mt/core/error.h"
 #include "mt/data/file_bytes.h"
+#include "expect_error.h"
 #include "temp_dir.h"
 
 namespace mt {
 namespace {
+
+using testing::expect_error_with;
 
 TEST(TokenShard, WritesTheLlmcLayout) {
   testing::TempDir dir;
@@ -47,16 +50,6 @@ TEST(TokenShard, RoundTrips) {
   for (size_t i = 0; i < tokens.size(); ++i) ASSERT_EQ(back[i], tokens[i]) << i;
 }
 
-// Expects `read` to throw an Error whose message has every one of `parts`.
-template <class F>
-void expect_error_with(F read, std::initializer_list<std::string> parts) {
-  try {
-    read();
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    for (const std::string& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 TEST(TokenShard, EmptyShardIsRefusedByName) {
   testing::TempDir dir;
