@@ -9,14 +9,6 @@
 #include "mt/core/error.h"
 
 namespace mt::cli {
-namespace {
-
-std::string describe(double lo, double hi, bool unbounded, Upper upper) {
-  if (unbounded) return str_cat(">= ", lo);
-  return str_cat("in [", lo, ", ", hi, upper == Upper::kOpen ? ")" : "]");
-}
-
-}  // namespace
 
 CLI::Validator integer_in(int64_t lo, int64_t hi) {
   const bool unbounded = hi == std::numeric_limits<int32_t>::max();
@@ -33,7 +25,9 @@ CLI::Validator integer_in(int64_t lo, int64_t hi) {
 }
 
 CLI::Validator number_in(double lo, double hi, Upper upper) {
-  const std::string range = describe(lo, hi, hi == std::numeric_limits<double>::max(), upper);
+  const std::string range = hi == std::numeric_limits<double>::max()
+                                ? str_cat(">= ", lo)
+                                : str_cat("in [", lo, ", ", hi, upper == Upper::kOpen ? ")" : "]");
   return CLI::Validator(
       [lo, hi, upper, range](std::string& text) -> std::string {
         char* end = nullptr;

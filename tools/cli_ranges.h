@@ -10,8 +10,8 @@ namespace mt::cli {
 
 // A whole number in [lo, hi].
 CLI::Validator integer_in(int64_t lo, int64_t hi = std::numeric_limits<int32_t>::max());
-// A finite number in [lo, hi] (hi_open: [lo, hi)); "nan" and "inf" are refused.
 enum class Upper { kClosed, kOpen };
+// A finite number in [lo, hi] (Upper::kOpen: [lo, hi)); "nan" and "inf" are refused.
 CLI::Validator number_in(double lo, double hi = std::numeric_limits<double>::max(), Upper upper = Upper::kClosed);
 
 }  // namespace mt::cli

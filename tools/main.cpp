@@ -61,9 +61,9 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr,
-                 "moetrain: error: out of memory (an allocation failed) while running 'moetrain %s'; sizes come from "
-                 "the recipe and options (model.d_model, model.seq_len, model.vocab_size, moe.experts, "
-                 "train.micro_batch): 'moetrain estimate RECIPE' shows the memory a recipe needs\n",
+                 "moetrain: error: out of memory (an allocation failed) while running 'moetrain %s': its inputs, or "
+                 "a recipe's sizes (model.d_model, model.seq_len, model.vocab_size, moe.experts, train.micro_batch), "
+                 "need more memory than this process may use ('moetrain estimate RECIPE' shows a recipe's)\n",
                  running.c_str());
     return 1;
   } catch (const std::exception& e) {

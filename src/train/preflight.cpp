@@ -2,6 +2,7 @@
 // reports the dotted key and where the recipe set it (Recipe::where), then what is wrong.
 #include "mt/train/preflight.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -137,7 +138,7 @@ double activation_bytes(const Recipe& r, bool half) {
   return tokens * (r.model.layers * 16.0 * r.model.d_model * (half ? 2 : 4) + padded_vocab * 4 * 2);
 }
 
-// Host RAM (CPU runs) or the first GPU's memory (CUDA runs), in bytes; 0 when unknown.
+// Host RAM, or the address-space limit when lower (CPU runs), or the first GPU's memory (CUDA runs), in bytes; 0 when unknown.
 double device_memory_bytes(bool cuda, std::string& what) {
 #ifdef MT_WITH_CUDA
   if (cuda) {
@@ -149,7 +150,14 @@ double device_memory_bytes(bool cuda, std::string& what) {
   (void)cuda;
   what = "host memory (RAM)";
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? static_cast<double>(pages) * page : 0.0;
+  double bytes = pages > 0 && page > 0 ? static_cast<double>(pages) * page : 0.0;
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+      (bytes == 0 || static_cast<double>(limit.rlim_cur) < bytes)) {
+    what = "this process's address-space limit (ulimit -v)";
+    bytes = static_cast<double>(limit.rlim_cur);
+  }
+  return bytes;
 }
 
 void check_memory(const Recipe& r, int world_size) {

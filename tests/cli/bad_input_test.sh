@@ -57,6 +57,20 @@ both "sizes that overflow int64 name the keys" "model.vocab_size = 2000000000 x 
   good.yaml model.vocab_size=2000000000 model.d_model=1000000000 model.heads=1
 expect_error "estimate: sizes that overflow int64 name the keys" "beyond what 64-bit sizes can count" \
   "$MT" estimate good.yaml model.vocab_size=2000000000 model.d_model=1000000000 model.heads=1
+# with_memory_limit KB COMMAND...: runs COMMAND under `ulimit -v KB`.
+with_memory_limit() { bash -c 'ulimit -v "$0" && exec "$@"' "$@"; }
+for cmd in validate train; do  # 1.5 GB of address space: MPI and the program start, the model does not fit
+  expect_error "$cmd: a model too large for the address-space limit (ulimit -v)" \
+    "GiB of this process's address-space limit (ulimit -v)" \
+    with_memory_limit 1500000 "$MT" $cmd good.yaml model.d_model=2048 model.layers=8
+done
+# A std::bad_alloc that nothing before it could foresee names the command that was running.
+head -c 1024 data/val_000000.bin >huge.bin
+printf '\x00\xca\x9a\x3b' | dd of=huge.bin bs=1 seek=8 conv=notrunc status=none  # 1e9 tokens
+truncate -s $((1024 + 2 * 1000000000)) huge.bin                                   # sparse: no disk used
+expect_error "out of memory names the command" "out of memory (an allocation failed) while running 'moetrain data info huge.bin" \
+  with_memory_limit 1000000 "$MT" data info huge.bin --vocab-size 300
+rm -f huge.bin
 
 # ---- data files ----
 mkfifo fifo.bin
