@@ -193,7 +193,7 @@ void read_sections(const YAML::Node& root, const std::string& file, RecipeOrigin
   for (auto it = root.begin(); it != root.end(); ++it) {
     const std::string name = it->first.Scalar();
     const std::string where = at(file, it->first.Mark());
-    const YAML::Node& body = it->second;
+    const YAML::Node body = it->second;  // a copy: it-> is a proxy, a reference would dangle
     if (name == "base") {
       MT_CHECK(allow_base, where, ": base: is not allowed in ", file, "; only recipe files read from disk may have a base");
       MT_CHECK(body.IsScalar() && !body.Scalar().empty(), where, ": base: expected a recipe file path");
