@@ -2,11 +2,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "cli_ranges.h"
 #include "commands.h"
 #include "mt/core/error.h"
 #include "mt/data/bpe_trainer.h"
@@ -56,10 +56,7 @@ void run_train_tokenizer(const TrainTokenizerArgs& a) {
 void run_tokenize(const TokenizeArgs& a) {
   MT_CHECK(a.tokenizer.empty() != a.gpt2_dir.empty(), "data tokenize: give exactly one of --tokenizer and --gpt2");
   const auto start = std::chrono::steady_clock::now();
-  const Tokenizer tok = a.tokenizer.empty()
-                            ? Tokenizer::load_gpt2((std::filesystem::path(a.gpt2_dir) / "encoder.json").string(),
-                                                   (std::filesystem::path(a.gpt2_dir) / "vocab.bpe").string())
-                            : Tokenizer::load(a.tokenizer);
+  const Tokenizer tok = Tokenizer::load(a.tokenizer.empty() ? a.gpt2_dir : a.tokenizer);
   const ShardSummary s = tokenize_to_shards(expand_file_patterns(a.inputs), tok, a.out, a.shard_tokens, a.val_fraction);
   std::printf("%lld document(s), vocab %d (EOT %d): %lld train tokens in %zu shard(s), %lld val tokens in %zu "
               "shard(s) -> %s (%.2f s)\n",
@@ -98,7 +95,7 @@ void add_data_command(CLI::App& app) {
   t->add_option("--input,-i", train->inputs, "Text files or glob patterns to learn from")->required()->type_name("FILE");
   t->add_option("--vocab-size", train->vocab_size,
                 "Vocabulary size: 256 bytes + merges + <|endoftext|> (at most 65536 for shards)")
-      ->check(CLI::Range(257, 1 << 20))
+      ->check(integer_in(257, 1 << 20))
       ->capture_default_str();
   t->add_option("--out,-o", train->out, "Tokenizer file to write (moetrain-bpe text format)")
       ->required()
@@ -112,14 +109,17 @@ void add_data_command(CLI::App& app) {
       "at literal <|endoftext|>) is a document, opened by the EOT token; the last --val-fraction of the tokens form "
       "the validation split. Old train_*/val_* shards in DIR are replaced.");
   k->add_option("--input,-i", tokenize->inputs, "Text files or glob patterns")->required()->type_name("FILE");
-  k->add_option("--tokenizer", tokenize->tokenizer, "A tokenizer written by 'data train-tokenizer'")->type_name("FILE");
+  k->add_option("--tokenizer", tokenize->tokenizer,
+                "A tokenizer written by 'data train-tokenizer', or a folder with GPT-2's encoder.json and vocab.bpe")
+      ->type_name("PATH");
   k->add_option("--gpt2", tokenize->gpt2_dir, "A directory with GPT-2's encoder.json and vocab.bpe (scripts/fetch-gpt2-bpe.sh puts them in .deps/gpt2)")
       ->type_name("DIR");
   k->add_option("--out,-o", tokenize->out, "Output directory")->required()->type_name("DIR");
   k->add_option("--val-fraction", tokenize->val_fraction, "Fraction of tokens for validation, in [0, 1)")
+      ->check(number_in(0, 1, Upper::kOpen))
       ->capture_default_str();
   k->add_option("--shard-size", tokenize->shard_tokens, "Tokens per shard")
-      ->check(CLI::PositiveNumber)
+      ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
   k->callback([tokenize] { run_tokenize(*tokenize); });
 
@@ -127,7 +127,8 @@ void add_data_command(CLI::App& app) {
   CLI::App* i = data->add_subcommand(
       "info", "Print and check the headers of token shards (magic, version, token count against the file size)");
   i->add_option("shards", info->shards, "Shard files or glob patterns")->required()->type_name("FILE");
-  i->add_option("--vocab-size", info->vocab_size, "Also read the tokens and check every id is below this size");
+  i->add_option("--vocab-size", info->vocab_size, "Also read the tokens and check every id is below this size")
+      ->check(integer_in(1, 65536));
   i->callback([info] { run_info(*info); });
 }
 

@@ -3,10 +3,12 @@
 // allocated, so paper-scale models are fine).
 #include <cstdio>
 
+#include "cli_ranges.h"
 #include "commands.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
 #include "mt/train/memory_estimate.h"
+#include "mt/train/preflight.h"
 
 namespace mt::cli {
 
@@ -20,9 +22,10 @@ void add_estimate_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("estimate", "Parameters, FLOPs per token and memory per rank of a recipe");
   c->add_option("recipe", a->recipe, "Recipe YAML file")->required();
   c->add_option("overrides", a->overrides, "Overrides as section.key=value");
-  c->add_option("--ranks", a->ranks, "Ranks of the job (memory is per rank)")->check(CLI::PositiveNumber);
+  c->add_option("--ranks", a->ranks, "Ranks of the job (memory is per rank)")->check(integer_in(1));
   c->callback([a] {
     Recipe r = load_recipe(a->recipe, a->overrides);
+    check_recipe_sizes(r);
     GPTConfig cfg = gpt_config_from_recipe(r);
     ParamCounts pc = count_parameters(cfg);
     double flops = train_flops_per_token(cfg);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "cli_ranges.h"
 #include "commands.h"
 #include "mt/data/token_loader.h"
 #include "mt/train/checkpoint_model.h"
@@ -22,8 +23,8 @@ void add_eval_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("eval", "Validation loss and perplexity of a run or checkpoint");
   c->add_option("checkpoint", a->path, "Run folder, checkpoints folder or .h5 file")->required();
   c->add_option("--data", a->data, "Token shards (glob) to evaluate on; default: the recipe's data.val");
-  c->add_option("--steps", a->steps, "Batches to evaluate (at most one pass over the data)")->check(CLI::PositiveNumber);
-  c->add_option("--batch", a->batch, "Sequences per batch; default: the recipe's train.micro_batch");
+  c->add_option("--steps", a->steps, "Batches to evaluate (at most one pass over the data)")->check(integer_in(1));
+  c->add_option("--batch", a->batch, "Sequences per batch; default: the recipe's train.micro_batch")->check(integer_in(1));
   c->add_option("--device", a->device, "auto, cpu or cuda[:N]");
   c->add_flag("--dropless", a->dropless,
               "MoE layers keep every token (capacity = the largest expert count): the loss without dropping");

@@ -1,8 +1,8 @@
 // moetrain generate RUN_OR_CKPT --prompt TEXT: samples text with the KV cache, using the
 // recipe's tokenizer (data.tokenizer: a moetrain BPE file, or a folder with GPT-2's files).
 #include <cstdio>
-#include <filesystem>
 
+#include "cli_ranges.h"
 #include "commands.h"
 #include "mt/data/tokenizer.h"
 #include "mt/train/checkpoint_model.h"
@@ -21,9 +21,9 @@ void add_generate_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("generate", "Generate text from a run or checkpoint");
   c->add_option("checkpoint", a->path, "Run folder, checkpoints folder or .h5 file")->required();
   c->add_option("--prompt", a->prompt, "Text to continue");
-  c->add_option("--max-tokens", a->max_tokens, "Tokens to generate")->check(CLI::PositiveNumber);
-  c->add_option("--temperature", a->temperature, "Sampling temperature; 0 = greedy")->check(CLI::NonNegativeNumber);
-  c->add_option("--top-k", a->top_k, "Sample among the k most likely tokens; 0 = all")->check(CLI::NonNegativeNumber);
+  c->add_option("--max-tokens", a->max_tokens, "Tokens to generate")->check(integer_in(1));
+  c->add_option("--temperature", a->temperature, "Sampling temperature; 0 = greedy")->check(number_in(0));
+  c->add_option("--top-k", a->top_k, "Sample among the k most likely tokens; 0 = all")->check(integer_in(0));
   c->add_option("--seed", a->seed, "Sampling seed (same seed, same text)");
   c->add_option("--tokenizer", a->tokenizer, "Tokenizer file or GPT-2 folder; default: the recipe's data.tokenizer");
   c->add_option("--device", a->device, "auto, cpu or cuda[:N]");
@@ -31,9 +31,7 @@ void add_generate_command(CLI::App& app) {
     LoadedModel m = load_model(a->path, a->device);
     std::string tpath = a->tokenizer.empty() ? m.recipe.data.tokenizer : a->tokenizer;
     MT_CHECK(!tpath.empty(), "generate: the recipe names no data.tokenizer; pass --tokenizer");
-    Tokenizer tok = std::filesystem::is_directory(tpath)
-                        ? Tokenizer::load_gpt2(tpath + "/encoder.json", tpath + "/vocab.bpe")
-                        : Tokenizer::load(tpath);
+    Tokenizer tok = Tokenizer::load(tpath);
     MT_CHECK(tok.vocab_size() <= m.recipe.model.vocab_size, "generate: tokenizer ", tpath, " has ", tok.vocab_size(),
              " tokens but the model was trained with vocab_size ", m.recipe.model.vocab_size);
     SamplingOptions so;

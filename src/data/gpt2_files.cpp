@@ -1,6 +1,7 @@
 // Reads GPT-2's BPE files: encoder.json (a flat JSON object token -> id, parsed here) and vocab.bpe
 // ("#version" line, then one merge "left right" per line). Tokens in both are in GPT-2's unicode-byte
 // form. GPT-2's ids follow the canonical layout of tokenizer.h, which is checked, not assumed.
+#include <algorithm>
 #include <unordered_map>
 
 #include "mt/core/error.h"
@@ -142,7 +143,10 @@ Tokenizer Tokenizer::load_gpt2(const std::string& encoder_json_path, const std::
   const std::string bpe = read_file_bytes(vocab_bpe_path);
   std::vector<std::pair<int32_t, int32_t>> merges;
   size_t pos = 0;
+  int lines = 0;
+  std::unordered_map<std::string, int> line_of_merge;  // "left right" -> line, for a duplicate's message
   for (int line = 1; pos < bpe.size(); ++line) {
+    lines = line;
     size_t end = bpe.find('\n', pos);
     if (end == std::string::npos) end = bpe.size();
     std::string_view s = std::string_view(bpe).substr(pos, end - pos);
@@ -156,6 +160,8 @@ Tokenizer Tokenizer::load_gpt2(const std::string& encoder_json_path, const std::
              ": expected '<left> <right>', got '", s, "'");
     const std::string left = unicode_text_to_bytes(s.substr(0, space), where);
     const std::string right = unicode_text_to_bytes(s.substr(space + 1), where);
+    const auto [seen, fresh] = line_of_merge.emplace(std::string(s), line);
+    MT_CHECK(fresh, where, ": duplicate merge '", s, "': already at line ", seen->second);
     const int64_t merged = id_of(left + right, where);
     MT_CHECK(merged == static_cast<int64_t>(256 + merges.size()), where, ": merge '", s, "' creates id ", merged,
              " in ", encoder_json_path, ", expected ", 256 + merges.size(), " (merge rank + 256)");
@@ -163,8 +169,9 @@ Tokenizer Tokenizer::load_gpt2(const std::string& encoder_json_path, const std::
   }
   const int64_t eot = id_of(std::string(kEndOfText), encoder_json_path);
   MT_CHECK(eot == static_cast<int64_t>(256 + merges.size()) && encoder.size() == 257 + merges.size(),
-           encoder_json_path, ": expected ", 257 + merges.size(), " tokens with <|endoftext|> last (", vocab_bpe_path,
-           " has ", merges.size(), " merges), got ", encoder.size(), " tokens with <|endoftext|> at ", eot);
+           vocab_bpe_path, ":", std::max(lines, 1), ": the file ends after ", merges.size(), " merges, but ", encoder_json_path,
+           " has ", encoder.size(), " tokens with <|endoftext|> at id ", eot, " (expected 257 + merges tokens with ",
+           "<|endoftext|> last; is one of the files truncated?)");
   return Tokenizer(ByteOrder::kGpt2, std::move(merges));
 }
 

@@ -21,7 +21,8 @@ ShardHeader check_header(const std::string& path, const int32_t (&header)[3], ui
            " (not an llm.c token shard)");
   MT_CHECK(header[1] == kShardVersion, "token shard '", path, "': expected version ", kShardVersion, ", got ",
            header[1]);
-  MT_CHECK(header[2] >= 0, "token shard '", path, "': negative token count ", header[2]);
+  MT_CHECK(header[2] > 0, "token shard '", path, "': expected a positive token count in the header, got ", header[2],
+           header[2] == 0 ? " (an empty shard)" : "");
   const int64_t expected = kShardHeaderBytes + 2 * static_cast<int64_t>(header[2]);
   MT_CHECK(static_cast<int64_t>(file_size) == expected, "token shard '", path, "': header says ", header[2],
            " tokens (", expected, " bytes), but the file has ", file_size, " bytes",
@@ -47,6 +48,7 @@ void write_shard(const std::string& path, std::span<const int32_t> tokens) {
 }
 
 ShardHeader read_shard_header(const std::string& path) {
+  check_regular_file(path, "token shard");
   std::ifstream in(path, std::ios::binary);
   MT_CHECK(in, "cannot open token shard '", path, "': ", std::strerror(errno));
   std::error_code ec;
@@ -61,6 +63,7 @@ ShardHeader read_shard_header(const std::string& path) {
 }
 
 std::vector<uint16_t> read_shard(const std::string& path, int32_t vocab_size) {
+  check_regular_file(path, "token shard");
   const std::string bytes = read_file_bytes(path);
   MT_CHECK(bytes.size() >= static_cast<size_t>(kShardHeaderBytes), "token shard '", path, "': expected at least a ",
            kShardHeaderBytes, "-byte header, got a file of ", bytes.size(), " bytes");

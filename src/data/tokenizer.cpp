@@ -2,7 +2,9 @@
 // and the moetrain-bpe text format. GPT-2's files are read in gpt2_files.cpp.
 #include "mt/data/tokenizer.h"
 
+#include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <queue>
 #include <sstream>
 
@@ -15,6 +17,8 @@ namespace mt {
 namespace {
 
 constexpr std::string_view kFormatLine = "#moetrain-bpe v1";
+// More merges than any tokenizer needs; it bounds the header's counts (no overflow, no huge allocation).
+constexpr int64_t kMaxMerges = 1 << 24;
 
 uint64_t pair_key(int32_t left, int32_t right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
@@ -138,6 +142,22 @@ void Tokenizer::save(const std::string& path) const {
 }
 
 Tokenizer Tokenizer::load(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) {
+    check_regular_file(path, "tokenizer");
+    return load_moetrain_bpe(path);
+  }
+  const std::string encoder = (fs::path(path) / "encoder.json").string();
+  const std::string vocab = (fs::path(path) / "vocab.bpe").string();
+  for (const std::string& file : {encoder, vocab})
+    MT_CHECK(fs::exists(file, ec), "tokenizer folder '", path,
+             "': expected GPT-2's encoder.json and vocab.bpe in it (scripts/fetch-gpt2-bpe.sh fetches them), but '",
+             file, "' is missing");
+  return load_gpt2(encoder, vocab);
+}
+
+Tokenizer Tokenizer::load_moetrain_bpe(const std::string& path) {
   const std::string text = read_file_bytes(path);
   std::vector<Line> lines;
   for (size_t pos = 0, number = 1; pos < text.size(); ++number) {
@@ -155,13 +175,14 @@ Tokenizer Tokenizer::load(const std::string& path) {
     pos = end + 1;
   }
   const auto where = [&](int number) { return str_cat(path, ":", number); };
-  MT_CHECK(!lines.empty() && text.substr(0, text.find('\n')) == kFormatLine, path,
-           ": not a moetrain BPE file: expected the first line '", kFormatLine, "'");
+  MT_CHECK(!lines.empty() && text.substr(0, text.find('\n')) == kFormatLine, where(1),
+           ": not a moetrain BPE file: expected the first line '", kFormatLine, "', got ",
+           text.empty() ? "an empty file" : str_cat("'", text.substr(0, std::min<size_t>(text.find('\n'), 40)), "'"));
   // Header: "key value" lines in a fixed order.
   const auto header = [&](size_t index, std::string_view key) {
     const int number = static_cast<int>(index) + 1;
     MT_CHECK(index < lines.size() && lines[index].fields.size() == 2 && lines[index].fields[0] == key, where(number),
-             ": expected '", key, " <value>'");
+             ": expected '", key, " <value>'", index < lines.size() ? "" : " (the file ends before it: truncated?)");
     return lines[index].fields[1];
   };
   const int64_t vocab_size = parse_int(header(1, "vocab_size"), where(2));
@@ -170,14 +191,18 @@ Tokenizer Tokenizer::load(const std::string& path) {
   MT_CHECK(order == "identity" || order == "gpt2", where(4), ": expected byte_order identity or gpt2, got '", order,
            "'");
   const int64_t num_merges = parse_int(header(4, "merges"), where(5));
-  MT_CHECK(num_merges >= 0 && vocab_size == 257 + num_merges && eot_id == vocab_size - 1, where(2),
+  MT_CHECK(num_merges >= 0 && num_merges <= kMaxMerges, where(5), ": expected merges in [0, ", kMaxMerges, "], got ",
+           num_merges);
+  MT_CHECK(vocab_size == 257 + num_merges && eot_id == vocab_size - 1, where(2),
            ": inconsistent header: vocab_size ", vocab_size, ", eot_id ", eot_id, ", merges ", num_merges,
            " (expected vocab_size = 257 + merges, eot_id = vocab_size - 1)");
   const size_t first = 5;
-  MT_CHECK(lines.size() == first + num_merges, path, ": expected ", num_merges, " merge lines after the header, got ",
-           lines.size() - first);
+  MT_CHECK(lines.size() == first + num_merges, where(static_cast<int>(std::min<size_t>(lines.size(), first + num_merges) + 1)),
+           ": expected ", num_merges, " merge lines after the header (lines 6..", first + num_merges, "), got ",
+           lines.size() - first, lines.size() < first + num_merges ? " (truncated?)" : "");
   std::vector<std::pair<int32_t, int32_t>> merges;
   merges.reserve(num_merges);
+  std::unordered_map<uint64_t, int> line_of_pair;  // for a duplicate merge's message
   for (int64_t r = 0; r < num_merges; ++r) {
     const Line& line = lines[first + r];
     MT_CHECK(line.fields.size() == 3, where(line.number), ": expected '<left id> <right id> <merged token>'");
@@ -185,6 +210,9 @@ Tokenizer Tokenizer::load(const std::string& path) {
     const int64_t right = parse_int(line.fields[1], where(line.number));
     MT_CHECK(left >= 0 && right >= 0 && left < 256 + r && right < 256 + r, where(line.number),
              ": expected token ids below ", 256 + r, ", got ", left, " ", right);
+    const auto [seen, fresh] = line_of_pair.emplace(pair_key(left, right), line.number);
+    MT_CHECK(fresh, where(line.number), ": duplicate merge ", left, " ", right, ": the pair is already merged at line ",
+             seen->second);
     merges.emplace_back(static_cast<int32_t>(left), static_cast<int32_t>(right));
   }
   Tokenizer tok(order == "identity" ? ByteOrder::kIdentity : ByteOrder::kGpt2, std::move(merges));

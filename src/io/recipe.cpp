@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "mt/core/error.h"
+#include "mt/data/file_bytes.h"
 #include "mt/io/recipe_did_you_mean.h"
 #include "mt/io/recipe_schema.h"
 
@@ -25,6 +26,14 @@ int MoeSection::experts_at(int moe_index) const {
   MT_CHECK(moe_index >= 0 && moe_index < static_cast<int>(experts_per_layer.size()),
            "moe.experts: MoE layer index ", moe_index, " out of range [0, ", experts_per_layer.size(), ")");
   return experts_per_layer[moe_index];
+}
+
+std::string Recipe::where(std::initializer_list<const char*> keys) const {
+  for (const char* k : keys) {
+    auto it = set_at.find(k);
+    if (it != set_at.end()) return it->second;
+  }
+  return sources.empty() ? "recipe" : sources.back();
 }
 
 bool operator==(const Recipe& a, const Recipe& b) {
@@ -104,7 +113,46 @@ void check_no_duplicates(const YAML::Node& map, const std::string& file, const s
 
 // ---- reading files ----
 
+// Note [Quoted strings end on their line]: YAML lets a quoted string run over several lines, so a
+// missing closing quote silently swallows the keys after it (up to the next quote) or fails far
+// below where the mistake is. Recipes keep every quoted string on one line ("\n" writes a newline),
+// and a quote left open is named at the line where it began.
+// The 1-based line of the first quoted string that starts a value and does not close on its line; 0 if none.
+int first_unclosed_quote_line(std::string_view text) {
+  int number = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++number;
+    char prev = '\0';  // the last non-space character before i on this line ('\0': none yet)
+    for (size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (c == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) break;  // a comment
+      const bool starts_value = prev == '\0' || prev == ':' || prev == '-' || prev == '[' || prev == '{' || prev == ',';
+      if ((c == '"' || c == '\'') && starts_value) {
+        size_t j = i + 1;
+        for (; j < line.size(); ++j) {
+          if (c == '"' && line[j] == '\\') ++j;                                  // "\x" escape
+          else if (c == '\'' && line[j] == '\'' && j + 1 < line.size() && line[j + 1] == '\'') ++j;  // '' is a quote
+          else if (line[j] == c) break;
+        }
+        if (j >= line.size()) return number;
+        i = j;
+        prev = c;
+        continue;
+      }
+      if (c != ' ' && c != '\t') prev = c;
+    }
+  }
+  return 0;
+}
+
 YAML::Node parse_yaml(const std::string& text, const std::string& file) {
+  if (const int line = first_unclosed_quote_line(text))
+    MT_FAIL(file, ":", line, ": a quoted string begins on this line and is not closed on its line; recipes keep ",
+            "quoted strings on one line (write a newline as \"\\n\"); Note [Quoted strings end on their line]");
   try {
     return YAML::Load(text);
   } catch (const YAML::ParserException& e) {
@@ -114,15 +162,38 @@ YAML::Node parse_yaml(const std::string& text, const std::string& file) {
 
 // Adds one file's top-level mapping to `tree`, checking section and key names. `base` is set to the
 // file's base: value (or left empty) together with its location.
-void read_sections(const YAML::Node& root, const std::string& file, bool allow_base, Tree& tree,
+// Note [Retired recipe keys]: keys that were parsed but never did anything were removed. A recipe
+// file that sets one is refused with the reason; a recipe saved in an older checkpoint (every key
+// was written) still loads, the retired key ignored.
+struct RetiredKey {
+  const char* section;
+  const char* key;
+  const char* reason;
+};
+constexpr RetiredKey kRetiredKeys[] = {
+    {"model", "arch", "the model is always GPT (the MoE variants are moe.* settings); delete the key"},
+    {"moe", "ep_max", "the expert-parallel size is dist.ep; set that instead"},
+};
+
+const RetiredKey* find_retired_key(const std::string& section, const std::string& key) {
+  for (const RetiredKey& r : kRetiredKeys)
+    if (section == r.section && key == r.key) return &r;
+  return nullptr;
+}
+
+// Where a recipe's text comes from: a file on disk (may have base:) or saved text, e.g. a checkpoint's.
+enum class RecipeOrigin { kFile, kSavedText };
+
+void read_sections(const YAML::Node& root, const std::string& file, RecipeOrigin origin, Tree& tree,
                    std::string& base, std::string& base_where) {
+  const bool allow_base = origin == RecipeOrigin::kFile;
   if (root.IsNull()) return;
   MT_CHECK(root.IsMap(), at(file, root.Mark()), ": expected a mapping of sections (model:, train:, ...) at the top level");
   check_no_duplicates(root, file, "");
   for (auto it = root.begin(); it != root.end(); ++it) {
     const std::string name = it->first.Scalar();
     const std::string where = at(file, it->first.Mark());
-    const YAML::Node& body = it->second;
+    const YAML::Node body = it->second;  // a copy: it-> is a proxy, a reference would dangle
     if (name == "base") {
       MT_CHECK(allow_base, where, ": base: is not allowed in ", file, "; only recipe files read from disk may have a base");
       MT_CHECK(body.IsScalar() && !body.Scalar().empty(), where, ": base: expected a recipe file path");
@@ -143,6 +214,11 @@ void read_sections(const YAML::Node& root, const std::string& file, bool allow_b
     for (auto kv = body.begin(); kv != body.end(); ++kv) {
       const std::string key = kv->first.Scalar();
       const std::string key_where = at(file, kv->first.Mark());
+      if (const RetiredKey* retired = find_retired_key(name, key)) {
+        MT_CHECK(origin == RecipeOrigin::kSavedText, key_where, ": ", name, ".", key,
+                 " was removed (it was never used): ", retired->reason);
+        continue;  // Note [Retired recipe keys]
+      }
       if (find_recipe_field(name, key) == nullptr) {
         std::vector<std::string> dotted;
         for (const auto& k : key_names(*section)) dotted.push_back(name + "." + k);
@@ -154,9 +230,11 @@ void read_sections(const YAML::Node& root, const std::string& file, bool allow_b
   }
 }
 
-std::string read_text(const std::string& path) {
+// `what` names the file in errors: "recipe file", or "<file:line>: base: recipe file".
+std::string read_text(const std::string& path, const std::string& what) {
+  check_regular_file(path, what);  // a directory reads as nothing, a device file never ends
   std::ifstream in(path, std::ios::binary);
-  MT_CHECK(in.good(), "cannot open recipe file '", path, "'");
+  MT_CHECK(in.good(), "cannot open ", what, " '", path, "'");
   std::ostringstream os;
   os << in.rdbuf();
   return os.str();
@@ -168,15 +246,17 @@ struct ChainLink {
   std::string path;
 };
 
-// Reads `path` and, first, its base chain; `chain` holds the files whose base is being read.
-void read_file(const std::string& path, std::vector<ChainLink>& chain, Tree& tree, std::vector<std::string>& sources) {
+// Reads `path` and, first, its base chain; `chain` holds the files whose base is being read, `what`
+// names `path` in errors.
+void read_file(const std::string& path, const std::string& what, std::vector<ChainLink>& chain, Tree& tree,
+               std::vector<std::string>& sources) {
   namespace fs = std::filesystem;
   const std::string canonical = fs::weakly_canonical(fs::path(path)).string();
-  const std::string text = read_text(path);
+  const std::string text = read_text(path, what);
   const YAML::Node root = parse_yaml(text, path);
   Tree own;
   std::string base, base_where;
-  read_sections(root, path, /*allow_base=*/true, own, base, base_where);
+  read_sections(root, path, RecipeOrigin::kFile, own, base, base_where);
   if (!base.empty()) {
     fs::path base_path = fs::path(base).is_absolute() ? fs::path(base) : fs::path(path).parent_path() / base;
     const std::string base_canonical = fs::weakly_canonical(base_path).string();
@@ -189,7 +269,7 @@ void read_file(const std::string& path, std::vector<ChainLink>& chain, Tree& tre
     }
     MT_CHECK(fs::exists(base_path), base_where, ": base: cannot open '", base_path.string(), "' (", base,
              " is taken relative to the directory of ", path, ")");
-    read_file(base_path.string(), chain, tree, sources);
+    read_file(base_path.string(), str_cat(base_where, ": base: recipe file"), chain, tree, sources);
     chain.pop_back();
   }
   for (auto& [section, keys] : own)  // this file's keys override its base's
@@ -206,6 +286,8 @@ void apply_override(const std::string& text, Tree& tree) {
   const auto dot = dotted.find('.');
   const std::string section = dot == std::string::npos ? "" : dotted.substr(0, dot);
   const std::string key = dot == std::string::npos ? "" : dotted.substr(dot + 1);
+  if (const RetiredKey* retired = find_retired_key(section, key))
+    MT_FAIL(kCommandLine, ": override '", text, "': ", dotted, " was removed (it was never used): ", retired->reason);
   if (find_recipe_field(section, key) == nullptr) {
     const RecipeSection* s = find_section(section);
     std::string valid = s != nullptr ? str_cat("valid keys in ", section, ": ", join(key_names(*s)))
@@ -327,24 +409,6 @@ FieldValue decode(const RecipeField& f, const std::string& dotted, const Leaf& l
 
 // ---- cross-field checks ----
 
-// Where the first of `keys` that the recipe set was set; `fallback` (the recipe's name) otherwise.
-class Provenance {
- public:
-  explicit Provenance(std::string fallback) : fallback_(std::move(fallback)) {}
-  void set(const std::string& dotted, const std::string& where) { where_[dotted] = where; }
-  std::string operator()(std::initializer_list<const char*> keys) const {
-    for (const char* k : keys) {
-      auto it = where_.find(k);
-      if (it != where_.end()) return it->second;
-    }
-    return fallback_;
-  }
-
- private:
-  std::string fallback_;
-  std::map<std::string, std::string> where_;
-};
-
 // The user gives two of the three (0 = derive); any that are given must be able to agree.
 void check_batch_given(const TrainSection& t, const std::string& where) {
   int given = (t.global_batch > 0) + (t.micro_batch > 0) + (t.grad_accum > 0);
@@ -356,47 +420,51 @@ void check_batch_given(const TrainSection& t, const std::string& where) {
            " (global_batch = micro_batch x grad_accum x dp size)");
 }
 
-void check_recipe(const Recipe& r, const Provenance& where) {
+void check_recipe(const Recipe& r) {
   const ModelSection& m = r.model;
-  MT_CHECK(!m.arch.empty(), where({"model.arch"}), ": model.arch: expected a model family, e.g. gpt, got an empty string");
-  MT_CHECK(m.d_model % m.heads == 0, where({"model.heads", "model.d_model"}), ": model.heads = ", m.heads,
+  MT_CHECK(m.tie_embeddings, r.where({"model.tie_embeddings"}),
+           ": model.tie_embeddings = false is not implemented; only tied embeddings (the GPT-2 design) are");
+  MT_CHECK(m.d_model % m.heads == 0, r.where({"model.heads", "model.d_model"}), ": model.heads = ", m.heads,
            " does not divide model.d_model = ", m.d_model);
 
   const MoeSection& moe = r.moe;
   if (!moe.dense()) {
     const int moe_layers = moe.moe_layer_count(m.layers);
-    MT_CHECK(moe_layers > 0, where({"moe.every", "model.layers"}), ": moe.every = ", moe.every,
+    MT_CHECK(moe_layers > 0, r.where({"moe.every", "model.layers"}), ": moe.every = ", moe.every,
              " leaves no MoE block among model.layers = ", m.layers, " (block l is MoE iff l % every == 0)");
     if (!moe.experts_per_layer.empty())
-      MT_CHECK(static_cast<int>(moe.experts_per_layer.size()) == moe_layers, where({"moe.experts"}),
+      MT_CHECK(static_cast<int>(moe.experts_per_layer.size()) == moe_layers, r.where({"moe.experts"}),
                ": moe.experts lists ", moe.experts_per_layer.size(), " expert counts but the model has ", moe_layers,
                " MoE layers (model.layers = ", m.layers, ", moe.every = ", moe.every, "); give one count per MoE layer");
     for (int i = 0; i < moe_layers; ++i)
-      MT_CHECK(moe.top_k <= moe.experts_at(i), where({"moe.top_k", "moe.experts"}), ": moe.top_k = ", moe.top_k,
+      MT_CHECK(moe.top_k <= moe.experts_at(i), r.where({"moe.top_k", "moe.experts"}), ": moe.top_k = ", moe.top_k,
                " exceeds the ", moe.experts_at(i), " experts of MoE layer ", i + 1);
   } else {
-    MT_CHECK(moe.mlp_type == MoeSection::MlpType::kStandard, where({"moe.mlp_type"}),
+    MT_CHECK(moe.mlp_type == MoeSection::MlpType::kStandard, r.where({"moe.mlp_type"}),
              ": moe.mlp_type = residual needs MoE layers; set moe.experts > 0");
   }
 
   const TrainSection& t = r.train;
-  check_batch_given(t, where({"train.global_batch", "train.micro_batch", "train.grad_accum"}));
-  MT_CHECK(r.schedule.warmup_steps <= t.steps, where({"schedule.warmup_steps", "train.steps"}),
-           ": schedule.warmup_steps = ", r.schedule.warmup_steps, " exceeds train.steps = ", t.steps);
-  MT_CHECK(t.eval_every == 0 || !r.data.val.empty(), where({"train.eval_every", "data.val"}), ": train.eval_every = ",
+  check_batch_given(t, r.where({"train.global_batch", "train.micro_batch", "train.grad_accum"}));
+  MT_CHECK(r.schedule.warmup_steps == 0 || r.schedule.warmup_steps < t.steps,
+           r.where({"schedule.warmup_steps", "train.steps"}), ": schedule.warmup_steps = ", r.schedule.warmup_steps,
+           " must be less than train.steps = ", t.steps, " (or 0 for no warmup): the schedule must warm up before it ends");
+  MT_CHECK(t.sample_every == 0 || !r.data.tokenizer.empty(), r.where({"train.sample_every", "data.tokenizer"}),
+           ": train.sample_every = ", t.sample_every, " needs data.tokenizer to write samples with; set it (or train.sample_every = 0)");
+  MT_CHECK(t.eval_every == 0 || !r.data.val.empty(), r.where({"train.eval_every", "data.val"}), ": train.eval_every = ",
            t.eval_every, " needs validation shards; set data.val (or train.eval_every = 0)");
-  MT_CHECK(!r.checkpoint.resume.empty(), where({"checkpoint.resume"}),
+  MT_CHECK(!r.checkpoint.resume.empty(), r.where({"checkpoint.resume"}),
            ": checkpoint.resume: expected auto, never or a checkpoint path, got an empty string");
 
   const double stop = r.distill.stop_at;
   if (stop > 1.0)
-    MT_CHECK(stop == std::floor(stop) && stop <= t.steps, where({"distill.stop_at"}), ": distill.stop_at = ", stop,
+    MT_CHECK(stop == std::floor(stop) && stop <= t.steps, r.where({"distill.stop_at"}), ": distill.stop_at = ", stop,
              " is read as a step (it is > 1) and must be a whole number <= train.steps = ", t.steps);
 }
 
-Recipe decode_tree(const Tree& tree, const std::string& name) {
+Recipe decode_tree(const Tree& tree, const std::string& name, std::vector<std::string> sources) {
   Recipe r;
-  Provenance where(name);
+  r.sources = std::move(sources);
   for (const auto& section : recipe_schema()) {
     auto s = tree.find(section.name);
     for (const auto& f : section.fields) {
@@ -416,19 +484,17 @@ Recipe decode_tree(const Tree& tree, const std::string& name) {
         MT_CHECK(!std::get<std::string>(value).empty(), leaf->where, ": ", dotted, ": expected ", f.help,
                  ", got an empty string");
       f.set(r, value);
-      where.set(dotted, leaf->where);
+      r.set_at[dotted] = leaf->where;
     }
   }
-  check_recipe(r, where);
+  check_recipe(r);
   return r;
 }
 
 Recipe finish(Tree& tree, const std::vector<std::string>& overrides, const std::string& name,
               std::vector<std::string> sources) {
   for (const auto& o : overrides) apply_override(o, tree);
-  Recipe r = decode_tree(tree, name);
-  r.sources = std::move(sources);
-  return r;
+  return decode_tree(tree, name, std::move(sources));
 }
 
 }  // namespace
@@ -437,14 +503,14 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
   Tree tree;
   std::vector<ChainLink> chain;
   std::vector<std::string> sources;
-  read_file(path, chain, tree, sources);
+  read_file(path, "recipe file", chain, tree, sources);
   return finish(tree, overrides, path, std::move(sources));
 }
 
 Recipe load_recipe_string(const std::string& text, const std::string& name, const std::vector<std::string>& overrides) {
   Tree tree;
   std::string base, base_where;
-  read_sections(parse_yaml(text, name), name, /*allow_base=*/false, tree, base, base_where);
+  read_sections(parse_yaml(text, name), name, RecipeOrigin::kSavedText, tree, base, base_where);
   return finish(tree, overrides, name, {name});
 }
 

@@ -112,8 +112,7 @@ std::vector<RecipeSection> build_schema() {
   using Distill = Fields<&Recipe::distill>;
   return {
       {"model",
-       {Model::text<&ModelSection::arch>("arch", "model family"),
-        Model::integer<&ModelSection::layers>("layers", at_least(1), "transformer blocks"),
+       {Model::integer<&ModelSection::layers>("layers", at_least(1), "transformer blocks"),
         Model::integer<&ModelSection::d_model>("d_model", at_least(1), "hidden size"),
         Model::integer<&ModelSection::heads>("heads", at_least(1), "attention heads; must divide d_model"),
         Model::integer<&ModelSection::seq_len>("seq_len", at_least(1), "context length in tokens"),
@@ -138,9 +137,7 @@ std::vector<RecipeSection> build_schema() {
         Moe::boolean<&MoeSection::random_token_selection>("random_token_selection",
                                                           "keep random tokens, not the earliest, when over capacity"),
         Moe::real<&MoeSection::aux_loss_coef>("aux_loss_coef", non_negative(), "load-balancing loss weight"),
-        Moe::real<&MoeSection::z_loss_coef>("z_loss_coef", non_negative(), "router z-loss weight"),
-        Moe::integer<&MoeSection::ep_max>("ep_max", at_least(1),
-                                          "largest expert-parallel size; a layer uses min(experts, ep_max)")}},
+        Moe::real<&MoeSection::z_loss_coef>("z_loss_coef", non_negative(), "router z-loss weight")}},
       {"data",
        {Data::text<&DataSection::train>("train", "glob of training token shards", true),
         Data::text<&DataSection::val>("val", "glob of validation token shards"),

@@ -17,6 +17,7 @@
 #include "mt/ops/ops.h"
 #include "mt/train/exit_status.h"
 #include "mt/train/metrics_log.h"
+#include "mt/train/preflight.h"
 #include "mt/train/progress.h"
 #include "mt/train/sampling.h"
 #include "mt/train/stop_signal.h"
@@ -307,6 +308,7 @@ class Trainer {
 }  // namespace
 
 TrainResult train(Recipe recipe, const Communicator& world) {
+  check_recipe_can_run(recipe, world.size());
   install_stop_handlers();
   TrainingRun run(std::move(recipe), world);
   return Trainer(run, world).train();

@@ -7,16 +7,6 @@ MT=$1
 SRC=$2
 source "$SRC/tests/cli/lib.sh"
 
-# expect_error DESCRIPTION PATTERN COMMAND...: non-zero exit and PATTERN in stderr.
-expect_error() {
-  local what=$1 pattern=$2
-  shift 2
-  local out rc
-  out=$("$@" 2>&1 >/dev/null)
-  rc=$?
-  if [[ $rc -ne 0 && "$out" == *"$pattern"* ]]; then ok "$what"; else bad "$what (rc $rc): $out"; fi
-}
-
 cd "$W"
 make_tiny_data
 cat > tiny.yaml <<YAML

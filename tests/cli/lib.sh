@@ -1,5 +1,5 @@
 # Shared by the tests/cli/*_test.sh scripts (sourced, not a test): a scratch folder removed on exit,
-# ok/bad counting, tiny tokenized data made from the committed KJV excerpt, and the closing verdict.
+# ok/bad/expect_error checks, tiny tokenized data made from the committed KJV excerpt, and the closing verdict.
 # Expects MT (the moetrain binary) and SRC (the source tree) to be set.
 W=$(mktemp -d /tmp/mt_cli.XXXXXX)
 trap '[[ -n "${MT_KEEP:-}" ]] || rm -rf "$W"' EXIT
@@ -7,6 +7,16 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 fails=0
 ok() { echo "ok: $1"; }
 bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
+
+# expect_error DESCRIPTION PATTERN COMMAND...: non-zero exit and PATTERN in stderr.
+expect_error() {
+  local what=$1 pattern=$2
+  shift 2
+  local out rc
+  out=$("$@" 2>&1 >/dev/null)
+  rc=$?
+  if [[ $rc -ne 0 && "$out" == *"$pattern"* ]]; then ok "$what"; else bad "$what (rc $rc): $out"; fi
+}
 
 # A 300-token BPE (tok.bpe) and train/val shards (data/) of the excerpt, in the current folder.
 make_tiny_data() {

@@ -124,8 +124,14 @@ void expect_load_error(const std::string& contents, const std::string& expected_
 
 TEST(TokenizerFile, LoadErrorsNameFileAndLine) {
   const std::string header = "#moetrain-bpe v1\nvocab_size 259\neot_id 258\nbyte_order identity\nmerges 2\n";
-  expect_load_error("something else\n", ": not a moetrain BPE file");
-  expect_load_error(header + "116 104 th\n", ": expected 2 merge lines");
+  expect_load_error("something else\n", ":1: not a moetrain BPE file");
+  expect_load_error("", ":1: not a moetrain BPE file: expected the first line '#moetrain-bpe v1', got an empty file");
+  expect_load_error(header + "116 104 th\n", ":7: expected 2 merge lines after the header (lines 6..7), got 1 (truncated?)");
+  expect_load_error("#moetrain-bpe v1\nvocab_size 259\n", ":3: expected 'eot_id <value>' (the file ends before it");
+  expect_load_error(header + "116 104 th\n116 104 th\n", ":7: duplicate merge 116 104: the pair is already merged at line 6");
+  expect_load_error(header + "116 104\n256 32 thĠ\n", ":6: expected '<left id> <right id> <merged token>'");
+  expect_load_error("#moetrain-bpe v1\nvocab_size 1\neot_id 0\nbyte_order gpt2\nmerges 9223372036854775807\n",
+                    ":5: expected merges in [0, 16777216], got 9223372036854775807");
   expect_load_error(header + "116 104 th\n256 300 x\n", ":7: expected token ids below 257");
   expect_load_error(header + "116 104 th\n32 256 Ġtx\n", ":7: merged token 'Ġtx' does not match");
   expect_load_error(header + "116 104 th\n32 x Ġth\n", ":7: expected an integer");

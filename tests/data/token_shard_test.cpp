@@ -2,16 +2,20 @@
 #include "mt/data/token_shard.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <functional>
 
 #include "mt/core/error.h"
 #include "mt/data/file_bytes.h"
+#include "expect_error.h"
 #include "temp_dir.h"
 
 namespace mt {
 namespace {
+
+using testing::expect_error_with;
 
 TEST(TokenShard, WritesTheLlmcLayout) {
   testing::TempDir dir;
@@ -46,10 +50,24 @@ TEST(TokenShard, RoundTrips) {
   for (size_t i = 0; i < tokens.size(); ++i) ASSERT_EQ(back[i], tokens[i]) << i;
 }
 
-TEST(TokenShard, EmptyShardIsValid) {
+
+TEST(TokenShard, EmptyShardIsRefusedByName) {
   testing::TempDir dir;
-  write_shard(dir.file("e.bin"), std::vector<int32_t>{});
-  EXPECT_TRUE(read_shard(dir.file("e.bin"), 10).empty());
+  const std::string path = dir.file("e.bin");
+  write_shard(path, std::vector<int32_t>{});
+  expect_error_with([&] { read_shard(path, 10); }, {path, "an empty shard"});
+  expect_error_with([&] { read_shard_header(path); }, {path, "an empty shard"});
+}
+
+TEST(TokenShard, NonRegularFileIsRefusedNotOpened) {
+  testing::TempDir dir;
+  const std::string fifo = dir.file("fifo.bin");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // Opening a FIFO with no writer would block forever: the check must come first.
+  expect_error_with([&] { read_shard_header(fifo); }, {fifo, "a FIFO"});
+  expect_error_with([&] { read_shard(fifo, 10); }, {fifo, "a FIFO"});
+  expect_error_with([&] { read_shard(dir.path().string(), 10); }, {dir.path().string(), "a directory"});
+  expect_error_with([&] { read_shard("/dev/zero", 10); }, {"/dev/zero", "a character device"});
 }
 
 TEST(TokenShard, WriterRejectsIdsAboveUint16) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -37,7 +38,6 @@ void expect_error(const std::function<void()>& f, const std::vector<std::string>
 
 TEST(Recipe, DefaultsFillUnsetKeys) {
   Recipe r = load_recipe_string(kMinimal, "t.yaml");
-  EXPECT_EQ(r.model.arch, "gpt");
   EXPECT_EQ(r.model.layers, 12);
   EXPECT_EQ(r.model.vocab_size, 50257);
   EXPECT_EQ(r.model.dtype, ModelSection::DType::kAuto);
@@ -144,6 +144,49 @@ TEST(Recipe, BaseCycleAndMissingBaseAreErrors) {
   expect_error([] { load_recipe_string("base: x.yaml\n" + kMinimal, "ckpt"); }, {"ckpt:1", "base: is not allowed"});
 }
 
+TEST(Recipe, BaseThatIsNotARegularFileIsRefused) {
+  const std::string dir = ::testing::TempDir() + "recipe_base_test";
+  std::filesystem::create_directories(dir + "/folder.yaml");
+  for (const std::string base : {"folder.yaml", "/dev/zero"}) {  // a folder reads as nothing, /dev/zero never ends
+    const std::string path = dir + "/child.yaml";
+    std::ofstream(path) << "# child\nbase: " << base << "\n" << kMinimal;
+    expect_error([&] { load_recipe(path); },
+                 {path + ":2: base: recipe file", base, base == "/dev/zero" ? "a character device" : "a directory"});
+  }
+  expect_error([&] { load_recipe(dir); }, {"recipe file '" + dir + "'", "a directory"});
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Recipe, RetiredKeysAreRefusedInFilesAndIgnoredInSavedRecipes) {
+  const std::string dir = ::testing::TempDir() + "recipe_retired_test";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/r.yaml";
+  std::ofstream(path) << kMinimal << "model:\n  arch: llama\n";
+  expect_error([&] { load_recipe(path); }, {path + ":4", "model.arch was removed (it was never used)"});
+  std::ofstream(path) << kMinimal << "moe: {ep_max: 4}\n";
+  expect_error([&] { load_recipe(path); }, {path + ":3", "moe.ep_max was removed", "dist.ep"});
+  expect_error([] { load_recipe_string(kMinimal, "t.yaml", {"moe.ep_max=2"}); }, {"command line", "moe.ep_max was removed"});
+  // A recipe saved in an older checkpoint wrote every key, the retired ones too.
+  Recipe old = load_recipe_string(kMinimal + "model: {arch: gpt}\nmoe: {ep_max: 1}\n", "old.h5:recipe");
+  EXPECT_TRUE(old == load_recipe_string(kMinimal, "t.yaml"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Recipe, UnterminatedQuoteNamesTheLineWhereItBegan) {
+  // The quote opened on line 3 runs to the quote on line 6, swallowing the keys between.
+  const std::string text = kMinimal + "log:\n  progress: \"plain\n  every: 5\ncheckpoint:\n  resume: \"auto\"\n";
+  expect_error([&] { load_recipe_string(text, "t.yaml"); }, {"t.yaml:4", "quoted string", "not closed on its line"});
+  const std::string eof = kMinimal + "train:\n  sample_prompt: 'And God said\n";
+  expect_error([&] { load_recipe_string(eof, "t.yaml"); }, {"t.yaml:4", "quoted string", "not closed"});
+}
+
+TEST(Recipe, WhereNamesTheFileAndLineOfAKey) {
+  Recipe r = load_recipe_string(kMinimal + "model:\n  layers: 3\n", "t.yaml", {"model.d_model=48"});
+  EXPECT_EQ(r.where({"model.layers"}), "t.yaml:4");
+  EXPECT_EQ(r.where({"model.heads", "model.d_model"}), "command line");
+  EXPECT_EQ(r.where({"model.heads"}), "t.yaml");  // not set: the recipe's name
+}
+
 TEST(Recipe, YamlSyntaxErrorNamesLine) {
   expect_error([] { load_recipe_string(kMinimal + "model: {layers: [1,\n", "t.yaml"); }, {"t.yaml:", "YAML syntax error"});
 }
@@ -170,7 +213,13 @@ TEST(Recipe, CrossFieldChecks) {
   expect_error([] { load_recipe_string(kMinimal, "t.yaml", {"train.eval_every=5"}); },
                {"command line", "train.eval_every = 5 needs validation shards"});
   expect_error([] { load_recipe_string(kMinimal, "t.yaml", {"schedule.warmup_steps=11"}); },
-               {"command line", "schedule.warmup_steps = 11 exceeds train.steps = 10"});
+               {"command line", "schedule.warmup_steps = 11 must be less than train.steps = 10"});
+  expect_error([] { load_recipe_string(kMinimal + "schedule: {warmup_steps: 10}\n", "t.yaml"); },
+               {"t.yaml:3", "schedule.warmup_steps = 10 must be less than train.steps = 10"});
+  expect_error([] { load_recipe_string(kMinimal, "t.yaml", {"train.sample_every=5"}); },
+               {"command line", "train.sample_every = 5 needs data.tokenizer"});
+  expect_error([] { load_recipe_string(kMinimal + "model: {tie_embeddings: false}\n", "t.yaml"); },
+               {"t.yaml:3", "model.tie_embeddings = false is not implemented"});
   expect_error([] { load_recipe_string(kMinimal, "t.yaml", {"distill.stop_at=2.5"}); },
                {"command line", "distill.stop_at = 2.5", "whole number"});
   Recipe r = load_recipe_string(kMinimal + "model: {layers: 5}\nmoe: {experts: [4, 8]}\n", "t.yaml");

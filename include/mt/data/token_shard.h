@@ -23,8 +23,8 @@ struct ShardHeader {
 // Writes tokens (each must be < 65536) as a shard; errors name the path.
 void write_shard(const std::string& path, std::span<const int32_t> tokens);
 
-// Reads and checks the header: magic, version, and that the file size is exactly
-// header + 2 * token count (a truncated or padded file is an error naming the path).
+// Reads and checks the header: a regular file, magic, version, at least one token, and that the file
+// size is exactly header + 2 * token count (a truncated or padded file is an error naming the path).
 ShardHeader read_shard_header(const std::string& path);
 
 // Reads a whole shard after read_shard_header's checks; a token id >= vocab_size is an error that

@@ -37,7 +37,9 @@ class Tokenizer {
   // merges[r] = (left id, right id) of the merge that creates id 256 + r; both ids must be < 256 + r.
   Tokenizer(ByteOrder byte_order, std::vector<std::pair<int32_t, int32_t>> merges);
 
-  // Reads a file written by save().
+  // The one tokenizer loader of every command: `path` is a file written by save(), or a folder
+  // holding GPT-2's encoder.json + vocab.bpe (load_gpt2). Anything else (missing, a FIFO, a device)
+  // and every malformed line is an error naming the path and, inside a file, the line.
   static Tokenizer load(const std::string& path);
   // Reads GPT-2's encoder.json + vocab.bpe; the ids are GPT-2's (EOT 50256, vocab size 50257).
   static Tokenizer load_gpt2(const std::string& encoder_json_path, const std::string& vocab_bpe_path);
@@ -55,6 +57,8 @@ class Tokenizer {
   const std::string& token_bytes(int32_t id) const;
 
  private:
+  // Reads a file written by save().
+  static Tokenizer load_moetrain_bpe(const std::string& path);
   // Appends the BPE ids of one pre-tokenized piece.
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
 

@@ -3,6 +3,8 @@
 // every key, type, range and cross-field rule; to_yaml gives the fully resolved text back.
 // The field table (names, types, valid ranges) lives in recipe_schema.h.
 #pragma once
+#include <initializer_list>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -10,7 +12,6 @@ namespace mt {
 
 struct ModelSection {
   enum class DType { kAuto, kF32, kBf16 };
-  std::string arch = "gpt";
   int layers = 12;
   int d_model = 768;
   int heads = 12;
@@ -41,7 +42,6 @@ struct MoeSection {
   bool random_token_selection = false;
   double aux_loss_coef = 0.01;
   double z_loss_coef = 0.0;
-  int ep_max = 1;
 
   bool dense() const { return experts == 0 && experts_per_layer.empty(); }
   // Whether block `block` (1-indexed) of the model is an MoE block.
@@ -150,6 +150,12 @@ struct Recipe {
   // Where it came from: the files read, deepest base first, the named file last (or the name
   // given to load_recipe_string). Not part of the settings, so operator== ignores it.
   std::vector<std::string> sources;
+  // Where each key was set: dotted key -> "file:line" or "command line"; keys left at their
+  // default are absent. Not part of the settings either.
+  std::map<std::string, std::string> set_at;
+
+  // Where the first of `keys` that the recipe set was set; the recipe's file when none was.
+  std::string where(std::initializer_list<const char*> keys) const;
 };
 
 // Equal settings (every section); `sources` is not compared.
@@ -160,7 +166,8 @@ bool operator==(const Recipe& a, const Recipe& b);
 // "command line") and the dotted key.
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
 
-// The same from YAML text; `name` stands for the file in messages. base: is refused here.
+// The same from YAML text; `name` stands for the file in messages. base: is refused here. Keys that
+// were retired are ignored here (older checkpoints saved them), refused in files (Note [Retired recipe keys]).
 Recipe load_recipe_string(const std::string& text, const std::string& name,
                           const std::vector<std::string>& overrides = {});
 

@@ -1,0 +1,43 @@
+// CLI option range validators (see cli_ranges.h).
+#include "cli_ranges.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "mt/core/error.h"
+
+namespace mt::cli {
+
+CLI::Validator integer_in(int64_t lo, int64_t hi) {
+  const bool unbounded = hi == std::numeric_limits<int32_t>::max();
+  const std::string range = unbounded ? str_cat(">= ", lo) : str_cat("in [", lo, ", ", hi, "]");
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        int64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi)
+          return str_cat("expected an integer ", range, ", got '", text, "'");
+        return "";
+      },
+      str_cat("INT ", range));
+}
+
+CLI::Validator number_in(double lo, double hi, Upper upper) {
+  const std::string range = hi == std::numeric_limits<double>::max()
+                                ? str_cat(">= ", lo)
+                                : str_cat("in [", lo, ", ", hi, upper == Upper::kOpen ? ")" : "]");
+  return CLI::Validator(
+      [lo, hi, upper, range](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        const bool in_range = v >= lo && (upper == Upper::kOpen ? v < hi : v <= hi);
+        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v) || !in_range)
+          return str_cat("expected a finite number ", range, ", got '", text, "'");
+        return "";
+      },
+      str_cat("NUMBER ", range));
+}
+
+}  // namespace mt::cli

@@ -1,0 +1,17 @@
+// Range checks for CLI options whose errors name the option, the valid range and what was given
+// ("--batch: expected an integer >= 1, got '0'"), in place of CLI11's generic range message.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <limits>
+
+namespace mt::cli {
+
+// A whole number in [lo, hi].
+CLI::Validator integer_in(int64_t lo, int64_t hi = std::numeric_limits<int32_t>::max());
+enum class Upper { kClosed, kOpen };
+// A finite number in [lo, hi] (Upper::kOpen: [lo, hi)); "nan" and "inf" are refused.
+CLI::Validator number_in(double lo, double hi = std::numeric_limits<double>::max(), Upper upper = Upper::kClosed);
+
+}  // namespace mt::cli
