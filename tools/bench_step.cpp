@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "mpi_job.h"
 #include "mt/core/device_copy.h"
 #include "mt/core/storage.h"
 #include "mt/dist/communicator.h"
@@ -225,19 +226,7 @@ void add_bench_step_command(CLI::App& bench) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   c->add_option("--warmup", opt->warmup, "Untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
-  c->callback([opt] {
-    MpiRuntime mpi(nullptr, nullptr);
-    Communicator world = Communicator::world();
-    try {
-      StepBench(*opt, world).run();
-    } catch (const std::exception& e) {
-      if (world.size() > 1) {
-        std::fprintf(stderr, "moetrain: error on rank %d: %s\n", world.rank(), e.what());
-        abort_job(1);
-      }
-      throw;
-    }
-  });
+  c->callback([opt] { run_mpi_job([&](const Communicator& world) { StepBench(*opt, world).run(); }); });
 }
 
 }  // namespace mt::cli

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "mt/dist/communicator.h"
+#include "mpi_job.h"
 #include "mt/train/trainer.h"
 
 namespace mt::cli {
@@ -18,9 +18,7 @@ void add_train_command(CLI::App& app) {
   c->add_option("recipe", args->recipe, "Recipe YAML file")->required();
   c->add_option("overrides", args->overrides, "Overrides as section.key=value (e.g. optim.lr=2e-4)");
   c->callback([args] {
-    MpiRuntime mpi(nullptr, nullptr);
-    Communicator world = Communicator::world();
-    try {
+    run_mpi_job([&](const Communicator& world) {
       Recipe recipe = load_recipe(args->recipe, args->overrides);
       TrainResult r = train(recipe, world);
       if (world.rank() == 0 && r.steps_run == 0) {
@@ -31,13 +29,7 @@ void add_train_command(CLI::App& app) {
         if (r.last_val_loss >= 0) std::printf(", val loss %.4f", r.last_val_loss);
         std::printf("%s\n", r.stopped_by_signal ? " (stopped by signal; run again to resume)" : "");
       }
-    } catch (const std::exception& e) {
-      if (world.size() > 1) {
-        std::fprintf(stderr, "moetrain: error on rank %d: %s\n", world.rank(), e.what());
-        abort_job(1);
-      }
-      throw;
-    }
+    });
   });
 }
 

@@ -1,0 +1,23 @@
+// run_mpi_job: MPI start-up and the job-wide abort on a rank's error.
+#include "mpi_job.h"
+
+#include <cstdio>
+#include <exception>
+
+namespace mt::cli {
+
+void run_mpi_job(const std::function<void(const Communicator& world)>& body) {
+  MpiRuntime mpi(nullptr, nullptr);
+  Communicator world = Communicator::world();
+  try {
+    body(world);
+  } catch (const std::exception& e) {
+    if (world.size() > 1) {
+      std::fprintf(stderr, "moetrain: error on rank %d: %s\n", world.rank(), e.what());
+      abort_job(1);
+    }
+    throw;
+  }
+}
+
+}  // namespace mt::cli
