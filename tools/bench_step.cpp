@@ -1,5 +1,5 @@
 // `moetrain bench step RECIPE [k=v ...]`: the recipe's training step (forward, cross-entropy + MoE aux
-// loss, backward, gradient reduction, clip, AdamW, zero_grad) on random tokens: tokens/s, MFU and peak
+// loss, backward, gradient reduction, clip, optimizer, zero_grad) on random tokens: tokens/s, MFU and peak
 // memory timed without instrumentation, then the step's time by category from an OpProfiler (CUDA
 // events around every kernel-table and NCCL call; the wall clock per call on CPU), as Markdown.
 #include <chrono>
@@ -21,8 +21,8 @@
 #include "mt/nn/gpt.h"
 #include "mt/ops/op_profiler.h"
 #include "mt/ops/ops.h"
-#include "mt/optim/adamw.h"
 #include "mt/train/expert_sharding.h"
+#include "mt/train/optimizer_factory.h"
 #include "mt/train/trainer.h"
 #include "mt/train/validation.h"
 
@@ -48,7 +48,6 @@ class StepBench {
       : opt_(o), r_(load_recipe(o.recipe, o.overrides)), world_(world) {
     MT_CHECK(r_.distill.teacher.empty(), "bench step: distill.teacher is set; the profile covers LM training only");
     MT_CHECK(r_.dist.zero == 0 || world.size() == 1, "bench step: dist.zero = 1 is not supported (use dist.zero=0)");
-    MT_CHECK(r_.optim.name == OptimSection::Name::kAdamW, "bench step: only optim.name = adamw is supported");
     resolve_batch(r_, world.size());
     device_ = resolve_device(r_, world);
 #ifdef MT_WITH_CUDA
@@ -62,13 +61,7 @@ class StepBench {
     model_->to(device_, resolve_dtype(r_, device_));
     model_->train();
     sharding_ = expert_sharding(*model_, ep_ ? &*ep_ : nullptr);
-    AdamWConfig c;
-    c.lr = r_.optim.lr;
-    c.beta1 = r_.optim.beta1;
-    c.beta2 = r_.optim.beta2;
-    c.eps = r_.optim.eps;
-    c.weight_decay = r_.optim.weight_decay;
-    optimizer_ = std::make_unique<AdamW>(weight_decay_groups(model_->named_parameters(), EmbeddingDecay::kYes), c);
+    optimizer_ = make_optimizer(r_, model_->named_parameters());
     // One batch of uniform random tokens per micro-batch, made once: the step's time is the model's.
     std::mt19937_64 rng(static_cast<uint64_t>(r_.train.seed) * 7919 + world.rank());
     std::uniform_int_distribution<int32_t> token(0, r_.model.vocab_size - 1);
@@ -209,7 +202,7 @@ class StepBench {
   std::unique_ptr<Generator> init_gen_, dropout_gen_;
   std::unique_ptr<GPT> model_;
   ExpertSharding sharding_;
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<Optimizer> optimizer_;
   std::vector<TokenBatch> batches_;
 };
 

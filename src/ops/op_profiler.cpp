@@ -24,7 +24,7 @@ const char* op_category_name(OpCategory c) {
     case OpCategory::kMoeDispatch: return "MoE dispatch (permute, its backward)";
     case OpCategory::kMoeCombine: return "MoE combine (unpermute, its backward)";
     case OpCategory::kLoss: return "cross-entropy / distillation loss";
-    case OpCategory::kOptimizer: return "optimizer (clip + AdamW)";
+    case OpCategory::kOptimizer: return "optimizer (clip + AdamW/SGD)";
     case OpCategory::kCommunication: return "communication (NCCL)";
     case OpCategory::kOther: return "other (softmax, reductions, top-k, random)";
   }
