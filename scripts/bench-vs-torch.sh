@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Run ON the GPU machine (no network; carry .deps from scripts/gpu-prep.sh): builds moetrain, then for
 # each row runs `moetrain bench step` and bench/torch_ref.py (eager, torch.compile) on random tokens and
-# prints one Markdown table: tokens/s, moetrain / compile, MFU and peak memory of each. moetrain's step
-# profiles go to $OUT/step-<row>.md (dense-124m's and moe-8's are printed after the table).
+# prints one Markdown table: tokens/s, moetrain / compile, MFU and peak memory of each. Results stay in
+# build-gpu/bench-vs-torch (kept while the machine is), so a run of some ROWS prints the table of every
+# row measured so far; moetrain's step profiles are step-<row>.md there and in $OUT (dense-124m's and
+# moe-8's are printed after the table).
 # Usage: [ROWS="dense-124m moe-8"] [WARMUP=10] [STEPS=20] [COMPILE_SCOPE=blocks|model] scripts/bench-vs-torch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mt-out}
 mkdir -p "$OUT"
-ROWS=${ROWS:-dense-124m moe-8 moe-32 pr-moe dense-350m pr-moe-350m}
+ALL_ROWS="dense-124m moe-8 moe-32 pr-moe dense-350m pr-moe-350m"
+ROWS=${ROWS:-$ALL_ROWS}
 WARMUP=${WARMUP:-10}
 STEPS=${STEPS:-20}
 COMPILE_SCOPE=${COMPILE_SCOPE:-blocks}
@@ -16,6 +19,8 @@ python3 -c "import torch; assert torch.cuda.is_available()" \
   || { echo "bench-vs-torch: needs python3 with a CUDA PyTorch"; exit 1; }
 source scripts/gpu-env.sh
 gpu_build moetrain
+RES=$BUILD/bench-vs-torch
+mkdir -p "$RES"
 
 # moetrain's recipe and overrides for a row: the shapes of MODELS in bench/torch_ref.py.
 row_args() {
@@ -45,14 +50,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 for row in $ROWS; do
   row_args "$row"
   echo "== $row: moetrain bench step ${ARGS[*]}"
-  timeout 300 $BUILD/moetrain bench step "${ARGS[@]}" --warmup "$WARMUP" --steps "$STEPS" >"$OUT/step-$row.md" 2>&1 \
-    || { echo "moetrain failed:"; tail -5 "$OUT/step-$row.md"; }
+  timeout 300 $BUILD/moetrain bench step "${ARGS[@]}" --warmup "$WARMUP" --steps "$STEPS" >"$RES/step-$row.md" 2>&1 \
+    || { echo "moetrain failed:"; tail -5 "$RES/step-$row.md"; }
   for mode in eager compile; do
     echo "== $row: torch $mode"
     timeout 300 python3 bench/torch_ref.py --model "$row" --mode "$mode" --compile-scope "$COMPILE_SCOPE" \
-      --warmup "$WARMUP" --steps "$STEPS" >"$OUT/torch-$row-$mode.log" 2>&1 \
-      || { echo "torch $mode failed:"; tail -5 "$OUT/torch-$row-$mode.log"; }
-    grep -v "^torch-ref:" "$OUT/torch-$row-$mode.log" | tail -1 || true
+      --warmup "$WARMUP" --steps "$STEPS" >"$RES/torch-$row-$mode.log" 2>&1 \
+      || { echo "torch $mode failed:"; tail -5 "$RES/torch-$row-$mode.log"; }
+    grep -v "^torch-ref:" "$RES/torch-$row-$mode.log" | tail -1 || true
   done
 done
 
@@ -66,16 +71,18 @@ done
   echo "| model | moetrain tok/s | eager tok/s | compile tok/s | moetrain / compile | MFU moetrain | MFU eager |" \
     "MFU compile | peak GiB moetrain | peak GiB eager | peak GiB compile |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for row in $ROWS; do
-    m=$OUT/step-$row.md e=$OUT/torch-$row-eager.log c=$OUT/torch-$row-compile.log
+  for row in $ALL_ROWS; do
+    m=$RES/step-$row.md e=$RES/torch-$row-eager.log c=$RES/torch-$row-compile.log
+    [[ -e $m || -e $e ]] || continue
     mt=$(field "$m" bench-step tokens_per_s) et=$(field "$e" torch-ref tokens_per_s) ct=$(field "$c" torch-ref tokens_per_s)
     echo "| $row | $(kilo "$mt") | $(kilo "$et") | $(kilo "$ct") | $(ratio "$mt" "$ct") |" \
       "$(pct "$(field "$m" bench-step mfu)") | $(pct "$(field "$e" torch-ref mfu)") | $(pct "$(field "$c" torch-ref mfu)") |" \
       "$(field "$m" bench-step peak_gib) | $(field "$e" torch-ref peak_gib) | $(field "$c" torch-ref peak_gib) |"
   done
-} | tee "$OUT/bench-vs-torch.md"
+} | tee "$RES/bench-vs-torch.md"
+cp "$RES"/* "$OUT"/
 
 for row in dense-124m moe-8; do
-  [[ " $ROWS " == *" $row "* ]] && { echo; cat "$OUT/step-$row.md"; }
+  [[ " $ROWS " == *" $row "* ]] && { echo; cat "$RES/step-$row.md"; }
 done
 exit 0
