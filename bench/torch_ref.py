@@ -71,8 +71,8 @@ class Attention(nn.Module):
 
 def expert_capacity(tokens, experts, cf, min_capacity):
     # Note [Capacity is computed in f32] in src/nn/moe_routing.cpp.
-    per_expert = torch.tensor(tokens / experts, dtype=torch.float32)
-    return max(math.ceil((per_expert * torch.tensor(cf, dtype=torch.float32)).item()), min_capacity)
+    per_expert = torch.tensor(tokens / experts, dtype=torch.float32, device="cpu")
+    return max(math.ceil((per_expert * torch.tensor(cf, dtype=torch.float32, device="cpu")).item()), min_capacity)
 
 
 class MoE(nn.Module):
@@ -207,7 +207,8 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     dev = torch.device("cuda")
-    model = GPT(layers, d, heads, seq_len, batch, experts, residual).to(dev)
+    with dev:  # parameters made and initialised on the GPU (a 4B-parameter model inits in seconds)
+        model = GPT(layers, d, heads, seq_len, batch, experts, residual)
     params = [p for p in model.parameters()]
     decay = [p for n, p in model.named_parameters() if is_weight(n, p)]
     no_decay = [p for n, p in model.named_parameters() if not is_weight(n, p)]
