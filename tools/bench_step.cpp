@@ -181,7 +181,7 @@ class StepBench {
                 static_cast<long long>(calls / opt_.steps));
     if (device_.is_cuda())
       std::printf("Times from a CUDA event pair around every kernel-table and NCCL call (categories: the slot's, "
-                  "or the phase's for the loss and optimizer phases and for the MoE dispatch/combine backward). "
+                  "or the phase's: the loss, the optimizer, the MoE router's forward, the MoE dispatch/combine backward). "
                   "Recording them costs host time, so the instrumented step (%.2f ms) is longer than the "
                   "un-instrumented one (%.2f ms) and its idle share is an upper bound. Idle also holds host syncs "
                   "(loss.item(), the clip norm) and copies.\n",

@@ -20,7 +20,7 @@ const char* op_category_name(OpCategory c) {
     case OpCategory::kNorm: return "layer norm";
     case OpCategory::kElementwise: return "elementwise (add, gelu, casts, copies, fills)";
     case OpCategory::kIndexing: return "indexing (embedding, gather, scatter)";
-    case OpCategory::kMoeRouter: return "MoE router (fused routing kernel, buffer map)";
+    case OpCategory::kMoeRouter: return "MoE router (forward: gate GEMM, routing kernel, aux loss)";
     case OpCategory::kMoeDispatch: return "MoE dispatch (permute, its backward)";
     case OpCategory::kMoeCombine: return "MoE combine (unpermute, its backward)";
     case OpCategory::kLoss: return "cross-entropy / distillation loss";
