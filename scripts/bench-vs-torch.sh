@@ -15,8 +15,9 @@ ROWS=${ROWS:-$ALL_ROWS}
 WARMUP=${WARMUP:-10}
 STEPS=${STEPS:-20}
 COMPILE_SCOPE=${COMPILE_SCOPE:-blocks}
-python3 -c "import torch; assert torch.cuda.is_available()" \
+TORCH=$(python3 -c "import torch; assert torch.cuda.is_available(); print(torch.__version__)") \
   || { echo "bench-vs-torch: needs python3 with a CUDA PyTorch"; exit 1; }
+PY_LIBS=${LD_LIBRARY_PATH:-}  # PyTorch runs without the carried .debs' libraries in its path
 source scripts/gpu-env.sh
 gpu_build moetrain
 RES=$BUILD/bench-vs-torch
@@ -54,7 +55,7 @@ for row in $ROWS; do
     || { echo "moetrain failed:"; tail -5 "$RES/step-$row.md"; }
   for mode in eager compile; do
     echo "== $row: torch $mode"
-    timeout 300 python3 bench/torch_ref.py --model "$row" --mode "$mode" --compile-scope "$COMPILE_SCOPE" \
+    LD_LIBRARY_PATH=$PY_LIBS timeout 300 python3 bench/torch_ref.py --model "$row" --mode "$mode" --compile-scope "$COMPILE_SCOPE" \
       --warmup "$WARMUP" --steps "$STEPS" >"$RES/torch-$row-$mode.log" 2>&1 \
       || { echo "torch $mode failed:"; tail -5 "$RES/torch-$row-$mode.log"; }
     grep -v "^torch-ref:" "$RES/torch-$row-$mode.log" | tail -1 || true
@@ -65,7 +66,7 @@ done
   echo
   echo "One $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); $STEPS timed steps after $WARMUP warm-up;" \
     "random tokens; bf16 (moetrain: bf16 weights + f32 masters; PyTorch: autocast over f32 weights);" \
-    "torch.compile scope: $COMPILE_SCOPE. MFU = FLOPs/token x tok/s / 989 TFLOP/s, FLOPs/token =" \
+    "PyTorch $TORCH, torch.compile scope: $COMPILE_SCOPE. MFU = FLOPs/token x tok/s / 989 TFLOP/s, FLOPs/token =" \
     "6 N_active_non_embedding + 6 V d + 12 L d T. Peak memory: allocated bytes (not reserved)."
   echo
   echo "| model | moetrain tok/s | eager tok/s | compile tok/s | moetrain / compile | MFU moetrain | MFU eager |" \
