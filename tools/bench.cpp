@@ -284,6 +284,7 @@ void add_bench_command(CLI::App& app) {
 #endif
   });
   add_bench_moe_command(*bench);
+  add_bench_step_command(*bench);
 }
 
 }  // namespace mt::cli

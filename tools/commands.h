@@ -19,7 +19,8 @@ void add_inspect_command(CLI::App& app);
 void add_estimate_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
-void add_bench_moe_command(CLI::App& bench);  // tools/bench_moe.cpp: `bench moe`, called by add_bench_command
+void add_bench_moe_command(CLI::App& bench);   // tools/bench_moe.cpp: `bench moe`, called by add_bench_command
+void add_bench_step_command(CLI::App& bench);  // tools/bench_step.cpp: `bench step`, likewise
 void add_compare_command(CLI::App& app);
 
 }  // namespace mt::cli

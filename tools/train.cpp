@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "mt/dist/communicator.h"
+#include "mpi_job.h"
 #include "mt/train/exit_status.h"
 #include "mt/train/trainer.h"
 
@@ -20,9 +20,7 @@ void add_train_command(CLI::App& app) {
   c->add_option("recipe", args->recipe, "Recipe YAML file")->required();
   c->add_option("overrides", args->overrides, "Overrides as section.key=value (e.g. optim.lr=2e-4)");
   c->callback([args] {
-    MpiRuntime mpi(nullptr, nullptr);
-    Communicator world = Communicator::world();
-    try {
+    run_mpi_job([&](const Communicator& world) {
       Recipe recipe = load_recipe(args->recipe, args->overrides);
       TrainResult r = train(recipe, world);
       if (world.rank() == 0 && r.steps_run == 0) {
@@ -34,19 +32,7 @@ void add_train_command(CLI::App& app) {
         std::printf("%s\n", r.stopped_by_signal ? " (stopped by signal; run again to resume)" : "");
       }
       if (r.stopped_by_signal) throw ExitWith{static_cast<int>(ExitStatus::kInterrupted)};
-    } catch (const RunError& e) {
-      // Every rank raised it (Note [Errors every rank raises together]): no rank is aborted.
-      if (world.rank() == 0 || world.size() == 1) std::fprintf(stderr, "moetrain: error: %s\n", e.what());
-      throw ExitWith{static_cast<int>(e.status())};
-    } catch (const ExitWith&) {
-      throw;
-    } catch (const std::exception& e) {
-      if (world.size() > 1) {
-        std::fprintf(stderr, "moetrain: error on rank %d: %s\n", world.rank(), e.what());
-        abort_job(1);
-      }
-      throw;
-    }
+    });
   });
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "mt/core/device_copy.h"
+#include "mt/ops/op_profiler.h"
 #include "mt/ops/ops.h"
 
 namespace mt {
@@ -173,7 +174,7 @@ void Communicator::all_reduce(const Tensor& t, ReduceKind op) const {
   if (size() == 1 || t.numel() == 0) return;
 #ifdef MT_WITH_CUDA
   if (t.device().is_cuda()) {
-    nccl_all_reduce(state_->nccl_for(t), t, op);
+    OpProfiler::time(OpCategory::kCommunication, t.device(), [&] { nccl_all_reduce(state_->nccl_for(t), t, op); });
     t.bump_version();
     return;
   }
@@ -190,7 +191,7 @@ void Communicator::broadcast(const Tensor& t, int root) const {
   if (size() == 1 || t.numel() == 0) return;
 #ifdef MT_WITH_CUDA
   if (t.device().is_cuda()) {
-    nccl_broadcast(state_->nccl_for(t), t, root);
+    OpProfiler::time(OpCategory::kCommunication, t.device(), [&] { nccl_broadcast(state_->nccl_for(t), t, root); });
     t.bump_version();
     return;
   }
@@ -207,7 +208,7 @@ void Communicator::all_gather(const Tensor& in, const Tensor& out) const {
            in.numel() * size());
 #ifdef MT_WITH_CUDA
   if (in.device().is_cuda()) {
-    nccl_all_gather(state_->nccl_for(in), in, out);
+    OpProfiler::time(OpCategory::kCommunication, in.device(), [&] { nccl_all_gather(state_->nccl_for(in), in, out); });
     return;
   }
 #endif
@@ -224,7 +225,8 @@ void Communicator::reduce_scatter(const Tensor& in, const Tensor& out, ReduceKin
            out.numel() * size());
 #ifdef MT_WITH_CUDA
   if (in.device().is_cuda()) {
-    nccl_reduce_scatter(state_->nccl_for(in), in, out, op);
+    OpProfiler::time(OpCategory::kCommunication, in.device(),
+        [&] { nccl_reduce_scatter(state_->nccl_for(in), in, out, op); });
     return;
   }
 #endif
@@ -243,7 +245,8 @@ void Communicator::all_to_all(const Tensor& in, const Tensor& out) const {
   MT_CHECK(in.numel() % size() == 0, "all_to_all: ", in.numel(), " elements do not split over ", size(), " ranks");
 #ifdef MT_WITH_CUDA
   if (in.device().is_cuda()) {
-    nccl_all_to_all(state_->nccl_for(in), in, out, size());
+    OpProfiler::time(OpCategory::kCommunication, in.device(),
+        [&] { nccl_all_to_all(state_->nccl_for(in), in, out, size()); });
     return;
   }
 #endif

@@ -3,6 +3,7 @@
 
 #include "mt/dist/expert_parallel.h"
 #include "mt/nn/moe_dispatch.h"
+#include "mt/ops/op_profiler.h"
 #include "mt/ops/ops.h"
 
 namespace mt {
@@ -33,7 +34,10 @@ Tensor MoELayer::forward(const Tensor& x, Generator& gen) {
   MT_CHECK(x.dim() >= 2 && x.size(-1) == config_.d_model, "MoELayer: expected x (..., ", config_.d_model, "), got ",
            x.describe());
   Tensor tokens = x.reshape({-1, config_.d_model});  // (S, d)
-  RoutingResult routing = gate_->forward(tokens, gen, expert_group());
+  RoutingResult routing = [&] {
+    OpProfiler::Scope router(OpCategory::kMoeRouter);  // the gate's GEMM and the loss statistics too
+    return gate_->forward(tokens, gen, expert_group());
+  }();
   Tensor buffer = dispatch_tokens(tokens, routing.table);  // (E, C, d)
   Tensor out = combine_tokens(run_experts(buffer), routing.table);  // (S, d)
   if (mlp_) {

@@ -92,6 +92,7 @@ Tensor moe_permute(const Tensor& x, const MoeRowMap& map) {
   check_same_device("moe_permute", x, map.expert);
   Tensor out = permute_rows(x.detach(), map, Tensor());
   record_function("MoePermuteBackward", {x}, {out}, [map](const std::vector<Tensor>& g) {
+    OpProfiler::Scope dispatch(OpCategory::kMoeDispatch);  // an unpermute, but the dispatch's time
     return std::vector<Tensor>{unpermute_rows(g[0], map, Tensor())};
   });
   return out;
@@ -111,6 +112,7 @@ Tensor moe_unpermute(const Tensor& y, const MoeRowMap& map, const Tensor& weight
   SavedTensor saved_y(y, "moe_unpermute input"), saved_w(w, "moe_unpermute weight");
   const bool weight_grad = weight.requires_grad() || weight.grad_fn() != nullptr;
   record_function("MoeUnpermuteBackward", {y, weight}, {out}, [map, saved_y, saved_w, weight_grad](const std::vector<Tensor>& g) {
+    OpProfiler::Scope combine(OpCategory::kMoeCombine);  // a permute, but the combine's time
     Tensor grad = g[0].contiguous();
     const Tensor& yv = saved_y.get();
     Tensor grad_y = permute_rows(grad, map, saved_w.get());

@@ -1,32 +1,9 @@
 // DistributedOptimizer: reduce, clip, step, ZeRO broadcast, zero grads (distributed_optimizer.h).
 #include "mt/train/distributed_optimizer.h"
 
-#include "mt/optim/adamw.h"
-#include "mt/optim/sgd.h"
+#include "mt/train/optimizer_factory.h"
 
 namespace mt {
-
-namespace {
-
-std::unique_ptr<Optimizer> make_optimizer(const OptimSection& o, const std::vector<NamedParameter>& params) {
-  auto groups = weight_decay_groups(params, EmbeddingDecay::kYes);
-  if (o.name == OptimSection::Name::kSgd) {
-    SgdConfig c;
-    c.lr = o.lr;
-    c.momentum = o.momentum;
-    c.weight_decay = o.weight_decay;
-    return std::make_unique<Sgd>(std::move(groups), c);
-  }
-  AdamWConfig c;
-  c.lr = o.lr;
-  c.beta1 = o.beta1;
-  c.beta2 = o.beta2;
-  c.eps = o.eps;
-  c.weight_decay = o.weight_decay;
-  return std::make_unique<AdamW>(std::move(groups), c);
-}
-
-}  // namespace
 
 DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, const ExpertSharding& sharding,
                                            const Communicator& world)
@@ -42,7 +19,7 @@ DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, 
     optimized = zero_->owned();
     optimized.insert(optimized.end(), experts.begin(), experts.end());
   }
-  optimizer_ = make_optimizer(recipe.optim, optimized);
+  optimizer_ = make_optimizer(recipe, optimized);
 }
 
 double DistributedOptimizer::reduce_and_clip() {

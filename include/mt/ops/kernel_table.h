@@ -5,10 +5,12 @@
 // contiguous unless stated "strided"; all tensors of one call are on the same device.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "mt/core/error.h"
 #include "mt/core/tensor.h"
+#include "mt/ops/op_profiler.h"
 
 namespace mt {
 
@@ -140,53 +142,72 @@ struct Kernels {
   using Sgd = void(std::vector<OptimTensors>& tensors, float lr, float momentum, float weight_decay);
 };
 
+// A kernel bound to its device and category: calling it runs the kernel through OpProfiler::time.
+template <typename Fn>
+class KernelCall;
+template <typename... Args>
+class KernelCall<void(Args...)> {
+ public:
+  KernelCall(void (*fn)(Args...), Device device, OpCategory category) : fn_(fn), device_(device), category_(category) {}
+  void operator()(Args... args) const {
+    OpProfiler::time(category_, device_, [&] { fn_(std::forward<Args>(args)...); });
+  }
+
+ private:
+  void (*fn_)(Args...);
+  Device device_;
+  OpCategory category_;
+};
+
 template <typename Fn>
 struct KernelSlot {
+  OpCategory category = OpCategory::kOther;  // what `moetrain bench step` counts the slot's time as
   Fn* cpu = nullptr;
   Fn* cuda = nullptr;
-  Fn* get(Device d, const char* op) const {
+  KernelCall<Fn> get(Device d, const char* op) const {
     Fn* f = d.is_cpu() ? cpu : cuda;
     MT_CHECK(f != nullptr, op, ": no kernel for device ", d);
-    return f;
+    return KernelCall<Fn>(f, d, category);
   }
 };
 
+// Each slot's OpCategory is set here, in one place.
 struct KernelTable {
-  KernelSlot<Kernels::Fill> fill;
-  KernelSlot<Kernels::Arange> arange;
-  KernelSlot<Kernels::Uniform> uniform;
-  KernelSlot<Kernels::Normal> normal;
-  KernelSlot<Kernels::Copy> copy;
-  KernelSlot<Kernels::Unary> unary;
-  KernelSlot<Kernels::UnaryBackward> unary_backward;
-  KernelSlot<Kernels::Binary> binary;
-  KernelSlot<Kernels::Where> where;
-  KernelSlot<Kernels::ReduceRows> reduce_rows;
-  KernelSlot<Kernels::Matmul> matmul;
-  KernelSlot<Kernels::Softmax> softmax;
-  KernelSlot<Kernels::SoftmaxBackward> softmax_backward;
-  KernelSlot<Kernels::LayerNormForward> layer_norm_forward;
-  KernelSlot<Kernels::LayerNormBackward> layer_norm_backward;
-  KernelSlot<Kernels::IndexSelect> index_select;
-  KernelSlot<Kernels::IndexAdd> index_add;
-  KernelSlot<Kernels::Gather> gather;
-  KernelSlot<Kernels::ScatterAdd> scatter_add;
-  KernelSlot<Kernels::TopK> topk;
-  KernelSlot<Kernels::Cumsum> cumsum;
-  KernelSlot<Kernels::CrossEntropyForward> cross_entropy_forward;
-  KernelSlot<Kernels::CrossEntropyBackward> cross_entropy_backward;
-  KernelSlot<Kernels::DistillationForward> distillation_forward;
-  KernelSlot<Kernels::DistillationBackward> distillation_backward;
-  KernelSlot<Kernels::AttentionForward> attention_forward;
-  KernelSlot<Kernels::AttentionBackward> attention_backward;
-  KernelSlot<Kernels::Dropout> dropout;
-  KernelSlot<Kernels::MoeRoute> moe_route;
-  KernelSlot<Kernels::MoeBufferMap> moe_buffer_map;
-  KernelSlot<Kernels::MoePermute> moe_permute;
-  KernelSlot<Kernels::MoeUnpermute> moe_unpermute;
-  KernelSlot<Kernels::MoeUnpermuteWeightGrad> moe_unpermute_weight_grad;
-  KernelSlot<Kernels::AdamW> adamw;
-  KernelSlot<Kernels::Sgd> sgd;
+  KernelSlot<Kernels::Fill> fill{OpCategory::kElementwise};
+  KernelSlot<Kernels::Arange> arange{OpCategory::kOther};
+  KernelSlot<Kernels::Uniform> uniform{OpCategory::kOther};
+  KernelSlot<Kernels::Normal> normal{OpCategory::kOther};
+  KernelSlot<Kernels::Copy> copy{OpCategory::kElementwise};
+  KernelSlot<Kernels::Unary> unary{OpCategory::kElementwise};
+  KernelSlot<Kernels::UnaryBackward> unary_backward{OpCategory::kElementwise};
+  KernelSlot<Kernels::Binary> binary{OpCategory::kElementwise};
+  KernelSlot<Kernels::Where> where{OpCategory::kElementwise};
+  KernelSlot<Kernels::ReduceRows> reduce_rows{OpCategory::kOther};
+  KernelSlot<Kernels::Matmul> matmul{OpCategory::kGemm};
+  KernelSlot<Kernels::Softmax> softmax{OpCategory::kOther};
+  KernelSlot<Kernels::SoftmaxBackward> softmax_backward{OpCategory::kOther};
+  KernelSlot<Kernels::LayerNormForward> layer_norm_forward{OpCategory::kNorm};
+  KernelSlot<Kernels::LayerNormBackward> layer_norm_backward{OpCategory::kNorm};
+  KernelSlot<Kernels::IndexSelect> index_select{OpCategory::kIndexing};
+  KernelSlot<Kernels::IndexAdd> index_add{OpCategory::kIndexing};
+  KernelSlot<Kernels::Gather> gather{OpCategory::kIndexing};
+  KernelSlot<Kernels::ScatterAdd> scatter_add{OpCategory::kIndexing};
+  KernelSlot<Kernels::TopK> topk{OpCategory::kOther};
+  KernelSlot<Kernels::Cumsum> cumsum{OpCategory::kOther};
+  KernelSlot<Kernels::CrossEntropyForward> cross_entropy_forward{OpCategory::kLoss};
+  KernelSlot<Kernels::CrossEntropyBackward> cross_entropy_backward{OpCategory::kLoss};
+  KernelSlot<Kernels::DistillationForward> distillation_forward{OpCategory::kLoss};
+  KernelSlot<Kernels::DistillationBackward> distillation_backward{OpCategory::kLoss};
+  KernelSlot<Kernels::AttentionForward> attention_forward{OpCategory::kAttention};
+  KernelSlot<Kernels::AttentionBackward> attention_backward{OpCategory::kAttention};
+  KernelSlot<Kernels::Dropout> dropout{OpCategory::kElementwise};
+  KernelSlot<Kernels::MoeRoute> moe_route{OpCategory::kMoeRouter};
+  KernelSlot<Kernels::MoeBufferMap> moe_buffer_map{OpCategory::kMoeRouter};
+  KernelSlot<Kernels::MoePermute> moe_permute{OpCategory::kMoeDispatch};
+  KernelSlot<Kernels::MoeUnpermute> moe_unpermute{OpCategory::kMoeCombine};
+  KernelSlot<Kernels::MoeUnpermuteWeightGrad> moe_unpermute_weight_grad{OpCategory::kMoeCombine};
+  KernelSlot<Kernels::AdamW> adamw{OpCategory::kOptimizer};
+  KernelSlot<Kernels::Sgd> sgd{OpCategory::kOptimizer};
 };
 
 // The table, filled on first use by register_cpu_kernels and (with CUDA) register_cuda_kernels.

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Run ON the GPU machine (no network; carry .deps from scripts/gpu-prep.sh): builds moetrain, then for
+# each row runs `moetrain bench step` and bench/torch_ref.py (eager, torch.compile) on random tokens and
+# prints one Markdown table: tokens/s, moetrain / compile, MFU and peak memory of each. Results stay in
+# build-gpu/bench-vs-torch (kept while the machine is), so a run of some ROWS prints the table of every
+# row measured so far; moetrain's step profiles are step-<row>.md there and in $OUT (dense-124m's and
+# moe-8's are printed after the table).
+# Usage: [ROWS="dense-124m moe-8"] [WARMUP=10] [STEPS=20] [COMPILE_SCOPE=blocks|model] scripts/bench-vs-torch.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/mt-out}
+mkdir -p "$OUT"
+ALL_ROWS="dense-124m moe-8 moe-32 pr-moe dense-350m pr-moe-350m"
+ROWS=${ROWS:-$ALL_ROWS}
+WARMUP=${WARMUP:-10}
+STEPS=${STEPS:-20}
+COMPILE_SCOPE=${COMPILE_SCOPE:-blocks}
+TORCH=$(python3 -c "import torch; assert torch.cuda.is_available(); print(torch.__version__)") \
+  || { echo "bench-vs-torch: needs python3 with a CUDA PyTorch"; exit 1; }
+PY_LIBS=${LD_LIBRARY_PATH:-}  # PyTorch runs without the carried .debs' libraries in its path
+source scripts/gpu-env.sh
+gpu_build moetrain
+RES=$BUILD/bench-vs-torch
+mkdir -p "$RES"
+
+# moetrain's recipe and overrides for a row: the shapes of MODELS in bench/torch_ref.py.
+row_args() {
+  local b124=(train.global_batch=16 train.micro_batch=16) b350=(train.global_batch=8 train.micro_batch=8)
+  case $1 in
+    dense-124m) ARGS=(recipes/gpt2-124m.yaml "${b124[@]}") ;;
+    moe-8) ARGS=(recipes/gpt2-124m.yaml "${b124[@]}" moe.experts=8) ;;
+    moe-32) ARGS=(recipes/gpt2-124m.yaml "${b124[@]}" moe.experts=32) ;;
+    pr-moe) ARGS=(recipes/gpt2-124m.yaml "${b124[@]}" "moe.experts=[16,16,16,16,32,32]" moe.mlp_type=residual) ;;
+    dense-350m) ARGS=(recipes/dense-350m.yaml "${b350[@]}") ;;
+    pr-moe-350m) ARGS=(recipes/pr-moe-350m.yaml "${b350[@]}") ;;
+    *) echo "bench-vs-torch: unknown row $1"; exit 1 ;;
+  esac
+}
+
+# field FILE PREFIX KEY: the value of KEY= on FILE's last line starting with PREFIX, or "-".
+field() {
+  local v
+  v=$(grep "^$2:" "$1" 2>/dev/null | tail -1 | sed -n "s/.* $3=\([0-9.]*\).*/\1/p") || true
+  echo "${v:--}"
+}
+kilo() { [[ $1 == - ]] && echo - || awk -v x="$1" 'BEGIN { printf "%.1fK", x / 1000 }'; }
+pct() { [[ $1 == - ]] && echo - || awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
+ratio() { [[ $1 == - || $2 == - ]] && echo - || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+for row in $ROWS; do
+  row_args "$row"
+  echo "== $row: moetrain bench step ${ARGS[*]}"
+  timeout 300 $BUILD/moetrain bench step "${ARGS[@]}" --warmup "$WARMUP" --steps "$STEPS" >"$RES/step-$row.md" 2>&1 \
+    || { echo "moetrain failed:"; tail -5 "$RES/step-$row.md"; }
+  for mode in eager compile; do
+    echo "== $row: torch $mode"
+    LD_LIBRARY_PATH=$PY_LIBS timeout 300 python3 bench/torch_ref.py --model "$row" --mode "$mode" --compile-scope "$COMPILE_SCOPE" \
+      --warmup "$WARMUP" --steps "$STEPS" >"$RES/torch-$row-$mode.log" 2>&1 \
+      || { echo "torch $mode failed:"; tail -5 "$RES/torch-$row-$mode.log"; }
+    grep -v "^torch-ref:" "$RES/torch-$row-$mode.log" | tail -1 || true
+  done
+done
+
+{
+  echo
+  echo "One $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); $STEPS timed steps after $WARMUP warm-up;" \
+    "random tokens; bf16 (moetrain: bf16 weights + f32 masters; PyTorch: autocast over f32 weights);" \
+    "PyTorch $TORCH, torch.compile scope: $COMPILE_SCOPE. MFU = FLOPs/token x tok/s / 989 TFLOP/s, FLOPs/token =" \
+    "6 N_active_non_embedding + 6 V d + 12 L d T. Peak memory: allocated bytes (not reserved)."
+  echo
+  echo "| model | moetrain tok/s | eager tok/s | compile tok/s | moetrain / compile | MFU moetrain | MFU eager |" \
+    "MFU compile | peak GiB moetrain | peak GiB eager | peak GiB compile |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for row in $ALL_ROWS; do
+    m=$RES/step-$row.md e=$RES/torch-$row-eager.log c=$RES/torch-$row-compile.log
+    [[ -e $m || -e $e ]] || continue
+    mt=$(field "$m" bench-step tokens_per_s) et=$(field "$e" torch-ref tokens_per_s) ct=$(field "$c" torch-ref tokens_per_s)
+    echo "| $row | $(kilo "$mt") | $(kilo "$et") | $(kilo "$ct") | $(ratio "$mt" "$ct") |" \
+      "$(pct "$(field "$m" bench-step mfu)") | $(pct "$(field "$e" torch-ref mfu)") | $(pct "$(field "$c" torch-ref mfu)") |" \
+      "$(field "$m" bench-step peak_gib) | $(field "$e" torch-ref peak_gib) | $(field "$c" torch-ref peak_gib) |"
+  done
+} | tee "$RES/bench-vs-torch.md"
+cp "$RES"/* "$OUT"/
+
+for row in dense-124m moe-8; do
+  [[ " $ROWS " == *" $row "* ]] && { echo; cat "$RES/step-$row.md"; }
+done
+exit 0
