@@ -22,8 +22,9 @@
 #include "mt/ops/op_profiler.h"
 #include "mt/ops/ops.h"
 #include "mt/train/expert_sharding.h"
-#include "mt/train/optimizer_factory.h"
-#include "mt/train/trainer.h"
+#include "mt/train/distributed_optimizer.h"
+#include "mt/train/training_loss.h"
+#include "mt/train/training_run.h"
 #include "mt/train/validation.h"
 
 #ifdef MT_WITH_CUDA
@@ -47,7 +48,6 @@ class StepBench {
   StepBench(const BenchStepOptions& o, const Communicator& world)
       : opt_(o), r_(load_recipe(o.recipe, o.overrides)), world_(world) {
     MT_CHECK(r_.distill.teacher.empty(), "bench step: distill.teacher is set; the profile covers LM training only");
-    MT_CHECK(r_.dist.zero == 0 || world.size() == 1, "bench step: dist.zero = 1 is not supported (use dist.zero=0)");
     resolve_batch(r_, world.size());
     device_ = resolve_device(r_, world);
 #ifdef MT_WITH_CUDA
@@ -61,7 +61,7 @@ class StepBench {
     model_->to(device_, resolve_dtype(r_, device_));
     model_->train();
     sharding_ = expert_sharding(*model_, ep_ ? &*ep_ : nullptr);
-    optimizer_ = make_optimizer(r_, model_->named_parameters());
+    optimizer_ = std::make_unique<DistributedOptimizer>(r_, *model_, sharding_, world_);
     // One batch of uniform random tokens per micro-batch, made once: the step's time is the model's.
     std::mt19937_64 rng(static_cast<uint64_t>(r_.train.seed) * 7919 + world.rank());
     std::uniform_int_distribution<int32_t> token(0, r_.model.vocab_size - 1);
@@ -112,24 +112,12 @@ class StepBench {
   double step() {
     double loss_sum = 0;
     for (const TokenBatch& b : batches_) {
-      Tensor logits = model_->forward(b.inputs);  // (B, T, V)
-      Tensor loss, total;
-      {
-        OpProfiler::Scope scope(OpCategory::kLoss);
-        loss = cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
-        total = loss.to(DType::F32);
-        Tensor moe = model_->moe_loss();
-        if (moe.defined()) total = add(total, moe.to(DType::F32));
-        total = mul(total, 1.0 / r_.train.grad_accum);
-      }
-      total.backward();
-      loss_sum += loss.item();  // after the backward is queued, as the trainer reads it
+      TrainingLoss l = training_loss(*model_, nullptr, b, r_.distill);
+      mul(l.total, 1.0 / r_.train.grad_accum).backward();
+      loss_sum += l.ce.item();  // after the backward is queued, as the trainer reads it
     }
-    reduce_gradients(sharding_, world_);
-    OpProfiler::Scope scope(OpCategory::kOptimizer);
-    double norm = clip_gradients(sharding_, r_.optim.grad_clip > 0 ? r_.optim.grad_clip : 1e30);
-    if (std::isfinite(norm)) optimizer_->step();
-    model_->zero_grad();
+    const double norm = optimizer_->reduce_and_clip();
+    optimizer_->finish_step(r_.optim.lr, std::isfinite(norm));
     return loss_sum / r_.train.grad_accum;
   }
 
@@ -202,7 +190,7 @@ class StepBench {
   std::unique_ptr<Generator> init_gen_, dropout_gen_;
   std::unique_ptr<GPT> model_;
   ExpertSharding sharding_;
-  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<DistributedOptimizer> optimizer_;
   std::vector<TokenBatch> batches_;
 };
 

@@ -1,6 +1,7 @@
 // DistributedOptimizer: reduce, clip, step, ZeRO broadcast, zero grads (distributed_optimizer.h).
 #include "mt/train/distributed_optimizer.h"
 
+#include "mt/ops/op_profiler.h"
 #include "mt/train/optimizer_factory.h"
 
 namespace mt {
@@ -24,10 +25,12 @@ DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, 
 
 double DistributedOptimizer::reduce_and_clip() {
   reduce_gradients(sharding_, world_, grad_reduce_dtype_);
+  OpProfiler::Scope scope(OpCategory::kOptimizer);  // the norm's reductions and scaling, for `bench step`
   return clip_gradients(sharding_, grad_clip_ > 0 ? grad_clip_ : 1e30);
 }
 
 void DistributedOptimizer::finish_step(double lr, bool apply) {
+  OpProfiler::Scope scope(OpCategory::kOptimizer);
   if (apply) {
     optimizer_->set_lr(lr);
     optimizer_->step();

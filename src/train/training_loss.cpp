@@ -2,25 +2,28 @@
 #include "mt/train/training_loss.h"
 
 #include "mt/autograd/grad_mode.h"
+#include "mt/ops/op_profiler.h"
 #include "mt/ops/ops.h"
 
 namespace mt {
 
 TrainingLoss training_loss(GPT& model, GPT* teacher, const TokenBatch& batch, const DistillSection& distill) {
+  Tensor logits = model.forward(batch.inputs);           // (B, T, V)
+  Tensor logits2d = logits.view({-1, logits.size(-1)});  // (B*T, V)
+  Tensor teacher_logits;                                 // (B*T, V) while distilling
+  if (teacher) {
+    NoGradGuard ng;
+    Tensor t = teacher->forward(batch.inputs);
+    teacher_logits = t.view({-1, t.size(-1)});
+  }
+  OpProfiler::Scope scope(OpCategory::kLoss);  // the loss kernels, for `bench step`
   TrainingLoss l;
-  Tensor logits = model.forward(batch.inputs);                  // (B, T, V)
-  Tensor logits2d = logits.view({-1, logits.size(-1)});         // (B*T, V)
   l.ce = cross_entropy(logits2d, batch.targets.view({-1}));
   l.total = l.ce.to(DType::F32);
   l.aux = model.moe_loss();
   if (l.aux.defined()) l.total = add(l.total, l.aux.to(DType::F32));
   if (teacher) {
-    Tensor teacher_logits;  // (B, T, V)
-    {
-      NoGradGuard ng;
-      teacher_logits = teacher->forward(batch.inputs);
-    }
-    l.kd = distillation_loss(logits2d, teacher_logits.view({-1, teacher_logits.size(-1)}), distill.temperature);
+    l.kd = distillation_loss(logits2d, teacher_logits, distill.temperature);
     l.total = add(l.total, mul(l.kd.to(DType::F32), distill.kd_coef));
   }
   return l;

@@ -66,10 +66,12 @@ for cmd in validate train; do  # 1.5 GB of address space: MPI and the program st
 done
 # A std::bad_alloc that nothing before it could foresee names the command that was running.
 head -c 1024 data/val_000000.bin >huge.bin
-printf '\x00\xca\x9a\x3b' | dd of=huge.bin bs=1 seek=8 conv=notrunc status=none  # 1e9 tokens
-truncate -s $((1024 + 2 * 1000000000)) huge.bin                                   # sparse: no disk used
+printf '\x00\x94\x35\x77' | dd of=huge.bin bs=1 seek=8 conv=notrunc status=none  # 2e9 tokens
+truncate -s $((1024 + 2 * 2000000000)) huge.bin                                   # sparse: no disk used
+# 3 GB of address space: a CUDA build maps over 1 GB of libraries at start-up (OpenBLAS's start-up
+# retries forever when its buffers do not fit), and 4 GB of tokens fit in neither build.
 expect_error "out of memory names the command" "out of memory (an allocation failed) while running 'moetrain data info huge.bin" \
-  with_memory_limit 1000000 "$MT" data info huge.bin --vocab-size 300
+  with_memory_limit 3000000 timeout 60 "$MT" data info huge.bin --vocab-size 300
 rm -f huge.bin
 
 # ---- data files ----
