@@ -27,6 +27,7 @@ import math
 import time
 
 import torch
+import torch._dynamo
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -195,7 +196,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", choices=MODELS, default="dense-124m")
     ap.add_argument("--mode", choices=["eager", "compile"], default="eager")
-    ap.add_argument("--compile-scope", choices=["blocks", "model"], default="blocks",
+    ap.add_argument("--compile-scope", choices=["blocks", "model"], default="model",
                     help="blocks: each block compiled (identical blocks share one compilation: minutes less) "
                          "and the head + loss; model: the whole model in one graph")
     ap.add_argument("--warmup", type=int, default=10)
@@ -220,8 +221,6 @@ def main():
             forward = torch.compile(model)
         else:
             # Static shapes: blocks of other expert counts recompile rather than turning dynamic.
-            import torch._dynamo
-
             torch._dynamo.config.automatic_dynamic_shapes = False
             for key in ("recompile_limit", "cache_size_limit"):  # the newer name first
                 if hasattr(torch._dynamo.config, key):

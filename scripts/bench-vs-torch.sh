@@ -14,7 +14,7 @@ ALL_ROWS="dense-124m moe-8 moe-32 pr-moe dense-350m pr-moe-350m"
 ROWS=${ROWS:-$ALL_ROWS}
 WARMUP=${WARMUP:-10}
 STEPS=${STEPS:-20}
-COMPILE_SCOPE=${COMPILE_SCOPE:-blocks}
+COMPILE_SCOPE=${COMPILE_SCOPE:-model}
 TORCH=$(python3 -c "import torch; assert torch.cuda.is_available(); print(torch.__version__)") \
   || { echo "bench-vs-torch: needs python3 with a CUDA PyTorch"; exit 1; }
 PY_LIBS=${LD_LIBRARY_PATH:-}  # PyTorch runs without the carried .debs' libraries in its path

@@ -2,6 +2,7 @@
 // loss, backward, gradient reduction, clip, optimizer, zero_grad) on random tokens: tokens/s, MFU and peak
 // memory timed without instrumentation, then the step's time by category from an OpProfiler (CUDA
 // events around every kernel-table and NCCL call; the wall clock per call on CPU), as Markdown.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -101,6 +102,10 @@ class StepBench {
           mean.ms[c] += p.ms[c] / opt_.steps;
           mean.calls[c] += p.calls[c];
         }
+        for (const auto& [op, t] : p.by_op) {
+          mean.by_op[op].ms += t.ms / opt_.steps;
+          mean.by_op[op].calls += t.calls;
+        }
         mean.step_ms += p.step_ms / opt_.steps;
       }
     }
@@ -167,6 +172,15 @@ class StepBench {
                 100.0 * idle / step);
     std::printf("| step (instrumented) | %.3f | 100%% | %lld |\n\n", p.step_ms,
                 static_cast<long long>(calls / opt_.steps));
+    // The ops behind those categories, the costliest first: where a fusion would pay.
+    std::vector<std::pair<std::string, OpTotal>> ops(p.by_op.begin(), p.by_op.end());
+    std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+    std::printf("| op (top %d) | ms / step | %% of step | calls / step |\n|---|---:|---:|---:|\n",
+                static_cast<int>(std::min<size_t>(ops.size(), 15)));
+    for (size_t i = 0; i < ops.size() && i < 15; ++i)
+      std::printf("| %s | %.3f | %.1f%% | %lld |\n", ops[i].first.c_str(), ops[i].second.ms, 100.0 * ops[i].second.ms / step,
+                  static_cast<long long>(ops[i].second.calls / opt_.steps));
+    std::printf("\n");
     if (device_.is_cuda())
       std::printf("Times from a CUDA event pair around every kernel-table and NCCL call (categories: the slot's, "
                   "or the phase's: the loss, the optimizer, the MoE router's forward, the MoE dispatch/combine backward). "

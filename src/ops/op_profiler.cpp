@@ -45,7 +45,12 @@ struct OpProfiler::State {
 #ifdef MT_WITH_CUDA
   std::vector<std::unique_ptr<CudaEvent>> events;  // pairs: start, stop
   int64_t used = 0;                                // events recorded this step
-  std::vector<std::pair<OpCategory, int64_t>> records;  // (category, index of its start event)
+  struct Record {
+    OpCategory category;
+    const char* op;
+    int64_t start;  // index of its start event
+  };
+  std::vector<Record> records;
   std::unique_ptr<CudaEvent> step_begin, step_end;  // made on the first CUDA step
 #endif
 };
@@ -81,9 +86,13 @@ StepProfile OpProfiler::end_step() {
     s.step_end->record(current_stream(device_.index));
     s.step_end->synchronize();
     s.step.step_ms = s.step_begin->elapsed_ms(*s.step_end);
-    for (const auto& [c, i] : s.records) {
-      s.step.ms[static_cast<int>(c)] += s.events[i]->elapsed_ms(*s.events[i + 1]);
-      s.step.calls[static_cast<int>(c)] += 1;
+    for (const State::Record& r : s.records) {
+      const double ms = s.events[r.start]->elapsed_ms(*s.events[r.start + 1]);
+      s.step.ms[static_cast<int>(r.category)] += ms;
+      s.step.calls[static_cast<int>(r.category)] += 1;
+      OpTotal& t = s.step.by_op[r.op];
+      t.ms += ms;
+      t.calls += 1;
     }
     s.records.clear();
     s.used = 0;
@@ -108,18 +117,22 @@ int64_t OpProfiler::start(OpCategory) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
 }
 
-void OpProfiler::stop(OpCategory c, int64_t mark) {
+void OpProfiler::stop(OpCategory c, const char* op, int64_t mark) {
   State& s = *state_;
 #ifdef MT_WITH_CUDA
   if (device_.is_cuda()) {
     s.events[mark + 1]->record(current_stream(device_.index));
-    s.records.emplace_back(c, mark);
+    s.records.push_back({c, op, mark});
     return;
   }
 #endif
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-  s.step.ms[static_cast<int>(c)] += static_cast<double>(now - mark) * 1e-6;
+  const double ms = static_cast<double>(now - mark) * 1e-6;
+  s.step.ms[static_cast<int>(c)] += ms;
   s.step.calls[static_cast<int>(c)] += 1;
+  OpTotal& t = s.step.by_op[op];
+  t.ms += ms;
+  t.calls += 1;
 }
 
 OpProfiler::Scope::Scope(OpCategory category) : previous_(scope_) { scope_ = static_cast<int>(category); }

@@ -148,15 +148,17 @@ class KernelCall;
 template <typename... Args>
 class KernelCall<void(Args...)> {
  public:
-  KernelCall(void (*fn)(Args...), Device device, OpCategory category) : fn_(fn), device_(device), category_(category) {}
+  KernelCall(void (*fn)(Args...), Device device, OpCategory category, const char* op)
+      : fn_(fn), device_(device), category_(category), op_(op) {}
   void operator()(Args... args) const {
-    OpProfiler::time(category_, device_, [&] { fn_(std::forward<Args>(args)...); });
+    OpProfiler::time(category_, device_, [&] { fn_(std::forward<Args>(args)...); }, op_);
   }
 
  private:
   void (*fn_)(Args...);
   Device device_;
   OpCategory category_;
+  const char* op_;
 };
 
 template <typename Fn>
@@ -167,7 +169,7 @@ struct KernelSlot {
   KernelCall<Fn> get(Device d, const char* op) const {
     Fn* f = d.is_cpu() ? cpu : cuda;
     MT_CHECK(f != nullptr, op, ": no kernel for device ", d);
-    return KernelCall<Fn>(f, d, category);
+    return KernelCall<Fn>(f, d, category, op);
   }
 };
 

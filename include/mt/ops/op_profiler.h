@@ -4,6 +4,8 @@
 // stream, or the wall clock on CPU); while none is, time() is one branch. `moetrain bench step` uses it.
 #pragma once
 #include <array>
+#include <map>
+#include <string>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -31,9 +33,15 @@ inline constexpr int kOpCategories = 12;
 // "GEMM", "attention", ...: the name a table row gives the category.
 const char* op_category_name(OpCategory c);
 
+struct OpTotal {
+  double ms = 0;
+  int64_t calls = 0;
+};
+
 struct StepProfile {
   std::array<double, kOpCategories> ms{};      // summed time of each category's calls
   std::array<int64_t, kOpCategories> calls{};  // their number
+  std::map<std::string, OpTotal> by_op;        // the same by the op that made the call ("add_", "cast", ...)
   double step_ms = 0;                          // begin_step to end_step on the stream (the wall clock on CPU)
   double busy_ms() const;                      // the sum of ms
 };
@@ -53,13 +61,14 @@ class OpProfiler {
 
   // Runs fn, timed as `category` when a profiler is active for `device`. A call made inside another
   // timed call (a kernel calling the table) counts with its caller only.
+  // `op` names the call in the per-op totals (a string literal: kept, not copied).
   template <typename Fn>
-  static void time(OpCategory category, Device device, Fn&& fn) {
+  static void time(OpCategory category, Device device, Fn&& fn, const char* op = nullptr) {
     if (active_ == nullptr) {
       fn();
       return;
     }
-    active_->time_call(category, device, std::forward<Fn>(fn));
+    active_->time_call(category, device, op, std::forward<Fn>(fn));
   }
 
   // While a Scope lives, timed calls count as its category whatever their own: the optimizer phase
@@ -77,7 +86,7 @@ class OpProfiler {
 
  private:
   template <typename Fn>
-  void time_call(OpCategory category, Device device, Fn&& fn) {
+  void time_call(OpCategory category, Device device, const char* op, Fn&& fn) {
     if (device != device_ || depth_ > 0) {
       fn();
       return;
@@ -86,7 +95,7 @@ class OpProfiler {
     Depth depth(depth_);
     const int64_t mark = start(c);
     fn();
-    stop(c, mark);
+    stop(c, op ? op : op_category_name(c), mark);
   }
 
   struct Depth {
@@ -96,7 +105,7 @@ class OpProfiler {
   };
 
   int64_t start(OpCategory c);          // records the start; returns what stop needs
-  void stop(OpCategory c, int64_t mark);
+  void stop(OpCategory c, const char* op, int64_t mark);
 
   struct State;  // the CUDA events, or the CPU clock's totals
   Device device_;
