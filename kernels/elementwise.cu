@@ -187,6 +187,39 @@ __global__ void copy_strided_kernel(const S* src, D* dst, StridedLayout<2> layou
   }
 }
 
+// The same with kVec consecutive elements per access: `layout` counts vectors (see copy_strided).
+template <int kVec, typename I, typename S, typename D>
+__global__ void copy_strided_vec_kernel(const S* src, D* dst, StridedLayout<2> layout, I n) {
+  for (I i = static_cast<I>(thread_index()); i < n; i += static_cast<I>(thread_count())) {
+    int64_t off[2];
+    strided_offsets(layout, i, off);
+    const Vec<S, kVec> a = *reinterpret_cast<const Vec<S, kVec>*>(src + off[0] * kVec);
+    Vec<D, kVec> r;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) r.v[k] = convert<S, D>(a.v[k]);
+    *reinterpret_cast<Vec<D, kVec>*>(dst + off[1] * kVec) = r;
+  }
+}
+
+// `layout` in units of kVec-element vectors, when its innermost dimension is contiguous in both
+// operands and every vector stays whole and aligned: a permuted copy (attention's head split and
+// merge) then moves 16-byte vectors with one index computation each, not 2-byte elements.
+template <int kVec, typename S, typename D>
+bool vector_layout(const S* src, D* dst, const StridedLayout<2>& l, StridedLayout<2>& out) {
+  const int last = l.ndim - 1;
+  if (kVec <= 1 || l.ndim < 1 || l.stride[0][last] != 1 || l.stride[1][last] != 1 || l.size[last] % kVec != 0 ||
+      !is_aligned(src, sizeof(S) * kVec) || !is_aligned(dst, sizeof(D) * kVec))
+    return false;
+  out = l;
+  for (int d = 0; d < last; ++d)
+    for (int k = 0; k < 2; ++k) {
+      if (l.stride[k][d] % kVec != 0) return false;
+      out.stride[k][d] = l.stride[k][d] / kVec;
+    }
+  out.size[last] = l.size[last] / kVec;
+  return true;
+}
+
 template <typename I, typename T, typename O>
 __global__ void binary_strided_kernel(BinaryFn<T, O> f, const T* a, const T* b, O* out, StridedLayout<3> layout, I n) {
   for (I i = static_cast<I>(thread_index()); i < n; i += static_cast<I>(thread_count())) {
@@ -241,6 +274,16 @@ cudaError_t copy_contiguous(const S* src, D* dst, int64_t n, cudaStream_t stream
 template <typename S, typename D>
 cudaError_t copy_strided(const S* src, D* dst, const StridedLayout<2>& layout, int64_t n, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
+  constexpr int kVec = vec_width<S, D>();
+  StridedLayout<2> vec;
+  if (vector_layout<kVec>(src, dst, layout, vec)) {
+    const int64_t nvec = n / kVec;
+    return with_index_type(nvec, [&](auto index) {
+      using I = decltype(index);
+      copy_strided_vec_kernel<kVec, I><<<grid_for(nvec), kThreads, 0, stream>>>(src, dst, vec, static_cast<I>(nvec));
+      return cudaGetLastError();
+    });
+  }
   return with_index_type(n, [&](auto index) {
     using I = decltype(index);
     copy_strided_kernel<I><<<grid_for(n), kThreads, 0, stream>>>(src, dst, layout, static_cast<I>(n));

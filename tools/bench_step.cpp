@@ -103,8 +103,10 @@ class StepBench {
           mean.calls[c] += p.calls[c];
         }
         for (const auto& [op, t] : p.by_op) {
-          mean.by_op[op].ms += t.ms / opt_.steps;
-          mean.by_op[op].calls += t.calls;
+          OpTotal& m = mean.by_op[op];
+          m.ms += t.ms / opt_.steps;
+          m.calls += t.calls;
+          m.max_ms = std::max(m.max_ms, t.max_ms);
         }
         mean.step_ms += p.step_ms / opt_.steps;
       }
@@ -175,11 +177,12 @@ class StepBench {
     // The ops behind those categories, the costliest first: where a fusion would pay.
     std::vector<std::pair<std::string, OpTotal>> ops(p.by_op.begin(), p.by_op.end());
     std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
-    std::printf("| op (top %d) | ms / step | %% of step | calls / step |\n|---|---:|---:|---:|\n",
+    std::printf("| op (top %d) | ms / step | %% of step | calls / step | slowest call ms |\n|---|---:|---:|---:|---:|\n",
                 static_cast<int>(std::min<size_t>(ops.size(), 15)));
     for (size_t i = 0; i < ops.size() && i < 15; ++i)
-      std::printf("| %s | %.3f | %.1f%% | %lld |\n", ops[i].first.c_str(), ops[i].second.ms, 100.0 * ops[i].second.ms / step,
-                  static_cast<long long>(ops[i].second.calls / opt_.steps));
+      std::printf("| %s | %.3f | %.1f%% | %lld | %.3f |\n", ops[i].first.c_str(), ops[i].second.ms,
+                  100.0 * ops[i].second.ms / step, static_cast<long long>(ops[i].second.calls / opt_.steps),
+                  ops[i].second.max_ms);
     std::printf("\n");
     if (device_.is_cuda())
       std::printf("Times from a CUDA event pair around every kernel-table and NCCL call (categories: the slot's, "

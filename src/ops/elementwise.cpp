@@ -1,5 +1,9 @@
 // Elementwise ops: unary math, broadcasting binary ops, comparisons, where and casts,
 // each with its backward next to its forward.
+#include <map>
+#include <mutex>
+#include <string>
+
 #include "mt/autograd/grad_mode.h"
 #include "mt/autograd/node.h"
 #include "mt/ops/kernel_table.h"
@@ -254,9 +258,23 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return out;
 }
 
+namespace {
+
+// "cast bf16->f32": a profile names each direction apart (a string kept for the process's life).
+const char* cast_name(DType from, DType to) {
+  static std::map<std::pair<DType, DType>, std::string> names;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string& n = names[{from, to}];
+  if (n.empty()) n = str_cat("cast ", dtype_name(from), "->", dtype_name(to));
+  return n.c_str();
+}
+
+}  // namespace
+
 Tensor cast(const Tensor& a, DType dtype) {
   Tensor out = Tensor::empty(a.shape(), dtype, a.device());
-  if (out.numel() > 0) kernels().copy.get(a.device(), "cast")(a.detach(), out);
+  if (out.numel() > 0) kernels().copy.get(a.device(), cast_name(a.dtype(), dtype))(a.detach(), out);
   if (is_floating(dtype) && is_floating(a.dtype())) {
     DType from = a.dtype();
     record_function("CastBackward", {a}, {out}, [from](const std::vector<Tensor>& g) {

@@ -90,9 +90,7 @@ StepProfile OpProfiler::end_step() {
       const double ms = s.events[r.start]->elapsed_ms(*s.events[r.start + 1]);
       s.step.ms[static_cast<int>(r.category)] += ms;
       s.step.calls[static_cast<int>(r.category)] += 1;
-      OpTotal& t = s.step.by_op[r.op];
-      t.ms += ms;
-      t.calls += 1;
+      s.step.by_op[r.op].add(ms);
     }
     s.records.clear();
     s.used = 0;
@@ -130,9 +128,7 @@ void OpProfiler::stop(OpCategory c, const char* op, int64_t mark) {
   const double ms = static_cast<double>(now - mark) * 1e-6;
   s.step.ms[static_cast<int>(c)] += ms;
   s.step.calls[static_cast<int>(c)] += 1;
-  OpTotal& t = s.step.by_op[op];
-  t.ms += ms;
-  t.calls += 1;
+  s.step.by_op[op].add(ms);
 }
 
 OpProfiler::Scope::Scope(OpCategory category) : previous_(scope_) { scope_ = static_cast<int>(category); }

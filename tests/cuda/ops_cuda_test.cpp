@@ -234,6 +234,29 @@ TEST(CudaOps, CastAndToThroughThePublicOps) {
   expect_same_bits(x, back.to(gpu()), "host -> device -> host");
 }
 
+TEST(CudaOps, PermutedCopiesWithAContiguousInnerDimMatchTheCpu) {
+  MT_REQUIRE_GPU();
+  // Attention's head split and merge, (B, T, H, D) <-> (B, H, T, D): the vectorised strided path when D
+  // divides into 16-byte vectors (D 64), the per-element one otherwise (D 12; a view one element in).
+  for (int64_t d : {64, 12}) {
+    for (DType from : {DType::BF16, DType::F32, DType::F16}) {
+      Tensor x = make_input({3, 5, 4, d}, from, -3, 3, 11);
+      Tensor gx = x.to(gpu());
+      for (DType to : {from, DType::F32, DType::BF16}) {
+        const std::string what = str_cat("permute(0, 2, 1, 3) D ", d, " ", dtype_name(from), "->", dtype_name(to));
+        Tensor c = Tensor::empty({3, 4, 5, d}, to), g = Tensor::empty({3, 4, 5, d}, to, gpu());
+        kernels().copy.cpu(x.permute({0, 2, 1, 3}), c);
+        kernels().copy.cuda(gx.permute({0, 2, 1, 3}), g);
+        expect_same_bits(c, g, what);
+        Tensor cm = Tensor::empty({3, 4, 5, d - 1}, to), gm = Tensor::empty({3, 4, 5, d - 1}, to, gpu());
+        kernels().copy.cpu(x.permute({0, 2, 1, 3}).narrow(3, 1, d - 1), cm);
+        kernels().copy.cuda(gx.permute({0, 2, 1, 3}).narrow(3, 1, d - 1), gm);
+        expect_same_bits(cm, gm, what + ", a misaligned view");
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------- unary
 
 struct UnaryCase {

@@ -36,6 +36,12 @@ const char* op_category_name(OpCategory c);
 struct OpTotal {
   double ms = 0;
   int64_t calls = 0;
+  double max_ms = 0;  // the slowest single call: a large tensor among many small ones
+  void add(double call_ms) {
+    ms += call_ms;
+    calls += 1;
+    max_ms = call_ms > max_ms ? call_ms : max_ms;
+  }
 };
 
 struct StepProfile {
