@@ -209,4 +209,71 @@ TEST_F(CheckpointContents, SavingANonFiniteModelIsRefused) {
   EXPECT_FALSE(fs::exists(out.string() + ".tmp"));
 }
 
+// The checkpoint part of the hardening fuzz test: 50 seeded damages, each re-signed (valid CRCs) so
+// only a check of the contents can catch it, each resumed: every one refused, by a message naming
+// the file and the tensor or key that was damaged, and none crashes.
+TEST_F(CheckpointContents, FiftyReSignedDamagesAreAllRefusedByName) {
+  std::vector<std::string> names;
+  {
+    CheckpointReader r(good());
+    for (const std::string& n : r.names())
+      if (n.rfind("schedule.", 0) != 0) names.push_back(n);
+  }
+  const std::vector<std::string> counters = {"step", "tokens", "loader_epoch", "loader_index", "world_size"};
+  uint64_t seed = 20261204;
+  auto next = [&](uint64_t bound) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    return (seed >> 33) % bound;
+  };
+  for (int i = 0; i < 50; ++i) {
+    const std::string victim = names[next(names.size())];
+    const int kind = static_cast<int>(next(6));
+    std::string expect = victim;  // what the message must name
+    Edit edit;
+    switch (kind) {
+      case 0: edit = drop(victim); break;
+      case 1:  // renamed
+        edit.tensor = [victim](std::string& name, std::vector<uint8_t>&, TensorInfo&) {
+          if (name == victim) name += "_renamed";
+          return true;
+        };
+        break;
+      case 2:  // flattened: the same bytes under another shape
+        edit.tensor = [victim](std::string& name, std::vector<uint8_t>&, TensorInfo& info) {
+          if (name == victim) info.shape = info.shape.size() == 1 ? std::vector<int64_t>{1, info.shape[0]}
+                                                                  : std::vector<int64_t>{info.numel()};
+          return true;
+        };
+        break;
+      case 3: {  // a NaN (or, for an integer tensor, a tensor dropped)
+        const size_t at = next(1u << 20);
+        edit.tensor = [victim, at](std::string& name, std::vector<uint8_t>& bytes, TensorInfo& info) {
+          if (name != victim) return true;
+          if (info.dtype != DType::F32) return false;
+          const float nan = std::numeric_limits<float>::quiet_NaN();
+          std::memcpy(bytes.data() + 4 * (at % static_cast<size_t>(info.numel())), &nan, 4);
+          return true;
+        };
+        break;
+      }
+      case 4: {  // a counter out of range
+        const std::string key = counters[next(counters.size())];
+        edit = set_counter(key, key == "world_size" ? 0 : -1 - static_cast<int64_t>(next(1000)));
+        expect = "'" + key + "'";
+        break;
+      }
+      case 5:  // an extra tensor the model does not have
+        edit.tensor = [](std::string& name, std::vector<uint8_t>&, TensorInfo&) {
+          if (name == "model.ln_f.bias") name = "model.blocks.7.ln_f.bias";
+          return true;
+        };
+        expect = "model.blocks.7.ln_f.bias";
+        break;
+    }
+    if (kind == 1 && victim.rfind("model.", 0) == 0) expect = victim + "_renamed";  // named as the extra one
+    SCOPED_TRACE(str_cat("damage ", i, " (kind ", kind, ") of ", victim));
+    expect_has(resume_error(edit), expect);
+  }
+}
+
 }  // namespace
