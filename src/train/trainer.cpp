@@ -176,15 +176,7 @@ class Trainer {
 
   double evaluate() {
     watchdog_.beat(run_.counters.step, "evaluation");
-    TokenLoaderOptions o;
-    o.shards = {r_.data.val};
-    o.batch_size = r_.train.micro_batch;
-    o.seq_len = r_.model.seq_len;
-    o.dp_rank = world_.rank();
-    o.dp_size = world_.size();
-    o.vocab_size = r_.model.vocab_size;
-    o.order = LoaderOrder::kSequential;
-    TokenLoader val(o);
+    TokenLoader val(loader_options(r_, world_, r_.data.val, LoaderOrder::kSequential));
     const int64_t steps = std::min<int64_t>(r_.train.eval_steps, std::max<int64_t>(1, val.steps_per_epoch()));
     const double vl = world_.all_reduce(validation_loss(*run_.model, val, steps, run_.device), ReduceKind::kAvg);
     lead_io(ExitStatus::kError, [&] {

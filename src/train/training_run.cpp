@@ -53,18 +53,6 @@ LrScheduleConfig schedule_config(const Recipe& r) {
   return c;
 }
 
-TokenLoaderOptions train_loader_options(const Recipe& r, const Communicator& world) {
-  TokenLoaderOptions o;
-  o.shards = {r.data.train};
-  o.batch_size = r.train.micro_batch;
-  o.seq_len = r.model.seq_len;
-  o.dp_rank = world.rank();
-  o.dp_size = world.size();
-  o.seed = static_cast<uint64_t>(r.train.seed);
-  o.vocab_size = r.model.vocab_size;
-  return o;
-}
-
 // The checkpoint to resume from per checkpoint.resume, if any; a fallback is said on the lead.
 std::optional<fs::path> resume_point(const Recipe& r, bool lead) {
   if (r.checkpoint.resume == "never") return std::nullopt;
@@ -77,6 +65,19 @@ std::optional<fs::path> resume_point(const Recipe& r, bool lead) {
 }
 
 }  // namespace
+
+TokenLoaderOptions loader_options(const Recipe& r, const Communicator& world, const std::string& shards, LoaderOrder order) {
+  TokenLoaderOptions o;
+  o.shards = {shards};
+  o.batch_size = r.train.micro_batch;
+  o.seq_len = r.model.seq_len;
+  o.dp_rank = world.rank();
+  o.dp_size = world.size();
+  o.seed = static_cast<uint64_t>(r.train.seed);
+  o.vocab_size = r.model.vocab_size;
+  o.order = order;
+  return o;
+}
 
 TrainingRun::TrainingRun(Recipe r, const Communicator& world)
     : recipe(with_batch_resolved(std::move(r), world)),
@@ -99,7 +100,7 @@ TrainingRun::TrainingRun(Recipe r, const Communicator& world)
     std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
                 pc.active / 1e6, model->num_parameters() / 1e6, device.str().c_str(), dtype_name(dtype));
   optimizer = std::make_unique<DistributedOptimizer>(recipe, *model, sharding, world);
-  loader = std::make_unique<TokenLoader>(train_loader_options(recipe, world));
+  loader = std::make_unique<TokenLoader>(loader_options(recipe, world, recipe.data.train, LoaderOrder::kShuffled));
   if (!recipe.data.tokenizer.empty() && recipe.train.sample_every > 0)
     tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(recipe.data.tokenizer));
 

@@ -25,6 +25,11 @@ namespace mt {
 Device resolve_device(const Recipe& recipe, const Communicator& world);
 DType resolve_dtype(const Recipe& recipe, Device device);
 
+// A loader of `shards` for this rank: train.micro_batch sequences of model.seq_len, sharded over the
+// data-parallel ranks (train.seed orders a shuffled one).
+TokenLoaderOptions loader_options(const Recipe& recipe, const Communicator& world, const std::string& shards,
+                                  LoaderOrder order);
+
 struct TrainingRun {
   // Builds everything, then resumes per checkpoint.resume (auto: Note [Resuming when latest is lost or
   // damaged]). The lead rank prints the recipe, the model and where it resumed from. A collective under expert parallelism.
