@@ -18,8 +18,8 @@
 #ifdef MT_WITH_CUDA
 #include <cublas_v2.h>
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/core/cuda_context.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/attention_backend.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/matmul_tuning.h"

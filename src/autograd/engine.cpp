@@ -6,8 +6,8 @@
 #include <queue>
 #include <unordered_map>
 
-#include "mt/autograd/grad_mode.h"
-#include "mt/autograd/node.h"
+#include "mt/graph/grad_mode.h"
+#include "mt/graph/node.h"
 #include "mt/ops/ops.h"
 
 namespace mt {

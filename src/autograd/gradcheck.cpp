@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/ops.h"
 
 namespace mt {

@@ -5,9 +5,9 @@
 #include <sstream>
 
 #include "mt/autograd/engine.h"
-#include "mt/autograd/grad_mode.h"
-#include "mt/autograd/node.h"
 #include "mt/core/device_copy.h"
+#include "mt/graph/grad_mode.h"
+#include "mt/graph/node.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 

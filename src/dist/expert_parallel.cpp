@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "mt/autograd/node.h"
+#include "mt/graph/node.h"
 
 namespace mt {
 

@@ -1,7 +1,7 @@
 // Initialisation helpers: in-place fills under no-grad, and the GPT-2 tree walk.
 #include "mt/nn/init.h"
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/ops.h"
 
 namespace mt::init {

@@ -1,7 +1,7 @@
 // Experts: parameter setup and the batched two-layer FFN.
 #include "mt/nn/moe_experts.h"
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/ops.h"
 
 namespace mt {

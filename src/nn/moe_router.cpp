@@ -1,7 +1,7 @@
 // Router: f32 gate logits with the optional multiplicative jitter, handed to route().
 #include "mt/nn/moe_router.h"
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/ops.h"
 
 namespace mt {

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <limits>
 
-#include "mt/autograd/grad_mode.h"
-#include "mt/autograd/node.h"
+#include "mt/graph/grad_mode.h"
+#include "mt/graph/node.h"
 #include "mt/ops/ops.h"
 
 namespace mt {

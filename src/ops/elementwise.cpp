@@ -4,8 +4,8 @@
 #include <mutex>
 #include <string>
 
-#include "mt/autograd/grad_mode.h"
-#include "mt/autograd/node.h"
+#include "mt/graph/grad_mode.h"
+#include "mt/graph/node.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 

@@ -1,7 +1,7 @@
 // Indexing and shape ops: index_select/index_add (rows along a dim), gather/scatter_add,
 // topk, cumsum, cat/split/stack. Index tensors are converted to i64 once here.
-#include "mt/autograd/grad_mode.h"
-#include "mt/autograd/node.h"
+#include "mt/graph/grad_mode.h"
+#include "mt/graph/node.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 

@@ -1,7 +1,7 @@
 // Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm, bmm_bias
 // (per-batch bias in the GEMM epilogue) and linear (x @ w^T + b). All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
 // backwards call the same kernel with transposes and sum over batch entries that were broadcast.
-#include "mt/autograd/node.h"
+#include "mt/graph/node.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 

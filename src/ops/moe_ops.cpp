@@ -3,7 +3,7 @@
 // permute plus one dot product per choice for the weight).
 #include "mt/ops/moe_ops.h"
 
-#include "mt/autograd/node.h"
+#include "mt/graph/node.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 

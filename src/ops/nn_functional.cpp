@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "mt/autograd/node.h"
+#include "mt/graph/node.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 

@@ -2,7 +2,7 @@
 // kernel serves sum, mean, max, min and argmax; backward broadcasts the gradient back.
 #include <algorithm>
 
-#include "mt/autograd/node.h"
+#include "mt/graph/node.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 

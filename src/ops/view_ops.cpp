@@ -2,7 +2,7 @@
 // gradient back (reshape it, transpose it back, pad it into the narrowed range, sum the expansion).
 #include <numeric>
 
-#include "mt/autograd/node.h"
+#include "mt/graph/node.h"
 #include "mt/ops/ops.h"
 
 namespace mt {

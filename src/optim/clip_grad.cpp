@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <set>
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/ops.h"
 
 namespace mt {

@@ -17,7 +17,7 @@ MemoryPerRank memory_per_rank(const GPTConfig& config, bool half_weights, int ra
   }
   double replicated = static_cast<double>(pc.total) - experts_all;
   const double weight_bytes = half_weights ? 2 : 4;
-  const double grad_bytes = 4;                          // f32 always: Note [f32 main gradients] in mt/autograd/node.h
+  const double grad_bytes = 4;                          // f32 always: Note [f32 main gradients] in mt/graph/node.h
   const double state_bytes = half_weights ? 4 + 8 : 8;  // f32 master (half only) + two f32 moments
   MemoryPerRank m;
   m.weights_and_grads = (replicated + experts_here) * (weight_bytes + grad_bytes);

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/core/philox.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/nn/attention.h"
 #include "mt/ops/ops.h"
 

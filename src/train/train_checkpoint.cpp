@@ -5,7 +5,7 @@
 #include <climits>
 #include <cmath>
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/io/checkpoint.h"
 #include "mt/optim/lr_schedule.h"
 #include "mt/optim/optimizer.h"

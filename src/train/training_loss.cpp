@@ -1,7 +1,7 @@
 // training_loss: CE + aux + KD of one micro-batch (training_loss.h).
 #include "mt/train/training_loss.h"
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/op_profiler.h"
 #include "mt/ops/ops.h"
 

@@ -1,7 +1,7 @@
 // Token batches and the mean validation loss.
 #include "mt/train/validation.h"
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/ops.h"
 
 namespace mt {

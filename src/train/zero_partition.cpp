@@ -1,8 +1,8 @@
 // ZeRO-1: parameter ownership, the owners' broadcast, and the optimizer state assembled for checkpoints.
 #include "mt/train/zero_partition.h"
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/dist/gradient_buckets.h"
+#include "mt/graph/grad_mode.h"
 
 namespace mt {
 

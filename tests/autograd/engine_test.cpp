@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "mt/autograd/engine.h"
-#include "mt/autograd/grad_mode.h"
 #include "mt/autograd/gradcheck.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/ops.h"
 
 using namespace mt;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dist.grad_reduce_dtype end to end: a tiny bf16 MoE GPT (f32 main gradients, Note [f32 main
-# gradients] in include/mt/autograd/node.h) trains on 2 and 4 CPU ranks with the data-parallel
+# gradients] in include/mt/graph/node.h) trains on 2 and 4 CPU ranks with the data-parallel
 # gradient sum in f32 and in bf16 (also with dist.ep = 2: the experts' reduce); the losses agree.
 # The key is documented by `moetrain validate` and a bad value is refused naming the choices.
 set -uo pipefail

@@ -1,4 +1,4 @@
-// Gradient accumulation on the GPU (Note [f32 main gradients] in mt/autograd/node.h): a small bf16 GPT
+// Gradient accumulation on the GPU (Note [f32 main gradients] in mt/graph/node.h): a small bf16 GPT
 // accumulates 32 micro-batches as the trainer does. Its f32 main gradients must equal the exact (f64)
 // sum of the 32 micro-batch gradients, each computed alone, within the error bound of f32 summation,
 // which a bf16 running sum (the former accumulation) misses; and agree with one batch of all 32

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/core/device.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/nn/moe_layer.h"
 #include "mt/nn/moe_routing.h"
 #include "mt/ops/moe_ops.h"

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <string>
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/nn/moe_layer.h"
 #include "../data/golden_file.h"
 #include "mt/ops/ops.h"

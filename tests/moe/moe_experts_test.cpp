@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/nn/moe_experts.h"
 #include "mt/ops/ops.h"
 

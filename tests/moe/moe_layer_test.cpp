@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/autograd/gradcheck.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/nn/moe_dispatch.h"
 #include "mt/nn/moe_layer.h"
 #include "mt/ops/ops.h"

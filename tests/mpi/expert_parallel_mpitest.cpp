@@ -4,8 +4,8 @@
 // sum of the group's unsplit ones.
 #include <gtest/gtest.h>
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/dist/expert_parallel.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/nn/moe_layer.h"
 #include "mt/ops/ops.h"
 

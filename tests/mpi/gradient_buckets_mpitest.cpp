@@ -6,9 +6,9 @@
 
 #include <cmath>
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/core/error.h"
 #include "mt/dist/gradient_buckets.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/ops.h"
 
 using namespace mt;

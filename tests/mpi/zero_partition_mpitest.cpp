@@ -3,7 +3,7 @@
 // every parameter, with the whole optimizer state (moments and bf16 masters) assembled from the owners.
 #include <gtest/gtest.h>
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/ops/ops.h"
 #include "mt/optim/adamw.h"
 #include "mt/train/zero_partition.h"

@@ -2,8 +2,8 @@
 // decoding (token by token and in chunks) giving the same outputs as the full forward.
 #include <gtest/gtest.h>
 
-#include "mt/autograd/grad_mode.h"
 #include "mt/autograd/gradcheck.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/nn/attention.h"
 #include "mt/nn/init.h"
 #include "mt/nn/mlp.h"

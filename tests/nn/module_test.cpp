@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/nn/attention.h"
 #include "mt/nn/embedding.h"
 #include "mt/nn/init.h"

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 #include "mt/io/recipe.h"
 #include "mt/ops/ops.h"
 #include "mt/train/checkpoint_model.h"

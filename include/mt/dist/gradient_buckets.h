@@ -23,7 +23,7 @@ int bucketed_collective(const std::vector<Tensor>& tensors, const std::function<
 // Sums each parameter's gradient over `comm`'s ranks in place and divides it by `mean_over` ranks (0:
 // comm's size, the plain average); parameters without a gradient are skipped (every rank must have
 // the same ones). main_grad_reduce: the dtype the f32 main gradients of bf16/f16 parameters (Note
-// [f32 main gradients] in mt/autograd/node.h) are summed in, f32 or bf16 (half the bytes, each
+// [f32 main gradients] in mt/graph/node.h) are summed in, f32 or bf16 (half the bytes, each
 // partial sum rounded to bf16; the result is f32 again); other gradients reduce in their own dtype.
 // Returns the number of collectives issued.
 int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm,

@@ -123,7 +123,7 @@ struct DistSection {
   int zero = 0;  // ZeRO stage: 0 = every rank holds all optimizer state, 1 = partitioned over the ranks
   double timeout = 1800;  // seconds without progress (a stalled rank, a hung collective) that end the job; 0 = never
   // The dtype bf16 parameters' f32 gradients are summed in over data-parallel ranks: f32, or bf16 for
-  // half the bytes (Note [f32 main gradients] in mt/autograd/node.h). f32 parameters' stay f32.
+  // half the bytes (Note [f32 main gradients] in mt/graph/node.h). f32 parameters' stay f32.
   GradReduceDType grad_reduce_dtype = GradReduceDType::kF32;
   bool operator==(const DistSection&) const = default;
 };

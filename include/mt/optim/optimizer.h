@@ -1,7 +1,7 @@
 // Optimizer: the base of AdamW and SGD. It owns per-parameter state (f32 slots such as Adam's
 // moments, and an f32 master copy of every bf16/f16 parameter, see Note [f32 masters] in
 // src/ops/cpu/optim_cpu.cpp; such a parameter's gradient is f32 too, Note [f32 main gradients] in
-// mt/autograd/node.h), groups parameters by weight decay, and runs one fused kernel call
+// mt/graph/node.h), groups parameters by weight decay, and runs one fused kernel call
 // per (group, device). Create it after the model has been moved with Module::to().
 #pragma once
 #include <string>

@@ -1,5 +1,6 @@
-// Autograd graph: a Node computes input gradients from output gradients and points, by Edges,
-// at the nodes of its inputs. Differentiable ops build a FunctionNode from a backward closure.
+// Autograd graph vocabulary (the graph layer, below ops): a Node computes input gradients from
+// output gradients and points, by Edges, at the nodes of its inputs. Differentiable ops build a
+// FunctionNode from a backward closure; the engine (mt/autograd/engine.h) runs the graph.
 // Note [Released graphs]: when backward runs without retain_graph the closure (and its saved
 // tensors) is dropped; a second backward through it is then an error, not a silent zero.
 #pragma once
@@ -51,6 +52,7 @@ class Node {
 DType grad_dtype_for(DType leaf);
 
 // The gradient sink of a leaf tensor: adds into tensor.grad() (in grad_dtype_for(leaf's dtype)).
+// apply() calls ops, so it is defined above them, in src/autograd/accumulate_grad.cpp.
 class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(const Tensor& leaf);

@@ -1,10 +1,10 @@
-// Nodes, saved tensors and the recording of differentiable ops into the graph.
-#include "mt/autograd/node.h"
+// Nodes, saved tensors and the recording of differentiable ops into the graph. Calls no op:
+// AccumulateGrad::apply is defined in src/autograd/accumulate_grad.cpp (Note [Layer order]).
+#include "mt/graph/node.h"
 
 #include <atomic>
 
-#include "mt/autograd/grad_mode.h"
-#include "mt/ops/ops.h"
+#include "mt/graph/grad_mode.h"
 
 namespace mt {
 
@@ -17,23 +17,6 @@ Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_seque
 DType grad_dtype_for(DType leaf) { return is_half(leaf) ? DType::F32 : leaf; }
 
 AccumulateGrad::AccumulateGrad(const Tensor& leaf) : Node("AccumulateGrad"), leaf_(leaf.impl_ptr()) {}
-
-std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
-  auto impl = leaf_.lock();
-  if (!impl || !grads[0].defined()) return {};
-  Tensor leaf(impl);
-  Tensor g = grads[0];
-  MT_ASSERT(g.shape() == leaf.shape());
-  Tensor prev = leaf.grad();
-  if (!prev.defined()) {
-    // A copy (cast always copies): the incoming tensor may alias another node's buffer. In f32 for a
-    // half leaf, see Note [f32 main gradients] in node.h.
-    leaf.set_grad(cast(g, grad_dtype_for(leaf.dtype())));
-  } else {
-    add_(prev, g);  // widened to prev's dtype by add_
-  }
-  return {};
-}
 
 std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grads) {
   MT_CHECK(fn_ != nullptr, "backward through ", name(),

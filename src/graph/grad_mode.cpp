@@ -1,5 +1,5 @@
 // Thread-local grad mode.
-#include "mt/autograd/grad_mode.h"
+#include "mt/graph/grad_mode.h"
 
 namespace mt {
 

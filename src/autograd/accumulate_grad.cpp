@@ -1,0 +1,26 @@
+// AccumulateGrad::apply: adds a leaf's incoming gradient into tensor.grad(). Declared with the
+// graph vocabulary (mt/graph/node.h) but defined here, above ops, because it casts and adds;
+// see Note [Layer order] in tests/cli/layer_order_test.sh.
+#include "mt/graph/node.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
+  auto impl = leaf_.lock();
+  if (!impl || !grads[0].defined()) return {};
+  Tensor leaf(impl);
+  Tensor g = grads[0];
+  MT_ASSERT(g.shape() == leaf.shape());
+  Tensor prev = leaf.grad();
+  if (!prev.defined()) {
+    // A copy (cast always copies): the incoming tensor may alias another node's buffer. In f32 for a
+    // half leaf, see Note [f32 main gradients] in node.h.
+    leaf.set_grad(cast(g, grad_dtype_for(leaf.dtype())));
+  } else {
+    add_(prev, g);  // widened to prev's dtype by add_
+  }
+  return {};
+}
+
+}  // namespace mt
