@@ -1,15 +1,10 @@
-// Tensor: construction, host access, copies across devices and dtypes, autograd accessors.
+// Tensor: construction, host access, autograd accessors. The methods that call ops or the engine
+// are defined above core: to, clone, copy_ in src/ops/tensor_methods.cpp, the views in
+// src/ops/view_ops.cpp, backward in src/autograd/tensor_backward.cpp (Note [Layer order]).
 #include "mt/core/tensor.h"
 
 #include <cstring>
 #include <sstream>
-
-#include "mt/autograd/engine.h"
-#include "mt/core/device_copy.h"
-#include "mt/graph/grad_mode.h"
-#include "mt/graph/node.h"
-#include "mt/ops/kernel_table.h"
-#include "mt/ops/ops.h"
 
 namespace mt {
 
@@ -91,37 +86,8 @@ Tensor Tensor::contiguous() const {
   return clone();
 }
 
-Tensor Tensor::clone() const { return cast(*this, dtype()); }  // cast always copies
-
-Tensor Tensor::to(DType dt) const {
-  if (dt == dtype()) return *this;
-  return cast(*this, dt);
-}
-
-Tensor Tensor::to(Device dev) const {
-  if (dev == device()) return *this;
-  Tensor src = detach().contiguous();
-  Tensor out = empty(shape(), dtype(), dev);
-  copy_bytes(out.data_ptr(), dev, src.data_ptr(), src.device(), nbytes());
-  if (requires_grad() && grad_mode_enabled()) {
-    Device from = device();
-    record_function("ToDeviceBackward", {*this}, {out},
-                    [from](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0].to(from)}; });
-  }
-  return out;
-}
-
 Tensor Tensor::detach() const {
   return make_view(impl()->storage, shape(), strides(), offset(), dtype());
-}
-
-void Tensor::copy_(const Tensor& src) const {
-  MT_CHECK(!(requires_grad() && grad_mode_enabled()), "copy_: in-place copy into a tensor that requires grad");
-  Tensor s = src.detach();
-  if (s.device() != device()) s = s.to(device());
-  s = s.expand(shape());
-  kernels().copy.get(device(), "copy_")(s, detach());
-  bump_version();
 }
 
 const Tensor& Tensor::set_requires_grad(bool on) const {
@@ -146,16 +112,12 @@ void Tensor::set_grad(const Tensor& g) const {
     autograd_meta().grad.reset();
     return;
   }
-  check_same_shape("set_grad", *this, g);
+  MT_CHECK(g.shape() == shape(), "set_grad: shapes differ: ", shape(), " and ", g.shape());
   autograd_meta().grad = std::make_shared<Tensor>(g);
 }
 
 void Tensor::zero_grad() const {
   if (impl()->autograd) impl()->autograd->grad.reset();
-}
-
-void Tensor::backward(const Tensor& grad, bool retain_graph) const {
-  run_backward({*this}, {grad}, retain_graph ? RetainGraph::kYes : RetainGraph::kNo);
 }
 
 std::string Tensor::describe() const {

@@ -1,6 +1,8 @@
 // Tensor: a strided view (shape, strides, offset in elements, dtype) over a Storage, plus
 // optional autograd metadata. Copying a Tensor shares everything; clone() is the only deep copy.
-// View methods are differentiable and are implemented in src/ops/view_ops.cpp.
+// Methods that call ops or the engine are defined above core (Note [Layer order] in
+// tests/cli/layer_order_test.sh): the views in src/ops/view_ops.cpp, to/clone/copy_ in
+// src/ops/tensor_methods.cpp, backward in src/autograd/tensor_backward.cpp.
 #pragma once
 #include <memory>
 #include <string>
