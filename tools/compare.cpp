@@ -10,6 +10,7 @@
 #include "mt/core/error.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
+#include "mt/train/gpt_from_recipe.h"
 #include "mt/train/png_plot.h"
 #include "mt/train/run_metrics.h"
 

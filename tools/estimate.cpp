@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
+#include "mt/train/gpt_from_recipe.h"
 #include "mt/train/memory_estimate.h"
 #include "mt/train/preflight.h"
 

@@ -2,6 +2,7 @@
 #include "mt/train/checkpoint_model.h"
 
 #include "mt/io/checkpoint_dir.h"
+#include "mt/train/gpt_from_recipe.h"
 #include "mt/train/train_checkpoint.h"
 #include "mt/train/training_run.h"
 

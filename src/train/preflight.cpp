@@ -19,6 +19,7 @@
 #include "mt/dist/expert_parallel.h"
 #include "mt/io/checkpoint_dir.h"
 #include "mt/nn/gpt.h"
+#include "mt/train/gpt_from_recipe.h"
 #include "mt/train/memory_estimate.h"
 
 #ifdef MT_WITH_CUDA

@@ -5,6 +5,7 @@
 
 #include "mt/io/checkpoint_dir.h"
 #include "mt/train/distillation.h"
+#include "mt/train/gpt_from_recipe.h"
 
 namespace mt {
 

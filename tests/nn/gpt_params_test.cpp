@@ -4,6 +4,7 @@
 
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
+#include "mt/train/gpt_from_recipe.h"
 
 using namespace mt;
 

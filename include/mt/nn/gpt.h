@@ -11,7 +11,6 @@
 
 namespace mt {
 
-struct Recipe;
 class ExpertParallel;
 class TransformerBlock;
 struct KVCache;
@@ -38,8 +37,6 @@ struct GPTConfig {
   int64_t padded_vocab() const { return (vocab_size + 63) / 64 * 64; }
   bool is_moe_block(int l) const { return !experts_per_block.empty() && experts_per_block[l] > 0; }
 };
-
-GPTConfig gpt_config_from_recipe(const Recipe& recipe);
 
 // Parameter counts computed from the config alone (no allocation), so `estimate` works for 13B models.
 struct ParamCounts {
