@@ -36,6 +36,7 @@ else
   COMM_ARGS=()
   SCALE_ARGS=(--warmup 5 --steps 10)
 fi
+source scripts/bench-fields.sh
 MPI=(mpirun --oversubscribe -np "$N")
 W=$(mktemp -d /tmp/mt_multi.XXXXXX)
 trap 'rm -rf "$W"' EXIT
@@ -133,8 +134,8 @@ for model in dense moe-8; do
     [[ $model == moe-8 ]] && args+=(moe.experts=8 dist.ep=$n)
     mpirun --oversubscribe -np $n "$MT" bench step "${args[@]}" "${SCALE_ARGS[@]}" >"$W/scale-$model-$n.md" 2>&1 \
       || { echo "bench step $model on $n failed:"; tail -5 "$W/scale-$model-$n.md"; fails=$((fails + 1)); }
-    tps=$(sed -n "s/^bench-step: .* tokens_per_s=\([0-9.]*\).*/\1/p" "$W/scale-$model-$n.md")
-    tps=${tps:-0}
+    tps=$(field "$W/scale-$model-$n.md" bench-step tokens_per_s)
+    [[ $tps == - ]] && tps=0
     base=${base:-$tps}
     awk -v m=$model -v n=$n -v t="$tps" -v b="$base" \
       'BEGIN { printf "| %s | %d | %.0f | %.1f%% |\n", m, n, t, (b > 0 ? 100 * t / (n * b) : 0) }' | tee -a "$REPORT"
