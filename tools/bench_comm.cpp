@@ -70,6 +70,9 @@ class CommBench {
     if (opt_.sizes.empty())
       opt_.sizes = gpu ? std::vector<std::string>{"1MB", "4MB", "16MB", "64MB", "256MB", "1GB"}
                        : std::vector<std::string>{"1MB", "4MB", "16MB"};
+    for (const std::string& size : opt_.sizes) bytes_.push_back(parse_size(size));
+    MT_CHECK(n_ >= 2, "bench comm: measures collectives between ranks; run it under mpirun with 2 or more ranks "
+             "(one per GPU), got ", n_);
     MT_CHECK(opt_.moe_tokens % n_ == 0, "bench comm: --moe-tokens ", opt_.moe_tokens, " does not split over ", n_,
              " ranks");
   }
@@ -82,11 +85,8 @@ class CommBench {
       std::printf("| collective | size | our busbw (GB/s) | direct busbw (GB/s) | ours / direct |\n"
                   "|---|---:|---:|---:|---:|\n");
     }
-    for (const std::string& s : opt_.sizes) {
-      const int64_t bytes = parse_size(s);
-      const int64_t numel = bytes / 4 / n_ * n_;  // f32 elements, a multiple of the rank count
-      collective_rows(s, numel);
-    }
+    for (size_t i = 0; i < bytes_.size(); ++i)
+      collective_rows(opt_.sizes[i], bytes_[i] / 4 / n_ * n_);  // f32 elements, a multiple of the rank count
     moe_row();
     if (lead) {
       std::printf("\nsize: the buffer one rank holds (all-reduce: the reduced tensor; all-gather: the gathered output; "
@@ -243,6 +243,7 @@ class CommBench {
   BenchCommOptions opt_;
   const Communicator& world_;
   int n_;
+  std::vector<int64_t> bytes_;  // of each --sizes entry
   Device dev_ = Device::cpu();
 };
 
