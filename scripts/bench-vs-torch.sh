@@ -37,12 +37,7 @@ row_args() {
   esac
 }
 
-# field FILE PREFIX KEY: the value of KEY= on FILE's last line starting with PREFIX, or "-".
-field() {
-  local v
-  v=$(grep "^$2:" "$1" 2>/dev/null | tail -1 | sed -n "s/.* $3=\([0-9.]*\).*/\1/p") || true
-  echo "${v:--}"
-}
+source scripts/bench-fields.sh
 kilo() { [[ $1 == - ]] && echo - || awk -v x="$1" 'BEGIN { printf "%.1fK", x / 1000 }'; }
 pct() { [[ $1 == - ]] && echo - || awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
 ratio() { [[ $1 == - || $2 == - ]] && echo - || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }

@@ -1,4 +1,4 @@
-# Sourced ON the GPU machine (no network) by scripts/gpu-test.sh and scripts/bench-vs-torch.sh: unpacks
+# Sourced ON the GPU machine (no network) by scripts/gpu-test.sh, bench-vs-torch.sh and gpu-multi.sh: unpacks
 # the .debs that scripts/gpu-prep.sh carried in .deps/debs, exports the paths and MPI/NCCL settings, and
 # defines gpu_build [TARGET...]: configure + build build-gpu for sm_90 (all targets when none named).
 # Expects the repository root as the current folder and OUT set (logs go there).

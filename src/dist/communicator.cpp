@@ -20,6 +20,7 @@ void nccl_broadcast(NcclComm& c, const Tensor& t, int root);
 void nccl_all_gather(NcclComm& c, const Tensor& in, const Tensor& out);
 void nccl_reduce_scatter(NcclComm& c, const Tensor& in, const Tensor& out, ReduceKind op);
 void nccl_all_to_all(NcclComm& c, const Tensor& in, const Tensor& out, int size);
+ncclComm* nccl_handle(NcclComm& c);
 #endif
 
 namespace {
@@ -95,8 +96,8 @@ struct Communicator::State {
   bool owned = false;
 #ifdef MT_WITH_CUDA
   std::shared_ptr<NcclComm> nccl;
-  NcclComm& nccl_for(const Tensor& t) {
-    if (!nccl) nccl = make_nccl_comm(comm, t.device().index);
+  NcclComm& nccl_for(int device) {
+    if (!nccl) nccl = make_nccl_comm(comm, device);
     return *nccl;
   }
 #endif
@@ -174,7 +175,7 @@ void Communicator::all_reduce(const Tensor& t, ReduceKind op) const {
   if (size() == 1 || t.numel() == 0) return;
 #ifdef MT_WITH_CUDA
   if (t.device().is_cuda()) {
-    OpProfiler::time(OpCategory::kCommunication, t.device(), [&] { nccl_all_reduce(state_->nccl_for(t), t, op); });
+    OpProfiler::time(OpCategory::kCommunication, t.device(), [&] { nccl_all_reduce(state_->nccl_for(t.device().index), t, op); });
     t.bump_version();
     return;
   }
@@ -191,7 +192,7 @@ void Communicator::broadcast(const Tensor& t, int root) const {
   if (size() == 1 || t.numel() == 0) return;
 #ifdef MT_WITH_CUDA
   if (t.device().is_cuda()) {
-    OpProfiler::time(OpCategory::kCommunication, t.device(), [&] { nccl_broadcast(state_->nccl_for(t), t, root); });
+    OpProfiler::time(OpCategory::kCommunication, t.device(), [&] { nccl_broadcast(state_->nccl_for(t.device().index), t, root); });
     t.bump_version();
     return;
   }
@@ -208,7 +209,7 @@ void Communicator::all_gather(const Tensor& in, const Tensor& out) const {
            in.numel() * size());
 #ifdef MT_WITH_CUDA
   if (in.device().is_cuda()) {
-    OpProfiler::time(OpCategory::kCommunication, in.device(), [&] { nccl_all_gather(state_->nccl_for(in), in, out); });
+    OpProfiler::time(OpCategory::kCommunication, in.device(), [&] { nccl_all_gather(state_->nccl_for(in.device().index), in, out); });
     return;
   }
 #endif
@@ -226,7 +227,7 @@ void Communicator::reduce_scatter(const Tensor& in, const Tensor& out, ReduceKin
 #ifdef MT_WITH_CUDA
   if (in.device().is_cuda()) {
     OpProfiler::time(OpCategory::kCommunication, in.device(),
-        [&] { nccl_reduce_scatter(state_->nccl_for(in), in, out, op); });
+        [&] { nccl_reduce_scatter(state_->nccl_for(in.device().index), in, out, op); });
     return;
   }
 #endif
@@ -246,7 +247,7 @@ void Communicator::all_to_all(const Tensor& in, const Tensor& out) const {
 #ifdef MT_WITH_CUDA
   if (in.device().is_cuda()) {
     OpProfiler::time(OpCategory::kCommunication, in.device(),
-        [&] { nccl_all_to_all(state_->nccl_for(in), in, out, size()); });
+        [&] { nccl_all_to_all(state_->nccl_for(in.device().index), in, out, size()); });
     return;
   }
 #endif
@@ -260,6 +261,10 @@ double Communicator::all_reduce(double value, ReduceKind op) const {
   mpi_check(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op, DType::F64), state_->comm), "MPI_Allreduce");
   return op == ReduceKind::kAvg ? out / size() : out;
 }
+
+#ifdef MT_WITH_CUDA
+ncclComm* Communicator::nccl_comm(int device) const { return nccl_handle(state_->nccl_for(device)); }
+#endif
 
 ProcessGroups make_process_groups(const Communicator& world, int ep_size) {
   int w = world.size(), r = world.rank();

@@ -7,6 +7,10 @@
 
 #include "mt/core/tensor.h"
 
+#ifdef MT_WITH_CUDA
+struct ncclComm;  // <nccl.h>'s ncclComm_t is ncclComm*
+#endif
+
 namespace mt {
 
 enum class ReduceKind { kSum, kMax, kMin, kAvg };
@@ -43,6 +47,11 @@ class Communicator {
   // in/out (size * n): chunk j of `in` goes to rank j, chunk i of `out` came from rank i.
   void all_to_all(const Tensor& in, const Tensor& out) const;
   double all_reduce(double value, ReduceKind op) const;
+#ifdef MT_WITH_CUDA
+  // The NCCL communicator these collectives use for CUDA tensors on `device` (made on first use):
+  // for a caller that times NCCL called directly next to them (`moetrain bench comm`).
+  ncclComm* nccl_comm(int device) const;
+#endif
 
   struct State;
 

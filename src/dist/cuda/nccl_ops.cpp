@@ -38,6 +38,8 @@ std::shared_ptr<NcclComm> make_nccl_comm(MPI_Comm comm, int device) {
   return c;
 }
 
+ncclComm* nccl_handle(NcclComm& c) { return c.comm; }
+
 namespace {
 
 ncclDataType_t nccl_type(DType t) {
