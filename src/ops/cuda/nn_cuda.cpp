@@ -1,4 +1,4 @@
-// CUDA neural-network kernels (contracts in mt/ops/kernel_table.h): unpack tensors, check what the
+// CUDA neural-network kernels (contracts in mt/ops/kernel_list.h): unpack tensors, check what the
 // launchers rely on, and call the kernels/ launchers on the device's current stream. bf16 / f16 causal
 // attention tries cuDNN's fused SDPA first (cudnn_attention.h, switch in mt/ops/attention_backend.h).
 #include <algorithm>

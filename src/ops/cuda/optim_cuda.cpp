@@ -1,4 +1,4 @@
-// CUDA fused optimizers (contracts in mt/ops/kernel_table.h): tensors are grouped by device and
+// CUDA fused optimizers (contracts in mt/ops/kernel_list.h): tensors are grouped by device and
 // parameter/gradient dtype, each group's chunk table lives in device memory and is uploaded again
 // only when the group's pointers change, then one launch updates the whole group.
 #include <cmath>
