@@ -10,7 +10,7 @@
 #include "attention.h"
 #include "device_utils.cuh"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 namespace {
 
@@ -313,4 +313,4 @@ MT_ATTENTION_INSTANTIATE(__nv_bfloat16, float)
 MT_ATTENTION_INSTANTIATE(__half, float)
 #undef MT_ATTENTION_INSTANTIATE
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 constexpr int kAttentionMaxHeadDim = 256;
 
@@ -22,4 +22,4 @@ cudaError_t attention_backward(const T* q, const T* k, const T* v, const T* out,
                                T* dq, T* dk, T* dv, void* delta, int64_t bh, int64_t seq, int head_dim, double scale,
                                cudaStream_t stream);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

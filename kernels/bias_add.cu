@@ -4,7 +4,7 @@
 #include "bias_add.h"
 #include "device_utils.cuh"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 namespace {
 
@@ -34,4 +34,4 @@ template cudaError_t add_bias_rows<double>(double*, const double*, int64_t, int6
 template cudaError_t add_bias_rows<__nv_bfloat16>(__nv_bfloat16*, const __nv_bfloat16*, int64_t, int64_t, int64_t, cudaStream_t);
 template cudaError_t add_bias_rows<__half>(__half*, const __half*, int64_t, int64_t, int64_t, cudaStream_t);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

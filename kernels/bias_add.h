@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 // out[r, c] += bias[r / group_rows, c]: each run of group_rows rows has its own bias row (group_rows =
 // rows: one bias vector for all). T: float, double, __nv_bfloat16, __half.
@@ -13,4 +13,4 @@ template <typename T>
 cudaError_t add_bias_rows(T* out, const T* bias, int64_t rows, int64_t cols, int64_t group_rows,
                           cudaStream_t stream);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -8,7 +8,7 @@
 #include "row_launch.cuh"
 #include "running_lse.cuh"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 namespace {
 
@@ -157,4 +157,4 @@ MT_CE_INSTANTIATE(__nv_bfloat16, float)
 MT_CE_INSTANTIATE(__half, float)
 #undef MT_CE_INSTANTIATE
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

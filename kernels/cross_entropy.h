@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 // lse[n] = logsumexp(logits[n]); losses[n] = lse[n] - logits[n, targets[n]], or 0 where targets[n] ==
 // ignore_index; a target outside [0, vocab) gives a NaN loss.
@@ -20,4 +20,4 @@ cudaError_t cross_entropy_backward(const T* logits, const int64_t* targets, int6
                                    const S* grad_losses, T* dlogits, int64_t rows, int64_t vocab,
                                    cudaStream_t stream);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

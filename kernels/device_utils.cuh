@@ -1,31 +1,57 @@
-// Device helpers shared by the kernels in this folder: accumulation types and conversions for
-// f32/f64/bf16/f16, aligned vector loads, and warp / row-group reductions.
+// Device helpers shared by every kernel in this folder (Note [One set of device helpers]): accumulation
+// types and conversions, math in the accumulation type, aligned vector loads and the alignment check, and
+// warp / row-group reductions. Grid sizing and index checks are in launch_utils.cuh.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
-// Accumulation type: double for double, float for everything else.
-template <typename T> struct AccType { using type = float; };
-template <> struct AccType<double> { using type = double; };
+// Note [One set of device helpers]
+// Every kernel file uses these, in namespace mt::gpu: one accumulation type, one set of conversions, one
+// aligned vector type (Pack) and one alignment check (is_aligned). They were two dialects once (mt::gpu's
+// dtype_cast.cuh with Vec, mt::gpukernels' device_utils.cuh with Pack and aligned16). They agreed for every
+// type a kernel is instantiated with (they differed only in acc_t of integer types, which only the mt::gpu
+// kernels use; its identity is kept), and the merge left every kernel's sm_90 machine code byte-identical.
+
+// Accumulation type: float for the half types, the type itself otherwise (double for double; integer and
+// bool elements accumulate as themselves, as the CPU kernels do).
+template <typename T> struct AccType { using type = T; };
+template <> struct AccType<__nv_bfloat16> { using type = float; };
+template <> struct AccType<__half> { using type = float; };
 template <typename T> using acc_t = typename AccType<T>::type;
 
-__device__ __forceinline__ float to_acc(float x) { return x; }
-__device__ __forceinline__ double to_acc(double x) { return x; }
-__device__ __forceinline__ float to_acc(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_acc(__half x) { return __half2float(x); }
+// Conversions written to round exactly as the CPU kernels do (half types through float, nearest-even), so a
+// cast, fill or random draw gives the same bits on both backends.
+template <typename T> __device__ __forceinline__ acc_t<T> to_acc(T v) { return v; }
+template <> __device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <> __device__ __forceinline__ float to_acc<__half>(__half v) { return __half2float(v); }
 
-// Rounds to nearest even, as the CPU conversions do.
-template <typename T> __device__ __forceinline__ T from_acc(float x);
-template <typename T> __device__ __forceinline__ T from_acc(double x);
-template <> __device__ __forceinline__ float from_acc<float>(float x) { return x; }
-template <> __device__ __forceinline__ double from_acc<double>(double x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-template <> __device__ __forceinline__ __half from_acc<__half>(float x) { return __float2half_rn(x); }
+template <typename T> __device__ __forceinline__ T from_acc(acc_t<T> v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __half from_acc<__half>(float v) { return __float2half_rn(v); }
+
+// D from any arithmetic value x, as the CPU's static_cast<D>(static_cast<acc_t<D>>(x)): a double
+// bound for bf16 rounds to float first, then to bf16 (never directly).
+template <typename D, typename X> __device__ __forceinline__ D cast_to(X x) {
+  return from_acc<D>(static_cast<acc_t<D>>(x));
+}
+
+// The CPU copy kernel's element conversion (elementwise_cpu.cpp, convert<S, D>).
+template <typename S, typename D> __device__ __forceinline__ D convert(S v) {
+  if constexpr (std::is_same_v<D, bool>) {
+    return static_cast<float>(to_acc(v)) != 0.0f;
+  } else if constexpr (std::is_same_v<S, bool>) {
+    return cast_to<D>(v ? 1 : 0);
+  } else {
+    return cast_to<D>(to_acc(v));
+  }
+}
 
 __device__ __forceinline__ float exp_acc(float x) { return expf(x); }
 __device__ __forceinline__ double exp_acc(double x) { return exp(x); }
@@ -51,7 +77,8 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& v) { *reinter
 // Elements per 16-byte pack.
 template <typename T> constexpr int kPack = 16 / static_cast<int>(sizeof(T));
 
-inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+// Whether p may be accessed as Packs (or other vectors) of `bytes` bytes.
+inline bool is_aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 struct SumOp {
   template <typename A> __device__ __forceinline__ A operator()(A a, A b) const { return a + b; }
@@ -83,4 +110,4 @@ __device__ __forceinline__ A row_allreduce(A v, Op op, A* scratch) {
   return r;
 }
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -8,7 +8,7 @@
 #include "row_launch.cuh"
 #include "running_lse.cuh"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 namespace {
 
@@ -117,7 +117,7 @@ __global__ void distillation_backward_kernel(const T* __restrict__ student, cons
   T* ds = dstudent + row * vocab;
   A g = static_cast<A>(grad_kl[row]) * inv_t, ls = static_cast<A>(lse_s[row]), lt = static_cast<A>(lse_t[row]);
   auto grad = [&](T s, T t) {
-    return from_acc<T>(g * (gpu::exp_fast(fma_acc(to_acc(s), inv_t, -ls)) - gpu::exp_fast(fma_acc(to_acc(t), inv_t, -lt))));
+    return from_acc<T>(g * (exp_fast(fma_acc(to_acc(s), inv_t, -ls)) - exp_fast(fma_acc(to_acc(t), inv_t, -lt))));
   };
   int64_t head = V == 1 ? 0 : static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(xs) % 16) % 16 / sizeof(T));
   if (head > vocab) head = vocab;
@@ -187,4 +187,4 @@ MT_KD_INSTANTIATE(__nv_bfloat16, float)
 MT_KD_INSTANTIATE(__half, float)
 #undef MT_KD_INSTANTIATE
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

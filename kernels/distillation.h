@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 // lse_s[n] = logsumexp(student[n] * inv_t), lse_t[n] likewise; kl[n] = sum_v p_t (log p_t - log p_s) with
 // p = softmax(logits[n] * inv_t), terms with p_t == 0 counting 0.
@@ -19,4 +19,4 @@ template <typename T, typename S>
 cudaError_t distillation_backward(const T* student, const T* teacher, double inv_t, const S* lse_s, const S* lse_t,
                                   const S* grad_kl, T* dstudent, int64_t rows, int64_t vocab, cudaStream_t stream);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

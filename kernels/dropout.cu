@@ -4,7 +4,7 @@
 #include "dropout.h"
 #include "mt/core/philox.h"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 namespace {
 
@@ -56,4 +56,4 @@ template cudaError_t dropout_forward<__nv_bfloat16>(const __nv_bfloat16*, __nv_b
 template cudaError_t dropout_forward<__half>(const __half*, __half*, bool*, int64_t, double, uint64_t, uint64_t,
                                              cudaStream_t);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

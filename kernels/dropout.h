@@ -5,11 +5,11 @@
 
 #include <cstdint>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 // out[i] = keep[i] ? in[i] / (1 - p) : 0 (0 everywhere when p = 1); mask[i] = keep[i].
 template <typename T>
 cudaError_t dropout_forward(const T* in, T* out, bool* mask, int64_t n, double p, uint64_t seed, uint64_t offset,
                             cudaStream_t stream);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -1,11 +1,11 @@
 // Elementwise CUDA kernels: fill, arange, copy with casts, unary (+ backward), binary and where.
 // Dense operands take a vectorised path (16-byte loads) when aligned; strided ones index through a
 // StridedLayout with 32-bit index math when the element count allows. Formulas come from
-// mt/ops/scalar_math.h and conversions from dtype_cast.cuh, so results match the CPU kernels; gelu on
+// mt/ops/scalar_math.h and conversions from device_utils.cuh, so results match the CPU kernels; gelu on
 // bf16/f16 uses an equivalent f32 form that keeps the kernel bandwidth-bound (GeluHalfFn).
 #include <type_traits>
 
-#include "dtype_cast.cuh"
+#include "device_utils.cuh"
 #include "elementwise.h"
 #include "fast_exp.cuh"
 #include "launch_utils.cuh"
@@ -27,11 +27,11 @@ constexpr int vec_width() {
 template <int kVec, typename F, typename I, typename O>
 __global__ void map1_kernel(F f, const I* x, O* y, int64_t n) {
   int64_t nvec = n / kVec;
-  const auto* xv = reinterpret_cast<const Vec<I, kVec>*>(x);
-  auto* yv = reinterpret_cast<Vec<O, kVec>*>(y);
+  const auto* xv = reinterpret_cast<const Pack<I, kVec>*>(x);
+  auto* yv = reinterpret_cast<Pack<O, kVec>*>(y);
   for (int64_t v = thread_index(); v < nvec; v += thread_count()) {
-    Vec<I, kVec> a = xv[v];
-    Vec<O, kVec> r;
+    Pack<I, kVec> a = xv[v];
+    Pack<O, kVec> r;
 #pragma unroll
     for (int k = 0; k < kVec; ++k) r.v[k] = f(a.v[k]);
     yv[v] = r;
@@ -42,12 +42,12 @@ __global__ void map1_kernel(F f, const I* x, O* y, int64_t n) {
 template <int kVec, typename F, typename I, typename O>
 __global__ void map2_kernel(F f, const I* a, const I* b, O* y, int64_t n) {
   int64_t nvec = n / kVec;
-  const auto* av = reinterpret_cast<const Vec<I, kVec>*>(a);
-  const auto* bv = reinterpret_cast<const Vec<I, kVec>*>(b);
-  auto* yv = reinterpret_cast<Vec<O, kVec>*>(y);
+  const auto* av = reinterpret_cast<const Pack<I, kVec>*>(a);
+  const auto* bv = reinterpret_cast<const Pack<I, kVec>*>(b);
+  auto* yv = reinterpret_cast<Pack<O, kVec>*>(y);
   for (int64_t v = thread_index(); v < nvec; v += thread_count()) {
-    Vec<I, kVec> x1 = av[v], x2 = bv[v];
-    Vec<O, kVec> r;
+    Pack<I, kVec> x1 = av[v], x2 = bv[v];
+    Pack<O, kVec> r;
 #pragma unroll
     for (int k = 0; k < kVec; ++k) r.v[k] = f(x1.v[k], x2.v[k]);
     yv[v] = r;
@@ -163,11 +163,11 @@ struct BinaryFn {
 
 template <int kVec, typename U>
 __global__ void fill_kernel(U* out, U bits, int64_t n) {
-  Vec<U, kVec> v;
+  Pack<U, kVec> v;
 #pragma unroll
   for (int k = 0; k < kVec; ++k) v.v[k] = bits;
   int64_t nvec = n / kVec;
-  auto* ov = reinterpret_cast<Vec<U, kVec>*>(out);
+  auto* ov = reinterpret_cast<Pack<U, kVec>*>(out);
   for (int64_t i = thread_index(); i < nvec; i += thread_count()) ov[i] = v;
   for (int64_t i = nvec * kVec + thread_index(); i < n; i += thread_count()) out[i] = bits;
 }
@@ -193,11 +193,11 @@ __global__ void copy_strided_vec_kernel(const S* src, D* dst, StridedLayout<2> l
   for (I i = static_cast<I>(thread_index()); i < n; i += static_cast<I>(thread_count())) {
     int64_t off[2];
     strided_offsets(layout, i, off);
-    const Vec<S, kVec> a = *reinterpret_cast<const Vec<S, kVec>*>(src + off[0] * kVec);
-    Vec<D, kVec> r;
+    const Pack<S, kVec> a = *reinterpret_cast<const Pack<S, kVec>*>(src + off[0] * kVec);
+    Pack<D, kVec> r;
 #pragma unroll
     for (int k = 0; k < kVec; ++k) r.v[k] = convert<S, D>(a.v[k]);
-    *reinterpret_cast<Vec<D, kVec>*>(dst + off[1] * kVec) = r;
+    *reinterpret_cast<Pack<D, kVec>*>(dst + off[1] * kVec) = r;
   }
 }
 

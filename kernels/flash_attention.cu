@@ -16,7 +16,7 @@
 #include "flash_attention.h"
 #include "tensor_core.cuh"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 namespace {
 
@@ -491,4 +491,4 @@ MT_FLASH_INSTANTIATE(__nv_bfloat16)
 MT_FLASH_INSTANTIATE(__half)
 #undef MT_FLASH_INSTANTIATE
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 // Whether the tensor-core kernels take this head dim and scale.
 constexpr bool flash_attention_fits(int64_t head_dim, double scale) {
@@ -26,4 +26,4 @@ cudaError_t flash_attention_backward(const T* q, const T* k, const T* v, const T
                                      T* dq, T* dk, T* dv, float* delta, int64_t bh, int64_t seq, int head_dim,
                                      double scale, cudaStream_t stream);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "dtype_cast.cuh"
+#include "device_utils.cuh"
 #include "indexing.h"
 #include "launch_utils.cuh"
 

@@ -1,5 +1,5 @@
-// Device helpers shared by the elementwise, reduction and indexing kernels: grid sizing for
-// grid-stride loops, aligned vectors for wide loads, and the device-side index check.
+// Launch helpers of the grid-stride kernels (elementwise, reduction, indexing, MoE, random): grid sizing
+// and thread indices, and the device-side index check. Element types and vectors: device_utils.cuh.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -21,13 +21,6 @@ __device__ __forceinline__ int64_t thread_index() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
 __device__ __forceinline__ int64_t thread_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
-
-// N elements loaded or stored as one aligned access.
-template <typename T, int N> struct alignas(sizeof(T) * N) Vec {
-  T v[N];
-};
-
-inline bool is_aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // Note [Device index checks]: a kernel cannot throw, so an index out of range prints what was
 // wrong and traps; the launch then fails with cudaErrorLaunchFailure at the next checked CUDA call

@@ -12,7 +12,7 @@
 #include "row_launch.cuh"
 #include "row_pipeline.cuh"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 namespace {
 
@@ -584,7 +584,7 @@ cudaError_t layernorm_forward(T* y, S* mean, S* rstd, const T* x, const T* w, co
                               double eps, cudaStream_t stream) {
   if (rows == 0 || cols == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
-  bool vec = cols % V == 0 && aligned16(y) && aligned16(x) && aligned16(w) && (!b || aligned16(b));
+  bool vec = cols % V == 0 && is_aligned(y, 16) && is_aligned(x, 16) && is_aligned(w, 16) && (!b || is_aligned(b, 16));
   int64_t warp_rows = (rows + kPipeWarps - 1) / kPipeWarps;
   bool done = false;
   cudaError_t status = cudaSuccess;
@@ -631,7 +631,7 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
   }
   constexpr int V = kPack<T>;
   A* part = static_cast<A*>(partial);
-  bool vec = cols % V == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(w);
+  bool vec = cols % V == 0 && is_aligned(dx, 16) && is_aligned(dy, 16) && is_aligned(x, 16) && is_aligned(w, 16);
   int64_t groups = 0;
   cudaError_t status = cudaSuccess;
   bool done = false;
@@ -695,4 +695,4 @@ MT_LAYERNORM_INSTANTIATE(__nv_bfloat16, float)
 MT_LAYERNORM_INSTANTIATE(__half, float)
 #undef MT_LAYERNORM_INSTANTIATE
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

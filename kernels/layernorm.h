@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 // y = (x - mean) * rstd * w (+ b); b may be null.
 template <typename T, typename S>
@@ -24,4 +24,4 @@ template <typename T, typename S>
 cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const S* mean, const S* rstd,
                                int64_t rows, int64_t cols, void* partial, cudaStream_t stream);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

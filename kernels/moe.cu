@@ -7,7 +7,7 @@
 #include <initializer_list>
 #include <limits>
 
-#include "dtype_cast.cuh"
+#include "device_utils.cuh"
 #include "launch_utils.cuh"
 #include "moe.h"
 
@@ -278,20 +278,20 @@ __global__ void permute_kernel(const T* __restrict__ in, const int64_t* __restri
   for (int64_t i = thread_index(); i < total; i += thread_count()) {
     const int64_t r = i / packs, p = i - r * packs;
     const int64_t c = buffer_choice[r];
-    Vec<T, V> v;
+    Pack<T, V> v;
     if (c < 0) {
 #pragma unroll
       for (int q = 0; q < V; ++q) v.v[q] = from_acc<T>(acc_t<T>(0));
     } else {
       check_index(c, choices, "moe_permute");
-      v = *reinterpret_cast<const Vec<T, V>*>(in + (c / top_k) * d + p * V);
+      v = *reinterpret_cast<const Pack<T, V>*>(in + (c / top_k) * d + p * V);
       if (weight) {
         const acc_t<T> scale = weight[c];
 #pragma unroll
         for (int q = 0; q < V; ++q) v.v[q] = from_acc<T>(scale * to_acc(v.v[q]));
       }
     }
-    *reinterpret_cast<Vec<T, V>*>(out + r * d + p * V) = v;
+    *reinterpret_cast<Pack<T, V>*>(out + r * d + p * V) = v;
   }
 }
 
@@ -311,15 +311,15 @@ __global__ void unpermute_kernel(const T* __restrict__ in, const int64_t* __rest
       if (s < 0) continue;
       const int64_t row = expert[c] * capacity + s;
       check_index(row, rows, "moe_unpermute");
-      const Vec<T, V> v = *reinterpret_cast<const Vec<T, V>*>(in + row * d + p * V);
+      const Pack<T, V> v = *reinterpret_cast<const Pack<T, V>*>(in + row * d + p * V);
       const A scale = weight ? static_cast<A>(weight[c]) : A(1);
 #pragma unroll
       for (int q = 0; q < V; ++q) acc[q] += scale * to_acc(v.v[q]);
     }
-    Vec<T, V> o;
+    Pack<T, V> o;
 #pragma unroll
     for (int q = 0; q < V; ++q) o.v[q] = from_acc<T>(acc[q]);
-    *reinterpret_cast<Vec<T, V>*>(out + t * d + p * V) = o;
+    *reinterpret_cast<Pack<T, V>*>(out + t * d + p * V) = o;
   }
 }
 
@@ -342,8 +342,8 @@ __global__ void weight_grad_kernel(const T* __restrict__ grad_out, const T* __re
       const T* g = grad_out + (c / top_k) * d;
       const T* y = in + row * d;
       for (int64_t p = lane; p < packs; p += 32) {
-        const Vec<T, V> gv = *reinterpret_cast<const Vec<T, V>*>(g + p * V);
-        const Vec<T, V> yv = *reinterpret_cast<const Vec<T, V>*>(y + p * V);
+        const Pack<T, V> gv = *reinterpret_cast<const Pack<T, V>*>(g + p * V);
+        const Pack<T, V> yv = *reinterpret_cast<const Pack<T, V>*>(y + p * V);
 #pragma unroll
         for (int q = 0; q < V; ++q) dot += to_acc(gv.v[q]) * to_acc(yv.v[q]);
       }

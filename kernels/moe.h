@@ -1,6 +1,6 @@
 // Launchers of the MoE CUDA kernels (moe.cu): the fused router (three launches: per-token choices,
 // one block scanning the per-block counts, per-token slots and weights) and the row moves between
-// tokens and the expert-major buffer. Contracts: Kernels::Moe* in mt/ops/kernel_table.h.
+// tokens and the expert-major buffer. Contracts: Kernels::Moe* in mt/ops/kernel_list.h.
 #pragma once
 #include <cuda_runtime_api.h>
 

@@ -3,7 +3,7 @@
 #include "device_utils.cuh"
 #include "optim.h"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 namespace {
 
@@ -93,4 +93,4 @@ MT_OPTIM_INSTANTIATE(__nv_bfloat16, float)
 MT_OPTIM_INSTANTIATE(__half, float)
 #undef MT_OPTIM_INSTANTIATE
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 // Elements per chunk of the chunk table.
 constexpr int64_t kOptimChunk = 65536;
@@ -49,4 +49,4 @@ template <typename P, typename G>
 cudaError_t sgd_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
                              const SgdArgs& args, cudaStream_t stream);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -1,7 +1,7 @@
 // Philox random fills on the GPU. Each element calls the same host+device formulas as the CPU
 // kernels (mt/core/philox.h, mt/ops/scalar_math.h) and the double arithmetic is written with
 // unfused _rn intrinsics, so uniform draws are bit-identical to the CPU's.
-#include "dtype_cast.cuh"
+#include "device_utils.cuh"
 #include "launch_utils.cuh"
 #include "mt/ops/scalar_math.h"
 #include "random.h"

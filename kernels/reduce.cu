@@ -6,7 +6,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "dtype_cast.cuh"
+#include "device_utils.cuh"
 #include "launch_utils.cuh"
 #include "reduce.h"
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <type_traits>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 struct RowLaunch {
   dim3 grid, block;
@@ -69,4 +69,4 @@ bool dispatch_row_packs(int packs_per_thread, F&& f) {
 // Index in its row of this thread's i-th pack in a register-resident row kernel.
 __device__ __forceinline__ int64_t row_pack(int i) { return threadIdx.x + static_cast<int64_t>(i) * blockDim.x; }
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -11,7 +11,7 @@
 #include "device_utils.cuh"
 #include "tensor_core.cuh"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 constexpr int kPipeWarps = 4;
 constexpr int kPipeStages = 4;
@@ -162,4 +162,4 @@ cudaError_t launch_pipelined(Kernel kernel, const PipeGrid& grid, cudaStream_t s
   return e;
 }
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -8,7 +8,7 @@
 #include "device_utils.cuh"
 #include "fast_exp.cuh"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 template <typename A>
 struct RunningLse {
@@ -17,11 +17,11 @@ struct RunningLse {
   A m = neg_inf<A>(), s = 0, ws = 0;
 
   // Tracks logsumexp(scale * v) over the values added.
-  __device__ __forceinline__ explicit RunningLse(A scale = 1) : k(kBase2 ? scale * gpu::kLog2e : scale) {}
+  __device__ __forceinline__ explicit RunningLse(A scale = 1) : k(kBase2 ? scale * kLog2e : scale) {}
 
   // exp of a difference of scaled values.
   __device__ __forceinline__ static A exp_scaled(A d) {
-    if constexpr (kBase2) return gpu::ex2_approx(d);
+    if constexpr (kBase2) return ex2_approx(d);
     else return exp_acc(d);
   }
   // exp(scale * v - top) for a raw v and a scaled top.
@@ -83,8 +83,8 @@ struct RunningLse {
   }
 
   // logsumexp(scale * v) in natural units, and the weighted mean sum(softmax(scale * v) * w).
-  __device__ __forceinline__ A lse() const { return kBase2 ? m * gpu::kLn2 + log_acc(s) : m + log_acc(s); }
+  __device__ __forceinline__ A lse() const { return kBase2 ? m * kLn2 + log_acc(s) : m + log_acc(s); }
   __device__ __forceinline__ A weighted_mean() const { return ws / s; }
 };
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

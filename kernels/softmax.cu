@@ -10,7 +10,7 @@
 #include "row_pipeline.cuh"
 #include "softmax.h"
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 namespace {
 
@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(32 * kPipeWarps)
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         A d = to_acc(xp.v[j]) - row_max;
-        A ex = gpu::exp_fast(d);
+        A ex = exp_fast(d);
         s += ex;
         e[i][j] = log_out ? d : ex;
       }
@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(32 * kPipeWarps)
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         A gj = to_acc(gp.v[j]), yj = to_acc(yp.v[j]);
-        r.v[j] = from_acc<T>(log_out ? gj - gpu::exp_fast(yj) * total : yj * (gj - total));
+        r.v[j] = from_acc<T>(log_out ? gj - exp_fast(yj) * total : yj * (gj - total));
       }
       store_pack<T, V>(gi + (lane + 32 * i) * V, r);
     }
@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(kRegisterRowThreads)
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       A d = to_acc(xp[i].v[j]) - row_max;
-      A ex = gpu::exp_fast(d);
+      A ex = exp_fast(d);
       s += ex;
       e[i][j] = log_out ? d : ex;
     }
@@ -192,7 +192,7 @@ __global__ void __launch_bounds__(kRegisterRowThreads)
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       A gj = to_acc(gp[i].v[j]), yj = to_acc(yp[i].v[j]);
-      r.v[j] = from_acc<T>(log_out ? gj - gpu::exp_fast(yj) * total : yj * (gj - total));
+      r.v[j] = from_acc<T>(log_out ? gj - exp_fast(yj) * total : yj * (gj - total));
     }
     store_pack<T, V>(grad_in + base + row_pack(i) * V, r);
   }
@@ -216,16 +216,16 @@ __global__ void softmax_forward_loop_kernel(const T* __restrict__ in, T* __restr
       for (int j = 0; j < V; ++j) {
         A e = to_acc(v.v[j]);
         if (e > m) {
-          s = (m == neg_inf<A>() ? A(0) : s * gpu::exp_fast(m - e)) + A(1);
+          s = (m == neg_inf<A>() ? A(0) : s * exp_fast(m - e)) + A(1);
           m = e;
         } else if (m != neg_inf<A>()) {  // with m = -inf, e is -inf too and adds nothing
-          s += gpu::exp_fast(e - m);
+          s += exp_fast(e - m);
         }
       }
     }
   }
   A row_max = row_allreduce(m, MaxOp{}, scratch);
-  A mine = m == neg_inf<A>() ? A(0) : s * gpu::exp_fast(m - row_max);
+  A mine = m == neg_inf<A>() ? A(0) : s * exp_fast(m - row_max);
   A row_sum = row_allreduce(mine, SumOp{}, scratch);
   if (!active) return;
   T* y = out + row * cols;
@@ -235,7 +235,7 @@ __global__ void softmax_forward_loop_kernel(const T* __restrict__ in, T* __restr
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       A d = to_acc(v.v[j]) - row_max;
-      r.v[j] = from_acc<T>(log_out ? d - log_sum : gpu::exp_fast(d) * inv);
+      r.v[j] = from_acc<T>(log_out ? d - log_sum : exp_fast(d) * inv);
     }
     store_pack<T, V>(y + p * V, r);
   }
@@ -269,7 +269,7 @@ __global__ void softmax_backward_loop_kernel(const T* __restrict__ grad_out, con
 #pragma unroll
     for (int j = 0; j < V; ++j) {
       A gj = to_acc(gv.v[j]), yj = to_acc(yv.v[j]);
-      r.v[j] = from_acc<T>(log_out ? gj - gpu::exp_fast(yj) * total : yj * (gj - total));
+      r.v[j] = from_acc<T>(log_out ? gj - exp_fast(yj) * total : yj * (gj - total));
     }
     store_pack<T, V>(gi + p * V, r);
   }
@@ -281,7 +281,7 @@ template <typename T>
 cudaError_t softmax_forward(const T* in, T* out, int64_t rows, int64_t cols, SoftmaxKind kind, cudaStream_t stream) {
   if (rows == 0 || cols == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
-  bool vec = cols % V == 0 && aligned16(in) && aligned16(out);
+  bool vec = cols % V == 0 && is_aligned(in, 16) && is_aligned(out, 16);
   bool log_out = kind == SoftmaxKind::kLogSoftmax;
   cudaError_t status = cudaSuccess;
   bool done = false;
@@ -314,7 +314,7 @@ cudaError_t softmax_backward(const T* grad_out, const T* y, T* grad_in, int64_t 
                              cudaStream_t stream) {
   if (rows == 0 || cols == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
-  bool vec = cols % V == 0 && aligned16(grad_out) && aligned16(y) && aligned16(grad_in);
+  bool vec = cols % V == 0 && is_aligned(grad_out, 16) && is_aligned(y, 16) && is_aligned(grad_in, 16);
   bool log_out = kind == SoftmaxKind::kLogSoftmax;
   cudaError_t status = cudaSuccess;
   bool done = false;
@@ -351,4 +351,4 @@ MT_SOFTMAX_INSTANTIATE(__nv_bfloat16)
 MT_SOFTMAX_INSTANTIATE(__half)
 #undef MT_SOFTMAX_INSTANTIATE
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

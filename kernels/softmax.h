@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 enum class SoftmaxKind { kSoftmax, kLogSoftmax };
 
@@ -17,4 +17,4 @@ template <typename T>
 cudaError_t softmax_backward(const T* grad_out, const T* y, T* grad_in, int64_t rows, int64_t cols, SoftmaxKind kind,
                              cudaStream_t stream);
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

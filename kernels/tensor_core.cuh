@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <type_traits>
 
-namespace mt::gpukernels {
+namespace mt::gpu {
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -99,4 +99,4 @@ __device__ __forceinline__ float2 ld_shared_f32x2(uint32_t addr) {
   return v;
 }
 
-}  // namespace mt::gpukernels
+}  // namespace mt::gpu

@@ -8,7 +8,7 @@
 
 namespace mt {
 
-// What moe_route computes (contract: Kernels::MoeRoute in mt/ops/kernel_table.h). Not differentiable.
+// What moe_route computes (contract: Kernels::MoeRoute in mt/ops/kernel_list.h). Not differentiable.
 struct MoeRouting {
   Tensor expert;  // (S, k) i64
   Tensor slot;    // (S, k) i64, -1 where dropped

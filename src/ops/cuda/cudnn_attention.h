@@ -1,6 +1,6 @@
 // Causal attention on cuDNN's fused SDPA: the forward and backward operation graphs built on the backend
 // API (cudnn_graph.h), their execution plans cached per shape, run on the device's current stream.
-// Contracts as AttentionForward / AttentionBackward in mt/ops/kernel_table.h, for bf16 / f16.
+// Contracts as AttentionForward / AttentionBackward in mt/ops/kernel_list.h, for bf16 / f16.
 #pragma once
 #include "mt/core/tensor.h"
 #include "mt/ops/attention_backend.h"

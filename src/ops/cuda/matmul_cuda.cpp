@@ -247,7 +247,7 @@ Mat3 mat3(const Tensor& t, const char* name) {
 // out (rows, cols) += bias, one bias row per group_rows rows.
 void add_bias(const Tensor& out, const Tensor& bias, int64_t rows, int64_t cols, int64_t group_rows, cudaStream_t s) {
   dispatch_device_floating(out.dtype(), "matmul bias", [&]<typename T>() {
-    MT_CUDA_CHECK(gpukernels::add_bias_rows<T>(ptr<T>(out), ptr<T>(bias), rows, cols, group_rows, s));
+    MT_CUDA_CHECK(gpu::add_bias_rows<T>(ptr<T>(out), ptr<T>(bias), rows, cols, group_rows, s));
   });
 }
 

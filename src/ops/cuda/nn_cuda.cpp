@@ -1,4 +1,4 @@
-// CUDA neural-network kernels (contracts in mt/ops/kernel_table.h): unpack tensors, check what the
+// CUDA neural-network kernels (contracts in mt/ops/kernel_list.h): unpack tensors, check what the
 // launchers rely on, and call the kernels/ launchers on the device's current stream. bf16 / f16 causal
 // attention tries cuDNN's fused SDPA first (cudnn_attention.h, switch in mt/ops/attention_backend.h).
 #include <algorithm>
@@ -31,7 +31,7 @@ void check_contiguous(const char* op, std::initializer_list<const Tensor*> ts) {
 // Whether attention on these (B, H, T, D) tensors takes the tensor-core kernels (flash_attention.h):
 // bf16 or f16, a head dim and scale they handle, every base address 16-byte aligned.
 bool use_flash_attention(const Tensor& q, double scale, std::initializer_list<const Tensor*> ts) {
-  if ((q.dtype() != DType::BF16 && q.dtype() != DType::F16) || !gpukernels::flash_attention_fits(q.size(3), scale))
+  if ((q.dtype() != DType::BF16 && q.dtype() != DType::F16) || !gpu::flash_attention_fits(q.size(3), scale))
     return false;
   for (const Tensor* t : ts)
     if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return false;
@@ -44,8 +44,8 @@ void softmax(const Tensor& in, const Tensor& out, bool log) {
   check_contiguous("softmax", {&in, &out});
   cudaStream_t s = stream_for(in);
   dispatch_device_floating(in.dtype(), "softmax", [&]<typename T>() {
-    MT_CUDA_CHECK(gpukernels::softmax_forward<T>(ptr<T>(in), ptr<T>(out), leading_rows(in), last_dim(in),
-                                              log ? gpukernels::SoftmaxKind::kLogSoftmax : gpukernels::SoftmaxKind::kSoftmax, s));
+    MT_CUDA_CHECK(gpu::softmax_forward<T>(ptr<T>(in), ptr<T>(out), leading_rows(in), last_dim(in),
+                                              log ? gpu::SoftmaxKind::kLogSoftmax : gpu::SoftmaxKind::kSoftmax, s));
   });
 }
 
@@ -53,9 +53,9 @@ void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& gra
   check_contiguous("softmax_backward", {&grad_out, &y, &grad_in});
   cudaStream_t s = stream_for(y);
   dispatch_device_floating(y.dtype(), "softmax_backward", [&]<typename T>() {
-    MT_CUDA_CHECK(gpukernels::softmax_backward<T>(
+    MT_CUDA_CHECK(gpu::softmax_backward<T>(
         ptr<T>(grad_out), ptr<T>(y), ptr<T>(grad_in), leading_rows(y), last_dim(y),
-        log ? gpukernels::SoftmaxKind::kLogSoftmax : gpukernels::SoftmaxKind::kSoftmax, s));
+        log ? gpu::SoftmaxKind::kLogSoftmax : gpu::SoftmaxKind::kSoftmax, s));
   });
 }
 
@@ -81,7 +81,7 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
            "layer_norm (cuda): weight and bias must have the input's dtype ", x.dtype(), ", got ", w.dtype());
   cudaStream_t s = stream_for(x);
   dispatch_with_stats(x.dtype(), mean.dtype(), "layer_norm", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpukernels::layernorm_forward<T, S>(ptr<T>(y), ptr<S>(mean), ptr<S>(rstd), ptr<T>(x), ptr<T>(w),
+    MT_CUDA_CHECK((gpu::layernorm_forward<T, S>(ptr<T>(y), ptr<S>(mean), ptr<S>(rstd), ptr<T>(x), ptr<T>(w),
                                                    ptr<T>(b), leading_rows(x), last_dim(x), eps, s)));
   });
 }
@@ -93,10 +93,10 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
            ", got ", w.dtype());
   cudaStream_t s = stream_for(x);
   int64_t rows = leading_rows(x), cols = last_dim(x);
-  Tensor partial = Tensor::empty({gpukernels::layernorm_backward_partial_elems(rows, cols)},
+  Tensor partial = Tensor::empty({gpu::layernorm_backward_partial_elems(rows, cols)},
                                  x.dtype() == DType::F64 ? DType::F64 : DType::F32, x.device());
   dispatch_with_stats(x.dtype(), mean.dtype(), "layer_norm_backward", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpukernels::layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(x),
+    MT_CUDA_CHECK((gpu::layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(x),
                                                     ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
                                                     partial.data_ptr(), s)));
   });
@@ -110,7 +110,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t 
            losses.dtype(), " and ", lse.dtype());
   cudaStream_t s = stream_for(logits);
   dispatch_with_stats(logits.dtype(), lse.dtype(), "cross_entropy", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpukernels::cross_entropy_forward<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
+    MT_CUDA_CHECK((gpu::cross_entropy_forward<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
                                                          ptr<S>(losses), ptr<S>(lse), logits.size(0), logits.size(1),
                                                          s)));
   });
@@ -124,7 +124,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
            grad_losses.dtype(), " and ", lse.dtype());
   cudaStream_t s = stream_for(logits);
   dispatch_with_stats(logits.dtype(), lse.dtype(), "cross_entropy_backward", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpukernels::cross_entropy_backward<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
+    MT_CUDA_CHECK((gpu::cross_entropy_backward<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
                                                           ptr<S>(lse), ptr<S>(grad_losses), ptr<T>(dlogits),
                                                           logits.size(0), logits.size(1), s)));
   });
@@ -138,7 +138,7 @@ void distillation_forward(const Tensor& student, const Tensor& teacher, double i
            ", and both lse ", lse_student.dtype(), "/", lse_teacher.dtype(), " the kl's ", kl.dtype());
   cudaStream_t s = stream_for(student);
   dispatch_with_stats(student.dtype(), kl.dtype(), "distillation_loss", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpukernels::distillation_forward<T, S>(ptr<T>(student), ptr<T>(teacher), inv_temperature, ptr<S>(kl),
+    MT_CUDA_CHECK((gpu::distillation_forward<T, S>(ptr<T>(student), ptr<T>(teacher), inv_temperature, ptr<S>(kl),
                                                         ptr<S>(lse_student), ptr<S>(lse_teacher), student.size(0),
                                                         student.size(1), s)));
   });
@@ -155,7 +155,7 @@ void distillation_backward(const Tensor& student, const Tensor& teacher, double 
            lse_student.dtype());
   cudaStream_t s = stream_for(student);
   dispatch_with_stats(student.dtype(), lse_student.dtype(), "distillation_loss backward", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpukernels::distillation_backward<T, S>(ptr<T>(student), ptr<T>(teacher), inv_temperature,
+    MT_CUDA_CHECK((gpu::distillation_backward<T, S>(ptr<T>(student), ptr<T>(teacher), inv_temperature,
                                                          ptr<S>(lse_student), ptr<S>(lse_teacher), ptr<S>(grad_kl),
                                                          ptr<T>(dstudent), student.size(0), student.size(1), s)));
   });
@@ -166,8 +166,8 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
   check_contiguous("causal_attention", {&q, &k, &v, &out, &lse});
   MT_CHECK(q.dim() == 4, "causal_attention (cuda): expected (B, H, T, D) tensors, got ", q.shape());
   int64_t head_dim = q.size(3);
-  MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
-           gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
+  MT_CHECK(head_dim <= gpu::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
+           gpu::kAttentionMaxHeadDim, ", got ", head_dim);
   cudaStream_t s = stream_for(q);
   AttentionBackend backend = attention_backend();
   if (is_half(q.dtype()) && q.numel() > 0) {  // cuDNN first (mt/ops/attention_backend.h)
@@ -182,14 +182,14 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
              " input, got ", dtype_name(lse.dtype()));
     dispatch_device_floating(q.dtype(), "causal_attention", [&]<typename T>() {
       if constexpr (sizeof(T) == 2)
-        MT_CUDA_CHECK(gpukernels::flash_attention_forward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out),
+        MT_CUDA_CHECK(gpu::flash_attention_forward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out),
                                                              ptr<float>(lse), q.size(0) * q.size(1), q.size(2),
                                                              static_cast<int>(head_dim), scale, s));
     });
     return;
   }
   dispatch_with_stats(q.dtype(), lse.dtype(), "causal_attention", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpukernels::attention_forward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<S>(lse),
+    MT_CUDA_CHECK((gpu::attention_forward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<S>(lse),
                                                      q.size(0) * q.size(1), q.size(2), static_cast<int>(head_dim),
                                                      scale, s)));
   });
@@ -200,8 +200,8 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   check_contiguous("causal_attention_backward", {&q, &k, &v, &out, &dout, &lse, &dq, &dk, &dv});
   MT_CHECK(q.dim() == 4, "causal_attention_backward (cuda): expected (B, H, T, D) tensors, got ", q.shape());
   int64_t head_dim = q.size(3);
-  MT_CHECK(head_dim <= gpukernels::kAttentionMaxHeadDim, "causal_attention_backward (cuda): head dim at most ",
-           gpukernels::kAttentionMaxHeadDim, ", got ", head_dim);
+  MT_CHECK(head_dim <= gpu::kAttentionMaxHeadDim, "causal_attention_backward (cuda): head dim at most ",
+           gpu::kAttentionMaxHeadDim, ", got ", head_dim);
   cudaStream_t s = stream_for(q);
   int64_t bh = q.size(0) * q.size(1), seq = q.size(2);
   AttentionBackend backend = attention_backend();
@@ -219,14 +219,14 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
              " input, got ", dtype_name(lse.dtype()));
     dispatch_device_floating(q.dtype(), "causal_attention_backward", [&]<typename T>() {
       if constexpr (sizeof(T) == 2)
-        MT_CUDA_CHECK(gpukernels::flash_attention_backward<T>(
+        MT_CUDA_CHECK(gpu::flash_attention_backward<T>(
             ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout), ptr<float>(lse), ptr<T>(dq), ptr<T>(dk),
             ptr<T>(dv), ptr<float>(delta), bh, seq, static_cast<int>(head_dim), scale, s));
     });
     return;
   }
   dispatch_with_stats(q.dtype(), lse.dtype(), "causal_attention_backward", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpukernels::attention_backward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout),
+    MT_CUDA_CHECK((gpu::attention_backward<T, S>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(dout),
                                                       ptr<S>(lse), ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),
                                                       delta.data_ptr(), bh, seq, static_cast<int>(head_dim), scale,
                                                       s)));
@@ -238,7 +238,7 @@ void dropout(const Tensor& in, double p, uint64_t seed, uint64_t offset, const T
   MT_CHECK(mask.dtype() == DType::Bool, "dropout (cuda): mask must be bool, got ", mask.dtype());
   cudaStream_t s = stream_for(in);
   dispatch_device_floating(in.dtype(), "dropout", [&]<typename T>() {
-    MT_CUDA_CHECK(gpukernels::dropout_forward<T>(ptr<T>(in), ptr<T>(out), mask.data<bool>(), in.numel(), p, seed, offset,
+    MT_CUDA_CHECK(gpu::dropout_forward<T>(ptr<T>(in), ptr<T>(out), mask.data<bool>(), in.numel(), p, seed, offset,
                                               s));
   });
 }

@@ -1,4 +1,4 @@
-// CUDA fused optimizers (contracts in mt/ops/kernel_table.h): tensors are grouped by device and
+// CUDA fused optimizers (contracts in mt/ops/kernel_list.h): tensors are grouped by device and
 // parameter/gradient dtype, each group's chunk table lives in device memory and is uploaded again
 // only when the group's pointers change, then one launch updates the whole group.
 #include <cmath>
@@ -18,14 +18,14 @@ namespace {
 enum class OptimKind { kAdamW, kSgd };
 
 struct Group {
-  std::vector<gpukernels::OptimTensorPtrs> tensors;
-  std::vector<gpukernels::OptimChunk> chunks;
+  std::vector<gpu::OptimTensorPtrs> tensors;
+  std::vector<gpu::OptimChunk> chunks;
 };
 
 // The device copy of one group's tables, kept while its pointers stay the same.
 struct DeviceTable {
-  std::vector<gpukernels::OptimTensorPtrs> tensors;
-  std::vector<gpukernels::OptimChunk> chunks;
+  std::vector<gpu::OptimTensorPtrs> tensors;
+  std::vector<gpu::OptimChunk> chunks;
   Tensor buffer;  // i64 elements holding tensors then chunks
 };
 
@@ -34,12 +34,12 @@ using GroupKey = std::tuple<int, DType, DType, OptimKind>;  // device, param dty
 class TableCache {
  public:
   // Device pointers to the group's (tensors, chunks), uploading them when they changed.
-  std::pair<const gpukernels::OptimTensorPtrs*, const gpukernels::OptimChunk*> upload(const GroupKey& key, Group& g,
+  std::pair<const gpu::OptimTensorPtrs*, const gpu::OptimChunk*> upload(const GroupKey& key, Group& g,
                                                                                       Device device, cudaStream_t s) {
     std::lock_guard<std::mutex> lock(mu_);
     DeviceTable& t = tables_[key];
-    size_t tensor_bytes = g.tensors.size() * sizeof(gpukernels::OptimTensorPtrs);
-    size_t chunk_bytes = g.chunks.size() * sizeof(gpukernels::OptimChunk);
+    size_t tensor_bytes = g.tensors.size() * sizeof(gpu::OptimTensorPtrs);
+    size_t chunk_bytes = g.chunks.size() * sizeof(gpu::OptimChunk);
     bool same = t.buffer.defined() && t.tensors.size() == g.tensors.size() && t.chunks.size() == g.chunks.size() &&
                 std::memcmp(t.tensors.data(), g.tensors.data(), tensor_bytes) == 0 &&
                 std::memcmp(t.chunks.data(), g.chunks.data(), chunk_bytes) == 0;
@@ -53,8 +53,8 @@ class TableCache {
       MT_CUDA_CHECK(cudaMemcpyAsync(dst + tensor_bytes, t.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice, s));
     }
     const char* base = static_cast<const char*>(t.buffer.data_ptr());
-    return {reinterpret_cast<const gpukernels::OptimTensorPtrs*>(base),
-            reinterpret_cast<const gpukernels::OptimChunk*>(base + tensor_bytes)};
+    return {reinterpret_cast<const gpu::OptimTensorPtrs*>(base),
+            reinterpret_cast<const gpu::OptimChunk*>(base + tensor_bytes)};
   }
 
  private:
@@ -99,7 +99,7 @@ std::map<GroupKey, Group> group_tensors(const char* op, OptimKind kind, const st
     g.tensors.push_back({p.data_ptr(), t.grad.data_ptr(), t.exp_avg.defined() ? t.exp_avg.data_ptr() : nullptr,
                          t.exp_avg_sq.defined() ? t.exp_avg_sq.data_ptr() : nullptr,
                          t.master.defined() ? static_cast<float*>(t.master.data_ptr()) : nullptr, p.numel()});
-    for (int64_t start = 0; start < p.numel(); start += gpukernels::kOptimChunk) g.chunks.push_back({index, start});
+    for (int64_t start = 0; start < p.numel(); start += gpu::kOptimChunk) g.chunks.push_back({index, start});
   }
   return groups;
 }
@@ -137,7 +137,7 @@ void run_groups(const char* op, std::map<GroupKey, Group>& groups, Launch&& laun
 void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
   auto groups = group_tensors("adamw (cuda)", OptimKind::kAdamW, tensors, true);
   // The scalars as the CPU kernel (and PyTorch) form them, in double then rounded to f32.
-  gpukernels::AdamWArgs args{static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weight_decay),
+  gpu::AdamWArgs args{static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weight_decay),
                              static_cast<float>(1.0 - static_cast<double>(h.beta1)),
                              h.beta2,
                              static_cast<float>(1.0 - static_cast<double>(h.beta2)),
@@ -146,16 +146,16 @@ void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
                              h.eps};
   run_groups("adamw (cuda)", groups, [&]<typename P, typename G>(auto tensors_dev, auto chunks_dev, int64_t n,
                                                                  cudaStream_t s) {
-    MT_CUDA_CHECK((gpukernels::adamw_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
+    MT_CUDA_CHECK((gpu::adamw_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
   });
 }
 
 void sgd(std::vector<OptimTensors>& tensors, float lr, float momentum, float weight_decay) {
   auto groups = group_tensors("sgd (cuda)", OptimKind::kSgd, tensors, momentum != 0.0f);
-  gpukernels::SgdArgs args{lr, momentum, weight_decay};
+  gpu::SgdArgs args{lr, momentum, weight_decay};
   run_groups("sgd (cuda)", groups, [&]<typename P, typename G>(auto tensors_dev, auto chunks_dev, int64_t n,
                                                                cudaStream_t s) {
-    MT_CUDA_CHECK((gpukernels::sgd_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
+    MT_CUDA_CHECK((gpu::sgd_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
   });
 }
 
