@@ -2,7 +2,7 @@
 // whose stream indices share that counter, whatever the offset's alignment.
 #include "device_utils.cuh"
 #include "dropout.h"
-#include "mt/core/philox.h"
+#include "mt/math/philox.h"
 
 namespace mt::gpu {
 

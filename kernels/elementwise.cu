@@ -1,7 +1,7 @@
 // Elementwise CUDA kernels: fill, arange, copy with casts, unary (+ backward), binary and where.
 // Dense operands take a vectorised path (16-byte loads) when aligned; strided ones index through a
 // StridedLayout with 32-bit index math when the element count allows. Formulas come from
-// mt/ops/scalar_math.h and conversions from device_utils.cuh, so results match the CPU kernels; gelu on
+// mt/math/scalar_math.h and conversions from device_utils.cuh, so results match the CPU kernels; gelu on
 // bf16/f16 uses an equivalent f32 form that keeps the kernel bandwidth-bound (GeluHalfFn).
 #include <type_traits>
 
@@ -9,7 +9,7 @@
 #include "elementwise.h"
 #include "fast_exp.cuh"
 #include "launch_utils.cuh"
-#include "mt/ops/scalar_math.h"
+#include "mt/math/scalar_math.h"
 
 namespace mt::gpu {
 

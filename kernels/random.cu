@@ -1,9 +1,9 @@
 // Philox random fills on the GPU. Each element calls the same host+device formulas as the CPU
-// kernels (mt/core/philox.h, mt/ops/scalar_math.h) and the double arithmetic is written with
+// kernels (mt/math/philox.h, mt/math/scalar_math.h) and the double arithmetic is written with
 // unfused _rn intrinsics, so uniform draws are bit-identical to the CPU's.
 #include "device_utils.cuh"
 #include "launch_utils.cuh"
-#include "mt/ops/scalar_math.h"
+#include "mt/math/scalar_math.h"
 #include "random.h"
 
 namespace mt::gpu {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "mt/core/philox.h"
+#include "mt/math/philox.h"
 #include "mt/graph/grad_mode.h"
 #include "mt/nn/attention.h"
 #include "mt/ops/ops.h"

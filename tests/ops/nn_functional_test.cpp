@@ -7,7 +7,7 @@
 #include <cmath>
 #include <string>
 
-#include "mt/core/philox.h"
+#include "mt/math/philox.h"
 #include "op_test_util.h"
 
 using namespace mt;

@@ -5,7 +5,7 @@
 
 #include "cpu_kernels.h"
 #include "cpu_loops.h"
-#include "mt/ops/scalar_math.h"
+#include "mt/math/scalar_math.h"
 
 namespace mt::cpu {
 

@@ -8,7 +8,7 @@
 
 #include "cpu_kernels.h"
 #include "cpu_loops.h"
-#include "mt/core/philox.h"
+#include "mt/math/philox.h"
 
 namespace mt::cpu {
 

@@ -3,7 +3,7 @@
 #pragma once
 #include <cmath>
 
-#include "mt/core/philox.h"  // MT_HOST_DEVICE
+#include "mt/math/philox.h"  // MT_HOST_DEVICE, philox_uniform
 
 namespace mt::math {
 
