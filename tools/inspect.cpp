@@ -1,5 +1,6 @@
 // `moetrain inspect CKPT`: verifies a checkpoint (a .h5 file, a checkpoints folder or a run folder),
-// then prints its metadata and a table of its tensors with element counts and totals.
+// then prints its metadata and a table of its tensors with element counts and totals, and checks the
+// model tensors against the model the stored recipe describes.
 // `--meta KEY` prints one metadata value alone (e.g. the resolved recipe) for scripts.
 #include <algorithm>
 #include <charconv>
@@ -11,6 +12,7 @@
 #include "commands.h"
 #include "mt/io/checkpoint.h"
 #include "mt/io/checkpoint_dir.h"
+#include "mt/train/checkpoint_model.h"
 
 namespace mt::cli {
 namespace {
@@ -125,6 +127,21 @@ void run_inspect(const InspectOptions& opt) {
       std::printf("  %-*s  %*s\n", label, (prefix + ".*").c_str(), static_cast<int>(wc), with_commas(n).c_str());
   std::printf("  %-*s  %*s  (%s)\n", label, "total", static_cast<int>(wc), with_commas(total).c_str(),
               human_bytes(bytes).c_str());
+  if (!r.has_meta("recipe")) return;
+  // The tensors against the model the stored recipe describes: a mismatch is an error after the listing.
+  const std::vector<std::string> mismatches = checkpoint_recipe_mismatches(r);
+  if (mismatches.empty()) {
+    std::printf("\nrecipe      the model tensors fit the stored recipe's model\n");
+    return;
+  }
+  if (mismatches.size() == 1 && mismatches[0].rfind("not compared", 0) == 0) {
+    std::printf("\nrecipe      %s\n", mismatches[0].c_str());
+    return;
+  }
+  std::string list;
+  for (const std::string& m : mismatches) list += "\n  " + m;
+  MT_FAIL("checkpoint ", r.path().string(), ": ", mismatches.size(),
+          " model tensor(s) do not fit the model its stored recipe describes:", list);
 }
 
 }  // namespace

@@ -23,4 +23,31 @@ LoadedModel load_model(const std::string& path, const std::string& device, const
   return m;
 }
 
+std::vector<std::string> checkpoint_recipe_mismatches(const CheckpointReader& r, double max_bytes) {
+  const Recipe recipe = load_recipe_string(r.read_string("recipe"), r.path().string() + ":recipe");
+  const GPTConfig cfg = gpt_config_from_recipe(recipe);
+  const double bytes = static_cast<double>(count_parameters(cfg).total) * 4;
+  if (bytes > max_bytes)
+    return {str_cat("not compared: the recipe's model needs ", bytes / (1 << 30), " GiB of f32 weights to build here")};
+  Generator init(0), dropout(0);
+  const GPT model(cfg, init, dropout);
+  const StateDict live = model.state_dict();
+  std::vector<std::string> out;
+  for (const auto& [name, t] : live) {
+    const std::string key = "model." + name;
+    const std::vector<int64_t> want(t.shape().begin(), t.shape().end());
+    if (!r.has(key)) {
+      out.push_back(str_cat(key, ": missing from the file (the recipe's model has shape ", format_shape(want), ")"));
+      continue;
+    }
+    const std::vector<int64_t>& stored = r.info(key).shape;
+    if (stored != want)
+      out.push_back(str_cat(key, ": shape ", format_shape(stored), " in the file, ", format_shape(want), " in the recipe's model"));
+  }
+  for (const std::string& key : r.names())
+    if (key.rfind("model.", 0) == 0 && !live.count(key.substr(6)))
+      out.push_back(str_cat(key, ": in the file, not in the recipe's model"));
+  return out;
+}
+
 }  // namespace mt

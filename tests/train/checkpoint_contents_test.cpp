@@ -209,6 +209,28 @@ TEST_F(CheckpointContents, SavingANonFiniteModelIsRefused) {
   EXPECT_FALSE(fs::exists(out.string() + ".tmp"));
 }
 
+TEST_F(CheckpointContents, MismatchesWithTheStoredRecipeAreListed) {
+  EXPECT_TRUE(checkpoint_recipe_mismatches(CheckpointReader(good())).empty());
+  fs::path bad = *dir_ / "inspect_me.h5";
+  resign(good(), bad, {[](std::string& name, std::vector<uint8_t>& bytes, TensorInfo& info) {
+                         if (name == "model.ln_f.weight") {
+                           info.shape = {16, 2};
+                           bytes.resize(static_cast<size_t>(info.numel()) * dtype_size(info.dtype));
+                         }
+                         if (name == "model.ln_f.bias") name = "model.ln_f.offset";
+                         return true;
+                       },
+                       nullptr});
+  std::vector<std::string> m = checkpoint_recipe_mismatches(CheckpointReader(bad));
+  ASSERT_EQ(m.size(), 3u);
+  std::string all;
+  for (const std::string& line : m) all += line + "\n";
+  expect_has(all, "model.ln_f.weight: shape [16, 2] in the file, [32] in the recipe's model");
+  expect_has(all, "model.ln_f.bias: missing from the file");
+  expect_has(all, "model.ln_f.offset: in the file, not in the recipe's model");
+  EXPECT_EQ(checkpoint_recipe_mismatches(CheckpointReader(good()), 1000.0).size(), 1u);  // too large to build: said
+}
+
 // The checkpoint part of the hardening fuzz test: 50 seeded damages, each re-signed (valid CRCs) so
 // only a check of the contents can catch it, each resumed: every one refused, by a message naming
 // the file and the tensor or key that was damaged, and none crashes.

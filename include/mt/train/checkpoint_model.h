@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mt/core/generator.h"
+#include "mt/io/checkpoint.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
 
@@ -27,5 +28,11 @@ struct LoadedModel {
 // refused when the weights are loaded.
 LoadedModel load_model(const std::string& path, const std::string& device,
                        const std::vector<std::string>& overrides = {});
+
+// What does not fit between a checkpoint's model tensors and the model its stored recipe describes:
+// one line per tensor missing, extra or of another shape ("model.x: shape [2, 3] in the file, [3, 2]
+// in the recipe's model"); empty when all fit. Builds the model on the CPU, so a model above
+// `max_bytes` of f32 weights is not built: one line says so instead.
+std::vector<std::string> checkpoint_recipe_mismatches(const CheckpointReader& checkpoint, double max_bytes = 4.0 * (1 << 30));
 
 }  // namespace mt
