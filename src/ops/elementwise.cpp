@@ -1,8 +1,7 @@
 // Elementwise ops: unary math, broadcasting binary ops, comparisons, where and casts,
 // each with its backward next to its forward.
-#include <map>
-#include <mutex>
 #include <string>
+#include <vector>
 
 #include "mt/graph/grad_mode.h"
 #include "mt/graph/node.h"
@@ -260,14 +259,20 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 
 namespace {
 
-// "cast bf16->f32": a profile names each direction apart (a string kept for the process's life).
+// "cast bf16->f32": a profile names each direction apart. One table of every pair, built once (the
+// names outlive every call), so a cast pays one index, not a lookup.
 const char* cast_name(DType from, DType to) {
-  static std::map<std::pair<DType, DType>, std::string> names;
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  std::string& n = names[{from, to}];
-  if (n.empty()) n = str_cat("cast ", dtype_name(from), "->", dtype_name(to));
-  return n.c_str();
+#define MT_COUNT_DTYPE(e, t, n) +1
+  constexpr int kTypes = 0 MT_FORALL_DTYPES(MT_COUNT_DTYPE);
+#undef MT_COUNT_DTYPE
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (int f = 0; f < kTypes; ++f)
+      for (int t = 0; t < kTypes; ++t)
+        n.push_back(str_cat("cast ", dtype_name(static_cast<DType>(f)), "->", dtype_name(static_cast<DType>(t))));
+    return n;
+  }();
+  return names[static_cast<size_t>(from) * kTypes + static_cast<size_t>(to)].c_str();
 }
 
 }  // namespace

@@ -34,11 +34,9 @@ DType resolve_dtype(const Recipe& recipe, Device device) {
 
 namespace {
 
+// dist.dp was checked against the ranks by the pre-flight (check_recipe_can_run).
 Recipe with_batch_resolved(Recipe r, const Communicator& world) {
-  const int dp = r.dist.dp > 0 ? r.dist.dp : world.size();
-  MT_CHECK(dp == world.size(), "dist.dp = ", r.dist.dp, " but the job has ", world.size(),
-           " ranks; only pure data parallelism is supported, so dist.dp must be 0 or ", world.size());
-  resolve_batch(r, dp);
+  resolve_batch(r, world.size());
   return r;
 }
 
