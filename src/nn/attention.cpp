@@ -1,4 +1,4 @@
-// Causal self-attention: the full-sequence path uses the fused causal_attention op; the cached
+// Causal self-attention: the full-sequence path uses the fused causal_attention_qkv op; the cached
 // path (generation) computes softmax(q k^T * scale + mask) v over the cache explicitly, with the
 // mask letting new query i (absolute position past + i) see keys 0 .. past + i.
 #include "mt/nn/attention.h"
@@ -19,9 +19,13 @@ CausalSelfAttention::CausalSelfAttention(int64_t dim, int64_t heads, double drop
   dropout_ = register_module("dropout", std::make_shared<Dropout>(dropout, gen));
 }
 
-CausalSelfAttention::Heads CausalSelfAttention::split_heads(const Tensor& x) const {
+void CausalSelfAttention::check_input(const Tensor& x) const {
   MT_CHECK(x.dim() == 3 && x.size(2) == dim_, "CausalSelfAttention: expected input (B, T, ", dim_, "), got ",
            x.shape());
+}
+
+CausalSelfAttention::Heads CausalSelfAttention::split_heads(const Tensor& x) const {
+  check_input(x);
   int64_t b = x.size(0), t = x.size(1), d = dim_ / heads_;
   Tensor qkv = qkv_->forward(x);  // (B, T, 3C)
   auto head = [&](int i) {        // (B, T, C) -> (B, H, T, D)
@@ -30,15 +34,11 @@ CausalSelfAttention::Heads CausalSelfAttention::split_heads(const Tensor& x) con
   return {head(0), head(1), head(2)};
 }
 
-Tensor CausalSelfAttention::merge_heads(const Tensor& y) const {
-  int64_t b = y.size(0), t = y.size(2);
-  Tensor merged = y.transpose(1, 2).contiguous().view({b, t, dim_});  // (B, T, C)
-  return dropout_->forward(proj_->forward(merged));
-}
+Tensor CausalSelfAttention::project(const Tensor& y) const { return dropout_->forward(proj_->forward(y)); }
 
 Tensor CausalSelfAttention::forward(const Tensor& x) const {
-  Heads h = split_heads(x);
-  return merge_heads(causal_attention(h.q, h.k, h.v));  // (B, H, T, D) -> (B, T, C)
+  check_input(x);
+  return project(causal_attention_qkv(qkv_->forward(x), heads_));  // (B, T, 3C) -> (B, T, C), Note [Packed QKV]
 }
 
 Tensor CausalSelfAttention::forward_cached(const Tensor& x, KVCache& cache) const {
@@ -65,7 +65,7 @@ Tensor CausalSelfAttention::forward_cached(const Tensor& x, KVCache& cache) cons
     scores = where(mask, scores, neg_inf);
   }
   Tensor y = matmul(softmax(scores, -1), cache.values);  // (B, H, T_new, D)
-  return merge_heads(y);
+  return project(y.transpose(1, 2).contiguous().view({x.size(0), t_new, dim_}));  // (B, T_new, C)
 }
 
 }  // namespace mt

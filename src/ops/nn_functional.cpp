@@ -175,6 +175,39 @@ Tensor distillation_loss(const Tensor& student_logits, const Tensor& teacher_log
   return mul(sum(kl), temperature * temperature / static_cast<double>(std::max<int64_t>(rows, 1)));
 }
 
+namespace {
+
+// Note [Packed QKV]: attention reads q, k, v as (B, H, T, D) views of the QKV projection's (B, T, 3, H, D)
+// rows and writes its output as the (B, T, H, D) rows the output projection reads, so that no head is
+// ever copied into a (B, H, T, D) buffer and back (4 copies a layer forward, 4 backward, plus the
+// gradient of the three narrows summed into one buffer). The kernel contract takes such views (unit last
+// stride); cuDNN reads and writes them in place, our own kernels run on contiguous copies.
+// The (B, H, T, D) view of rows (B, T, n * H * D) holding n heads-blocks, block `index`.
+Tensor heads_view(const Tensor& rows, int64_t heads, int64_t blocks, int64_t index) {
+  int64_t b = rows.size(0), t = rows.size(1), d = rows.size(2) / (blocks * heads);
+  return rows.view({b, t, blocks, heads, d}).select(2, index).permute({0, 2, 1, 3});
+}
+
+double attention_scale(std::optional<double> scale, int64_t head_dim) {
+  return scale.value_or(head_dim > 0 ? 1.0 / std::sqrt(static_cast<double>(head_dim)) : 1.0);
+}
+
+// Runs the forward kernel on (B, H, T, D) views into `out`; returns the row logsumexp (B, H, T).
+Tensor attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out) {
+  Tensor lse = Tensor::empty({q.size(0), q.size(1), q.size(2)}, stat_dtype(q.dtype()), q.device());
+  if (out.numel() > 0) kernels().attention_forward.get(q.device(), "causal_attention")(q, k, v, scale, out, lse);
+  return lse;
+}
+
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& dout,
+                        const Tensor& lse, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  if (q.numel() > 0)
+    kernels().attention_backward.get(q.device(), "causal_attention backward")(q, k, v, out, dout, lse, scale, dq, dk,
+                                                                             dv);
+}
+
+}  // namespace
+
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale) {
   MT_CHECK(q.dim() == 4, "causal_attention: q must be (B, H, T, D), got ", q.describe());
   check_floating("causal_attention", q);
@@ -184,24 +217,43 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::
   check_same_dtype("causal_attention", q, v);
   check_same_device("causal_attention", q, k);
   check_same_device("causal_attention", q, v);
-  int64_t d = q.size(3);
-  double s = scale.value_or(d > 0 ? 1.0 / std::sqrt(static_cast<double>(d)) : 1.0);
+  double s = attention_scale(scale, q.size(3));
   Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
   Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
-  Tensor lse = Tensor::empty({q.size(0), q.size(1), q.size(2)}, stat_dtype(q.dtype()), q.device());
-  if (out.numel() > 0) kernels().attention_forward.get(q.device(), "causal_attention")(qc, kc, vc, s, out, lse);
+  Tensor lse = attention_forward(qc, kc, vc, s, out);
   SavedTensor sq(qc, "attention q"), sk(kc, "attention k"), sv(vc, "attention v"), so(out, "attention output");
   record_function("CausalAttentionBackward", {q, k, v}, {out}, [sq, sk, sv, so, lse, s](const std::vector<Tensor>& g) {
     const Tensor& qv = sq.get();
     Tensor dq = Tensor::empty(qv.shape(), qv.dtype(), qv.device());
     Tensor dk = Tensor::empty(qv.shape(), qv.dtype(), qv.device());
     Tensor dv = Tensor::empty(qv.shape(), qv.dtype(), qv.device());
-    if (qv.numel() > 0)
-      kernels().attention_backward.get(qv.device(), "causal_attention backward")(qv, sk.get(), sv.get(), so.get(),
-                                                                                  g[0].contiguous(), lse, s, dq, dk, dv);
+    attention_backward(qv, sk.get(), sv.get(), so.get(), g[0].contiguous(), lse, s, dq, dk, dv);
     return std::vector<Tensor>{dq, dk, dv};
   });
   return out;
+}
+
+Tensor causal_attention_qkv(const Tensor& qkv, int64_t heads, std::optional<double> scale) {
+  MT_CHECK(qkv.dim() == 3 && heads > 0 && qkv.size(2) % (3 * heads) == 0, "causal_attention_qkv: expected qkv (B, T, ",
+           "3 * heads * D) for ", heads, " heads, got ", qkv.describe());
+  check_floating("causal_attention_qkv", qkv);
+  int64_t b = qkv.size(0), t = qkv.size(1), c = qkv.size(2) / 3;
+  double s = attention_scale(scale, c / heads);
+  Tensor packed = qkv.detach().contiguous();                       // (B, T, 3C)
+  Tensor y = Tensor::empty({b, t, c}, qkv.dtype(), qkv.device());  // (B, T, C)
+  auto q = [heads](const Tensor& rows) { return heads_view(rows, heads, 3, 0); };
+  auto k = [heads](const Tensor& rows) { return heads_view(rows, heads, 3, 1); };
+  auto v = [heads](const Tensor& rows) { return heads_view(rows, heads, 3, 2); };
+  auto o = [heads](const Tensor& rows) { return heads_view(rows, heads, 1, 0); };
+  Tensor lse = attention_forward(q(packed), k(packed), v(packed), s, o(y));
+  SavedTensor sp(packed, "attention qkv"), sy(y, "attention output");
+  record_function("CausalAttentionQkvBackward", {qkv}, {y}, [sp, sy, lse, s, q, k, v, o](const std::vector<Tensor>& g) {
+    const Tensor& rows = sp.get();
+    Tensor dqkv = Tensor::empty(rows.shape(), rows.dtype(), rows.device());  // (B, T, 3C), every element written
+    attention_backward(q(rows), k(rows), v(rows), o(sy.get()), o(g[0].contiguous()), lse, s, q(dqkv), k(dqkv), v(dqkv));
+    return std::vector<Tensor>{dqkv};
+  });
+  return y;
 }
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {

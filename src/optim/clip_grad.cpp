@@ -1,5 +1,5 @@
-// Global-norm gradient clipping: per-gradient sums of squares (ReduceOp::SumSquares) land in one
-// buffer per device and accumulation dtype, so the host reads each buffer once (one sync).
+// Global-norm gradient clipping: per-gradient sums of squares (one sum_squares_many kernel call per device
+// and dtype) land in one buffer, so the host reads each buffer once (one sync).
 #include "mt/optim/clip_grad.h"
 
 #include <algorithm>
@@ -13,33 +13,27 @@ namespace mt {
 
 double grad_sum_of_squares(const std::vector<Tensor>& params) {
   NoGradGuard no_grad;
-  struct Batch {
+  // Gradients grouped by device and dtype, each group one sum_squares_many call (one host read).
+  struct Group {
     Device device;
-    DType acc;  // f32, or f64 for f64 gradients
-    std::vector<Tensor> rows;
+    DType dtype;
+    std::vector<Tensor> grads;
   };
-  std::vector<Batch> batches;
+  std::vector<Group> groups;
   for (const Tensor& p : params) {
     const Tensor& g = p.grad();
     if (!g.defined()) continue;
     MT_CHECK(is_floating(g.dtype()), "clip_grad_norm: gradient must be floating, got ", g.describe());
-    DType acc = g.dtype() == DType::F64 ? DType::F64 : DType::F32;
-    auto it = std::find_if(batches.begin(), batches.end(),
-                           [&](const Batch& b) { return b.device == g.device() && b.acc == acc; });
-    if (it == batches.end()) it = batches.insert(batches.end(), Batch{g.device(), acc, {}});
-    // Half gradients are widened first: the kernel writes its sum in the input's accumulation dtype.
-    it->rows.push_back(g.to(acc).contiguous().reshape({1, g.numel()}));
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const Group& x) { return x.device == g.device() && x.dtype == g.dtype(); });
+    if (it == groups.end()) it = groups.insert(groups.end(), Group{g.device(), g.dtype(), {}});
+    it->grads.push_back(g.contiguous());
   }
   double total_sq = 0;
-  for (const Batch& b : batches) {
-    Tensor sums = Tensor::empty({static_cast<int64_t>(b.rows.size())}, b.acc, b.device);
-    for (size_t i = 0; i < b.rows.size(); ++i) {
-      Tensor out = sums.narrow(0, static_cast<int64_t>(i), 1);
-      if (b.rows[i].numel() == 0)
-        fill_(out, 0.0);
-      else
-        kernels().reduce_rows.get(b.device, "clip_grad_norm")(ReduceOp::SumSquares, b.rows[i], out);
-    }
+  for (const Group& group : groups) {
+    DType acc = group.dtype == DType::F64 ? DType::F64 : DType::F32;
+    Tensor sums = Tensor::empty({static_cast<int64_t>(group.grads.size())}, acc, group.device);
+    kernels().sum_squares_many.get(group.device, "clip_grad_norm")(group.grads, sums);
     for (double s : sums.to_vector<double>()) total_sq += s;
   }
   return total_sq;

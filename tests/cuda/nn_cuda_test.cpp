@@ -12,6 +12,7 @@
 #include "mt/core/device.h"
 #include "mt/ops/attention_backend.h"
 #include "mt/ops/kernel_table.h"
+#include "mt/ops/ops.h"
 
 namespace mt {
 namespace {
@@ -631,6 +632,47 @@ TEST(CudnnAttention, TakenForHeadDims64And128) {
         EXPECT_EQ(after.own_backward - before.own_backward, 0) << what;
       }
   }
+}
+
+// The packed-QKV op (Note [Packed QKV]): q, k, v read as views of one (B, T, 3C) buffer, the output
+// written as (B, T, C) rows, the gradient one (B, T, 3C) buffer. On the GPU cuDNN takes the views in place
+// (MT_ATTENTION=cudnn: a refusal is an error), our kernels run on contiguous copies; both against the CPU
+// op, forward and backward, and cuDNN's deterministic backward twice bit for bit.
+TEST(CudnnAttention, PackedQkvMatchesCpuInPlace) {
+  MT_REQUIRE_GPU();
+  const AttnCase cases[] = {{2, 3, 7, 64}, {1, 2, 129, 128}, {1, 2, 1024, 64}, {1, 4, 300, 32}};
+  uint64_t seed = 1300;
+  for (AttentionBackend backend : {AttentionBackend::kCudnn, AttentionBackend::kFlash})
+    for (Determinism det : {Determinism::kRequired, Determinism::kNotRequired}) {
+      AttentionBackendScope scope(backend, det);
+      for (DType dt : {DType::BF16, DType::F16})
+        for (const AttnCase& c : cases) {
+          std::string what = attn_name(dt, c) + " packed, " + attention_backend_name(backend) +
+                             (det == Determinism::kRequired ? " deterministic" : " atomic dQ");
+          Shape s{c.b, c.t, 3 * c.h * c.d};
+          Tensor qkv = random_tensor(s, dt, seed, -2, 2), dy = random_tensor({c.b, c.t, c.h * c.d}, dt, seed + 1);
+          seed += 2;
+          auto run = [&](const Tensor& rows, const Tensor& grad_out) {
+            Tensor leaf = rows.detach();
+            leaf.set_requires_grad(true);
+            Tensor y = causal_attention_qkv(leaf, c.h);
+            sum(mul(cast(y, DType::F32), cast(grad_out, DType::F32))).backward();
+            return std::pair<Tensor, Tensor>{y, leaf.grad()};
+          };
+          auto [y_c, g_c] = run(qkv, dy);
+          AttentionCounts before = attention_counts();
+          auto [y_g, g_g] = run(gpu(qkv), gpu(dy));
+          AttentionCounts after = attention_counts();
+          expect_close(y_g, y_c, rtol_for(dt), what + " out");
+          expect_close(g_g, g_c, rtol_for(dt), what + " dqkv", 2.0);
+          bool cudnn = backend == AttentionBackend::kCudnn;
+          EXPECT_EQ(after.cudnn_forward - before.cudnn_forward, cudnn ? 1 : 0) << what;
+          EXPECT_EQ(after.cudnn_backward - before.cudnn_backward, cudnn ? 1 : 0) << what;
+          if (det == Determinism::kRequired)
+            EXPECT_EQ(run(gpu(qkv), gpu(dy)).second.to_vector<double>(), g_g.to_vector<double>())
+                << what << ": dqkv differs between identical runs";
+        }
+    }
 }
 
 // ---- dropout ----

@@ -499,6 +499,29 @@ TEST(CudaOps, ReduceRowsFloatSumsWithinTolerance) {
     }
 }
 
+// The gradient norm's kernel: more tensors than one launch batch (64), empty and one-element tensors, and
+// tensors long enough to be split over many blocks; per-tensor sums against the CPU's in f64 (a sequential
+// f32 sum of 4M squares drifts further than the GPU's tree of partials).
+TEST(CudaOps, SumSquaresOfManyTensorsMatchesCpu) {
+  MT_REQUIRE_GPU();
+  for (DType t : kFloating) {
+    std::vector<Tensor> cpu_in, gpu_in;
+    for (int i = 0; i < 150; ++i) {
+      int64_t n = i == 3 ? 0 : i == 7 ? 1 : i % 50 == 0 ? (1 << 22) + 5 : 37 * i + 3;
+      Tensor x = make_input({n}, t, -1, 1, 900 + i);
+      cpu_in.push_back(cast(x, DType::F64));
+      gpu_in.push_back(x.to(gpu()));
+    }
+    DType acc = t == DType::F64 ? DType::F64 : DType::F32;
+    Tensor c = Tensor::empty({150}, DType::F64), g = Tensor::empty({150}, acc, gpu());
+    kernels().sum_squares_many.cpu(cpu_in, c);
+    kernels().sum_squares_many.cuda(gpu_in, g);
+    expect_close(acc == DType::F64 ? c : cast(c, DType::F32), g, t == DType::F64 ? Tol{1e-12, 0} : Tol{1e-5, 0},
+                 label("sum_squares_many", t));
+    EXPECT_EQ(g.to_vector<double>()[3], 0.0);
+  }
+}
+
 TEST(CudaOps, ArgMaxPicksTheFirstMaximumAndNanFollowsTheCpu) {
   MT_REQUIRE_GPU();
   std::vector<float> v(2 * 3000, 1.0f);

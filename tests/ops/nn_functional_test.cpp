@@ -193,6 +193,27 @@ TEST(CausalAttention, MatchesCompositeReferenceIncludingGradients) {
   expect_values(causal_attention(q.to(DType::F32), k.to(DType::F32), v.to(DType::F32)), ref.to_vector<double>(), 1e-5);
 }
 
+// Note [Packed QKV]: the packed op equals causal_attention on the heads split out of the same rows, and
+// its one gradient buffer equals the three gradients scattered back into (B, T, 3C).
+TEST(CausalAttention, PackedQkvEqualsSplitHeadsIncludingGradients) {
+  int64_t b = 2, t = 5, h = 3, d = 2, c = h * d;
+  Tensor qkv = leaf(distinct_values(b * t * 3 * c, 0.05), {b, t, 3 * c});
+  Tensor w = f64(distinct_values(b * t * c, 0.3), {b, t, c});
+  Tensor y = causal_attention_qkv(qkv, h);
+  ASSERT_EQ(y.shape(), (Shape{b, t, c}));
+  sum(mul(y, w)).backward();
+  Tensor packed_grad = qkv.grad();
+  qkv.zero_grad();
+  auto head = [&](int i) { return qkv.narrow(2, i * c, c).reshape({b, t, h, d}).transpose(1, 2); };  // (B, H, T, D)
+  Tensor ref = causal_attention(head(0), head(1), head(2)).transpose(1, 2).reshape({b, t, c});
+  expect_values(y, ref.to_vector<double>(), 1e-15);
+  sum(mul(ref, w)).backward();
+  expect_values(packed_grad, qkv.grad().to_vector<double>(), 1e-15);
+  expect_gradcheck([h](const std::vector<Tensor>& x) { return causal_attention_qkv(x[0], h, 0.7); },
+                   {leaf(distinct_values(2 * 3 * 18, 0.2), {2, 3, 18})});
+  EXPECT_THROW(causal_attention_qkv(qkv, 4), Error);  // 3C = 18 is not 3 * 4 * D
+}
+
 TEST(Dropout, MaskComesFromPhiloxAndScalesKeptValues) {
   Generator gen(123);
   gen.reserve(8);  // the op must start where the generator stands

@@ -1,7 +1,7 @@
-// CausalSelfAttention: qkv Linear (d -> 3d), heads (B, H, T, D), causal scaled dot-product
-// attention, proj Linear (d -> d), residual dropout. forward_cached serves generation: it appends
-// the new keys/values to a KVCache and lets the new queries attend to everything cached, giving
-// the same outputs as a full forward over the whole sequence.
+// CausalSelfAttention: qkv Linear (d -> 3d), causal scaled dot-product attention over its heads (read
+// in place, Note [Packed QKV]), proj Linear (d -> d), residual dropout. forward_cached serves generation:
+// it appends the new keys/values to a KVCache and lets the new queries attend to everything cached,
+// giving the same outputs as a full forward over the whole sequence.
 #pragma once
 #include <memory>
 
@@ -31,8 +31,9 @@ class CausalSelfAttention : public Module {
   struct Heads {
     Tensor q, k, v;  // (B, H, T, D)
   };
-  Heads split_heads(const Tensor& x) const;
-  Tensor merge_heads(const Tensor& y) const;  // (B, H, T, D) -> proj and dropout -> (B, T, dim)
+  void check_input(const Tensor& x) const;   // (B, T, dim)
+  Heads split_heads(const Tensor& x) const;  // x (B, T, dim) -> qkv -> (B, H, T, D) each
+  Tensor project(const Tensor& y) const;     // (B, T, dim) -> proj and dropout -> (B, T, dim)
 
   int64_t dim_, heads_;
   std::shared_ptr<Linear> qkv_, proj_;

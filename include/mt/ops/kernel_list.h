@@ -58,6 +58,9 @@ MT_KERNEL(where, Where, kElementwise, void(const Tensor& cond, const Tensor& a, 
 // Row reduction: in (M, K) -> out (M). ArgMax writes i64 (first index of the max); the others keep
 // in's dtype for out, accumulating in f32 (f64 for f64). SumSquares: sum of x^2 (out f32, or f64).
 MT_KERNEL(reduce_rows, ReduceRows, kOther, void(ReduceOp op, const Tensor& in, const Tensor& out))
+// out[i] = sum of x^2 over every element of tensors[i] (contiguous, one floating dtype, on out's device):
+// out (n) f32 (f64 for f64 tensors). A few launches for any number of tensors (the gradient norm).
+MT_KERNEL(sum_squares_many, SumSquaresMany, kOptimizer, void(const std::vector<Tensor>& tensors, const Tensor& out))
 
 // ---- GEMM (linalg_cpu.cpp, matmul_cuda.cpp)
 // out (B, M, N) = op(a) @ op(b) (+ bias) (+ out if Accumulate::kYes).
@@ -122,7 +125,8 @@ MT_KERNEL(distillation_backward, DistillationBackward, kLoss,
                const Tensor& lse_teacher, const Tensor& grad_kl, const Tensor& dstudent))
 
 // ---- Attention (attention_cpu.cpp, nn_cuda.cpp)
-// Causal attention. q, k, v, out: (B, H, T, D); lse (B, H, T) f32 (f64 for f64). scale multiplies q.k.
+// Causal attention. q, k, v, out, dout, dq, dk, dv: (B, H, T, D), possibly views with a unit last stride
+// (Note [Packed QKV]); lse contiguous (B, H, T) f32 (f64 for f64). scale multiplies q.k.
 // Backward recomputes the probabilities from lse and writes every element of dq, dk, dv.
 MT_KERNEL(attention_forward, AttentionForward, kAttention,
           void(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out, const Tensor& lse))

@@ -106,6 +106,9 @@ Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_
 Tensor distillation_loss(const Tensor& student_logits, const Tensor& teacher_logits, double temperature = 1.0);
 // Causal scaled dot-product attention; q, k, v (B, H, T, D); scale defaults to 1/sqrt(D).
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale = {});
+// The same on a packed QKV projection (Note [Packed QKV]): qkv (B, T, 3C) whose rows hold q, k, v each as
+// (H, D) with C = H * D -> (B, T, C) rows of (H, D); the gradient is one (B, T, 3C) buffer.
+Tensor causal_attention_qkv(const Tensor& qkv, int64_t heads, std::optional<double> scale = {});
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
 
 // ---- indexing and shape (src/ops/indexing.cpp) ----

@@ -1,4 +1,5 @@
-// CPU reference kernels for causal scaled dot-product attention, (B, H, T, D) layout.
+// CPU reference kernels for causal scaled dot-product attention, (B, H, T, D) layout (views run on
+// contiguous copies).
 // Forward keeps the row logsumexp; backward recomputes the probabilities from it, as a flash
 // kernel does. Work is split over (batch, head) pairs; each accumulates in f32 (f64 for f64).
 #include <algorithm>
@@ -8,6 +9,7 @@
 
 #include "cpu_kernels.h"
 #include "cpu_loops.h"
+#include "mt/ops/contiguous_run.h"
 
 namespace mt::cpu {
 
@@ -20,6 +22,10 @@ using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out,
                        const Tensor& lse) {
+  if (!all_contiguous({&q, &k, &v, &out}))
+    return run_contiguous({q, k, v}, {out}, [&](const std::vector<Tensor>& in, const std::vector<Tensor>& o) {
+      attention_forward(in[0], in[1], in[2], scale, o[0], lse);
+    });
   int64_t bh = q.size(0) * q.size(1), t = q.size(2), d = q.size(3);
   dispatch_floating(q.dtype(), "causal_attention", [&]<typename T>() {
     using A = acc_t<T>;
@@ -61,6 +67,10 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& dout,
                         const Tensor& lse, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  if (!all_contiguous({&q, &k, &v, &out, &dout, &dq, &dk, &dv}))
+    return run_contiguous({q, k, v, out, dout}, {dq, dk, dv}, [&](const std::vector<Tensor>& in, const std::vector<Tensor>& d) {
+      attention_backward(in[0], in[1], in[2], in[3], in[4], lse, scale, d[0], d[1], d[2]);
+    });
   int64_t bh = q.size(0) * q.size(1), t = q.size(2), d = q.size(3);
   dispatch_floating(q.dtype(), "causal_attention backward", [&]<typename T>() {
     using A = acc_t<T>;

@@ -46,4 +46,20 @@ void reduce_rows(ReduceOp op, const Tensor& in, const Tensor& out) {
   });
 }
 
+void sum_squares_many(const std::vector<Tensor>& tensors, const Tensor& out) {
+  // Each tensor summed in order (deterministic), tensors in parallel.
+  parallel_range(static_cast<int64_t>(tensors.size()), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const Tensor& t = tensors[i];
+      dispatch_floating(t.dtype(), "sum_squares_many", [&]<typename T>() {
+        using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+        const T* x = t.data<T>();
+        A s = 0;
+        for (int64_t j = 0; j < t.numel(); ++j) s += static_cast<A>(x[j]) * static_cast<A>(x[j]);
+        out.data<A>()[i] = s;
+      });
+    }
+  });
+}
+
 }  // namespace mt::cpu

@@ -4,6 +4,7 @@
 #include "cudnn_attention.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
@@ -63,13 +64,22 @@ enum Uid : int64_t {
   kFirstVirtual = 100,
 };
 
+// The shape and the two layouts of one attention call: Q, K, V (and dQ, dK, dV) share one set of
+// (B, H, T, D) strides, O and dO another: contiguous (B, H, T, D), or the (B, T, H, D) rows of a packed
+// QKV projection and its output (Note [Packed QKV]).
 struct Shape4 {
   int64_t b, h, t, d;
+  std::array<int64_t, 4> in, out;  // strides of Q/K/V and of O/dO
 };
 
-TensorLayout bhtd(const Shape4& s) { return {{s.b, s.h, s.t, s.d}, {s.h * s.t * s.d, s.t * s.d, s.d, 1}}; }
-// (B, H, D, T): the transpose of a contiguous (B, H, T, D) buffer.
-TensorLayout bhdt(const Shape4& s) { return {{s.b, s.h, s.d, s.t}, {s.h * s.t * s.d, s.t * s.d, 1, s.d}}; }
+TensorLayout bhtd(const Shape4& s, const std::array<int64_t, 4>& st) {
+  return {{s.b, s.h, s.t, s.d}, {st[0], st[1], st[2], st[3]}};
+}
+TensorLayout qkv(const Shape4& s) { return bhtd(s, s.in); }
+TensorLayout output(const Shape4& s) { return bhtd(s, s.out); }
+TensorLayout contiguous(const Shape4& s) { return bhtd(s, {s.h * s.t * s.d, s.t * s.d, s.d, 1}); }
+// (B, H, D, T): K or V as its transpose, the same buffer with the last two dims and strides swapped.
+TensorLayout transposed(const Shape4& s) { return {{s.b, s.h, s.d, s.t}, {s.in[0], s.in[1], s.in[3], s.in[2]}}; }
 TensorLayout scores(const Shape4& s) { return {{s.b, s.h, s.t, s.t}, {s.h * s.t * s.t, s.t * s.t, s.t, 1}}; }
 TensorLayout scores_transposed(const Shape4& s) {
   return {{s.b, s.h, s.t, s.t}, {s.h * s.t * s.t, s.t * s.t, 1, s.t}};
@@ -107,10 +117,10 @@ struct SdpaGraph {
 
 // The tensors both graphs share: Q, K^T, V (as V or V^T: `v_name`, `v`), O, the stats, and the scalars.
 void add_common_tensors(Graph& g, const Shape4& s, cudnnDataType_t io, const char* v_name, const TensorLayout& v) {
-  g.tensor(kQ, "Q", io, bhtd(s), TensorKind::kDevice);
-  g.tensor(kK, "K^T", io, bhdt(s), TensorKind::kDevice);
+  g.tensor(kQ, "Q", io, qkv(s), TensorKind::kDevice);
+  g.tensor(kK, "K^T", io, transposed(s), TensorKind::kDevice);
   g.tensor(kV, v_name, io, v, TensorKind::kDevice);
-  g.tensor(kO, "O", io, bhtd(s), TensorKind::kDevice);
+  g.tensor(kO, "O", io, output(s), TensorKind::kDevice);
   g.tensor(kStats, "stats", CUDNN_DATA_FLOAT, rows(s), TensorKind::kDevice);
   g.tensor(kScale, "scale", CUDNN_DATA_FLOAT, kScalar, TensorKind::kByValue);
   g.tensor(kNegInf, "-inf", CUDNN_DATA_FLOAT, kScalar, TensorKind::kByValue);
@@ -119,7 +129,7 @@ void add_common_tensors(Graph& g, const Shape4& s, cudnnDataType_t io, const cha
 Graph forward_graph(const Shape4& s, cudnnDataType_t io) {
   SdpaGraph sg("SDPA forward");
   Graph& g = sg.g;
-  add_common_tensors(g, s, io, "V", bhtd(s));
+  add_common_tensors(g, s, io, "V", qkv(s));
   TensorLayout sl = scores(s), rl = rows(s);
   int64_t qk = sg.virt("Q K^T", CUDNN_DATA_FLOAT, sl);
   g.matmul("Q_KT", kQ, kK, qk);
@@ -141,11 +151,11 @@ Graph forward_graph(const Shape4& s, cudnnDataType_t io) {
 Graph backward_graph(const Shape4& s, cudnnDataType_t io, Determinism determinism) {
   SdpaGraph sg(determinism == Determinism::kRequired ? "SDPA backward (deterministic)" : "SDPA backward");
   Graph& g = sg.g;
-  add_common_tensors(g, s, io, "V^T", bhdt(s));
-  g.tensor(kDO, "dO", io, bhtd(s), TensorKind::kDevice);
-  g.tensor(kDQ, "dQ", io, bhtd(s), TensorKind::kDevice);
-  g.tensor(kDK, "dK", io, bhtd(s), TensorKind::kDevice);
-  g.tensor(kDV, "dV", io, bhtd(s), TensorKind::kDevice);
+  add_common_tensors(g, s, io, "V^T", transposed(s));
+  g.tensor(kDO, "dO", io, output(s), TensorKind::kDevice);
+  g.tensor(kDQ, "dQ", io, qkv(s), TensorKind::kDevice);
+  g.tensor(kDK, "dK", io, qkv(s), TensorKind::kDevice);
+  g.tensor(kDV, "dV", io, qkv(s), TensorKind::kDevice);
   g.tensor(kDelta, "delta", CUDNN_DATA_FLOAT, rows(s), TensorKind::kDevice);
   g.tensor(kOne, "1", CUDNN_DATA_FLOAT, kScalar, TensorKind::kByValue);
   TensorLayout sl = scores(s), rl = rows(s);
@@ -180,12 +190,12 @@ Graph backward_graph(const Shape4& s, cudnnDataType_t io, Determinism determinis
   g.matmul("dST_Q", ds_t, kQ, kDK);
 
   // dQ = dS K, K being K^T's buffer viewed as (B, H, T, D) again (an f32 view, as cudnn-frontend declares it).
-  int64_t k = sg.virt("K", CUDNN_DATA_FLOAT, bhtd(s));
+  int64_t k = sg.virt("K", CUDNN_DATA_FLOAT, qkv(s));
   g.reshape("K_from_KT", kK, k);
   if (determinism == Determinism::kRequired) {
     g.matmul("dS_K", ds, k, kDQ);
   } else {
-    g.tensor(kDQAccum, "dQ accumulator", CUDNN_DATA_FLOAT, bhtd(s), TensorKind::kDevice);
+    g.tensor(kDQAccum, "dQ accumulator", CUDNN_DATA_FLOAT, contiguous(s), TensorKind::kDevice);
     g.matmul("dS_K", ds, k, kDQAccum);
     g.pointwise("dQ_convert", CUDNN_POINTWISE_IDENTITY, kDQAccum, kDQ);
   }
@@ -200,6 +210,7 @@ struct PlanKey {
   int device;
   DType dtype;
   int64_t b, h, t, d;
+  std::array<int64_t, 4> in, out;  // strides (Shape4)
   Pass pass;
   auto operator<=>(const PlanKey&) const = default;
 };
@@ -213,8 +224,9 @@ std::string describe(const PlanKey& k) {
   const char* pass = k.pass == Pass::kForward    ? "forward"
                      : k.pass == Pass::kBackward ? "backward"
                                                  : "backward (deterministic)";
-  return str_cat("causal attention ", pass, " B", k.b, " H", k.h, " T", k.t, " D", k.d, " ", dtype_name(k.dtype),
-                 " on cuda:", k.device);
+  bool packed = k.in[2] != k.d || k.out[2] != k.d;
+  return str_cat("causal attention ", pass, " B", k.b, " H", k.h, " T", k.t, " D", k.d, packed ? " (packed)" : "", " ",
+                 dtype_name(k.dtype), " on cuda:", k.device);
 }
 
 // The cached plan for `key`, built on first use (under the lock: building takes milliseconds, once).
@@ -225,7 +237,7 @@ const PlanEntry& plan_for(const PlanKey& key) {
   auto it = cache->find(key);
   if (it != cache->end()) return *it->second;
   auto entry = std::make_unique<PlanEntry>();
-  Shape4 s{key.b, key.h, key.t, key.d};
+  Shape4 s{key.b, key.h, key.t, key.d, key.in, key.out};
   cudnnDataType_t io = key.dtype == DType::BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
   try {
     Graph g = key.pass == Pass::kForward ? forward_graph(s, io)
@@ -242,17 +254,31 @@ const PlanEntry& plan_for(const PlanKey& key) {
   return *cache->emplace(key, std::move(entry)).first->second;
 }
 
-// Why cuDNN's SDPA cannot take these tensors at all (before any graph is built); empty if it may.
-std::string unfit(const Tensor& q, const Tensor& lse, std::initializer_list<const Tensor*> ts) {
+std::array<int64_t, 4> strides4(const Tensor& t) {
+  return {t.strides()[0], t.strides()[1], t.strides()[2], t.strides()[3]};
+}
+
+// Why cuDNN's SDPA cannot take these tensors at all (before any graph is built); empty if it may. `inputs`
+// (Q, K, V, and dQ, dK, dV) must share one layout and `outputs` (O, dO) another, each with a unit last stride.
+std::string unfit(const Tensor& q, const Tensor& lse, std::initializer_list<const Tensor*> inputs,
+                  std::initializer_list<const Tensor*> outputs) {
   if (q.dtype() != DType::BF16 && q.dtype() != DType::F16)
     return str_cat("cuDNN's fused attention takes bf16 or f16, got ", dtype_name(q.dtype()));
   int64_t d = q.size(3);
   if (d % 8 != 0 || d > 128) return str_cat("cuDNN's fused attention takes head dims 8, 16, ..., 128; got ", d);
-  if (lse.dtype() != DType::F32) return str_cat("the logsumexp must be f32, got ", dtype_name(lse.dtype()));
-  for (const Tensor* t : ts)
-    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0)
-      return "cuDNN's fused attention needs 16-byte aligned tensors; one starts at " +
-             std::to_string(reinterpret_cast<uintptr_t>(t->data_ptr()));
+  if (lse.dtype() != DType::F32 || !lse.is_contiguous())
+    return str_cat("the logsumexp must be contiguous f32, got ", lse.describe());
+  for (auto group : {inputs, outputs}) {
+    const Tensor& first = **group.begin();
+    for (const Tensor* t : group) {
+      if (strides4(*t) != strides4(first) || t->strides()[3] != 1)
+        return str_cat("cuDNN's fused attention takes q, k, v (and dq, dk, dv) in one layout and out, dout in one ",
+                       "layout, each with a unit last stride; got strides ", t->strides(), " and ", first.strides());
+      if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0)
+        return "cuDNN's fused attention needs 16-byte aligned tensors; one starts at " +
+               std::to_string(reinterpret_cast<uintptr_t>(t->data_ptr()));
+    }
+  }
   return {};
 }
 
@@ -285,9 +311,10 @@ float negative_infinity() {
 
 bool cudnn_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out,
                              const Tensor& lse, AttentionBackend mode) {
-  PlanKey key{q.device().index, q.dtype(), q.size(0), q.size(1), q.size(2), q.size(3), Pass::kForward};
+  PlanKey key{q.device().index, q.dtype(), q.size(0), q.size(1), q.size(2), q.size(3), strides4(q), strides4(out),
+              Pass::kForward};
   std::string what = describe(key);
-  if (std::string why = unfit(q, lse, {&q, &k, &v, &out, &lse}); !why.empty()) return decline(what, why, mode);
+  if (std::string why = unfit(q, lse, {&q, &k, &v}, {&out}); !why.empty()) return decline(what, why, mode);
   stream_for(q);  // makes q's device current; the handle is bound to its stream
   const PlanEntry& entry = plan_for(key);
   if (!entry.plan) return decline(what, entry.refusal, mode);
@@ -303,9 +330,10 @@ bool cudnn_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& dout, const Tensor& lse, double scale, const Tensor& dq, const Tensor& dk,
                               const Tensor& dv, AttentionBackend mode, Determinism determinism) {
   Pass pass = determinism == Determinism::kRequired ? Pass::kBackwardDeterministic : Pass::kBackward;
-  PlanKey key{q.device().index, q.dtype(), q.size(0), q.size(1), q.size(2), q.size(3), pass};
+  PlanKey key{q.device().index, q.dtype(), q.size(0), q.size(1), q.size(2), q.size(3), strides4(q), strides4(out),
+              pass};
   std::string what = describe(key);
-  if (std::string why = unfit(q, lse, {&q, &k, &v, &out, &dout, &lse, &dq, &dk, &dv}); !why.empty())
+  if (std::string why = unfit(q, lse, {&q, &k, &v, &dq, &dk, &dv}, {&out, &dout}); !why.empty())
     return decline(what, why, mode);
   cudaStream_t stream = stream_for(q);
   const PlanEntry& entry = plan_for(key);

@@ -14,6 +14,7 @@
 #include "dropout.h"
 #include "flash_attention.h"
 #include "layernorm.h"
+#include "mt/ops/contiguous_run.h"
 #include "softmax.h"
 
 namespace mt::cuda {
@@ -161,22 +162,13 @@ void distillation_backward(const Tensor& student, const Tensor& teacher, double 
   });
 }
 
-void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out,
-                       const Tensor& lse) {
-  check_contiguous("causal_attention", {&q, &k, &v, &out, &lse});
-  MT_CHECK(q.dim() == 4, "causal_attention (cuda): expected (B, H, T, D) tensors, got ", q.shape());
-  int64_t head_dim = q.size(3);
-  MT_CHECK(head_dim <= gpu::kAttentionMaxHeadDim, "causal_attention (cuda): head dim at most ",
-           gpu::kAttentionMaxHeadDim, ", got ", head_dim);
+namespace {
+
+// Our own attention kernels, on contiguous (B, H, T, D) tensors.
+void own_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out,
+                           const Tensor& lse) {
   cudaStream_t s = stream_for(q);
-  AttentionBackend backend = attention_backend();
-  if (is_half(q.dtype()) && q.numel() > 0) {  // cuDNN first (mt/ops/attention_backend.h)
-    if (backend != AttentionBackend::kFlash && cudnn_attention_forward(q, k, v, scale, out, lse, backend)) {
-      count_attention(AttentionBackend::kCudnn, AttentionPass::kForward);
-      return;
-    }
-    count_attention(AttentionBackend::kFlash, AttentionPass::kForward);
-  }
+  int64_t head_dim = q.size(3);
   if (use_flash_attention(q, scale, {&q, &k, &v, &out})) {
     MT_CHECK(lse.dtype() == DType::F32, "causal_attention (cuda): lse must be f32 for ", dtype_name(q.dtype()),
              " input, got ", dtype_name(lse.dtype()));
@@ -195,24 +187,10 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double
   });
 }
 
-void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& dout,
-                        const Tensor& lse, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
-  check_contiguous("causal_attention_backward", {&q, &k, &v, &out, &dout, &lse, &dq, &dk, &dv});
-  MT_CHECK(q.dim() == 4, "causal_attention_backward (cuda): expected (B, H, T, D) tensors, got ", q.shape());
-  int64_t head_dim = q.size(3);
-  MT_CHECK(head_dim <= gpu::kAttentionMaxHeadDim, "causal_attention_backward (cuda): head dim at most ",
-           gpu::kAttentionMaxHeadDim, ", got ", head_dim);
+void own_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& dout,
+                            const Tensor& lse, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   cudaStream_t s = stream_for(q);
-  int64_t bh = q.size(0) * q.size(1), seq = q.size(2);
-  AttentionBackend backend = attention_backend();
-  if (is_half(q.dtype()) && q.numel() > 0) {  // cuDNN first (mt/ops/attention_backend.h)
-    if (backend != AttentionBackend::kFlash &&
-        cudnn_attention_backward(q, k, v, out, dout, lse, scale, dq, dk, dv, backend, attention_determinism())) {
-      count_attention(AttentionBackend::kCudnn, AttentionPass::kBackward);
-      return;
-    }
-    count_attention(AttentionBackend::kFlash, AttentionPass::kBackward);
-  }
+  int64_t head_dim = q.size(3), bh = q.size(0) * q.size(1), seq = q.size(2);
   Tensor delta = Tensor::empty({bh * seq}, q.dtype() == DType::F64 ? DType::F64 : DType::F32, q.device());
   if (use_flash_attention(q, scale, {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
     MT_CHECK(lse.dtype() == DType::F32, "causal_attention_backward (cuda): lse must be f32 for ", dtype_name(q.dtype()),
@@ -230,6 +208,48 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                                                       ptr<S>(lse), ptr<T>(dq), ptr<T>(dk), ptr<T>(dv),
                                                       delta.data_ptr(), bh, seq, static_cast<int>(head_dim), scale,
                                                       s)));
+  });
+}
+
+void check_attention_args(const char* op, const Tensor& q, const Tensor& lse) {
+  MT_CHECK(q.dim() == 4, op, " (cuda): expected (B, H, T, D) tensors, got ", q.shape());
+  MT_CHECK(lse.is_contiguous(), op, " (cuda): lse must be contiguous, got ", lse.describe());
+  MT_CHECK(q.size(3) <= gpu::kAttentionMaxHeadDim, op, " (cuda): head dim at most ", gpu::kAttentionMaxHeadDim,
+           ", got ", q.size(3));
+}
+
+}  // namespace
+
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, const Tensor& out,
+                       const Tensor& lse) {
+  check_attention_args("causal_attention", q, lse);
+  AttentionBackend backend = attention_backend();
+  if (is_half(q.dtype()) && q.numel() > 0) {  // cuDNN first (mt/ops/attention_backend.h), on the views as given
+    if (backend != AttentionBackend::kFlash && cudnn_attention_forward(q, k, v, scale, out, lse, backend)) {
+      count_attention(AttentionBackend::kCudnn, AttentionPass::kForward);
+      return;
+    }
+    count_attention(AttentionBackend::kFlash, AttentionPass::kForward);
+  }
+  run_contiguous({q, k, v}, {out}, [&](const std::vector<Tensor>& in, const std::vector<Tensor>& o) {
+    own_attention_forward(in[0], in[1], in[2], scale, o[0], lse);
+  });
+}
+
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& dout,
+                        const Tensor& lse, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  check_attention_args("causal_attention_backward", q, lse);
+  AttentionBackend backend = attention_backend();
+  if (is_half(q.dtype()) && q.numel() > 0) {  // cuDNN first (mt/ops/attention_backend.h), on the views as given
+    if (backend != AttentionBackend::kFlash &&
+        cudnn_attention_backward(q, k, v, out, dout, lse, scale, dq, dk, dv, backend, attention_determinism())) {
+      count_attention(AttentionBackend::kCudnn, AttentionPass::kBackward);
+      return;
+    }
+    count_attention(AttentionBackend::kFlash, AttentionPass::kBackward);
+  }
+  run_contiguous({q, k, v, out, dout}, {dq, dk, dv}, [&](const std::vector<Tensor>& in, const std::vector<Tensor>& d) {
+    own_attention_backward(in[0], in[1], in[2], in[3], in[4], lse, scale, d[0], d[1], d[2]);
   });
 }
 
