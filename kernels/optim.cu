@@ -21,9 +21,10 @@ __global__ void __launch_bounds__(kOptimThreads) adamw_kernel(const OptimTensorP
   A* m = static_cast<A*>(t.exp_avg);
   A* v = static_cast<A*>(t.exp_avg_sq);
   float* master = t.master;
-  A decay = a.decay, w1 = a.w1, b2 = a.beta2, w2 = a.w2, neg_step = a.neg_step, bc2_sqrt = a.bc2_sqrt, eps = a.eps;
+  A decay = a.decay, w1 = a.w1, b2 = a.beta2, w2 = a.w2, neg_step = a.neg_step, bc2_sqrt = a.bc2_sqrt, eps = a.eps,
+    scale = a.grad_scale;
   for (int64_t i = ch.start + threadIdx.x; i < end; i += kOptimThreads) {
-    A g = static_cast<A>(to_acc(grad[i]));
+    A g = static_cast<A>(to_acc(grad[i])) * scale;
     A p = master ? static_cast<A>(master[i]) : static_cast<A>(to_acc(param[i]));
     p = p * decay;
     A mi = m[i];
@@ -48,10 +49,10 @@ __global__ void __launch_bounds__(kOptimThreads) sgd_kernel(const OptimTensorPtr
   const G* grad = static_cast<const G*>(t.grad);
   A* buf = static_cast<A*>(t.exp_avg);
   float* master = t.master;
-  A lr = a.lr, mom = a.momentum, wd = a.weight_decay;
+  A lr = a.lr, mom = a.momentum, wd = a.weight_decay, scale = a.grad_scale;
   for (int64_t i = ch.start + threadIdx.x; i < end; i += kOptimThreads) {
     A p = master ? static_cast<A>(master[i]) : static_cast<A>(to_acc(param[i]));
-    A d = static_cast<A>(to_acc(grad[i])) + wd * p;
+    A d = static_cast<A>(to_acc(grad[i])) * scale + wd * p;
     if (buf) {
       d = buf[i] * mom + d;
       buf[i] = d;

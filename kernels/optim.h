@@ -31,20 +31,21 @@ struct OptimChunk {
 
 // AdamW's scalars, precomputed on the host as PyTorch does: decay = 1 - lr * wd, w1 = 1 - beta1,
 // w2 = 1 - beta2, neg_step = -lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t).
+// grad_scale multiplies each gradient as it is read (the clipping coefficient).
 struct AdamWArgs {
-  float decay, w1, beta2, w2, neg_step, bc2_sqrt, eps;
+  float decay, w1, beta2, w2, neg_step, bc2_sqrt, eps, grad_scale;
 };
 
 struct SgdArgs {
-  float lr, momentum, weight_decay;
+  float lr, momentum, weight_decay, grad_scale;
 };
 
-// p = p * decay; m = m + w1 (g - m); v = v beta2 + w2 g^2; p = p + neg_step * m / (sqrt(v) / bc2_sqrt + eps)
+// g = grad * grad_scale; p = p * decay; m = m + w1 (g - m); v = v beta2 + w2 g^2; p = p + neg_step * m / (sqrt(v) / bc2_sqrt + eps)
 // (PyTorch's operation order). Tables in device memory.
 template <typename P, typename G>
 cudaError_t adamw_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
                                const AdamWArgs& args, cudaStream_t stream);
-// d = g + wd * p; with a buffer: buf = buf * momentum + d, d = buf; p = p + (-lr) * d.
+// d = grad * grad_scale + wd * p; with a buffer: buf = buf * momentum + d, d = buf; p = p + (-lr) * d.
 template <typename P, typename G>
 cudaError_t sgd_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
                              const SgdArgs& args, cudaStream_t stream);

@@ -245,7 +245,7 @@ class OpsBench {
     std::vector<OptimTensors> ts{{random({n}, DType::BF16), random({n}, DType::BF16), filled({n}, DType::F32),
                                   filled({n}, DType::F32), random({n}, DType::F32)}};
     auto step = kernels().adamw.get(dev_, "adamw");
-    AdamWHyper hyper{3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.1f, 0.05f};
+    AdamWHyper hyper{3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.1f, 0.05f, 0.5f};  // a clipped step
     // Per parameter: grad 2 B read; master, exp_avg, exp_avg_sq 4 B read + written each; param 2 B written.
     row("adamw (bf16 + f32 master)", "124M params", "bf16", [&] { step(ts, hyper); }, n * 28.0, false, copy_gbs_);
   }

@@ -15,7 +15,7 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWConfig& config)
   set_lr(config.lr);
 }
 
-void AdamW::update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device) {
+void AdamW::update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale) {
   // Bias corrections come from the f32 betas the kernel uses, so that 1 - beta and 1 - beta^t
   // agree (at step 1, exp_avg / bias_correction1 is the gradient exactly, as in PyTorch).
   double t = static_cast<double>(step_count());
@@ -26,7 +26,8 @@ void AdamW::update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device
                static_cast<float>(config_.eps),
                static_cast<float>(decay == WeightDecay::kApply ? config_.weight_decay : 0.0),
                static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), t)),
-               static_cast<float>(1.0 - std::pow(static_cast<double>(beta2), t))};
+               static_cast<float>(1.0 - std::pow(static_cast<double>(beta2), t)),
+               grad_scale};
   kernels().adamw.get(device, "adamw")(tensors, h);
 }
 

@@ -39,10 +39,14 @@ double grad_sum_of_squares(const std::vector<Tensor>& params) {
   return total_sq;
 }
 
-void clip_grads_to_norm(const std::vector<Tensor>& params, double norm, double max_norm) {
+double clip_coefficient(double norm, double max_norm) {
   MT_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
-  if (!std::isfinite(norm)) return;
-  double coef = max_norm / (norm + 1e-6);
+  if (!std::isfinite(norm)) return 1.0;
+  return std::min(1.0, max_norm / (norm + 1e-6));
+}
+
+void clip_grads_to_norm(const std::vector<Tensor>& params, double norm, double max_norm) {
+  double coef = clip_coefficient(norm, max_norm);
   if (coef >= 1.0) return;
   NoGradGuard no_grad;
   for (const Tensor& p : params) {

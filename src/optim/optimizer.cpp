@@ -49,7 +49,7 @@ void Optimizer::set_lr(double lr) {
   lr_ = lr;
 }
 
-void Optimizer::step() {
+void Optimizer::step(double grad_scale) {
   ++step_;
   NoGradGuard no_grad;
   for (WeightDecay decay : {WeightDecay::kApply, WeightDecay::kSkip}) {
@@ -69,7 +69,7 @@ void Optimizer::step() {
       it->second.push_back(std::move(t));
       s.param.bump_version();
     }
-    for (auto& [device, tensors] : batches) update(tensors, decay, device);
+    for (auto& [device, tensors] : batches) update(tensors, decay, device, static_cast<float>(grad_scale));
   }
 }
 

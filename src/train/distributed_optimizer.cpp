@@ -2,6 +2,7 @@
 #include "mt/train/distributed_optimizer.h"
 
 #include "mt/ops/op_profiler.h"
+#include "mt/optim/clip_grad.h"
 #include "mt/train/optimizer_factory.h"
 
 namespace mt {
@@ -25,15 +26,17 @@ DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, 
 
 double DistributedOptimizer::reduce_and_clip() {
   reduce_gradients(sharding_, world_, grad_reduce_dtype_);
-  OpProfiler::Scope scope(OpCategory::kOptimizer);  // the norm's reductions and scaling, for `bench step`
-  return clip_gradients(sharding_, grad_clip_ > 0 ? grad_clip_ : 1e30);
+  OpProfiler::Scope scope(OpCategory::kOptimizer);  // the norm's reductions, for `bench step`
+  double norm = global_grad_norm(sharding_);
+  clip_factor_ = grad_clip_ > 0 ? clip_coefficient(norm, grad_clip_) : 1.0;
+  return norm;
 }
 
 void DistributedOptimizer::finish_step(double lr, bool apply) {
   OpProfiler::Scope scope(OpCategory::kOptimizer);
   if (apply) {
     optimizer_->set_lr(lr);
-    optimizer_->step();
+    optimizer_->step(clip_factor_);
     if (zero_) zero_->broadcast_parameters();
   }
   model_.zero_grad();  // every gradient: under ZeRO the optimizer holds only its share of the parameters

@@ -38,7 +38,7 @@ void reduce_gradients(const ExpertSharding& s, const Communicator& world, DistSe
     all_reduce_gradients(layer.params, layer.groups->expert_dp, kDefaultBucketBytes, world.size(), main_grad);
 }
 
-double clip_gradients(const ExpertSharding& s, double max_norm) {
+double global_grad_norm(const ExpertSharding& s) {
   double total = grad_sum_of_squares(s.replicated);
   // One all-reduce per distinct ep group (layers of the same size share it), in the order of the sizes:
   // every rank must issue them in the same order (an order by address would differ between ranks).
@@ -49,10 +49,7 @@ double clip_gradients(const ExpertSharding& s, double max_norm) {
     sq += grad_sum_of_squares(layer.params);
   }
   for (const auto& [size, group_sq] : per_size) total += group_sq.first->all_reduce(group_sq.second, ReduceKind::kSum);
-  double norm = std::sqrt(total);
-  clip_grads_to_norm(s.replicated, norm, max_norm);
-  for (const ExpertSharding::Layer& layer : s.sharded) clip_grads_to_norm(layer.params, norm, max_norm);
-  return norm;
+  return std::sqrt(total);
 }
 
 }  // namespace mt

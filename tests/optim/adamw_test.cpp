@@ -43,6 +43,24 @@ TEST(AdamW, MatchesHandComputedTwoSteps) {
   EXPECT_NEAR(s.at("state.p.exp_avg_sq").item(), 0.00031225, 1e-8);  // f32 betas
 }
 
+// Note [Clipping in the update]: step(scale) gives the bits of scaling the f32 gradients first, then step().
+TEST(AdamW, StepWithGradScaleEqualsScalingTheGradientsFirst) {
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    Tensor a = leaf({1.0f, -2.0f, 0.5f}, dtype), b = leaf({1.0f, -2.0f, 0.5f}, dtype);
+    AdamWConfig config{.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1};
+    AdamW in_update(one_group(a), config), separate(one_group(b), config);
+    for (float scale : {0.37f, 1.0f, 0.011f}) {
+      std::vector<float> g{0.3f, -1.7f, 2.5f};
+      a.set_grad(Tensor::from_vector<float>(g, a.shape(), DType::F32));  // the f32 main gradient
+      b.set_grad(Tensor::from_vector<float>(g, b.shape(), DType::F32));
+      in_update.step(scale);
+      mul_(b.grad(), static_cast<double>(scale));
+      separate.step();
+      EXPECT_EQ(a.to_vector<float>(), b.to_vector<float>()) << dtype_name(dtype) << " scale " << scale;
+    }
+  }
+}
+
 TEST(AdamW, NoDecayGroupSkipsWeightDecay) {
   // With a zero gradient the Adam term is 0 and only decay moves the parameter.
   Tensor a = leaf({2.0f}), b = leaf({2.0f});

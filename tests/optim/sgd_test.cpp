@@ -40,6 +40,16 @@ TEST(Sgd, WithoutMomentumIsPlainGradientDescent) {
   EXPECT_FLOAT_EQ(static_cast<float>(p.item()), 1.75f);
 }
 
+TEST(Sgd, StepWithGradScaleScalesTheGradientOnly) {
+  // d = 0.5 * 0.25 + 0.01 * 1 = 0.135 (weight decay unscaled); p = 1 - 0.1 * 0.135.
+  Tensor p = leaf(1.0f);
+  Sgd opt(one_group(p), {.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01});
+  p.set_grad(Tensor::from_vector<float>({0.5f}, {1}));
+  opt.step(0.25);
+  EXPECT_NEAR(p.item(), 0.9865, 1e-7);
+  EXPECT_NEAR(opt.state_dict().at("state.p.momentum_buffer").item(), 0.135, 1e-7);
+}
+
 TEST(Sgd, Bf16ParameterKeepsMaster) {
   Tensor p = leaf(1.0f, DType::BF16);
   Sgd opt(one_group(p), {.lr = 1e-3});

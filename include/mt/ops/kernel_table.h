@@ -21,9 +21,16 @@ enum class ReduceOp : uint8_t { Sum, Max, Min, ArgMax, SumSquares };
 enum class Transpose : uint8_t { kNo, kYes };
 enum class Accumulate : uint8_t { kNo, kYes };
 
+// grad_scale multiplies every gradient as it is read (the clipping coefficient, Note [Clipping in the update]
+// in mt/optim/optimizer.h; 1 when nothing is clipped).
 struct AdamWHyper {
   float lr, beta1, beta2, eps, weight_decay;
   float bias_correction1, bias_correction2;  // 1 - beta^t
+  float grad_scale = 1.0f;
+};
+struct SgdHyper {
+  float lr, momentum, weight_decay;
+  float grad_scale = 1.0f;
 };
 
 // One parameter's state for the fused optimizer kernels. master is undefined unless param is bf16/f16.

@@ -19,7 +19,7 @@ class AdamW final : public Optimizer {
   const AdamWConfig& config() const { return config_; }
 
  private:
-  void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device) override;
+  void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale) override;
   AdamWConfig config_;
 };
 

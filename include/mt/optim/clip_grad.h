@@ -17,5 +17,8 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 // the norm is finite.
 double grad_sum_of_squares(const std::vector<Tensor>& params);
 void clip_grads_to_norm(const std::vector<Tensor>& params, double norm, double max_norm);
+// The factor clipping multiplies every gradient by: max_norm / (norm + 1e-6) when that is < 1, else 1
+// (and 1 for a non-finite norm). Optimizer::step takes it (Note [Clipping in the update]).
+double clip_coefficient(double norm, double max_norm);
 
 }  // namespace mt

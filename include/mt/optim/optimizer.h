@@ -24,14 +24,20 @@ struct ParamGroup {
 // EmbeddingDecay::kYes. Empty groups are left out.
 std::vector<ParamGroup> weight_decay_groups(const std::vector<NamedParameter>& params, EmbeddingDecay embeddings);
 
+// Note [Clipping in the update]: clipping by the global norm multiplies every gradient by
+// max_norm / (norm + 1e-6) when that is < 1. A training step does not rewrite the gradients for it (a
+// pass over all of them, 148 launches for GPT-2 124M); it hands the factor to step(), and the fused
+// kernels multiply each gradient as they read it, in f32, as the separate pass did. The gradients
+// themselves stay unclipped until the step drops them.
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  // One update at lr(); parameters without a gradient are left as they are.
-  void step();
+  // One update at lr() with every gradient taken times grad_scale (Note [Clipping in the update]);
+  // parameters without a gradient are left as they are.
+  void step(double grad_scale = 1.0);
   void zero_grad();  // drops every parameter's gradient
   void set_lr(double lr);
   double lr() const { return lr_; }
@@ -52,7 +58,7 @@ class Optimizer {
   // slot_names: the f32 state tensors each parameter gets (AdamW: exp_avg, exp_avg_sq).
   Optimizer(std::vector<ParamGroup> groups, double lr, std::vector<std::string> slot_names);
   // One fused kernel call over tensors of one device and group; step_count() is already the new step.
-  virtual void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device) = 0;
+  virtual void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale) = 0;
 
  private:
   struct ParamState {

@@ -17,7 +17,7 @@ class Sgd final : public Optimizer {
   const SgdConfig& config() const { return config_; }
 
  private:
-  void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device) override;
+  void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale) override;
   SgdConfig config_;
 };
 

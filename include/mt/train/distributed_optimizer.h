@@ -1,5 +1,5 @@
 // The post-backward half of a training step behind one object: gradients reduced over the data-
-// and expert-parallel groups, the global norm clipped, the update on this rank's share of the
+// and expert-parallel groups, the global norm clipped (in the update), the update on this rank's share of the
 // parameters (ZeRO-1), the owners' broadcast, and every gradient dropped.
 #pragma once
 #include <memory>
@@ -17,10 +17,12 @@ class DistributedOptimizer {
   // optim.* and dist.zero of `recipe`; `sharding` (of `model`) must outlive this object.
   DistributedOptimizer(const Recipe& recipe, Module& model, const ExpertSharding& sharding, const Communicator& world);
 
-  // Averages the gradients over the ranks (dist.grad_reduce_dtype) and clips them to optim.grad_clip (0: no clipping).
-  // Returns the global norm before clipping, the same on every rank (a collective).
+  // Averages the gradients over the ranks (dist.grad_reduce_dtype) and takes their global norm, from
+  // which the clipping factor to optim.grad_clip (0: no clipping) is kept for finish_step. Returns the
+  // norm before clipping, the same on every rank (a collective).
   double reduce_and_clip();
-  // The update at `lr` when `apply` (skipped for a non-finite step), then every gradient dropped.
+  // The update at `lr` with the clipped gradients (Note [Clipping in the update]) when `apply` (skipped
+  // for a non-finite step), then every gradient dropped.
   void finish_step(double lr, bool apply);
 
   // The state a checkpoint holds (under ZeRO assembled from the owners: a collective; a rank with
@@ -33,6 +35,7 @@ class DistributedOptimizer {
   const ExpertSharding& sharding_;
   Communicator world_;
   double grad_clip_;
+  double clip_factor_ = 1.0;  // of the last reduce_and_clip
   DistSection::GradReduceDType grad_reduce_dtype_;  // the wire dtype of half parameters' f32 gradients
   std::optional<ZeroPartition> zero_;
   std::unique_ptr<Optimizer> optimizer_;

@@ -32,8 +32,9 @@ ExpertSharding expert_sharding(Module& model, const ExpertParallel* ep);
 void reduce_gradients(const ExpertSharding& s, const Communicator& world,
                       DistSection::GradReduceDType dtype);
 
-// clip_grad_norm over the whole model: each expert counted once although its gradient lives on one
-// rank of each ep group. Returns the norm before clipping (same on every rank).
-double clip_gradients(const ExpertSharding& s, double max_norm);
+// The global gradient norm of the whole model, each expert counted once although its gradient lives on
+// one rank of each ep group; the same on every rank (a collective). Nothing is scaled (Note [Clipping in
+// the update] in mt/optim/optimizer.h).
+double global_grad_norm(const ExpertSharding& s);
 
 }  // namespace mt

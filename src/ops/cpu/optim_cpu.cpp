@@ -65,7 +65,7 @@ void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
       float* master = t.master.defined() ? t.master.data<float>() : nullptr;
       parallel_range(t.param.numel(), kGrain, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) {
-          float g = static_cast<float>(grad[i]);
+          float g = static_cast<float>(grad[i]) * h.grad_scale;
           float p = master ? master[i] : static_cast<float>(param[i]);
           p = p * decay;
           m[i] = m[i] + w1 * (g - m[i]);
@@ -80,7 +80,7 @@ void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
   }
 }
 
-void sgd(std::vector<OptimTensors>& tensors, float lr, float momentum, float weight_decay) {
+void sgd(std::vector<OptimTensors>& tensors, const SgdHyper& h) {
   // PyTorch (dampening 0, no nesterov): d = g + wd*p; buf = buf*momentum + d; p = p - lr*buf.
   // The first step's buf = 0*momentum + d = d, PyTorch's clone of d.
   for (OptimTensors& t : tensors) {
@@ -94,9 +94,9 @@ void sgd(std::vector<OptimTensors>& tensors, float lr, float momentum, float wei
       parallel_range(t.param.numel(), kGrain, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) {
           float p = master ? master[i] : static_cast<float>(param[i]);
-          float d = static_cast<float>(grad[i]) + weight_decay * p;
-          buf[i] = buf[i] * momentum + d;
-          p = p + (-lr) * buf[i];
+          float d = static_cast<float>(grad[i]) * h.grad_scale + h.weight_decay * p;
+          buf[i] = buf[i] * h.momentum + d;
+          p = p + (-h.lr) * buf[i];
           if (master) master[i] = p;
           param[i] = static_cast<P>(p);
         }

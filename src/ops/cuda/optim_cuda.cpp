@@ -143,16 +143,17 @@ void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
                              static_cast<float>(1.0 - static_cast<double>(h.beta2)),
                              static_cast<float>(-static_cast<double>(h.lr) / h.bias_correction1),
                              static_cast<float>(std::sqrt(static_cast<double>(h.bias_correction2))),
-                             h.eps};
+                             h.eps,
+                             h.grad_scale};
   run_groups("adamw (cuda)", groups, [&]<typename P, typename G>(auto tensors_dev, auto chunks_dev, int64_t n,
                                                                  cudaStream_t s) {
     MT_CUDA_CHECK((gpu::adamw_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
   });
 }
 
-void sgd(std::vector<OptimTensors>& tensors, float lr, float momentum, float weight_decay) {
-  auto groups = group_tensors("sgd (cuda)", OptimKind::kSgd, tensors, momentum != 0.0f);
-  gpu::SgdArgs args{lr, momentum, weight_decay};
+void sgd(std::vector<OptimTensors>& tensors, const SgdHyper& h) {
+  auto groups = group_tensors("sgd (cuda)", OptimKind::kSgd, tensors, h.momentum != 0.0f);
+  gpu::SgdArgs args{h.lr, h.momentum, h.weight_decay, h.grad_scale};
   run_groups("sgd (cuda)", groups, [&]<typename P, typename G>(auto tensors_dev, auto chunks_dev, int64_t n,
                                                                cudaStream_t s) {
     MT_CUDA_CHECK((gpu::sgd_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));

@@ -42,7 +42,7 @@ void sum_squares_many(const std::vector<Tensor>& tensors, const Tensor& out) {
   std::vector<const void*> ptrs;
   std::vector<int64_t> numel;
   for (const Tensor& t : tensors) {
-    MT_CHECK(t.dtype() == dt && t.is_contiguous() && t.device() == out.device(), "sum_squares_many (cuda): ",
+    MT_CHECK(t.dtype() == dt && (t.is_contiguous() || t.numel() == 0) && t.device() == out.device(), "sum_squares_many (cuda): ",
              "expected contiguous ", dtype_name(dt), " tensors on ", out.device(), ", got ", t.describe());
     ptrs.push_back(t.data_ptr());
     numel.push_back(t.numel());
