@@ -12,8 +12,8 @@ MLP::MLP(int64_t dim, int64_t hidden, double dropout, Generator& gen, DType dtyp
 }
 
 Tensor MLP::forward(const Tensor& x) const {
-  Tensor h = gelu(fc_->forward(x));  // (.., hidden)
-  return dropout_->forward(proj_->forward(h));
+  // (.., dim) -> (.., hidden) -> (.., dim), GELU in the GEMMs (Note [GELU in the GEMM epilogue])
+  return dropout_->forward(mlp_gelu(x, fc_->weight(), fc_->bias(), proj_->weight(), proj_->bias()));
 }
 
 }  // namespace mt

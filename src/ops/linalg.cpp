@@ -1,5 +1,5 @@
 // Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm, bmm_bias
-// (per-batch bias in the GEMM epilogue) and linear (x @ w^T + b). All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
+// (per-batch bias in the GEMM epilogue), linear (x @ w^T + b) and GPT-2's MLP with GELU in the GEMMs. All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
 // backwards call the same kernel with transposes and sum over batch entries that were broadcast.
 #include "mt/graph/node.h"
 #include "mt/ops/kernel_table.h"
@@ -161,6 +161,62 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     return std::vector<Tensor>{gx, gw, gb};
   });
   return out;
+}
+
+// Note [GELU in the GEMM epilogue]: the MLP is one op so that GELU rides on its GEMMs (cuBLASLt's
+// GELU_AUX_BIAS and DGELU_BGRAD epilogues): the forward's fc GEMM writes the pre-activation (kept for the
+// backward) and its gelu at once; the backward's dH = dY @ w2 GEMM multiplies by gelu'(pre) and sums fc's
+// bias gradient in the same pass. That saves, per layer and step, the GELU pass each way and the GEMM of
+// ones for fc's bias gradient: three passes over the (tokens, hidden) activation. Where the backend has no
+// fused kernel (the CPU, f64, widths that are not a multiple of 8) the op runs the same parts one by one;
+// the two agree to the dtype's rounding (the epilogue takes gelu of the f32 accumulator, the parts of the
+// pre-activation rounded to the dtype).
+Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
+  MT_CHECK(w1.dim() == 2 && w2.dim() == 2 && b1.dim() == 1 && b2.dim() == 1 && w2.size(1) == w1.size(0) &&
+               w2.size(0) == w1.size(1) && b1.size(0) == w1.size(0) && b2.size(0) == w2.size(0) && x.dim() >= 1 &&
+               x.size(-1) == w1.size(1),
+           "mlp_gelu: expected x (.., d), w1 (hidden, d), b1 (hidden), w2 (d, hidden), b2 (d), got ", x.describe(),
+           ", ", w1.describe(), ", ", b1.describe(), ", ", w2.describe(), ", ", b2.describe());
+  for (const Tensor* t : {&w1, &b1, &w2, &b2}) {
+    check_same_dtype("mlp_gelu", x, *t);
+    check_same_device("mlp_gelu", x, *t);
+  }
+  MT_CHECK(is_floating(x.dtype()), "mlp_gelu: expected floating tensors, got ", x.describe());
+  int64_t d = w1.size(1), hidden = w1.size(0), rows = x.numel() / std::max<int64_t>(d, 1);
+  Device dev = x.device();
+  Tensor x2 = x.detach().reshape({rows, d}).contiguous();  // (M, d)
+  Tensor w1c = w1.detach().contiguous(), b1c = b1.detach().contiguous();
+  Tensor w2c = w2.detach().contiguous(), b2c = b2.detach().contiguous();
+  auto batch1 = [](const Tensor& t) { return t.view({1, t.size(0), t.size(1)}); };
+  Tensor pre = Tensor::empty({rows, hidden}, x.dtype(), dev), h = Tensor::empty({rows, hidden}, x.dtype(), dev);
+  if (rows > 0 && !kernels().matmul_bias_gelu.get(dev, "mlp_gelu")(x2, w1c, b1c, pre, h)) {
+    kernels().matmul.get(dev, "mlp_gelu")(batch1(x2), Transpose::kNo, batch1(w1c), Transpose::kYes, batch1(pre), b1c,
+                                          Accumulate::kNo);
+    kernels().unary.get(dev, "mlp_gelu")(UnaryOp::Gelu, pre, h, 0.0);
+  }
+  Tensor y = gemm(batch1(h), Transpose::kNo, batch1(w2c), Transpose::kYes, b2c).view(x.shape());  // (.., d)
+  SavedTensor sx(x2, "mlp input"), sw1(w1c, "mlp fc weight"), sw2(w2c, "mlp proj weight");
+  SavedTensor spre(pre, "mlp pre-activation"), sh(h, "mlp activation");
+  bool need_x = needs_grad(x);
+  Shape x_shape = x.shape();
+  record_function("MlpGeluBackward", {x, w1, b1, w2, b2}, {y}, [=](const std::vector<Tensor>& g) {
+    Tensor dy = g[0].contiguous().view({1, rows, d});
+    const Tensor &xs = sx.get(), &w1s = sw1.get(), &w2s = sw2.get(), &pres = spre.get();
+    Tensor ones_row = ones({1, 1, rows}, {dy.dtype(), dy.device()});
+    Tensor gw2 = gemm(dy, Transpose::kYes, batch1(sh.get()), Transpose::kNo).view(w2s.shape());  // dY^T @ h
+    Tensor gb2 = gemm(ones_row, Transpose::kNo, dy, Transpose::kNo).view({d});                   // 1^T @ dY
+    // dPre = (dY @ w2) * gelu'(pre); fc's bias gradient 1^T @ dPre.
+    Tensor dpre = Tensor::empty({rows, hidden}, dy.dtype(), dy.device()), gb1 = Tensor::empty({hidden}, dy.dtype(), dy.device());
+    if (rows > 0 && !kernels().matmul_dgelu_bgrad.get(dev, "mlp_gelu backward")(dy.view({rows, d}), w2s, pres, dpre, gb1)) {
+      Tensor dh = gemm(dy, Transpose::kNo, batch1(w2s), Transpose::kNo).view({rows, hidden});
+      kernels().unary_backward.get(dev, "mlp_gelu backward")(UnaryGradOp::Gelu, dh, pres, dpre);
+      gb1 = gemm(ones_row, Transpose::kNo, batch1(dpre), Transpose::kNo).view({hidden});
+    }
+    Tensor gx = need_x ? gemm(batch1(dpre), Transpose::kNo, batch1(w1s), Transpose::kNo).view(x_shape) : Tensor();
+    Tensor gw1 = gemm(batch1(dpre), Transpose::kYes, batch1(xs), Transpose::kNo).view(w1s.shape());  // dPre^T @ x
+    return std::vector<Tensor>{gx, gw1, gb1, gw2, gb2};
+  });
+  return y;
 }
 
 }  // namespace mt

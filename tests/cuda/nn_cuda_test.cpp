@@ -132,6 +132,54 @@ TEST(CudaMatmul, RepeatedShapeReusesThePlanAndGivesTheSameResult) {
   EXPECT_EQ(o1.to_vector<float>(), o2.to_vector<float>());
 }
 
+// ---- the MLP with GELU in the GEMM epilogues ----
+
+// Note [GELU in the GEMM epilogue]: cuBLASLt's GELU_AUX_BIAS / DGELU_BGRAD kernels must run for the GPT
+// shapes in bf16, f16 and f32 and agree with the CPU's parts; a hidden width that is not a multiple of 8
+// (and f64) takes the parts on the GPU too. Through the op: values and all five gradients.
+TEST(CudaMlpGelu, EpilogueKernelsRunAndMatchTheCpuParts) {
+  MT_REQUIRE_GPU();
+  struct Case {
+    int64_t rows, d, hidden;
+    bool fused;
+  };
+  const Case cases[] = {{300, 64, 256, true}, {1024, 128, 512, true}, {37, 64, 250, false}};
+  uint64_t seed = 1500;
+  for (DType dt : kFloating)
+    for (const Case& c : cases) {
+      std::string what = name(dt, "mlp_gelu rows " + std::to_string(c.rows) + " d " + std::to_string(c.d) +
+                                      " hidden " + std::to_string(c.hidden));
+      Tensor x = random_tensor({c.rows, c.d}, dt, seed, -2, 2), w1 = random_tensor({c.hidden, c.d}, dt, seed + 1, -0.2, 0.2);
+      Tensor b1 = random_tensor({c.hidden}, dt, seed + 2), w2 = random_tensor({c.d, c.hidden}, dt, seed + 3, -0.2, 0.2);
+      Tensor b2 = random_tensor({c.d}, dt, seed + 4), dy = random_tensor({c.rows, c.d}, dt, seed + 5);
+      seed += 6;
+      bool fused_kernel = c.fused && dt != DType::F64;
+      Tensor pre = empty_gpu({c.rows, c.hidden}, dt), h = empty_gpu({c.rows, c.hidden}, dt);
+      EXPECT_EQ(kernels().matmul_bias_gelu.get(Device::cuda(0), "t")(gpu(x), gpu(w1), gpu(b1), pre, h), fused_kernel)
+          << what;
+      Tensor dpre = empty_gpu({c.rows, c.hidden}, dt), gb1 = empty_gpu({c.hidden}, dt);
+      EXPECT_EQ(kernels().matmul_dgelu_bgrad.get(Device::cuda(0), "t")(gpu(dy), gpu(w2), pre, dpre, gb1),
+                fused_kernel)
+          << what;
+      auto run = [&](Device dev) {
+        std::vector<Tensor> in;
+        for (const Tensor& t : {x, w1, b1, w2, b2}) {
+          Tensor l = t.to(dev).detach();
+          l.set_requires_grad(true);
+          in.push_back(l);
+        }
+        Tensor y = mlp_gelu(in[0], in[1], in[2], in[3], in[4]);
+        sum(mul(cast(y, DType::F32), cast(dy.to(dev), DType::F32))).backward();
+        std::vector<Tensor> out{y};
+        for (const Tensor& l : in) out.push_back(l.grad());
+        return out;
+      };
+      std::vector<Tensor> want = run(Device::cpu()), got = run(Device::cuda(0));
+      const char* names[] = {"y", "dx", "dw1", "db1", "dw2", "db2"};
+      for (size_t i = 0; i < want.size(); ++i) expect_close(got[i], want[i], rtol_for(dt), what + " " + names[i], 4.0);
+    }
+}
+
 // ---- softmax ----
 
 // Rows of one pack per thread or fewer, a warp per row with a partial last pack group, many rows per warp

@@ -205,3 +205,27 @@ TEST(LinearGrad, WithAndWithoutBias) {
   expect_gradcheck([](const std::vector<Tensor>& in) { return linear(in[0], in[1]); }, {x, w});
   expect_gradcheck([](const std::vector<Tensor>& in) { return linear(in[0].transpose(0, 1), in[1]); }, {x, w});
 }
+
+// Note [GELU in the GEMM epilogue]: on the CPU mlp_gelu runs the parts, so it gives linear -> gelu -> linear's
+// values and gradients exactly; its own f64 gradcheck covers the fused backward's wiring.
+TEST(MlpGelu, EqualsLinearGeluLinearWithGradients) {
+  Tensor x = leaf(distinct_values(2 * 3 * 4), {2, 3, 4});
+  Tensor w1 = leaf(distinct_values(8 * 4, 0.3), {8, 4}), b1 = leaf(distinct_values(8, 0.5), {8});
+  Tensor w2 = leaf(distinct_values(4 * 8, 0.2), {4, 8}), b2 = leaf(distinct_values(4, 0.4), {4});
+  std::vector<Tensor> all{x, w1, b1, w2, b2};
+  Tensor g = Tensor::from_vector<double>(distinct_values(24, 0.7), {2, 3, 4});
+  Tensor fused = mlp_gelu(x, w1, b1, w2, b2);
+  sum(mul(fused, g)).backward();
+  std::vector<std::vector<double>> fused_grads;
+  for (Tensor& t : all) {
+    fused_grads.push_back(t.grad().to_vector<double>());
+    t.zero_grad();
+  }
+  Tensor parts = linear(gelu(linear(x, w1, b1)), w2, b2);
+  sum(mul(parts, g)).backward();
+  EXPECT_EQ(fused.to_vector<double>(), parts.to_vector<double>());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(fused_grads[i], all[i].grad().to_vector<double>()) << "input " << i;
+  expect_gradcheck([](const std::vector<Tensor>& in) { return mlp_gelu(in[0], in[1], in[2], in[3], in[4]); }, all);
+  EXPECT_NE(error_of([&] { mlp_gelu(x, w2, b1, w2, b2); }).find("mlp_gelu: expected x (.., d), w1 (hidden, d)"),
+            std::string::npos);
+}

@@ -3,6 +3,7 @@
 // registration file (src/ops/cpu/register.cpp, src/ops/cuda/register.cpp). Slots, signatures, categories
 // and kernel contracts come from one list, mt/ops/kernel_list.h (Note [One list of kernels]).
 #pragma once
+#include <type_traits>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -44,20 +45,27 @@ struct Kernels {
 #include "mt/ops/kernel_list.h"
 };
 
-// A kernel bound to its device and category: calling it runs the kernel through OpProfiler::time.
+// A kernel bound to its device and category: calling it runs the kernel through OpProfiler::time and
+// returns what the kernel returns.
 template <typename Fn>
 class KernelCall;
-template <typename... Args>
-class KernelCall<void(Args...)> {
+template <typename R, typename... Args>
+class KernelCall<R(Args...)> {
  public:
-  KernelCall(void (*fn)(Args...), Device device, OpCategory category, const char* op)
+  KernelCall(R (*fn)(Args...), Device device, OpCategory category, const char* op)
       : fn_(fn), device_(device), category_(category), op_(op) {}
-  void operator()(Args... args) const {
-    OpProfiler::time(category_, device_, [&] { fn_(std::forward<Args>(args)...); }, op_);
+  R operator()(Args... args) const {
+    if constexpr (std::is_void_v<R>) {
+      OpProfiler::time(category_, device_, [&] { fn_(std::forward<Args>(args)...); }, op_);
+    } else {
+      R result{};
+      OpProfiler::time(category_, device_, [&] { result = fn_(std::forward<Args>(args)...); }, op_);
+      return result;
+    }
   }
 
  private:
-  void (*fn_)(Args...);
+  R (*fn_)(Args...);
   Device device_;
   OpCategory category_;
   const char* op_;

@@ -90,6 +90,10 @@ Tensor bmm(const Tensor& a, const Tensor& b);     // (B, M, K) @ (B, K, N)
 Tensor bmm_bias(const Tensor& a, const Tensor& b, const Tensor& bias);
 // y = x @ w^T + b; x (.., in), w (out, in), b (out) or undefined.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
+// GPT-2's MLP without its dropout: gelu(x @ w1^T + b1) @ w2^T + b2 (GELU in its tanh form); x (.., d),
+// w1 (hidden, d), b1 (hidden), w2 (d, hidden), b2 (d) -> (.., d). GELU rides on the GEMMs where the
+// backend can (Note [GELU in the GEMM epilogue]).
+Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2);
 
 // ---- neural-network functions (src/ops/nn_functional.cpp) ----
 Tensor softmax(const Tensor& a, int dim = -1);

@@ -40,13 +40,18 @@ using MatmulDesc = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulDesc_t>, 
 using MatrixLayout = std::unique_ptr<std::remove_pointer_t<cublasLtMatrixLayout_t>, LayoutDeleter>;
 using Preference = std::unique_ptr<std::remove_pointer_t<cublasLtMatmulPreference_t>, PreferenceDeleter>;
 
+// What cuBLASLt does after the product (Note [Row-major GEMM on cuBLASLt]: "bias" is per column of our out).
+// kGeluAuxBias: out = gelu(product + bias), aux = product + bias; kDGeluBGrad: out = product * gelu'(aux),
+// bias = column sums of out (Note [GELU in the GEMM epilogue] in src/ops/linalg.cpp).
+enum class Epilogue : uint8_t { kNone, kBias, kGeluAuxBias, kDGeluBGrad };
+
 // Everything the descriptors and the algorithm choice depend on.
 struct PlanKey {
   int device;
   DType dtype;
   Transpose ta, tb;
   int64_t m, n, k, batch, stride_a, stride_b;
-  bool bias;          // asks for the bias epilogue
+  Epilogue epilogue;  // asked for; kBias falls back to kNone and add_bias_rows when cuBLASLt has none
   bool bias_batched;  // the bias is (B, N), one row per batch entry
   uint32_t align_a, align_b, align_out;
   auto operator<=>(const PlanKey&) const = default;
@@ -58,7 +63,7 @@ struct Plan {
   std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, its first choice first
   cublasLtMatmulAlgo_t algo{};                   // candidates[0] until timed, then the fastest
   bool timed = false;
-  bool bias_epilogue = false;  // false: the bias (if any) is added by add_bias_rows
+  Epilogue epilogue = Epilogue::kNone;  // kNone for a bias: added by add_bias_rows
 };
 
 // Largest power of two (up to 256) dividing the address: what cuBLASLt may assume of the pointer.
@@ -98,7 +103,7 @@ MatrixLayout make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_
 }
 
 // Builds the descriptors and asks the heuristic for its best kCandidates algorithms; false if it has none.
-bool build_plan(const PlanKey& key, bool bias_epilogue, Plan& plan) {
+bool build_plan(const PlanKey& key, Epilogue epilogue, Plan& plan) {
   cudaDataType_t type = cuda_type(key.dtype);
   bool f64 = key.dtype == DType::F64;
   cublasLtMatmulDesc_t d = nullptr;
@@ -107,10 +112,13 @@ bool build_plan(const PlanKey& key, bool bias_epilogue, Plan& plan) {
   plan.desc.reset(d);
   set_desc(d, CUBLASLT_MATMUL_DESC_TRANSA, key.tb == Transpose::kYes ? CUBLAS_OP_T : CUBLAS_OP_N);
   set_desc(d, CUBLASLT_MATMUL_DESC_TRANSB, key.ta == Transpose::kYes ? CUBLAS_OP_T : CUBLAS_OP_N);
-  if (bias_epilogue) {
-    set_desc(d, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
+  if (epilogue != Epilogue::kNone) {
+    set_desc(d, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue == Epilogue::kBias           ? CUBLASLT_EPILOGUE_BIAS
+                                               : epilogue == Epilogue::kGeluAuxBias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                                                                                     : CUBLASLT_EPILOGUE_DGELU_BGRAD);
     set_desc(d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, static_cast<int32_t>(type));
     if (key.bias_batched) set_desc(d, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, static_cast<int64_t>(key.n));
+    if (epilogue != Epilogue::kBias) set_desc(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, static_cast<int64_t>(key.n));
   }
   int64_t m = key.m, n = key.n, k = key.k;
   plan.layout_a = key.tb == Transpose::kNo ? make_layout(type, n, k, n, key.batch, key.stride_b)
@@ -140,7 +148,7 @@ bool build_plan(const PlanKey& key, bool bias_epilogue, Plan& plan) {
     if (results[i].state == CUBLAS_STATUS_SUCCESS) plan.candidates.push_back(results[i].algo);
   if (plan.candidates.empty()) return false;
   plan.algo = plan.candidates[0];
-  plan.bias_epilogue = bias_epilogue;
+  plan.epilogue = epilogue;
   return true;
 }
 
@@ -210,19 +218,25 @@ class PlanCache {
  public:
   std::mutex mu;  // guards the map and each plan's descriptor (the bias pointer is set per call)
 
-  Plan& get(const PlanKey& key) {
+  // The plan for `key`; null for a GELU epilogue cuBLASLt has no algorithm for (remembered).
+  Plan* get(const PlanKey& key) {
     auto it = plans_.find(key);
-    if (it != plans_.end()) return *it->second;
+    if (it != plans_.end()) return it->second.get();
     auto plan = std::make_unique<Plan>();
+    bool gelu = key.epilogue == Epilogue::kGeluAuxBias || key.epilogue == Epilogue::kDGeluBGrad;
+    if (gelu) {
+      if (!build_plan(key, key.epilogue, *plan)) plan.reset();
+      return plans_.emplace(key, std::move(plan)).first->second.get();
+    }
     // The bias epilogue where the heuristic offers one; otherwise a plain GEMM and add_bias_rows.
-    bool ok = key.bias && build_plan(key, true, *plan);
+    bool ok = key.epilogue == Epilogue::kBias && build_plan(key, Epilogue::kBias, *plan);
     if (!ok) {
       plan = std::make_unique<Plan>();
-      MT_CHECK(build_plan(key, false, *plan), "matmul (cuda): cuBLASLt has no algorithm for ", dtype_name(key.dtype),
+      MT_CHECK(build_plan(key, Epilogue::kNone, *plan), "matmul (cuda): cuBLASLt has no algorithm for ", dtype_name(key.dtype),
                " (", key.batch, " x ", key.m, " x ", key.k, ") @ (", key.k, " x ", key.n, ")",
                key.ta == Transpose::kYes ? ", a transposed" : "", key.tb == Transpose::kYes ? ", b transposed" : "");
     }
-    return *plans_.emplace(key, std::move(plan)).first->second;
+    return plans_.emplace(key, std::move(plan)).first->second.get();
   }
 
  private:
@@ -285,14 +299,14 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
     batch = 1;
     stride_a = 0;
   }
-  bool bias_epilogue = bias.defined() && alignment(bias.data_ptr()) >= 16;
-  PlanKey key{dev,      out.dtype(), ta,        tb, m, n, k, batch, stride_a, stride_b, bias_epilogue,
+  Epilogue epilogue = bias.defined() && alignment(bias.data_ptr()) >= 16 ? Epilogue::kBias : Epilogue::kNone;
+  PlanKey key{dev,      out.dtype(), ta,        tb, m, n, k, batch, stride_a, stride_b, epilogue,
               bias_batched, alignment(a.data_ptr()), alignment(b.data_ptr()), alignment(out.data_ptr())};
   void* workspace = cuda_workspace(dev, kWorkspaceBytes);
   PlanCache& cache = plan_cache();
   std::lock_guard<std::mutex> lock(cache.mu);
-  Plan& plan = cache.get(key);
-  if (plan.bias_epilogue) {
+  Plan& plan = *cache.get(key);
+  if (plan.epilogue == Epilogue::kBias) {
     const void* bias_ptr = bias.data_ptr();
     set_desc(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_ptr);
   }
@@ -307,7 +321,63 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
                   .stream = s};
   if (matmul_autotune() && !plan.timed) time_candidates(plan, out, args);
   MT_CUBLAS_CHECK(run_plan(plan, plan.algo, args));
-  if (bias.defined() && !plan.bias_epilogue) add_bias(out, bias, batch * m, n, bias_group_rows, s);
+  if (bias.defined() && plan.epilogue != Epilogue::kBias) add_bias(out, bias, batch * m, n, bias_group_rows, s);
+}
+
+namespace {
+
+// One GEMM out (M, N) = a @ op(b) of 2-d row-major operands with a GELU epilogue (`vector` is the bias or
+// the bias gradient, `aux` the pre-activation); false when cuBLASLt has no algorithm for it or the
+// operands do not meet its alignment (aux rows of a multiple of 8 elements, 16-byte aligned pointers).
+bool gelu_epilogue_gemm(Epilogue epilogue, const Tensor& a, const Tensor& b, Transpose tb, const Tensor& out,
+                        const Tensor& vector, const Tensor& aux) {
+  int64_t m = out.size(0), n = out.size(1), k = a.size(1);
+  if (out.dtype() == DType::F64 || n % 8 != 0 || k == 0 || m == 0) return false;
+  for (const Tensor* t : {&a, &b, &out, &vector, &aux})
+    if (alignment(t->data_ptr()) < 16) return false;
+  int dev = out.device().index;
+  PlanKey key{dev, out.dtype(), Transpose::kNo, tb, m, n, k, 1, 0, 0, epilogue, false,
+              alignment(a.data_ptr()), alignment(b.data_ptr()), alignment(out.data_ptr())};
+  void* workspace = cuda_workspace(dev, kWorkspaceBytes);
+  PlanCache& cache = plan_cache();
+  std::lock_guard<std::mutex> lock(cache.mu);
+  Plan* plan = cache.get(key);
+  if (!plan) return false;
+  const void* vector_ptr = vector.data_ptr();
+  void* aux_ptr = aux.data_ptr();
+  set_desc(plan->desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, vector_ptr);
+  set_desc(plan->desc.get(), CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, aux_ptr);
+  MatmulArgs args{.device = dev,
+                  .f64 = false,
+                  .a = a.data_ptr(),
+                  .b = b.data_ptr(),
+                  .c = out.data_ptr(),
+                  .d = out.data_ptr(),
+                  .accumulate = false,
+                  .workspace = workspace,
+                  .stream = stream_for(out)};
+  // Never timed (matmul_autotune): timing would run the epilogue into the live aux / bias buffers.
+  MT_CUBLAS_CHECK(run_plan(*plan, plan->algo, args));
+  return true;
+}
+
+void check_gelu_operands(const char* op, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    MT_CHECK(t->is_contiguous() && t->dtype() == (*ts.begin())->dtype(), op, " (cuda): expected contiguous tensors of ",
+             "one dtype, got ", t->describe());
+}
+
+}  // namespace
+
+bool matmul_bias_gelu(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& pre, const Tensor& out) {
+  check_gelu_operands("matmul_bias_gelu", {&a, &b, &bias, &pre, &out});
+  return gelu_epilogue_gemm(Epilogue::kGeluAuxBias, a, b, Transpose::kYes, out, bias, pre);
+}
+
+bool matmul_dgelu_bgrad(const Tensor& a, const Tensor& b, const Tensor& pre, const Tensor& out,
+                        const Tensor& bias_grad) {
+  check_gelu_operands("matmul_dgelu_bgrad", {&a, &b, &pre, &out, &bias_grad});
+  return gelu_epilogue_gemm(Epilogue::kDGeluBGrad, a, b, Transpose::kNo, out, bias_grad, pre);
 }
 
 }  // namespace mt::cuda
