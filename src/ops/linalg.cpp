@@ -164,10 +164,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
 }
 
 // Note [GELU in the GEMM epilogue]: the MLP is one op so that GELU rides on its GEMMs (cuBLASLt's
-// GELU_AUX_BIAS and DGELU_BGRAD epilogues): the forward's fc GEMM writes the pre-activation (kept for the
-// backward) and its gelu at once; the backward's dH = dY @ w2 GEMM multiplies by gelu'(pre) and sums fc's
-// bias gradient in the same pass. That saves, per layer and step, the GELU pass each way and the GEMM of
-// ones for fc's bias gradient: three passes over the (tokens, hidden) activation. Where the backend has no
+// GELU_AUX_BIAS and DGELU epilogues): the forward's fc GEMM writes the pre-activation (kept for the
+// backward) and its gelu at once; the backward's dH = dY @ w2 GEMM multiplies by gelu'(pre) as it writes.
+// That saves, per layer and step, the GELU pass each way (re-reading and re-writing the (tokens, hidden)
+// activation). (DGELU_BGRAD, which would also sum fc's bias gradient, measured slower than its parts on
+// the H200: src/ops/cuda/matmul_cuda.cpp.) Where the backend has no
 // fused kernel (the CPU, f64, widths that are not a multiple of 8) the op runs the same parts one by one;
 // the two agree to the dtype's rounding (the epilogue takes gelu of the f32 accumulator, the parts of the
 // pre-activation rounded to the dtype).
