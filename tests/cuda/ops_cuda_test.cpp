@@ -501,7 +501,8 @@ TEST(CudaOps, ReduceRowsFloatSumsWithinTolerance) {
 
 // The gradient norm's kernel: more tensors than one launch batch (64), empty and one-element tensors, and
 // tensors long enough to be split over many blocks; per-tensor sums against the CPU's in f64 (a sequential
-// f32 sum of 4M squares drifts further than the GPU's tree of partials).
+// f32 sum of 4M squares drifts further than the GPU's tree of partials; f64 sums of 4M terms in different orders
+// differ by ~1e-12 relative).
 TEST(CudaOps, SumSquaresOfManyTensorsMatchesCpu) {
   MT_REQUIRE_GPU();
   for (DType t : kFloating) {
@@ -516,7 +517,7 @@ TEST(CudaOps, SumSquaresOfManyTensorsMatchesCpu) {
     Tensor c = Tensor::empty({150}, DType::F64), g = Tensor::empty({150}, acc, gpu());
     kernels().sum_squares_many.cpu(cpu_in, c);
     kernels().sum_squares_many.cuda(gpu_in, g);
-    expect_close(acc == DType::F64 ? c : cast(c, DType::F32), g, t == DType::F64 ? Tol{1e-12, 0} : Tol{1e-5, 0},
+    expect_close(acc == DType::F64 ? c : cast(c, DType::F32), g, t == DType::F64 ? Tol{1e-10, 0} : Tol{1e-5, 0},
                  label("sum_squares_many", t));
     EXPECT_EQ(g.to_vector<double>()[3], 0.0);
   }
