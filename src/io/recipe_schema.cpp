@@ -170,6 +170,9 @@ std::vector<RecipeSection> build_schema() {
         Train::integer<&TrainSection::sample_every>("sample_every", at_least(0), "steps between samples; 0 = none"),
         Train::integer<&TrainSection::sample_tokens>("sample_tokens", at_least(1), "tokens per sample"),
         Train::text<&TrainSection::sample_prompt>("sample_prompt", "prompt of samples"),
+        Train::choice<&TrainSection::recompute>("recompute", {"none", "attention", "block"},
+                                                "activations recomputed in the backward: none, the attention half "
+                                                "of each block, or whole blocks (memory for time)"),
         Train::integer<&TrainSection::max_bad_steps>("max_bad_steps", at_least(1),
                                                      "non-finite loss or gradient steps in a row (each skipped) that stop the run")}},
       {"checkpoint",

@@ -90,6 +90,7 @@ GPT::GPT(const GPTConfig& config, Generator& init, Generator& dropout, const Exp
     }
     blocks_.push_back(blocks->push_back(std::make_shared<TransformerBlock>(config.d_model, config.heads, config.dropout,
                                                                            moe.get(), dropout, expert_group)));
+    blocks_.back()->set_recompute(config.recompute);
   }
   ln_f_ = register_module("ln_f", std::make_shared<LayerNorm>(config.d_model));
   init_gpt2(*this, config.init_std, init);

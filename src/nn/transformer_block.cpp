@@ -1,6 +1,7 @@
-// TransformerBlock: the pre-LN residual structure shared by dense and MoE blocks.
+// TransformerBlock: the pre-LN residual structure shared by dense and MoE blocks, and its recomputation.
 #include "mt/nn/transformer_block.h"
 
+#include "mt/autograd/checkpoint.h"
 #include "mt/ops/ops.h"
 
 namespace mt {
@@ -20,9 +21,48 @@ TransformerBlock::TransformerBlock(int64_t d_model, int64_t heads, double dropou
 
 Tensor TransformerBlock::ffn(const Tensor& h) { return moe_ ? moe_->forward(h, dropout_gen_) : mlp_->forward(h); }
 
+// Note [Recomputation]: with train.recompute, a part of the block keeps only its input in the forward
+// (mt/autograd/checkpoint.h) and runs again in the backward, with the dropout / gate-noise stream
+// rewound so that the re-run draws what the forward drew: the same values, hence the same gradients.
+// kAttention recomputes ln1 -> qkv -> attention -> proj -> dropout; kBlock the whole block, keeping only
+// x (B, T, d) per layer (one block's activations live at a time in the backward). A MoE layer's aux and
+// z losses are outputs of the recomputed part, so their gradients reach the gate through the re-run.
+// Under expert parallelism the re-run repeats the all-to-alls; every rank recomputes the same blocks in
+// the same order, so they still meet.
+Tensor TransformerBlock::attention_half(const Tensor& x) { return attn_->forward(ln1_->forward(x)); }
+
 Tensor TransformerBlock::forward(const Tensor& x) {
-  Tensor h = add(x, attn_->forward(ln1_->forward(x)));  // (B, T, d)
+  if (recompute_ == Recompute::kBlock) return recomputed_block(x);
+  Tensor a = recompute_ == Recompute::kAttention
+                 ? checkpoint([this](const std::vector<Tensor>& in) { return std::vector<Tensor>{attention_half(in[0])}; },
+                              {x}, dropout_gen_)[0]
+                 : attention_half(x);
+  Tensor h = add(x, a);  // (B, T, d)
   return add(h, ffn(ln2_->forward(h)));
+}
+
+Tensor TransformerBlock::recomputed_block(const Tensor& x) {
+  auto body = [this](const std::vector<Tensor>& in) {
+    Tensor h = add(in[0], attention_half(in[0]));
+    Tensor y = add(h, ffn(ln2_->forward(h)));  // (B, T, d)
+    if (!moe_) return std::vector<Tensor>{y};
+    // The layer's losses of this run leave as outputs; the layer keeps the ones it had, so that it never
+    // holds a re-run's graph past the backward.
+    std::vector<Tensor> out{y, moe_->aux_loss(), moe_->z_loss()};
+    moe_->set_losses(saved_aux_, saved_z_);
+    return out;
+  };
+  if (moe_) {
+    saved_aux_ = moe_->aux_loss();
+    saved_z_ = moe_->z_loss();
+  }
+  std::vector<Tensor> out = checkpoint(body, {x}, dropout_gen_);
+  if (moe_) {
+    moe_->set_losses(out[1], out[2]);
+    saved_aux_ = out[1];  // what a re-run in the backward restores
+    saved_z_ = out[2];
+  }
+  return out[0];
 }
 
 Tensor TransformerBlock::forward_cached(const Tensor& x, KVCache& cache) {

@@ -12,6 +12,7 @@ GPTConfig gpt_config_from_recipe(const Recipe& r) {
   c.vocab_size = r.model.vocab_size;
   c.dropout = r.model.dropout;
   c.init_std = r.model.init_std;
+  c.recompute = r.train.recompute;
   MT_CHECK(r.model.tie_embeddings, "model.tie_embeddings: only tied embeddings are implemented (the GPT-2 design)");
   if (!r.moe.dense()) {
     c.experts_per_block.assign(c.layers, 0);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "mt/nn/recompute.h"
+
 namespace mt {
 
 struct ModelSection {
@@ -98,6 +100,7 @@ struct TrainSection {
   int sample_tokens = 64;
   std::string sample_prompt = "\n";
   int max_bad_steps = 10;  // non-finite steps in a row (each skipped) that stop the run
+  Recompute recompute = Recompute::kNone;
   bool operator==(const TrainSection&) const = default;
 };
 

@@ -8,6 +8,7 @@
 #include "mt/core/generator.h"
 #include "mt/nn/module.h"
 #include "mt/nn/moe_config.h"
+#include "mt/nn/recompute.h"
 
 namespace mt {
 
@@ -23,6 +24,7 @@ struct GPTConfig {
   int vocab_size = 50257;  // the tokenizer's; padded_vocab() is what the embedding holds
   double dropout = 0.0;
   double init_std = 0.02;
+  Recompute recompute = Recompute::kNone;  // train.recompute: what each block keeps for the backward
   // MoE: experts_per_block[l] experts in block l (0 = dense MLP); empty = all dense.
   std::vector<int> experts_per_block;
   int top_k = 1;

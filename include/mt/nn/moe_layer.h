@@ -35,6 +35,12 @@ class MoELayer : public Module {
   const Tensor& z_loss() const { return z_loss_; }
   // aux_loss_coef * aux_loss + z_loss_coef * z_loss: this layer's term of the training loss.
   Tensor weighted_loss() const;
+  // Replaces the last forward's losses (a recomputed block hands out the differentiable ones, Note
+  // [Recomputation] in transformer_block.cpp).
+  void set_losses(const Tensor& aux_loss, const Tensor& z_loss) {
+    aux_loss_ = aux_loss;
+    z_loss_ = z_loss;
+  }
   const RoutingStats& stats() const { return stats_; }
 
   const MoEConfig& config() const { return config_; }

@@ -7,6 +7,7 @@
 #include "mt/nn/layer_norm.h"
 #include "mt/nn/mlp.h"
 #include "mt/nn/moe_layer.h"
+#include "mt/nn/recompute.h"
 
 namespace mt {
 
@@ -17,17 +18,23 @@ class TransformerBlock : public Module {
   TransformerBlock(int64_t d_model, int64_t heads, double dropout, const MoEConfig* moe, Generator& dropout_gen,
                    const Communicator* expert_group = nullptr);
   Tensor forward(const Tensor& x);                           // (B, T, d) -> (B, T, d)
+  // What the forward keeps for the backward (Note [Recomputation] in transformer_block.cpp).
+  void set_recompute(Recompute mode) { recompute_ = mode; }
   Tensor forward_cached(const Tensor& x, KVCache& cache);    // incremental decoding
   MoELayer* moe() const { return moe_.get(); }
 
  private:
   Tensor ffn(const Tensor& h);
+  Tensor attention_half(const Tensor& x);    // attn(ln1(x))
+  Tensor recomputed_block(const Tensor& x);  // forward under Recompute::kBlock
 
   Generator& dropout_gen_;
   std::shared_ptr<LayerNorm> ln1_, ln2_;
   std::shared_ptr<CausalSelfAttention> attn_;
   std::shared_ptr<MLP> mlp_;
   std::shared_ptr<MoELayer> moe_;
+  Recompute recompute_ = Recompute::kNone;
+  Tensor saved_aux_, saved_z_;  // kBlock: the MoE losses the layer holds outside a re-run
 };
 
 }  // namespace mt
