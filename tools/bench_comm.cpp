@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_ranges.h"
 #include "commands.h"
 #include "mpi_job.h"
 #include "mt/core/device.h"
@@ -41,20 +42,6 @@ struct BenchCommOptions {
 
 constexpr int kBlocks = 3;  // timed blocks per variant, interleaved ours/direct; the median block is reported
 
-// "1MB" -> 2^20 bytes (KB, MB, GB binary, as NCCL-tests counts); an error names the option and the value.
-int64_t parse_size(const std::string& s) {
-  size_t digits = 0;
-  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
-  std::string unit = s.substr(digits);
-  int64_t scale = unit == "KB" ? 1 << 10 : unit == "MB" ? 1 << 20 : unit == "GB" ? 1 << 30 : unit == "B" ? 1 : 0;
-  MT_CHECK(digits > 0 && digits <= 6 && scale > 0, "bench comm: --sizes: expected sizes like 1MB,64MB,1GB (units B, KB, ",
-           "MB, GB), got '", s, "'");
-  int64_t bytes = std::stoll(s.substr(0, digits)) * scale;
-  MT_CHECK(bytes >= 1024 && bytes <= (int64_t{1} << 30), "bench comm: --sizes: each size must be in [1KB, 1GB], got '",
-           s, "'");
-  return bytes;
-}
-
 class CommBench {
  public:
   CommBench(const BenchCommOptions& o, const Communicator& world) : opt_(o), world_(world), n_(world.size()) {
@@ -70,7 +57,12 @@ class CommBench {
     if (opt_.sizes.empty())
       opt_.sizes = gpu ? std::vector<std::string>{"1MB", "4MB", "16MB", "64MB", "256MB", "1GB"}
                        : std::vector<std::string>{"1MB", "4MB", "16MB"};
-    for (const std::string& size : opt_.sizes) bytes_.push_back(parse_size(size));
+    for (const std::string& size : opt_.sizes) {
+      int64_t bytes = parse_byte_size("bench comm: --sizes", size);
+      MT_CHECK(bytes >= 1024 && bytes <= (int64_t{1} << 30), "bench comm: --sizes: each size must be in [1KB, 1GB], got '",
+               size, "'");
+      bytes_.push_back(bytes);
+    }
     MT_CHECK(n_ >= 2, "bench comm: measures collectives between ranks; run it under mpirun with 2 or more ranks "
              "(one per GPU), got ", n_);
     MT_CHECK(opt_.moe_tokens % n_ == 0, "bench comm: --moe-tokens ", opt_.moe_tokens, " does not split over ", n_,

@@ -194,8 +194,8 @@ class StepBench {
                   p.step_ms, plain_ms);
     else
       std::printf("CPU: wall-clock time of every kernel-table call; the rest of the step is framework overhead.\n");
-    std::printf("\nbench-step: step_ms=%.3f tokens_per_s=%.1f mfu=%.4f peak_gib=%.3f\n", plain_ms, tok_s,
-                device_.is_cuda() ? mfu : 0.0, peak_gib);
+    std::printf("\nbench-step: step_ms=%.3f tokens_per_s=%.1f mfu=%.4f peak_gib=%.3f peak_bytes=%zu\n", plain_ms, tok_s,
+                device_.is_cuda() ? mfu : 0.0, peak_gib, allocator_stats(device_).peak_allocated);
     std::fflush(stdout);
   }
 

@@ -1,6 +1,7 @@
 // CLI option range validators (see cli_ranges.h).
 #include "cli_ranges.h"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -38,6 +39,16 @@ CLI::Validator number_in(double lo, double hi, Upper upper) {
         return "";
       },
       str_cat("NUMBER ", range));
+}
+
+int64_t parse_byte_size(const std::string& what, const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  std::string unit = text.substr(digits);
+  int64_t scale = unit == "KB" ? 1 << 10 : unit == "MB" ? 1 << 20 : unit == "GB" ? 1 << 30 : unit == "B" ? 1 : 0;
+  MT_CHECK(digits > 0 && digits <= 6 && scale > 0, what, ": expected a size like 1MB, 64MB or 141GB (units B, KB, MB, ",
+           "GB), got '", text, "'");
+  return std::stoll(text.substr(0, digits)) * scale;
 }
 
 }  // namespace mt::cli

@@ -11,4 +11,9 @@ enum class Recompute : uint8_t {
   kBlock,      // the whole block recomputed: only the block inputs are kept
 };
 
+// The recipe's spelling: "none", "attention", "block".
+inline const char* recompute_name(Recompute r) {
+  return r == Recompute::kNone ? "none" : r == Recompute::kAttention ? "attention" : "block";
+}
+
 }  // namespace mt
