@@ -123,21 +123,14 @@ void check_checkpoint_path(const Recipe& r, const char* key, const std::string& 
 }
 
 // Note [Pre-flight memory estimate]: weights, gradients and optimizer state come from
-// memory_per_rank (as `estimate` prints them); activations are a lower bound that any
-// implementation keeps for backward: per layer 16 x d values per token (LayerNorm inputs, q, k, v,
-// attention output, the MLP's 4d hidden before and after GELU) in the compute dtype, plus the f32
-// logits and their gradient, micro_batch x seq_len x padded vocab each. Attention scores are left
-// out (fused attention does not keep them), so the estimate errs low: a refusal is certain.
+// memory_per_rank (as `estimate` prints them); activations are what the backward certainly holds at its
+// start: the tensors every block keeps and the head's logits with their gradient (activation_memory,
+// Note [Activation memory], without the recomputed block). The CUDA context, library workspaces and the
+// allocator's slack are left out, so the estimate errs low: a refusal is certain.
 struct MemoryNeed {
   double weights = 0, optimizer = 0, activations = 0;
   double total() const { return weights + optimizer + activations; }
 };
-
-double activation_bytes(const Recipe& r, bool half) {
-  const double tokens = static_cast<double>(r.train.micro_batch) * r.model.seq_len;
-  const double padded_vocab = std::ceil(r.model.vocab_size / 64.0) * 64.0;
-  return tokens * (r.model.layers * 16.0 * r.model.d_model * (half ? 2 : 4) + padded_vocab * 4 * 2);
-}
 
 // Host RAM, or the address-space limit when lower (CPU runs), or the first GPU's memory (CUDA runs), in bytes; 0 when unknown.
 double device_memory_bytes(bool cuda, std::string& what) {
@@ -164,8 +157,10 @@ double device_memory_bytes(bool cuda, std::string& what) {
 void check_memory(const Recipe& r, int world_size) {
   const bool cuda = will_use_cuda(r);
   const bool half = r.model.dtype == ModelSection::DType::kBf16 || (r.model.dtype == ModelSection::DType::kAuto && cuda);
-  const MemoryPerRank m = memory_per_rank(gpt_config_from_recipe(r), half, world_size, r.dist.ep, r.dist.zero);
-  MemoryNeed need{m.weights_and_grads, m.optimizer_state, activation_bytes(r, half)};
+  const GPTConfig config = gpt_config_from_recipe(r);
+  const MemoryPerRank m = memory_per_rank(config, half, world_size, r.dist.ep, r.dist.zero);
+  const ActivationMemory act = activation_memory(config, half, r.train.micro_batch);
+  MemoryNeed need{m.weights_and_grads, m.optimizer_state, act.kept + act.head};
   std::string what;
   const double have = device_memory_bytes(cuda, what);
   if (have <= 0 || need.total() <= have) return;
