@@ -1,6 +1,8 @@
 // Rebuilds a GPT from a checkpoint: its recipe, then the weights (verified before use).
 #include "mt/train/checkpoint_model.h"
 
+#include "mt/train/expert_sharding.h"
+
 #include "mt/io/checkpoint_dir.h"
 #include "mt/train/gpt_from_recipe.h"
 #include "mt/train/train_checkpoint.h"
@@ -8,7 +10,8 @@
 
 namespace mt {
 
-LoadedModel load_model(const std::string& path, const std::string& device, const std::vector<std::string>& overrides) {
+LoadedModel load_model(const std::string& path, const std::string& device, const std::vector<std::string>& overrides,
+                       const Communicator* world, int ep) {
   LoadedModel m;
   m.checkpoint = resolve_checkpoint(path);
   m.recipe = load_recipe_string(checkpoint_recipe(m.checkpoint), m.checkpoint.string() + ":recipe", overrides);
@@ -16,9 +19,10 @@ LoadedModel load_model(const std::string& path, const std::string& device, const
   GPTConfig cfg = gpt_config_from_recipe(m.recipe);
   m.init_gen = std::make_unique<Generator>(0);
   m.dropout_gen = std::make_unique<Generator>(0);
-  m.model = std::make_unique<GPT>(cfg, *m.init_gen, *m.dropout_gen);
+  if (world && ep > 1) m.ep = std::make_unique<ExpertParallel>(*world, ep, cfg.experts_per_block);
+  m.model = std::make_unique<GPT>(cfg, *m.init_gen, *m.dropout_gen, m.ep.get());
   m.model->to(m.device, resolve_dtype(m.recipe, m.device));
-  m.step = load_train_checkpoint(m.checkpoint, *m.model, nullptr, nullptr).step;
+  m.step = load_train_checkpoint(m.checkpoint, *m.model, nullptr, nullptr, expert_sharding(*m.model, m.ep.get()).shards).step;
   m.model->eval();
   return m;
 }

@@ -14,12 +14,12 @@ int64_t distillation_stop_step(const Recipe& r) {
   return std::min<int64_t>(static_cast<int64_t>(stop), steps);
 }
 
-LoadedModel load_teacher(const Recipe& student, Device device) {
+LoadedModel load_teacher(const Recipe& student, Device device, const Communicator& world) {
   const std::string& path = student.distill.teacher;
   MT_CHECK(!path.empty(), "distill.teacher: no teacher checkpoint named");
   LoadedModel t;
   try {
-    t = load_model(path, device.str());
+    t = load_model(path, device.str(), {}, &world, student.dist.ep);
   } catch (const Error& e) {
     MT_FAIL("distill.teacher = '", path, "': ", e.what());
   }

@@ -123,10 +123,13 @@ TrainingRun::TrainingRun(Recipe r, const Communicator& world)
   // Staged KD: the teacher lives until the step KD stops (not loaded at all when resuming past it).
   kd_stop = distillation_stop_step(recipe);
   if (!recipe.distill.teacher.empty() && counters.step < kd_stop) {
-    teacher = load_teacher(recipe, device);
+    teacher = load_teacher(recipe, device, world);
     if (lead)
-      std::printf("teacher: %s (step %ld), %.2fM parameters; KD until step %ld\n", teacher->checkpoint.string().c_str(),
-                  static_cast<long>(teacher->step), teacher->model->num_parameters() / 1e6, static_cast<long>(kd_stop));
+      std::printf("teacher: %s (step %ld), %.2fM parameters, %.2fM on this rank (experts split by dist.ep %d); KD until "
+                  "step %ld\n",
+                  teacher->checkpoint.string().c_str(), static_cast<long>(teacher->step),
+                  count_parameters(gpt_config_from_recipe(teacher->recipe)).total / 1e6,
+                  teacher->model->num_parameters() / 1e6, recipe.dist.ep, static_cast<long>(kd_stop));
   }
 }
 

@@ -15,7 +15,9 @@ namespace mt {
 int64_t distillation_stop_step(const Recipe& recipe);
 
 // Loads distill.teacher (a run folder, checkpoints folder or .h5 file) on `device` in eval mode and
-// checks it can teach this student: the same vocabulary, a context at least as long.
-LoadedModel load_teacher(const Recipe& student, Device device);
+// checks it can teach this student: the same vocabulary, a context at least as long. Its experts are
+// split over the student's dist.ep ranks of `world` as the student's are (a 13B teacher fits no single
+// GPU): each rank holds its share, and the teacher's forward runs the all-to-alls on every rank together.
+LoadedModel load_teacher(const Recipe& student, Device device, const Communicator& world);
 
 }  // namespace mt
