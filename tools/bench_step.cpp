@@ -83,8 +83,10 @@ class StepBench {
     sync();
     auto t0 = std::chrono::steady_clock::now();
     double loss = 0;
+    exposed_seconds_ = 0;
     for (int i = 0; i < opt_.steps; ++i) loss = step();
     sync();
+    exposed_ms_ = exposed_seconds_ * 1e3 / opt_.steps;
     const double plain_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / opt_.steps;
     const double tok_s = tokens_per_step / (plain_ms * 1e-3);
@@ -119,12 +121,14 @@ class StepBench {
   // One optimizer step; returns the mean loss of its micro-batches on this rank.
   double step() {
     double loss_sum = 0;
-    for (const TokenBatch& b : batches_) {
-      TrainingLoss l = training_loss(*model_, nullptr, b, r_.distill);
+    for (size_t i = 0; i < batches_.size(); ++i) {
+      TrainingLoss l = training_loss(*model_, nullptr, batches_[i], r_.distill);
+      if (i + 1 == batches_.size()) optimizer_->start_reduction_during_backward();
       mul(l.total, 1.0 / r_.train.grad_accum).backward();
       loss_sum += l.ce.item();  // after the backward is queued, as the trainer reads it
     }
     const double norm = optimizer_->reduce_and_clip();
+    exposed_seconds_ += optimizer_->exposed_communication_seconds();
     optimizer_->finish_step(r_.optim.lr, std::isfinite(norm));
     return loss_sum / r_.train.grad_accum;
   }
@@ -160,6 +164,10 @@ class StepBench {
       std::printf("MFU %.1f%% (%.3g FLOP/token = 6 N_active_non_embedding + 6 V d + 12 L d T; peak %.0f TFLOP/s "
                   "per GPU), ", 100.0 * mfu, flops, kPeakFlops / 1e12);
     std::printf("peak memory %.2f GiB, loss %.3f.\n\n", peak_gib, loss);
+    if (world_.size() > 1)
+      std::printf("Data-parallel all-reduce (dist.overlap %s): the host waited %.3f ms per step for it after the backward "
+                  "(rank 0).\n\n",
+                  r_.dist.overlap ? "on" : "off", exposed_ms_);
 
     const double step = p.step_ms > 0 ? p.step_ms : 1.0;
     const double idle = p.step_ms - p.busy_ms();
@@ -194,8 +202,9 @@ class StepBench {
                   p.step_ms, plain_ms);
     else
       std::printf("CPU: wall-clock time of every kernel-table call; the rest of the step is framework overhead.\n");
-    std::printf("\nbench-step: step_ms=%.3f tokens_per_s=%.1f mfu=%.4f peak_gib=%.3f peak_bytes=%zu\n", plain_ms, tok_s,
-                device_.is_cuda() ? mfu : 0.0, peak_gib, allocator_stats(device_).peak_allocated);
+    std::printf("\nbench-step: step_ms=%.3f tokens_per_s=%.1f mfu=%.4f peak_gib=%.3f peak_bytes=%zu exposed_comm_ms=%.3f\n",
+                plain_ms, tok_s, device_.is_cuda() ? mfu : 0.0, peak_gib, allocator_stats(device_).peak_allocated,
+                exposed_ms_);
     std::fflush(stdout);
   }
 
@@ -210,6 +219,8 @@ class StepBench {
   ExpertSharding sharding_;
   std::unique_ptr<DistributedOptimizer> optimizer_;
   std::vector<TokenBatch> batches_;
+  double exposed_seconds_ = 0;  // the host's waits for the data-parallel all-reduce, summed over steps
+  double exposed_ms_ = 0;       // per un-instrumented step
 };
 
 }  // namespace

@@ -20,6 +20,9 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   } else {
     add_(prev, g);  // widened to prev's dtype by add_
   }
+  // Outside the graph's vocabulary: whoever waits for this gradient (overlapped communication,
+  // mt/dist/gradient_reducer.h) hears of it now, not after the whole backward.
+  if (const auto& hook = leaf.autograd_meta().grad_ready_hook) hook();
   return {};
 }
 

@@ -6,6 +6,9 @@
 #include <cstdio>
 
 #include "mt/core/device_copy.h"
+#ifdef MT_WITH_CUDA
+#include "mt/core/cuda_context.h"
+#endif
 #include "mt/ops/op_profiler.h"
 #include "mt/ops/ops.h"
 
@@ -21,6 +24,8 @@ void nccl_all_gather(NcclComm& c, const Tensor& in, const Tensor& out);
 void nccl_reduce_scatter(NcclComm& c, const Tensor& in, const Tensor& out, ReduceKind op);
 void nccl_all_to_all(NcclComm& c, const Tensor& in, const Tensor& out, int size);
 ncclComm* nccl_handle(NcclComm& c);
+// On the communicator's own stream, after the work queued so far on the compute stream; `done` recorded after.
+void nccl_all_reduce_start(NcclComm& c, const Tensor& t, ReduceKind op, CudaEvent& done);
 #endif
 
 namespace {
@@ -185,6 +190,77 @@ void Communicator::all_reduce(const Tensor& t, ReduceKind op) const {
             "MPI_Allreduce");
   if (op == ReduceKind::kAvg) mul_(t.detach(), 1.0 / size());
   t.bump_version();
+}
+
+struct CommRequest::Impl {
+  Tensor t;
+  ReduceKind op = ReduceKind::kSum;
+  int size = 1;
+  MPI_Request request = MPI_REQUEST_NULL;
+#ifdef MT_WITH_CUDA
+  std::unique_ptr<CudaEvent> done;  // CUDA: recorded on the communication stream after the collective
+#endif
+  bool waited = false;
+};
+
+CommRequest::CommRequest() = default;
+CommRequest::CommRequest(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CommRequest::CommRequest(CommRequest&&) noexcept = default;
+CommRequest& CommRequest::operator=(CommRequest&&) noexcept = default;
+CommRequest::~CommRequest() {
+  if (!impl_ || impl_->waited) return;
+  try {
+    wait();
+  } catch (...) {  // a destructor must not throw; the failure was or will be reported by another call
+  }
+}
+
+void CommRequest::wait() {
+  if (!impl_ || impl_->waited) return;
+  impl_->waited = true;
+#ifdef MT_WITH_CUDA
+  if (impl_->done) {
+    MT_CUDA_CHECK(cudaStreamWaitEvent(current_stream(impl_->t.device().index), impl_->done->get(), 0));
+    impl_->t.bump_version();
+    return;
+  }
+#endif
+  mpi_check(MPI_Wait(&impl_->request, MPI_STATUS_IGNORE), "MPI_Wait");
+  if (impl_->op == ReduceKind::kAvg) mul_(impl_->t.detach(), 1.0 / impl_->size);
+  impl_->t.bump_version();
+}
+
+bool CommRequest::test() {
+  if (!impl_ || impl_->waited) return true;
+#ifdef MT_WITH_CUDA
+  if (impl_->done) return cudaEventQuery(impl_->done->get()) == cudaSuccess;
+#endif
+  int flag = 0;
+  mpi_check(MPI_Test(&impl_->request, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+  return flag != 0;
+}
+
+CommRequest Communicator::all_reduce_start(const Tensor& t, ReduceKind op) const {
+  check_contiguous(t, "all_reduce_start");
+  auto impl = std::make_unique<CommRequest::Impl>();
+  impl->t = t;
+  impl->op = op;
+  impl->size = size();
+  if (size() == 1 || t.numel() == 0) {
+    impl->waited = true;
+    return CommRequest(std::move(impl));
+  }
+#ifdef MT_WITH_CUDA
+  if (t.device().is_cuda()) {
+    impl->done = std::make_unique<CudaEvent>();
+    nccl_all_reduce_start(state_->nccl_for(t.device().index), t, op, *impl->done);
+    return CommRequest(std::move(impl));
+  }
+#endif
+  mpi_check(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.dtype()),
+                           mpi_op(op, t.dtype()), state_->comm, &impl->request),
+            "MPI_Iallreduce");
+  return CommRequest(std::move(impl));
 }
 
 void Communicator::broadcast(const Tensor& t, int root) const {

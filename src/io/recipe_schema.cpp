@@ -192,6 +192,11 @@ std::vector<RecipeSection> build_schema() {
                                           "ZeRO stage: 0 = full optimizer state per rank, 1 = partitioned"),
         Dist::real<&DistSection::timeout>("timeout", non_negative(),
                                           "seconds without progress that end the job (stalled rank); 0 = never"),
+        Dist::boolean<&DistSection::overlap>("overlap",
+                                             "start the data-parallel gradient all-reduce during the backward, "
+                                             "bucket by bucket (false: after it)"),
+        Dist::real<&DistSection::bucket_mb>("bucket_mb", positive(),
+                                            "MiB of gradients per data-parallel all-reduce bucket"),
         Dist::choice<&DistSection::grad_reduce_dtype>(
             "grad_reduce_dtype", {"f32", "bf16"},
             "dtype of the data-parallel sum of bf16 parameters' gradients (kept in f32); bf16 = half the bytes")}},

@@ -22,10 +22,20 @@ DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, 
     optimized.insert(optimized.end(), experts.begin(), experts.end());
   }
   optimizer_ = make_optimizer(recipe, optimized);
+  if (world.size() > 1)
+    reducer_ = std::make_unique<GradientReducer>(
+        sharding.replicated, world,
+        recipe.dist.grad_reduce_dtype == DistSection::GradReduceDType::kBf16 ? DType::BF16 : DType::F32,
+        recipe.dist.overlap ? Overlap::kOn : Overlap::kOff, static_cast<size_t>(recipe.dist.bucket_mb * (1 << 20)));
+}
+
+void DistributedOptimizer::start_reduction_during_backward() {
+  if (reducer_) reducer_->arm();
 }
 
 double DistributedOptimizer::reduce_and_clip() {
-  reduce_gradients(sharding_, world_, grad_reduce_dtype_);
+  exposed_seconds_ = reducer_ ? reducer_->finish() : 0;
+  reduce_expert_gradients(sharding_, world_, grad_reduce_dtype_);
   OpProfiler::Scope scope(OpCategory::kOptimizer);  // the norm's reductions, for `bench step`
   double norm = global_grad_norm(sharding_);
   clip_factor_ = grad_clip_ > 0 ? clip_coefficient(norm, grad_clip_) : 1.0;

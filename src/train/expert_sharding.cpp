@@ -30,10 +30,9 @@ ExpertSharding expert_sharding(Module& model, const ExpertParallel* ep) {
   return s;
 }
 
-void reduce_gradients(const ExpertSharding& s, const Communicator& world, DistSection::GradReduceDType dtype) {
+void reduce_expert_gradients(const ExpertSharding& s, const Communicator& world, DistSection::GradReduceDType dtype) {
   if (world.size() == 1) return;
   const DType main_grad = dtype == DistSection::GradReduceDType::kBf16 ? DType::BF16 : DType::F32;
-  all_reduce_gradients(s.replicated, world, kDefaultBucketBytes, 0, main_grad);
   for (const ExpertSharding::Layer& layer : s.sharded)
     all_reduce_gradients(layer.params, layer.groups->expert_dp, kDefaultBucketBytes, world.size(), main_grad);
 }

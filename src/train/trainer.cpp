@@ -98,6 +98,7 @@ class Trainer {
       watchdog_.beat(run_.counters.step + 1, "the forward and backward");
       TokenBatch b = to_token_batch(run_.loader->next_batch(), r_.train.micro_batch, r_.model.seq_len, run_.device);
       TrainingLoss l = training_loss(*run_.model, run_.teacher ? run_.teacher->model.get() : nullptr, b, r_.distill);
+      if (micro == accum - 1) run_.optimizer->start_reduction_during_backward();
       mul(l.total, 1.0 / accum).backward();
       // Read back only once the backward is queued: an earlier .item() would stall the GPU between them.
       sums[0] += l.ce.item();

@@ -4,6 +4,7 @@
 // tests/cli/layer_order_test.sh): the views in src/ops/view_ops.cpp, to/clone/copy_ in
 // src/ops/tensor_methods.cpp, backward in src/autograd/tensor_backward.cpp.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@ struct AutogradMeta {
   uint32_t output_nr = 0;                  // which output of grad_fn this tensor is
   std::shared_ptr<Tensor> grad;            // accumulated gradient (leaves, or retained)
   std::weak_ptr<Node> grad_accumulator;    // leaves: the AccumulateGrad node, created lazily
+  std::function<void()> grad_ready_hook;   // leaves: called after each backward adds into grad
 };
 
 struct TensorImpl {

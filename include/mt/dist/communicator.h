@@ -27,6 +27,25 @@ class MpiRuntime {
 // Ends every rank of the job (MPI_Abort) so that one failed rank never leaves the others hanging.
 [[noreturn]] void abort_job(int code);
 
+// A collective in flight (Communicator::all_reduce_start). wait() completes it: on CPU the MPI request,
+// on CUDA the device's compute stream waits for the communication stream (the host does not). It holds
+// the buffer until then; destroying an unwaited request waits. test() lets MPI progress the request and
+// says whether it completed (CUDA: whether the NCCL work finished).
+class CommRequest {
+ public:
+  struct Impl;
+  CommRequest();
+  explicit CommRequest(std::unique_ptr<Impl> impl);
+  CommRequest(CommRequest&&) noexcept;
+  CommRequest& operator=(CommRequest&&) noexcept;
+  ~CommRequest();
+  void wait();
+  bool test();
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
 class Communicator {
  public:
   static Communicator world();  // MPI_COMM_WORLD (MPI must be initialised)
@@ -39,6 +58,9 @@ class Communicator {
 
   void barrier() const;
   void all_reduce(const Tensor& t, ReduceKind op) const;  // in place, contiguous
+  // The same, started and returned in flight (MPI_Iallreduce; on CUDA, NCCL on a communication stream
+  // that first waits for the work queued so far). `t` must not be touched until the request is waited.
+  CommRequest all_reduce_start(const Tensor& t, ReduceKind op) const;
   void broadcast(const Tensor& t, int root) const;         // in place, contiguous
   // out = concatenation over ranks of `in` (out numel = size * in numel).
   void all_gather(const Tensor& in, const Tensor& out) const;

@@ -128,6 +128,8 @@ struct DistSection {
   // The dtype bf16 parameters' f32 gradients are summed in over data-parallel ranks: f32, or bf16 for
   // half the bytes (Note [f32 main gradients] in mt/graph/node.h). f32 parameters' stay f32.
   GradReduceDType grad_reduce_dtype = GradReduceDType::kF32;
+  bool overlap = true;
+  double bucket_mb = 25;  // MiB per data-parallel all-reduce bucket  // the data-parallel all-reduce starts during the backward (Note [Overlapped gradient reduction])
   bool operator==(const DistSection&) const = default;
 };
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 
+#include "mt/dist/gradient_reducer.h"
 #include "mt/io/recipe.h"
 #include "mt/optim/optimizer.h"
 #include "mt/train/expert_sharding.h"
@@ -21,6 +22,11 @@ class DistributedOptimizer {
   // which the clipping factor to optim.grad_clip (0: no clipping) is kept for finish_step. Returns the
   // norm before clipping, the same on every rank (a collective).
   double reduce_and_clip();
+  // Before the step's last backward: the replicated gradients' all-reduce starts bucket by bucket as the
+  // backward completes them (dist.overlap; Note [Overlapped gradient reduction]).
+  void start_reduction_during_backward();
+  // Seconds the host waited in the last reduce_and_clip for the replicated gradients' all-reduce.
+  double exposed_communication_seconds() const { return exposed_seconds_; }
   // The update at `lr` with the clipped gradients (Note [Clipping in the update]) when `apply` (skipped
   // for a non-finite step), then every gradient dropped.
   void finish_step(double lr, bool apply);
@@ -38,6 +44,8 @@ class DistributedOptimizer {
   double clip_factor_ = 1.0;  // of the last reduce_and_clip
   DistSection::GradReduceDType grad_reduce_dtype_;  // the wire dtype of half parameters' f32 gradients
   std::optional<ZeroPartition> zero_;
+  std::unique_ptr<GradientReducer> reducer_;  // the replicated gradients' average (several ranks)
+  double exposed_seconds_ = 0;
   std::unique_ptr<Optimizer> optimizer_;
 };
 

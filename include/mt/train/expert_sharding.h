@@ -25,12 +25,12 @@ struct ExpertSharding {
 // Splits `model`'s parameters by the MoE layers' expert groups (ep may be null: all replicated).
 ExpertSharding expert_sharding(Module& model, const ExpertParallel* ep);
 
-// Averages the gradients of the whole job's loss (the mean over ranks): replicated ones over `world`;
-// an expert's, which already sums the gradients of its ep group's tokens, is summed over its
-// expert-data-parallel group and divided by the world size. The f32 gradients of bf16 parameters are
-// summed in `dtype` (dist.grad_reduce_dtype).
-void reduce_gradients(const ExpertSharding& s, const Communicator& world,
-                      DistSection::GradReduceDType dtype);
+// Averages the split experts' gradients for the whole job's loss (the mean over ranks): an expert's,
+// which already sums the gradients of its ep group's tokens, is summed over its expert-data-parallel
+// group and divided by the world size. (The replicated ones are averaged over the world by a
+// GradientReducer.) The f32 gradients of bf16 parameters are summed in `dtype` (dist.grad_reduce_dtype).
+void reduce_expert_gradients(const ExpertSharding& s, const Communicator& world,
+                             DistSection::GradReduceDType dtype);
 
 // The global gradient norm of the whole model, each expert counted once although its gradient lives on
 // one rank of each ep group; the same on every rank (a collective). Nothing is scaled (Note [Clipping in

@@ -19,8 +19,11 @@ namespace mt {
 struct NcclComm {
   ncclComm_t comm = nullptr;
   int device = 0;
+  cudaStream_t side = nullptr;  // the stream of the started collectives (nccl_all_reduce_start), made on first use
+  CudaEvent queued;             // the compute stream's work before a started collective
   ~NcclComm() {
     if (comm) ncclCommDestroy(comm);
+    if (side) cudaStreamDestroy(side);
   }
 };
 
@@ -70,6 +73,14 @@ ncclRedOp_t nccl_op(ReduceKind op) {
 void nccl_all_reduce(NcclComm& c, const Tensor& t, ReduceKind op) {
   MT_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.dtype()), nccl_op(op), c.comm,
                               current_stream(c.device)));
+}
+
+void nccl_all_reduce_start(NcclComm& c, const Tensor& t, ReduceKind op, CudaEvent& done) {
+  if (!c.side) MT_CUDA_CHECK(cudaStreamCreateWithFlags(&c.side, cudaStreamNonBlocking));
+  c.queued.record(current_stream(c.device));
+  MT_CUDA_CHECK(cudaStreamWaitEvent(c.side, c.queued.get(), 0));
+  MT_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.dtype()), nccl_op(op), c.comm, c.side));
+  done.record(c.side);
 }
 
 void nccl_broadcast(NcclComm& c, const Tensor& t, int root) {
