@@ -75,12 +75,18 @@ void nccl_all_reduce(NcclComm& c, const Tensor& t, ReduceKind op) {
                               current_stream(c.device)));
 }
 
-void nccl_all_reduce_start(NcclComm& c, const Tensor& t, ReduceKind op, CudaEvent& done) {
+// The communication stream, ordered after the work queued so far on the compute stream.
+static cudaStream_t side_stream_after_compute(NcclComm& c) {
   if (!c.side) MT_CUDA_CHECK(cudaStreamCreateWithFlags(&c.side, cudaStreamNonBlocking));
   c.queued.record(current_stream(c.device));
   MT_CUDA_CHECK(cudaStreamWaitEvent(c.side, c.queued.get(), 0));
-  MT_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.dtype()), nccl_op(op), c.comm, c.side));
-  done.record(c.side);
+  return c.side;
+}
+
+void nccl_all_reduce_start(NcclComm& c, const Tensor& t, ReduceKind op, CudaEvent& done) {
+  cudaStream_t s = side_stream_after_compute(c);
+  MT_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.dtype()), nccl_op(op), c.comm, s));
+  done.record(s);
 }
 
 void nccl_broadcast(NcclComm& c, const Tensor& t, int root) {
