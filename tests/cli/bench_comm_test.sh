@@ -22,7 +22,7 @@ grep -qE "^\| MoE dispatch \(mt::all_to_all\) \| 2048 x 768 bf16 \| [0-9.]+ \| [
 [[ $(grep -c "^|" comm.md) -eq 11 ]] && ok "one table, 9 rows" || bad "$(grep -c "^|" comm.md) table lines"
 grep -q "all-reduce algbw \* 2(n-1)/n, all-gather and reduce-scatter algbw \* (n-1)/n, all-to-all algbw \* (n-1)/n" comm.md \
   && grep -q "MPI_Allreduce" comm.md && ok "the busbw formulas and the direct calls are stated" || bad "no formulas"
-expect_error "a bad size is refused" "--sizes: expected sizes like 1MB" "$MT" bench comm --sizes 3XB
+expect_error "a bad size is refused" "--sizes: expected a size like 1MB" "$MT" bench comm --sizes 3XB
 expect_error "one rank is refused" "run it under mpirun with 2 or more ranks" "$MT" bench comm --sizes 1MB
 expect_error "an odd token count is refused" "--moe-tokens 3 does not split over 2 ranks" \
   mpirun --oversubscribe -np 2 "$MT" bench comm --sizes 1MB --moe-tokens 3

@@ -22,7 +22,7 @@ check_table() {  # $1: log file, $2: what ran
   total=$(awk -F'|' '$2 ~ /step \(instrumented\)/ { exit } /^\| / && $3 ~ /[0-9]/ { gsub(/[ %]/, "", $4); s += $4 } END { print int(s + 0.5) }' "$log")
   [[ $total -ge 98 && $total -le 102 ]] && ok "$2: shares sum to ${total}%" || bad "$2: shares sum to ${total}%"
   grep -q "^| op (top [0-9]*) | " "$log" && grep -q "^| matmul | " "$log" && ok "$2: the per-op table" || bad "$2: no per-op table"
-  grep -qE "^bench-step: step_ms=[0-9.]+ tokens_per_s=[0-9.]+ mfu=0.0000 peak_gib=[0-9.]+$" "$log" \
+  grep -qE "^bench-step: step_ms=[0-9.]+ tokens_per_s=[0-9.]+ mfu=0.0000 peak_gib=[0-9.]+ peak_bytes=[0-9]+ exposed_comm_ms=[0-9.]+$" "$log" \
     && ok "$2: the summary line" || bad "$2: no summary line"
 }
 
