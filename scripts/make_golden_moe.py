@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Golden values for moetrain's MoE layer, from a PyTorch re-implementation of DeepSpeed's
 sharded_moe.py (top1gating / top2gating, no noise, no RTS) and MOELayer (einsum dispatch and
-combine over the S x E x C masks), with the expert FFN gelu_tanh(x @ w1 + b1) @ w2 + b2.
+combine over the S x E x C masks), with the expert FFN gelu_tanh(x @ w1 + b1) @ w2 + b2; and
+routing cases (ROUTING_CASES) of DeepSpeed's gating with its defaults: RTS, second-expert
+sampling and topkgating (k = 3), sequence-major, fed from draws saved in the file.
 
 Writes tests/data/golden_moe.h5 (read by tests/moe/golden_moe_test.cpp), one group per case:
   <case>/config/{experts, top_k, d_model, hidden, capacity_factor, min_capacity, drop_tokens,
@@ -127,6 +129,132 @@ def top2gating(logits, capacity_factor, min_capacity, drop_tokens):
     return l_aux, combine_weights, dispatch_mask, int(capacity), table
 
 
+# ---- DeepSpeed's gating with its defaults, at the router: routing cases ----
+# Each routing case stores the gate logits (S, E) of B sequences of T positions (batch-major, as
+# moetrain holds them), the draws in DeepSpeed's sequence-major token order (Megatron's [T, B]
+# flattening), and the table, weights, losses and d(loss)/d(logits) of
+# loss = sum(weight * dweight) + AUX_COEF * l_aux + Z_COEF * z_loss, with the weights (S, k) of the
+# table's choices (batch-major).
+
+ROUTING_CASES = {
+    # use_rts=True (DeepSpeed's default); min_capacity binds: ceil(16 / 4 * 0.25) = 1 < 2.
+    "rts_top1": dict(top_k=1, capacity_factor=0.25, min_capacity=2),
+    # an eval capacity factor (2.0, not the training 0.25) with RTS: nothing over capacity is dropped.
+    "rts_top1_eval": dict(top_k=1, capacity_factor=2.0, min_capacity=1),
+    # top2_2nd_expert_sampling=True: the second choice is argmax(logits + Gumbel) without the first.
+    "sampled_top2": dict(top_k=2, capacity_factor=0.5, min_capacity=3),
+    # topkgating, drop_policy "probs": ceil(16 / 4 * 0.25 * 3) = 3.
+    "topk3": dict(top_k=3, capacity_factor=0.25, min_capacity=2),
+}
+Z_COEF = 0.05
+
+
+def ds_gating(logits, k, capacity_factor, min_capacity, gumbel, uniform):
+    """DeepSpeed's top1gating (use_rts), top2gating (top2_2nd_expert_sampling) or topkgating
+    (drop_policy probs), drop_tokens=True, over sequence-major logits (S, E). Returns the
+    choices (S, k), slots (S, k) (-1 dropped), weights (S, k), l_aux and capacity."""
+    gates = F.softmax(logits, dim=1)
+    S, E = gates.shape
+    if k == 1:
+        capacity = _capacity(gates, torch.tensor(capacity_factor), torch.tensor(min_capacity))
+        indices1_s = torch.argmax(gates, dim=1)
+        mask1 = F.one_hot(indices1_s, num_classes=E)
+        me = torch.mean(gates, dim=0)
+        ce = torch.mean(mask1.to(gates.dtype), dim=0)
+        l_aux = torch.sum(me * ce) * E
+        mask1_rand = mask1 * uniform  # use_rts: priority mask x U(0, 1)
+        top_idx = torch.topk(mask1_rand, k=int(capacity), dim=0)[1]
+        mask1 = mask1 * torch.zeros_like(mask1).scatter_(0, top_idx, 1)
+        locations1 = torch.cumsum(mask1, dim=0) - 1
+        locations1_s = torch.sum(locations1 * mask1, dim=1)
+        kept = mask1.sum(dim=1) > 0
+        weight = torch.einsum("se,se->s", gates, mask1.to(gates.dtype))
+        return indices1_s[:, None], torch.where(kept, locations1_s, -1)[:, None], weight[:, None], l_aux, int(capacity)
+    if k == 2:
+        capacity = _capacity(gates, torch.tensor(capacity_factor * 2), torch.tensor(min_capacity))
+        indices1_s = torch.argmax(gates, dim=1)
+        mask1 = F.one_hot(indices1_s, num_classes=E)
+        logits_w_noise = logits + gumbel  # top2_2nd_expert_sampling
+        logits_except1 = logits_w_noise.masked_fill(mask1.bool(), float("-inf"))
+        indices2_s = torch.argmax(logits_except1, dim=1)
+        mask2 = F.one_hot(indices2_s, num_classes=E)
+        locations1 = torch.cumsum(mask1, dim=0) - 1
+        locations2 = torch.cumsum(mask2, dim=0) - 1
+        locations2 += torch.sum(mask1, dim=0, keepdim=True)
+        me = torch.mean(gates, dim=0)
+        ce = torch.mean(mask1.to(gates.dtype), dim=0)
+        l_aux = torch.mean(me * ce) * E * E
+        mask1 = mask1 * torch.lt(locations1, capacity)
+        mask2 = mask2 * torch.lt(locations2, capacity)
+        locations1_s = torch.sum(locations1 * mask1, dim=1)
+        locations2_s = torch.sum(locations2 * mask2, dim=1)
+        gates1_s = torch.einsum("se,se->s", gates, mask1.to(gates.dtype))
+        gates2_s = torch.einsum("se,se->s", gates, mask2.to(gates.dtype))
+        denom_s = torch.clamp(gates1_s + gates2_s, min=torch.finfo(torch.float32).eps)
+        expert = torch.stack([indices1_s, indices2_s], dim=1)
+        slot = torch.stack([torch.where(mask1.sum(1) > 0, locations1_s, -1),
+                            torch.where(mask2.sum(1) > 0, locations2_s, -1)], dim=1)
+        return expert, slot, torch.stack([gates1_s / denom_s, gates2_s / denom_s], dim=1), l_aux, int(capacity)
+    capacity = _capacity(gates, torch.tensor(capacity_factor * k), torch.tensor(min_capacity))
+    top_gate, top_idx = torch.topk(gates, k=k, dim=1)
+    topk_masked_gates = torch.zeros_like(logits).scatter(1, top_idx, top_gate)
+    mask = torch.zeros_like(gates, dtype=torch.bool).scatter_(1, top_idx, 1)
+    me = torch.mean(gates, dim=0)
+    ce = torch.mean(mask.to(gates.dtype), dim=0)
+    l_aux = torch.mean(me * ce) * E * E / k
+    capacity_indices = torch.topk(topk_masked_gates.detach(), k=int(capacity), dim=0, sorted=False)[1]
+    capacity_mask = torch.zeros_like(logits).scatter(0, capacity_indices, 1)
+    mask = torch.logical_and(mask, capacity_mask)
+    locations = torch.cumsum(mask, dim=0) - 1
+    gates_masked = gates * mask
+    denom_s = torch.clamp(torch.sum(gates_masked, dim=-1, keepdim=True), min=torch.finfo(torch.float32).eps)
+    gates_masked = gates_masked / denom_s
+    kept = torch.gather(mask, 1, top_idx)
+    slot = torch.where(kept, torch.gather(locations, 1, top_idx), -1)
+    return top_idx, slot, torch.gather(gates_masked, 1, top_idx), l_aux, int(capacity)
+
+
+def seq_major(a):
+    """(B * T, n) batch-major rows -> (T * B, n) sequence-major."""
+    return a.reshape(B, T, -1).transpose(0, 1).reshape(B * T, -1)
+
+
+def batch_major(a):
+    return a.reshape(T, B, -1).transpose(0, 1).reshape(B * T, -1)
+
+
+def write_routing_case(f, name, cfg, seed):
+    rng = np.random.default_rng(seed)
+    k = cfg["top_k"]
+    while True:  # clear margins between the top choices of each token
+        logits = rng.normal(0, 1.0, (B * T, E)).astype(np.float32)
+        top = -np.sort(-logits.astype(np.float64), axis=1)[:, : k + 1]
+        if float(np.min(top[:, :-1] - top[:, 1:])) > MARGIN:
+            break
+    # The draws are in sequence-major order, as the router consumes them; everything stored is f32.
+    gumbel = (-np.log(-np.log(rng.uniform(1e-20, 1.0, (B * T, E))))).astype(np.float32)
+    uniform = rng.uniform(0, 1, (B * T, E)).astype(np.float32)
+    dweight = rng.uniform(-1, 1, (B * T, k)).astype(np.float32)
+    tl = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    draws = [torch.tensor(a, dtype=torch.float64) for a in (gumbel, uniform)]
+    expert, slot, weight, l_aux, capacity = ds_gating(seq_major(tl), k, cfg["capacity_factor"], cfg["min_capacity"], *draws)
+    expert, slot, weight = batch_major(expert), batch_major(slot), batch_major(weight)
+    z_loss = torch.mean(torch.logsumexp(tl, dim=1) ** 2)
+    loss = torch.sum(weight * torch.tensor(dweight, dtype=torch.float64)) + AUX_COEF * l_aux + Z_COEF * z_loss
+    loss.backward()
+
+    g = f.create_group(name)
+    c = g.create_group("config")
+    c["top_k"], c["capacity_factor"], c["min_capacity"] = k, cfg["capacity_factor"], cfg["min_capacity"]
+    c["sequence_length"], c["aux_coef"], c["z_coef"] = T, AUX_COEF, Z_COEF
+    g["logits"], g["gumbel"], g["uniform"], g["dweight"] = logits, gumbel, uniform, dweight
+    g["expert"], g["slot"] = expert.numpy().astype(np.int64), slot.numpy().astype(np.int64)
+    g["weight"] = weight.detach().numpy()
+    g["aux_loss"], g["z_loss"], g["capacity"] = float(l_aux), float(z_loss), capacity
+    g["grads/logits"] = tl.grad.numpy()
+    print(f"{name}: capacity {capacity}, dropped {int((slot < 0).sum())} of {slot.numel()} choices")
+
+
 # ---- the layer ----
 
 def make_case(rng, cfg):
@@ -217,6 +345,8 @@ def main():
         f.attrs["generator"] = f"scripts/make_golden_moe.py, torch {torch.__version__}"
         for i, (name, cfg) in enumerate(CASES.items()):
             write_case(f, name, cfg, seed=1000 + i)
+        for i, (name, cfg) in enumerate(ROUTING_CASES.items()):
+            write_routing_case(f, name, cfg, seed=2000 + i)
 
 
 if __name__ == "__main__":

@@ -134,8 +134,12 @@ std::vector<RecipeSection> build_schema() {
         Moe::integer<&MoeSection::min_capacity>("min_capacity", at_least(0), "lower bound of expert capacity"),
         Moe::boolean<&MoeSection::drop_tokens>("drop_tokens", "drop tokens over capacity (false = dropless)"),
         Moe::choice<&MoeSection::noisy_gate>("noisy_gate", {"none", "jitter", "rsample"}, "gate noise in training"),
-        Moe::boolean<&MoeSection::random_token_selection>("random_token_selection",
-                                                          "keep random tokens, not the earliest, when over capacity"),
+        Moe::boolean<&MoeSection::random_token_selection>(
+            "random_token_selection", "top-1: keep random tokens, not the earliest, when over capacity (DeepSpeed's use_rts)"),
+        Moe::boolean<&MoeSection::second_expert_sampling>(
+            "second_expert_sampling",
+            "top-2: second expert = argmax of the other logits + Gumbel noise, in training and eval (DeepSpeed's "
+            "top2_2nd_expert_sampling)"),
         Moe::real<&MoeSection::aux_loss_coef>("aux_loss_coef", non_negative(), "load-balancing loss weight"),
         Moe::real<&MoeSection::z_loss_coef>("z_loss_coef", non_negative(), "router z-loss weight")}},
       {"data",

@@ -23,6 +23,7 @@ MoEConfig moe_config(const GPTConfig& c, int experts) {
   m.drop_tokens = c.drop_tokens;
   m.noisy_gate = c.noisy_gate;
   m.random_token_selection = c.random_token_selection;
+  m.second_expert_sampling = c.second_expert_sampling;
   m.aux_loss_coef = c.aux_loss_coef;
   m.z_loss_coef = c.z_loss_coef;
   m.mlp_type = c.residual_moe ? MlpType::kResidual : MlpType::kStandard;

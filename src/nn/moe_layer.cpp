@@ -36,7 +36,8 @@ Tensor MoELayer::forward(const Tensor& x, Generator& gen) {
   Tensor tokens = x.reshape({-1, config_.d_model});  // (S, d)
   RoutingResult routing = [&] {
     OpProfiler::Scope router(OpCategory::kMoeRouter);  // the gate's GEMM and the loss statistics too
-    return gate_->forward(tokens, gen, expert_group());
+    // x (B, T, d): whole sequences, routed sequence-major (Note [Sequence-major routing]).
+    return gate_->forward(tokens, gen, expert_group(), x.dim() >= 3 ? x.size(-2) : 0);
   }();
   Tensor buffer = dispatch_tokens(tokens, routing.table);  // (E, C, d)
   Tensor out = combine_tokens(run_experts(buffer), routing.table);  // (S, d)

@@ -23,7 +23,8 @@ void Router::reset_parameters(double std, Generator& gen) {
   normal_(weight_, 0.0, std, gen);
 }
 
-RoutingResult Router::forward(const Tensor& x, Generator& gen, const Communicator* expert_group) const {
+RoutingResult Router::forward(const Tensor& x, Generator& gen, const Communicator* expert_group,
+                              int64_t sequence_length) const {
   MT_CHECK(x.dim() == 2 && x.size(1) == config_.d_model, "Router: expected x (tokens, ", config_.d_model, "), got ",
            x.describe());
   const bool training = is_training();
@@ -41,6 +42,8 @@ RoutingResult Router::forward(const Tensor& x, Generator& gen, const Communicato
   o.drop_tokens = config_.drop_tokens;
   o.gumbel_noise = training && config_.noisy_gate == NoisyGate::kRSample;
   o.random_token_selection = config_.random_token_selection;
+  o.second_expert_sampling = config_.second_expert_sampling;
+  o.sequence_length = sequence_length;
   o.capacity_group = expert_group;
   return route(logits, o, gen);
 }

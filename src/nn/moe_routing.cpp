@@ -54,44 +54,28 @@ Tensor gumbel(const Shape& shape, DType dtype, Device device, Generator& gen) {
   return neg(log(neg(log(u)))).to(dtype);
 }
 
-// Keep flags (S, E) i64 of one choice level under random token selection: among the tokens whose
-// mask (S, E) i64 is set for expert e, keep the room[e] of highest priority.
-Tensor keep_by_priority(const Tensor& mask, const Tensor& room, int64_t capacity, Generator& gen) {
-  Device device = mask.device();
-  TensorOptions i64{DType::I64, device};
-  // Priority = U(0, 1) for the expert's tokens and -1 for the others, so a chosen token never
-  // ties with an unchosen one; topk breaks the remaining ties by the lower token index.
-  int64_t tokens = mask.size(0), experts = mask.size(1);
-  Tensor u = rand({tokens, experts}, gen, {DType::F32, device});
-  Tensor priority = where(gt(mask, zeros({}, i64)), u, full({}, -1.0, {DType::F32, device}));
-  int64_t n = std::min(capacity, tokens);
-  Tensor best = topk(priority, n, 0).second;                             // (n, E) tokens by priority
-  Tensor in_room = lt(arange(0, static_cast<double>(n), 1, i64).unsqueeze(1), room).to(DType::I64);  // (n, E)
-  Tensor selected = scatter_add(zeros({tokens, experts}, i64), 0, best, in_room);
+// Keep flags (S, E) i64: among the tokens whose mask (S, E) i64 is set for expert e, the `capacity`
+// of highest priority (S, E); topk breaks ties by the lower token index.
+Tensor keep_by_priority(const Tensor& mask, const Tensor& priority, int64_t capacity) {
+  const int64_t tokens = mask.size(0), experts = mask.size(1), n = std::min(capacity, tokens);
+  TensorOptions i64{DType::I64, mask.device()};
+  Tensor best = topk(priority, n, 0).second;  // (n, E) tokens by priority
+  Tensor selected = scatter_add(zeros({tokens, experts}, i64), 0, best, ones({n, experts}, i64));
   return mul(mask, selected);
 }
 
-// Slots (S, k) under random token selection, for choices `expert` (S, k), and the kept count per
-// expert (E): Note [Choice-major slots], with each level's keepers picked by keep_by_priority.
-std::pair<Tensor, Tensor> random_token_slots(const Tensor& expert, int64_t experts, int64_t capacity, Generator& gen) {
-  Device device = expert.device();
-  TensorOptions i64{DType::I64, device};
-  const int64_t k = expert.size(1);
-  Tensor expert_ids = arange(0, static_cast<double>(experts), 1, i64);
-  Tensor zero = zeros({}, i64);
-  Tensor offset = zeros({experts}, i64);  // slots already filled by earlier levels
-  Tensor capacity_t = full({}, static_cast<double>(capacity), i64);
-  std::vector<Tensor> slot_cols(k);
-  for (int64_t j = 0; j < k; ++j) {
-    Tensor mask = eq(expert.narrow(1, j, 1), expert_ids).to(DType::I64);  // (S, E)
-    Tensor keep = keep_by_priority(mask, sub(capacity_t, offset), capacity, gen);
-    Tensor slot = add(offset, add(cumsum(keep, 0), -1.0));  // (S, E), meaningful where kept
-    Tensor has_slot = sum(keep, {1}, /*keepdim=*/true);      // (S, 1): 0 or 1
-    Tensor token_slot = sum(mul(slot, keep), {1}, /*keepdim=*/true);
-    slot_cols[j] = where(gt(has_slot, zero), token_slot, full({}, -1.0, i64));
-    offset = add(offset, sum(keep, {0}));
-  }
-  return {cat(slot_cols, 1), offset};
+// Slots (S, k) of the choices `expert` (S, k) whose (token, expert) pair is kept in keep (S, E) i64:
+// one cumulative sum over the tokens in order, -1 for the dropped choices.
+Tensor slots_in_token_order(const Tensor& keep, const Tensor& expert) {
+  TensorOptions i64{DType::I64, keep.device()};
+  Tensor location = add(cumsum(keep, 0), -1.0);  // (S, E)
+  return where(gt(gather(keep, 1, expert), zeros({}, i64)), gather(location, 1, expert), full({}, -1.0, i64));
+}
+
+// rows (outer * inner, n) -> (inner * outer, n): batch-major tokens to sequence-major and back.
+Tensor swap_token_order(const Tensor& rows, int64_t outer, int64_t inner) {
+  const int64_t n = rows.size(1);
+  return rows.reshape({outer, inner, n}).transpose(0, 1).reshape({outer * inner, n});
 }
 
 }  // namespace
@@ -106,19 +90,29 @@ std::pair<Tensor, Tensor> random_token_slots(const Tensor& expert, int64_t exper
 // without a limit and then picks the keepers with public ops (keep_by_priority).
 //
 // Note [Noisy choices]
-// RSample (training only) adds one draw of Gumbel noise to the logits. Top-1 picks
-// argmax(logits + G); for k >= 2 the first choice stays argmax(logits) and the later choices take
-// the argmax of the remaining logits + G, as DeepSpeed's top2gating. (DeepSpeed also samples the
-// second expert when RSample is off, top2_2nd_expert_sampling; we follow noisy_gate instead, so
-// eval routing is deterministic.)
+// One draw of Gumbel noise G (S, E) goes on the logits of the noisy choices. Top-1 under RSample
+// (training only) picks argmax(logits + G). Top-2 keeps the first choice argmax(logits) and, with
+// second-expert sampling (DeepSpeed's top2_2nd_expert_sampling, default on, in training and
+// evaluation as DeepSpeed does) or RSample, takes argmax(logits + G) over the other experts.
+// k > 2 with RSample samples the later choices the same way; DeepSpeed's topkgating has no noise.
 //
 // Note [Choice-major slots]
-// Choice level j fills an expert's slots only after every kept choice of levels < j: DeepSpeed's
-// top-2 rule (locations2 += sum(mask1)), extended to any k. Within a level, tokens are kept
-// earliest first, or by a U(0, 1) priority under random token selection (DeepSpeed's RTS), until
-// the expert is full; kept tokens take slots in token order. Weights are renormalised over the
-// kept choices of each token (k >= 2), so a token whose second choice was dropped gets weight 1
-// on its first; top-1 weights are the plain gate probability.
+// Top-2: choice level j fills an expert's slots only after every kept choice of levels < j
+// (DeepSpeed's locations2 += sum(mask1)); within a level the earliest tokens are kept until the
+// expert is full. Top-1 under random token selection (DeepSpeed's RTS, default on) keeps instead
+// the `capacity` tokens of highest priority mask x U(0, 1). k > 2 follows DeepSpeed's topkgating:
+// each expert keeps the `capacity` chosen (token, expert) pairs of highest gate probability
+// (drop_policy "probs", its default), and the kept pairs take slots by one cumulative sum in token
+// order. Kept tokens always take slots in token order. Weights are renormalised over the kept
+// choices of each token (k >= 2), so a token whose second choice was dropped gets weight 1 on its
+// first; top-1 weights are the plain gate probability.
+//
+// Note [Sequence-major routing]
+// Megatron-DeepSpeed's activations are [sequence, batch, d], so DeepSpeed sees the tokens of a
+// micro-batch position by position: "earliest first" drops the late positions of every sequence,
+// not the last sequences, and the noise draws and slots follow that order. With
+// options.sequence_length = T the logits (B * T, E) are reordered to (T * B, E), routed, and the
+// table is reordered back, so the rest of the layer stays batch-major.
 //
 // Note [Values from the kernel, gradients from ops]
 // Without autograd the kernel's weights, aux and z losses are used as they are. With autograd the
@@ -135,11 +129,42 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
   MT_CHECK(k >= 1 && k <= experts, "route: top_k must be in [1, ", experts, "], got ", k);
   Device device = logits.device();
 
-  const bool random_selection = o.drop_tokens && o.random_token_selection;
+  const int64_t seq = o.sequence_length;
+  MT_CHECK(seq >= 0 && (seq == 0 || tokens % seq == 0), "route: ", tokens, " tokens are not whole sequences of ",
+           seq, " positions");
+  if (seq > 0 && seq < tokens) {  // Note [Sequence-major routing]
+    const int64_t batch = tokens / seq;
+    RoutingOptions inner = o;
+    inner.sequence_length = 0;
+    RoutingResult r = route(swap_token_order(logits, batch, seq), inner, gen);
+    r.table.expert = swap_token_order(r.table.expert, seq, batch);
+    r.table.slot = swap_token_order(r.table.slot, seq, batch);
+    r.table.weight = swap_token_order(r.table.weight, seq, batch);
+    r.table.buffer_choice = moe_buffer_map(r.table.expert, r.table.slot, experts, r.table.capacity);
+    return r;
+  }
+
+  const RoutingNoise none;
+  const RoutingNoise& given = o.noise ? *o.noise : none;
+  auto check_noise = [&](const Tensor& t, DType want, const char* name) {
+    MT_CHECK(t.shape() == logits.shape() && t.dtype() == want && t.device() == device, "route: expected noise.", name,
+             " ", logits.shape(), " ", dtype_name(want), " like the logits, got ", t.describe());
+  };
+  const bool random_selection = o.drop_tokens && o.random_token_selection && k == 1;
+  const bool topk_gating = k > 2;
   const int64_t drop_capacity = expert_capacity(tokens, experts, k, o.capacity_factor, o.min_capacity);
-  Tensor noise = o.gumbel_noise ? gumbel(logits.shape(), dtype, device, gen) : Tensor();
-  // Dropless and random selection route without a limit here (no count exceeds the token count).
-  MoeRouting m = moe_route(logits, noise, k, o.drop_tokens && !random_selection ? drop_capacity : tokens);
+  const bool noisy = (o.gumbel_noise && k != 2) || (k == 2 && (o.gumbel_noise || o.second_expert_sampling));
+  Tensor noise;
+  if (noisy && given.gumbel.defined()) {
+    check_noise(given.gumbel, dtype, "gumbel");
+    noise = given.gumbel;
+  } else if (noisy) {
+    noise = gumbel(logits.shape(), dtype, device, gen);
+  }
+  // Random selection, top-k and dropless route without a limit here (no count exceeds the token
+  // count) and pick their slots below.
+  const bool kernel_drops = o.drop_tokens && !random_selection && !topk_gating;
+  MoeRouting m = moe_route(logits, noise, k, kernel_drops ? drop_capacity : tokens);
 
   RoutingResult r;
   r.table.expert = m.expert;
@@ -154,10 +179,25 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
       capacity = static_cast<int64_t>(o.capacity_group->all_reduce(static_cast<double>(capacity), ReduceKind::kMax));
   }
   MT_ASSERT(capacity >= 1);
-  if (random_selection) {
-    auto [slot, kept] = random_token_slots(m.expert, experts, capacity, gen);
-    r.table.slot = slot;
-    r.stats.counts = stack({m.counts.select(0, 0), kept}, 0);
+  TensorOptions i64{DType::I64, device};
+  const bool ops_slots = random_selection || topk_gating;
+  if (ops_slots) {  // Note [Choice-major slots]
+    Tensor mask = scatter_add(zeros({tokens, experts}, i64), 1, m.expert, ones({tokens, k}, i64));  // (S, E) 0/1
+    Tensor keep = mask;  // dropless keeps every pair
+    if (o.drop_tokens) {
+      Tensor priority;  // (S, E)
+      if (random_selection) {
+        Tensor u = given.uniform;
+        if (u.defined()) check_noise(u, DType::F32, "uniform");
+        else u = rand({tokens, experts}, gen, {DType::F32, device});
+        priority = mul(mask.to(DType::F32), u);
+      } else {
+        priority = mul(mask.to(dtype), softmax(logits.detach(), 1));
+      }
+      keep = keep_by_priority(mask, priority, capacity);
+    }
+    r.table.slot = slots_in_token_order(keep, m.expert);
+    r.stats.counts = stack({m.counts.select(0, 0), sum(keep, {0})}, 0);
   }
   r.table.capacity = capacity;
   r.stats.capacity = capacity;
@@ -165,9 +205,15 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
 
   // Note [Values from the kernel, gradients from ops]
   const bool differentiable = grad_mode_enabled() && (logits.requires_grad() || logits.grad_fn() != nullptr);
+  // The aux loss's per-expert fraction: of the first choices (k <= 2), or of all k choices over k (k > 2).
+  Tensor fraction = m.stats.narrow(0, experts, experts);  // (E)
   r.aux_loss = m.stats.narrow(0, 2 * experts, 1).reshape({});
+  if (topk_gating) {
+    fraction = mul(m.counts.select(0, 0).to(dtype), 1.0 / static_cast<double>(tokens * k));
+    r.aux_loss = mul(sum(mul(m.stats.narrow(0, 0, experts), fraction)), static_cast<double>(experts));
+  }
   r.z_loss = m.stats.narrow(0, 2 * experts + 1, 1).reshape({});
-  if (!differentiable && !random_selection) {
+  if (!differentiable && !ops_slots) {
     r.table.weight = m.weight;
     return r;
   }
@@ -182,7 +228,6 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
   if (!differentiable) return r;
 
   const double per_token = 1.0 / static_cast<double>(tokens);
-  Tensor fraction = m.stats.narrow(0, experts, experts);  // (E), a constant of the aux loss
   record_function("MoEAuxLossBackward", {gates}, {r.aux_loss},
                   [fraction, per_token, tokens, experts](const std::vector<Tensor>& g) {
                     Tensor per_expert = mul(mul(fraction, g[0]), static_cast<double>(experts) * per_token);

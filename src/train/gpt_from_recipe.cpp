@@ -32,6 +32,7 @@ GPTConfig gpt_config_from_recipe(const Recipe& r) {
     case MoeSection::NoisyGate::kRSample: c.noisy_gate = NoisyGate::kRSample; break;
   }
   c.random_token_selection = r.moe.random_token_selection;
+  c.second_expert_sampling = r.moe.second_expert_sampling;
   c.aux_loss_coef = r.moe.aux_loss_coef;
   c.z_loss_coef = r.moe.z_loss_coef;
   return c;

@@ -131,25 +131,39 @@ TEST(CudaMoeRoute, TablesMatchTheCpuExactly) {
 
 TEST(CudaMoeRoute, RouteGivesTheSameTableAndLossesOnBothDevices) {
   MT_REQUIRE_GPU();
-  for (int64_t k : {1, 2}) {
+  // DeepSpeed's defaults (RTS for top-1, second-expert sampling for top-2), topkgating for k = 3,
+  // in the given and the sequence-major order; the draws are made once and fed to both devices.
+  for (int64_t k : {1, 2, 3}) {
     for (bool drop : {true, false}) {
-      SCOPED_TRACE("top-" + std::to_string(k) + (drop ? ", dropping" : ", dropless"));
-      RoutingOptions o;
-      o.top_k = k;
-      o.drop_tokens = drop;
-      o.capacity_factor = 1.0;
-      Tensor logits = random_input({3000, 8}, DType::F32, 7 + k);
-      Generator g1(1), g2(1);
-      RoutingResult want = route(logits, o, g1), got = route(logits.to(gpu()), o, g2);
-      EXPECT_EQ(want.table.capacity, got.table.capacity);
-      expect_equal(want.table.expert, got.table.expert, "expert");
-      expect_equal(want.table.slot, got.table.slot, "slot");
-      expect_equal(want.table.buffer_choice, got.table.buffer_choice, "buffer map");
-      expect_close(want.table.weight, got.table.weight, 1e-5, "weight");
-      EXPECT_EQ(want.stats.kept(), got.stats.kept());
-      EXPECT_EQ(want.stats.routed(), got.stats.routed());
-      EXPECT_NEAR(want.aux_loss.item(), got.aux_loss.item(), 1e-5);
-      EXPECT_NEAR(want.z_loss.item(), got.z_loss.item(), 1e-4);
+      for (int64_t seq : {0, 100}) {
+        SCOPED_TRACE("top-" + std::to_string(k) + (drop ? ", dropping" : ", dropless") + ", T " + std::to_string(seq));
+        RoutingOptions o;
+        o.top_k = k;
+        o.drop_tokens = drop;
+        o.capacity_factor = 1.0;
+        o.sequence_length = seq;
+        Tensor logits = random_input({3000, 8}, DType::F32, 7 + k);
+        Generator draws(11);
+        RoutingNoise cpu_noise, gpu_noise;
+        cpu_noise.gumbel = random_input({3000, 8}, DType::F32, 20 + k);
+        cpu_noise.uniform = rand({3000, 8}, draws);
+        gpu_noise.gumbel = cpu_noise.gumbel.to(gpu());
+        gpu_noise.uniform = cpu_noise.uniform.to(gpu());
+        RoutingOptions on_gpu = o;
+        o.noise = &cpu_noise;
+        on_gpu.noise = &gpu_noise;
+        Generator g1(1), g2(1);
+        RoutingResult want = route(logits, o, g1), got = route(logits.to(gpu()), on_gpu, g2);
+        EXPECT_EQ(want.table.capacity, got.table.capacity);
+        expect_equal(want.table.expert, got.table.expert, "expert");
+        expect_equal(want.table.slot, got.table.slot, "slot");
+        expect_equal(want.table.buffer_choice, got.table.buffer_choice, "buffer map");
+        expect_close(want.table.weight, got.table.weight, 1e-5, "weight");
+        EXPECT_EQ(want.stats.kept(), got.stats.kept());
+        EXPECT_EQ(want.stats.routed(), got.stats.routed());
+        EXPECT_NEAR(want.aux_loss.item(), got.aux_loss.item(), 1e-5);
+        EXPECT_NEAR(want.z_loss.item(), got.z_loss.item(), 1e-4);
+      }
     }
   }
 }

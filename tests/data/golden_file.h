@@ -43,6 +43,7 @@ class GoldenFile {
     return out;
   }
   double scalar(const std::string& name) const { return read(name).values.at(0); }
+  bool has(const std::string& name) const { return H5Lexists(file_, name.c_str(), H5P_DEFAULT) > 0; }
   // The dataset as an f32 tensor.
   Tensor tensor(const std::string& name) const {
     GoldenDataset d = read(name);

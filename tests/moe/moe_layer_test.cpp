@@ -23,6 +23,8 @@ MoEConfig small_config(int64_t experts = 3, int64_t top_k = 1) {
   c.experts = experts;
   c.top_k = top_k;
   c.min_capacity = 0;
+  c.random_token_selection = false;  // deterministic tables; RTS has its own test
+  c.second_expert_sampling = false;
   return c;
 }
 

@@ -36,6 +36,9 @@ RoutingOptions options(int64_t k, double cf, int64_t min_capacity, bool drop = t
   o.capacity_factor = cf;
   o.min_capacity = min_capacity;
   o.drop_tokens = drop;
+  // The deterministic tables: DeepSpeed's random defaults are tested on their own below.
+  o.random_token_selection = false;
+  o.second_expert_sampling = false;
   return o;
 }
 
@@ -148,7 +151,8 @@ TEST(Route, TopKGeneralRenormalisesOverKChoices) {
   std::vector<std::vector<double>> rows = {{0.5, 2, 1, 0}, {1, 0, 3, 2}};
   RoutingResult r = route(logits_of(rows), options(3, 1.0, 4), gen);
   EXPECT_EQ(r.table.expert.to_vector<int64_t>(), (I64s{1, 2, 0, 2, 3, 0}));
-  EXPECT_EQ(r.table.slot.to_vector<int64_t>(), (I64s{0, 1, 0, 0, 0, 1}));  // t0 -> e2 after t1's first choice
+  // topkgating: one cumulative sum in token order, whatever the choice level (t1 -> e2 after t0).
+  EXPECT_EQ(r.table.slot.to_vector<int64_t>(), (I64s{0, 0, 0, 1, 0, 1}));
   std::vector<double> p0 = softmax_row(rows[0]), p1 = softmax_row(rows[1]);
   double d0 = p0[1] + p0[2] + p0[0], d1 = p1[2] + p1[3] + p1[0];
   expect_weights(r.table.weight, {p0[1] / d0, p0[2] / d0, p0[0] / d0, p1[2] / d1, p1[3] / d1, p1[0] / d1});
@@ -238,6 +242,82 @@ TEST(Route, GumbelNoiseIsDeterministicForAGenerator) {
     expected.push_back(best);
   }
   EXPECT_EQ(ra.table.expert.to_vector<int64_t>(), expected);
+}
+
+TEST(Route, RandomTokenSelectionIsTheTop1DefaultAndUsesTheGivenPriorities) {
+  // Eight tokens, all preferring expert 1 of 2; capacity 2; U(0, 1) fed through options.noise.
+  std::vector<std::vector<double>> rows(8, {0.0, 1.0});
+  RoutingOptions o;
+  o.capacity_factor = 0.5;
+  o.min_capacity = 0;
+  RoutingNoise noise;
+  noise.uniform = logits_of({{0.9, 0.1}, {0.1, 0.3}, {0.9, 0.8}, {0.9, 0.2}, {0.9, 0.05}, {0.9, 0.95}, {0.9, 0.4}, {0.9, 0.6}});
+  o.noise = &noise;
+  Generator gen(3);
+  RoutingResult r = route(logits_of(rows), o, gen);
+  ASSERT_EQ(r.table.capacity, 2);
+  // Priorities mask x U: expert 1 keeps tokens 5 (0.95) and 2 (0.8); slots in token order.
+  EXPECT_EQ(r.table.slot.to_vector<int64_t>(), (I64s{-1, -1, 0, -1, -1, 1, -1, -1}));
+  EXPECT_EQ(gen.state().offset, 0u);  // nothing drawn from the generator
+}
+
+TEST(Route, SecondExpertSamplingIsTheTop2DefaultWithTheGivenGumbelDraw) {
+  std::vector<std::vector<double>> rows = {{3, 2, 0}, {2, 3, 0}};
+  RoutingOptions o;
+  o.top_k = 2;
+  o.min_capacity = 4;
+  RoutingNoise noise;
+  noise.gumbel = logits_of({{0, 0, 5}, {9, 0, 0}});
+  o.noise = &noise;
+  Generator gen(3);
+  RoutingResult r = route(logits_of(rows), o, gen);
+  // First choices stay argmax(logits); the second is argmax(logits + G) over the other experts.
+  EXPECT_EQ(r.table.expert.to_vector<int64_t>(), (I64s{0, 2, 1, 0}));
+  std::vector<double> p0 = softmax_row(rows[0]), p1 = softmax_row(rows[1]);
+  expect_weights(r.table.weight, {p0[0] / (p0[0] + p0[2]), p0[2] / (p0[0] + p0[2]), p1[1] / (p1[1] + p1[0]),
+                                  p1[0] / (p1[1] + p1[0])});
+  o.second_expert_sampling = false;
+  EXPECT_EQ(route(logits_of(rows), o, gen).table.expert.to_vector<int64_t>(), (I64s{0, 1, 1, 0}));
+}
+
+TEST(Route, SequenceMajorOrderDropsLatePositionsOfEverySequence) {
+  // Two sequences of four positions (batch-major rows), all preferring expert 0 of 2; capacity 2.
+  std::vector<std::vector<double>> rows(8, {1.0, 0.0});
+  RoutingOptions o = options(1, 0.5, 0);
+  Generator gen(1);
+  EXPECT_EQ(route(logits_of(rows), o, gen).table.slot.to_vector<int64_t>(), (I64s{0, 1, -1, -1, -1, -1, -1, -1}));
+  o.sequence_length = 4;
+  RoutingResult r = route(logits_of(rows), o, gen);
+  // Position 0 of sequence 0, then position 0 of sequence 1.
+  EXPECT_EQ(r.table.slot.to_vector<int64_t>(), (I64s{0, -1, -1, -1, 1, -1, -1, -1}));
+  EXPECT_EQ(r.table.expert.to_vector<int64_t>(), I64s(8, 0));
+  o.sequence_length = 3;
+  EXPECT_THROW(route(logits_of(rows), o, gen), Error);
+}
+
+TEST(Route, TopKAboveTwoFollowsDeepSpeedTopkGating) {
+  std::vector<std::vector<double>> rows = {{0.5, 2, 1, 0}, {1, 0, 3, 2}, {2, 1, 0, 0.5}, {0, 1, 2, 3}};
+  Generator gen(1);
+  // Capacity ceil(4 / 4 * 0.25 * 3) = 1: each expert keeps its chosen pair of highest gate probability.
+  RoutingResult r = route(logits_of(rows), options(3, 0.25, 0), gen);
+  ASSERT_EQ(r.table.capacity, 1);
+  I64s expert = r.table.expert.to_vector<int64_t>(), slot = r.table.slot.to_vector<int64_t>();
+  std::vector<double> me(4, 0.0), ce(4, 0.0), best(4, -1.0);
+  std::vector<int64_t> keeper(4, -1);
+  for (int s = 0; s < 4; ++s) {
+    std::vector<double> p = softmax_row(rows[s]);
+    for (int e = 0; e < 4; ++e) me[e] += p[e] / 4;
+    for (int j = 0; j < 3; ++j) {
+      int64_t e = expert[s * 3 + j];
+      ce[e] += 1.0 / 4;
+      if (p[e] > best[e]) best[e] = p[e], keeper[e] = s;
+    }
+  }
+  for (int s = 0; s < 4; ++s)
+    for (int j = 0; j < 3; ++j) EXPECT_EQ(slot[s * 3 + j], keeper[expert[s * 3 + j]] == s ? 0 : -1) << s << "," << j;
+  double aux = 0;
+  for (int e = 0; e < 4; ++e) aux += me[e] * ce[e] / 4;
+  EXPECT_NEAR(r.aux_loss.item(), aux * 16 / 3, 1e-6);  // E^2 / k * mean(me * ce), ce over all k choices
 }
 
 TEST(Route, WeightsAndAuxLossAreDifferentiable) {

@@ -41,7 +41,8 @@ struct MoeSection {
   int min_capacity = 4;
   bool drop_tokens = true;
   NoisyGate noisy_gate = NoisyGate::kNone;
-  bool random_token_selection = false;
+  bool random_token_selection = true;
+  bool second_expert_sampling = true;
   double aux_loss_coef = 0.01;
   double z_loss_coef = 0.0;
 

@@ -33,7 +33,8 @@ struct GPTConfig {
   int min_capacity = 4;
   bool drop_tokens = true;
   NoisyGate noisy_gate = NoisyGate::kNone;
-  bool random_token_selection = false;
+  bool random_token_selection = true;
+  bool second_expert_sampling = true;
   double aux_loss_coef = 0.01, z_loss_coef = 0.0;
 
   int64_t padded_vocab() const { return (vocab_size + 63) / 64 * 64; }

@@ -18,7 +18,8 @@ struct MoEConfig {
   int64_t min_capacity = 4;
   bool drop_tokens = true;  // false = dropless: capacity = the largest expert count
   NoisyGate noisy_gate = NoisyGate::kNone;  // applied in training only
-  bool random_token_selection = false;      // over capacity: keep random tokens, not the earliest
+  bool random_token_selection = true;       // top-1 over capacity: keep random tokens, not the earliest
+  bool second_expert_sampling = true;       // top-2: second choice sampled with Gumbel noise, train and eval
   double aux_loss_coef = 0.01;
   double z_loss_coef = 0.0;
   MlpType mlp_type = MlpType::kStandard;

@@ -14,8 +14,10 @@ class Router : public Module {
   Router(const MoEConfig& config, Generator& gen, double std = 0.02);
 
   // x (S, d) -> the routing of its S tokens. `gen` feeds the noisy gate and random token selection;
-  // expert_group: the layer's expert-parallel group, whose ranks agree on a dropless capacity.
-  RoutingResult forward(const Tensor& x, Generator& gen, const Communicator* expert_group = nullptr) const;
+  // expert_group: the layer's expert-parallel group, whose ranks agree on a dropless capacity;
+  // sequence_length: T when x holds whole sequences batch-major (Note [Sequence-major routing]), else 0.
+  RoutingResult forward(const Tensor& x, Generator& gen, const Communicator* expert_group = nullptr,
+                        int64_t sequence_length = 0) const;
 
   void reset_parameters(double std, Generator& gen) override;
 

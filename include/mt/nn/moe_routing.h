@@ -39,9 +39,18 @@ struct RoutingStats {
 
 struct RoutingResult {
   RoutingTable table;
-  Tensor aux_loss;  // 0-d: E * sum_e mean_s(gates)[e] * mean_s(first-choice mask)[e], before dropping
+  // 0-d, before dropping: E * sum_e mean_s(gates)[e] * mean_s(first-choice mask)[e] for k <= 2;
+  // E^2 / k * mean_e(mean_s(gates)[e] * mean_s(mask over all k choices)[e]) for k > 2 (topkgating).
+  Tensor aux_loss;
   Tensor z_loss;    // 0-d: mean_s(logsumexp(logits)^2)
   RoutingStats stats;
+};
+
+// Explicit draws that replace the generator's, in routing (sequence-major) token order: tests feed
+// a reference implementation's noise through them. Undefined members are drawn from the generator.
+struct RoutingNoise {
+  Tensor gumbel;   // (S, E) logits dtype: Gumbel noise of the noisy choices (Note [Noisy choices])
+  Tensor uniform;  // (S, E) f32: U(0, 1) priorities of random token selection
 };
 
 struct RoutingOptions {
@@ -50,7 +59,15 @@ struct RoutingOptions {
   int64_t min_capacity = 4;
   bool drop_tokens = true;
   bool gumbel_noise = false;  // RSample in training: Gumbel noise on the logits of the noisy choices
-  bool random_token_selection = false;
+  // Top-1 only (DeepSpeed's use_rts, on by default there): over capacity, keep tokens by mask x U(0, 1).
+  bool random_token_selection = true;
+  // Top-2 only (DeepSpeed's top2_2nd_expert_sampling, default on): the second choice is the argmax
+  // of the remaining logits + Gumbel noise, in training and evaluation alike.
+  bool second_expert_sampling = true;
+  // Tokens are S / T sequences of T positions, batch-major; routed in sequence-major order (Note
+  // [Sequence-major routing]). 0: route in the order given.
+  int64_t sequence_length = 0;
+  const RoutingNoise* noise = nullptr;
   // Dropless under expert parallelism: the capacity is the largest count over this group's ranks, so
   // that their buffers have one shape for the all-to-all (null: this rank's largest count).
   const Communicator* capacity_group = nullptr;
@@ -62,8 +79,8 @@ int64_t expert_capacity(int64_t tokens, int64_t experts, int64_t top_k, double c
                         int64_t min_capacity);
 
 // Routes S tokens by their gate logits (S, E) (f32, or f64 for gradcheck). `gen` is drawn from
-// only for Gumbel noise and random token selection. Waits for the device only when dropless (the
-// capacity is the largest count).
+// only for Gumbel noise and random token selection, unless options.noise supplies the draws. Waits
+// for the device only when dropless (the capacity is the largest count).
 RoutingResult route(const Tensor& logits, const RoutingOptions& options, Generator& gen);
 
 }  // namespace mt
