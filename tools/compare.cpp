@@ -11,8 +11,8 @@
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
 #include "mt/train/gpt_from_recipe.h"
-#include "mt/train/png_plot.h"
-#include "mt/train/run_metrics.h"
+#include "report/png_plot.h"
+#include "report/run_metrics.h"
 
 namespace mt::cli {
 namespace {

@@ -1,134 +1,45 @@
-// Reads GPT-2's BPE files: encoder.json (a flat JSON object token -> id, parsed here) and vocab.bpe
+// Reads GPT-2's BPE files: encoder.json (a JSON object token -> id, read by mt/io/json.h) and vocab.bpe
 // ("#version" line, then one merge "left right" per line). Tokens in both are in GPT-2's unicode-byte
 // form. GPT-2's ids follow the canonical layout of tokenizer.h, which is checked, not assumed.
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 
 #include "mt/core/error.h"
 #include "mt/data/byte_unicode.h"
 #include "mt/data/file_bytes.h"
 #include "mt/data/tokenizer.h"
-#include "mt/data/utf8.h"
+#include "mt/io/json.h"
 
 namespace mt {
 namespace {
 
-// A minimal parser for a JSON object whose values are all non-negative integers.
-class FlatJsonParser {
- public:
-  FlatJsonParser(const std::string& path, std::string_view text) : path_(path), text_(text) {}
-
-  std::unordered_map<std::string, int64_t> parse_object() {
-    std::unordered_map<std::string, int64_t> out;
-    skip_space();
-    expect('{');
-    skip_space();
-    if (peek() == '}') return ++pos_, out;
-    while (true) {
-      skip_space();
-      std::string key = parse_string();
-      skip_space();
-      expect(':');
-      skip_space();
-      const int64_t value = parse_integer();
-      MT_CHECK(out.emplace(key, value).second, where(), ": duplicate key '", key, "'");
-      skip_space();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      expect('}');
-      break;
-    }
-    skip_space();
-    MT_CHECK(pos_ == text_.size(), where(), ": expected the end of the file after the object");
-    return out;
+// encoder.json: one JSON object, token (GPT-2's unicode-byte form) -> id, ids non-negative integers.
+std::unordered_map<std::string, int64_t> read_encoder_json(const std::string& path) {
+  const std::string text = read_file_bytes(path);
+  JsonValue json;
+  try {
+    json = parse_json(text);
+  } catch (const JsonError& e) {
+    MT_FAIL(path, ":", e.line(), ":", e.column(), ": ", e.reason());
   }
-
- private:
-  std::string where() const {
-    int line = 1;
-    for (size_t i = 0; i < pos_ && i < text_.size(); ++i) line += text_[i] == '\n';
-    return str_cat(path_, ":", line, " (byte ", pos_, ")");
+  MT_CHECK(json.kind == JsonValue::Kind::kObject, path, ": expected a JSON object {token: id, ...}, got ",
+           json_kind_name(json.kind));
+  std::unordered_map<std::string, int64_t> encoder;  // raw token bytes -> id
+  for (const auto& [token, id] : json.members) {
+    const bool integer = id.kind == JsonValue::Kind::kNumber && id.number >= 0 && id.number < (1u << 31) &&
+                         id.number == std::floor(id.number);
+    MT_CHECK(integer, path, ": token ", json_quote(token), ": expected a non-negative integer id, got ",
+             id.kind == JsonValue::Kind::kNumber ? str_cat(id.number) : json_kind_name(id.kind));
+    encoder.emplace(unicode_text_to_bytes(token, path), static_cast<int64_t>(id.number));
   }
-  char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
-  void expect(char c) {
-    MT_CHECK(peek() == c, where(), ": expected '", c, "'");
-    ++pos_;
-  }
-  void skip_space() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\r' || text_[pos_] == '\t'))
-      ++pos_;
-  }
-  uint32_t parse_hex4() {
-    MT_CHECK(pos_ + 4 <= text_.size(), where(), ": expected 4 hex digits after \\u");
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char c = text_[pos_++];
-      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-      MT_CHECK(d >= 0, where(), ": expected a hex digit in \\u escape, got '", c, "'");
-      v = v * 16 + d;
-    }
-    return v;
-  }
-  std::string parse_string() {
-    expect('"');
-    std::string s;
-    while (true) {
-      MT_CHECK(pos_ < text_.size(), where(), ": unterminated string");
-      const char c = text_[pos_++];
-      if (c == '"') return s;
-      if (c != '\\') {
-        s.push_back(c);
-        continue;
-      }
-      MT_CHECK(pos_ < text_.size(), where(), ": unterminated escape");
-      const char e = text_[pos_++];
-      switch (e) {
-        case '"': case '\\': case '/': s.push_back(e); break;
-        case 'b': s.push_back('\b'); break;
-        case 'f': s.push_back('\f'); break;
-        case 'n': s.push_back('\n'); break;
-        case 'r': s.push_back('\r'); break;
-        case 't': s.push_back('\t'); break;
-        case 'u': {
-          uint32_t cp = parse_hex4();
-          if (cp >= 0xD800 && cp <= 0xDBFF) {  // surrogate pair
-            MT_CHECK(text_.substr(pos_, 2) == "\\u", where(), ": expected a low surrogate after \\u", cp);
-            pos_ += 2;
-            const uint32_t low = parse_hex4();
-            MT_CHECK(low >= 0xDC00 && low <= 0xDFFF, where(), ": expected a low surrogate, got \\u", low);
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-          }
-          MT_CHECK(cp < 0xD800 || cp > 0xDFFF, where(), ": unpaired surrogate \\u", cp);
-          append_utf8(s, cp);
-          break;
-        }
-        default: MT_FAIL(where(), ": unknown escape '\\", e, "'");
-      }
-    }
-  }
-  int64_t parse_integer() {
-    const size_t start = pos_;
-    int64_t v = 0;
-    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9' && pos_ - start < 12)
-      v = v * 10 + (text_[pos_++] - '0');
-    MT_CHECK(pos_ > start, where(), ": expected a non-negative integer value");
-    return v;
-  }
-
-  const std::string& path_;
-  std::string_view text_;
-  size_t pos_ = 0;
-};
+  return encoder;
+}
 
 }  // namespace
 
 Tokenizer Tokenizer::load_gpt2(const std::string& encoder_json_path, const std::string& vocab_bpe_path) {
-  const std::string json = read_file_bytes(encoder_json_path);
-  std::unordered_map<std::string, int64_t> encoder;  // raw token bytes -> id
-  for (auto& [token, id] : FlatJsonParser(encoder_json_path, json).parse_object())
-    encoder.emplace(unicode_text_to_bytes(token, encoder_json_path), id);
+  const std::unordered_map<std::string, int64_t> encoder = read_encoder_json(encoder_json_path);  // raw bytes -> id
   const auto id_of = [&](const std::string& bytes, const std::string& where) {
     const auto it = encoder.find(bytes);
     MT_CHECK(it != encoder.end(), where, ": token '", bytes_to_unicode_text(bytes), "' is not in ", encoder_json_path);

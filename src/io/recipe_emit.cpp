@@ -1,12 +1,13 @@
 // to_yaml: the fully resolved recipe as YAML text, every field of every section from the schema
 // table with its help as a comment. Numbers are written so they read back exactly, strings
-// double-quoted, so load_recipe_string(to_yaml(r)) == r.
+// double-quoted by json_quote (YAML's double-quoted style reads JSON's escapes), so
+// load_recipe_string(to_yaml(r)) == r.
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <sstream>
 
 #include "mt/core/error.h"
+#include "mt/io/json.h"
 #include "mt/io/recipe.h"
 #include "mt/io/recipe_schema.h"
 
@@ -23,34 +24,12 @@ std::string format_float(double x) {
   return s;
 }
 
-std::string double_quoted(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char hex[8];
-          std::snprintf(hex, sizeof(hex), "\\x%02x", c);
-          out += hex;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string format_value(const RecipeField& f, const FieldValue& v) {
   switch (f.type) {
     case FieldType::kInt: return std::to_string(std::get<std::int64_t>(v));
     case FieldType::kFloat: return format_float(std::get<double>(v));
     case FieldType::kBool: return std::get<bool>(v) ? "true" : "false";
-    case FieldType::kString: return double_quoted(std::get<std::string>(v));
+    case FieldType::kString: return json_quote(std::get<std::string>(v));
     case FieldType::kEnum: return f.choices.at(static_cast<std::size_t>(std::get<std::int64_t>(v)));
     case FieldType::kIntOrList:
       if (const auto* n = std::get_if<std::int64_t>(&v)) return std::to_string(*n);

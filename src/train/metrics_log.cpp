@@ -1,4 +1,5 @@
-// MetricsLog: JSON lines with numbers printed exactly enough to read back (%.9g), NaN as null.
+// MetricsLog: JSON lines with numbers printed exactly enough to read back (%.9g), NaN as null,
+// strings quoted by json_quote.
 #include "mt/train/metrics_log.h"
 
 #include <cerrno>
@@ -6,6 +7,7 @@
 #include <cstring>
 
 #include "mt/core/error.h"
+#include "mt/io/json.h"
 
 namespace mt {
 
@@ -18,28 +20,6 @@ MetricsLog::~MetricsLog() {
   if (file_) std::fclose(file_);
 }
 
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
 void MetricsLog::write(const std::vector<std::pair<std::string, double>>& fields,
                        const std::vector<std::pair<std::string, std::string>>& text) {
   std::string line = "{";
@@ -48,11 +28,11 @@ void MetricsLog::write(const std::vector<std::pair<std::string, double>>& fields
     char buf[64];
     if (std::isfinite(v)) std::snprintf(buf, sizeof(buf), "%.9g", v);
     else std::snprintf(buf, sizeof(buf), "null");
-    line += (first ? "\"" : ", \"") + json_escape(k) + "\": " + buf;
+    line += (first ? "" : ", ") + json_quote(k) + ": " + buf;
     first = false;
   }
   for (const auto& [k, v] : text) {
-    line += (first ? "\"" : ", \"") + json_escape(k) + "\": \"" + json_escape(v) + "\"";
+    line += (first ? "" : ", ") + json_quote(k) + ": " + json_quote(v);
     first = false;
   }
   line += "}\n";

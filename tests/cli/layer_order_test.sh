@@ -28,7 +28,8 @@
 #               tensors; recipes are plain structs. Nothing below knows a recipe exists: what a
 #               recipe means for a model (gpt_config_from_recipe) is said in train/.
 #   8 train     the loop, distillation, checkpoint cadence: puts everything below together.
-#   9 tools     the moetrain binary.
+#   9 tools     the moetrain binary; tools/report (what `compare` reads and draws) is a library
+#               of it that tests link too.
 # Folders under a layer (src/ops/cuda, src/core/cuda, src/dist/cuda) belong to that layer.
 # A folder that is not in this list is an error, so a new layer gets a place here first.
 set -uo pipefail

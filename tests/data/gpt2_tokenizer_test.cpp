@@ -67,8 +67,19 @@ TEST(Gpt2Tokenizer, BadFilesNameThePlace) {
     Tokenizer::load_gpt2(dir.file("encoder.json"), dir.file("vocab.bpe"));
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(dir.file("encoder.json") + ":2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(dir.file("encoder.json") + ":2:6: expected ':' after a key, got '1'"),
+              std::string::npos)
+        << e.what();
   }
+  const auto load = [&] { Tokenizer::load_gpt2(dir.file("encoder.json"), dir.file("vocab.bpe")); };
+  write_file_bytes(dir.file("encoder.json"), "{\"a\": 0,\n \"a\": 1}");
+  expect_error_with(load, {dir.file("encoder.json") + ":2:2: duplicate key \"a\""});
+  write_file_bytes(dir.file("encoder.json"), "{\"a\": 0, \"b\": 1.5}");
+  expect_error_with(load, {dir.file("encoder.json") + ": token \"b\": expected a non-negative integer id, got 1.5"});
+  write_file_bytes(dir.file("encoder.json"), "{\"a\": 0, \"b\": \"1\"}");
+  expect_error_with(load, {dir.file("encoder.json") + ": token \"b\": expected a non-negative integer id, got a string"});
+  write_file_bytes(dir.file("encoder.json"), "[0, 1]");
+  expect_error_with(load, {dir.file("encoder.json") + ": expected a JSON object {token: id, ...}, got an array"});
   // A well-formed JSON without GPT-2's byte tokens.
   write_file_bytes(dir.file("encoder.json"), "{\"\\u0021\": 5}");
   EXPECT_THROW(Tokenizer::load_gpt2(dir.file("encoder.json"), dir.file("vocab.bpe")), Error);
@@ -124,7 +135,7 @@ TEST(TokenizerLoad, DamagedGpt2FilesNameFileAndLine) {
   write_file_bytes(dir.file("encoder.json"), json.substr(0, json.size() / 2));
   expect_error_with([&] { Tokenizer::load(dir.path().string()); }, {dir.file("encoder.json") + ":1"});
   write_file_bytes(dir.file("encoder.json"), "");
-  expect_error_with([&] { Tokenizer::load(dir.path().string()); }, {dir.file("encoder.json") + ":1", "expected '{'"});
+  expect_error_with([&] { Tokenizer::load(dir.path().string()); }, {dir.file("encoder.json") + ":1:1: expected a JSON value"});
 }
 
 }  // namespace

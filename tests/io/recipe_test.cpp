@@ -280,6 +280,11 @@ TEST(Recipe, ToYamlRoundTrips) {
   for (const auto& section : recipe_schema())
     for (const auto& f : section.fields)
       EXPECT_NE(text.find("\n  " + f.name + ": "), std::string::npos) << section.name << "." << f.name;
+  // Control characters leave as JSON's \u00XX escapes, which YAML reads back.
+  back.train.sample_prompt = std::string("\x01\x1f\x7f\b\f\xC3\xA9\0z", 9);
+  EXPECT_NE(to_yaml(back).find(R"("\u0001\u001f\u007f\u0008\u000c)" "\xC3\xA9" R"(\u0000z")"), std::string::npos);
+  EXPECT_EQ(load_recipe_string(to_yaml(back), "resolved.yaml").train.sample_prompt, back.train.sample_prompt);
+  back.train.sample_prompt = r.train.sample_prompt;
   // A changed setting makes the recipes differ.
   back.moe.top_k = 2;
   EXPECT_FALSE(back == r);

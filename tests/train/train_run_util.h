@@ -11,7 +11,7 @@
 
 #include "mt/data/token_shard.h"
 #include "mt/dist/communicator.h"
-#include "mt/train/run_metrics.h"
+#include "report/run_metrics.h"
 
 namespace mt::testing {
 

@@ -25,6 +25,4 @@ class MetricsLog {
   std::FILE* file_ = nullptr;
 };
 
-std::string json_escape(const std::string& s);
-
 }  // namespace mt

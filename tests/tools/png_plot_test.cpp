@@ -1,7 +1,7 @@
 // PNG plot tests: the encoder's bytes (signature, IHDR fields, per-chunk CRC-32 checked against an
 // independent CRC, IDAT inflating to the filtered scanlines), the bitmap font, tick labels and
 // axis ranges, and pixels of a rendered plot (background, axes, each series' line, gaps).
-#include "mt/train/png_plot.h"
+#include "report/png_plot.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

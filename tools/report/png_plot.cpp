@@ -1,6 +1,6 @@
 // Line plots as PNG: the RGB image, the PNG chunk writer (zlib for IDAT, CRC-32 per chunk), a 5x7
 // ASCII bitmap font and the plot renderer (nice ticks, grid, polylines with point markers, legend).
-#include "mt/train/png_plot.h"
+#include "report/png_plot.h"
 
 #include <zlib.h>
 

@@ -1,37 +1,26 @@
 // RunMetrics: a run folder's metrics.jsonl read back (training, eval and MoE drop-rate lines) and
-// summarised for `moetrain compare`. The JSON-lines reader takes flat objects whose values are
-// numbers, strings or null (what MetricsLog writes) and names file:line on anything else.
+// summarised for `moetrain compare`. Each line is a JSON object (mt/io/json.h reads it); errors
+// name file:line.
 #pragma once
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
+
+#include "mt/io/json.h"
 
 namespace mt {
 
-// One value of a flat JSON object.
-struct JsonScalar {
-  enum class Kind { kNumber, kString, kNull };
-  Kind kind = Kind::kNull;
-  double number = 0.0;
-  std::string text;
-  bool operator==(const JsonScalar&) const = default;
-};
-
-// One line of a JSON-lines file: its keys in file order.
+// One line of a JSON-lines file.
 struct JsonLine {
-  int line = 0;  // 1-based line number in the file
-  std::vector<std::pair<std::string, JsonScalar>> fields;
+  int line = 0;      // 1-based line number in the file
+  JsonValue object;  // always an object
 
-  const JsonScalar* find(const std::string& key) const;  // nullptr when absent
+  const JsonValue* find(const std::string& key) const { return object.find(key); }
 };
 
-// Parses one flat JSON object ({"a": 1, "b": "x", "c": null}). Throws mt::Error saying what was
-// expected and at which column; the caller adds the file and line.
-std::vector<std::pair<std::string, JsonScalar>> parse_flat_json_object(const std::string& text);
-
-// Every non-blank line of `path`; a malformed line throws mt::Error naming path:line.
+// Every non-blank line of `path`, each a JSON object; anything else throws mt::Error naming
+// path:line:column.
 std::vector<JsonLine> read_json_lines(const std::string& path);
 
 struct TrainPoint {
