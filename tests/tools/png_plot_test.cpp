@@ -223,5 +223,44 @@ TEST(Plot, NonFiniteValueBreaksTheLine) {
   EXPECT_TRUE(near(render_line_plot(whole, spec), f.px(3), f.py(0.3), series_color(0)));
 }
 
+// A band 0.25..0.75 around a flat line at 0.5, over x 0, 5, 10; lone markers fix the frame to
+// x 0..10, y 0..1 (ticks every 2 and 0.2).
+std::vector<PlotSeries> banded(double middle_lo = 0.25) {
+  return {{"band", {0, 5, 10}, {0.5, 0.5, 0.5}, {0.25, middle_lo, 0.25}, {0.75, 0.75, 0.75}},
+          {"low corner", {0}, {0}},
+          {"high corner", {10}, {1}}};
+}
+
+TEST(Plot, BandIsShadedOnceBeneathTheLine) {
+  const PlotSpec spec{"", "", ""};
+  const Image img = render_line_plot(banded(), spec);
+  const PlotFrame f = plot_frame(banded(), spec);
+  EXPECT_DOUBLE_EQ(f.y_min, 0);
+  EXPECT_DOUBLE_EQ(f.y_max, 1);
+  const Rgb tint = blend(kPlotBackground, series_color(0), kBandOpacity);
+  EXPECT_EQ(tint, (Rgb{199, 221, 236}));  // 255 + (31 - 255) / 4, 255 + (119 - 255) / 4, 255 + (180 - 255) / 4
+  EXPECT_EQ(img.at(f.px(3), f.py(0.65)), tint);
+  EXPECT_EQ(img.at(f.px(5), f.py(0.65)), tint);  // where two segments meet: blended once
+  EXPECT_EQ(img.at(f.px(7), f.py(0.3)), tint);   // below the line too
+  EXPECT_EQ(img.at(f.px(3), f.py(0.9)), kPlotBackground);  // above the band
+  EXPECT_EQ(img.at(f.px(3), f.py(0.1)), kPlotBackground);  // below it
+  EXPECT_EQ(img.at(f.px(4), f.py(0.65)), blend(Rgb{228, 228, 228}, series_color(0), kBandOpacity));  // over a grid line
+  EXPECT_TRUE(near(img, f.px(3), f.py(0.5), series_color(0)));  // the line is drawn over its band
+
+  // A non-finite bound breaks the band around that point; the line goes on.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Image gap = render_line_plot(banded(nan), spec);
+  EXPECT_EQ(gap.at(f.px(3), f.py(0.65)), kPlotBackground);
+  EXPECT_TRUE(near(gap, f.px(3), f.py(0.5), series_color(0)));
+}
+
+TEST(Plot, FrameCoversTheBand) {
+  const PlotFrame f = plot_frame({{"s", {0, 1}, {2, 2}, {1.5, -1}, {2.5, 3}}}, {});
+  EXPECT_LE(f.y_min, -1);
+  EXPECT_GE(f.y_max, 3);
+  EXPECT_THROW(plot_frame({{"s", {0, 1}, {2, 2}, {1.5}, {2.5}}}, {}), Error);
+  EXPECT_THROW(plot_frame({{"s", {0, 1}, {2, 2}, {1.5, 1}, {}}}, {}), Error);
+}
+
 }  // namespace
 }  // namespace mt

@@ -1,5 +1,6 @@
 // Line plots as PNG: the RGB image, the PNG chunk writer (zlib for IDAT, CRC-32 per chunk), a 5x7
-// ASCII bitmap font and the plot renderer (nice ticks, grid, polylines with point markers, legend).
+// ASCII bitmap font and the plot renderer (nice ticks, grid, shaded bands, polylines with point
+// markers, legend).
 #include "report/png_plot.h"
 
 #include <zlib.h>
@@ -256,6 +257,11 @@ Rgb series_color(size_t i) {
   return kPalette[i % 10];
 }
 
+Rgb blend(Rgb under, Rgb over, double opacity) {
+  auto mix = [&](uint8_t u, uint8_t o) { return static_cast<uint8_t>(std::lround(u + (o - u) * opacity)); };
+  return {mix(under.r, over.r), mix(under.g, over.g), mix(under.b, over.b)};
+}
+
 std::string format_tick(double value, double step) {
   if (std::abs(value) < step * 1e-9) value = 0;  // -0 and rounding noise at zero
   const double mag = std::abs(value);
@@ -330,6 +336,38 @@ void draw_line(Image& image, const PlotFrame& f, int x0, int y0, int x1, int y1,
   }
 }
 
+// A series' band: the area between its lower and upper bounds, linear between points, blended
+// over the plot area's inside. A point whose neighbours have no band is a bar as wide as a marker.
+void draw_band(Image& image, const PlotFrame& f, const PlotSeries& s, Rgb c) {
+  if (s.y_lo.empty()) return;
+  auto valid = [&](size_t i) { return std::isfinite(s.x[i]) && std::isfinite(s.y_lo[i]) && std::isfinite(s.y_hi[i]); };
+  // Pixels are marked first and blended once, so columns shared by two segments are not darker.
+  std::vector<uint8_t> mark(static_cast<size_t>(image.width()) * image.height(), 0);
+  auto column = [&](int x, double y0, double y1) {  // y0, y1: pixel rows, either order
+    if (x <= f.left || x >= f.right) return;
+    const int top = static_cast<int>(std::lround(std::min(y0, y1)));
+    const int bottom = static_cast<int>(std::lround(std::max(y0, y1)));
+    for (int y = std::max(top, f.top + 1); y <= std::min(bottom, f.bottom - 1); ++y)
+      mark[static_cast<size_t>(y) * image.width() + x] = 1;
+  };
+  for (size_t i = 0; i < s.x.size(); ++i) {
+    if (!valid(i)) continue;
+    const int x0 = f.px(s.x[i]);
+    const bool lone = (i == 0 || !valid(i - 1)) && (i + 1 == s.x.size() || !valid(i + 1));
+    for (int x = x0 - (lone ? 2 : 0); x <= x0 + (lone ? 2 : 0); ++x) column(x, f.py(s.y_lo[i]), f.py(s.y_hi[i]));
+    if (i + 1 == s.x.size() || !valid(i + 1)) continue;
+    const int x1 = f.px(s.x[i + 1]);
+    for (int x = std::min(x0, x1); x <= std::max(x0, x1); ++x) {
+      const double t = x1 == x0 ? 0.0 : static_cast<double>(x - x0) / (x1 - x0);
+      column(x, f.py(s.y_lo[i]) + t * (f.py(s.y_lo[i + 1]) - f.py(s.y_lo[i])),
+             f.py(s.y_hi[i]) + t * (f.py(s.y_hi[i + 1]) - f.py(s.y_hi[i])));
+    }
+  }
+  for (int y = 0; y < image.height(); ++y)
+    for (int x = 0; x < image.width(); ++x)
+      if (mark[static_cast<size_t>(y) * image.width() + x]) image.set(x, y, blend(image.at(x, y), c, kBandOpacity));
+}
+
 void draw_marker(Image& image, const PlotFrame& f, int x, int y, Rgb c) {
   for (int py = y - 2; py <= y + 2; ++py)
     for (int px = x - 2; px <= x + 2; ++px)
@@ -353,12 +391,20 @@ PlotFrame plot_frame(const std::vector<PlotSeries>& series, const PlotSpec& spec
   for (const PlotSeries& s : series) {
     MT_CHECK(s.x.size() == s.y.size(), "plot: series '", s.name, "' has ", s.x.size(), " x values and ", s.y.size(),
              " y values");
+    MT_CHECK(s.y_lo.size() == s.y_hi.size() && (s.y_lo.empty() || s.y_lo.size() == s.x.size()), "plot: series '",
+             s.name, "' has ", s.x.size(), " x values and a band of ", s.y_lo.size(), " lower and ", s.y_hi.size(),
+             " upper bounds (expected none or one of each per x)");
     for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
-      x_lo = std::min(x_lo, s.x[i]);
-      x_hi = std::max(x_hi, s.x[i]);
-      y_lo = std::min(y_lo, s.y[i]);
-      y_hi = std::max(y_hi, s.y[i]);
+      if (!std::isfinite(s.x[i])) continue;
+      std::vector<double> ys = {s.y[i]};
+      if (!s.y_lo.empty()) ys.insert(ys.end(), {s.y_lo[i], s.y_hi[i]});
+      for (double y : ys) {
+        if (!std::isfinite(y)) continue;
+        x_lo = std::min(x_lo, s.x[i]);
+        x_hi = std::max(x_hi, s.x[i]);
+        y_lo = std::min(y_lo, y);
+        y_hi = std::max(y_hi, y);
+      }
     }
   }
   if (x_lo > x_hi) x_lo = 0, x_hi = 1;  // nothing finite to show
@@ -385,6 +431,7 @@ Image render_line_plot(const std::vector<PlotSeries>& series, const PlotSpec& sp
   for (double v : xt) fill_rect(img, f.px(v), f.top, f.px(v), f.bottom, kGrid);
   for (double v : yt) fill_rect(img, f.left, f.py(v), f.right, f.py(v), kGrid);
 
+  for (size_t k = 0; k < series.size(); ++k) draw_band(img, f, series[k], series_color(k));
   for (size_t k = 0; k < series.size(); ++k) {
     const PlotSeries& s = series[k];
     const Rgb c = series_color(k);

@@ -1,6 +1,7 @@
 // Line plots as PNG files, with no plotting library: an RGB image, a PNG encoder (zlib-deflated
 // IDAT, CRC-32 per chunk), a built-in 5x7 bitmap font, and a renderer that draws axes with
-// numeric tick labels, a title, axis labels, one colored polyline per series and a legend.
+// numeric tick labels, a title, axis labels, one colored polyline per series (with an optional
+// shaded band around it) and a legend.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -45,6 +46,9 @@ int text_width(const std::string& text, int scale = 1);
 struct PlotSeries {
   std::string name;  // legend entry
   std::vector<double> x, y;  // same length; a non-finite y breaks the line
+  // A band shaded around the line (a spread over seeds, say): empty, or the same length as x; a
+  // non-finite bound breaks it as a non-finite y breaks the line.
+  std::vector<double> y_lo = {}, y_hi = {};
 };
 
 struct PlotSpec {
@@ -67,10 +71,13 @@ struct PlotFrame {
 
 PlotFrame plot_frame(const std::vector<PlotSeries>& series, const PlotSpec& spec);
 
-// Colors of the plot parts; series i is drawn in series_color(i) (a 10-color cycle).
+// Colors of the plot parts; series i is drawn in series_color(i) (a 10-color cycle), its band
+// blended over what lies beneath: kBandOpacity of the series color.
 constexpr Rgb kPlotBackground{255, 255, 255};
 constexpr Rgb kPlotAxis{40, 40, 40};
+constexpr double kBandOpacity = 0.25;
 Rgb series_color(size_t i);
+Rgb blend(Rgb under, Rgb over, double opacity);  // each channel rounded to the nearest integer
 
 // A tick label: `value` with as many decimals as `step` needs; from 1000 up with a k/M/G suffix
 // and no trailing zeros (2500000 with step 500000 -> "2.5M", 2000000 -> "2M", 0.4 with step 0.2 -> "0.4").
