@@ -5,7 +5,6 @@
 #include <cstring>
 #include <map>
 #include <sstream>
-#include <system_error>
 #include <tuple>
 
 #include "mt/core/error.h"

@@ -202,8 +202,11 @@ void save_sharded_train_checkpoint(const std::filesystem::path& folder, const Co
     }
   }
   if (world.all_reduce(bad.empty() ? 0.0 : 1.0, ReduceKind::kMax) > 0)
-    throw NonFiniteError(bad.empty() ? folder.string() + ": another rank holds a non-finite value (its message says which); the run diverged" : bad);
-  write_sharded_checkpoint(folder, world, held, [&](CheckpointWriter& w) { write_train_meta(w, folder, c, recipe_yaml); });
+    throw NonFiniteError(!bad.empty() ? bad
+                                      : folder.string() + ": another rank holds a non-finite value (its message "
+                                                          "says which); the run diverged");
+  write_sharded_checkpoint(folder, world, held,
+                           [&](CheckpointWriter& w) { write_train_meta(w, folder, c, recipe_yaml); });
 }
 
 TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& model, Optimizer* optimizer,
