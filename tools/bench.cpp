@@ -286,6 +286,7 @@ void add_bench_command(CLI::App& app) {
   add_bench_moe_command(*bench);
   add_bench_step_command(*bench);
   add_bench_comm_command(*bench);
+  add_bench_checkpoint_command(*bench);
 }
 
 }  // namespace mt::cli

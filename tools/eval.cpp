@@ -21,7 +21,7 @@ void add_eval_command(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* c = app.add_subcommand("eval", "Validation loss and perplexity of a run or checkpoint");
-  c->add_option("checkpoint", a->path, "Run folder, checkpoints folder or .h5 file")->required();
+  c->add_option("checkpoint", a->path, "Run folder, checkpoints folder, .h5 file or sharded checkpoint folder")->required();
   c->add_option("--data", a->data, "Token shards (glob) to evaluate on; default: the recipe's data.val");
   c->add_option("--steps", a->steps, "Batches to evaluate (at most one pass over the data)")->check(integer_in(1));
   c->add_option("--batch", a->batch, "Sequences per batch; default: the recipe's train.micro_batch")->check(integer_in(1));

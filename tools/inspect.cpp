@@ -1,4 +1,5 @@
-// `moetrain inspect CKPT`: verifies a checkpoint (a .h5 file, a checkpoints folder or a run folder),
+// `moetrain inspect CKPT`: verifies a checkpoint (a .h5 file, a sharded checkpoint folder, a checkpoints
+// folder or a run folder),
 // then prints its metadata and a table of its tensors with element counts and totals, and checks the
 // model tensors against the model the stored recipe describes.
 // `--meta KEY` prints one metadata value alone (e.g. the resolved recipe) for scripts.
@@ -10,7 +11,7 @@
 #include <string>
 
 #include "commands.h"
-#include "mt/io/checkpoint.h"
+#include "mt/io/checkpoint_source.h"
 #include "mt/io/checkpoint_dir.h"
 #include "mt/train/checkpoint_model.h"
 
@@ -76,23 +77,25 @@ void print_meta_value(const CheckpointReader& r, const std::string& key) {
 }
 
 void run_inspect(const InspectOptions& opt) {
-  const CheckpointReader r(resolve_checkpoint(opt.checkpoint));  // verifies the whole file
+  const CheckpointSource r(resolve_checkpoint(opt.checkpoint));  // verifies the whole file, or every part
+  const CheckpointReader& m = r.meta();
   if (!opt.meta_key.empty()) {
-    MT_CHECK(r.has_meta(opt.meta_key), "checkpoint ", r.path().string(), " has no metadata '", opt.meta_key,
-             "' (it has ", r.meta_keys().size(), " keys; run without --meta to list them)");
-    print_meta_value(r, opt.meta_key);
+    MT_CHECK(m.has_meta(opt.meta_key), "checkpoint ", r.path().string(), " has no metadata '", opt.meta_key,
+             "' (it has ", m.meta_keys().size(), " keys; run without --meta to list them)");
+    print_meta_value(m, opt.meta_key);
     return;
   }
   std::printf("checkpoint  %s\n", r.path().string().c_str());
   std::printf("verified    format version %lld, %zu tensors, %zu metadata entries, all checksums match\n",
-              static_cast<long long>(r.format_version()), r.names().size(), r.meta_keys().size());
+              static_cast<long long>(r.format_version()), r.names().size(), m.meta_keys().size());
+  if (r.sharded()) std::printf("sharded     %d parts and an index (Note [Sharded checkpoints])\n", r.parts());
 
-  if (!r.meta_keys().empty()) {
+  if (!m.meta_keys().empty()) {
     size_t w = 0;
-    for (const std::string& k : r.meta_keys()) w = std::max(w, k.size());
+    for (const std::string& k : m.meta_keys()) w = std::max(w, k.size());
     std::printf("\nmetadata\n");
-    for (const std::string& k : r.meta_keys())
-      std::printf("  %-*s  %s\n", static_cast<int>(w), k.c_str(), meta_summary(r, k).c_str());
+    for (const std::string& k : m.meta_keys())
+      std::printf("  %-*s  %s\n", static_cast<int>(w), k.c_str(), meta_summary(m, k).c_str());
   }
 
   std::vector<std::string> shapes, counts;
@@ -127,7 +130,7 @@ void run_inspect(const InspectOptions& opt) {
       std::printf("  %-*s  %*s\n", label, (prefix + ".*").c_str(), static_cast<int>(wc), with_commas(n).c_str());
   std::printf("  %-*s  %*s  (%s)\n", label, "total", static_cast<int>(wc), with_commas(total).c_str(),
               human_bytes(bytes).c_str());
-  if (!r.has_meta("recipe")) return;
+  if (!m.has_meta("recipe")) return;
   // The tensors against the model the stored recipe describes: a mismatch is an error after the listing.
   const std::vector<std::string> mismatches = checkpoint_recipe_mismatches(r);
   if (mismatches.empty()) {
@@ -149,7 +152,7 @@ void run_inspect(const InspectOptions& opt) {
 void add_inspect_command(CLI::App& app) {
   auto opt = std::make_shared<InspectOptions>();
   CLI::App* cmd = app.add_subcommand("inspect", "Verify a checkpoint and print its metadata and tensors");
-  cmd->add_option("checkpoint", opt->checkpoint, "Checkpoint .h5 file, checkpoints folder or run folder (follows latest)")
+  cmd->add_option("checkpoint", opt->checkpoint, "Checkpoint .h5 file, sharded checkpoint folder, checkpoints folder or run folder (follows latest)")
       ->required();
   cmd->add_option("--meta", opt->meta_key, "Print only this metadata value, in full (e.g. --meta recipe)");
   cmd->callback([opt] { run_inspect(*opt); });

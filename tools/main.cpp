@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   mt::cli::add_train_command(app);
   mt::cli::add_validate_command(app);
   mt::cli::add_inspect_command(app);
+  mt::cli::add_checkpoint_command(app);
   mt::cli::add_data_command(app);
   mt::cli::add_compare_command(app);
   mt::cli::add_bench_command(app);

@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "mt/core/error.h"
-#include "mt/io/checkpoint.h"
 #include "mt/io/checkpoint_fs.h"
+#include "mt/io/checkpoint_source.h"
 
 namespace mt {
 namespace fs = std::filesystem;
@@ -31,16 +31,15 @@ fs::path read_latest(const fs::path& ckdir) {
   name.erase(0, name.find_first_not_of(ws));
   MT_CHECK(!name.empty(), latest.string(), " is empty (expected the name of a checkpoint file)");
   const fs::path target = ckdir / name;
-  MT_CHECK(fs::is_regular_file(target), latest.string(), " names ", target.string(), ", which does not exist");
+  MT_CHECK(fs::exists(target), latest.string(), " names ", target.string(), ", which does not exist");
   return target;
 }
 
-// step number of "step_<digits>.h5", or -1.
+// step number of "step_<digits>.h5" (a file) or "step_<digits>" (a sharded folder), or -1.
 int64_t parse_step(const std::string& filename) {
-  const std::string prefix = "step_", suffix = ".h5";
-  if (filename.size() <= prefix.size() + suffix.size() || filename.rfind(prefix, 0) != 0 ||
-      filename.compare(filename.size() - suffix.size(), suffix.size(), suffix) != 0)
-    return -1;
+  const std::string prefix = "step_";
+  const std::string suffix = filename.size() > 3 && filename.compare(filename.size() - 3, 3, ".h5") == 0 ? ".h5" : "";
+  if (filename.size() <= prefix.size() + suffix.size() || filename.rfind(prefix, 0) != 0) return -1;
   const std::string digits = filename.substr(prefix.size(), filename.size() - prefix.size() - suffix.size());
   if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return -1;
@@ -58,10 +57,14 @@ fs::path checkpoint_path(const fs::path& run_dir, int64_t step) {
   return checkpoints_dir(run_dir) / name;
 }
 
+fs::path sharded_checkpoint_path(const fs::path& run_dir, int64_t step) {
+  return checkpoint_path(run_dir, step).replace_extension();
+}
+
 void write_latest(const fs::path& run_dir, const fs::path& checkpoint) {
   const fs::path ckdir = checkpoints_dir(run_dir);
   const fs::path target = ckdir / checkpoint.filename();
-  MT_CHECK(fs::is_regular_file(target), "cannot point ", (ckdir / kLatest).string(), " at ", checkpoint.string(),
+  MT_CHECK(fs::is_regular_file(target) || is_sharded_checkpoint(target), "cannot point ", (ckdir / kLatest).string(), " at ", checkpoint.string(),
            ": ", target.string(), " does not exist");
   write_file_durably(ckdir / kLatest, checkpoint.filename().string() + "\n");
 }
@@ -87,7 +90,7 @@ std::optional<ResumePoint> find_resume_checkpoint(const fs::path& run_dir, Lates
     try {
       named = read_latest(ckdir);
       if (parse_step(named->filename().string()) < 0) {
-        latest_fault = latest.string() + " names " + named->string() + ", which is not a committed step_*.h5 file";
+        latest_fault = latest.string() + " names " + named->string() + ", which is not a committed step_*.h5 file or step_* folder";
         named.reset();
       }
     } catch (const Error& e) {
@@ -99,7 +102,7 @@ std::optional<ResumePoint> find_resume_checkpoint(const fs::path& run_dir, Lates
   std::string faults;
   for (auto it = files.rbegin(); it != files.rend() && !newest; ++it) {
     try {
-      CheckpointReader verify(it->path);
+      CheckpointSource verify(it->path);
       newest = it->path;
     } catch (const Error& e) {
       faults += str_cat("\n  ", e.what());
@@ -122,7 +125,7 @@ std::optional<ResumePoint> find_resume_checkpoint(const fs::path& run_dir, Lates
 
 fs::path resolve_checkpoint(const fs::path& path) {
   MT_CHECK(fs::exists(path), "checkpoint path ", path.string(), " does not exist");
-  if (fs::is_regular_file(path)) return path;
+  if (fs::is_regular_file(path) || is_sharded_checkpoint(path)) return path;
   MT_CHECK(fs::is_directory(path), path.string(), " is neither a checkpoint file nor a folder");
   fs::path ckdir;
   if (fs::is_directory(checkpoints_dir(path)))
@@ -130,7 +133,8 @@ fs::path resolve_checkpoint(const fs::path& path) {
   else if (fs::exists(path / kLatest) || path.filename() == "checkpoints")
     ckdir = path;
   else
-    MT_FAIL(path.string(), " is not a checkpoint file, a checkpoints folder or a run folder (it has no checkpoints/)");
+    MT_FAIL(path.string(), " is not a checkpoint file, a sharded checkpoint folder (it has no ", kShardedIndexFile,
+            "), a checkpoints folder or a run folder (it has no checkpoints/)");
   MT_CHECK(fs::exists(ckdir / kLatest), "no checkpoint in ", path.string(), ": ", (ckdir / kLatest).string(),
            " does not exist");
   return read_latest(ckdir);
@@ -141,7 +145,8 @@ std::vector<CheckpointFile> list_checkpoints(const fs::path& run_dir) {
   const fs::path ckdir = checkpoints_dir(run_dir);
   if (!fs::is_directory(ckdir)) return out;
   for (const fs::directory_entry& e : fs::directory_iterator(ckdir)) {
-    if (!e.is_regular_file()) continue;
+    if (!e.is_regular_file() && !e.is_directory()) continue;
+    if (e.is_directory() != (e.path().extension() != ".h5")) continue;  // files step_*.h5, folders step_*
     int64_t step = parse_step(e.path().filename().string());
     if (step >= 0) out.push_back({step, e.path()});
   }
@@ -158,7 +163,7 @@ std::vector<fs::path> prune_checkpoints(const fs::path& run_dir, int keep) {
     const fs::path& p = all[i].path;
     if (latest && p.filename() == latest->filename()) continue;
     std::error_code ec;
-    fs::remove(p, ec);
+    fs::remove_all(p, ec);
     MT_CHECK(!ec, "cannot delete old checkpoint ", p.string(), ": ", ec.message());
     removed.push_back(p);
   }

@@ -175,6 +175,7 @@ void CheckpointWriter::commit() {
   h5_write_attr_int64(file_.get(), ckpt::kCompleteAttr, 1, where);
   MT_H5_CHECK(file_.close(), where, ": cannot close the file");
   durable_rename(tmp_path_, final_path_);
+  checksum_ = global;
   committed_ = true;
 }
 

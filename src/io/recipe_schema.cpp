@@ -184,7 +184,10 @@ std::vector<RecipeSection> build_schema() {
         Checkpoint::integer<&CheckpointSection::keep>("keep", at_least(1), "checkpoints kept"),
         Checkpoint::text<&CheckpointSection::resume>("resume", "auto | never | <checkpoint path>"),
         Checkpoint::boolean<&CheckpointSection::fallback>(
-            "fallback", "resume: auto with `latest` missing or damaged: newest valid checkpoint (true) or refuse")}},
+            "fallback", "resume: auto with `latest` missing or damaged: newest valid checkpoint (true) or refuse"),
+        Checkpoint::choice<&CheckpointSection::format>(
+            "format", {"single", "sharded"},
+            "single: one file written by rank 0; sharded: a folder, every rank writing its own part in parallel")}},
       {"log",
        {Log::integer<&LogSection::every>("every", at_least(1), "steps between log lines"),
         Log::choice<&LogSection::progress>("progress", {"auto", "line", "plain"}, "progress display")}},

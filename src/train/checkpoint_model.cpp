@@ -27,8 +27,8 @@ LoadedModel load_model(const std::string& path, const std::string& device, const
   return m;
 }
 
-std::vector<std::string> checkpoint_recipe_mismatches(const CheckpointReader& r, double max_bytes) {
-  const Recipe recipe = load_recipe_string(r.read_string("recipe"), r.path().string() + ":recipe");
+std::vector<std::string> checkpoint_recipe_mismatches(const CheckpointSource& r, double max_bytes) {
+  const Recipe recipe = load_recipe_string(r.meta().read_string("recipe"), r.path().string() + ":recipe");
   const GPTConfig cfg = gpt_config_from_recipe(recipe);
   const double bytes = static_cast<double>(count_parameters(cfg).total) * 4;
   if (bytes > max_bytes)

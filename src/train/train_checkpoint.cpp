@@ -1,5 +1,6 @@
-// Training checkpoints on top of CheckpointWriter/Reader: state dicts flattened under prefixes, the
-// expert-parallel shards gathered whole on save and cut back to each rank's chunk on load.
+// Training checkpoints on top of CheckpointWriter/Source: state dicts flattened under prefixes. One
+// file: the expert-parallel shards gathered whole on save; sharded: each rank's own pieces written by
+// it. On load each rank reads the rows of its chunk.
 #include "mt/train/train_checkpoint.h"
 
 #include <climits>
@@ -7,6 +8,8 @@
 
 #include "mt/graph/grad_mode.h"
 #include "mt/io/checkpoint.h"
+#include "mt/io/checkpoint_source.h"
+#include "mt/io/sharded_checkpoint.h"
 #include "mt/optim/lr_schedule.h"
 #include "mt/optim/optimizer.h"
 
@@ -86,20 +89,26 @@ void write_state(CheckpointWriter& w, const std::string& prefix, const StateDict
             t.numel() ? t.data_ptr() : nullptr);
 }
 
-// Reads every entry of `live` (shape/dtype from the live tensor; a sharded entry whole, then this rank's
-// chunk) into host tensors first.
-StateDict read_state(const CheckpointReader& r, const std::string& prefix, const StateDict& live,
+// The whole tensor's shape and the first row of this rank's chunk of a state-dict entry.
+std::pair<std::vector<int64_t>, int64_t> whole_shape(const Tensor& t, const Communicator* g) {
+  std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
+  if (!g) return {shape, 0};
+  shape[0] *= g->size();
+  return {shape, t.size(0) * g->rank()};
+}
+
+// Reads every entry of `live` (shape/dtype from the live tensor; of a sharded entry, this rank's chunk)
+// into host tensors first.
+StateDict read_state(const CheckpointSource& r, const std::string& prefix, const StateDict& live,
                      const ExpertShards& shards, bool optim) {
   StateDict out;
   for (const auto& [name, t] : live) {
     std::string key = prefix + name;
     MT_CHECK(r.has(key), r.path().string(), ": checkpoint has no tensor '", key, "'");
-    const Communicator* g = shard_group(shards, name, optim);
-    Shape shape = t.shape();
-    if (g) shape[0] *= g->size();
-    Tensor host = Tensor::empty(shape, t.dtype(), Device::cpu());
-    r.read(key, t.dtype(), std::vector<int64_t>(shape.begin(), shape.end()), host.numel() ? host.data_ptr() : nullptr);
-    out[name] = g ? host.narrow(0, t.size(0) * g->rank(), t.size(0)).contiguous() : host;
+    const auto [shape, row0] = whole_shape(t, shard_group(shards, name, optim));
+    Tensor host = Tensor::empty(t.shape(), t.dtype(), Device::cpu());
+    r.read_rows(key, t.dtype(), shape, row0, t.dim() == 0 ? 1 : t.size(0), host.numel() ? host.data_ptr() : nullptr);
+    out[name] = host;
   }
   check_finite(out, prefix, r.path().string());
   return out;
@@ -107,7 +116,7 @@ StateDict read_state(const CheckpointReader& r, const std::string& prefix, const
 
 // Model tensors in the file that the live model has no parameter or buffer for (a model built
 // smaller or renamed): refused, since loading would silently drop those weights.
-void check_no_extra_model_tensors(const CheckpointReader& r, const StateDict& live) {
+void check_no_extra_model_tensors(const CheckpointSource& r, const StateDict& live) {
   std::vector<std::string> extra;
   for (const std::string& key : r.names())
     if (key.rfind("model.", 0) == 0 && !live.count(key.substr(6))) extra.push_back(key);
@@ -120,11 +129,27 @@ void check_no_extra_model_tensors(const CheckpointReader& r, const StateDict& li
           "checkpoint's; use the checkpoint's own model settings");
 }
 
-int64_t read_counter(const CheckpointReader& r, const char* key, int64_t lo, int64_t hi, const char* meaning) {
-  int64_t v = r.read_int(key);
+int64_t read_counter(const CheckpointSource& r, const char* key, int64_t lo, int64_t hi, const char* meaning) {
+  int64_t v = r.meta().read_int(key);
   MT_CHECK(v >= lo && v <= hi, r.path().string(), ": metadata '", key, "' (", meaning, ") is ", v, ", expected ", lo,
            hi == INT64_MAX ? std::string(" or more") : str_cat("..", hi));
   return v;
+}
+
+// The training metadata, the same in a file and in a sharded checkpoint's index.
+void write_train_meta(CheckpointWriter& w, const std::filesystem::path& path, const TrainCounters& c,
+                      const std::string& recipe_yaml) {
+  MT_CHECK(c.rank_rngs.size() == static_cast<size_t>(c.world_size), path.string(), ": ", c.rank_rngs.size(),
+           " random streams for ", c.world_size, " ranks");
+  std::vector<uint64_t> rngs;
+  for (const GeneratorState& g : c.rank_rngs) rngs.insert(rngs.end(), {g.seed, g.offset});
+  w.write_int("step", c.step);
+  w.write_int("tokens", c.tokens);
+  w.write_int("loader_epoch", c.loader.epoch);
+  w.write_int("loader_index", c.loader.index);
+  w.write_u64s("dropout_rng", rngs);
+  w.write_int("world_size", c.world_size);
+  w.write_string("recipe", recipe_yaml);
 }
 
 void copy_into(const StateDict& live, const StateDict& loaded) {
@@ -145,25 +170,48 @@ void save_train_checkpoint(const std::filesystem::path& path, const Module& mode
   check_finite(optim_state, "optim.", path.string());
   MT_CHECK(c.rank_rngs.size() == static_cast<size_t>(c.world_size), path.string(), ": ", c.rank_rngs.size(),
            " random streams for ", c.world_size, " ranks");
-  std::vector<uint64_t> rngs;
-  for (const GeneratorState& g : c.rank_rngs) rngs.insert(rngs.end(), {g.seed, g.offset});
   CheckpointWriter w(path);
   write_state(w, "model.", model_state);
   if (optimizer_state) write_state(w, "optim.", optim_state);
   if (schedule) write_state(w, "schedule.", schedule_state);
-  w.write_int("step", c.step);
-  w.write_int("tokens", c.tokens);
-  w.write_int("loader_epoch", c.loader.epoch);
-  w.write_int("loader_index", c.loader.index);
-  w.write_u64s("dropout_rng", rngs);
-  w.write_int("world_size", c.world_size);
-  w.write_string("recipe", recipe_yaml);
+  write_train_meta(w, path, c, recipe_yaml);
   w.commit();
+}
+
+void save_sharded_train_checkpoint(const std::filesystem::path& folder, const Communicator& world, const Module& model,
+                                   const StateDict* optimizer_state, const LrSchedule* schedule,
+                                   const TrainCounters& c, const std::string& recipe_yaml, const ExpertShards& shards) {
+  std::vector<ShardPiece> held;
+  auto hold = [&](const std::string& prefix, const StateDict& state, const ExpertShards& groups, bool optim) {
+    for (const auto& [name, t] : state) {
+      auto [shape, row0] = whole_shape(t, shard_group(groups, name, optim));
+      held.push_back({prefix + name, t.detach(), std::move(shape), row0});
+    }
+  };
+  hold("model.", model.state_dict(), shards, false);
+  if (optimizer_state) hold("optim.", *optimizer_state, shards, true);
+  if (schedule) hold("schedule.", schedule->state_dict(), {}, false);
+  // Every rank checks what it holds, one host copy at a time; all learn of a non-finite tensor together.
+  std::string bad;
+  for (const ShardPiece& p : held) {
+    if (!bad.empty()) break;
+    try {
+      check_finite({{p.name, p.data.to(Device::cpu()).contiguous()}}, "", folder.string());
+    } catch (const NonFiniteError& e) {
+      bad = e.what();
+    }
+  }
+  if (world.all_reduce(bad.empty() ? 0.0 : 1.0, ReduceKind::kMax) > 0)
+    throw NonFiniteError(!bad.empty() ? bad
+                                      : folder.string() + ": another rank holds a non-finite value (its message "
+                                                          "says which); the run diverged");
+  write_sharded_checkpoint(folder, world, held,
+                           [&](CheckpointWriter& w) { write_train_meta(w, folder, c, recipe_yaml); });
 }
 
 TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& model, Optimizer* optimizer,
                                     LrSchedule* schedule, const ExpertShards& shards) {
-  CheckpointReader r(path);
+  const CheckpointSource r(path, Verify::kOnRead);  // each piece's crc32 is checked as it is read
   StateDict model_live = model.state_dict();
   check_no_extra_model_tensors(r, model_live);
   StateDict model_state = read_state(r, "model.", model_live, shards, false);
@@ -176,7 +224,7 @@ TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& m
   c.loader.epoch = read_counter(r, "loader_epoch", 0, INT64_MAX, "data epoch");
   c.loader.index = read_counter(r, "loader_index", 0, INT64_MAX, "batches into the epoch");
   c.world_size = static_cast<int>(read_counter(r, "world_size", 1, 1 << 24, "ranks of the saving job"));
-  const std::vector<uint64_t>& rng = r.read_u64s("dropout_rng");
+  const std::vector<uint64_t>& rng = r.meta().read_u64s("dropout_rng");
   MT_CHECK(rng.size() == 2 || rng.size() == 2 * static_cast<size_t>(c.world_size), path.string(),
            ": metadata 'dropout_rng' holds ", rng.size(), " values, expected 2 per rank (", 2 * c.world_size, ")");
   for (size_t i = 0; i < rng.size(); i += 2) c.rank_rngs.push_back({rng[i], rng[i + 1]});
@@ -199,8 +247,8 @@ GeneratorState rank_stream_on_resume(const std::vector<GeneratorState>& saved, i
 }
 
 std::string checkpoint_recipe(const std::filesystem::path& path) {
-  CheckpointReader r(path);
-  return r.read_string("recipe");
+  if (is_sharded_checkpoint(path)) return CheckpointReader(path / kShardedIndexFile).read_string("recipe");
+  return CheckpointReader(path).read_string("recipe");
 }
 
 }  // namespace mt

@@ -206,11 +206,31 @@ class Trainer {
   }
 
   // Every rank: expert shards, ZeRO-partitioned state and the ranks' random streams are gathered to the
-  // lead, which writes; then every rank learns whether it succeeded.
+  // lead, which writes; then every rank learns whether it succeeded. checkpoint.format sharded: every
+  // rank writes its own part (Note [Sharded checkpoints]) and the lead then points `latest` at it.
   void save(const char* why) {
     watchdog_.beat(run_.counters.step, "a checkpoint write", /*watched=*/false);  // its length grows with the model
     run_.counters.loader = run_.loader->state();
     run_.counters.rank_rngs = gather_rank_streams();
+    if (r_.checkpoint.format == CheckpointSection::Format::kSharded) {
+      const fs::path p = sharded_checkpoint_path(run_.run_dir, run_.counters.step);
+      const StateDict optim_state = run_.optimizer->local().state_dict();
+      try {  // every rank throws together (write_sharded_checkpoint agrees on the outcome)
+        save_sharded_train_checkpoint(p, world_, *run_.model, &optim_state, &run_.schedule, run_.counters,
+                                      run_.recipe_yaml, run_.sharding.shards);
+      } catch (const NonFiniteError& e) {
+        throw RunError(ExitStatus::kDiverged, e.what());
+      } catch (const Error& e) {
+        throw RunError(ExitStatus::kError, e.what());
+      }
+      lead_io(ExitStatus::kError, [&] {
+        write_latest(run_.run_dir, p);
+        prune_checkpoints(run_.run_dir, r_.checkpoint.keep);
+      });
+      if (!lead_failure_) message(str_cat("checkpoint (", why, "): ", p.string()));
+      agree_on_lead_failure();
+      return;
+    }
     const fs::path p = checkpoint_path(run_.run_dir, run_.counters.step);
     StateDict optim_state = run_.optimizer->checkpoint_state(lead_);
     auto write = [&] {

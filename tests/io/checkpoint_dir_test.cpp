@@ -143,4 +143,29 @@ TEST(CheckpointDir, PruneKeepsNewestAndNeverTheLatest) {
   EXPECT_NE(error_of([&] { mt::prune_checkpoints(run, 0); }).find("keep >= 1"), std::string::npos);
 }
 
+TEST(CheckpointDir, ShardedFoldersAreListedResolvedAndPrunedWhole) {
+  TempDir tmp;
+  const fs::path run = tmp.path(), ck = run / "checkpoints";
+  EXPECT_EQ(mt::sharded_checkpoint_path("runs/a", 42), fs::path("runs/a/checkpoints/step_00000042"));
+  commit_checkpoint(run, 10);
+  for (int64_t s : {20, 30}) {
+    fs::create_directories(mt::sharded_checkpoint_path(run, s));
+    std::ofstream(mt::sharded_checkpoint_path(run, s) / "index.h5") << "x";
+  }
+  fs::create_directories(ck / "step_00000040.tmp");  // an interrupted sharded write
+  fs::create_directories(ck / "step_00000050.h5");    // a folder named like a file
+  std::ofstream(ck / "step_00000060") << "x";          // a file named like a folder
+  std::vector<int64_t> steps;
+  for (const mt::CheckpointFile& f : mt::list_checkpoints(run)) steps.push_back(f.step);
+  EXPECT_EQ(steps, (std::vector<int64_t>{10, 20, 30}));
+  EXPECT_EQ(mt::resolve_checkpoint(mt::sharded_checkpoint_path(run, 20)), mt::sharded_checkpoint_path(run, 20));
+  EXPECT_NE(error_of([&] { mt::write_latest(run, ck / "step_00000040.tmp"); }).find("does not exist"), std::string::npos);
+  mt::write_latest(run, mt::sharded_checkpoint_path(run, 30));
+  EXPECT_EQ(mt::resolve_checkpoint(run), mt::sharded_checkpoint_path(run, 30));
+  EXPECT_EQ(mt::prune_checkpoints(run, 1),
+            (std::vector<fs::path>{mt::checkpoint_path(run, 10), mt::sharded_checkpoint_path(run, 20)}));
+  EXPECT_FALSE(fs::exists(mt::sharded_checkpoint_path(run, 20)));
+  EXPECT_TRUE(fs::exists(ck / "step_00000040.tmp"));
+}
+
 }  // namespace

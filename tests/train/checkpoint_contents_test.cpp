@@ -210,7 +210,7 @@ TEST_F(CheckpointContents, SavingANonFiniteModelIsRefused) {
 }
 
 TEST_F(CheckpointContents, MismatchesWithTheStoredRecipeAreListed) {
-  EXPECT_TRUE(checkpoint_recipe_mismatches(CheckpointReader(good())).empty());
+  EXPECT_TRUE(checkpoint_recipe_mismatches(CheckpointSource(good())).empty());
   fs::path bad = *dir_ / "inspect_me.h5";
   resign(good(), bad, {[](std::string& name, std::vector<uint8_t>& bytes, TensorInfo& info) {
                          if (name == "model.ln_f.weight") {
@@ -221,14 +221,14 @@ TEST_F(CheckpointContents, MismatchesWithTheStoredRecipeAreListed) {
                          return true;
                        },
                        nullptr});
-  std::vector<std::string> m = checkpoint_recipe_mismatches(CheckpointReader(bad));
+  std::vector<std::string> m = checkpoint_recipe_mismatches(CheckpointSource(bad));
   ASSERT_EQ(m.size(), 3u);
   std::string all;
   for (const std::string& line : m) all += line + "\n";
   expect_has(all, "model.ln_f.weight: shape [16, 2] in the file, [32] in the recipe's model");
   expect_has(all, "model.ln_f.bias: missing from the file");
   expect_has(all, "model.ln_f.offset: in the file, not in the recipe's model");
-  EXPECT_EQ(checkpoint_recipe_mismatches(CheckpointReader(good()), 1000.0).size(), 1u);  // too large to build: said
+  EXPECT_EQ(checkpoint_recipe_mismatches(CheckpointSource(good()), 1000.0).size(), 1u);  // too large to build: said
 }
 
 // The checkpoint part of the hardening fuzz test: 50 seeded damages, each re-signed (valid CRCs) so

@@ -85,6 +85,8 @@ class CheckpointWriter {
   void commit();
 
   const std::filesystem::path& path() const { return final_path_; }
+  // The root checksum written by commit() (Note [Checkpoint format]); 0 before.
+  uint32_t checksum() const { return checksum_; }
 
  private:
   struct Entry {
@@ -104,20 +106,29 @@ class CheckpointWriter {
   H5Handle meta_;
   std::vector<Entry> tensor_entries_;
   std::vector<Entry> meta_entries_;
+  uint32_t checksum_ = 0;
   bool committed_ = false;
 };
 
 enum class MetaKind { kInt, kDouble, kString, kU64s };
 const char* meta_kind_name(MetaKind kind);
 
+// How much a reader verifies on open. kWhole: everything, every dataset's data included (Note
+// [Checkpoint format]). kOnRead: the structure, attributes and root checksum but not the data, whose
+// crc32 read() checks on the bytes it returns: for a reader that reads only some tensors (a part of a
+// sharded checkpoint read by several ranks, each its rows) without reading the file twice.
+enum class Verify { kWhole, kOnRead };
+
 // Opens and verifies a checkpoint (see Note [Checkpoint format]); the constructor throws mt::Error
 // naming the file (and the dataset, where one is at fault) if anything is wrong.
 class CheckpointReader {
  public:
-  explicit CheckpointReader(std::filesystem::path path);
+  explicit CheckpointReader(std::filesystem::path path, Verify verify = Verify::kWhole);
 
   const std::filesystem::path& path() const { return path_; }
   int64_t format_version() const { return format_version_; }
+  // The root checksum (verified on open).
+  uint32_t checksum() const { return checksum_; }
 
   // Tensor names in write order.
   const std::vector<std::string>& names() const { return names_; }
@@ -143,7 +154,7 @@ class CheckpointReader {
   // Alternative index == MetaKind.
   using MetaValue = std::variant<int64_t, double, std::string, std::vector<uint64_t>>;
   void verify_root();
-  void load_tensors(uint32_t& global_crc);
+  void load_tensors(uint32_t& global_crc, Verify verify);
   void load_meta(uint32_t& global_crc);
   const MetaValue& meta_value(const std::string& key, MetaKind want) const;
 
@@ -151,6 +162,7 @@ class CheckpointReader {
   H5Handle file_;
   H5Handle tensor_group_;
   int64_t format_version_ = 0;
+  uint32_t checksum_ = 0;
   std::vector<std::string> names_;
   std::map<std::string, Tensor> tensors_;
   std::vector<std::string> meta_keys_;

@@ -1,4 +1,5 @@
-// Checkpoints in a run folder: `<run_dir>/checkpoints/step_XXXXXXXX.h5`, and `checkpoints/latest`,
+// Checkpoints in a run folder: `<run_dir>/checkpoints/step_XXXXXXXX.h5` (or the folder step_XXXXXXXX
+// of a sharded checkpoint, Note [Sharded checkpoints]), and `checkpoints/latest`,
 // a one-line text file naming the newest committed checkpoint, replaced (temp + fsync + rename)
 // only after that checkpoint's commit. Resolving a user's path, listing and pruning.
 #pragma once
@@ -19,6 +20,8 @@ struct CheckpointFile {
 std::filesystem::path checkpoints_dir(const std::filesystem::path& run_dir);
 // <run_dir>/checkpoints/step_XXXXXXXX.h5 (at least 8 digits, zero-padded).
 std::filesystem::path checkpoint_path(const std::filesystem::path& run_dir, int64_t step);
+// <run_dir>/checkpoints/step_XXXXXXXX, a sharded checkpoint's folder.
+std::filesystem::path sharded_checkpoint_path(const std::filesystem::path& run_dir, int64_t step);
 
 // Points <run_dir>/checkpoints/latest at `checkpoint`, which must be a file in that folder.
 // Call it after CheckpointWriter::commit() returned.
@@ -29,7 +32,7 @@ void write_latest(const std::filesystem::path& run_dir, const std::filesystem::p
 std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& run_dir);
 
 // Note [Resuming when latest is lost or damaged]
-// checkpoint.resume: auto resumes from the newest step_*.h5 that verifies (CheckpointReader reads
+// checkpoint.resume: auto resumes from the newest step_*.h5 file or step_* folder that verifies (CheckpointSource reads
 // and checks it whole). When that is the file `latest` names, nothing is said. Otherwise `latest`
 // is missing, unreadable, names a missing, damaged or `.tmp` file, or names an older checkpoint than
 // a newer valid one (a crash between a commit and the pointer update): with fallback on, the newest
@@ -48,7 +51,7 @@ std::optional<ResumePoint> find_resume_checkpoint(const std::filesystem::path& r
 // run folder (both follow `latest`). Errors name the path and what was missing.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& path_or_run_dir);
 
-// step_*.h5 files of <run_dir>/checkpoints, oldest step first.
+// step_*.h5 files and step_* folders of <run_dir>/checkpoints, oldest step first.
 std::vector<CheckpointFile> list_checkpoints(const std::filesystem::path& run_dir);
 
 // Deletes all but the newest `keep` (>= 1) checkpoints, never the one `latest` names.

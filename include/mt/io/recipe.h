@@ -106,10 +106,15 @@ struct TrainSection {
 };
 
 struct CheckpointSection {
+  // Note [Sharded checkpoints] (mt/io/sharded_checkpoint.h). single: the default, a file anyone can
+  // copy, share or open with h5py, as every tool reads it; sharded: for models whose state does not
+  // fit one host's memory or whose write by one process is too slow.
+  enum class Format { kSingle, kSharded };
   int every = 0;  // steps between checkpoints; 0 = no periodic checkpoints
   int keep = 3;
   std::string resume = "auto";  // auto | never | <checkpoint path>
   bool fallback = true;  // Note [Resuming when latest is lost or damaged] (checkpoint_dir.h)
+  Format format = Format::kSingle;
   bool operator==(const CheckpointSection&) const = default;
 };
 

@@ -8,7 +8,7 @@
 
 #include "mt/core/generator.h"
 #include "mt/dist/expert_parallel.h"
-#include "mt/io/checkpoint.h"
+#include "mt/io/checkpoint_source.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
 
@@ -39,6 +39,6 @@ LoadedModel load_model(const std::string& path, const std::string& device,
 // one line per tensor missing, extra or of another shape ("model.x: shape [2, 3] in the file, [3, 2]
 // in the recipe's model"); empty when all fit. Builds the model on the CPU, so a model above
 // `max_bytes` of f32 weights is not built: one line says so instead.
-std::vector<std::string> checkpoint_recipe_mismatches(const CheckpointReader& checkpoint, double max_bytes = 4.0 * (1 << 30));
+std::vector<std::string> checkpoint_recipe_mismatches(const CheckpointSource& checkpoint, double max_bytes = 4.0 * (1 << 30));
 
 }  // namespace mt

@@ -1,6 +1,6 @@
 // Training checkpoints: the model, optimizer (moments, f32 masters, step), LR schedule, counters,
-// RNG and loader positions and the resolved recipe, in one HDF5 file (io/checkpoint.h), plus the
-// inverse. Tensor names: "model.<param>", "optim.<key>", "schedule.<key>".
+// RNG and loader positions and the resolved recipe, in one HDF5 file (io/checkpoint.h) or a sharded
+// folder (io/sharded_checkpoint.h), plus the inverse. Tensor names: "model.<param>", "optim.<key>", "schedule.<key>".
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -56,14 +56,22 @@ void save_train_checkpoint(const std::filesystem::path& path, const Module& mode
                            const LrSchedule* schedule, const TrainCounters& counters, const std::string& recipe_yaml,
                            const ExpertShards& shards = {}, bool write = true);
 
-// Loads what the file holds into the live objects (optimizer/schedule may be null: model only), each
+// The same as a sharded checkpoint folder (Note [Sharded checkpoints]): a collective over `world` in which
+// every rank writes the pieces it holds (the model, `optimizer_state`: its own optimizer's state dict,
+// which under ZeRO holds only its share, the schedule); `shards` say which entries are split.
+void save_sharded_train_checkpoint(const std::filesystem::path& folder, const Communicator& world, const Module& model,
+                                   const StateDict* optimizer_state, const LrSchedule* schedule,
+                                   const TrainCounters& counters, const std::string& recipe_yaml,
+                                   const ExpertShards& shards = {});
+
+// Loads what the file or sharded folder holds into the live objects (optimizer/schedule may be null: model only), each
 // rank its own chunk of the sharded parameters. Every tensor is checked by name, shape, dtype and
 // finiteness, and the file must hold no model tensor the live model lacks (a smaller model would
 // silently drop weights), before anything is copied; counters are checked for meaning.
 TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& model, Optimizer* optimizer,
                                     LrSchedule* schedule, const ExpertShards& shards = {});
 
-// The resolved recipe text stored in a checkpoint.
+// The resolved recipe text stored in a checkpoint (a file or a sharded folder).
 std::string checkpoint_recipe(const std::filesystem::path& path);
 
 }  // namespace mt
