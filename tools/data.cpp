@@ -1,4 +1,7 @@
 // `moetrain data`: train a BPE tokenizer, tokenize text into llm.c shards, and inspect shards.
+#include <sched.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +25,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The cores this process may run on (its CPU affinity, as set by taskset, a batch scheduler or a container).
+int usable_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
+
 struct TrainTokenizerArgs {
   std::vector<std::string> inputs;
   int32_t vocab_size = 4096;
@@ -35,6 +45,8 @@ struct TokenizeArgs {
   std::string out;
   double val_fraction = 0.01;
   int64_t shard_tokens = 100'000'000;
+  int threads = usable_cores();
+  int64_t chunk_bytes = 1 << 20;
 };
 
 struct InfoArgs {
@@ -57,7 +69,20 @@ void run_tokenize(const TokenizeArgs& a) {
   MT_CHECK(a.tokenizer.empty() != a.gpt2_dir.empty(), "data tokenize: give exactly one of --tokenizer and --gpt2");
   const auto start = std::chrono::steady_clock::now();
   const Tokenizer tok = Tokenizer::load(a.tokenizer.empty() ? a.gpt2_dir : a.tokenizer);
-  const ShardSummary s = tokenize_to_shards(expand_file_patterns(a.inputs), tok, a.out, a.shard_tokens, a.val_fraction);
+  TokenizeRun run;
+  run.threads = a.threads;
+  run.chunk_bytes = a.chunk_bytes;
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  run.progress_every = std::chrono::milliseconds(tty ? 500 : 10'000);
+  run.progress = [&](const TokenizeProgress& p) {
+    const double mb = 1e-6 * static_cast<double>(p.bytes_read), total = 1e-6 * static_cast<double>(p.bytes_total);
+    std::fprintf(stderr, "%stokenize: %.1f of %.1f MB read (%.0f%%), %lld documents, %lld tokens, %.1f MB/s%s",
+                 tty ? "\r" : "", mb, total, total > 0 ? 100.0 * mb / total : 100.0, static_cast<long long>(p.documents),
+                 static_cast<long long>(p.tokens), mb / std::max(seconds_since(start), 1e-9), tty && !p.done ? "" : "\n");
+    std::fflush(stderr);
+  };
+  const ShardSummary s =
+      tokenize_to_shards(expand_file_patterns(a.inputs), tok, a.out, a.shard_tokens, a.val_fraction, run);
   std::printf("%lld document(s), vocab %d (EOT %d): %lld train tokens in %zu shard(s), %lld val tokens in %zu "
               "shard(s) -> %s (%.2f s)\n",
               static_cast<long long>(s.documents), tok.vocab_size(), tok.eot_id(),
@@ -107,7 +132,8 @@ void add_data_command(CLI::App& app) {
       "tokenize",
       "Tokenize text files into llm.c shards DIR/train_NNNNNN.bin and DIR/val_NNNNNN.bin. Each file (split further "
       "at literal <|endoftext|>) is a document, opened by the EOT token; the last --val-fraction of the tokens form "
-      "the validation split. Old train_*/val_* shards in DIR are replaced.");
+      "the validation split. Old train_*/val_* shards in DIR are replaced. The input is streamed (memory does not "
+      "grow with it) and encoded on --threads threads; progress goes to stderr.");
   k->add_option("--input,-i", tokenize->inputs, "Text files or glob patterns")->required()->type_name("FILE");
   k->add_option("--tokenizer", tokenize->tokenizer,
                 "A tokenizer written by 'data train-tokenizer', or a folder with GPT-2's encoder.json and vocab.bpe")
@@ -119,6 +145,14 @@ void add_data_command(CLI::App& app) {
       ->check(number_in(0, 1, Upper::kOpen))
       ->capture_default_str();
   k->add_option("--shard-size", tokenize->shard_tokens, "Tokens per shard")
+      ->check(integer_in(1, INT32_MAX))
+      ->capture_default_str();
+  k->add_option("--threads", tokenize->threads,
+                "Threads encoding text (default: the cores this process may use); the shards are the same for any count")
+      ->check(integer_in(1, 4096))
+      ->capture_default_str();
+  k->add_option("--chunk-size", tokenize->chunk_bytes,
+                "Bytes of text per unit of work, cut at a document end or a newline between visible characters")
       ->check(integer_in(1, INT32_MAX))
       ->capture_default_str();
   k->callback([tokenize] { run_tokenize(*tokenize); });

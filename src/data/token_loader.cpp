@@ -1,30 +1,33 @@
-// TokenLoader: reads all shards into memory, then serves windows by the epoch's order (see header).
+// TokenLoader: serves windows of the shards' stream by the epoch's order, reading each as needed (see header).
 #include "mt/data/token_loader.h"
 
 #include <numeric>
+#include <span>
 
 #include "mt/core/error.h"
 #include "mt/data/file_glob.h"
 #include "mt/data/permutation.h"
-#include "mt/data/token_shard.h"
 
 namespace mt {
+namespace {
 
-TokenLoader::TokenLoader(const TokenLoaderOptions& options) : options_(options) {
-  MT_CHECK(options_.batch_size >= 1, "data loader: expected batch size >= 1, got ", options_.batch_size);
-  MT_CHECK(options_.seq_len >= 1, "data loader: expected sequence length >= 1, got ", options_.seq_len);
-  MT_CHECK(options_.dp_size >= 1 && options_.dp_rank >= 0 && options_.dp_rank < options_.dp_size,
-           "data loader: expected 0 <= dp_rank < dp_size, got rank ", options_.dp_rank, " of ", options_.dp_size);
-  MT_CHECK(options_.vocab_size >= 1, "data loader: expected a vocabulary size >= 1, got ", options_.vocab_size);
-  MT_CHECK(!options_.shards.empty(), "data loader: expected at least one shard file or pattern");
-  files_ = expand_file_patterns(options_.shards);
-  for (const std::string& path : files_) {
-    const std::vector<uint16_t> shard = read_shard(path, options_.vocab_size);
-    tokens_.insert(tokens_.end(), shard.begin(), shard.end());
-  }
-  num_windows_ = tokens_.empty() ? 0 : (num_tokens() - 1) / options_.seq_len;
+const TokenLoaderOptions& check_options(const TokenLoaderOptions& o) {
+  MT_CHECK(o.batch_size >= 1, "data loader: expected batch size >= 1, got ", o.batch_size);
+  MT_CHECK(o.seq_len >= 1, "data loader: expected sequence length >= 1, got ", o.seq_len);
+  MT_CHECK(o.dp_size >= 1 && o.dp_rank >= 0 && o.dp_rank < o.dp_size,
+           "data loader: expected 0 <= dp_rank < dp_size, got rank ", o.dp_rank, " of ", o.dp_size);
+  MT_CHECK(o.vocab_size >= 1, "data loader: expected a vocabulary size >= 1, got ", o.vocab_size);
+  MT_CHECK(!o.shards.empty(), "data loader: expected at least one shard file or pattern");
+  return o;
+}
+
+}  // namespace
+
+TokenLoader::TokenLoader(const TokenLoaderOptions& options)
+    : options_(check_options(options)), stream_(expand_file_patterns(options_.shards), options_.vocab_size) {
+  num_windows_ = (num_tokens() - 1) / options_.seq_len;
   const int64_t per_step = options_.batch_size * options_.dp_size;
-  MT_CHECK(num_windows_ >= per_step, "data loader: ", files_.size(), " shard(s) starting with '", files_.front(),
+  MT_CHECK(num_windows_ >= per_step, "data loader: ", files().size(), " shard(s) starting with '", files().front(),
            "' hold ", num_tokens(), " tokens = ", num_windows_, " windows of ", options_.seq_len + 1,
            " tokens, but one step needs batch ", options_.batch_size, " x ", options_.dp_size, " ranks = ", per_step);
 }
@@ -48,15 +51,17 @@ void TokenLoader::set_state(const LoaderState& state) {
   state_ = state;
 }
 
+void TokenLoader::read_window(int64_t epoch, int64_t position, std::span<int32_t> row) {
+  MT_ASSERT(position >= 0 && position < num_windows_ && static_cast<int64_t>(row.size()) == options_.seq_len + 1);
+  stream_.read(order_for(epoch)[position] * options_.seq_len, row);
+}
+
 std::vector<int32_t> TokenLoader::next_batch() {
   const int64_t B = options_.batch_size, T = options_.seq_len, dp = options_.dp_size;
   if (state_.index + B * dp > num_windows_) state_ = {state_.epoch + 1, 0};
-  const std::vector<int64_t>& order = order_for(state_.epoch);
   std::vector<int32_t> batch(B * (T + 1));  // (B, T+1)
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t start = order[state_.index + b * dp + options_.dp_rank] * T;
-    for (int64_t t = 0; t <= T; ++t) batch[b * (T + 1) + t] = tokens_[start + t];
-  }
+  for (int64_t b = 0; b < B; ++b)
+    read_window(state_.epoch, state_.index + b * dp + options_.dp_rank, std::span(batch).subspan(b * (T + 1), T + 1));
   state_.index += B * dp;
   return batch;
 }

@@ -315,6 +315,7 @@ std::string type_name(const RecipeField& f) {
     case FieldType::kEnum: return str_cat("one of ", join(f.choices));
     case FieldType::kIntOrList:
       return str_cat("an integer ", f.range.describe(), " or a list of integers >= 1, e.g. [4, 8]");
+    case FieldType::kSources: return "a glob, or a list of {path: glob, weight: w} with weights > 0";
   }
   return "";
 }
@@ -341,6 +342,43 @@ bool parse_bool(const YAML::Node& n, bool& out) {
   if (s == "true" || s == "True" || s == "TRUE") return out = true, true;
   if (s == "false" || s == "False" || s == "FALSE") return out = false, true;
   return false;
+}
+
+// A glob (one source of weight 1) or a list of {path: glob, weight: w}; errors name the entry's key,
+// e.g. data.train[1].weight.
+std::vector<DataSource> decode_sources(const RecipeField& f, const std::string& dotted, const Leaf& leaf) {
+  const YAML::Node& n = leaf.value;
+  if (n.IsScalar() && !n.Scalar().empty()) return {DataSource{n.Scalar(), 1.0}};
+  MT_CHECK(n.IsSequence(), leaf.where, ": ", dotted, ": expected ", type_name(f), ", got ", describe_yaml(n));
+  MT_CHECK(n.size() > 0, leaf.where, ": ", dotted, ": the list is empty; expected ", type_name(f));
+  std::vector<DataSource> sources;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const std::string key = str_cat(dotted, "[", i, "]");
+    const YAML::Node& e = n[i];
+    MT_CHECK(e.IsMap(), leaf.where, ": ", key, ": expected a mapping {path: glob, weight: w}, got ", describe_yaml(e));
+    DataSource source;
+    bool has_path = false;
+    for (auto kv = e.begin(); kv != e.end(); ++kv) {
+      const std::string name = kv->first.Scalar();
+      const YAML::Node& v = kv->second;
+      if (name == "path") {
+        MT_CHECK(v.IsScalar() && !v.Scalar().empty(), leaf.where, ": ", key, ".path: expected a glob of token shards, got ",
+                 describe_yaml(v));
+        source.path = v.Scalar();
+        has_path = true;
+      } else if (name == "weight") {
+        MT_CHECK(parse_float(v, source.weight), leaf.where, ": ", key, ".weight: expected a number > 0, got ",
+                 describe_yaml(v));
+        MT_CHECK(source.weight > 0, leaf.where, ": ", key, ".weight: ", v.Scalar(), " is out of range; expected > 0");
+      } else {
+        MT_FAIL(leaf.where, ": ", key, ": unknown key '", name, "'", did_you_mean(name, {"path", "weight"}),
+                "; valid keys: path, weight");
+      }
+    }
+    MT_CHECK(has_path, leaf.where, ": ", key, ": missing 'path' (a glob of token shards)");
+    sources.push_back(source);
+  }
+  return sources;
 }
 
 // Decodes one leaf into the field's neutral value, checking type and range.
@@ -403,6 +441,7 @@ FieldValue decode(const RecipeField& f, const std::string& dotted, const Leaf& l
       check_range(static_cast<double>(v), dotted);
       return v;
     }
+    case FieldType::kSources: return decode_sources(f, dotted, leaf);
   }
   MT_ASSERT(false);
 }

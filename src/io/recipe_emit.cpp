@@ -38,6 +38,14 @@ std::string format_value(const RecipeField& f, const FieldValue& v) {
         for (auto x : std::get<std::vector<std::int64_t>>(v)) out += (out.size() > 1 ? ", " : "") + std::to_string(x);
         return out + "]";
       }
+    case FieldType::kSources: {
+      const auto& sources = std::get<std::vector<DataSource>>(v);
+      if (sources.size() == 1 && sources[0].weight == 1.0) return double_quoted(sources[0].path);
+      std::string out = "[";
+      for (const DataSource& s : sources)
+        out += (out.size() > 1 ? ", " : "") + str_cat("{path: ", double_quoted(s.path), ", weight: ", format_float(s.weight), "}");
+      return out + "]";
+    }
   }
   MT_ASSERT(false);
 }

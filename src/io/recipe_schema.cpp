@@ -99,6 +99,15 @@ RecipeField experts_field() {
           }};
 }
 
+// data.train: a glob, or a list of {path: glob, weight: w} (a data mixture), see DataSource.
+RecipeField train_sources_field() {
+  return {"train", FieldType::kSources,
+          "glob of training token shards, or a mixture: a list of {path: glob, weight: w}",
+          positive(), {}, true,
+          [](const Recipe& r) -> FieldValue { return r.data.train; },
+          [](Recipe& r, const FieldValue& v) { r.data.train = std::get<std::vector<DataSource>>(v); }};
+}
+
 std::vector<RecipeSection> build_schema() {
   using Model = Fields<&Recipe::model>;
   using Moe = Fields<&Recipe::moe>;
@@ -143,7 +152,7 @@ std::vector<RecipeSection> build_schema() {
         Moe::real<&MoeSection::aux_loss_coef>("aux_loss_coef", non_negative(), "load-balancing loss weight"),
         Moe::real<&MoeSection::z_loss_coef>("z_loss_coef", non_negative(), "router z-loss weight")}},
       {"data",
-       {Data::text<&DataSection::train>("train", "glob of training token shards", true),
+       {train_sources_field(),
         Data::text<&DataSection::val>("val", "glob of validation token shards"),
         Data::text<&DataSection::tokenizer>("tokenizer", "tokenizer path; empty = none")}},
       {"optim",

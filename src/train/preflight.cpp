@@ -34,13 +34,14 @@ namespace {
 constexpr double kGiB = 1024.0 * 1024 * 1024;
 
 // Runs `check`, prefixing any mt::Error it throws with `where` and `key` (a check written for another
-// caller, e.g. the data layer's, then names the recipe setting it was about).
+// caller, e.g. the data layer's, then names the recipe setting it was about). `set_key` finds the
+// line where it was set when `key` is a part of a setting (data.train[1].path of data.train).
 template <class F>
-auto at_key(const Recipe& r, const char* key, F check) {
+auto at_key(const Recipe& r, const std::string& key, F check, const char* set_key = nullptr) {
   try {
     return check();
   } catch (const Error& e) {
-    throw Error(str_cat(r.where({key}), ": ", key, ": ", e.what()));
+    throw Error(str_cat(r.where({set_key ? set_key : key.c_str()}), ": ", key, ": ", e.what()));
   }
 }
 
@@ -93,13 +94,15 @@ void check_run_dir(const Recipe& r) {
 
 // The glob must match, every match must be a token shard with a good header, and together they
 // must hold one step's windows (token_loader.h: W = (tokens - 1) / seq_len windows of seq_len + 1).
-void check_shards(const Recipe& r, const char* key, const std::string& pattern, int world_size) {
-  const std::vector<std::string> files = at_key(r, key, [&] { return expand_file_patterns({pattern}); });
+// `key` names the glob in errors (data.train[1].path for a mixture's source); `set_key` finds its line.
+void check_shards(const Recipe& r, const char* set_key, const std::string& key, const std::string& pattern,
+                  int world_size) {
+  const std::vector<std::string> files = at_key(r, key, [&] { return expand_file_patterns({pattern}); }, set_key);
   int64_t tokens = 0;
-  for (const std::string& path : files) tokens += at_key(r, key, [&] { return read_shard_header(path).tokens; });
+  for (const std::string& path : files) tokens += at_key(r, key, [&] { return read_shard_header(path).tokens; }, set_key);
   const int64_t windows = (tokens - 1) / r.model.seq_len;
   const int64_t per_step = int64_t{r.train.micro_batch} * world_size;
-  MT_CHECK(windows >= per_step, r.where({key}), ": ", key, ": ", files.size(), " shard(s) matching '", pattern,
+  MT_CHECK(windows >= per_step, r.where({set_key}), ": ", key, ": ", files.size(), " shard(s) matching '", pattern,
            "' (", files.front(), files.size() > 1 ? ", ..." : "", ") hold ", tokens, " tokens = ", windows,
            " windows of model.seq_len + 1 = ", r.model.seq_len + 1, " tokens, but a step needs train.micro_batch x ranks = ",
            r.train.micro_batch, " x ", world_size, " = ", per_step);
@@ -211,8 +214,11 @@ void check_recipe_can_run(const Recipe& recipe, int world_size) {
   check_recipe_sizes(r);
   check_memory(r, world_size);
   check_run_dir(r);
-  check_shards(r, "data.train", r.data.train, world_size);
-  if (!r.data.val.empty()) check_shards(r, "data.val", r.data.val, world_size);
+  const std::vector<DataSource>& train = r.data.train;
+  for (size_t i = 0; i < train.size(); ++i)
+    check_shards(r, "data.train", train.size() == 1 ? "data.train" : str_cat("data.train[", i, "].path"), train[i].path,
+                 world_size);
+  if (!r.data.val.empty()) check_shards(r, "data.val", "data.val", r.data.val, world_size);
   check_tokenizer(r);
   if (!r.distill.teacher.empty()) check_checkpoint_path(r, "distill.teacher", r.distill.teacher);
   if (r.checkpoint.resume != "auto" && r.checkpoint.resume != "never")

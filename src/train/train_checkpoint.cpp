@@ -136,17 +136,45 @@ int64_t read_counter(const CheckpointSource& r, const char* key, int64_t lo, int
   return v;
 }
 
+// Note [Mixture positions in checkpoints]
+// "loader_epoch" and "loader_index" are source 0's position (all a single-glob run has). A mixture
+// also writes "loader_sources": epoch, window index and sequences drawn, per source in data.train
+// order; its first entry must agree with the two counters.
+std::vector<SourcePosition> read_mixture_positions(const CheckpointSource& r, const LoaderState& first) {
+  const std::vector<uint64_t>& v = r.meta().read_u64s("loader_sources");
+  MT_CHECK(v.size() >= 6 && v.size() % 3 == 0, r.path().string(), ": metadata 'loader_sources' holds ", v.size(),
+           " values, expected 3 per data source (epoch, index, sequences) for 2 or more sources");
+  std::vector<SourcePosition> sources;
+  for (size_t i = 0; i < v.size(); i += 3) {
+    MT_CHECK(v[i] <= INT64_MAX && v[i + 1] <= INT64_MAX && v[i + 2] <= INT64_MAX, r.path().string(),
+             ": metadata 'loader_sources': source ", i / 3, " has a value beyond int64");
+    sources.push_back({{static_cast<int64_t>(v[i]), static_cast<int64_t>(v[i + 1])}, static_cast<int64_t>(v[i + 2])});
+  }
+  MT_CHECK(sources[0].at == first, r.path().string(), ": metadata 'loader_sources' starts at epoch ",
+           sources[0].at.epoch, ", index ", sources[0].at.index, " but 'loader_epoch' / 'loader_index' say ", first.epoch,
+           ", ", first.index);
+  return sources;
+}
+
 // The training metadata, the same in a file and in a sharded checkpoint's index.
 void write_train_meta(CheckpointWriter& w, const std::filesystem::path& path, const TrainCounters& c,
                       const std::string& recipe_yaml) {
   MT_CHECK(c.rank_rngs.size() == static_cast<size_t>(c.world_size), path.string(), ": ", c.rank_rngs.size(),
            " random streams for ", c.world_size, " ranks");
+  MT_CHECK(!c.loader.empty(), path.string(), ": no data loader position to save");
   std::vector<uint64_t> rngs;
   for (const GeneratorState& g : c.rank_rngs) rngs.insert(rngs.end(), {g.seed, g.offset});
   w.write_int("step", c.step);
   w.write_int("tokens", c.tokens);
-  w.write_int("loader_epoch", c.loader.epoch);
-  w.write_int("loader_index", c.loader.index);
+  w.write_int("loader_epoch", c.loader[0].at.epoch);
+  w.write_int("loader_index", c.loader[0].at.index);
+  if (c.loader.size() > 1) {  // Note [Mixture positions in checkpoints]
+    std::vector<uint64_t> sources;
+    for (const SourcePosition& p : c.loader)
+      sources.insert(sources.end(), {static_cast<uint64_t>(p.at.epoch), static_cast<uint64_t>(p.at.index),
+                                     static_cast<uint64_t>(p.sequences)});
+    w.write_u64s("loader_sources", sources);
+  }
   w.write_u64s("dropout_rng", rngs);
   w.write_int("world_size", c.world_size);
   w.write_string("recipe", recipe_yaml);
@@ -168,8 +196,6 @@ void save_train_checkpoint(const std::filesystem::path& path, const Module& mode
   StateDict schedule_state = schedule ? gather_state(schedule->state_dict(), {}, false) : StateDict{};
   check_finite(model_state, "model.", path.string());
   check_finite(optim_state, "optim.", path.string());
-  MT_CHECK(c.rank_rngs.size() == static_cast<size_t>(c.world_size), path.string(), ": ", c.rank_rngs.size(),
-           " random streams for ", c.world_size, " ranks");
   CheckpointWriter w(path);
   write_state(w, "model.", model_state);
   if (optimizer_state) write_state(w, "optim.", optim_state);
@@ -221,8 +247,9 @@ TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& m
   TrainCounters c;
   c.step = read_counter(r, "step", 0, INT64_MAX, "optimizer steps done");
   c.tokens = read_counter(r, "tokens", 0, INT64_MAX, "training tokens seen");
-  c.loader.epoch = read_counter(r, "loader_epoch", 0, INT64_MAX, "data epoch");
-  c.loader.index = read_counter(r, "loader_index", 0, INT64_MAX, "batches into the epoch");
+  c.loader = {SourcePosition{{read_counter(r, "loader_epoch", 0, INT64_MAX, "data epoch"),
+                               read_counter(r, "loader_index", 0, INT64_MAX, "batches into the epoch")}}};
+  if (r.meta().has_meta("loader_sources")) c.loader = read_mixture_positions(r, c.loader[0].at);
   c.world_size = static_cast<int>(read_counter(r, "world_size", 1, 1 << 24, "ranks of the saving job"));
   const std::vector<uint64_t>& rng = r.meta().read_u64s("dropout_rng");
   MT_CHECK(rng.size() == 2 || rng.size() == 2 * static_cast<size_t>(c.world_size), path.string(),

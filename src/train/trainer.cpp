@@ -169,6 +169,10 @@ class Trainer {
       fields.push_back({"drop_rate", drop});
       text.push_back({"tokens_per_expert", load});
     }
+    if (run_.loader->num_sources() > 1)  // a mixture: training tokens drawn from each source so far (all ranks)
+      for (size_t i = 0; i < run_.loader->num_sources(); ++i)
+        fields.push_back({str_cat("source", i, "_tokens"),
+                          static_cast<double>(run_.loader->state()[i].sequences * r_.model.seq_len)});
     if (run_.teacher) fields.push_back({"kd", s.kd});
     if (run_.device.is_cuda()) fields.push_back({"mfu", train_flops_per_token(run_.config) * tok_s / world_.size() / 989e12});
     lead_io(ExitStatus::kError, [&] { metrics_->write(fields, text); });

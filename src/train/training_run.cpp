@@ -99,7 +99,9 @@ TrainingRun::TrainingRun(Recipe r, const Communicator& world)
     std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
                 pc.active / 1e6, model->num_parameters() / 1e6, device.str().c_str(), dtype_name(dtype));
   optimizer = std::make_unique<DistributedOptimizer>(recipe, *model, sharding, world);
-  loader = std::make_unique<TokenLoader>(loader_options(recipe, world, recipe.data.train, LoaderOrder::kShuffled));
+  std::vector<MixtureSource> sources;
+  for (const DataSource& d : recipe.data.train) sources.push_back({d.path, d.weight});
+  loader = std::make_unique<MixtureLoader>(sources, loader_options(recipe, world, "", LoaderOrder::kShuffled));
   if (!recipe.data.tokenizer.empty() && recipe.train.sample_every > 0)
     tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(recipe.data.tokenizer));
 
@@ -108,8 +110,14 @@ TrainingRun::TrainingRun(Recipe r, const Communicator& world)
     counters = load_train_checkpoint(*from, *model, &optimizer->local(), &schedule, sharding.shards);
     MT_CHECK(counters.step <= recipe.train.steps, from->string(), ": metadata 'step' is ", counters.step,
              ", beyond train.steps = ", recipe.train.steps, " of the recipe");
-    MT_CHECK(counters.loader.index <= loader->num_windows(), from->string(), ": metadata 'loader_index' is ",
-             counters.loader.index, ", beyond the ", loader->num_windows(), " sequences of an epoch of data.train");
+    MT_CHECK(counters.loader.size() == loader->num_sources(), from->string(), ": the checkpoint holds the positions of ",
+             counters.loader.size(), " data source(s), but data.train lists ", loader->num_sources());
+    for (size_t i = 0; i < loader->num_sources(); ++i) {
+      const int64_t windows = loader->source(i).num_windows();
+      MT_CHECK(counters.loader[i].at.index <= windows, from->string(), ": metadata '",
+               i == 0 ? "loader_index" : "loader_sources", "' puts source ", i, " at window ", counters.loader[i].at.index,
+               ", beyond the ", windows, " sequences of an epoch of data.train", loader->num_sources() > 1 ? str_cat("[", i, "]") : "");
+    }
     loader->set_state(counters.loader);
     dropout_gen.set_state(rank_stream_on_resume(counters.rank_rngs, world.rank(), static_cast<uint64_t>(recipe.train.seed)));
     counters.world_size = world.size();

@@ -158,7 +158,10 @@ for ((i = 0; i < 60; ++i)); do
   esac
   [[ $known -eq 1 ]] && cmp -s good.bin "$f" && known=0  # a mutation that changed nothing
   check "$known" "$f" "shard $f ($m)" "$MT" data info "$f" --vocab-size 300
-  [[ $((i % 15)) -eq 0 ]] && check "$known" "$f" "train on shard $f ($m)" "$MT" train good.yaml "data.train=$f" "train.run_dir=srun$i"
+  # train reads only the windows of its one step, so a bad id in another window is not seen there
+  train_known=$known
+  [[ $m == token* ]] && train_known=0
+  [[ $((i % 15)) -eq 0 ]] && check "$train_known" "$f" "train on shard $f ($m)" "$MT" train good.yaml "data.train=$f" "train.run_dir=srun$i"
 done
 for f in fifo.bin emptydir /dev/zero /dev/null; do
   check 1 "$f" "non-regular shard $f" "$MT" data info "$f"

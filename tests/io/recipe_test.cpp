@@ -46,7 +46,7 @@ TEST(Recipe, DefaultsFillUnsetKeys) {
   EXPECT_EQ(r.schedule.kind, ScheduleSection::Kind::kCosine);
   EXPECT_EQ(r.train.sample_prompt, "\n");
   EXPECT_EQ(r.checkpoint.resume, "auto");
-  EXPECT_EQ(r.data.train, "shards/*.bin");
+  EXPECT_EQ(r.data.train, (std::vector<DataSource>{{"shards/*.bin", 1.0}}));
   EXPECT_EQ(r.sources, std::vector<std::string>{"t.yaml"});
 }
 
@@ -288,6 +288,23 @@ TEST(Recipe, ToYamlRoundTrips) {
   // A changed setting makes the recipes differ.
   back.moe.top_k = 2;
   EXPECT_FALSE(back == r);
+}
+
+TEST(Recipe, DataMixtureListRoundTripsAndBadEntriesNameTheirKey) {
+  Recipe r = load_recipe_string(kMinimal, "t.yaml", {"data.train=[{path: a/*.bin, weight: 3}, {path: \"b c.bin\"}]"});
+  EXPECT_EQ(r.data.train, (std::vector<DataSource>{{"a/*.bin", 3.0}, {"b c.bin", 1.0}}));
+  Recipe back = load_recipe_string(to_yaml(r), "resolved.yaml");
+  EXPECT_EQ(back.data.train, r.data.train) << to_yaml(r);
+  const auto bad = [](const std::string& list) {
+    return [list] { load_recipe_string(kMinimal, "t.yaml", {"data.train=" + list}); };
+  };
+  expect_error(bad("[{path: a.bin}, {path: b.bin, weight: -1}]"), {"data.train[1].weight: -1 is out of range"});
+  expect_error(bad("[{path: a.bin, weight: x}]"), {"data.train[0].weight: expected a number > 0"});
+  expect_error(bad("[{path: a.bin, paht: b}]"), {"data.train[0]: unknown key 'paht'", "valid keys: path, weight"});
+  expect_error(bad("[{weight: 1}]"), {"data.train[0]: missing 'path'"});
+  expect_error(bad("[a.bin]"), {"data.train[0]: expected a mapping {path: glob, weight: w}"});
+  expect_error(bad("[]"), {"data.train: the list is empty"});
+  expect_error(bad("{path: a.bin}"), {"data.train: expected a glob, or a list of {path: glob, weight: w}"});
 }
 
 TEST(Recipe, EditDistance) {

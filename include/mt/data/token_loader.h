@@ -9,12 +9,19 @@
 // takes positions r, r + dp_size, r + 2*dp_size, ... of them, so the ranks are disjoint and together
 // cover the step. An epoch has floor(W / (B * dp_size)) steps; the remaining windows are skipped.
 //
+// The shards are read window by window (ShardStream), never whole: a rank reads only the windows it
+// trains on, and an id >= vocab_size is found when its window is read. The one thing that grows with
+// the corpus is the epoch's order, W int64s (8 bytes per T tokens), made when the epoch starts.
+//
 // Batch layout: B rows of T + 1 int32 tokens, row-major (B, T+1). Inputs are row[0..T),
 // targets row[1..T+1) (the same window shifted by one).
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "mt/data/shard_stream.h"
 
 namespace mt {
 
@@ -46,21 +53,23 @@ class TokenLoader {
   // The next (B, T+1) batch of this rank; moves to the next epoch when the current one is used up.
   std::vector<int32_t> next_batch();
 
+  // Window `position` of epoch `epoch`'s order: T + 1 tokens into `row`.
+  void read_window(int64_t epoch, int64_t position, std::span<int32_t> row);
+
   LoaderState state() const { return state_; }
   void set_state(const LoaderState& state);
 
-  int64_t num_tokens() const { return static_cast<int64_t>(tokens_.size()); }
+  int64_t num_tokens() const { return stream_.size(); }
   int64_t num_windows() const { return num_windows_; }
   int64_t steps_per_epoch() const { return num_windows_ / (options_.batch_size * options_.dp_size); }
-  const std::vector<std::string>& files() const { return files_; }
+  const std::vector<std::string>& files() const { return stream_.files(); }
   const TokenLoaderOptions& options() const { return options_; }
 
  private:
   const std::vector<int64_t>& order_for(int64_t epoch);
 
   TokenLoaderOptions options_;
-  std::vector<std::string> files_;
-  std::vector<uint16_t> tokens_;
+  ShardStream stream_;
   int64_t num_windows_ = 0;
   LoaderState state_;
   int64_t order_epoch_ = -1;

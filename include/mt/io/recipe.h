@@ -56,8 +56,17 @@ struct MoeSection {
   bool operator==(const MoeSection&) const = default;
 };
 
+// One source of training data: a glob of token shards and its share of the sequences (weights are
+// relative; see Note [Mixture sampling] in data/mixture_loader.h).
+struct DataSource {
+  std::string path;
+  double weight = 1.0;
+  bool operator==(const DataSource&) const = default;
+};
+
 struct DataSection {
-  std::string train;      // glob of token shards
+  // `train: glob` is one source of weight 1; `train: [{path: glob, weight: w}, ...]` a mixture.
+  std::vector<DataSource> train;
   std::string val;        // glob of token shards; needed when train.eval_every > 0
   std::string tokenizer;  // path; empty = none
   bool operator==(const DataSection&) const = default;

@@ -11,11 +11,13 @@
 
 namespace mt {
 
-enum class FieldType { kInt, kFloat, kBool, kString, kEnum, kIntOrList };
+enum class FieldType { kInt, kFloat, kBool, kString, kEnum, kIntOrList, kSources };
 
 // A field's value in neutral form: kInt -> int64, kFloat -> double, kBool -> bool,
-// kString -> string, kEnum -> int64 index into `choices`, kIntOrList -> int64 or vector<int64>.
-using FieldValue = std::variant<std::int64_t, double, bool, std::string, std::vector<std::int64_t>>;
+// kString -> string, kEnum -> int64 index into `choices`, kIntOrList -> int64 or vector<int64>,
+// kSources -> vector<DataSource> (a glob alone is one source of weight 1).
+using FieldValue =
+    std::variant<std::int64_t, double, bool, std::string, std::vector<std::int64_t>, std::vector<DataSource>>;
 
 // Valid numbers: lo <(=) x <(=) hi; for kIntOrList it bounds every element.
 struct FieldRange {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "mt/core/generator.h"
-#include "mt/data/token_loader.h"
+#include "mt/data/mixture_loader.h"
 #include "mt/dist/communicator.h"
 #include "mt/core/error.h"
 #include "mt/nn/module.h"
@@ -22,7 +22,7 @@ class LrSchedule;
 struct TrainCounters {
   int64_t step = 0;    // optimizer steps done
   int64_t tokens = 0;  // training tokens seen (all ranks)
-  LoaderState loader;
+  std::vector<SourcePosition> loader;  // one per data.train source (mixture_loader.h)
   // Every rank's dropout / router-noise stream, by rank (see Note [One random stream per rank]).
   std::vector<GeneratorState> rank_rngs;
   int world_size = 1;

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "mt/core/generator.h"
-#include "mt/data/token_loader.h"
+#include "mt/data/mixture_loader.h"
 #include "mt/data/tokenizer.h"
 #include "mt/dist/expert_parallel.h"
 #include "mt/io/recipe.h"
@@ -50,7 +50,7 @@ struct TrainingRun {
   ExpertSharding sharding;
   std::unique_ptr<DistributedOptimizer> optimizer;
   LrSchedule schedule;
-  std::unique_ptr<TokenLoader> loader;
+  std::unique_ptr<MixtureLoader> loader;  // data.train
   std::unique_ptr<Tokenizer> tokenizer;  // null when not sampling
   TrainCounters counters;
   int64_t first_step = 0;  // the step this process started (resumed) at
