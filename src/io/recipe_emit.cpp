@@ -40,10 +40,10 @@ std::string format_value(const RecipeField& f, const FieldValue& v) {
       }
     case FieldType::kSources: {
       const auto& sources = std::get<std::vector<DataSource>>(v);
-      if (sources.size() == 1 && sources[0].weight == 1.0) return double_quoted(sources[0].path);
+      if (sources.size() == 1 && sources[0].weight == 1.0) return json_quote(sources[0].path);
       std::string out = "[";
       for (const DataSource& s : sources)
-        out += (out.size() > 1 ? ", " : "") + str_cat("{path: ", double_quoted(s.path), ", weight: ", format_float(s.weight), "}");
+        out += (out.size() > 1 ? ", " : "") + str_cat("{path: ", json_quote(s.path), ", weight: ", format_float(s.weight), "}");
       return out + "]";
     }
   }
