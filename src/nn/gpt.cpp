@@ -13,20 +13,9 @@ namespace mt {
 namespace {
 
 MoEConfig moe_config(const GPTConfig& c, int experts) {
-  MoEConfig m;
+  MoEConfig m = c.moe;
   m.d_model = c.d_model;
   m.experts = experts;
-  m.top_k = c.top_k;
-  m.capacity_factor = c.capacity_factor;
-  m.eval_capacity_factor = c.eval_capacity_factor;
-  m.min_capacity = c.min_capacity;
-  m.drop_tokens = c.drop_tokens;
-  m.noisy_gate = c.noisy_gate;
-  m.random_token_selection = c.random_token_selection;
-  m.second_expert_sampling = c.second_expert_sampling;
-  m.aux_loss_coef = c.aux_loss_coef;
-  m.z_loss_coef = c.z_loss_coef;
-  m.mlp_type = c.residual_moe ? MlpType::kResidual : MlpType::kStandard;
   m.validate();
   return m;
 }
@@ -46,10 +35,10 @@ ParamCounts count_parameters(const GPTConfig& c) {
     if (c.is_moe_block(l)) {
       int64_t e = c.experts_per_block[l];
       int64_t gate = d * e;
-      int64_t residual = c.residual_moe ? mlp + 2 * d + 2 : 0;  // dense MLP + coefficient Linear(d, 2)
+      int64_t residual = c.moe.mlp_type == MlpType::kResidual ? mlp + 2 * d + 2 : 0;  // dense MLP + coefficient Linear(d, 2)
       block += gate + e * mlp + residual;
       p.expert_params.push_back(e * mlp);
-      block_active += gate + std::min<int64_t>(c.top_k, e) * mlp + residual;
+      block_active += gate + std::min<int64_t>(c.moe.top_k, e) * mlp + residual;
     } else {
       block += mlp;
       block_active += mlp;

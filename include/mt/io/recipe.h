@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mt/nn/moe_config.h"
 #include "mt/nn/recompute.h"
 
 namespace mt {
@@ -26,9 +27,9 @@ struct ModelSection {
   bool operator==(const ModelSection&) const = default;
 };
 
+// The fields after `every` are the MoE layers' own settings, mapped into MoEConfig by
+// gpt_config_from_recipe (mt/train/gpt_from_recipe.h); the enums are MoEConfig's.
 struct MoeSection {
-  enum class MlpType { kStandard, kResidual };
-  enum class NoisyGate { kNone, kJitter, kRSample };
   // `experts: N` sets experts = N (0 = dense model); `experts: [a, b, ...]` (Pyramid-MoE) sets
   // experts_per_layer, one count per MoE layer from shallow to deep, and leaves experts = 0.
   int experts = 0;
