@@ -1,8 +1,8 @@
-// MoELayer: the MoE feed-forward of a transformer block. Router ("gate") -> dispatch -> Experts
+// MoELayer: the MoE feed-forward of a transformer block. Router ("gate") -> dispatcher -> Experts
 // ("experts") -> combine; for mlp_type residual also a dense MLP ("mlp") mixed per token by a
 // learned 2-way softmax ("coefficient"), as DeepSpeed's MoE layer does. Keeps the last forward's
 // aux / z losses (tensors, to add to the loss) and routing counters (host values, for the log).
-// Under expert parallelism each rank holds E/P experts and the buffer goes to them by all-to-all.
+// Under expert parallelism each rank holds E/P experts and the dispatcher moves tokens by all-to-all.
 #pragma once
 #include <memory>
 #include <optional>
@@ -11,6 +11,7 @@
 #include "mt/nn/linear.h"
 #include "mt/nn/mlp.h"
 #include "mt/nn/moe_config.h"
+#include "mt/nn/moe_dispatcher.h"
 #include "mt/nn/moe_experts.h"
 #include "mt/nn/moe_router.h"
 #include "mt/nn/module.h"
@@ -53,12 +54,10 @@ class MoELayer : public Module {
   const Communicator* expert_group() const { return expert_group_ ? &*expert_group_ : nullptr; }
 
  private:
-  // buffer (E, C, d) -> the experts' outputs (E, C, d), through the expert-parallel group if any.
-  Tensor run_experts(const Tensor& buffer) const;
-
   MoEConfig config_;
   std::shared_ptr<Router> gate_;
   std::shared_ptr<Experts> experts_;
+  std::unique_ptr<TokenDispatcher> dispatcher_;
   std::shared_ptr<MLP> mlp_;
   std::shared_ptr<Linear> coefficient_;
   std::optional<Communicator> expert_group_;

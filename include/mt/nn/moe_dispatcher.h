@@ -1,0 +1,48 @@
+// TokenDispatcher: the MoE layer's seam between the router and the experts. dispatch = the local
+// permute into an expert-major buffer (mt/nn/moe_dispatch.h), then, under expert parallelism, the
+// all-to-all to the experts' ranks; combine = the mirror image (all-to-all back, weighted unpermute).
+// LocalDispatcher: every expert on this rank. AllToAllDispatcher: experts split over a group.
+#pragma once
+#include <memory>
+
+#include "mt/dist/communicator.h"
+#include "mt/nn/moe_routing.h"
+
+namespace mt {
+
+class TokenDispatcher {
+ public:
+  virtual ~TokenDispatcher() = default;
+  // tokens (S, d) -> the input of this rank's E_local experts, (E_local, C', d): the rows routed to
+  // them (C' = C locally; P * C, by source rank, over P ranks).
+  virtual Tensor dispatch(const Tensor& tokens, const RoutingTable& table) const = 0;
+  // The experts' output (E_local, C', d) -> (S, d) at the tokens' rank, weighted by the gates.
+  virtual Tensor combine(const Tensor& expert_out, const RoutingTable& table) const = 0;
+};
+
+class LocalDispatcher : public TokenDispatcher {
+ public:
+  Tensor dispatch(const Tensor& tokens, const RoutingTable& table) const override;
+  Tensor combine(const Tensor& expert_out, const RoutingTable& table) const override;
+};
+
+// The E experts split over `group` (P ranks, E / P each, by rank): the (E, C, d) buffer is (P, E/P,
+// C, d) by destination rank; what arrives, (P, E/P, C, d) by source rank, is regrouped by expert.
+class AllToAllDispatcher : public TokenDispatcher {
+ public:
+  explicit AllToAllDispatcher(const Communicator& group) : group_(group) {}
+  Tensor dispatch(const Tensor& tokens, const RoutingTable& table) const override;
+  Tensor combine(const Tensor& expert_out, const RoutingTable& table) const override;
+
+ protected:
+  // The exchange itself: x (P * n, ...) -> (P * n, ...), chunk j to rank j (mt/dist/expert_parallel.h).
+  virtual Tensor exchange(const Tensor& x) const;
+
+ private:
+  Communicator group_;
+};
+
+// Local when `expert_group` is null or of one rank, else all-to-all over it.
+std::unique_ptr<TokenDispatcher> make_dispatcher(const Communicator* expert_group);
+
+}  // namespace mt

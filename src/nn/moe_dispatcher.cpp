@@ -1,0 +1,43 @@
+// The local and all-to-all token dispatchers: the row moves of moe_dispatch.h, and around the experts'
+// ranks the regrouping between (P, E/P, C, d) by rank and (E/P, P * C, d) by expert.
+#include "mt/nn/moe_dispatcher.h"
+
+#include "mt/dist/expert_parallel.h"
+#include "mt/nn/moe_dispatch.h"
+#include "mt/ops/ops.h"
+
+namespace mt {
+
+Tensor LocalDispatcher::dispatch(const Tensor& tokens, const RoutingTable& table) const {
+  return dispatch_tokens(tokens, table);  // (E, C, d)
+}
+
+Tensor LocalDispatcher::combine(const Tensor& expert_out, const RoutingTable& table) const {
+  return combine_tokens(expert_out, table);  // (S, d)
+}
+
+Tensor AllToAllDispatcher::dispatch(const Tensor& tokens, const RoutingTable& table) const {
+  const int64_t p = group_.size(), local = table.experts / p, c = table.capacity, d = tokens.size(1);
+  MT_CHECK(table.experts % p == 0, "AllToAllDispatcher: ", table.experts, " experts do not split over ", p, " ranks");
+  Tensor buffer = dispatch_tokens(tokens, table);                        // (E, C, d) = (P, E/P, C, d) by destination
+  Tensor received = exchange(buffer).view({p, local, c, d});             // (P, E/P, C, d) by source rank
+  return received.permute({1, 0, 2, 3}).contiguous().view({local, p * c, d});  // (E/P, P*C, d)
+}
+
+Tensor AllToAllDispatcher::combine(const Tensor& expert_out, const RoutingTable& table) const {
+  const int64_t p = group_.size(), local = table.experts / p, c = table.capacity, d = expert_out.size(2);
+  MT_CHECK(expert_out.dim() == 3 && expert_out.size(0) == local && expert_out.size(1) == p * c,
+           "AllToAllDispatcher: expected the experts' output (", local, ", ", p * c, ", d), got ", expert_out.describe());
+  Tensor done = expert_out.view({local, p, c, d}).permute({1, 0, 2, 3}).contiguous();  // (P, E/P, C, d) by source
+  Tensor back = exchange(done.view({p * local, c, d}));                   // (E, C, d), at the tokens' rank
+  return combine_tokens(back, table);                                     // (S, d)
+}
+
+Tensor AllToAllDispatcher::exchange(const Tensor& x) const { return all_to_all(x, group_); }
+
+std::unique_ptr<TokenDispatcher> make_dispatcher(const Communicator* expert_group) {
+  if (!expert_group || expert_group->size() == 1) return std::make_unique<LocalDispatcher>();
+  return std::make_unique<AllToAllDispatcher>(*expert_group);
+}
+
+}  // namespace mt
