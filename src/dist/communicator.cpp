@@ -342,10 +342,4 @@ double Communicator::all_reduce(double value, ReduceKind op) const {
 ncclComm* Communicator::nccl_comm(int device) const { return nccl_handle(state_->nccl_for(device)); }
 #endif
 
-ProcessGroups make_process_groups(const Communicator& world, int ep_size) {
-  int w = world.size(), r = world.rank();
-  MT_CHECK(ep_size >= 1 && w % ep_size == 0, "expert-parallel size ", ep_size, " must divide the world size ", w);
-  return {world, world.split(0, r), world.split(r / ep_size, r), world.split(r % ep_size, r)};
-}
-
 }  // namespace mt

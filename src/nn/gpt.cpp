@@ -2,7 +2,7 @@
 // from the config alone (used by `estimate` for paper-scale models).
 #include "mt/nn/gpt.h"
 
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/nn/embedding.h"
 #include "mt/nn/init.h"
 #include "mt/nn/transformer_block.h"
@@ -61,7 +61,7 @@ double train_flops_per_token(const GPTConfig& c) {
          12.0 * c.layers * c.d_model * static_cast<double>(c.seq_len);
 }
 
-GPT::GPT(const GPTConfig& config, Generator& init, Generator& dropout, const ExpertParallel* ep)
+GPT::GPT(const GPTConfig& config, Generator& init, Generator& dropout, const ProcessGroups* groups)
     : config_(config), dropout_gen_(dropout) {
   MT_CHECK(config.d_model % config.heads == 0, "GPT: d_model ", config.d_model, " is not divisible by heads ",
            config.heads);
@@ -72,14 +72,13 @@ GPT::GPT(const GPTConfig& config, Generator& init, Generator& dropout, const Exp
   auto blocks = register_module("blocks", std::make_shared<ModuleList>());
   for (int l = 0; l < config.layers; ++l) {
     std::unique_ptr<MoEConfig> moe;
-    const Communicator* expert_group = nullptr;
+    const ExpertGroups* expert_groups = nullptr;
     if (config.is_moe_block(l)) {
       moe = std::make_unique<MoEConfig>(moe_config(config, config.experts_per_block[l]));
-      const ProcessGroups* g = ep ? ep->groups_for(config.experts_per_block[l]) : nullptr;
-      if (g) expert_group = &g->ep;
+      if (groups) expert_groups = groups->groups_for(config.experts_per_block[l]);
     }
     blocks_.push_back(blocks->push_back(std::make_shared<TransformerBlock>(config.d_model, config.heads, config.dropout,
-                                                                           moe.get(), dropout, expert_group)));
+                                                                           moe.get(), dropout, expert_groups)));
     blocks_.back()->set_recompute(config.recompute);
   }
   ln_f_ = register_module("ln_f", std::make_shared<LayerNorm>(config.d_model));

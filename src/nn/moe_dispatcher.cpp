@@ -35,9 +35,9 @@ Tensor AllToAllDispatcher::combine(const Tensor& expert_out, const RoutingTable&
 
 Tensor AllToAllDispatcher::exchange(const Tensor& x) const { return all_to_all(x, group_); }
 
-std::unique_ptr<TokenDispatcher> make_dispatcher(const Communicator* expert_group) {
-  if (!expert_group || expert_group->size() == 1) return std::make_unique<LocalDispatcher>();
-  return std::make_unique<AllToAllDispatcher>(*expert_group);
+std::unique_ptr<TokenDispatcher> make_dispatcher(const ExpertGroups* groups) {
+  if (!groups || groups->ep.size() == 1) return std::make_unique<LocalDispatcher>();
+  return std::make_unique<AllToAllDispatcher>(groups->ep);
 }
 
 }  // namespace mt

@@ -12,11 +12,11 @@ constexpr double kInitStd = 0.02;  // GPT-2's; a model may re-initialise with in
 
 }  // namespace
 
-MoELayer::MoELayer(const MoEConfig& config, Generator& gen, const Communicator* expert_group) : config_(config) {
+MoELayer::MoELayer(const MoEConfig& config, Generator& gen, const ExpertGroups* groups) : config_(config) {
   config_.validate();
-  if (expert_group && expert_group->size() > 1) expert_group_ = *expert_group;
-  dispatcher_ = make_dispatcher(expert_group_ ? &*expert_group_ : nullptr);
-  int shard = expert_group_ ? expert_group_->rank() : 0, shards = expert_group_ ? expert_group_->size() : 1;
+  if (groups && groups->ep.size() > 1) groups_ = *groups;
+  dispatcher_ = make_dispatcher(groups_ ? &*groups_ : nullptr);
+  int shard = groups_ ? groups_->ep.rank() : 0, shards = groups_ ? groups_->ep.size() : 1;
   gate_ = register_module("gate", std::make_shared<Router>(config_, gen, kInitStd));
   experts_ = register_module("experts", std::make_shared<Experts>(config_.experts, config_.d_model,
                                                                    config_.hidden_size(), gen, kInitStd, shard, shards));

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/nn/moe_routing.h"
 
 namespace mt {

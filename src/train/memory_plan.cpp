@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <tuple>
 
-#include "mt/dist/expert_parallel.h"
 #include "mt/train/gpt_from_recipe.h"
 #include "mt/train/memory_estimate.h"
 

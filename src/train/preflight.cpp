@@ -16,7 +16,7 @@
 #include "mt/data/file_glob.h"
 #include "mt/data/token_shard.h"
 #include "mt/data/tokenizer.h"
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/io/checkpoint_dir.h"
 #include "mt/nn/gpt.h"
 #include "mt/train/gpt_from_recipe.h"

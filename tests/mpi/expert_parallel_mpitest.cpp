@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/graph/grad_mode.h"
 #include "mt/nn/moe_layer.h"
 #include "mt/ops/ops.h"
@@ -61,11 +62,11 @@ TEST(ExpertParallel, SplitLayerMatchesTheUnsplitLayer) {
     c.capacity_factor = 0.75;  // some tokens dropped
     c.mlp_type = residual ? MlpType::kResidual : MlpType::kStandard;
     c.drop_tokens = !dropless;  // dropless: each rank's largest count differs, the group takes the largest
-    ExpertParallel ep(w, n, {static_cast<int>(c.experts)});
-    const ProcessGroups* g = ep.groups_for(static_cast<int>(c.experts));
+    ProcessGroups groups(w, n, {static_cast<int>(c.experts)});
+    const ExpertGroups* g = groups.groups_for(static_cast<int>(c.experts));
     ASSERT_NE(g, nullptr);
     Generator init_a(7), init_b(7), gen_a(9), gen_b(9);
-    MoELayer whole(c, init_a), split(c, init_b, &g->ep);
+    MoELayer whole(c, init_a), split(c, init_b, g);
     whole.to(DType::F64);
     split.to(DType::F64);
     ASSERT_EQ(split.experts().experts(), 2);
@@ -95,17 +96,17 @@ TEST(ExpertParallel, SplitLayerMatchesTheUnsplitLayer) {
 TEST(ExpertParallel, GroupsPerLayerSizeAndErrorsNameTheLayer) {
   Communicator w = Communicator::world();
   int n = w.size();
-  ExpertParallel ep(w, n, {0, n, 0, 2 * n, 0, 1});
+  ProcessGroups ep(w, n, {0, n, 0, 2 * n, 0, 1});
   EXPECT_EQ(ep.size_for(2 * n), n);
   EXPECT_EQ(ep.groups_for(n)->ep.size(), n);
   EXPECT_EQ(ep.groups_for(n)->expert_dp.size(), 1);
   EXPECT_EQ(ep.groups_for(1), nullptr);  // one expert: nothing to split
   try {
-    ExpertParallel bad(w, n, {0, n + 1});
+    ProcessGroups bad(w, n, {0, n + 1});
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("block 1 has " + std::to_string(n + 1) + " experts"), std::string::npos)
         << e.what();
   }
-  EXPECT_THROW(ExpertParallel(w, n + 1, {}), Error);
+  EXPECT_THROW(ProcessGroups(w, n + 1, {}), Error);
 }

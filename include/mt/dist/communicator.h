@@ -82,12 +82,4 @@ class Communicator {
   std::shared_ptr<State> state_;
 };
 
-// The groups a run uses: world, data parallel, expert parallel and expert-data parallel.
-// With world W and expert-parallel size P: ep groups are consecutive blocks of P ranks
-// [0..P-1], [P..2P-1], ...; expert_dp groups join ranks with the same index inside their block.
-struct ProcessGroups {
-  Communicator world, dp, ep, expert_dp;
-};
-ProcessGroups make_process_groups(const Communicator& world, int ep_size);
-
 }  // namespace mt

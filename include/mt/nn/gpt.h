@@ -12,7 +12,7 @@
 
 namespace mt {
 
-class ExpertParallel;
+class ProcessGroups;
 class TransformerBlock;
 struct KVCache;
 
@@ -49,9 +49,9 @@ double train_flops_per_token(const GPTConfig& config);
 
 class GPT : public Module {
  public:
-  // init: parameter initialisation; dropout: the stream dropout masks draw from; ep: the expert-parallel
-  // groups when the MoE layers' experts are split over ranks (null: every expert on every rank).
-  GPT(const GPTConfig& config, Generator& init, Generator& dropout, const ExpertParallel* ep = nullptr);
+  // init: parameter initialisation; dropout: the stream dropout masks draw from; groups: the run's process
+  // groups, whose expert groups the MoE layers' experts are split over (null: every expert on every rank).
+  GPT(const GPTConfig& config, Generator& init, Generator& dropout, const ProcessGroups* groups = nullptr);
   const GPTConfig& config() const { return config_; }
 
   // tokens (B, T) i64 -> logits (B, T, padded_vocab) in the parameters' dtype.

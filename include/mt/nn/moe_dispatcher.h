@@ -5,7 +5,7 @@
 #pragma once
 #include <memory>
 
-#include "mt/dist/communicator.h"
+#include "mt/dist/process_groups.h"
 #include "mt/nn/moe_routing.h"
 
 namespace mt {
@@ -42,7 +42,7 @@ class AllToAllDispatcher : public TokenDispatcher {
   Communicator group_;
 };
 
-// Local when `expert_group` is null or of one rank, else all-to-all over it.
-std::unique_ptr<TokenDispatcher> make_dispatcher(const Communicator* expert_group);
+// Local when `groups` is null or its ep group has one rank, else all-to-all over the ep group.
+std::unique_ptr<TokenDispatcher> make_dispatcher(const ExpertGroups* groups);
 
 }  // namespace mt
