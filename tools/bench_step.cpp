@@ -56,7 +56,7 @@ class StepBench {
     if (device_.is_cuda()) set_device(device_.index);
 #endif
     cfg_ = gpt_config_from_recipe(r_);
-    groups_.emplace(world, r_.dist.ep, cfg_.experts_per_block);
+    groups_.emplace(world, r_.dist.ep, cfg_.experts_per_block, r_.dist.node_size);
     init_gen_ = std::make_unique<Generator>(static_cast<uint64_t>(r_.train.seed));
     dropout_gen_ = std::make_unique<Generator>(static_cast<uint64_t>(r_.train.seed) + 1 + world.rank());
     model_ = std::make_unique<GPT>(cfg_, *init_gen_, *dropout_gen_, &*groups_);

@@ -164,14 +164,15 @@ Communicator Communicator::split(int color, int key) const {
   return Communicator(s);
 }
 
-int Communicator::local_rank() const {
-  MPI_Comm node;
-  mpi_check(MPI_Comm_split_type(state_->comm, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &node), "MPI_Comm_split_type");
-  int r = 0;
-  MPI_Comm_rank(node, &r);
-  MPI_Comm_free(&node);
-  return r;
+Communicator Communicator::split_by_node() const {
+  auto s = std::make_shared<State>();
+  mpi_check(MPI_Comm_split_type(state_->comm, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &s->comm),
+            "MPI_Comm_split_type");
+  s->owned = true;
+  return Communicator(s);
 }
+
+int Communicator::local_rank() const { return split_by_node().rank(); }
 
 void Communicator::barrier() const { mpi_check(MPI_Barrier(state_->comm), "MPI_Barrier"); }
 

@@ -1,4 +1,4 @@
-// The autograd all-to-all the MoE dispatcher uses.
+// The autograd all-to-alls the MoE dispatcher uses: flat, and hierarchical as two flat ones.
 #include "mt/dist/expert_parallel.h"
 
 #include "mt/graph/node.h"
@@ -19,6 +19,18 @@ Tensor all_to_all(const Tensor& x, const Communicator& group) {
     return std::vector<Tensor>{gout};
   });
   return out;
+}
+
+Tensor hierarchical_all_to_all(const Tensor& x, const Communicator& intra_node, const Communicator& inter_node) {
+  const int64_t n = intra_node.size(), m = inter_node.size();
+  MT_CHECK(x.dim() >= 1 && x.size(0) % (n * m) == 0, "hierarchical_all_to_all: the leading dim of ", x.describe(),
+           " must be a multiple of the group size ", n * m, " (", m, " nodes of ", n, " ranks)");
+  // Note [Hierarchical all-to-all]: chunk c of x is bound for group rank c = node * N + local.
+  Tensor by_destination = x.reshape({m, n, -1});                     // (M, N, chunk)
+  Tensor by_local = by_destination.permute({1, 0, 2}).contiguous();  // (N, M, chunk): chunk j to local rank j
+  Tensor gathered = all_to_all(by_local, intra_node);                // (N, M, chunk): [source local][node]
+  Tensor by_node = gathered.permute({1, 0, 2}).contiguous();         // (M, N, chunk): chunk k to node k
+  return all_to_all(by_node, inter_node).view(x.shape());           // [source node][source local]: by source rank
 }
 
 }  // namespace mt

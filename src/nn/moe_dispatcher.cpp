@@ -35,8 +35,28 @@ Tensor AllToAllDispatcher::combine(const Tensor& expert_out, const RoutingTable&
 
 Tensor AllToAllDispatcher::exchange(const Tensor& x) const { return all_to_all(x, group_); }
 
+namespace {
+
+const ExpertGroups& spanning_nodes(const ExpertGroups& groups) {
+  MT_CHECK(groups.intra_node && groups.inter_node, "HierarchicalAllToAllDispatcher: the expert group of ",
+           groups.ep.size(), " ranks has no node groups (it does not span nodes)");
+  return groups;
+}
+
+}  // namespace
+
+HierarchicalAllToAllDispatcher::HierarchicalAllToAllDispatcher(const ExpertGroups& groups)
+    : AllToAllDispatcher(groups.ep),
+      intra_node_(*spanning_nodes(groups).intra_node),
+      inter_node_(*groups.inter_node) {}
+
+Tensor HierarchicalAllToAllDispatcher::exchange(const Tensor& x) const {
+  return hierarchical_all_to_all(x, intra_node_, inter_node_);
+}
+
 std::unique_ptr<TokenDispatcher> make_dispatcher(const ExpertGroups* groups) {
   if (!groups || groups->ep.size() == 1) return std::make_unique<LocalDispatcher>();
+  if (groups->intra_node) return std::make_unique<HierarchicalAllToAllDispatcher>(*groups);
   return std::make_unique<AllToAllDispatcher>(groups->ep);
 }
 

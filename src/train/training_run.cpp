@@ -86,7 +86,7 @@ TrainingRun::TrainingRun(Recipe r, const Communicator& world)
       recipe_yaml(to_yaml(recipe)),
       run_dir(recipe.train.run_dir),
       config(gpt_config_from_recipe(recipe)),
-      groups(world, recipe.dist.ep, config.experts_per_block),
+      groups(world, recipe.dist.ep, config.experts_per_block, recipe.dist.node_size),
       init_gen(static_cast<uint64_t>(recipe.train.seed)),
       dropout_gen(static_cast<uint64_t>(recipe.train.seed) + 1 + static_cast<uint64_t>(world.rank())),
       schedule(schedule_config(recipe)) {
@@ -98,6 +98,9 @@ TrainingRun::TrainingRun(Recipe r, const Communicator& world)
   if (lead)
     std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
                 pc.active / 1e6, model->num_parameters() / 1e6, device.str().c_str(), dtype_name(dtype));
+  if (lead && recipe.dist.ep > 1)
+    std::printf("expert all-to-all: %s (nodes of %d ranks)\n",
+                groups.hierarchical() ? "two-phase, within then across nodes" : "flat", groups.node_size());
   optimizer = std::make_unique<DistributedOptimizer>(recipe, *model, sharding, world);
   loader = std::make_unique<TokenLoader>(loader_options(recipe, world, recipe.data.train, LoaderOrder::kShuffled));
   if (!recipe.data.tokenizer.empty() && recipe.train.sample_every > 0)

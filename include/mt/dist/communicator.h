@@ -53,7 +53,9 @@ class Communicator {
   int size() const;
   // A sub-group of the ranks with the same color, ordered by key (MPI_Comm_split).
   Communicator split(int color, int key) const;
-  // Rank within the node (MPI_COMM_TYPE_SHARED), the usual GPU index.
+  // The ranks of this group on this node (MPI_COMM_TYPE_SHARED), ordered by rank.
+  Communicator split_by_node() const;
+  // Rank within the node, the usual GPU index.
   int local_rank() const;
 
   void barrier() const;

@@ -125,6 +125,9 @@ struct DistSection {
   enum class GradReduceDType { kF32, kBf16 };
   int dp = 0;  // data-parallel size; 0 = all ranks
   int ep = 1;  // largest expert-parallel size: a MoE layer of E experts splits them over min(E, ep) ranks
+  // Ranks per node, for the two-phase (hierarchical) expert all-to-all; 0 = ranks per host as MPI sees
+  // them (Note [Hierarchical all-to-all] in mt/dist/expert_parallel.h).
+  int node_size = 0;
   int zero = 0;  // ZeRO stage: 0 = every rank holds all optimizer state, 1 = partitioned over the ranks
   double timeout = 1800;  // seconds without progress (a stalled rank, a hung collective) that end the job; 0 = never
   // The dtype bf16 parameters' f32 gradients are summed in over data-parallel ranks: f32, or bf16 for

@@ -1,7 +1,8 @@
 // TokenDispatcher: the MoE layer's seam between the router and the experts. dispatch = the local
 // permute into an expert-major buffer (mt/nn/moe_dispatch.h), then, under expert parallelism, the
 // all-to-all to the experts' ranks; combine = the mirror image (all-to-all back, weighted unpermute).
-// LocalDispatcher: every expert on this rank. AllToAllDispatcher: experts split over a group.
+// LocalDispatcher: every expert on this rank. AllToAllDispatcher: experts split over a group;
+// HierarchicalAllToAllDispatcher: the same, its exchange in two phases when the group spans nodes.
 #pragma once
 #include <memory>
 
@@ -42,7 +43,22 @@ class AllToAllDispatcher : public TokenDispatcher {
   Communicator group_;
 };
 
-// Local when `groups` is null or its ep group has one rank, else all-to-all over the ep group.
+// The same exchange in two phases, within then across nodes (Note [Hierarchical all-to-all] in
+// mt/dist/expert_parallel.h): equal results, larger inter-node messages.
+class HierarchicalAllToAllDispatcher : public AllToAllDispatcher {
+ public:
+  // groups: an ep group with its intra_node and inter_node groups.
+  explicit HierarchicalAllToAllDispatcher(const ExpertGroups& groups);
+
+ protected:
+  Tensor exchange(const Tensor& x) const override;
+
+ private:
+  Communicator intra_node_, inter_node_;
+};
+
+// Local when `groups` is null or its ep group has one rank; hierarchical when the ep group spans nodes
+// (it has node groups); else flat all-to-all over the ep group.
 std::unique_ptr<TokenDispatcher> make_dispatcher(const ExpertGroups* groups);
 
 }  // namespace mt

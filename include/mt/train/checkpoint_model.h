@@ -29,11 +29,11 @@ struct LoadedModel {
 // moe.drop_tokens=false to evaluate without dropping tokens); one that changes a weight's shape is
 // refused when the weights are loaded.
 // With `world` and ep > 1, every MoE layer's experts are split over min(E, ep) ranks of `world` as in
-// training (mt/dist/process_groups.h): each rank loads its share, and every rank of the job must run
-// each forward together (the all-to-alls).
+// training (mt/dist/process_groups.h; node_size: dist.node_size): each rank loads its share, and every
+// rank of the job must run each forward together (the all-to-alls).
 LoadedModel load_model(const std::string& path, const std::string& device,
                        const std::vector<std::string>& overrides = {}, const Communicator* world = nullptr,
-                       int ep = 1);
+                       int ep = 1, int node_size = 0);
 
 // What does not fit between a checkpoint's model tensors and the model its stored recipe describes:
 // one line per tensor missing, extra or of another shape ("model.x: shape [2, 3] in the file, [3, 2]
