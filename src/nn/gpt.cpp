@@ -35,7 +35,8 @@ ParamCounts count_parameters(const GPTConfig& c) {
     if (c.is_moe_block(l)) {
       int64_t e = c.experts_per_block[l];
       int64_t gate = d * e;
-      int64_t residual = c.moe.mlp_type == MlpType::kResidual ? mlp + 2 * d + 2 : 0;  // dense MLP + coefficient Linear(d, 2)
+      // Residual-MoE: a dense MLP and the coefficient Linear(d, 2).
+      int64_t residual = c.moe.mlp_type == MlpType::kResidual ? mlp + 2 * d + 2 : 0;
       block += gate + e * mlp + residual;
       p.expert_params.push_back(e * mlp);
       block_active += gate + std::min<int64_t>(c.moe.top_k, e) * mlp + residual;

@@ -1,10 +1,9 @@
-// The local and all-to-all token dispatchers: the row moves of moe_dispatch.h, and around the experts'
-// ranks the regrouping between (P, E/P, C, d) by rank and (E/P, P * C, d) by expert.
+// The local, all-to-all and hierarchical all-to-all token dispatchers: the row moves of moe_dispatch.h,
+// and around the exchange the regrouping between (P, E/P, C, d) by rank and (E/P, P * C, d) by expert.
 #include "mt/nn/moe_dispatcher.h"
 
 #include "mt/dist/expert_parallel.h"
 #include "mt/nn/moe_dispatch.h"
-#include "mt/ops/ops.h"
 
 namespace mt {
 
@@ -27,7 +26,8 @@ Tensor AllToAllDispatcher::dispatch(const Tensor& tokens, const RoutingTable& ta
 Tensor AllToAllDispatcher::combine(const Tensor& expert_out, const RoutingTable& table) const {
   const int64_t p = group_.size(), local = table.experts / p, c = table.capacity, d = expert_out.size(2);
   MT_CHECK(expert_out.dim() == 3 && expert_out.size(0) == local && expert_out.size(1) == p * c,
-           "AllToAllDispatcher: expected the experts' output (", local, ", ", p * c, ", d), got ", expert_out.describe());
+           "AllToAllDispatcher: expected the experts' output (", local, ", ", p * c, ", d), got ",
+           expert_out.describe());
   Tensor done = expert_out.view({local, p, c, d}).permute({1, 0, 2, 3}).contiguous();  // (P, E/P, C, d) by source
   Tensor back = exchange(done.view({p * local, c, d}));                   // (E, C, d), at the tokens' rank
   return combine_tokens(back, table);                                     // (S, d)

@@ -22,7 +22,8 @@ LoadedModel load_model(const std::string& path, const std::string& device, const
   if (world && ep > 1) m.groups = std::make_unique<ProcessGroups>(*world, ep, cfg.experts_per_block, node_size);
   m.model = std::make_unique<GPT>(cfg, *m.init_gen, *m.dropout_gen, m.groups.get());
   m.model->to(m.device, resolve_dtype(m.recipe, m.device));
-  m.step = load_train_checkpoint(m.checkpoint, *m.model, nullptr, nullptr, expert_sharding(*m.model, m.groups.get()).shards).step;
+  const ExpertShards shards = expert_sharding(*m.model, m.groups.get()).shards;
+  m.step = load_train_checkpoint(m.checkpoint, *m.model, nullptr, nullptr, shards).step;
   m.model->eval();
   return m;
 }

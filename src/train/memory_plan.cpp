@@ -90,9 +90,8 @@ std::vector<MemoryPlan> memory_plans(const Recipe& recipe, int gpus, double gpu_
           int moe_layers = 0;
           for (int l = 0; l < c.layers; ++l) moe_layers += c.is_moe_block(l) ? 1 : 0;
           const double tokens = static_cast<double>(per_rank) * c.seq_len;
-          p.all_to_all_bytes = ep > 1 ? moe_layers * 4.0 * tokens * c.moe.top_k * c.moe.capacity_factor * c.d_model * s *
-                                            (ep - 1) / ep
-                                      : 0;
+          const double routed_rows = tokens * c.moe.top_k * c.moe.capacity_factor;
+          p.all_to_all_bytes = ep > 1 ? moe_layers * 4.0 * routed_rows * c.d_model * s * (ep - 1) / ep : 0;
           p.fits = p.total() <= kUsableMemoryFraction * gpu_bytes;
           plans.push_back(p);
         }

@@ -26,9 +26,12 @@ for drop in true false; do
   run4 moe.drop_tokens=$drop train.run_dir=flat_$drop >flat_$drop.log 2>&1 \
     || { bad "flat run (drop_tokens $drop)"; tail -5 flat_$drop.log; }
 done
-grep -q "expert all-to-all: two-phase, within then across nodes (nodes of 2 ranks)" node2_true.log && grep -q "expert all-to-all: flat (nodes of 4 ranks)" flat_true.log \
-  && ok "dist.node_size 2 runs the two-phase exchange; the default (one host of 4) the flat one" || bad "the exchange reported is not the one asked for"
-python3 - <<'PY' && ok "nodes of 2 (two-phase all-to-all) train as the flat all-to-all, bit for bit" || bad "node_size 2 changed the results"
+grep -q "expert all-to-all: two-phase, within then across nodes (nodes of 2 ranks)" node2_true.log \
+  && grep -q "expert all-to-all: flat (nodes of 4 ranks)" flat_true.log \
+  && ok "dist.node_size 2 runs the two-phase exchange; the default (one host of 4) the flat one" \
+  || bad "the exchange reported is not the one asked for"
+python3 - <<'PY' && ok "nodes of 2 (two-phase all-to-all) train as the flat all-to-all, bit for bit" \
+  || bad "node_size 2 changed the results"
 import json
 def rows(p): return [(r["step"], r.get("loss"), r.get("grad_norm"), r.get("val_loss"))
                      for r in map(json.loads, open(p)) if "loss" in r or "val_loss" in r]
