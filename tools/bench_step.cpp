@@ -17,7 +17,7 @@
 #include "mt/core/device_copy.h"
 #include "mt/core/storage.h"
 #include "mt/dist/communicator.h"
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
 #include "mt/ops/op_profiler.h"
@@ -56,13 +56,13 @@ class StepBench {
     if (device_.is_cuda()) set_device(device_.index);
 #endif
     cfg_ = gpt_config_from_recipe(r_);
-    if (r_.dist.ep > 1) ep_.emplace(world, r_.dist.ep, cfg_.experts_per_block);
+    groups_.emplace(world, r_.dist.ep, cfg_.experts_per_block, r_.dist.node_size);
     init_gen_ = std::make_unique<Generator>(static_cast<uint64_t>(r_.train.seed));
     dropout_gen_ = std::make_unique<Generator>(static_cast<uint64_t>(r_.train.seed) + 1 + world.rank());
-    model_ = std::make_unique<GPT>(cfg_, *init_gen_, *dropout_gen_, ep_ ? &*ep_ : nullptr);
+    model_ = std::make_unique<GPT>(cfg_, *init_gen_, *dropout_gen_, &*groups_);
     model_->to(device_, resolve_dtype(r_, device_));
     model_->train();
-    sharding_ = expert_sharding(*model_, ep_ ? &*ep_ : nullptr);
+    sharding_ = expert_sharding(*model_, &*groups_);
     optimizer_ = std::make_unique<DistributedOptimizer>(r_, *model_, sharding_, world_);
     // One batch of uniform random tokens per micro-batch, made once: the step's time is the model's.
     std::mt19937_64 rng(static_cast<uint64_t>(r_.train.seed) * 7919 + world.rank());
@@ -213,7 +213,7 @@ class StepBench {
   const Communicator& world_;
   Device device_;
   GPTConfig cfg_;
-  std::optional<ExpertParallel> ep_;
+  std::optional<ProcessGroups> groups_;
   std::unique_ptr<Generator> init_gen_, dropout_gen_;
   std::unique_ptr<GPT> model_;
   ExpertSharding sharding_;

@@ -41,7 +41,7 @@ struct Group {
 std::string variant_name(const MoeSection& moe) {
   if (moe.dense()) return "dense";
   const bool pyramid = !moe.experts_per_layer.empty();
-  const bool residual = moe.mlp_type == MoeSection::MlpType::kResidual;
+  const bool residual = moe.mlp_type == MlpType::kResidual;
   const std::vector<int>& list = moe.experts_per_layer;
   std::string name = pyramid && residual ? "PR-MoE"
                      : pyramid           ? str_cat("Pyramid-MoE ", list.front(), "..", list.back())

@@ -164,14 +164,15 @@ Communicator Communicator::split(int color, int key) const {
   return Communicator(s);
 }
 
-int Communicator::local_rank() const {
-  MPI_Comm node;
-  mpi_check(MPI_Comm_split_type(state_->comm, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &node), "MPI_Comm_split_type");
-  int r = 0;
-  MPI_Comm_rank(node, &r);
-  MPI_Comm_free(&node);
-  return r;
+Communicator Communicator::split_by_node() const {
+  auto s = std::make_shared<State>();
+  mpi_check(MPI_Comm_split_type(state_->comm, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &s->comm),
+            "MPI_Comm_split_type");
+  s->owned = true;
+  return Communicator(s);
 }
+
+int Communicator::local_rank() const { return split_by_node().rank(); }
 
 void Communicator::barrier() const { mpi_check(MPI_Barrier(state_->comm), "MPI_Barrier"); }
 
@@ -341,11 +342,5 @@ double Communicator::all_reduce(double value, ReduceKind op) const {
 #ifdef MT_WITH_CUDA
 ncclComm* Communicator::nccl_comm(int device) const { return nccl_handle(state_->nccl_for(device)); }
 #endif
-
-ProcessGroups make_process_groups(const Communicator& world, int ep_size) {
-  int w = world.size(), r = world.rank();
-  MT_CHECK(ep_size >= 1 && w % ep_size == 0, "expert-parallel size ", ep_size, " must divide the world size ", w);
-  return {world, world.split(0, r), world.split(r / ep_size, r), world.split(r % ep_size, r)};
-}
 
 }  // namespace mt

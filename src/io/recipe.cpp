@@ -479,7 +479,7 @@ void check_recipe(const Recipe& r) {
       MT_CHECK(moe.top_k <= moe.experts_at(i), r.where({"moe.top_k", "moe.experts"}), ": moe.top_k = ", moe.top_k,
                " exceeds the ", moe.experts_at(i), " experts of MoE layer ", i + 1);
   } else {
-    MT_CHECK(moe.mlp_type == MoeSection::MlpType::kStandard, r.where({"moe.mlp_type"}),
+    MT_CHECK(moe.mlp_type == MlpType::kStandard, r.where({"moe.mlp_type"}),
              ": moe.mlp_type = residual needs MoE layers; set moe.experts > 0");
   }
 

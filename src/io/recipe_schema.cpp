@@ -204,6 +204,9 @@ std::vector<RecipeSection> build_schema() {
        {Dist::integer<&DistSection::dp>("dp", at_least(0), "data-parallel size; 0 = all ranks"),
         Dist::integer<&DistSection::ep>("ep", at_least(1),
                                         "largest expert-parallel size: E experts split over min(E, ep) ranks"),
+        Dist::integer<&DistSection::node_size>("node_size", at_least(0),
+                                               "ranks per node: an expert group spanning nodes exchanges tokens "
+                                               "within, then across nodes; 0 = ranks per host"),
         Dist::integer<&DistSection::zero>("zero", FieldRange{0.0, 1.0},
                                           "ZeRO stage: 0 = full optimizer state per rank, 1 = partitioned"),
         Dist::real<&DistSection::timeout>("timeout", non_negative(),

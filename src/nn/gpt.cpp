@@ -2,7 +2,7 @@
 // from the config alone (used by `estimate` for paper-scale models).
 #include "mt/nn/gpt.h"
 
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/nn/embedding.h"
 #include "mt/nn/init.h"
 #include "mt/nn/transformer_block.h"
@@ -13,20 +13,9 @@ namespace mt {
 namespace {
 
 MoEConfig moe_config(const GPTConfig& c, int experts) {
-  MoEConfig m;
+  MoEConfig m = c.moe;
   m.d_model = c.d_model;
   m.experts = experts;
-  m.top_k = c.top_k;
-  m.capacity_factor = c.capacity_factor;
-  m.eval_capacity_factor = c.eval_capacity_factor;
-  m.min_capacity = c.min_capacity;
-  m.drop_tokens = c.drop_tokens;
-  m.noisy_gate = c.noisy_gate;
-  m.random_token_selection = c.random_token_selection;
-  m.second_expert_sampling = c.second_expert_sampling;
-  m.aux_loss_coef = c.aux_loss_coef;
-  m.z_loss_coef = c.z_loss_coef;
-  m.mlp_type = c.residual_moe ? MlpType::kResidual : MlpType::kStandard;
   m.validate();
   return m;
 }
@@ -46,10 +35,11 @@ ParamCounts count_parameters(const GPTConfig& c) {
     if (c.is_moe_block(l)) {
       int64_t e = c.experts_per_block[l];
       int64_t gate = d * e;
-      int64_t residual = c.residual_moe ? mlp + 2 * d + 2 : 0;  // dense MLP + coefficient Linear(d, 2)
+      // Residual-MoE: a dense MLP and the coefficient Linear(d, 2).
+      int64_t residual = c.moe.mlp_type == MlpType::kResidual ? mlp + 2 * d + 2 : 0;
       block += gate + e * mlp + residual;
       p.expert_params.push_back(e * mlp);
-      block_active += gate + std::min<int64_t>(c.top_k, e) * mlp + residual;
+      block_active += gate + std::min<int64_t>(c.moe.top_k, e) * mlp + residual;
     } else {
       block += mlp;
       block_active += mlp;
@@ -72,7 +62,7 @@ double train_flops_per_token(const GPTConfig& c) {
          12.0 * c.layers * c.d_model * static_cast<double>(c.seq_len);
 }
 
-GPT::GPT(const GPTConfig& config, Generator& init, Generator& dropout, const ExpertParallel* ep)
+GPT::GPT(const GPTConfig& config, Generator& init, Generator& dropout, const ProcessGroups* groups)
     : config_(config), dropout_gen_(dropout) {
   MT_CHECK(config.d_model % config.heads == 0, "GPT: d_model ", config.d_model, " is not divisible by heads ",
            config.heads);
@@ -83,14 +73,13 @@ GPT::GPT(const GPTConfig& config, Generator& init, Generator& dropout, const Exp
   auto blocks = register_module("blocks", std::make_shared<ModuleList>());
   for (int l = 0; l < config.layers; ++l) {
     std::unique_ptr<MoEConfig> moe;
-    const Communicator* expert_group = nullptr;
+    const ExpertGroups* expert_groups = nullptr;
     if (config.is_moe_block(l)) {
       moe = std::make_unique<MoEConfig>(moe_config(config, config.experts_per_block[l]));
-      const ProcessGroups* g = ep ? ep->groups_for(config.experts_per_block[l]) : nullptr;
-      if (g) expert_group = &g->ep;
+      if (groups) expert_groups = groups->groups_for(config.experts_per_block[l]);
     }
     blocks_.push_back(blocks->push_back(std::make_shared<TransformerBlock>(config.d_model, config.heads, config.dropout,
-                                                                           moe.get(), dropout, expert_group)));
+                                                                           moe.get(), dropout, expert_groups)));
     blocks_.back()->set_recompute(config.recompute);
   }
   ln_f_ = register_module("ln_f", std::make_shared<LayerNorm>(config.d_model));

@@ -1,8 +1,6 @@
-// MoELayer: wiring of router, dispatcher and experts, and the residual mix.
+// MoELayer: wiring of router, dispatcher, experts and combine, and the residual mix.
 #include "mt/nn/moe_layer.h"
 
-#include "mt/dist/expert_parallel.h"
-#include "mt/nn/moe_dispatch.h"
 #include "mt/ops/op_profiler.h"
 #include "mt/ops/ops.h"
 
@@ -14,10 +12,11 @@ constexpr double kInitStd = 0.02;  // GPT-2's; a model may re-initialise with in
 
 }  // namespace
 
-MoELayer::MoELayer(const MoEConfig& config, Generator& gen, const Communicator* expert_group) : config_(config) {
+MoELayer::MoELayer(const MoEConfig& config, Generator& gen, const ExpertGroups* groups) : config_(config) {
   config_.validate();
-  if (expert_group && expert_group->size() > 1) expert_group_ = *expert_group;
-  int shard = expert_group_ ? expert_group_->rank() : 0, shards = expert_group_ ? expert_group_->size() : 1;
+  if (groups && groups->ep.size() > 1) groups_ = *groups;
+  dispatcher_ = make_dispatcher(groups_ ? &*groups_ : nullptr);
+  int shard = groups_ ? groups_->ep.rank() : 0, shards = groups_ ? groups_->ep.size() : 1;
   gate_ = register_module("gate", std::make_shared<Router>(config_, gen, kInitStd));
   experts_ = register_module("experts", std::make_shared<Experts>(config_.experts, config_.d_model,
                                                                    config_.hidden_size(), gen, kInitStd, shard, shards));
@@ -39,8 +38,9 @@ Tensor MoELayer::forward(const Tensor& x, Generator& gen) {
     // x (B, T, d): whole sequences, routed sequence-major (Note [Sequence-major routing]).
     return gate_->forward(tokens, gen, expert_group(), x.dim() >= 3 ? x.size(-2) : 0);
   }();
-  Tensor buffer = dispatch_tokens(tokens, routing.table);  // (E, C, d)
-  Tensor out = combine_tokens(run_experts(buffer), routing.table);  // (S, d)
+  Tensor expert_in = dispatcher_->dispatch(tokens, routing.table);  // (E_local, C', d)
+  Tensor expert_out = experts_->forward(expert_in);                 // (E_local, C', d)
+  Tensor out = dispatcher_->combine(expert_out, routing.table);     // (S, d)
   if (mlp_) {
     // Residual-MoE, as DeepSpeed's MoE layer: a per-token learned mix of the experts and the dense MLP.
     Tensor mix = softmax(coefficient_->forward(tokens), -1);  // (S, 2)
@@ -50,16 +50,6 @@ Tensor MoELayer::forward(const Tensor& x, Generator& gen) {
   z_loss_ = routing.z_loss;
   stats_ = std::move(routing.stats);
   return out.view(x.shape());
-}
-
-Tensor MoELayer::run_experts(const Tensor& buffer) const {
-  if (!expert_group_) return experts_->forward(buffer);
-  // buffer (E, C, d) = (P, E/P, C, d) by destination rank; received: (P, E/P, C, d) by source rank.
-  int64_t p = expert_group_->size(), local = experts_->experts(), c = buffer.size(1), d = buffer.size(2);
-  Tensor received = all_to_all(buffer, *expert_group_).view({p, local, c, d});
-  Tensor mine = received.permute({1, 0, 2, 3}).contiguous().view({local, p * c, d});  // (E/P, P*C, d)
-  Tensor done = experts_->forward(mine).view({local, p, c, d}).permute({1, 0, 2, 3}).contiguous();  // (P, E/P, C, d)
-  return all_to_all(done.view({p * local, c, d}), *expert_group_);  // (E, C, d), back at the tokens' ranks
 }
 
 Tensor MoELayer::weighted_loss() const {

@@ -7,13 +7,13 @@
 namespace mt {
 
 TransformerBlock::TransformerBlock(int64_t d_model, int64_t heads, double dropout, const MoEConfig* moe,
-                                   Generator& dropout_gen, const Communicator* expert_group)
+                                   Generator& dropout_gen, const ExpertGroups* expert_groups)
     : dropout_gen_(dropout_gen) {
   ln1_ = register_module("ln1", std::make_shared<LayerNorm>(d_model));
   attn_ = register_module("attn", std::make_shared<CausalSelfAttention>(d_model, heads, dropout, dropout_gen));
   ln2_ = register_module("ln2", std::make_shared<LayerNorm>(d_model));
   if (moe) {
-    moe_ = register_module("moe", std::make_shared<MoELayer>(*moe, dropout_gen, expert_group));
+    moe_ = register_module("moe", std::make_shared<MoELayer>(*moe, dropout_gen, expert_groups));
   } else {
     mlp_ = register_module("mlp", std::make_shared<MLP>(d_model, 4 * d_model, dropout, dropout_gen));
   }

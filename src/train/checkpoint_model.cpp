@@ -11,7 +11,7 @@
 namespace mt {
 
 LoadedModel load_model(const std::string& path, const std::string& device, const std::vector<std::string>& overrides,
-                       const Communicator* world, int ep) {
+                       const Communicator* world, int ep, int node_size) {
   LoadedModel m;
   m.checkpoint = resolve_checkpoint(path);
   m.recipe = load_recipe_string(checkpoint_recipe(m.checkpoint), m.checkpoint.string() + ":recipe", overrides);
@@ -19,10 +19,11 @@ LoadedModel load_model(const std::string& path, const std::string& device, const
   GPTConfig cfg = gpt_config_from_recipe(m.recipe);
   m.init_gen = std::make_unique<Generator>(0);
   m.dropout_gen = std::make_unique<Generator>(0);
-  if (world && ep > 1) m.ep = std::make_unique<ExpertParallel>(*world, ep, cfg.experts_per_block);
-  m.model = std::make_unique<GPT>(cfg, *m.init_gen, *m.dropout_gen, m.ep.get());
+  if (world && ep > 1) m.groups = std::make_unique<ProcessGroups>(*world, ep, cfg.experts_per_block, node_size);
+  m.model = std::make_unique<GPT>(cfg, *m.init_gen, *m.dropout_gen, m.groups.get());
   m.model->to(m.device, resolve_dtype(m.recipe, m.device));
-  m.step = load_train_checkpoint(m.checkpoint, *m.model, nullptr, nullptr, expert_sharding(*m.model, m.ep.get()).shards).step;
+  const ExpertShards shards = expert_sharding(*m.model, m.groups.get()).shards;
+  m.step = load_train_checkpoint(m.checkpoint, *m.model, nullptr, nullptr, shards).step;
   m.model->eval();
   return m;
 }

@@ -19,7 +19,7 @@ LoadedModel load_teacher(const Recipe& student, Device device, const Communicato
   MT_CHECK(!path.empty(), "distill.teacher: no teacher checkpoint named");
   LoadedModel t;
   try {
-    t = load_model(path, device.str(), {}, &world, student.dist.ep);
+    t = load_model(path, device.str(), {}, &world, student.dist.ep, student.dist.node_size);
   } catch (const Error& e) {
     MT_FAIL("distill.teacher = '", path, "': ", e.what());
   }

@@ -11,13 +11,13 @@
 
 namespace mt {
 
-ExpertSharding expert_sharding(Module& model, const ExpertParallel* ep) {
+ExpertSharding expert_sharding(Module& model, const ProcessGroups* groups) {
   ExpertSharding s;
   std::set<const TensorImpl*> sharded_params;
   for (auto& [name, m] : model.named_modules()) {
     auto* moe = dynamic_cast<MoELayer*>(m);
-    if (!ep || !moe || !moe->expert_group()) continue;
-    ExpertSharding::Layer layer{ep->groups_for(static_cast<int>(moe->config().experts)), {}};
+    if (!groups || !moe || !moe->expert_group()) continue;
+    ExpertSharding::Layer layer{groups->groups_for(static_cast<int>(moe->config().experts)), {}};
     for (const NamedParameter& p : moe->experts().named_parameters()) {
       layer.params.push_back(p.tensor);
       sharded_params.insert(p.tensor.impl());

@@ -1,4 +1,5 @@
-// gpt_config_from_recipe: the recipe's model and moe sections, copied into a GPTConfig.
+// gpt_config_from_recipe: the recipe's model and moe sections, copied into a GPTConfig (the moe
+// section's layer settings once, into its MoEConfig).
 #include "mt/train/gpt_from_recipe.h"
 
 namespace mt {
@@ -20,21 +21,17 @@ GPTConfig gpt_config_from_recipe(const Recipe& r) {
     for (int l = 1; l <= c.layers; ++l)
       if (r.moe.is_moe_block(l)) c.experts_per_block[l - 1] = r.moe.experts_at(moe_index++);
   }
-  c.top_k = r.moe.top_k;
-  c.residual_moe = r.moe.mlp_type == MoeSection::MlpType::kResidual;
-  c.capacity_factor = r.moe.capacity_factor;
-  c.eval_capacity_factor = r.moe.eval_capacity_factor;
-  c.min_capacity = r.moe.min_capacity;
-  c.drop_tokens = r.moe.drop_tokens;
-  switch (r.moe.noisy_gate) {
-    case MoeSection::NoisyGate::kNone: c.noisy_gate = NoisyGate::kNone; break;
-    case MoeSection::NoisyGate::kJitter: c.noisy_gate = NoisyGate::kJitter; break;
-    case MoeSection::NoisyGate::kRSample: c.noisy_gate = NoisyGate::kRSample; break;
-  }
-  c.random_token_selection = r.moe.random_token_selection;
-  c.second_expert_sampling = r.moe.second_expert_sampling;
-  c.aux_loss_coef = r.moe.aux_loss_coef;
-  c.z_loss_coef = r.moe.z_loss_coef;
+  c.moe.top_k = r.moe.top_k;
+  c.moe.mlp_type = r.moe.mlp_type;
+  c.moe.capacity_factor = r.moe.capacity_factor;
+  c.moe.eval_capacity_factor = r.moe.eval_capacity_factor;
+  c.moe.min_capacity = r.moe.min_capacity;
+  c.moe.drop_tokens = r.moe.drop_tokens;
+  c.moe.noisy_gate = r.moe.noisy_gate;
+  c.moe.random_token_selection = r.moe.random_token_selection;
+  c.moe.second_expert_sampling = r.moe.second_expert_sampling;
+  c.moe.aux_loss_coef = r.moe.aux_loss_coef;
+  c.moe.z_loss_coef = r.moe.z_loss_coef;
   return c;
 }
 

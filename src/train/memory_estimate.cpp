@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/nn/moe_routing.h"
 
 namespace mt {
@@ -59,11 +59,11 @@ ActivationMemory activation_memory(const GPTConfig& c, bool half_weights, int64_
     double ffn = 8 * row + mask;  // dense: pre-activation and GELU output, the mask
     if (c.is_moe_block(l)) {
       const int64_t experts = c.experts_per_block[l];
-      const int64_t capacity = expert_capacity(static_cast<int64_t>(n), experts, c.top_k,
-                                               c.capacity_factor, c.min_capacity);
+      const int64_t capacity = expert_capacity(static_cast<int64_t>(n), experts, c.moe.top_k,
+                                               c.moe.capacity_factor, c.moe.min_capacity);
       const double slots = static_cast<double>(experts * capacity);
       ffn = slots * d * s * (1 + 4 + 4 + 1) + 2 * n * experts * 4 + mask;
-      if (c.residual_moe) ffn += 8 * row + n * 2 * s;
+      if (c.moe.mlp_type == MlpType::kResidual) ffn += 8 * row + n * 2 * s;
     }
     const double rest = 3 * row + stats + ffn;  // h, ln2 output, stats, the FFN: kept unless kBlock
     double kept = 0, recomputed = 0;

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <tuple>
 
-#include "mt/dist/expert_parallel.h"
 #include "mt/train/gpt_from_recipe.h"
 #include "mt/train/memory_estimate.h"
 
@@ -27,7 +26,8 @@ double recompute_fraction(const GPTConfig& c) {
   double blocks = 0, attention = 0;
   for (int l = 0; l < c.layers; ++l) {
     double ffn = 2 * 8 * d * d;  // the 4d MLP
-    if (c.is_moe_block(l)) ffn = ffn * std::min(c.top_k, c.experts_per_block[l]) + (c.residual_moe ? ffn : 0);
+    if (c.is_moe_block(l)) ffn = ffn * std::min<int64_t>(c.moe.top_k, c.experts_per_block[l]) +
+                                 (c.moe.mlp_type == MlpType::kResidual ? ffn : 0);
     blocks += attention_half + ffn;
     attention += attention_half;
   }
@@ -90,9 +90,8 @@ std::vector<MemoryPlan> memory_plans(const Recipe& recipe, int gpus, double gpu_
           int moe_layers = 0;
           for (int l = 0; l < c.layers; ++l) moe_layers += c.is_moe_block(l) ? 1 : 0;
           const double tokens = static_cast<double>(per_rank) * c.seq_len;
-          p.all_to_all_bytes = ep > 1 ? moe_layers * 4.0 * tokens * c.top_k * c.capacity_factor * c.d_model * s *
-                                            (ep - 1) / ep
-                                      : 0;
+          const double routed_rows = tokens * c.moe.top_k * c.moe.capacity_factor;
+          p.all_to_all_bytes = ep > 1 ? moe_layers * 4.0 * routed_rows * c.d_model * s * (ep - 1) / ep : 0;
           p.fits = p.total() <= kUsableMemoryFraction * gpu_bytes;
           plans.push_back(p);
         }

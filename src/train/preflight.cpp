@@ -16,7 +16,7 @@
 #include "mt/data/file_glob.h"
 #include "mt/data/token_shard.h"
 #include "mt/data/tokenizer.h"
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/io/checkpoint_dir.h"
 #include "mt/nn/gpt.h"
 #include "mt/train/gpt_from_recipe.h"
@@ -70,6 +70,8 @@ void check_ranks(const Recipe& r, int world_size) {
       if (cfg.experts_per_block[l] > 0)
         expert_parallel_size(static_cast<int>(l), cfg.experts_per_block[l], r.dist.ep, world_size);
   });
+  if (r.dist.node_size > 0)
+    at_key(r, "dist.node_size", [&] { check_node_size(r.dist.node_size, world_size, r.dist.ep); });
 }
 
 // The run folder (or, when it does not exist yet, its nearest existing parent) must be a writable folder.

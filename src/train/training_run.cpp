@@ -86,18 +86,21 @@ TrainingRun::TrainingRun(Recipe r, const Communicator& world)
       recipe_yaml(to_yaml(recipe)),
       run_dir(recipe.train.run_dir),
       config(gpt_config_from_recipe(recipe)),
+      groups(world, recipe.dist.ep, config.experts_per_block, recipe.dist.node_size),
       init_gen(static_cast<uint64_t>(recipe.train.seed)),
       dropout_gen(static_cast<uint64_t>(recipe.train.seed) + 1 + static_cast<uint64_t>(world.rank())),
       schedule(schedule_config(recipe)) {
   if (lead) std::printf("%s", recipe_yaml.c_str());
-  if (recipe.dist.ep > 1) ep.emplace(world, recipe.dist.ep, config.experts_per_block);
-  model = std::make_unique<GPT>(config, init_gen, dropout_gen, ep ? &*ep : nullptr);
+  model = std::make_unique<GPT>(config, init_gen, dropout_gen, &groups);
   model->to(device, dtype);
-  sharding = expert_sharding(*model, ep ? &*ep : nullptr);
+  sharding = expert_sharding(*model, &groups);
   const ParamCounts pc = count_parameters(config);
   if (lead)
     std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
                 pc.active / 1e6, model->num_parameters() / 1e6, device.str().c_str(), dtype_name(dtype));
+  if (lead && recipe.dist.ep > 1)
+    std::printf("expert all-to-all: %s (nodes of %d ranks)\n",
+                groups.hierarchical() ? "two-phase, within then across nodes" : "flat", groups.node_size());
   optimizer = std::make_unique<DistributedOptimizer>(recipe, *model, sharding, world);
   std::vector<MixtureSource> sources;
   for (const DataSource& d : recipe.data.train) sources.push_back({d.path, d.weight});

@@ -6,6 +6,7 @@
 
 #include "mt/core/error.h"
 #include "mt/dist/communicator.h"
+#include "mt/dist/process_groups.h"
 #include "mt/ops/ops.h"
 
 using namespace mt;
@@ -67,11 +68,12 @@ TEST(ProcessGroups, LayoutFollowsDeepSpeed) {
   Communicator w = Communicator::world();
   int n = w.size(), r = w.rank();
   if (n % 2 != 0) GTEST_SKIP() << "needs an even number of ranks";
-  ProcessGroups g = make_process_groups(w, 2);
+  ProcessGroups groups(w, 2, {2});
+  const ExpertGroups& g = *groups.groups_for(2);
+  EXPECT_EQ(groups.world().size(), n);
   EXPECT_EQ(g.ep.size(), 2);
   EXPECT_EQ(g.ep.rank(), r % 2);
   EXPECT_EQ(g.expert_dp.size(), n / 2);
-  EXPECT_EQ(g.dp.size(), n);
   // Sum of world ranks in my expert-dp group: ranks with the same r % 2.
   double s = g.expert_dp.all_reduce(static_cast<double>(r), ReduceKind::kSum);
   double expect = 0;

@@ -18,8 +18,8 @@ GPTConfig small(std::vector<int> experts, bool residual, int top_k = 1) {
   c.seq_len = 16;
   c.vocab_size = 100;
   c.experts_per_block = std::move(experts);
-  c.residual_moe = residual;
-  c.top_k = top_k;
+  c.moe.mlp_type = residual ? MlpType::kResidual : MlpType::kStandard;
+  c.moe.top_k = top_k;
   return c;
 }
 

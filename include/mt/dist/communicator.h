@@ -53,7 +53,9 @@ class Communicator {
   int size() const;
   // A sub-group of the ranks with the same color, ordered by key (MPI_Comm_split).
   Communicator split(int color, int key) const;
-  // Rank within the node (MPI_COMM_TYPE_SHARED), the usual GPU index.
+  // The ranks of this group on this node (MPI_COMM_TYPE_SHARED), ordered by rank.
+  Communicator split_by_node() const;
+  // Rank within the node, the usual GPU index.
   int local_rank() const;
 
   void barrier() const;
@@ -81,13 +83,5 @@ class Communicator {
   explicit Communicator(std::shared_ptr<State> s) : state_(std::move(s)) {}
   std::shared_ptr<State> state_;
 };
-
-// The groups a run uses: world, data parallel, expert parallel and expert-data parallel.
-// With world W and expert-parallel size P: ep groups are consecutive blocks of P ranks
-// [0..P-1], [P..2P-1], ...; expert_dp groups join ranks with the same index inside their block.
-struct ProcessGroups {
-  Communicator world, dp, ep, expert_dp;
-};
-ProcessGroups make_process_groups(const Communicator& world, int ep_size);
 
 }  // namespace mt

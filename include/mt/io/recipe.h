@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mt/nn/moe_config.h"
 #include "mt/nn/recompute.h"
 
 namespace mt {
@@ -26,9 +27,9 @@ struct ModelSection {
   bool operator==(const ModelSection&) const = default;
 };
 
+// The fields after `every` are the MoE layers' own settings, mapped into MoEConfig by
+// gpt_config_from_recipe (mt/train/gpt_from_recipe.h); the enums are MoEConfig's.
 struct MoeSection {
-  enum class MlpType { kStandard, kResidual };
-  enum class NoisyGate { kNone, kJitter, kRSample };
   // `experts: N` sets experts = N (0 = dense model); `experts: [a, b, ...]` (Pyramid-MoE) sets
   // experts_per_layer, one count per MoE layer from shallow to deep, and leaves experts = 0.
   int experts = 0;
@@ -138,6 +139,9 @@ struct DistSection {
   enum class GradReduceDType { kF32, kBf16 };
   int dp = 0;  // data-parallel size; 0 = all ranks
   int ep = 1;  // largest expert-parallel size: a MoE layer of E experts splits them over min(E, ep) ranks
+  // Ranks per node, for the two-phase (hierarchical) expert all-to-all; 0 = ranks per host as MPI sees
+  // them (Note [Hierarchical all-to-all] in mt/dist/expert_parallel.h).
+  int node_size = 0;
   int zero = 0;  // ZeRO stage: 0 = every rank holds all optimizer state, 1 = partitioned over the ranks
   double timeout = 1800;  // seconds without progress (a stalled rank, a hung collective) that end the job; 0 = never
   // The dtype bf16 parameters' f32 gradients are summed in over data-parallel ranks: f32, or bf16 for

@@ -12,7 +12,7 @@
 
 namespace mt {
 
-class ExpertParallel;
+class ProcessGroups;
 class TransformerBlock;
 struct KVCache;
 
@@ -25,17 +25,10 @@ struct GPTConfig {
   double dropout = 0.0;
   double init_std = 0.02;
   Recompute recompute = Recompute::kNone;  // train.recompute: what each block keeps for the backward
-  // MoE: experts_per_block[l] experts in block l (0 = dense MLP); empty = all dense.
+  // MoE: experts_per_block[l] experts in block l (0 = dense MLP); empty = all dense. `moe` holds the
+  // settings every MoE layer shares (its d_model and experts are set per layer from the fields here).
   std::vector<int> experts_per_block;
-  int top_k = 1;
-  bool residual_moe = false;
-  double capacity_factor = 1.0, eval_capacity_factor = 1.0;
-  int min_capacity = 4;
-  bool drop_tokens = true;
-  NoisyGate noisy_gate = NoisyGate::kNone;
-  bool random_token_selection = true;
-  bool second_expert_sampling = true;
-  double aux_loss_coef = 0.01, z_loss_coef = 0.0;
+  MoEConfig moe;
 
   int64_t padded_vocab() const { return (vocab_size + 63) / 64 * 64; }
   bool is_moe_block(int l) const { return !experts_per_block.empty() && experts_per_block[l] > 0; }
@@ -56,9 +49,9 @@ double train_flops_per_token(const GPTConfig& config);
 
 class GPT : public Module {
  public:
-  // init: parameter initialisation; dropout: the stream dropout masks draw from; ep: the expert-parallel
-  // groups when the MoE layers' experts are split over ranks (null: every expert on every rank).
-  GPT(const GPTConfig& config, Generator& init, Generator& dropout, const ExpertParallel* ep = nullptr);
+  // init: parameter initialisation; dropout: the stream dropout masks draw from; groups: the run's process
+  // groups, whose expert groups the MoE layers' experts are split over (null: every expert on every rank).
+  GPT(const GPTConfig& config, Generator& init, Generator& dropout, const ProcessGroups* groups = nullptr);
   const GPTConfig& config() const { return config_; }
 
   // tokens (B, T) i64 -> logits (B, T, padded_vocab) in the parameters' dtype.

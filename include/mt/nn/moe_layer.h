@@ -1,16 +1,16 @@
-// MoELayer: the MoE feed-forward of a transformer block. Router ("gate") -> dispatch -> Experts
+// MoELayer: the MoE feed-forward of a transformer block. Router ("gate") -> dispatcher -> Experts
 // ("experts") -> combine; for mlp_type residual also a dense MLP ("mlp") mixed per token by a
 // learned 2-way softmax ("coefficient"), as DeepSpeed's MoE layer does. Keeps the last forward's
 // aux / z losses (tensors, to add to the loss) and routing counters (host values, for the log).
-// Under expert parallelism each rank holds E/P experts and the buffer goes to them by all-to-all.
+// Under expert parallelism each rank holds E/P experts and the dispatcher moves tokens by all-to-all.
 #pragma once
 #include <memory>
 #include <optional>
 
-#include "mt/dist/communicator.h"
 #include "mt/nn/linear.h"
 #include "mt/nn/mlp.h"
 #include "mt/nn/moe_config.h"
+#include "mt/nn/moe_dispatcher.h"
 #include "mt/nn/moe_experts.h"
 #include "mt/nn/moe_router.h"
 #include "mt/nn/module.h"
@@ -21,10 +21,10 @@ class MoELayer : public Module {
  public:
   // Parameters: gate.weight, experts.{w1,b1,w2,b2} (stacked by global expert id), and for
   // residual also mlp.{fc,proj}.{weight,bias} and coefficient.{weight,bias}. Weights are drawn
-  // from N(0, 0.02) with `gen`, biases are zero. With `expert_group` (P ranks) this rank holds experts
-  // rank * E/P .. (rank + 1) * E/P - 1, and every rank of the group must run each forward and backward
-  // together, with the same number of tokens (dropless: the group agrees on the largest capacity).
-  MoELayer(const MoEConfig& config, Generator& gen, const Communicator* expert_group = nullptr);
+  // from N(0, 0.02) with `gen`, biases are zero. With `groups` (an ep group of P ranks) this rank holds
+  // experts rank * E/P .. (rank + 1) * E/P - 1, and every rank of the group must run each forward and
+  // backward together, with the same number of tokens (dropless: the group agrees on the largest capacity).
+  MoELayer(const MoEConfig& config, Generator& gen, const ExpertGroups* groups = nullptr);
 
   // x (..., d) -> (..., d); tokens are all leading positions. `gen` feeds the noisy gate (training)
   // and random token selection. Dropped tokens get 0 from the experts (the block's residual carries them).
@@ -50,18 +50,16 @@ class MoELayer : public Module {
   MLP* mlp() { return mlp_.get(); }
   Linear* coefficient() { return coefficient_.get(); }
   // The expert-parallel group the experts are split over; null when they are all here.
-  const Communicator* expert_group() const { return expert_group_ ? &*expert_group_ : nullptr; }
+  const Communicator* expert_group() const { return groups_ ? &groups_->ep : nullptr; }
 
  private:
-  // buffer (E, C, d) -> the experts' outputs (E, C, d), through the expert-parallel group if any.
-  Tensor run_experts(const Tensor& buffer) const;
-
   MoEConfig config_;
   std::shared_ptr<Router> gate_;
   std::shared_ptr<Experts> experts_;
+  std::unique_ptr<TokenDispatcher> dispatcher_;
   std::shared_ptr<MLP> mlp_;
   std::shared_ptr<Linear> coefficient_;
-  std::optional<Communicator> expert_group_;
+  std::optional<ExpertGroups> groups_;
   Tensor aux_loss_, z_loss_;
   RoutingStats stats_;
 };

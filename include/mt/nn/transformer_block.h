@@ -13,10 +13,10 @@ namespace mt {
 
 class TransformerBlock : public Module {
  public:
-  // moe: the block's MoE config, or null for a dense MLP block; expert_group: its expert-parallel group
-  // (null: every expert here).
+  // moe: the block's MoE config, or null for a dense MLP block; expert_groups: the groups its experts
+  // are split over (null: every expert here).
   TransformerBlock(int64_t d_model, int64_t heads, double dropout, const MoEConfig* moe, Generator& dropout_gen,
-                   const Communicator* expert_group = nullptr);
+                   const ExpertGroups* expert_groups = nullptr);
   Tensor forward(const Tensor& x);                           // (B, T, d) -> (B, T, d)
   // What the forward keeps for the backward (Note [Recomputation] in transformer_block.cpp).
   void set_recompute(Recompute mode) { recompute_ = mode; }

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "mt/core/generator.h"
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/io/checkpoint_source.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
@@ -19,7 +19,7 @@ struct LoadedModel {
   Recipe recipe;
   Device device;
   std::unique_ptr<Generator> init_gen, dropout_gen;
-  std::unique_ptr<ExpertParallel> ep;  // the expert-parallel groups its experts are split over, if any
+  std::unique_ptr<ProcessGroups> groups;  // the groups its experts are split over, if any
   std::unique_ptr<GPT> model;
   int64_t step = 0;
 };
@@ -29,11 +29,11 @@ struct LoadedModel {
 // moe.drop_tokens=false to evaluate without dropping tokens); one that changes a weight's shape is
 // refused when the weights are loaded.
 // With `world` and ep > 1, every MoE layer's experts are split over min(E, ep) ranks of `world` as in
-// training (mt/dist/expert_parallel.h): each rank loads its share, and every rank of the job must run
-// each forward together (the all-to-alls).
+// training (mt/dist/process_groups.h; node_size: dist.node_size): each rank loads its share, and every
+// rank of the job must run each forward together (the all-to-alls).
 LoadedModel load_model(const std::string& path, const std::string& device,
                        const std::vector<std::string>& overrides = {}, const Communicator* world = nullptr,
-                       int ep = 1);
+                       int ep = 1, int node_size = 0);
 
 // What does not fit between a checkpoint's model tensors and the model its stored recipe describes:
 // one line per tensor missing, extra or of another shape ("model.x: shape [2, 3] in the file, [3, 2]

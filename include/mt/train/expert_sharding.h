@@ -5,7 +5,7 @@
 #pragma once
 #include <vector>
 
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/module.h"
 #include "mt/train/train_checkpoint.h"
@@ -14,7 +14,7 @@ namespace mt {
 
 struct ExpertSharding {
   struct Layer {
-    const ProcessGroups* groups;  // the layer's ep and expert_dp groups
+    const ExpertGroups* groups;  // the layer's ep and expert_dp groups
     std::vector<Tensor> params;   // its experts' parameters (this rank's chunk)
   };
   std::vector<Tensor> replicated;
@@ -22,8 +22,8 @@ struct ExpertSharding {
   ExpertShards shards;         // the same, by parameter name, for checkpoints
 };
 
-// Splits `model`'s parameters by the MoE layers' expert groups (ep may be null: all replicated).
-ExpertSharding expert_sharding(Module& model, const ExpertParallel* ep);
+// Splits `model`'s parameters by the MoE layers' expert groups (groups may be null: all replicated).
+ExpertSharding expert_sharding(Module& model, const ProcessGroups* groups);
 
 // Averages the split experts' gradients for the whole job's loss (the mean over ranks): an expert's,
 // which already sums the gradients of its ep group's tokens, is summed over its expert-data-parallel

@@ -16,7 +16,7 @@ struct MemoryPerRank {
 };
 
 // ranks: the job's ranks; ep: dist.ep (each MoE layer over min(E, ep) ranks); zero: dist.zero. Errors
-// as the trainer's (mt/dist/expert_parallel.h) when dist.ep does not fit.
+// as the trainer's (mt/dist/process_groups.h) when dist.ep does not fit.
 MemoryPerRank memory_per_rank(const GPTConfig& config, bool half_weights, int ranks, int ep, int zero);
 
 // The activation memory of one micro-batch of `sequences` sequences of config.seq_len tokens on one

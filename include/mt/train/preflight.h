@@ -12,7 +12,7 @@ namespace mt {
 void check_recipe_sizes(const Recipe& recipe);
 
 // Everything a recipe needs to run on this machine as a job of `world_size` ranks: the device
-// (train.device: cuda needs a GPU), dist.dp and dist.ep against the ranks, train.run_dir writable,
+// (train.device: cuda needs a GPU), dist.dp, dist.ep and dist.node_size against the ranks, train.run_dir writable,
 // the data.train / data.val globs matching readable shards, data.tokenizer loading (and
 // train.sample_prompt encoding to tokens when sampling), distill.teacher and a checkpoint.resume
 // path existing, and the memory estimate (weights, optimizer state, activations) fitting the

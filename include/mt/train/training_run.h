@@ -10,7 +10,7 @@
 #include "mt/core/generator.h"
 #include "mt/data/mixture_loader.h"
 #include "mt/data/tokenizer.h"
-#include "mt/dist/expert_parallel.h"
+#include "mt/dist/process_groups.h"
 #include "mt/io/recipe.h"
 #include "mt/nn/gpt.h"
 #include "mt/optim/lr_schedule.h"
@@ -44,7 +44,7 @@ struct TrainingRun {
   std::string recipe_yaml;
   std::filesystem::path run_dir;
   GPTConfig config;
-  std::optional<ExpertParallel> ep;
+  ProcessGroups groups;  // dist.ep's expert groups of the model's MoE layers
   Generator init_gen, dropout_gen;
   std::unique_ptr<GPT> model;
   ExpertSharding sharding;
