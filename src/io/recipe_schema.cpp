@@ -192,8 +192,9 @@ std::vector<RecipeSection> build_schema() {
        {Dist::integer<&DistSection::dp>("dp", at_least(0), "data-parallel size; 0 = all ranks"),
         Dist::integer<&DistSection::ep>("ep", at_least(1),
                                         "largest expert-parallel size: E experts split over min(E, ep) ranks"),
-        Dist::integer<&DistSection::zero>("zero", FieldRange{0.0, 1.0},
-                                          "ZeRO stage: 0 = full optimizer state per rank, 1 = partitioned"),
+        Dist::integer<&DistSection::zero>("zero", FieldRange{0.0, 2.0},
+                                          "ZeRO stage: 0 = full optimizer state per rank, 1 = partitioned, "
+                                          "2 = gradients partitioned too"),
         Dist::real<&DistSection::timeout>("timeout", non_negative(),
                                           "seconds without progress that end the job (stalled rank); 0 = never"),
         Dist::boolean<&DistSection::overlap>("overlap",
