@@ -113,5 +113,22 @@ assert dropped > 9e6, dropped
 assert peak1 - peak2 >= 0.4 * dropped, (peak1, peak2, dropped)
 PY
 
+# The planner states the gradient traffic of each stage: a ring all-reduce of the f32 gradients once a
+# step, 2 (N-1)/N of them, or ZeRO-2's reduce-scatter, (N-1)/N, every micro-batch.
+"$MT" estimate mem.yaml --gpus 4 --gpu-memory 1GB >plan.txt 2>&1 || { bad "estimate --gpus 4"; tail -3 plan.txt; }
+python3 - <<'PY' && ok "the planner's gradient bytes follow the stage and the accumulation" || bad "planner gradient bytes"
+import re
+text = open("plan.txt").read()
+n = int(re.search(r"parameters \(total\):.*\((\d+)\)", text).group(1))  # dense: every parameter replicated
+rows = [l.strip("|").split("|") for l in text.splitlines() if re.match(r"\| \d", l)]
+stages = set()
+for r in rows:
+    zero, accum, grad = int(r[1]), int(r[3]), float(r[8])
+    want = 4 * n * 3 / 4 * (accum if zero == 2 else 2) / 1e9
+    assert abs(grad - want) <= 5e-3 * want, (r, want)
+    stages.add(zero)
+assert stages == {0, 1, 2}, stages
+PY
+
 expect_error "dist.zero 3 is refused naming dist.zero" "dist.zero" "$MT" train tiny.yaml train.run_dir=bad dist.zero=3
 finish "all ZeRO-2 checks passed"
