@@ -301,7 +301,7 @@ CommRequest Communicator::reduce_scatter_start(const Tensor& in, const Tensor& o
   }
 #endif
   for (int64_t c : counts) {
-    MT_CHECK(c <= INT32_MAX, "reduce_scatter_start: a chunk of ", c, " elements exceeds MPI's int count");
+    MT_CHECK(c <= INT_MAX, "reduce_scatter_start: a chunk of ", c, " elements exceeds MPI's int count");
     impl->counts.push_back(static_cast<int>(c));
   }
   mpi_check(MPI_Ireduce_scatter(in.data_ptr(), out.data_ptr(), impl->counts.data(), mpi_type(in.dtype()),
