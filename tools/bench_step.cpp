@@ -123,9 +123,11 @@ class StepBench {
     double loss_sum = 0;
     for (size_t i = 0; i < batches_.size(); ++i) {
       TrainingLoss l = training_loss(*model_, nullptr, batches_[i], r_.distill);
-      if (i + 1 == batches_.size()) optimizer_->start_reduction_during_backward();
+      const Backward backward = i + 1 == batches_.size() ? Backward::kLast : Backward::kMore;
+      optimizer_->start_reduction_during_backward(backward);
       mul(l.total, 1.0 / r_.train.grad_accum).backward();
       loss_sum += l.ce.item();  // after the backward is queued, as the trainer reads it
+      optimizer_->reduce_after_backward(backward);
     }
     const double norm = optimizer_->reduce_and_clip();
     exposed_seconds_ += optimizer_->exposed_communication_seconds();

@@ -63,14 +63,14 @@ void add_estimate_command(CLI::App& app) {
     std::printf("\nplans for %d GPUs of %s (a plan may use %.0f%%: %.3g GiB), %ld of %zu settings fit, cheapest first:\n\n",
                 a->gpus, a->gpu_memory.c_str(), kUsableMemoryFraction * 100, kUsableMemoryFraction * gpu_bytes / gib,
                 static_cast<long>(fitting), plans.size());
-    std::printf("| dist.ep | dist.zero | micro_batch | grad_accum | recompute | GiB per rank | extra FLOPs | ZeRO gather GB/step | all-to-all GB/step |\n");
-    std::printf("|---:|---:|---:|---:|---|---:|---:|---:|---:|\n");
+    std::printf("| dist.ep | dist.zero | micro_batch | grad_accum | recompute | GiB per rank | extra FLOPs | ZeRO gather GB/step | grad reduce GB/step | all-to-all GB/step |\n");
+    std::printf("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n");
     int shown = 0;
     for (const MemoryPlan& p : plans) {
       if (!p.fits || shown++ == 8) break;
-      std::printf("| %d | %d | %d | %d | %s | %.3g | %.0f%% | %.3g | %.3g |\n", p.ep, p.zero, p.micro_batch, p.grad_accum,
-                  recompute_name(p.recompute), p.total() / gib, p.recompute_flops * 100, p.zero_gather_bytes / 1e9,
-                  p.all_to_all_bytes / 1e9);
+      std::printf("| %d | %d | %d | %d | %s | %.3g | %.0f%% | %.3g | %.3g | %.3g |\n", p.ep, p.zero, p.micro_batch,
+                  p.grad_accum, recompute_name(p.recompute), p.total() / gib, p.recompute_flops * 100,
+                  p.zero_gather_bytes / 1e9, p.grad_reduce_bytes / 1e9, p.all_to_all_bytes / 1e9);
     }
     if (fitting == 0) {
       auto least = std::min_element(plans.begin(), plans.end(),

@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 
+#include <climits>
 #include <cstdio>
 
 #include "mt/core/device_copy.h"
@@ -26,6 +27,8 @@ void nccl_all_to_all(NcclComm& c, const Tensor& in, const Tensor& out, int size)
 ncclComm* nccl_handle(NcclComm& c);
 // On the communicator's own stream, after the work queued so far on the compute stream; `done` recorded after.
 void nccl_all_reduce_start(NcclComm& c, const Tensor& t, ReduceKind op, CudaEvent& done);
+void nccl_reduce_scatter_start(NcclComm& c, const Tensor& in, const Tensor& out, const std::vector<int64_t>& counts,
+                               ReduceKind op, CudaEvent& done);
 #endif
 
 namespace {
@@ -194,7 +197,9 @@ void Communicator::all_reduce(const Tensor& t, ReduceKind op) const {
 }
 
 struct CommRequest::Impl {
-  Tensor t;
+  Tensor t;       // the result (averaged in wait() for kAvg)
+  Tensor source;  // a separate input held until completion (reduce_scatter_start)
+  std::vector<int> counts;  // MPI_Ireduce_scatter's receive counts, alive until completion
   ReduceKind op = ReduceKind::kSum;
   int size = 1;
   MPI_Request request = MPI_REQUEST_NULL;
@@ -261,6 +266,48 @@ CommRequest Communicator::all_reduce_start(const Tensor& t, ReduceKind op) const
   mpi_check(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.dtype()),
                            mpi_op(op, t.dtype()), state_->comm, &impl->request),
             "MPI_Iallreduce");
+  return CommRequest(std::move(impl));
+}
+
+CommRequest Communicator::reduce_scatter_start(const Tensor& in, const Tensor& out, const std::vector<int64_t>& counts,
+                                               ReduceKind op) const {
+  check_contiguous(in, "reduce_scatter_start");
+  check_contiguous(out, "reduce_scatter_start");
+  check_same_dtype("reduce_scatter_start", in, out);
+  MT_CHECK(static_cast<int>(counts.size()) == size(), "reduce_scatter_start: ", counts.size(), " counts for ", size(),
+           " ranks");
+  int64_t total = 0;
+  for (int64_t c : counts) {
+    MT_CHECK(c >= 0, "reduce_scatter_start: negative count ", c);
+    total += c;
+  }
+  MT_CHECK(in.numel() == total, "reduce_scatter_start: in has ", in.numel(), " elements, the counts sum to ", total);
+  MT_CHECK(out.numel() == counts[rank()], "reduce_scatter_start: out has ", out.numel(), " elements, rank ", rank(),
+           " receives ", counts[rank()]);
+  auto impl = std::make_unique<CommRequest::Impl>();
+  impl->t = out;
+  impl->source = in;
+  impl->op = op;
+  impl->size = size();
+  if (size() == 1) {
+    if (total > 0) out.copy_(in);
+    impl->waited = true;
+    return CommRequest(std::move(impl));
+  }
+#ifdef MT_WITH_CUDA
+  if (in.device().is_cuda()) {
+    impl->done = std::make_unique<CudaEvent>();
+    nccl_reduce_scatter_start(state_->nccl_for(in.device().index), in, out, counts, op, *impl->done);
+    return CommRequest(std::move(impl));
+  }
+#endif
+  for (int64_t c : counts) {
+    MT_CHECK(c <= INT_MAX, "reduce_scatter_start: a chunk of ", c, " elements exceeds MPI's int count");
+    impl->counts.push_back(static_cast<int>(c));
+  }
+  mpi_check(MPI_Ireduce_scatter(in.data_ptr(), out.data_ptr(), impl->counts.data(), mpi_type(in.dtype()),
+                                mpi_op(op, in.dtype()), state_->comm, &impl->request),
+            "MPI_Ireduce_scatter");
   return CommRequest(std::move(impl));
 }
 

@@ -207,8 +207,9 @@ std::vector<RecipeSection> build_schema() {
         Dist::integer<&DistSection::node_size>("node_size", at_least(0),
                                                "ranks per node: an expert group spanning nodes exchanges tokens "
                                                "within, then across nodes; 0 = ranks per host"),
-        Dist::integer<&DistSection::zero>("zero", FieldRange{0.0, 1.0},
-                                          "ZeRO stage: 0 = full optimizer state per rank, 1 = partitioned"),
+        Dist::integer<&DistSection::zero>("zero", FieldRange{0.0, 2.0},
+                                          "ZeRO stage: 0 = full optimizer state per rank, 1 = partitioned, "
+                                          "2 = gradients partitioned too"),
         Dist::real<&DistSection::timeout>("timeout", non_negative(),
                                           "seconds without progress that end the job (stalled rank); 0 = never"),
         Dist::boolean<&DistSection::overlap>("overlap",

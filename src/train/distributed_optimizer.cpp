@@ -11,10 +11,10 @@ DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, 
                                            const Communicator& world)
     : model_(model), sharding_(sharding), world_(world), grad_clip_(recipe.optim.grad_clip),
       grad_reduce_dtype_(recipe.dist.grad_reduce_dtype) {
-  // ZeRO-1 partitions the replicated parameters' optimizer state; split experts keep theirs (already
-  // one copy per expert-data-parallel rank).
+  // ZeRO-1 partitions the replicated parameters' optimizer state, ZeRO-2 their gradients too; split
+  // experts keep theirs (already one copy per expert-data-parallel rank).
   std::vector<NamedParameter> optimized = model.named_parameters();
-  if (recipe.dist.zero == 1 && world.size() > 1) {
+  if (recipe.dist.zero >= 1 && world.size() > 1) {
     std::vector<NamedParameter> replicated, experts;
     for (const NamedParameter& p : optimized) (sharding.shards.count(p.name) ? experts : replicated).push_back(p);
     zero_.emplace(std::move(replicated), world);
@@ -22,22 +22,40 @@ DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, 
     optimized.insert(optimized.end(), experts.begin(), experts.end());
   }
   optimizer_ = make_optimizer(recipe, optimized);
-  if (world.size() > 1)
+  if (world.size() > 1) {
+    // ZeRO-2: each replicated gradient goes to its ZeRO owner (sharding.replicated and the partition list
+    // the same parameters in the same order).
+    std::vector<int> owners;
+    sharded_grads_ = recipe.dist.zero == 2;
+    if (sharded_grads_) {
+      MT_ASSERT(zero_->params().size() == sharding.replicated.size());
+      for (size_t i = 0; i < sharding.replicated.size(); ++i) {
+        MT_ASSERT(zero_->params()[i].tensor.impl() == sharding.replicated[i].impl());
+        owners.push_back(zero_->owner(i));
+      }
+    }
     reducer_ = std::make_unique<GradientReducer>(
         sharding.replicated, world,
         recipe.dist.grad_reduce_dtype == DistSection::GradReduceDType::kBf16 ? DType::BF16 : DType::F32,
-        recipe.dist.overlap ? Overlap::kOn : Overlap::kOff, static_cast<size_t>(recipe.dist.bucket_mb * (1 << 20)));
+        recipe.dist.overlap ? Overlap::kOn : Overlap::kOff, static_cast<size_t>(recipe.dist.bucket_mb * (1 << 20)),
+        std::move(owners));
+  }
 }
 
-void DistributedOptimizer::start_reduction_during_backward() {
-  if (reducer_) reducer_->arm();
+void DistributedOptimizer::start_reduction_during_backward(Backward backward) {
+  if (reducer_ && (sharded_grads_ || backward == Backward::kLast)) reducer_->arm();
+}
+
+void DistributedOptimizer::reduce_after_backward(Backward backward) {
+  if (reducer_ && sharded_grads_ && backward == Backward::kMore) exposed_before_last_ += reducer_->finish(Backward::kMore);
 }
 
 double DistributedOptimizer::reduce_and_clip() {
-  exposed_seconds_ = reducer_ ? reducer_->finish() : 0;
+  exposed_seconds_ = exposed_before_last_ + (reducer_ ? reducer_->finish(Backward::kLast) : 0);
+  exposed_before_last_ = 0;
   reduce_expert_gradients(sharding_, world_, grad_reduce_dtype_);
   OpProfiler::Scope scope(OpCategory::kOptimizer);  // the norm's reductions, for `bench step`
-  double norm = global_grad_norm(sharding_);
+  double norm = global_grad_norm(sharding_, sharded_grads_ ? &world_ : nullptr);
   clip_factor_ = grad_clip_ > 0 ? clip_coefficient(norm, grad_clip_) : 1.0;
   return norm;
 }

@@ -37,8 +37,9 @@ void reduce_expert_gradients(const ExpertSharding& s, const Communicator& world,
     all_reduce_gradients(layer.params, layer.groups->expert_dp, kDefaultBucketBytes, world.size(), main_grad);
 }
 
-double global_grad_norm(const ExpertSharding& s) {
-  double total = grad_sum_of_squares(s.replicated);
+double global_grad_norm(const ExpertSharding& s, const Communicator* replicated_sharded_over) {
+  double total = grad_sum_of_squares(s.replicated);  // sharded: the owned gradients only (the others are dropped)
+  if (replicated_sharded_over) total = replicated_sharded_over->all_reduce(total, ReduceKind::kSum);
   // One all-reduce per distinct ep group (layers of the same size share it), in the order of the sizes:
   // every rank must issue them in the same order (an order by address would differ between ranks).
   std::map<int, std::pair<const Communicator*, double>> per_size;

@@ -1,4 +1,4 @@
-// Per-rank training memory under expert parallelism and ZeRO-1 (parameter counts from count_parameters),
+// Per-rank training memory under expert parallelism and ZeRO-1/2 (parameter counts from count_parameters),
 // and the activations of a micro-batch by recompute mode.
 #include "mt/train/memory_estimate.h"
 
@@ -23,9 +23,14 @@ MemoryPerRank memory_per_rank(const GPTConfig& config, bool half_weights, int ra
   const double weight_bytes = half_weights ? 2 : 4;
   const double grad_bytes = 4;                          // f32 always: Note [f32 main gradients] in mt/graph/node.h
   const double state_bytes = half_weights ? 4 + 8 : 8;  // f32 master (half only) + two f32 moments
+  // ZeRO-1 partitions the replicated parameters' optimizer state over the ranks, ZeRO-2 their gradients
+  // too (each rank keeps its owned share after every backward, Note [Sharded gradients]; the buckets in
+  // flight during the backward are not counted).
+  const double replicated_state = zero >= 1 ? replicated / ranks : replicated;
+  const double replicated_grads = zero == 2 ? replicated / ranks : replicated;
   MemoryPerRank m;
-  m.weights_and_grads = (replicated + experts_here) * (weight_bytes + grad_bytes);
-  m.optimizer_state = (replicated / (zero == 1 ? ranks : 1) + experts_here) * state_bytes;
+  m.weights_and_grads = (replicated + experts_here) * weight_bytes + (replicated_grads + experts_here) * grad_bytes;
+  m.optimizer_state = (replicated_state + experts_here) * state_bytes;
   return m;
 }
 

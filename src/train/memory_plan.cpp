@@ -14,7 +14,9 @@ namespace mt {
 // CUDA context, cuBLAS / cuDNN workspaces and the caching allocator's slack (on the H200, dense-124m's
 // measured peak was 9.3 GiB against an 8.9 GiB estimate of the tensors alone, bench/NOTES.md). Costs are
 // stated, not converted to time (that depends on the network): recomputation as extra forward FLOPs, ZeRO-1
-// as the bytes of the parameter broadcast, expert parallelism as the all-to-all bytes, a smaller micro-batch
+// and -2 as the bytes of the parameter broadcast, the replicated gradients' reduction as its bytes (a ring
+// all-reduce sends 2 (N-1)/N of the gradient once a step; ZeRO-2's reduce-scatter (N-1)/N of it, but once
+// per micro-batch: more with accumulation; the lower stage is preferred when both fit), expert parallelism as the all-to-all bytes, a smaller micro-batch
 // as more accumulation steps of smaller GEMMs.
 
 namespace {
@@ -63,8 +65,8 @@ std::vector<MemoryPlan> memory_plans(const Recipe& recipe, int gpus, double gpu_
       splits = e == 0 || (e % std::min(e, ep) == 0 && gpus % std::min(e, ep) == 0);
     }
     if (!splits) continue;
-    for (int zero : {0, 1}) {
-      if (zero == 1 && gpus == 1) continue;
+    for (int zero : {0, 1, 2}) {
+      if (zero >= 1 && gpus == 1) continue;
       for (int micro = 1; micro <= per_rank; ++micro) {
         if (per_rank % micro != 0) continue;
         for (Recompute rc : {Recompute::kNone, Recompute::kAttention, Recompute::kBlock}) {
@@ -84,7 +86,11 @@ std::vector<MemoryPlan> memory_plans(const Recipe& recipe, int gpus, double gpu_
           ParamCounts pc = count_parameters(c);
           double experts = 0;
           for (int64_t e : pc.expert_params) experts += static_cast<double>(e);
-          p.zero_gather_bytes = zero == 1 ? (static_cast<double>(pc.total) - experts) * s : 0;
+          p.zero_gather_bytes = zero >= 1 ? (static_cast<double>(pc.total) - experts) * s : 0;
+          const double replicated_grads = (static_cast<double>(pc.total) - experts) * 4;  // f32 gradients
+          p.grad_reduce_bytes = gpus == 1 ? 0
+                                : zero == 2 ? replicated_grads * (gpus - 1) / gpus * p.grad_accum
+                                            : replicated_grads * 2 * (gpus - 1) / gpus;
           // Each MoE layer sends its k x cf routed rows out and back, forward and backward: 4 exchanges of
           // (tokens x k x d) a micro-batch, the (ep - 1) / ep share leaving the rank.
           int moe_layers = 0;

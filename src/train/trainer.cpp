@@ -98,12 +98,14 @@ class Trainer {
       watchdog_.beat(run_.counters.step + 1, "the forward and backward");
       TokenBatch b = to_token_batch(run_.loader->next_batch(), r_.train.micro_batch, r_.model.seq_len, run_.device);
       TrainingLoss l = training_loss(*run_.model, run_.teacher ? run_.teacher->model.get() : nullptr, b, r_.distill);
-      if (micro == accum - 1) run_.optimizer->start_reduction_during_backward();
+      const Backward backward = micro == accum - 1 ? Backward::kLast : Backward::kMore;
+      run_.optimizer->start_reduction_during_backward(backward);
       mul(l.total, 1.0 / accum).backward();
       // Read back only once the backward is queued: an earlier .item() would stall the GPU between them.
       sums[0] += l.ce.item();
       if (l.aux.defined()) sums[1] += l.aux.item();
       if (l.kd.defined()) sums[2] += l.kd.item();
+      run_.optimizer->reduce_after_backward(backward);
     }
     watchdog_.beat(run_.counters.step + 1, "the gradient all-reduce");
     StepResult s;

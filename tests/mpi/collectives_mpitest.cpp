@@ -64,6 +64,42 @@ TEST(Collectives, BroadcastGatherScatterAllToAll) {
   for (int i = 0; i < n; ++i) EXPECT_EQ(v[i], 100.0f * i + r);
 }
 
+// reduce_scatter_start: chunks of unequal sizes, some empty (ZeRO-2's buckets hold whole parameters per
+// owner). in[i] = 1000 * rank + i on every rank, so rank r's chunk, starting at element o, sums to
+// 1000 * n(n-1)/2 + n * (o + j) exactly; f32, bf16 (small integers, exact) and the average.
+TEST(Collectives, ReduceScatterStartUnequalChunks) {
+  Communicator w = Communicator::world();
+  const int n = w.size(), r = w.rank();
+  std::vector<int64_t> counts;
+  for (int q = 0; q < n; ++q) counts.push_back(q % 2 == 0 ? q + 3 : 0);  // odd ranks receive nothing
+  int64_t total = 0, offset = 0;
+  for (int q = 0; q < n; ++q) {
+    if (q == r) offset = total;
+    total += counts[q];
+  }
+  Tensor in = add(arange(0, total), 1000.0 * r);
+  Tensor out = zeros({counts[r]});
+  CommRequest req = w.reduce_scatter_start(in, out, counts, ReduceKind::kSum);
+  req.wait();
+  std::vector<float> got = out.to_vector<float>();
+  ASSERT_EQ(static_cast<int64_t>(got.size()), counts[r]);
+  for (int64_t j = 0; j < counts[r]; ++j) EXPECT_EQ(got[j], 1000.0f * n * (n - 1) / 2 + n * (offset + j)) << j;
+
+  Tensor small = cast(add(arange(0, total), static_cast<double>(r)), DType::BF16);  // sums <= 4 * 10: exact in bf16
+  Tensor small_out = zeros({counts[r]}, {DType::BF16});
+  w.reduce_scatter_start(small, small_out, counts, ReduceKind::kSum).wait();
+  std::vector<float> s = small_out.to_vector<float>();
+  for (int64_t j = 0; j < counts[r]; ++j) EXPECT_EQ(s[j], n * (offset + j) + n * (n - 1) / 2.0f) << j;
+
+  Tensor avg = zeros({counts[r]});
+  w.reduce_scatter_start(in, avg, counts, ReduceKind::kAvg).wait();
+  std::vector<float> a = avg.to_vector<float>();
+  for (int64_t j = 0; j < counts[r]; ++j) EXPECT_EQ(a[j], 1000.0f * (n - 1) / 2 + (offset + j)) << j;
+
+  EXPECT_THROW(w.reduce_scatter_start(in, out, {total}, ReduceKind::kSum), Error);             // one count per rank
+  EXPECT_THROW(w.reduce_scatter_start(in, zeros({counts[r] + 1}), counts, ReduceKind::kSum), Error);  // out's size
+}
+
 TEST(ProcessGroups, LayoutFollowsDeepSpeed) {
   Communicator w = Communicator::world();
   int n = w.size(), r = w.rank();

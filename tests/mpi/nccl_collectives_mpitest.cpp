@@ -68,6 +68,28 @@ TEST(NcclCollectives, MatchTheMpiValuesOnCudaTensors) {
   for (int i = 0; i < n; ++i) EXPECT_EQ(v[i], 100.0f * i + r);
 }
 
+// reduce_scatter_start on the communication stream: equal chunks (ncclReduceScatter) and unequal ones,
+// some empty (one ncclReduce per owner), the same values as the MPI path (collectives_mpitest.cpp).
+TEST(NcclCollectives, ReduceScatterStartEqualAndUnequalChunks) {
+  Communicator w = Communicator::world();
+  MT_SKIP_WITHOUT_OWN_GPU(w, dev);
+  const int n = w.size(), r = w.rank();
+  std::vector<int64_t> unequal;
+  for (int q = 0; q < n; ++q) unequal.push_back(q % 2 == 0 ? q + 3 : 0);
+  for (const std::vector<int64_t>& counts : {std::vector<int64_t>(n, 5), unequal}) {
+    int64_t total = 0, offset = 0;
+    for (int q = 0; q < n; ++q) {
+      if (q == r) offset = total;
+      total += counts[q];
+    }
+    Tensor in = add(arange(0, total, 1, {DType::F32, *dev}), 1000.0 * r);
+    Tensor out = zeros({counts[r]}, {DType::F32, *dev});
+    w.reduce_scatter_start(in, out, counts, ReduceKind::kSum).wait();
+    std::vector<float> got = out.to(Device::cpu()).to_vector<float>();
+    for (int64_t j = 0; j < counts[r]; ++j) EXPECT_EQ(got[j], 1000.0f * n * (n - 1) / 2 + n * (offset + j)) << j;
+  }
+}
+
 TEST(NcclCollectives, GradientBucketsAverageBf16AndF32Gradients) {
   Communicator w = Communicator::world();
   MT_SKIP_WITHOUT_OWN_GPU(w, dev);

@@ -1,5 +1,6 @@
 // memory_per_rank: weights, gradients and AdamW state per rank, with experts split by dist.ep and the
-// replicated parameters' state by ZeRO-1, against hand-computed counts; errors name dist.ep.
+// replicated parameters' state by ZeRO-1 (and gradients by ZeRO-2), against hand-computed counts; errors
+// name dist.ep.
 #include <gtest/gtest.h>
 
 #include "mt/core/error.h"
@@ -36,6 +37,10 @@ TEST(MemoryEstimate, ExpertsSplitByEpAndStateByZero) {
   MemoryPerRank split = memory_per_rank(c, true, 4, 2, 1);
   EXPECT_DOUBLE_EQ(split.weights_and_grads, (replicated + 2 * 552) * 6.0);
   EXPECT_DOUBLE_EQ(split.optimizer_state, (replicated / 4 + 2 * 552) * 12.0);
+  // ZeRO-2 splits the replicated gradients 4 ways as well; the experts' stay whole.
+  MemoryPerRank zero2 = memory_per_rank(c, true, 4, 2, 2);
+  EXPECT_DOUBLE_EQ(zero2.weights_and_grads, (replicated + 2 * 552) * 2.0 + (replicated / 4 + 2 * 552) * 4.0);
+  EXPECT_DOUBLE_EQ(zero2.optimizer_state, split.optimizer_state);
   // dist.ep larger than the layer's experts: min(E, ep) = 4 ranks, one expert each; f32 has no master.
   MemoryPerRank wide = memory_per_rank(c, false, 8, 8, 0);
   EXPECT_DOUBLE_EQ(wide.weights_and_grads, (replicated + 552) * 8.0);

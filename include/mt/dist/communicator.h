@@ -27,7 +27,7 @@ class MpiRuntime {
 // Ends every rank of the job (MPI_Abort) so that one failed rank never leaves the others hanging.
 [[noreturn]] void abort_job(int code);
 
-// A collective in flight (Communicator::all_reduce_start). wait() completes it: on CPU the MPI request,
+// A collective in flight (Communicator::all_reduce_start, reduce_scatter_start). wait() completes it: on CPU the MPI request,
 // on CUDA the device's compute stream waits for the communication stream (the host does not). It holds
 // the buffer until then; destroying an unwaited request waits. test() lets MPI progress the request and
 // says whether it completed (CUDA: whether the NCCL work finished).
@@ -68,6 +68,13 @@ class Communicator {
   void all_gather(const Tensor& in, const Tensor& out) const;
   // in (size * n) reduced, rank r receives chunk r into out (n).
   void reduce_scatter(const Tensor& in, const Tensor& out, ReduceKind op) const;
+  // The same with chunks of unequal sizes, started and returned in flight: `in` (sum of counts) is
+  // reduced over the ranks and rank r receives chunk r, its counts[r] elements, into `out`
+  // (MPI_Ireduce_scatter; on CUDA, ncclReduceScatter when the counts are equal, else one ncclReduce per
+  // rank in a group, on the communication stream of all_reduce_start). Neither buffer may be touched
+  // until the request is waited.
+  CommRequest reduce_scatter_start(const Tensor& in, const Tensor& out, const std::vector<int64_t>& counts,
+                                   ReduceKind op) const;
   // in/out (size * n): chunk j of `in` goes to rank j, chunk i of `out` came from rank i.
   void all_to_all(const Tensor& in, const Tensor& out) const;
   double all_reduce(double value, ReduceKind op) const;

@@ -142,7 +142,8 @@ struct DistSection {
   // Ranks per node, for the two-phase (hierarchical) expert all-to-all; 0 = ranks per host as MPI sees
   // them (Note [Hierarchical all-to-all] in mt/dist/expert_parallel.h).
   int node_size = 0;
-  int zero = 0;  // ZeRO stage: 0 = every rank holds all optimizer state, 1 = partitioned over the ranks
+  int zero = 0;  // ZeRO stage: 0 = every rank holds all optimizer state, 1 = partitioned over the ranks,
+                 // 2 = the gradients too (reduce-scattered to their owners, Note [Sharded gradients])
   double timeout = 1800;  // seconds without progress (a stalled rank, a hung collective) that end the job; 0 = never
   // The dtype bf16 parameters' f32 gradients are summed in over data-parallel ranks: f32, or bf16 for
   // half the bytes (Note [f32 main gradients] in mt/graph/node.h). f32 parameters' stay f32.

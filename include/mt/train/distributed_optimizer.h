@@ -1,6 +1,7 @@
 // The post-backward half of a training step behind one object: gradients reduced over the data-
-// and expert-parallel groups, the global norm clipped (in the update), the update on this rank's share of the
-// parameters (ZeRO-1), the owners' broadcast, and every gradient dropped.
+// and expert-parallel groups (ZeRO-2: reduce-scattered to their owners), the global norm clipped (in the
+// update), the update on this rank's share of the parameters (ZeRO-1/2), the owners' broadcast, and every
+// gradient dropped.
 #pragma once
 #include <memory>
 #include <optional>
@@ -22,10 +23,14 @@ class DistributedOptimizer {
   // which the clipping factor to optim.grad_clip (0: no clipping) is kept for finish_step. Returns the
   // norm before clipping, the same on every rank (a collective).
   double reduce_and_clip();
-  // Before the step's last backward: the replicated gradients' all-reduce starts bucket by bucket as the
-  // backward completes them (dist.overlap; Note [Overlapped gradient reduction]).
-  void start_reduction_during_backward();
-  // Seconds the host waited in the last reduce_and_clip for the replicated gradients' all-reduce.
+  // Before each micro-batch's backward, saying whether it is the step's last: the replicated gradients'
+  // reduction starts bucket by bucket as the backward completes them (dist.overlap; Note [Overlapped
+  // gradient reduction]), for the last backward only, or for every one under ZeRO-2.
+  void start_reduction_during_backward(Backward backward);
+  // After each micro-batch's backward: under ZeRO-2 one before the last has its gradients reduce-scattered
+  // to their owners here (Note [Sharded gradients]); otherwise nothing (reduce_and_clip does the rest).
+  void reduce_after_backward(Backward backward);
+  // Seconds the host waited in the last step for the replicated gradients' reduction.
   double exposed_communication_seconds() const { return exposed_seconds_; }
   // The update at `lr` with the clipped gradients (Note [Clipping in the update]) when `apply` (skipped
   // for a non-finite step), then every gradient dropped.
@@ -45,7 +50,9 @@ class DistributedOptimizer {
   DistSection::GradReduceDType grad_reduce_dtype_;  // the wire dtype of half parameters' f32 gradients
   std::optional<ZeroPartition> zero_;
   std::unique_ptr<GradientReducer> reducer_;  // the replicated gradients' average (several ranks)
+  bool sharded_grads_ = false;  // ZeRO-2 on several ranks
   double exposed_seconds_ = 0;
+  double exposed_before_last_ = 0;  // ZeRO-2: the waits of the step's earlier backwards
   std::unique_ptr<Optimizer> optimizer_;
 };
 

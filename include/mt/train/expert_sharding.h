@@ -34,7 +34,9 @@ void reduce_expert_gradients(const ExpertSharding& s, const Communicator& world,
 
 // The global gradient norm of the whole model, each expert counted once although its gradient lives on
 // one rank of each ep group; the same on every rank (a collective). Nothing is scaled (Note [Clipping in
-// the update] in mt/optim/optimizer.h).
-double global_grad_norm(const ExpertSharding& s);
+// the update] in mt/optim/optimizer.h). `replicated_sharded_over`: null when every rank holds the
+// replicated gradients whole; under ZeRO-2 the group over which each rank holds its owned ones (their
+// squares summed over it).
+double global_grad_norm(const ExpertSharding& s, const Communicator* replicated_sharded_over = nullptr);
 
 }  // namespace mt

@@ -1,6 +1,7 @@
 // Memory per rank of a training run, from the config alone: weights in the compute dtype, f32
 // gradients, AdamW's two f32 moments and (for bf16/f16 weights) an f32 master per parameter, with the
-// experts split by expert parallelism and the replicated parameters' optimizer state by ZeRO-1; and the
+// experts split by expert parallelism and the replicated parameters' optimizer state by ZeRO-1 (and
+// their gradients by ZeRO-2); and the
 // activations of one micro-batch under the config's recompute mode (Note [Activation memory]).
 #pragma once
 #include <cstdint>

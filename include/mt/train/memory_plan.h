@@ -14,7 +14,9 @@ struct MemoryPlan {
   Recompute recompute = Recompute::kNone;
   double weights_and_grads = 0, optimizer_state = 0, activations = 0;  // bytes per rank
   double recompute_flops = 0;     // extra forward FLOPs per step, as a fraction of the step's FLOPs
-  double zero_gather_bytes = 0;   // per rank per step: ZeRO-1's broadcast of the updated parameters
+  double zero_gather_bytes = 0;   // per rank per step: ZeRO-1/2's broadcast of the updated parameters
+  double grad_reduce_bytes = 0;   // per rank per step: the replicated gradients' all-reduce, or ZeRO-2's
+                                  // reduce-scatter of every micro-batch (f32 gradients, ring algorithms)
   double all_to_all_bytes = 0;    // per rank per step: the expert all-to-alls (forward and backward)
   bool fits = false;              // total() <= the usable memory (Note [Planning memory])
   double total() const { return weights_and_grads + optimizer_state + activations; }

@@ -1,7 +1,8 @@
 // ZeRO stage 1 (Rajbhandari et al., 2020): the optimizer state (Adam moments, f32 masters) of the
 // replicated parameters is partitioned over the data-parallel ranks. Gradients are still averaged
 // everywhere; each rank's optimizer updates only the parameters it owns, and the owners then broadcast
-// the new values. Checkpoints hold the state whole, as one optimizer over all parameters would.
+// the new values. Checkpoints hold the state whole, as one optimizer over all parameters would. ZeRO-2
+// uses the same owners for the gradients (Note [Sharded gradients] in src/dist/gradient_reducer.cpp).
 #pragma once
 #include <vector>
 

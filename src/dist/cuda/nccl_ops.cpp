@@ -4,6 +4,7 @@
 #include <nccl.h>
 
 #include <memory>
+#include <vector>
 
 #include "mt/core/cuda_context.h"
 #include "mt/dist/communicator.h"
@@ -86,6 +87,31 @@ static cudaStream_t side_stream_after_compute(NcclComm& c) {
 void nccl_all_reduce_start(NcclComm& c, const Tensor& t, ReduceKind op, CudaEvent& done) {
   cudaStream_t s = side_stream_after_compute(c);
   MT_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.dtype()), nccl_op(op), c.comm, s));
+  done.record(s);
+}
+
+// Equal chunks: one ncclReduceScatter. Unequal ones (ZeRO-2's buckets, whole parameters per owner): one
+// ncclReduce per rank with a chunk, rooted there, in one group.
+void nccl_reduce_scatter_start(NcclComm& c, const Tensor& in, const Tensor& out, const std::vector<int64_t>& counts,
+                               ReduceKind op, CudaEvent& done) {
+  cudaStream_t s = side_stream_after_compute(c);
+  bool equal = true;
+  for (int64_t n : counts) equal = equal && n == counts[0];
+  if (equal) {
+    MT_NCCL_CHECK(ncclReduceScatter(in.data_ptr(), out.data_ptr(), counts[0], nccl_type(in.dtype()), nccl_op(op),
+                                    c.comm, s));
+  } else {
+    const size_t element = in.element_size();
+    size_t at = 0;
+    MT_NCCL_CHECK(ncclGroupStart());
+    for (size_t root = 0; root < counts.size(); ++root) {
+      if (counts[root] > 0)
+        MT_NCCL_CHECK(ncclReduce(static_cast<const char*>(in.data_ptr()) + at * element, out.data_ptr(), counts[root],
+                                 nccl_type(in.dtype()), nccl_op(op), static_cast<int>(root), c.comm, s));
+      at += counts[root];
+    }
+    MT_NCCL_CHECK(ncclGroupEnd());
+  }
   done.record(s);
 }
 
