@@ -14,12 +14,15 @@ namespace mt {
 
 namespace {
 
-// The group a state-dict entry is sharded over, if any: model entries are named by their parameter,
-// optimizer entries "state.<param>.<slot>".
-const Communicator* shard_group(const ExpertShards& shards, const std::string& key, bool optim) {
+// How a state dict names its entries: model (and schedule) entries by their parameter, optimizer entries
+// "state.<param>.<slot>".
+enum class EntryNames : uint8_t { kParam, kOptimizerSlot };
+
+// The group a state-dict entry is sharded over, if any.
+const Communicator* shard_group(const ExpertShards& shards, const std::string& key, EntryNames names) {
   if (shards.empty()) return nullptr;
   std::string param = key;
-  if (optim) {
+  if (names == EntryNames::kOptimizerSlot) {
     if (key.rfind("state.", 0) != 0 || key.rfind('.') <= 6) return nullptr;
     param = key.substr(6, key.rfind('.') - 6);
   }
@@ -29,10 +32,10 @@ const Communicator* shard_group(const ExpertShards& shards, const std::string& k
 
 // Host copies of `state`, the sharded entries gathered whole (a collective over their groups). A rank
 // that does not write (keep false) only takes part in the gathers and keeps nothing.
-StateDict gather_state(const StateDict& state, const ExpertShards& shards, bool optim, bool keep = true) {
+StateDict gather_state(const StateDict& state, const ExpertShards& shards, EntryNames names, bool keep = true) {
   StateDict out;
   for (const auto& [name, t] : state) {
-    const Communicator* g = shard_group(shards, name, optim);
+    const Communicator* g = shard_group(shards, name, names);
     if (!keep && !g) continue;
     Tensor v = t.detach().contiguous();
     if (g) {
@@ -89,12 +92,12 @@ void write_state(CheckpointWriter& w, const std::string& prefix, const StateDict
 // Reads every entry of `live` (shape/dtype from the live tensor; a sharded entry whole, then this rank's
 // chunk) into host tensors first.
 StateDict read_state(const CheckpointReader& r, const std::string& prefix, const StateDict& live,
-                     const ExpertShards& shards, bool optim) {
+                     const ExpertShards& shards, EntryNames names) {
   StateDict out;
   for (const auto& [name, t] : live) {
     std::string key = prefix + name;
     MT_CHECK(r.has(key), r.path().string(), ": checkpoint has no tensor '", key, "'");
-    const Communicator* g = shard_group(shards, name, optim);
+    const Communicator* g = shard_group(shards, name, names);
     Shape shape = t.shape();
     if (g) shape[0] *= g->size();
     Tensor host = Tensor::empty(shape, t.dtype(), Device::cpu());
@@ -137,10 +140,10 @@ void copy_into(const StateDict& live, const StateDict& loaded) {
 void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const StateDict* optimizer_state,
                            const LrSchedule* schedule, const TrainCounters& c, const std::string& recipe_yaml,
                            const ExpertShards& shards, bool write) {
-  StateDict model_state = gather_state(model.state_dict(), shards, false, write);
-  StateDict optim_state = optimizer_state ? gather_state(*optimizer_state, shards, true, write) : StateDict{};
+  StateDict model_state = gather_state(model.state_dict(), shards, EntryNames::kParam, write);
+  StateDict optim_state = optimizer_state ? gather_state(*optimizer_state, shards, EntryNames::kOptimizerSlot, write) : StateDict{};
   if (!write) return;
-  StateDict schedule_state = schedule ? gather_state(schedule->state_dict(), {}, false) : StateDict{};
+  StateDict schedule_state = schedule ? gather_state(schedule->state_dict(), {}, EntryNames::kParam) : StateDict{};
   check_finite(model_state, "model.", path.string());
   check_finite(optim_state, "optim.", path.string());
   MT_CHECK(c.rank_rngs.size() == static_cast<size_t>(c.world_size), path.string(), ": ", c.rank_rngs.size(),
@@ -166,10 +169,10 @@ TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& m
   CheckpointReader r(path);
   StateDict model_live = model.state_dict();
   check_no_extra_model_tensors(r, model_live);
-  StateDict model_state = read_state(r, "model.", model_live, shards, false);
+  StateDict model_state = read_state(r, "model.", model_live, shards, EntryNames::kParam);
   StateDict optim_state, schedule_state;
-  if (optimizer) optim_state = read_state(r, "optim.", optimizer->state_dict(), shards, true);
-  if (schedule) schedule_state = read_state(r, "schedule.", schedule->state_dict(), {}, false);
+  if (optimizer) optim_state = read_state(r, "optim.", optimizer->state_dict(), shards, EntryNames::kOptimizerSlot);
+  if (schedule) schedule_state = read_state(r, "schedule.", schedule->state_dict(), {}, EntryNames::kParam);
   TrainCounters c;
   c.step = read_counter(r, "step", 0, INT64_MAX, "optimizer steps done");
   c.tokens = read_counter(r, "tokens", 0, INT64_MAX, "training tokens seen");

@@ -135,7 +135,7 @@ void run_groups(const char* op, std::map<GroupKey, Group>& groups, Launch&& laun
 }  // namespace
 
 void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
-  auto groups = group_tensors("adamw (cuda)", OptimKind::kAdamW, tensors, true);
+  auto groups = group_tensors("adamw (cuda)", OptimKind::kAdamW, tensors, /*need_exp_avg=*/true);
   // The scalars as the CPU kernel (and PyTorch) form them, in double then rounded to f32.
   gpu::AdamWArgs args{static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weight_decay),
                              static_cast<float>(1.0 - static_cast<double>(h.beta1)),
