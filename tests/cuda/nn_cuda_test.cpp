@@ -762,8 +762,8 @@ std::vector<OptimTensors> make_state(const OptimCase& c, uint64_t seed, bool ada
     t.param = is_half(c.param) ? master.to(c.param) : random_tensor({n}, c.param, seed++);
     if (is_half(c.param)) t.master = master;
     t.grad = random_tensor({n}, c.grad, seed++);
-    t.exp_avg = random_tensor({n}, moment, seed++, -0.1, 0.1);
-    if (adam) t.exp_avg_sq = random_tensor({n}, moment, seed++, 0.0, 0.01);
+    t.momentum = random_tensor({n}, moment, seed++, -0.1, 0.1);
+    if (adam) t.grad_sq_avg = random_tensor({n}, moment, seed++, 0.0, 0.01);
     ts.push_back(t);
   }
   return ts;
@@ -771,7 +771,7 @@ std::vector<OptimTensors> make_state(const OptimCase& c, uint64_t seed, bool ada
 
 std::vector<OptimTensors> to_gpu(const std::vector<OptimTensors>& ts) {
   std::vector<OptimTensors> out;
-  for (const OptimTensors& t : ts) out.push_back({gpu(t.param), gpu(t.grad), gpu(t.exp_avg), gpu(t.exp_avg_sq), gpu(t.master)});
+  for (const OptimTensors& t : ts) out.push_back({gpu(t.param), gpu(t.grad), gpu(t.momentum), gpu(t.grad_sq_avg), gpu(t.master)});
   return out;
 }
 
@@ -780,8 +780,8 @@ void expect_state_close(const std::vector<OptimTensors>& g, const std::vector<Op
     std::string w = what + " tensor " + std::to_string(i);
     expect_close(g[i].param, c[i].param, rtol_for(c[i].param.dtype()), w + " param");
     if (c[i].master.defined()) expect_close(g[i].master, c[i].master, 1e-5, w + " master");
-    expect_close(g[i].exp_avg, c[i].exp_avg, 1e-5, w + " exp_avg");
-    if (c[i].exp_avg_sq.defined()) expect_close(g[i].exp_avg_sq, c[i].exp_avg_sq, 1e-5, w + " exp_avg_sq");
+    expect_close(g[i].momentum, c[i].momentum, 1e-5, w + " exp_avg");
+    if (c[i].grad_sq_avg.defined()) expect_close(g[i].grad_sq_avg, c[i].grad_sq_avg, 1e-5, w + " exp_avg_sq");
   }
 }
 
@@ -824,7 +824,7 @@ TEST(CudaOptim, SgdMatchesCpuWithAndWithoutMomentum) {
       for (size_t i = 0; i < cpu.size(); ++i) {
         std::string w = name(c.param, "sgd momentum " + std::to_string(momentum) + " tensor " + std::to_string(i));
         expect_close(cuda[i].param, cpu[i].param, rtol_for(c.param), w + " param");
-        expect_close(cuda[i].exp_avg, cpu[i].exp_avg, 1e-5, w + " momentum buffer");
+        expect_close(cuda[i].momentum, cpu[i].momentum, 1e-5, w + " momentum buffer");
       }
     }
 }

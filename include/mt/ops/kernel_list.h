@@ -183,7 +183,8 @@ MT_KERNEL(moe_unpermute_weight_grad, MoeUnpermuteWeightGrad, kMoeCombine,
 // Fused AdamW over many tensors (decoupled weight decay on the f32 master where present); each gradient
 // read times h.grad_scale.
 MT_KERNEL(adamw, AdamW, kOptimizer, void(std::vector<OptimTensors>& tensors, const AdamWHyper& h))
-// SGD with momentum (exp_avg is the momentum buffer); weight decay added to the gradient times h.grad_scale.
+// SGD with momentum (OptimTensors::momentum is the momentum buffer); weight decay added to the gradient times
+// h.grad_scale.
 MT_KERNEL(sgd, Sgd, kOptimizer, void(std::vector<OptimTensors>& tensors, const SgdHyper& h))
 
 #undef MT_KERNEL

@@ -37,9 +37,16 @@ struct SgdHyper {
   float grad_scale = 1.0f;
 };
 
-// One parameter's state for the fused optimizer kernels. master is undefined unless param is bf16/f16.
+// One parameter's state for the fused optimizer kernels (Optimizer::step fills it from its slots).
 struct OptimTensors {
-  Tensor param, grad, exp_avg, exp_avg_sq, master;
+  Tensor param;  // updated in place (through `master` when it is bf16/f16)
+  Tensor grad;   // the parameter's dtype, or f32 for a bf16/f16 parameter; unclipped (see grad_scale)
+  // Past gradients, decayed: AdamW's first moment, their running mean (slot "exp_avg"); SGD's momentum
+  // buffer, buf = momentum * buf + g (slot "momentum_buffer").
+  Tensor momentum;
+  // AdamW's running mean of squared gradients, its second moment (slot "exp_avg_sq"); undefined for SGD.
+  Tensor grad_sq_avg;
+  Tensor master;  // the f32 master copy of a bf16/f16 parameter; undefined otherwise
 };
 
 // The kernels' signatures, one per slot, with their contracts in mt/ops/kernel_list.h.
