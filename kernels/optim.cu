@@ -18,8 +18,8 @@ __global__ void __launch_bounds__(kOptimThreads) adamw_kernel(const OptimTensorP
   int64_t end = ch.start + kOptimChunk < t.numel ? ch.start + kOptimChunk : t.numel;
   P* param = static_cast<P*>(t.param);
   const G* grad = static_cast<const G*>(t.grad);
-  A* m = static_cast<A*>(t.exp_avg);
-  A* v = static_cast<A*>(t.exp_avg_sq);
+  A* m = static_cast<A*>(t.momentum);
+  A* v = static_cast<A*>(t.grad_sq_avg);
   float* master = t.master;
   A decay = a.decay, w1 = a.w1, b2 = a.beta2, w2 = a.w2, neg_step = a.neg_step, bc2_sqrt = a.bc2_sqrt, eps = a.eps,
     scale = a.grad_scale;
@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(kOptimThreads) sgd_kernel(const OptimTensorPtr
   int64_t end = ch.start + kOptimChunk < t.numel ? ch.start + kOptimChunk : t.numel;
   P* param = static_cast<P*>(t.param);
   const G* grad = static_cast<const G*>(t.grad);
-  A* buf = static_cast<A*>(t.exp_avg);
+  A* buf = static_cast<A*>(t.momentum);
   float* master = t.master;
   A lr = a.lr, mom = a.momentum, wd = a.weight_decay, scale = a.grad_scale;
   for (int64_t i = ch.start + threadIdx.x; i < end; i += kOptimThreads) {

@@ -12,13 +12,13 @@ namespace mt::gpu {
 // Elements per chunk of the chunk table.
 constexpr int64_t kOptimChunk = 65536;
 
-// One tensor's pointers; exp_avg_sq is null for SGD, exp_avg null for SGD without momentum, master
-// null unless P is a half type.
+// One tensor's pointers, as mt::OptimTensors: grad_sq_avg is null for SGD, momentum null for SGD without
+// momentum, master null unless P is a half type.
 struct OptimTensorPtrs {
   void* param;
   const void* grad;
-  void* exp_avg;
-  void* exp_avg_sq;
+  void* momentum;     // AdamW's first moment (exp_avg) or SGD's momentum buffer
+  void* grad_sq_avg;  // AdamW's second moment (exp_avg_sq)
   float* master;
   int64_t numel;
 };

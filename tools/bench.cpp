@@ -75,9 +75,13 @@ class OpsBench {
     return t;
   }
 
+  // What a row's `work` counts.
+  enum class Work { kBytes, kFlops };
+
   // One table row: `work` bytes or FLOPs done in `ms`, as a rate and as a share of `ceiling`.
   static void print_row(const std::string& op, const std::string& size, const char* dtype, double ms, double work,
-                        bool flops, double ceiling) {
+                        Work unit, double ceiling) {
+    const bool flops = unit == Work::kFlops;
     double rate = work / (ms * 1e-3) / (flops ? 1e12 : 1e9);
     std::string pct = ceiling > 0 ? std::to_string(static_cast<int>(100.0 * rate / ceiling + 0.5)) + "%" : "-";
     std::printf("| %s | %s | %s | %.3f | %.1f %s | %s |\n", op.c_str(), size.c_str(), dtype, ms, rate,
@@ -87,9 +91,9 @@ class OpsBench {
 
   // A timed table row; a row whose op fails prints the error instead of a time.
   void row(const std::string& op, const std::string& size, const char* dtype, const std::function<void()>& fn,
-           double work, bool flops, double ceiling) {
+           double work, Work unit, double ceiling) {
     try {
-      print_row(op, size, dtype, time_ms(fn), work, flops, ceiling);
+      print_row(op, size, dtype, time_ms(fn), work, unit, ceiling);
     } catch (const Error& e) {
       std::printf("| %s | %s | %s | - | failed: %s | - |\n", op.c_str(), size.c_str(), dtype, e.what());
       std::fflush(stdout);
@@ -126,16 +130,16 @@ class OpsBench {
     std::vector<double> ms =
         time_interleaved(opt_, {cublas, [&] { mt::linear(x, w); }, [&] { mt::linear(x, w, bias); }});
     cublas_tflops_ = flop / (ms[0] * 1e-3) / 1e12;
-    print_row("cublasGemmEx x @ w^T (ceiling)", "8192^3", "bf16", ms[0], flop, true, cublas_tflops_);
-    print_row("linear (mt::linear, cuBLASLt)", "8192^3", "bf16", ms[1], flop, true, cublas_tflops_);
-    print_row("linear + bias epilogue", "8192^3", "bf16", ms[2], flop, true, cublas_tflops_);
+    print_row("cublasGemmEx x @ w^T (ceiling)", "8192^3", "bf16", ms[0], flop, Work::kFlops, cublas_tflops_);
+    print_row("linear (mt::linear, cuBLASLt)", "8192^3", "bf16", ms[1], flop, Work::kFlops, cublas_tflops_);
+    print_row("linear + bias epilogue", "8192^3", "bf16", ms[2], flop, Work::kFlops, cublas_tflops_);
     // Note [Timing the heuristic's candidates] in src/ops/cuda/matmul_cuda.cpp: off by default. The timed
     // choice stays with the plan, so this row comes last, against cuBLAS interleaved with it again.
     set_matmul_autotune(true);
     mt::linear(x, w);
     set_matmul_autotune(false);
     ms = time_interleaved(opt_, {cublas, [&] { mt::linear(x, w); }});
-    print_row("linear, timed candidates (MT_MATMUL_AUTOTUNE=1)", "8192^3", "bf16", ms[1], flop, true,
+    print_row("linear, timed candidates (MT_MATMUL_AUTOTUNE=1)", "8192^3", "bf16", ms[1], flop, Work::kFlops,
               flop / (ms[0] * 1e-3) / 1e12);
   }
 
@@ -146,11 +150,11 @@ class OpsBench {
     auto fwd = kernels().layer_norm_forward.get(dev_, "layer_norm");
     auto bwd = kernels().layer_norm_backward.get(dev_, "layer_norm_backward");
     double mn = static_cast<double>(m) * n;
-    row("layer_norm fwd", "65536 x 1024", "bf16", [&] { fwd(x, w, b, 1e-5, y, mean, rstd); }, mn * 4 + m * 8, false,
+    row("layer_norm fwd", "65536 x 1024", "bf16", [&] { fwd(x, w, b, 1e-5, y, mean, rstd); }, mn * 4 + m * 8, Work::kBytes,
         copy_gbs_);
     Tensor dy = random({m, n}, DType::BF16), dx = filled({m, n}, DType::BF16), dw = filled({n}, DType::BF16), db = filled({n}, DType::BF16);
     row("layer_norm bwd", "65536 x 1024", "bf16", [&] { bwd(dy, x, w, mean, rstd, dx, dw, db); }, mn * 6 + m * 8,
-        false, copy_gbs_);
+        Work::kBytes, copy_gbs_);
   }
 
   void softmax() {
@@ -159,10 +163,10 @@ class OpsBench {
     auto fwd = kernels().softmax.get(dev_, "softmax");
     auto bwd = kernels().softmax_backward.get(dev_, "softmax_backward");
     double mn = static_cast<double>(m) * n;
-    row("softmax fwd", "65536 x 1024", "bf16", [&] { fwd(x, y, false); }, mn * 4, false, copy_gbs_);
-    fwd(x, y, false);  // a real softmax output for the backward
+    row("softmax fwd", "65536 x 1024", "bf16", [&] { fwd(x, y, SoftmaxKind::kSoftmax); }, mn * 4, Work::kBytes, copy_gbs_);
+    fwd(x, y, SoftmaxKind::kSoftmax);  // a real softmax output for the backward
     Tensor dx = filled({m, n}, DType::BF16);
-    row("softmax bwd", "65536 x 1024", "bf16", [&] { bwd(g, y, dx, false); }, mn * 6, false, copy_gbs_);
+    row("softmax bwd", "65536 x 1024", "bf16", [&] { bwd(g, y, dx, SoftmaxKind::kSoftmax); }, mn * 6, Work::kBytes, copy_gbs_);
   }
 
   void cross_entropy() {
@@ -173,10 +177,10 @@ class OpsBench {
     auto fwd = kernels().cross_entropy_forward.get(dev_, "cross_entropy");
     auto bwd = kernels().cross_entropy_backward.get(dev_, "cross_entropy_backward");
     double nv = static_cast<double>(rows) * vocab;
-    row("cross_entropy fwd", "16384 x 50304", "bf16", [&] { fwd(logits, targets, -100, losses, lse); }, nv * 2, false,
+    row("cross_entropy fwd", "16384 x 50304", "bf16", [&] { fwd(logits, targets, -100, losses, lse); }, nv * 2, Work::kBytes,
         copy_gbs_);
     row("cross_entropy bwd", "16384 x 50304", "bf16", [&] { bwd(logits, targets, -100, lse, grad, dlogits); }, nv * 4,
-        false, copy_gbs_);
+        Work::kBytes, copy_gbs_);
   }
 
   // Student and teacher logits of a GPT-2 batch (16 x 1024 tokens) at T 2.
@@ -189,9 +193,9 @@ class OpsBench {
     auto bwd = kernels().distillation_backward.get(dev_, "distillation_loss backward");
     double nv = static_cast<double>(rows) * vocab;
     row("distillation fwd", "16384 x 50304", "bf16", [&] { fwd(student, teacher, 0.5, kl, lse_s, lse_t); }, nv * 4,
-        false, copy_gbs_);
+        Work::kBytes, copy_gbs_);
     row("distillation bwd", "16384 x 50304", "bf16",
-        [&] { bwd(student, teacher, 0.5, lse_s, lse_t, grad, dstudent); }, nv * 6, false, copy_gbs_);
+        [&] { bwd(student, teacher, 0.5, lse_s, lse_t, grad, dstudent); }, nv * 6, Work::kBytes, copy_gbs_);
   }
 
   void attention() {
@@ -226,16 +230,16 @@ class OpsBench {
     auto run_fwd = [&] { fwd(q, k, v, scale, out, lse); };
     auto run_bwd = [&] { bwd(q, k, v, out, dout, lse, scale, dq, dk, dv); };
     row("causal attention fwd (cudnn)", size, "bf16", on(AttentionBackend::kCudnn, Determinism::kRequired, run_fwd),
-        flops, true, cublas_tflops_);
+        flops, Work::kFlops, cublas_tflops_);
     row("causal attention fwd (flash)", size, "bf16", on(AttentionBackend::kFlash, Determinism::kRequired, run_fwd),
-        flops, true, cublas_tflops_);
+        flops, Work::kFlops, cublas_tflops_);
     on(AttentionBackend::kFlash, Determinism::kRequired, run_fwd)();  // the backwards read a real out and lse
     row("causal attention bwd (cudnn, deterministic)", size, "bf16",
-        on(AttentionBackend::kCudnn, Determinism::kRequired, run_bwd), 2.5 * flops, true, cublas_tflops_);
+        on(AttentionBackend::kCudnn, Determinism::kRequired, run_bwd), 2.5 * flops, Work::kFlops, cublas_tflops_);
     row("causal attention bwd (cudnn, atomic dQ)", size, "bf16",
-        on(AttentionBackend::kCudnn, Determinism::kNotRequired, run_bwd), 2.5 * flops, true, cublas_tflops_);
+        on(AttentionBackend::kCudnn, Determinism::kNotRequired, run_bwd), 2.5 * flops, Work::kFlops, cublas_tflops_);
     row("causal attention bwd (flash)", size, "bf16", on(AttentionBackend::kFlash, Determinism::kRequired, run_bwd),
-        2.5 * flops, true, cublas_tflops_);
+        2.5 * flops, Work::kFlops, cublas_tflops_);
     set_attention_backend(saved_backend);
     set_attention_determinism(saved_determinism);
   }
@@ -247,15 +251,15 @@ class OpsBench {
     auto step = kernels().adamw.get(dev_, "adamw");
     AdamWHyper hyper{3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.1f, 0.05f, 0.5f};  // a clipped step
     // Per parameter: grad 2 B read; master, exp_avg, exp_avg_sq 4 B read + written each; param 2 B written.
-    row("adamw (bf16 + f32 master)", "124M params", "bf16", [&] { step(ts, hyper); }, n * 28.0, false, copy_gbs_);
+    row("adamw (bf16 + f32 master)", "124M params", "bf16", [&] { step(ts, hyper); }, n * 28.0, Work::kBytes, copy_gbs_);
   }
 
   void elementwise() {
     const int64_t n = int64_t{1} << 28;
     Tensor a = random({n}, DType::BF16), b = random({n}, DType::BF16);
-    row("add", "2^28", "bf16", [&] { mt::add(a, b); }, n * 6.0, false, copy_gbs_);
-    row("gelu", "2^28", "bf16", [&] { mt::gelu(a); }, n * 4.0, false, copy_gbs_);
-    row("copy (clone)", "2^28", "bf16", [&] { a.clone(); }, n * 4.0, false, copy_gbs_);
+    row("add", "2^28", "bf16", [&] { mt::add(a, b); }, n * 6.0, Work::kBytes, copy_gbs_);
+    row("gelu", "2^28", "bf16", [&] { mt::gelu(a); }, n * 4.0, Work::kBytes, copy_gbs_);
+    row("copy (clone)", "2^28", "bf16", [&] { a.clone(); }, n * 4.0, Work::kBytes, copy_gbs_);
   }
 
   BenchCommon opt_;

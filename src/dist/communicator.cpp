@@ -8,28 +8,13 @@
 
 #include "mt/core/device_copy.h"
 #ifdef MT_WITH_CUDA
+#include "cuda/nccl_ops.h"
 #include "mt/core/cuda_context.h"
 #endif
 #include "mt/ops/op_profiler.h"
 #include "mt/ops/ops.h"
 
 namespace mt {
-
-#ifdef MT_WITH_CUDA
-// src/dist/cuda/nccl_ops.cpp: the NCCL side for CUDA tensors.
-struct NcclComm;
-std::shared_ptr<NcclComm> make_nccl_comm(MPI_Comm comm, int device);
-void nccl_all_reduce(NcclComm& c, const Tensor& t, ReduceKind op);
-void nccl_broadcast(NcclComm& c, const Tensor& t, int root);
-void nccl_all_gather(NcclComm& c, const Tensor& in, const Tensor& out);
-void nccl_reduce_scatter(NcclComm& c, const Tensor& in, const Tensor& out, ReduceKind op);
-void nccl_all_to_all(NcclComm& c, const Tensor& in, const Tensor& out, int size);
-ncclComm* nccl_handle(NcclComm& c);
-// On the communicator's own stream, after the work queued so far on the compute stream; `done` recorded after.
-void nccl_all_reduce_start(NcclComm& c, const Tensor& t, ReduceKind op, CudaEvent& done);
-void nccl_reduce_scatter_start(NcclComm& c, const Tensor& in, const Tensor& out, const std::vector<int64_t>& counts,
-                               ReduceKind op, CudaEvent& done);
-#endif
 
 namespace {
 

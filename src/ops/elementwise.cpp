@@ -12,23 +12,23 @@ namespace mt {
 
 namespace {
 
-bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
+bool is_comparison(BinaryOp op) { return op >= BinaryOp::kEq; }
 
 const char* binary_name(BinaryOp op) {
   switch (op) {
-    case BinaryOp::Add: return "add";
-    case BinaryOp::Sub: return "sub";
-    case BinaryOp::Mul: return "mul";
-    case BinaryOp::Div: return "div";
-    case BinaryOp::Pow: return "pow";
-    case BinaryOp::Max: return "maximum";
-    case BinaryOp::Min: return "minimum";
-    case BinaryOp::Eq: return "eq";
-    case BinaryOp::Ne: return "ne";
-    case BinaryOp::Lt: return "lt";
-    case BinaryOp::Le: return "le";
-    case BinaryOp::Gt: return "gt";
-    case BinaryOp::Ge: return "ge";
+    case BinaryOp::kAdd: return "add";
+    case BinaryOp::kSub: return "sub";
+    case BinaryOp::kMul: return "mul";
+    case BinaryOp::kDiv: return "div";
+    case BinaryOp::kPow: return "pow";
+    case BinaryOp::kMax: return "maximum";
+    case BinaryOp::kMin: return "minimum";
+    case BinaryOp::kEq: return "eq";
+    case BinaryOp::kNe: return "ne";
+    case BinaryOp::kLt: return "lt";
+    case BinaryOp::kLe: return "le";
+    case BinaryOp::kGt: return "gt";
+    case BinaryOp::kGe: return "ge";
   }
   return "?";
 }
@@ -70,7 +70,7 @@ Tensor unary_with_kernel_grad(UnaryOp op, UnaryGradOp gop, const Tensor& a, cons
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::Add, a, b);
+  Tensor out = binary_forward(BinaryOp::kAdd, a, b);
   Shape sa = a.shape(), sb = b.shape();
   record_function("AddBackward", {a, b}, {out}, [sa, sb](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{sum_to_shape(g[0], sa), sum_to_shape(g[0], sb)};
@@ -79,7 +79,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::Sub, a, b);
+  Tensor out = binary_forward(BinaryOp::kSub, a, b);
   Shape sa = a.shape(), sb = b.shape();
   record_function("SubBackward", {a, b}, {out}, [sa, sb](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{sum_to_shape(g[0], sa), sum_to_shape(neg(g[0]), sb)};
@@ -88,7 +88,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::Mul, a, b);
+  Tensor out = binary_forward(BinaryOp::kMul, a, b);
   SavedTensor sa(a, "mul input a"), sb(b, "mul input b");
   record_function("MulBackward", {a, b}, {out}, [sa, sb](const std::vector<Tensor>& g) {
     const Tensor& x = sa.get();
@@ -99,7 +99,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::Div, a, b);
+  Tensor out = binary_forward(BinaryOp::kDiv, a, b);
   SavedTensor sa(a, "div input a"), sb(b, "div input b");
   record_function("DivBackward", {a, b}, {out}, [sa, sb](const std::vector<Tensor>& g) {
     const Tensor& x = sa.get();
@@ -112,7 +112,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::Pow, a, b);
+  Tensor out = binary_forward(BinaryOp::kPow, a, b);
   SavedTensor sa(a, "pow base"), sb(b, "pow exponent"), so(out, "pow output");
   record_function("PowBackward", {a, b}, {out}, [sa, sb, so](const std::vector<Tensor>& g) {
     const Tensor& x = sa.get();
@@ -125,7 +125,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 }
 
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::Max, a, b);
+  Tensor out = binary_forward(BinaryOp::kMax, a, b);
   SavedTensor sa(a, "maximum input a"), sb(b, "maximum input b");
   record_function("MaximumBackward", {a, b}, {out}, [sa, sb](const std::vector<Tensor>& g) {
     Tensor take_a = ge(sa.get(), sb.get());  // ties go to a
@@ -137,7 +137,7 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
 }
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(BinaryOp::Min, a, b);
+  Tensor out = binary_forward(BinaryOp::kMin, a, b);
   SavedTensor sa(a, "minimum input a"), sb(b, "minimum input b");
   record_function("MinimumBackward", {a, b}, {out}, [sa, sb](const std::vector<Tensor>& g) {
     Tensor take_a = le(sa.get(), sb.get());
@@ -148,21 +148,21 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor eq(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Eq, a, b); }
-Tensor ne(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Ne, a, b); }
-Tensor lt(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Lt, a, b); }
-Tensor le(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Le, a, b); }
-Tensor gt(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Gt, a, b); }
-Tensor ge(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::Ge, a, b); }
+Tensor eq(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::kEq, a, b); }
+Tensor ne(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::kNe, a, b); }
+Tensor lt(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::kLt, a, b); }
+Tensor le(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::kLe, a, b); }
+Tensor gt(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::kGt, a, b); }
+Tensor ge(const Tensor& a, const Tensor& b) { return binary_forward(BinaryOp::kGe, a, b); }
 
 Tensor add(const Tensor& a, double s) {
-  Tensor out = unary_forward(UnaryOp::AddScalar, a, s, "add");
+  Tensor out = unary_forward(UnaryOp::kAddScalar, a, s, "add");
   record_function("AddScalarBackward", {a}, {out}, [](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0]}; });
   return out;
 }
 
 Tensor mul(const Tensor& a, double s) {
-  Tensor out = unary_forward(UnaryOp::Scale, a, s, "mul");
+  Tensor out = unary_forward(UnaryOp::kScale, a, s, "mul");
   record_function("MulScalarBackward", {a}, {out}, [s](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{mul(g[0], s)};
   });
@@ -170,7 +170,7 @@ Tensor mul(const Tensor& a, double s) {
 }
 
 Tensor pow(const Tensor& a, double p) {
-  Tensor out = unary_forward(UnaryOp::Pow, a, p, "pow");
+  Tensor out = unary_forward(UnaryOp::kPow, a, p, "pow");
   SavedTensor x(a, "pow base");
   record_function("PowScalarBackward", {a}, {out}, [x, p](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{mul(mul(g[0], pow(x.get(), p - 1.0)), p)};
@@ -179,13 +179,13 @@ Tensor pow(const Tensor& a, double p) {
 }
 
 Tensor neg(const Tensor& a) {
-  Tensor out = unary_forward(UnaryOp::Neg, a, 0.0, "neg");
+  Tensor out = unary_forward(UnaryOp::kNeg, a, 0.0, "neg");
   record_function("NegBackward", {a}, {out}, [](const std::vector<Tensor>& g) { return std::vector<Tensor>{neg(g[0])}; });
   return out;
 }
 
 Tensor exp(const Tensor& a) {
-  Tensor out = unary_forward(UnaryOp::Exp, a, 0.0, "exp");
+  Tensor out = unary_forward(UnaryOp::kExp, a, 0.0, "exp");
   SavedTensor y(out, "exp output");
   record_function("ExpBackward", {a}, {out}, [y](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{mul(g[0], y.get())};
@@ -194,7 +194,7 @@ Tensor exp(const Tensor& a) {
 }
 
 Tensor log(const Tensor& a) {
-  Tensor out = unary_forward(UnaryOp::Log, a, 0.0, "log");
+  Tensor out = unary_forward(UnaryOp::kLog, a, 0.0, "log");
   SavedTensor x(a, "log input");
   record_function("LogBackward", {a}, {out}, [x](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{div(g[0], x.get())};
@@ -203,7 +203,7 @@ Tensor log(const Tensor& a) {
 }
 
 Tensor sqrt(const Tensor& a) {
-  Tensor out = unary_forward(UnaryOp::Sqrt, a, 0.0, "sqrt");
+  Tensor out = unary_forward(UnaryOp::kSqrt, a, 0.0, "sqrt");
   SavedTensor y(out, "sqrt output");
   record_function("SqrtBackward", {a}, {out}, [y](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{mul(div(g[0], y.get()), 0.5)};
@@ -212,7 +212,7 @@ Tensor sqrt(const Tensor& a) {
 }
 
 Tensor rsqrt(const Tensor& a) {
-  Tensor out = unary_forward(UnaryOp::Rsqrt, a, 0.0, "rsqrt");
+  Tensor out = unary_forward(UnaryOp::kRsqrt, a, 0.0, "rsqrt");
   SavedTensor y(out, "rsqrt output");
   record_function("RsqrtBackward", {a}, {out}, [y](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{mul(mul(g[0], pow(y.get(), 3.0)), -0.5)};
@@ -221,7 +221,7 @@ Tensor rsqrt(const Tensor& a) {
 }
 
 Tensor abs(const Tensor& a) {
-  Tensor out = unary_forward(UnaryOp::Abs, a, 0.0, "abs");
+  Tensor out = unary_forward(UnaryOp::kAbs, a, 0.0, "abs");
   SavedTensor x(a, "abs input");
   record_function("AbsBackward", {a}, {out}, [x](const std::vector<Tensor>& g) {
     Tensor zero = zeros({}, {g[0].dtype(), g[0].device()});
@@ -231,12 +231,12 @@ Tensor abs(const Tensor& a) {
   return out;
 }
 
-Tensor tanh(const Tensor& a) { return unary_with_kernel_grad(UnaryOp::Tanh, UnaryGradOp::Tanh, a, "tanh", "TanhBackward"); }
-Tensor relu(const Tensor& a) { return unary_with_kernel_grad(UnaryOp::Relu, UnaryGradOp::Relu, a, "relu", "ReluBackward"); }
-Tensor gelu(const Tensor& a) { return unary_with_kernel_grad(UnaryOp::Gelu, UnaryGradOp::Gelu, a, "gelu", "GeluBackward"); }
-Tensor silu(const Tensor& a) { return unary_with_kernel_grad(UnaryOp::Silu, UnaryGradOp::Silu, a, "silu", "SiluBackward"); }
+Tensor tanh(const Tensor& a) { return unary_with_kernel_grad(UnaryOp::kTanh, UnaryGradOp::kTanh, a, "tanh", "TanhBackward"); }
+Tensor relu(const Tensor& a) { return unary_with_kernel_grad(UnaryOp::kRelu, UnaryGradOp::kRelu, a, "relu", "ReluBackward"); }
+Tensor gelu(const Tensor& a) { return unary_with_kernel_grad(UnaryOp::kGelu, UnaryGradOp::kGelu, a, "gelu", "GeluBackward"); }
+Tensor silu(const Tensor& a) { return unary_with_kernel_grad(UnaryOp::kSilu, UnaryGradOp::kSilu, a, "silu", "SiluBackward"); }
 Tensor sigmoid(const Tensor& a) {
-  return unary_with_kernel_grad(UnaryOp::Sigmoid, UnaryGradOp::Sigmoid, a, "sigmoid", "SigmoidBackward");
+  return unary_with_kernel_grad(UnaryOp::kSigmoid, UnaryGradOp::kSigmoid, a, "sigmoid", "SigmoidBackward");
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
@@ -300,7 +300,7 @@ void add_(const Tensor& a, const Tensor& b, double alpha) {
   MT_CHECK(broadcast_shapes(a.shape(), rhs.shape(), "add_") == a.shape(), "add_: ", rhs.shape(),
            " does not broadcast to ", a.shape());
   if (a.is_contiguous()) {
-    if (a.numel() > 0) kernels().binary.get(a.device(), "add_")(BinaryOp::Add, a.detach(), rhs.expand(a.shape()), a.detach());
+    if (a.numel() > 0) kernels().binary.get(a.device(), "add_")(BinaryOp::kAdd, a.detach(), rhs.expand(a.shape()), a.detach());
   } else {
     a.detach().copy_(add(a.detach(), rhs));
   }
@@ -311,7 +311,7 @@ void mul_(const Tensor& a, double s) {
   MT_CHECK(!(grad_mode_enabled() && a.requires_grad()), "mul_: in-place update of ", a.describe(),
            " which requires grad; wrap it in NoGradGuard");
   MT_CHECK(a.is_contiguous(), "mul_: expected a contiguous tensor, got strides ", a.strides());
-  if (a.numel() > 0) kernels().unary.get(a.device(), "mul_")(UnaryOp::Scale, a.detach(), a.detach(), s);
+  if (a.numel() > 0) kernels().unary.get(a.device(), "mul_")(UnaryOp::kScale, a.detach(), a.detach(), s);
   a.bump_version();
 }
 

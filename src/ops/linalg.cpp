@@ -193,7 +193,7 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
   if (rows > 0 && !kernels().matmul_bias_gelu.get(dev, "mlp_gelu")(x2, w1c, b1c, pre, h)) {
     kernels().matmul.get(dev, "mlp_gelu")(batch1(x2), Transpose::kNo, batch1(w1c), Transpose::kYes, batch1(pre), b1c,
                                           Accumulate::kNo);
-    kernels().unary.get(dev, "mlp_gelu")(UnaryOp::Gelu, pre, h, 0.0);
+    kernels().unary.get(dev, "mlp_gelu")(UnaryOp::kGelu, pre, h, 0.0);
   }
   Tensor y = gemm(batch1(h), Transpose::kNo, batch1(w2c), Transpose::kYes, b2c).view(x.shape());  // (.., d)
   SavedTensor sx(x2, "mlp input"), sw1(w1c, "mlp fc weight"), sw2(w2c, "mlp proj weight");
@@ -210,7 +210,7 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
     Tensor dpre = Tensor::empty({rows, hidden}, dy.dtype(), dy.device()), gb1 = Tensor::empty({hidden}, dy.dtype(), dy.device());
     if (rows > 0 && !kernels().matmul_dgelu_bgrad.get(dev, "mlp_gelu backward")(dy.view({rows, d}), w2s, pres, dpre, gb1)) {
       Tensor dh = gemm(dy, Transpose::kNo, batch1(w2s), Transpose::kNo).view({rows, hidden});
-      kernels().unary_backward.get(dev, "mlp_gelu backward")(UnaryGradOp::Gelu, dh, pres, dpre);
+      kernels().unary_backward.get(dev, "mlp_gelu backward")(UnaryGradOp::kGelu, dh, pres, dpre);
       gb1 = gemm(ones_row, Transpose::kNo, batch1(dpre), Transpose::kNo).view({hidden});
     }
     Tensor gx = need_x ? gemm(batch1(dpre), Transpose::kNo, batch1(w1s), Transpose::kNo).view(x_shape) : Tensor();

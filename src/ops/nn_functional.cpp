@@ -22,7 +22,8 @@ void check_floating(const char* op, const Tensor& t) {
   MT_CHECK(is_floating(t.dtype()), op, ": expected a floating tensor, got ", t.describe());
 }
 
-Tensor softmax_impl(const Tensor& a, int dim, bool log) {
+Tensor softmax_impl(const Tensor& a, int dim, SoftmaxKind kind) {
+  const bool log = kind == SoftmaxKind::kLogSoftmax;
   const char* name = log ? "log_softmax" : "softmax";
   MT_CHECK(a.dim() >= 1, name, ": expected at least 1 dim, got ", a.describe());
   check_floating(name, a);
@@ -30,15 +31,15 @@ Tensor softmax_impl(const Tensor& a, int dim, bool log) {
   Tensor moved = a.detach().transpose(dim, -1).contiguous();  // the softmax dim last
   int64_t m = leading_rows(moved.shape()), n = moved.size(-1);
   Tensor y = Tensor::empty(moved.shape(), a.dtype(), a.device());
-  if (y.numel() > 0) kernels().softmax.get(a.device(), name)(moved.view({m, n}), y.view({m, n}), log);
+  if (y.numel() > 0) kernels().softmax.get(a.device(), name)(moved.view({m, n}), y.view({m, n}), kind);
   Tensor out = y.transpose(dim, -1).contiguous();
   SavedTensor saved(y, log ? "log_softmax output" : "softmax output");
-  record_function(log ? "LogSoftmaxBackward" : "SoftmaxBackward", {a}, {out}, [saved, dim, m, n, log](const std::vector<Tensor>& g) {
+  record_function(log ? "LogSoftmaxBackward" : "SoftmaxBackward", {a}, {out}, [saved, dim, m, n, kind](const std::vector<Tensor>& g) {
     const Tensor& yv = saved.get();
     Tensor gm = g[0].transpose(dim, -1).contiguous();
     Tensor gin = Tensor::empty(gm.shape(), yv.dtype(), yv.device());
     if (gin.numel() > 0)
-      kernels().softmax_backward.get(yv.device(), "softmax backward")(gm.view({m, n}), yv.view({m, n}), gin.view({m, n}), log);
+      kernels().softmax_backward.get(yv.device(), "softmax backward")(gm.view({m, n}), yv.view({m, n}), gin.view({m, n}), kind);
     return std::vector<Tensor>{gin.transpose(dim, -1).contiguous()};
   });
   return out;
@@ -46,8 +47,8 @@ Tensor softmax_impl(const Tensor& a, int dim, bool log) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& a, int dim) { return softmax_impl(a, dim, false); }
-Tensor log_softmax(const Tensor& a, int dim) { return softmax_impl(a, dim, true); }
+Tensor softmax(const Tensor& a, int dim) { return softmax_impl(a, dim, SoftmaxKind::kSoftmax); }
+Tensor log_softmax(const Tensor& a, int dim) { return softmax_impl(a, dim, SoftmaxKind::kLogSoftmax); }
 
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
   MT_CHECK(x.dim() >= 1, "layer_norm: expected at least 1 dim, got ", x.describe());

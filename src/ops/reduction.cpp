@@ -49,8 +49,8 @@ ReducePlan plan_reduce(const Tensor& a, std::vector<int> dims, bool keepdim, con
 
 Tensor reduce(ReduceOp op, const Tensor& a, const std::vector<int>& dims, bool keepdim, const char* name) {
   ReducePlan p = plan_reduce(a, dims, keepdim, name);
-  DType out_dtype = op == ReduceOp::ArgMax ? DType::I64 : a.dtype();
-  MT_CHECK(p.rows.size(1) > 0 || op == ReduceOp::Sum, name, ": reduction over an empty dimension of ", a.describe());
+  DType out_dtype = op == ReduceOp::kArgMax ? DType::I64 : a.dtype();
+  MT_CHECK(p.rows.size(1) > 0 || op == ReduceOp::kSum, name, ": reduction over an empty dimension of ", a.describe());
   Tensor out = Tensor::empty({p.rows.size(0)}, out_dtype, a.device());
   if (out.numel() > 0) kernels().reduce_rows.get(a.device(), name)(op, p.rows, out);
   return out.view(p.out_shape);
@@ -66,7 +66,7 @@ std::vector<int> all_dims(const Tensor& a) {
 
 Tensor sum(const Tensor& a, const std::vector<int>& dims, bool keepdim) {
   ReducePlan p = plan_reduce(a, dims, keepdim, "sum");
-  Tensor out = reduce(ReduceOp::Sum, a, dims, keepdim, "sum");
+  Tensor out = reduce(ReduceOp::kSum, a, dims, keepdim, "sum");
   Shape in_shape = a.shape(), kept = p.kept_shape;
   record_function("SumBackward", {a}, {out}, [in_shape, kept](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{g[0].reshape(kept).expand(in_shape).contiguous()};
@@ -84,11 +84,13 @@ Tensor mean(const Tensor& a, const std::vector<int>& dims, bool keepdim) {
 
 Tensor mean(const Tensor& a) { return mean(a, all_dims(a), false); }
 
-Tensor argmax(const Tensor& a, int dim, bool keepdim) { return reduce(ReduceOp::ArgMax, a, {dim}, keepdim, "argmax"); }
+Tensor argmax(const Tensor& a, int dim, bool keepdim) { return reduce(ReduceOp::kArgMax, a, {dim}, keepdim, "argmax"); }
 
-static Tensor max_or_min(const Tensor& a, int dim, bool keepdim, bool is_max) {
+// op: ReduceOp::kMax or ReduceOp::kMin.
+static Tensor max_or_min(ReduceOp op, const Tensor& a, int dim, bool keepdim) {
+  const bool is_max = op == ReduceOp::kMax;
   const char* name = is_max ? "max" : "min";
-  Tensor out = reduce(is_max ? ReduceOp::Max : ReduceOp::Min, a, {dim}, keepdim, name);
+  Tensor out = reduce(op, a, {dim}, keepdim, name);
   int d = wrap_dim(dim, a.dim(), name);
   SavedTensor x(a, "max/min input"), y(out, "max/min output");
   record_function(is_max ? "MaxBackward" : "MinBackward", {a}, {out}, [x, y, d, keepdim](const std::vector<Tensor>& g) {
@@ -104,8 +106,8 @@ static Tensor max_or_min(const Tensor& a, int dim, bool keepdim, bool is_max) {
   return out;
 }
 
-Tensor max(const Tensor& a, int dim, bool keepdim) { return max_or_min(a, dim, keepdim, true); }
-Tensor min(const Tensor& a, int dim, bool keepdim) { return max_or_min(a, dim, keepdim, false); }
+Tensor max(const Tensor& a, int dim, bool keepdim) { return max_or_min(ReduceOp::kMax, a, dim, keepdim); }
+Tensor min(const Tensor& a, int dim, bool keepdim) { return max_or_min(ReduceOp::kMin, a, dim, keepdim); }
 
 Tensor sum_to_shape(const Tensor& a, const Shape& shape) {
   if (a.shape() == shape) return a;

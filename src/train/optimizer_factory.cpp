@@ -6,22 +6,22 @@
 
 namespace mt {
 
-std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, const std::vector<NamedParameter>& params) {
+std::unique_ptr<Optimizer> make_optimizer(const Recipe& recipe, const std::vector<NamedParameter>& params) {
   auto groups = weight_decay_groups(params, EmbeddingDecay::kYes);
-  if (r.optim.name == OptimSection::Name::kSgd) {
-    SgdConfig c;
-    c.lr = r.optim.lr;
-    c.momentum = r.optim.momentum;
-    c.weight_decay = r.optim.weight_decay;
-    return std::make_unique<Sgd>(std::move(groups), c);
+  if (recipe.optim.name == OptimSection::Name::kSgd) {
+    SgdConfig config;
+    config.lr = recipe.optim.lr;
+    config.momentum = recipe.optim.momentum;
+    config.weight_decay = recipe.optim.weight_decay;
+    return std::make_unique<Sgd>(std::move(groups), config);
   }
-  AdamWConfig c;
-  c.lr = r.optim.lr;
-  c.beta1 = r.optim.beta1;
-  c.beta2 = r.optim.beta2;
-  c.eps = r.optim.eps;
-  c.weight_decay = r.optim.weight_decay;
-  return std::make_unique<AdamW>(std::move(groups), c);
+  AdamWConfig config;
+  config.lr = recipe.optim.lr;
+  config.beta1 = recipe.optim.beta1;
+  config.beta2 = recipe.optim.beta2;
+  config.eps = recipe.optim.eps;
+  config.weight_decay = recipe.optim.weight_decay;
+  return std::make_unique<AdamW>(std::move(groups), config);
 }
 
 }  // namespace mt

@@ -17,12 +17,15 @@ namespace mt {
 
 namespace {
 
-// The group a state-dict entry is sharded over, if any: model entries are named by their parameter,
-// optimizer entries "state.<param>.<slot>".
-const Communicator* shard_group(const ExpertShards& shards, const std::string& key, bool optim) {
+// How a state dict names its entries: model (and schedule) entries by their parameter, optimizer entries
+// "state.<param>.<slot>".
+enum class EntryNames : uint8_t { kParam, kOptimizerSlot };
+
+// The group a state-dict entry is sharded over, if any.
+const Communicator* shard_group(const ExpertShards& shards, const std::string& key, EntryNames names) {
   if (shards.empty()) return nullptr;
   std::string param = key;
-  if (optim) {
+  if (names == EntryNames::kOptimizerSlot) {
     if (key.rfind("state.", 0) != 0 || key.rfind('.') <= 6) return nullptr;
     param = key.substr(6, key.rfind('.') - 6);
   }
@@ -32,10 +35,10 @@ const Communicator* shard_group(const ExpertShards& shards, const std::string& k
 
 // Host copies of `state`, the sharded entries gathered whole (a collective over their groups). A rank
 // that does not write (keep false) only takes part in the gathers and keeps nothing.
-StateDict gather_state(const StateDict& state, const ExpertShards& shards, bool optim, bool keep = true) {
+StateDict gather_state(const StateDict& state, const ExpertShards& shards, EntryNames names, bool keep = true) {
   StateDict out;
   for (const auto& [name, t] : state) {
-    const Communicator* g = shard_group(shards, name, optim);
+    const Communicator* g = shard_group(shards, name, names);
     if (!keep && !g) continue;
     Tensor v = t.detach().contiguous();
     if (g) {
@@ -100,12 +103,12 @@ std::pair<std::vector<int64_t>, int64_t> whole_shape(const Tensor& t, const Comm
 // Reads every entry of `live` (shape/dtype from the live tensor; of a sharded entry, this rank's chunk)
 // into host tensors first.
 StateDict read_state(const CheckpointSource& r, const std::string& prefix, const StateDict& live,
-                     const ExpertShards& shards, bool optim) {
+                     const ExpertShards& shards, EntryNames names) {
   StateDict out;
   for (const auto& [name, t] : live) {
     std::string key = prefix + name;
     MT_CHECK(r.has(key), r.path().string(), ": checkpoint has no tensor '", key, "'");
-    const auto [shape, row0] = whole_shape(t, shard_group(shards, name, optim));
+    const auto [shape, row0] = whole_shape(t, shard_group(shards, name, names));
     Tensor host = Tensor::empty(t.shape(), t.dtype(), Device::cpu());
     r.read_rows(key, t.dtype(), shape, row0, t.dim() == 0 ? 1 : t.size(0), host.numel() ? host.data_ptr() : nullptr);
     out[name] = host;
@@ -190,10 +193,10 @@ void copy_into(const StateDict& live, const StateDict& loaded) {
 void save_train_checkpoint(const std::filesystem::path& path, const Module& model, const StateDict* optimizer_state,
                            const LrSchedule* schedule, const TrainCounters& c, const std::string& recipe_yaml,
                            const ExpertShards& shards, bool write) {
-  StateDict model_state = gather_state(model.state_dict(), shards, false, write);
-  StateDict optim_state = optimizer_state ? gather_state(*optimizer_state, shards, true, write) : StateDict{};
+  StateDict model_state = gather_state(model.state_dict(), shards, EntryNames::kParam, write);
+  StateDict optim_state = optimizer_state ? gather_state(*optimizer_state, shards, EntryNames::kOptimizerSlot, write) : StateDict{};
   if (!write) return;
-  StateDict schedule_state = schedule ? gather_state(schedule->state_dict(), {}, false) : StateDict{};
+  StateDict schedule_state = schedule ? gather_state(schedule->state_dict(), {}, EntryNames::kParam) : StateDict{};
   check_finite(model_state, "model.", path.string());
   check_finite(optim_state, "optim.", path.string());
   CheckpointWriter w(path);
@@ -208,15 +211,15 @@ void save_sharded_train_checkpoint(const std::filesystem::path& folder, const Co
                                    const StateDict* optimizer_state, const LrSchedule* schedule,
                                    const TrainCounters& c, const std::string& recipe_yaml, const ExpertShards& shards) {
   std::vector<ShardPiece> held;
-  auto hold = [&](const std::string& prefix, const StateDict& state, const ExpertShards& groups, bool optim) {
+  auto hold = [&](const std::string& prefix, const StateDict& state, const ExpertShards& groups, EntryNames names) {
     for (const auto& [name, t] : state) {
-      auto [shape, row0] = whole_shape(t, shard_group(groups, name, optim));
+      auto [shape, row0] = whole_shape(t, shard_group(groups, name, names));
       held.push_back({prefix + name, t.detach(), std::move(shape), row0});
     }
   };
-  hold("model.", model.state_dict(), shards, false);
-  if (optimizer_state) hold("optim.", *optimizer_state, shards, true);
-  if (schedule) hold("schedule.", schedule->state_dict(), {}, false);
+  hold("model.", model.state_dict(), shards, EntryNames::kParam);
+  if (optimizer_state) hold("optim.", *optimizer_state, shards, EntryNames::kOptimizerSlot);
+  if (schedule) hold("schedule.", schedule->state_dict(), {}, EntryNames::kParam);
   // Every rank checks what it holds, one host copy at a time; all learn of a non-finite tensor together.
   std::string bad;
   for (const ShardPiece& p : held) {
@@ -240,10 +243,10 @@ TrainCounters load_train_checkpoint(const std::filesystem::path& path, Module& m
   const CheckpointSource r(path, Verify::kOnRead);  // each piece's crc32 is checked as it is read
   StateDict model_live = model.state_dict();
   check_no_extra_model_tensors(r, model_live);
-  StateDict model_state = read_state(r, "model.", model_live, shards, false);
+  StateDict model_state = read_state(r, "model.", model_live, shards, EntryNames::kParam);
   StateDict optim_state, schedule_state;
-  if (optimizer) optim_state = read_state(r, "optim.", optimizer->state_dict(), shards, true);
-  if (schedule) schedule_state = read_state(r, "schedule.", schedule->state_dict(), {}, false);
+  if (optimizer) optim_state = read_state(r, "optim.", optimizer->state_dict(), shards, EntryNames::kOptimizerSlot);
+  if (schedule) schedule_state = read_state(r, "schedule.", schedule->state_dict(), {}, EntryNames::kParam);
   TrainCounters c;
   c.step = read_counter(r, "step", 0, INT64_MAX, "optimizer steps done");
   c.tokens = read_counter(r, "tokens", 0, INT64_MAX, "training tokens seen");

@@ -47,8 +47,12 @@ ProgressStyle progress_style(const LogSection& log) {
 class Trainer {
  public:
   Trainer(TrainingRun& run, const Communicator& world)
-      : run_(run), r_(run.recipe), world_(world), lead_(run.lead), progress_(progress_style(r_.log), r_.log.every),
-        watchdog_(r_.dist.timeout, world.rank()) {}
+      : run_(run),
+        recipe_(run.recipe),
+        world_(world),
+        lead_(run.lead),
+        progress_(progress_style(recipe_.log), recipe_.log.every),
+        watchdog_(recipe_.dist.timeout, world.rank()) {}
 
   TrainResult train() {
     lead_io(ExitStatus::kError, [&] {
@@ -60,20 +64,20 @@ class Trainer {
     TrainResult result;
     run_.model->train();
     start_ = std::chrono::steady_clock::now();
-    while (run_.counters.step < r_.train.steps) {
-      StepResult s = step();
-      result.last_loss = s.loss;
-      log_step(s);
-      check_divergence(s);
+    while (run_.counters.step < recipe_.train.steps) {
+      const StepResult stepped = step();
+      result.last_loss = stepped.loss;
+      log_step(stepped);
+      check_divergence(stepped);
       if (run_.teacher && run_.counters.step >= run_.kd_stop) {
         run_.teacher.reset();
         message(str_cat("step ", run_.counters.step, ": knowledge distillation stopped (distill.stop_at), teacher freed"));
       }
-      const bool last = run_.counters.step == r_.train.steps;
-      if (due(r_.train.eval_every, last)) result.last_val_loss = evaluate();
-      if (run_.tokenizer && due(r_.train.sample_every, last)) sample();
+      const bool last = run_.counters.step == recipe_.train.steps;
+      if (due(recipe_.train.eval_every, last)) result.last_val_loss = evaluate();
+      if (run_.tokenizer && due(recipe_.train.sample_every, last)) sample();
       const bool stop = agree_to_stop();
-      if (last || stop || due(r_.checkpoint.every, false)) save(last ? "end" : stop ? "signal" : "periodic");
+      if (last || stop || due(recipe_.checkpoint.every, false)) save(last ? "end" : stop ? "signal" : "periodic");
       if (stop) {
         result.stopped_by_signal = true;
         break;
@@ -91,121 +95,139 @@ class Trainer {
   // Micro-batches forward and backward, then the distributed optimizer; the update is skipped when the
   // agreed loss or the gradient norm is not finite.
   StepResult step() {
-    const auto t0 = std::chrono::steady_clock::now();
-    const int accum = r_.train.grad_accum;
-    double sums[3] = {0, 0, 0};  // loss, aux, kd
-    for (int micro = 0; micro < accum; ++micro) {
+    const auto started = std::chrono::steady_clock::now();
+    const int grad_accum = recipe_.train.grad_accum;
+    double loss_sums[3] = {0, 0, 0};  // loss, aux, kd
+    for (int micro = 0; micro < grad_accum; ++micro) {
       watchdog_.beat(run_.counters.step + 1, "the forward and backward");
-      TokenBatch b = to_token_batch(run_.loader->next_batch(), r_.train.micro_batch, r_.model.seq_len, run_.device);
-      TrainingLoss l = training_loss(*run_.model, run_.teacher ? run_.teacher->model.get() : nullptr, b, r_.distill);
-      const Backward backward = micro == accum - 1 ? Backward::kLast : Backward::kMore;
+      TokenBatch batch =
+          to_token_batch(run_.loader->next_batch(), recipe_.train.micro_batch, recipe_.model.seq_len, run_.device);
+      TrainingLoss loss =
+          training_loss(*run_.model, run_.teacher ? run_.teacher->model.get() : nullptr, batch, recipe_.distill);
+      const Backward backward = micro == grad_accum - 1 ? Backward::kLast : Backward::kMore;
       run_.optimizer->start_reduction_during_backward(backward);
-      mul(l.total, 1.0 / accum).backward();
+      mul(loss.total, 1.0 / grad_accum).backward();
       // Read back only once the backward is queued: an earlier .item() would stall the GPU between them.
-      sums[0] += l.ce.item();
-      if (l.aux.defined()) sums[1] += l.aux.item();
-      if (l.kd.defined()) sums[2] += l.kd.item();
+      loss_sums[0] += loss.ce.item();
+      if (loss.aux.defined()) loss_sums[1] += loss.aux.item();
+      if (loss.kd.defined()) loss_sums[2] += loss.kd.item();
       run_.optimizer->reduce_after_backward(backward);
     }
     watchdog_.beat(run_.counters.step + 1, "the gradient all-reduce");
-    StepResult s;
-    s.grad_norm = run_.optimizer->reduce_and_clip();
-    Tensor logged = Tensor::from_vector<double>({sums[0], sums[1], sums[2]}, {3});  // means over ranks, one collective
+    StepResult result;
+    result.grad_norm = run_.optimizer->reduce_and_clip();
+    // Means over ranks, one collective.
+    Tensor logged = Tensor::from_vector<double>({loss_sums[0], loss_sums[1], loss_sums[2]}, {3});
     world_.all_reduce(logged, ReduceKind::kAvg);
     std::vector<double> means = logged.to_vector<double>();
-    s.loss = means[0] / accum, s.aux = means[1] / accum, s.kd = means[2] / accum;
-    s.skipped = !std::isfinite(s.loss) || !std::isfinite(s.grad_norm);
-    s.lr = run_.schedule.lr();
+    result.loss = means[0] / grad_accum, result.aux = means[1] / grad_accum, result.kd = means[2] / grad_accum;
+    result.skipped = !std::isfinite(result.loss) || !std::isfinite(result.grad_norm);
+    result.lr = run_.schedule.lr();
     watchdog_.beat(run_.counters.step + 1, "the optimizer step");
-    run_.optimizer->finish_step(s.lr, !s.skipped);
+    run_.optimizer->finish_step(result.lr, !result.skipped);
     run_.schedule.advance();
     run_.counters.step += 1;
-    run_.counters.tokens += static_cast<int64_t>(r_.train.global_batch) * r_.model.seq_len;
+    run_.counters.tokens += static_cast<int64_t>(recipe_.train.global_batch) * recipe_.model.seq_len;
     if (run_.device.is_cuda()) synchronize(run_.device);
-    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return s;
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return result;
   }
 
   // A skipped step is said and counted; train.max_bad_steps of them in a row end the run on every rank
   // (they all see the same agreed values), without a checkpoint.
-  void check_divergence(const StepResult& s) {
-    if (!s.skipped) {
+  void check_divergence(const StepResult& result) {
+    if (!result.skipped) {
       bad_in_row_ = 0;
       return;
     }
     ++bad_in_row_;
-    message(str_cat("step ", run_.counters.step, ": non-finite ", std::isfinite(s.loss) ? "gradient norm" : "loss",
-                    ", update skipped (", bad_in_row_, " in a row of at most train.max_bad_steps = ", r_.train.max_bad_steps, ")"));
-    if (bad_in_row_ >= r_.train.max_bad_steps)
+    message(str_cat("step ", run_.counters.step, ": non-finite ", std::isfinite(result.loss) ? "gradient norm" : "loss",
+                    ", update skipped (", bad_in_row_,
+                    " in a row of at most train.max_bad_steps = ", recipe_.train.max_bad_steps, ")"));
+    if (bad_in_row_ >= recipe_.train.max_bad_steps)
       throw RunError(ExitStatus::kDiverged,
                      str_cat("the run diverged: at step ", run_.counters.step, ", ", bad_in_row_,
                              " steps in a row had a non-finite loss or gradient norm (train.max_bad_steps = ",
-                             r_.train.max_bad_steps, "); stopped without saving, the last good checkpoint stays latest "
+                             recipe_.train.max_bad_steps,
+                             "); stopped without saving, the last good checkpoint stays latest "
                              "(lower optim.lr or raise schedule.warmup_steps)"));
   }
 
-  void log_step(const StepResult& s) {
+  void log_step(const StepResult& result) {
     if (!lead_) return;
-    const double tok_s = static_cast<double>(r_.train.global_batch) * r_.model.seq_len / s.seconds;  // all ranks
+    const double tokens_per_s =
+        static_cast<double>(recipe_.train.global_batch) * recipe_.model.seq_len / result.seconds;  // all ranks
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const int64_t done = run_.counters.step - run_.first_step;
-    const double eta = elapsed / static_cast<double>(done) * static_cast<double>(r_.train.steps - run_.counters.step);
+    const int64_t steps_done = run_.counters.step - run_.first_step;
+    const double eta =
+        elapsed / static_cast<double>(steps_done) * static_cast<double>(recipe_.train.steps - run_.counters.step);
     const bool moe = !run_.config.experts_per_block.empty();
     std::vector<std::pair<std::string, double>> fields = {
-        {"step", static_cast<double>(run_.counters.step)}, {"tokens", static_cast<double>(run_.counters.tokens)},
-        {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm}, {"skipped", s.skipped ? 1.0 : 0.0},
-        {"tokens_per_s", tok_s}, {"step_ms", s.seconds * 1e3},
+        {"step", static_cast<double>(run_.counters.step)},
+        {"tokens", static_cast<double>(run_.counters.tokens)},
+        {"loss", result.loss},
+        {"lr", result.lr},
+        {"grad_norm", result.grad_norm},
+        {"skipped", result.skipped ? 1.0 : 0.0},
+        {"tokens_per_s", tokens_per_s},
+        {"step_ms", result.seconds * 1e3},
         {"memory_peak_bytes", static_cast<double>(allocator_stats(run_.device).peak_allocated)}};
     std::vector<std::pair<std::string, std::string>> text;
     if (moe) {
       // Routing of the last micro-batch: drop rate averaged over MoE layers, kept tokens per expert.
-      GPT::MoEStats st = run_.model->moe_stats();
-      double drop = 0;
-      std::string load;
-      for (size_t l = 0; l < st.drop_rate.size(); ++l) {
-        drop += st.drop_rate[l] / static_cast<double>(st.drop_rate.size());
-        load += (l ? "; " : "");
-        for (size_t e = 0; e < st.tokens_per_expert[l].size(); ++e) load += (e ? "," : "") + std::to_string(st.tokens_per_expert[l][e]);
+      GPT::MoEStats stats = run_.model->moe_stats();
+      double drop_rate = 0;
+      std::string expert_load;
+      for (size_t layer = 0; layer < stats.drop_rate.size(); ++layer) {
+        drop_rate += stats.drop_rate[layer] / static_cast<double>(stats.drop_rate.size());
+        expert_load += (layer ? "; " : "");
+        for (size_t expert = 0; expert < stats.tokens_per_expert[layer].size(); ++expert)
+          expert_load += (expert ? "," : "") + std::to_string(stats.tokens_per_expert[layer][expert]);
       }
-      fields.push_back({"aux", s.aux});
-      fields.push_back({"drop_rate", drop});
-      text.push_back({"tokens_per_expert", load});
+      fields.push_back({"aux", result.aux});
+      fields.push_back({"drop_rate", drop_rate});
+      text.push_back({"tokens_per_expert", expert_load});
     }
     if (run_.loader->num_sources() > 1)  // a mixture: training tokens drawn from each source so far (all ranks)
       for (size_t i = 0; i < run_.loader->num_sources(); ++i)
         fields.push_back({str_cat("source", i, "_tokens"),
-                          static_cast<double>(run_.loader->state()[i].sequences * r_.model.seq_len)});
-    if (run_.teacher) fields.push_back({"kd", s.kd});
-    if (run_.device.is_cuda()) fields.push_back({"mfu", train_flops_per_token(run_.config) * tok_s / world_.size() / 989e12});
+                          static_cast<double>(run_.loader->state()[i].sequences * recipe_.model.seq_len)});
+    if (run_.teacher) fields.push_back({"kd", result.kd});
+    if (run_.device.is_cuda())
+      fields.push_back({"mfu", train_flops_per_token(run_.config) * tokens_per_s / world_.size() / 989e12});
     lead_io(ExitStatus::kError, [&] { metrics_->write(fields, text); });
-    progress_.update({run_.counters.step, r_.train.steps, s.loss, s.lr, tok_s, eta, moe ? s.aux : -1});
+    progress_.update(
+        {run_.counters.step, recipe_.train.steps, result.loss, result.lr, tokens_per_s, eta, moe ? result.aux : -1});
   }
 
   double evaluate() {
     watchdog_.beat(run_.counters.step, "evaluation");
-    TokenLoader val(loader_options(r_, world_, r_.data.val, LoaderOrder::kSequential));
-    const int64_t steps = std::min<int64_t>(r_.train.eval_steps, std::max<int64_t>(1, val.steps_per_epoch()));
-    const double vl = world_.all_reduce(validation_loss(*run_.model, val, steps, run_.device), ReduceKind::kAvg);
+    TokenLoader val_loader(loader_options(recipe_, world_, recipe_.data.val, LoaderOrder::kSequential));
+    const int64_t steps =
+        std::min<int64_t>(recipe_.train.eval_steps, std::max<int64_t>(1, val_loader.steps_per_epoch()));
+    const double val_loss =
+        world_.all_reduce(validation_loss(*run_.model, val_loader, steps, run_.device), ReduceKind::kAvg);
     lead_io(ExitStatus::kError, [&] {
       metrics_->write({{"step", static_cast<double>(run_.counters.step)},
                        {"tokens", static_cast<double>(run_.counters.tokens)},
-                       {"val_loss", vl}});
+                       {"val_loss", val_loss}});
     });
-    message(str_cat("step ", run_.counters.step, ": val loss ", vl, " (perplexity ", std::exp(vl), ")"));
-    return vl;
+    message(str_cat("step ", run_.counters.step, ": val loss ", val_loss, " (perplexity ", std::exp(val_loss), ")"));
+    return val_loss;
   }
 
   // Split experts need every rank of their group in each forward: then every rank samples (the same text).
   void sample() {
     if (!lead_ && run_.sharding.sharded.empty()) return;
     watchdog_.beat(run_.counters.step, "sampling");
-    SamplingOptions so;
-    so.max_tokens = r_.train.sample_tokens;
-    so.temperature = 0.8;
-    so.top_k = 40;
-    so.seed = static_cast<uint64_t>(r_.train.seed) * 1000003ull + static_cast<uint64_t>(run_.counters.step);
-    so.stop_token = run_.tokenizer->eot_id();
-    const std::vector<int32_t> ids = generate_tokens(*run_.model, run_.tokenizer->encode(r_.train.sample_prompt), so);
+    SamplingOptions options;
+    options.max_tokens = recipe_.train.sample_tokens;
+    options.temperature = 0.8;
+    options.top_k = 40;
+    options.seed = static_cast<uint64_t>(recipe_.train.seed) * 1000003ull + static_cast<uint64_t>(run_.counters.step);
+    options.stop_token = run_.tokenizer->eot_id();
+    const std::vector<int32_t> ids =
+        generate_tokens(*run_.model, run_.tokenizer->encode(recipe_.train.sample_prompt), options);
     const std::string text = run_.tokenizer->decode(ids);
     lead_io(ExitStatus::kError, [&] { metrics_->write({{"step", static_cast<double>(run_.counters.step)}}, {{"sample", text}}); });
     message(str_cat("sample at step ", run_.counters.step, ":\n", text));
@@ -218,11 +240,11 @@ class Trainer {
     watchdog_.beat(run_.counters.step, "a checkpoint write", /*watched=*/false);  // its length grows with the model
     run_.counters.loader = run_.loader->state();
     run_.counters.rank_rngs = gather_rank_streams();
-    if (r_.checkpoint.format == CheckpointSection::Format::kSharded) {
-      const fs::path p = sharded_checkpoint_path(run_.run_dir, run_.counters.step);
+    if (recipe_.checkpoint.format == CheckpointSection::Format::kSharded) {
+      const fs::path folder = sharded_checkpoint_path(run_.run_dir, run_.counters.step);
       const StateDict optim_state = run_.optimizer->local().state_dict();
       try {  // every rank throws together (write_sharded_checkpoint agrees on the outcome)
-        save_sharded_train_checkpoint(p, world_, *run_.model, &optim_state, &run_.schedule, run_.counters,
+        save_sharded_train_checkpoint(folder, world_, *run_.model, &optim_state, &run_.schedule, run_.counters,
                                       run_.recipe_yaml, run_.sharding.shards);
       } catch (const NonFiniteError& e) {
         throw RunError(ExitStatus::kDiverged, e.what());
@@ -230,18 +252,18 @@ class Trainer {
         throw RunError(ExitStatus::kError, e.what());
       }
       lead_io(ExitStatus::kError, [&] {
-        write_latest(run_.run_dir, p);
-        prune_checkpoints(run_.run_dir, r_.checkpoint.keep);
+        write_latest(run_.run_dir, folder);
+        prune_checkpoints(run_.run_dir, recipe_.checkpoint.keep);
       });
-      if (!lead_failure_) message(str_cat("checkpoint (", why, "): ", p.string()));
+      if (!lead_failure_) message(str_cat("checkpoint (", why, "): ", folder.string()));
       agree_on_lead_failure();
       return;
     }
-    const fs::path p = checkpoint_path(run_.run_dir, run_.counters.step);
+    const fs::path path = checkpoint_path(run_.run_dir, run_.counters.step);
     StateDict optim_state = run_.optimizer->checkpoint_state(lead_);
     auto write = [&] {
-      if (lead_) fs::create_directories(p.parent_path());
-      save_train_checkpoint(p, *run_.model, &optim_state, &run_.schedule, run_.counters, run_.recipe_yaml,
+      if (lead_) fs::create_directories(path.parent_path());
+      save_train_checkpoint(path, *run_.model, &optim_state, &run_.schedule, run_.counters, run_.recipe_yaml,
                             run_.sharding.shards, lead_);
     };
     if (lead_) {
@@ -251,10 +273,10 @@ class Trainer {
         } catch (const NonFiniteError& e) {
           throw RunError(ExitStatus::kDiverged, e.what());
         }
-        write_latest(run_.run_dir, p);
-        prune_checkpoints(run_.run_dir, r_.checkpoint.keep);
+        write_latest(run_.run_dir, path);
+        prune_checkpoints(run_.run_dir, recipe_.checkpoint.keep);
       });
-      if (!lead_failure_) message(str_cat("checkpoint (", why, "): ", p.string()));
+      if (!lead_failure_) message(str_cat("checkpoint (", why, "): ", path.string()));
     } else {
       write();  // only the collectives
     }
@@ -263,12 +285,14 @@ class Trainer {
 
   std::vector<GeneratorState> gather_rank_streams() const {
     const GeneratorState mine = run_.dropout_gen.state();
-    Tensor in = Tensor::from_vector<int64_t>({static_cast<int64_t>(mine.seed), static_cast<int64_t>(mine.offset)}, {2});
-    Tensor all = Tensor::empty({2 * static_cast<int64_t>(world_.size())}, DType::I64, Device::cpu());
-    world_.all_gather(in, all);
-    std::vector<int64_t> v = all.to_vector<int64_t>();
+    Tensor local =
+        Tensor::from_vector<int64_t>({static_cast<int64_t>(mine.seed), static_cast<int64_t>(mine.offset)}, {2});
+    Tensor gathered = Tensor::empty({2 * static_cast<int64_t>(world_.size())}, DType::I64, Device::cpu());
+    world_.all_gather(local, gathered);
+    std::vector<int64_t> values = gathered.to_vector<int64_t>();
     std::vector<GeneratorState> out;
-    for (size_t i = 0; i < v.size(); i += 2) out.push_back({static_cast<uint64_t>(v[i]), static_cast<uint64_t>(v[i + 1])});
+    for (size_t i = 0; i < values.size(); i += 2)
+      out.push_back({static_cast<uint64_t>(values[i]), static_cast<uint64_t>(values[i + 1])});
     return out;
   }
 
@@ -289,11 +313,11 @@ class Trainer {
   // The agreement points: every rank learns of a lead failure (and ends with its status) and of a stop
   // request on any rank (SIGINT/SIGTERM), in one collective.
   bool agree(bool want_stop) {
-    Tensor v = Tensor::from_vector<double>({lead_failure_ ? static_cast<double>(lead_failure_->status()) : 0.0,
-                                            want_stop && stop_requested() ? 1.0 : 0.0},
-                                           {2});
-    world_.all_reduce(v, ReduceKind::kMax);
-    const std::vector<double> shared = v.to_vector<double>();
+    Tensor flags = Tensor::from_vector<double>(
+        {lead_failure_ ? static_cast<double>(lead_failure_->status()) : 0.0, want_stop && stop_requested() ? 1.0 : 0.0},
+        {2});
+    world_.all_reduce(flags, ReduceKind::kMax);
+    const std::vector<double> shared = flags.to_vector<double>();
     if (shared[0] != 0) {
       if (lead_failure_) throw *lead_failure_;
       throw RunError(static_cast<ExitStatus>(static_cast<int>(shared[0])),
@@ -313,7 +337,7 @@ class Trainer {
   }
 
   TrainingRun& run_;
-  const Recipe& r_;
+  const Recipe& recipe_;
   const Communicator& world_;
   const bool lead_;
   std::optional<MetricsLog> metrics_;  // the lead alone writes run_dir

@@ -12,21 +12,21 @@ TrainingLoss training_loss(GPT& model, GPT* teacher, const TokenBatch& batch, co
   Tensor logits2d = logits.view({-1, logits.size(-1)});  // (B*T, V)
   Tensor teacher_logits;                                 // (B*T, V) while distilling
   if (teacher) {
-    NoGradGuard ng;
-    Tensor t = teacher->forward(batch.inputs);
-    teacher_logits = t.view({-1, t.size(-1)});
+    NoGradGuard no_grad;
+    Tensor teacher_out = teacher->forward(batch.inputs);
+    teacher_logits = teacher_out.view({-1, teacher_out.size(-1)});
   }
   OpProfiler::Scope scope(OpCategory::kLoss);  // the loss kernels, for `bench step`
-  TrainingLoss l;
-  l.ce = cross_entropy(logits2d, batch.targets.view({-1}));
-  l.total = l.ce.to(DType::F32);
-  l.aux = model.moe_loss();
-  if (l.aux.defined()) l.total = add(l.total, l.aux.to(DType::F32));
+  TrainingLoss loss;
+  loss.ce = cross_entropy(logits2d, batch.targets.view({-1}));
+  loss.total = loss.ce.to(DType::F32);
+  loss.aux = model.moe_loss();
+  if (loss.aux.defined()) loss.total = add(loss.total, loss.aux.to(DType::F32));
   if (teacher) {
-    l.kd = distillation_loss(logits2d, teacher_logits, distill.temperature);
-    l.total = add(l.total, mul(l.kd.to(DType::F32), distill.kd_coef));
+    loss.kd = distillation_loss(logits2d, teacher_logits, distill.temperature);
+    loss.total = add(loss.total, mul(loss.kd.to(DType::F32), distill.kd_coef));
   }
-  return l;
+  return loss;
 }
 
 }  // namespace mt

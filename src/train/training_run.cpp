@@ -35,51 +35,52 @@ DType resolve_dtype(const Recipe& recipe, Device device) {
 namespace {
 
 // dist.dp was checked against the ranks by the pre-flight (check_recipe_can_run).
-Recipe with_batch_resolved(Recipe r, const Communicator& world) {
-  resolve_batch(r, world.size());
-  return r;
+Recipe with_batch_resolved(Recipe recipe, const Communicator& world) {
+  resolve_batch(recipe, world.size());
+  return recipe;
 }
 
-LrScheduleConfig schedule_config(const Recipe& r) {
-  LrScheduleConfig c;
-  c.lr = r.optim.lr;
-  c.warmup_steps = r.schedule.warmup_steps;
-  c.total_steps = r.train.steps;
-  c.min_lr_ratio = r.schedule.min_lr_ratio;
-  c.decay = r.schedule.kind == ScheduleSection::Kind::kConstant ? LrDecay::kConstant
-            : r.schedule.kind == ScheduleSection::Kind::kLinear ? LrDecay::kLinear
-                                                                 : LrDecay::kCosine;
-  return c;
+LrScheduleConfig schedule_config(const Recipe& recipe) {
+  LrScheduleConfig config;
+  config.lr = recipe.optim.lr;
+  config.warmup_steps = recipe.schedule.warmup_steps;
+  config.total_steps = recipe.train.steps;
+  config.min_lr_ratio = recipe.schedule.min_lr_ratio;
+  config.decay = recipe.schedule.kind == ScheduleSection::Kind::kConstant ? LrDecay::kConstant
+                 : recipe.schedule.kind == ScheduleSection::Kind::kLinear ? LrDecay::kLinear
+                                                                          : LrDecay::kCosine;
+  return config;
 }
 
 // The checkpoint to resume from per checkpoint.resume, if any; a fallback is said on the lead.
-std::optional<fs::path> resume_point(const Recipe& r, bool lead) {
-  if (r.checkpoint.resume == "never") return std::nullopt;
-  if (r.checkpoint.resume != "auto") return resolve_checkpoint(r.checkpoint.resume);
-  std::optional<ResumePoint> p = find_resume_checkpoint(
-      r.train.run_dir, r.checkpoint.fallback ? LatestFallback::kNewestValid : LatestFallback::kRefuse);
-  if (!p) return std::nullopt;
-  if (lead && !p->warning.empty()) std::fprintf(stderr, "moetrain: warning: %s\n", p->warning.c_str());
-  return p->path;
+std::optional<fs::path> resume_point(const Recipe& recipe, bool lead) {
+  if (recipe.checkpoint.resume == "never") return std::nullopt;
+  if (recipe.checkpoint.resume != "auto") return resolve_checkpoint(recipe.checkpoint.resume);
+  std::optional<ResumePoint> found = find_resume_checkpoint(
+      recipe.train.run_dir, recipe.checkpoint.fallback ? LatestFallback::kNewestValid : LatestFallback::kRefuse);
+  if (!found) return std::nullopt;
+  if (lead && !found->warning.empty()) std::fprintf(stderr, "moetrain: warning: %s\n", found->warning.c_str());
+  return found->path;
 }
 
 }  // namespace
 
-TokenLoaderOptions loader_options(const Recipe& r, const Communicator& world, const std::string& shards, LoaderOrder order) {
-  TokenLoaderOptions o;
-  o.shards = {shards};
-  o.batch_size = r.train.micro_batch;
-  o.seq_len = r.model.seq_len;
-  o.dp_rank = world.rank();
-  o.dp_size = world.size();
-  o.seed = static_cast<uint64_t>(r.train.seed);
-  o.vocab_size = r.model.vocab_size;
-  o.order = order;
-  return o;
+TokenLoaderOptions loader_options(const Recipe& recipe, const Communicator& world, const std::string& shards,
+                                  LoaderOrder order) {
+  TokenLoaderOptions options;
+  options.shards = {shards};
+  options.batch_size = recipe.train.micro_batch;
+  options.seq_len = recipe.model.seq_len;
+  options.dp_rank = world.rank();
+  options.dp_size = world.size();
+  options.seed = static_cast<uint64_t>(recipe.train.seed);
+  options.vocab_size = recipe.model.vocab_size;
+  options.order = order;
+  return options;
 }
 
-TrainingRun::TrainingRun(Recipe r, const Communicator& world)
-    : recipe(with_batch_resolved(std::move(r), world)),
+TrainingRun::TrainingRun(Recipe unresolved, const Communicator& world)
+    : recipe(with_batch_resolved(std::move(unresolved), world)),
       lead(world.rank() == 0),
       device(resolve_device(recipe, world)),
       dtype(resolve_dtype(recipe, device)),
@@ -94,10 +95,11 @@ TrainingRun::TrainingRun(Recipe r, const Communicator& world)
   model = std::make_unique<GPT>(config, init_gen, dropout_gen, &groups);
   model->to(device, dtype);
   sharding = expert_sharding(*model, &groups);
-  const ParamCounts pc = count_parameters(config);
+  const ParamCounts param_counts = count_parameters(config);
   if (lead)
-    std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n", pc.total / 1e6,
-                pc.active / 1e6, model->num_parameters() / 1e6, device.str().c_str(), dtype_name(dtype));
+    std::printf("model: %.2fM parameters (%.2fM active per token, %.2fM trainable) on %s in %s\n",
+                param_counts.total / 1e6, param_counts.active / 1e6, model->num_parameters() / 1e6,
+                device.str().c_str(), dtype_name(dtype));
   if (lead && recipe.dist.ep > 1)
     std::printf("expert all-to-all: %s (nodes of %d ranks)\n",
                 groups.hierarchical() ? "two-phase, within then across nodes" : "flat", groups.node_size());

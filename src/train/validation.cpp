@@ -12,15 +12,15 @@ TokenBatch to_token_batch(const std::vector<int32_t>& rows, int64_t batch, int64
 }
 
 double validation_loss(GPT& model, TokenLoader& loader, int64_t steps, Device device) {
-  NoGradGuard ng;
+  NoGradGuard no_grad;
   bool was_training = model.is_training();
   model.eval();
-  const TokenLoaderOptions& o = loader.options();
+  const TokenLoaderOptions& options = loader.options();
   double total = 0;
-  for (int64_t s = 0; s < steps; ++s) {
-    TokenBatch b = to_token_batch(loader.next_batch(), o.batch_size, o.seq_len, device);
-    Tensor logits = model.forward(b.inputs);  // (B, T, V)
-    total += cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1})).item();
+  for (int64_t step = 0; step < steps; ++step) {
+    TokenBatch batch = to_token_batch(loader.next_batch(), options.batch_size, options.seq_len, device);
+    Tensor logits = model.forward(batch.inputs);  // (B, T, V)
+    total += cross_entropy(logits.view({-1, logits.size(-1)}), batch.targets.view({-1})).item();
   }
   if (was_training) model.train();
   return total / static_cast<double>(steps);

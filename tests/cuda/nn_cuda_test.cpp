@@ -193,17 +193,18 @@ TEST(CudaSoftmax, ForwardAndBackwardMatchCpu) {
   uint64_t seed = 100;
   for (DType dt : kFloating)
     for (const Shape& s : kRowShapes)
-      for (bool log : {false, true}) {
+      for (SoftmaxKind kind : {SoftmaxKind::kSoftmax, SoftmaxKind::kLogSoftmax}) {
+        const bool log = kind == SoftmaxKind::kLogSoftmax;
         std::string what = name(dt, std::string(log ? "log_softmax " : "softmax ") + std::to_string(s[0]) + "x" +
                                         std::to_string(s[1]));
         Tensor x = random_tensor(s, dt, seed++, -4, 4), g = random_tensor(s, dt, seed++);
         Tensor y_cpu = empty_cpu(s, dt), y_gpu = empty_gpu(s, dt);
-        kernels().softmax.get(Device::cpu(), "softmax")(x, y_cpu, log);
-        kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y_gpu, log);
+        kernels().softmax.get(Device::cpu(), "softmax")(x, y_cpu, kind);
+        kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y_gpu, kind);
         expect_close(y_gpu, y_cpu, rtol_for(dt), what);
         Tensor gi_cpu = empty_cpu(s, dt), gi_gpu = empty_gpu(s, dt);
-        kernels().softmax_backward.get(Device::cpu(), "softmax")(g, y_cpu, gi_cpu, log);
-        kernels().softmax_backward.get(Device::cuda(0), "softmax")(gpu(g), gpu(y_cpu), gi_gpu, log);
+        kernels().softmax_backward.get(Device::cpu(), "softmax")(g, y_cpu, gi_cpu, kind);
+        kernels().softmax_backward.get(Device::cuda(0), "softmax")(gpu(g), gpu(y_cpu), gi_gpu, kind);
         expect_close(gi_gpu, gi_cpu, rtol_for(dt), what + " backward");
       }
 }
@@ -213,7 +214,7 @@ TEST(CudaSoftmax, RowsWithMinusInfinityStayFinite) {
   float inf = INFINITY;
   Tensor x = Tensor::from_vector<float>({-inf, -inf, 1.0f, 2.0f, 0.5f, -inf}, {2, 3});
   Tensor y = empty_gpu({2, 3}, DType::F32);
-  kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y, false);
+  kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y, SoftmaxKind::kSoftmax);
   std::vector<float> v = y.to_vector<float>();
   EXPECT_FLOAT_EQ(v[0], 0.0f);
   EXPECT_FLOAT_EQ(v[1], 0.0f);
@@ -228,13 +229,14 @@ TEST(CudaSoftmax, MinusInfinityInRegisterAndLoopRowsMatchesCpu) {
   MT_REQUIRE_GPU();
   for (DType dt : kFloating)
     for (const Shape& s : {Shape{5, 64}, Shape{3, 1037}, Shape{2, 20000}})
-      for (bool log : {false, true}) {
+      for (SoftmaxKind kind : {SoftmaxKind::kSoftmax, SoftmaxKind::kLogSoftmax}) {
+        const bool log = kind == SoftmaxKind::kLogSoftmax;
         std::vector<double> v = random_tensor(s, DType::F64, 7, -4, 4).to_vector<double>();
         for (size_t i = 0; i < v.size(); i += 3) v[i] = -INFINITY;  // every third logit masked
         Tensor x = Tensor::from_vector(v, s, dt);
         Tensor y_cpu = empty_cpu(s, dt), y_gpu = empty_gpu(s, dt);
-        kernels().softmax.get(Device::cpu(), "softmax")(x, y_cpu, log);
-        kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y_gpu, log);
+        kernels().softmax.get(Device::cpu(), "softmax")(x, y_cpu, kind);
+        kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y_gpu, kind);
         std::string what = name(dt, std::string(log ? "log_softmax" : "softmax") + " with -inf " +
                                         std::to_string(s[0]) + "x" + std::to_string(s[1]));
         expect_close(y_gpu, y_cpu, rtol_for(dt), what);
@@ -245,18 +247,19 @@ TEST(CudaSoftmax, MisalignedRowsMatchCpu) {
   MT_REQUIRE_GPU();
   uint64_t seed = 150;
   for (DType dt : kFloating)
-    for (bool log : {false, true}) {
+    for (SoftmaxKind kind : {SoftmaxKind::kSoftmax, SoftmaxKind::kLogSoftmax}) {
+      const bool log = kind == SoftmaxKind::kLogSoftmax;
       Shape s{9, 1024};
       std::string what = name(dt, std::string(log ? "log_softmax" : "softmax") + " offset by one element");
       Tensor x = random_tensor(s, dt, seed++, -4, 4), g = random_tensor(s, dt, seed++);
       Tensor y_cpu = empty_cpu(s, dt), y_gpu = gpu_offset_by_one(empty_cpu(s, dt));
-      kernels().softmax.get(Device::cpu(), "softmax")(x, y_cpu, log);
-      kernels().softmax.get(Device::cuda(0), "softmax")(gpu_offset_by_one(x), y_gpu, log);
+      kernels().softmax.get(Device::cpu(), "softmax")(x, y_cpu, kind);
+      kernels().softmax.get(Device::cuda(0), "softmax")(gpu_offset_by_one(x), y_gpu, kind);
       expect_close(y_gpu, y_cpu, rtol_for(dt), what);
       Tensor gi_cpu = empty_cpu(s, dt), gi_gpu = gpu_offset_by_one(empty_cpu(s, dt));
-      kernels().softmax_backward.get(Device::cpu(), "softmax")(g, y_cpu, gi_cpu, log);
+      kernels().softmax_backward.get(Device::cpu(), "softmax")(g, y_cpu, gi_cpu, kind);
       kernels().softmax_backward.get(Device::cuda(0), "softmax")(gpu_offset_by_one(g), gpu_offset_by_one(y_cpu),
-                                                                 gi_gpu, log);
+                                                                 gi_gpu, kind);
       expect_close(gi_gpu, gi_cpu, rtol_for(dt), what + " backward");
     }
 }
@@ -759,8 +762,8 @@ std::vector<OptimTensors> make_state(const OptimCase& c, uint64_t seed, bool ada
     t.param = is_half(c.param) ? master.to(c.param) : random_tensor({n}, c.param, seed++);
     if (is_half(c.param)) t.master = master;
     t.grad = random_tensor({n}, c.grad, seed++);
-    t.exp_avg = random_tensor({n}, moment, seed++, -0.1, 0.1);
-    if (adam) t.exp_avg_sq = random_tensor({n}, moment, seed++, 0.0, 0.01);
+    t.momentum = random_tensor({n}, moment, seed++, -0.1, 0.1);
+    if (adam) t.grad_sq_avg = random_tensor({n}, moment, seed++, 0.0, 0.01);
     ts.push_back(t);
   }
   return ts;
@@ -768,7 +771,7 @@ std::vector<OptimTensors> make_state(const OptimCase& c, uint64_t seed, bool ada
 
 std::vector<OptimTensors> to_gpu(const std::vector<OptimTensors>& ts) {
   std::vector<OptimTensors> out;
-  for (const OptimTensors& t : ts) out.push_back({gpu(t.param), gpu(t.grad), gpu(t.exp_avg), gpu(t.exp_avg_sq), gpu(t.master)});
+  for (const OptimTensors& t : ts) out.push_back({gpu(t.param), gpu(t.grad), gpu(t.momentum), gpu(t.grad_sq_avg), gpu(t.master)});
   return out;
 }
 
@@ -777,8 +780,8 @@ void expect_state_close(const std::vector<OptimTensors>& g, const std::vector<Op
     std::string w = what + " tensor " + std::to_string(i);
     expect_close(g[i].param, c[i].param, rtol_for(c[i].param.dtype()), w + " param");
     if (c[i].master.defined()) expect_close(g[i].master, c[i].master, 1e-5, w + " master");
-    expect_close(g[i].exp_avg, c[i].exp_avg, 1e-5, w + " exp_avg");
-    if (c[i].exp_avg_sq.defined()) expect_close(g[i].exp_avg_sq, c[i].exp_avg_sq, 1e-5, w + " exp_avg_sq");
+    expect_close(g[i].momentum, c[i].momentum, 1e-5, w + " exp_avg");
+    if (c[i].grad_sq_avg.defined()) expect_close(g[i].grad_sq_avg, c[i].grad_sq_avg, 1e-5, w + " exp_avg_sq");
   }
 }
 
@@ -821,7 +824,7 @@ TEST(CudaOptim, SgdMatchesCpuWithAndWithoutMomentum) {
       for (size_t i = 0; i < cpu.size(); ++i) {
         std::string w = name(c.param, "sgd momentum " + std::to_string(momentum) + " tensor " + std::to_string(i));
         expect_close(cuda[i].param, cpu[i].param, rtol_for(c.param), w + " param");
-        expect_close(cuda[i].exp_avg, cpu[i].exp_avg, 1e-5, w + " momentum buffer");
+        expect_close(cuda[i].momentum, cpu[i].momentum, 1e-5, w + " momentum buffer");
       }
     }
 }

@@ -266,13 +266,13 @@ struct UnaryCase {
 };
 
 const std::vector<UnaryCase> kUnaryCases = {
-    {UnaryOp::Neg, "neg", -4, 4, 0},      {UnaryOp::Exp, "exp", -4, 4, 0},
-    {UnaryOp::Log, "log", 0.1, 5, 0},     {UnaryOp::Sqrt, "sqrt", 0, 5, 0},
-    {UnaryOp::Rsqrt, "rsqrt", 0.1, 5, 0}, {UnaryOp::Tanh, "tanh", -4, 4, 0},
-    {UnaryOp::Relu, "relu", -4, 4, 0},    {UnaryOp::Gelu, "gelu", -4, 4, 0},
-    {UnaryOp::Silu, "silu", -4, 4, 0},    {UnaryOp::Sigmoid, "sigmoid", -4, 4, 0},
-    {UnaryOp::Abs, "abs", -4, 4, 0},      {UnaryOp::Pow, "pow", 0.1, 3, 2.5},
-    {UnaryOp::Scale, "scale", -4, 4, -1.75}, {UnaryOp::AddScalar, "add_scalar", -4, 4, 0.625},
+    {UnaryOp::kNeg, "neg", -4, 4, 0},      {UnaryOp::kExp, "exp", -4, 4, 0},
+    {UnaryOp::kLog, "log", 0.1, 5, 0},     {UnaryOp::kSqrt, "sqrt", 0, 5, 0},
+    {UnaryOp::kRsqrt, "rsqrt", 0.1, 5, 0}, {UnaryOp::kTanh, "tanh", -4, 4, 0},
+    {UnaryOp::kRelu, "relu", -4, 4, 0},    {UnaryOp::kGelu, "gelu", -4, 4, 0},
+    {UnaryOp::kSilu, "silu", -4, 4, 0},    {UnaryOp::kSigmoid, "sigmoid", -4, 4, 0},
+    {UnaryOp::kAbs, "abs", -4, 4, 0},      {UnaryOp::kPow, "pow", 0.1, 3, 2.5},
+    {UnaryOp::kScale, "scale", -4, 4, -1.75}, {UnaryOp::kAddScalar, "add_scalar", -4, 4, 0.625},
 };
 
 TEST(CudaOps, UnaryMatchesOnFloatingDtypes) {
@@ -297,11 +297,11 @@ TEST(CudaOps, UnaryInPlaceAndMisaligned) {
     // An offset of one element defeats the vectorised path.
     Tensor xs = x.narrow(0, 1, 1035), gxs = gx.narrow(0, 1, 1035);
     Tensor c = Tensor::empty({1035}, t), g = Tensor::empty({1035}, t, gpu());
-    kernels().unary.cpu(UnaryOp::Gelu, xs, c, 0);
-    kernels().unary.cuda(UnaryOp::Gelu, gxs, g, 0);
+    kernels().unary.cpu(UnaryOp::kGelu, xs, c, 0);
+    kernels().unary.cuda(UnaryOp::kGelu, gxs, g, 0);
     expect_close(c, g, tol_for(t), label("gelu misaligned", t));
-    kernels().unary.cpu(UnaryOp::Scale, x, x, 3.0);
-    kernels().unary.cuda(UnaryOp::Scale, gx, gx, 3.0);
+    kernels().unary.cpu(UnaryOp::kScale, x, x, 3.0);
+    kernels().unary.cuda(UnaryOp::kScale, gx, gx, 3.0);
     expect_close(x, gx, tol_for(t), label("scale in place", t));
   }
 }
@@ -313,13 +313,13 @@ TEST(CudaOps, GeluOnHalfTypesMatchesOverAWideRange) {
   for (DType t : {DType::BF16, DType::F16}) {
     Tensor x = make_input({4099}, t, -12, 12, 24);
     Tensor c = empty_like_on(x, Device::cpu()), g = empty_like_on(x, gpu());
-    kernels().unary.cpu(UnaryOp::Gelu, x, c, 0);
-    kernels().unary.cuda(UnaryOp::Gelu, x.to(gpu()), g, 0);
+    kernels().unary.cpu(UnaryOp::kGelu, x, c, 0);
+    kernels().unary.cuda(UnaryOp::kGelu, x.to(gpu()), g, 0);
     expect_close(c, g, tol_for(t), label("gelu on [-12, 12]", t));
     Tensor ends = Tensor::from_vector<double>({-INFINITY, INFINITY, -30, -5, -0.0, 1e-3, 5, 30}, {8}, t);
     Tensor ce = empty_like_on(ends, Device::cpu()), ge = empty_like_on(ends, gpu());
-    kernels().unary.cpu(UnaryOp::Gelu, ends, ce, 0);
-    kernels().unary.cuda(UnaryOp::Gelu, ends.to(gpu()), ge, 0);
+    kernels().unary.cpu(UnaryOp::kGelu, ends, ce, 0);
+    kernels().unary.cuda(UnaryOp::kGelu, ends.to(gpu()), ge, 0);
     expect_close(ce, ge, tol_for(t), label("gelu at the ends", t));
   }
 }
@@ -330,20 +330,20 @@ TEST(CudaOps, UnaryOnIntegersIsExactAndOthersAreRejected) {
     Tensor x = make_input({3, 1037}, t, -1000, 1000, 23);
     Tensor gx = x.to(gpu());
     for (auto [op, alpha] : std::vector<std::pair<UnaryOp, double>>{
-             {UnaryOp::Neg, 0}, {UnaryOp::Abs, 0}, {UnaryOp::Scale, 3.9}, {UnaryOp::AddScalar, -7.2}}) {
+             {UnaryOp::kNeg, 0}, {UnaryOp::kAbs, 0}, {UnaryOp::kScale, 3.9}, {UnaryOp::kAddScalar, -7.2}}) {
       Tensor c = empty_like_on(x, Device::cpu()), g = empty_like_on(x, gpu());
       kernels().unary.cpu(op, x, c, alpha);
       kernels().unary.cuda(op, gx, g, alpha);
       expect_equal(c, g, label("integer unary " + std::to_string(static_cast<int>(op)), t));
     }
     Tensor g = empty_like_on(x, gpu());
-    EXPECT_THROW(kernels().unary.cuda(UnaryOp::Exp, gx, g, 0), Error);
+    EXPECT_THROW(kernels().unary.cuda(UnaryOp::kExp, gx, g, 0), Error);
   }
 }
 
 TEST(CudaOps, UnaryBackwardMatches) {
   MT_REQUIRE_GPU();
-  for (UnaryGradOp op : {UnaryGradOp::Tanh, UnaryGradOp::Relu, UnaryGradOp::Gelu, UnaryGradOp::Silu, UnaryGradOp::Sigmoid})
+  for (UnaryGradOp op : {UnaryGradOp::kTanh, UnaryGradOp::kRelu, UnaryGradOp::kGelu, UnaryGradOp::kSilu, UnaryGradOp::kSigmoid})
     for (DType t : kFloating)
       for (const Shape& s : kOddShapes) {
         Tensor gout = make_input(s, t, -1, 1, 31), x = make_input(s, t, -4, 4, 32);
@@ -356,14 +356,14 @@ TEST(CudaOps, UnaryBackwardMatches) {
 
 // ---------------------------------------------------------------------------- binary, where
 
-const std::vector<BinaryOp> kArith = {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div,
-                                      BinaryOp::Pow, BinaryOp::Max, BinaryOp::Min};
-const std::vector<BinaryOp> kCompare = {BinaryOp::Eq, BinaryOp::Ne, BinaryOp::Lt,
-                                        BinaryOp::Le, BinaryOp::Gt, BinaryOp::Ge};
+const std::vector<BinaryOp> kArith = {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul, BinaryOp::kDiv,
+                                      BinaryOp::kPow, BinaryOp::kMax, BinaryOp::kMin};
+const std::vector<BinaryOp> kCompare = {BinaryOp::kEq, BinaryOp::kNe, BinaryOp::kLt,
+                                        BinaryOp::kLe, BinaryOp::kGt, BinaryOp::kGe};
 
 // Runs op on (a, b) expanded to `shape` on both devices, with views made by `view` on each side.
 void check_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape, const std::string& what) {
-  bool compare = op >= BinaryOp::Eq;
+  bool compare = op >= BinaryOp::kEq;
   DType out_t = compare ? DType::Bool : a.dtype();
   Tensor c = Tensor::empty(shape, out_t), g = Tensor::empty(shape, out_t, gpu());
   kernels().binary.cpu(op, a.expand(shape), b.expand(shape), c);
@@ -377,17 +377,17 @@ TEST(CudaOps, BinaryArithmeticOnDenseBroadcastAndScalarOperands) {
   for (BinaryOp op : kArith)
     for (DType t : kNumeric) {
       // Integer pow goes through the device's double pow, which is not exact: skipped.
-      if (op == BinaryOp::Pow && !is_floating(t)) continue;
-      bool positive = op == BinaryOp::Pow || op == BinaryOp::Div;
+      if (op == BinaryOp::kPow && !is_floating(t)) continue;
+      bool positive = op == BinaryOp::kPow || op == BinaryOp::kDiv;
       double lo = positive ? 0.5 : -50, hi = positive ? 3 : 50;
       std::string what = label("binary " + std::to_string(static_cast<int>(op)), t);
-      Tensor a = make_input({3, 1037}, t, lo, hi, 41), b = make_input({3, 1037}, t, op == BinaryOp::Div ? 1 : lo, hi, 42);
+      Tensor a = make_input({3, 1037}, t, lo, hi, 41), b = make_input({3, 1037}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 42);
       check_binary(op, a, b, {3, 1037}, what + " dense");
-      Tensor a3 = make_input({37, 1, 29}, t, lo, hi, 43), b3 = make_input({1, 41, 29}, t, op == BinaryOp::Div ? 1 : lo, hi, 44);
+      Tensor a3 = make_input({37, 1, 29}, t, lo, hi, 43), b3 = make_input({1, 41, 29}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 44);
       check_binary(op, a3, b3, {37, 41, 29}, what + " broadcast");
       Tensor at = make_input({29, 37}, t, lo, hi, 45).transpose(0, 1);
       check_binary(op, at, b3.reshape({41, 29}).narrow(0, 0, 37), {37, 29}, what + " transposed");
-      Tensor s = make_input({}, t, op == BinaryOp::Div ? 1 : lo, hi, 46);
+      Tensor s = make_input({}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 46);
       check_binary(op, a, s, {3, 1037}, what + " scalar");
       check_binary(op, make_input({0, 4}, t, lo, hi, 47), make_input({4}, t, lo, hi, 48), {0, 4}, what + " empty");
     }
@@ -412,13 +412,13 @@ TEST(CudaOps, BinaryInPlaceAddAndBoolArithmeticIsRejected) {
   for (DType t : kNumeric) {
     Tensor a = make_input({5, 333}, t, -9, 9, 61, true), b = make_input({333}, t, -9, 9, 62, true);
     Tensor ga = a.to(gpu()), gb = b.to(gpu());
-    kernels().binary.cpu(BinaryOp::Add, a, b.expand({5, 333}), a);
-    kernels().binary.cuda(BinaryOp::Add, ga, gb.expand({5, 333}), ga);
+    kernels().binary.cpu(BinaryOp::kAdd, a, b.expand({5, 333}), a);
+    kernels().binary.cuda(BinaryOp::kAdd, ga, gb.expand({5, 333}), ga);
     expect_equal(a, ga, label("add in place", t));
   }
   Tensor x = make_input({4}, DType::Bool, 0, 1, 63).to(gpu());
   Tensor out = Tensor::empty({4}, DType::Bool, gpu());
-  EXPECT_THROW(kernels().binary.cuda(BinaryOp::Add, x, x, out), Error);
+  EXPECT_THROW(kernels().binary.cuda(BinaryOp::kAdd, x, x, out), Error);
 }
 
 TEST(CudaOps, WhereSelectsExactly) {
@@ -446,14 +446,14 @@ const std::vector<std::pair<int64_t, int64_t>> kRowShapes = {{3, 1037}, {5, 1}, 
 
 TEST(CudaOps, ReduceRowsMatchesForEveryOpAndDtype) {
   MT_REQUIRE_GPU();
-  for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::ArgMax, ReduceOp::SumSquares})
+  for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin, ReduceOp::kArgMax, ReduceOp::kSumSquares})
     for (DType t : kNumeric)
       for (auto [m, k] : kRowShapes) {
         std::string what = label("reduce " + std::to_string(static_cast<int>(op)) + " (" + std::to_string(m) + ", " +
                                      std::to_string(k) + ")", t);
         // Whole numbers in [-8, 8): sums are exact in every dtype, ties are frequent for argmax.
         Tensor x = make_input({m, k}, t, -8, 8, 81, true);
-        DType out_t = op == ReduceOp::ArgMax ? DType::I64 : t;
+        DType out_t = op == ReduceOp::kArgMax ? DType::I64 : t;
         Tensor c = Tensor::empty({m}, out_t), g = Tensor::empty({m}, out_t, gpu());
         kernels().reduce_rows.cpu(op, x, c);
         kernels().reduce_rows.cuda(op, x.to(gpu()), g);
@@ -466,18 +466,18 @@ TEST(CudaOps, ReduceRowsOfEmptyRowsSumToZero) {
   MT_REQUIRE_GPU();
   for (DType t : kNumeric) {
     Tensor g = full({4}, 5.0, {t, gpu()});
-    kernels().reduce_rows.cuda(ReduceOp::Sum, Tensor::empty({4, 0}, t, gpu()), g);
+    kernels().reduce_rows.cuda(ReduceOp::kSum, Tensor::empty({4, 0}, t, gpu()), g);
     expect_equal(zeros({4}, {t}), g, label("sum of empty rows", t));
   }
 }
 
 TEST(CudaOps, ReduceRowsOfOneLongRowSplitAcrossBlocks) {
   MT_REQUIRE_GPU();
-  for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::ArgMax, ReduceOp::SumSquares})
+  for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin, ReduceOp::kArgMax, ReduceOp::kSumSquares})
     for (DType t : {DType::F32, DType::BF16, DType::I64}) {
       // Whole numbers in [-2, 2): sums (of squares too) stay exact in f32.
       Tensor x = make_input({1, (1 << 20) + 3}, t, -2, 2, 84, true);
-      DType out_t = op == ReduceOp::ArgMax ? DType::I64 : t;
+      DType out_t = op == ReduceOp::kArgMax ? DType::I64 : t;
       Tensor c = Tensor::empty({1}, out_t), g = Tensor::empty({1}, out_t, gpu());
       kernels().reduce_rows.cpu(op, x, c);
       kernels().reduce_rows.cuda(op, x.to(gpu()), g);
@@ -492,8 +492,8 @@ TEST(CudaOps, ReduceRowsFloatSumsWithinTolerance) {
     for (auto [m, k] : std::vector<std::pair<int64_t, int64_t>>{{3, 1037}, {5, 1}, {1037, 3}, {2, 5000}}) {
       Tensor x = make_input({m, k}, t, 0, 1, 82);
       Tensor c = Tensor::empty({m}, t), g = Tensor::empty({m}, t, gpu());
-      kernels().reduce_rows.cpu(ReduceOp::Sum, x, c);
-      kernels().reduce_rows.cuda(ReduceOp::Sum, x.to(gpu()), g);
+      kernels().reduce_rows.cpu(ReduceOp::kSum, x, c);
+      kernels().reduce_rows.cuda(ReduceOp::kSum, x.to(gpu()), g);
       Tol tol = t == DType::F64 ? Tol{1e-12, 1e-12} : tol_for(t);
       expect_close(c, g, tol, label("float sum (" + std::to_string(m) + ", " + std::to_string(k) + ")", t));
     }
@@ -532,8 +532,8 @@ TEST(CudaOps, ArgMaxPicksTheFirstMaximumAndNanFollowsTheCpu) {
   v[4000] = 9.0f;
   Tensor x = Tensor::from_vector(v, {2, 3000});
   Tensor c = Tensor::empty({2}, DType::I64), g = Tensor::empty({2}, DType::I64, gpu());
-  kernels().reduce_rows.cpu(ReduceOp::ArgMax, x, c);
-  kernels().reduce_rows.cuda(ReduceOp::ArgMax, x.to(gpu()), g);
+  kernels().reduce_rows.cpu(ReduceOp::kArgMax, x, c);
+  kernels().reduce_rows.cuda(ReduceOp::kArgMax, x.to(gpu()), g);
   EXPECT_EQ(g.to_vector<int64_t>(), (std::vector<int64_t>{1234, 0}));
   expect_equal(c, g, "argmax with ties and NaN");
 }

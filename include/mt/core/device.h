@@ -6,17 +6,17 @@
 
 namespace mt {
 
-enum class DeviceType : uint8_t { CPU, CUDA };
+enum class DeviceType : uint8_t { kCpu, kCuda };
 
 struct Device {
-  DeviceType type = DeviceType::CPU;
+  DeviceType type = DeviceType::kCpu;
   int index = 0;
 
   static Device cpu() { return {}; }
-  static Device cuda(int i = 0) { return {DeviceType::CUDA, i}; }
+  static Device cuda(int i = 0) { return {DeviceType::kCuda, i}; }
   static Device parse(const std::string& s);  // "cpu", "cuda", "cuda:1"
-  bool is_cpu() const { return type == DeviceType::CPU; }
-  bool is_cuda() const { return type == DeviceType::CUDA; }
+  bool is_cpu() const { return type == DeviceType::kCpu; }
+  bool is_cuda() const { return type == DeviceType::kCuda; }
   std::string str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
   bool operator==(const Device&) const = default;
 };

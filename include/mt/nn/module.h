@@ -2,13 +2,13 @@
 // their dotted paths (`blocks.3.attn.qkv.weight`) are stable, in registration order, and serve as
 // checkpoint dataset names and override keys. ModuleList holds numbered children (`blocks.3`).
 #pragma once
-#include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "mt/core/generator.h"
+#include "mt/core/state_dict.h"
 #include "mt/core/tensor.h"
 
 namespace mt {
@@ -22,9 +22,6 @@ struct NamedParameter {
   Tensor tensor;
   ParamKind kind = ParamKind::kWeight;
 };
-
-// Dotted name -> tensor. Tensors share storage with the live values: clone() to snapshot.
-using StateDict = std::map<std::string, Tensor>;
 
 class Module {
  public:

@@ -72,7 +72,7 @@ MT_KERNEL(matmul, Matmul, kGemm,
                Accumulate acc))
 
 // The MLP's GEMMs with GELU fused in (Note [GELU in the GEMM epilogue], src/ops/linalg.cpp); GELU in its
-// tanh form, as UnaryOp::Gelu. Each returns false, writing nothing, where the backend has no fused kernel
+// tanh form, as UnaryOp::kGelu. Each returns false, writing nothing, where the backend has no fused kernel
 // for the operands (always on the CPU): the op then runs the parts. All contiguous, one dtype.
 // Forward: pre (M, N) = a (M, K) @ b (N, K)^T + bias (N), out (M, N) = gelu(pre).
 MT_KERNEL(matmul_bias_gelu, MatmulBiasGelu, kGemm,
@@ -83,10 +83,10 @@ MT_KERNEL(matmul_dgelu_bgrad, MatmulDgeluBgrad, kGemm,
 
 // ---- Softmax, layer norm (nn_cpu.cpp, nn_cuda.cpp)
 // Over the last dim: out = softmax(in) or log_softmax(in). in/out (M, N).
-MT_KERNEL(softmax, Softmax, kOther, void(const Tensor& in, const Tensor& out, bool log))
+MT_KERNEL(softmax, Softmax, kOther, void(const Tensor& in, const Tensor& out, SoftmaxKind kind))
 // grad_in = y * (g - sum(g*y)) for softmax; g - exp(y) * sum(g) for log_softmax. All (M, N).
 MT_KERNEL(softmax_backward, SoftmaxBackward, kOther,
-          void(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, bool log))
+          void(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, SoftmaxKind kind))
 // x (M, N), w/b (N) (b may be undefined) -> y (M, N), mean/rstd (M) f32 (f64 when x is f64).
 MT_KERNEL(layer_norm_forward, LayerNormForward, kNorm,
           void(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y, const Tensor& mean,
@@ -183,7 +183,8 @@ MT_KERNEL(moe_unpermute_weight_grad, MoeUnpermuteWeightGrad, kMoeCombine,
 // Fused AdamW over many tensors (decoupled weight decay on the f32 master where present); each gradient
 // read times h.grad_scale.
 MT_KERNEL(adamw, AdamW, kOptimizer, void(std::vector<OptimTensors>& tensors, const AdamWHyper& h))
-// SGD with momentum (exp_avg is the momentum buffer); weight decay added to the gradient times h.grad_scale.
+// SGD with momentum (OptimTensors::momentum is the momentum buffer); weight decay added to the gradient times
+// h.grad_scale.
 MT_KERNEL(sgd, Sgd, kOptimizer, void(std::vector<OptimTensors>& tensors, const SgdHyper& h))
 
 #undef MT_KERNEL

@@ -14,13 +14,16 @@
 
 namespace mt {
 
-enum class UnaryOp : uint8_t { Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Relu, Gelu, Silu, Sigmoid, Abs, Pow, Scale, AddScalar };
+enum class UnaryOp : uint8_t {
+  kNeg, kExp, kLog, kSqrt, kRsqrt, kTanh, kRelu, kGelu, kSilu, kSigmoid, kAbs, kPow, kScale, kAddScalar
+};
 // Backward of a unary op: grad_in = grad_out * f'(x). `x` is the op's input.
-enum class UnaryGradOp : uint8_t { Tanh, Relu, Gelu, Silu, Sigmoid };
-enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Max, Min, Eq, Ne, Lt, Le, Gt, Ge };
-enum class ReduceOp : uint8_t { Sum, Max, Min, ArgMax, SumSquares };
+enum class UnaryGradOp : uint8_t { kTanh, kRelu, kGelu, kSilu, kSigmoid };
+enum class BinaryOp : uint8_t { kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kEq, kNe, kLt, kLe, kGt, kGe };
+enum class ReduceOp : uint8_t { kSum, kMax, kMin, kArgMax, kSumSquares };
 enum class Transpose : uint8_t { kNo, kYes };
 enum class Accumulate : uint8_t { kNo, kYes };
+enum class SoftmaxKind : uint8_t { kSoftmax, kLogSoftmax };
 
 // grad_scale multiplies every gradient as it is read (the clipping coefficient, Note [Clipping in the update]
 // in mt/optim/optimizer.h; 1 when nothing is clipped).
@@ -34,9 +37,16 @@ struct SgdHyper {
   float grad_scale = 1.0f;
 };
 
-// One parameter's state for the fused optimizer kernels. master is undefined unless param is bf16/f16.
+// One parameter's state for the fused optimizer kernels (Optimizer::step fills it from its slots).
 struct OptimTensors {
-  Tensor param, grad, exp_avg, exp_avg_sq, master;
+  Tensor param;  // updated in place (through `master` when it is bf16/f16)
+  Tensor grad;   // the parameter's dtype, or f32 for a bf16/f16 parameter; unclipped (see grad_scale)
+  // Past gradients, decayed: AdamW's first moment, their running mean (slot "exp_avg"); SGD's momentum
+  // buffer, buf = momentum * buf + g (slot "momentum_buffer").
+  Tensor momentum;
+  // AdamW's running mean of squared gradients, its second moment (slot "exp_avg_sq"); undefined for SGD.
+  Tensor grad_sq_avg;
+  Tensor master;  // the f32 master copy of a bf16/f16 parameter; undefined otherwise
 };
 
 // The kernels' signatures, one per slot, with their contracts in mt/ops/kernel_list.h.

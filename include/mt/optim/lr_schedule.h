@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "mt/nn/module.h"
+#include "mt/core/state_dict.h"
 
 namespace mt {
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mt/core/state_dict.h"
 #include "mt/nn/module.h"
 #include "mt/ops/kernel_table.h"
 

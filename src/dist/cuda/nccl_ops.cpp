@@ -1,13 +1,8 @@
 // NCCL collectives for CUDA tensors: the communicator is created per MPI group on first use,
 // its unique id broadcast by MPI; every call is issued on the device's current stream.
-#include <mpi.h>
+#include "nccl_ops.h"
+
 #include <nccl.h>
-
-#include <memory>
-#include <vector>
-
-#include "mt/core/cuda_context.h"
-#include "mt/dist/communicator.h"
 
 #define MT_NCCL_CHECK(expr)                                                                       \
   do {                                                                                            \

@@ -88,7 +88,7 @@ void unary(UnaryOp op, const Tensor& in, const Tensor& out, double alpha) {
       for (int64_t i = lo; i < hi; ++i) y[i] = static_cast<T>(math::unary<A>(code, static_cast<A>(x[i]), static_cast<A>(alpha)));
     });
   };
-  bool integer_ok = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Scale || op == UnaryOp::AddScalar;
+  bool integer_ok = op == UnaryOp::kNeg || op == UnaryOp::kAbs || op == UnaryOp::kScale || op == UnaryOp::kAddScalar;
   if (integer_ok && (in.dtype() == DType::I32 || in.dtype() == DType::I64)) {
     if (in.dtype() == DType::I32) body.template operator()<int32_t>();
     else body.template operator()<int64_t>();
@@ -113,7 +113,7 @@ void unary_backward(UnaryGradOp op, const Tensor& grad_out, const Tensor& x, con
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   int code = static_cast<int>(op);
-  bool compare = op >= BinaryOp::Eq;
+  bool compare = op >= BinaryOp::kEq;
   dispatch_dtype(a.dtype(), [&]<typename T>() {
     using A = acc_t<T>;
     const T* pa = static_cast<const T*>(a.data_ptr());

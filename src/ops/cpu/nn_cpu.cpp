@@ -44,7 +44,8 @@ A scaled_logsumexp(const T* x, int64_t v, A scale) {
 
 }  // namespace
 
-void softmax(const Tensor& in, const Tensor& out, bool log) {
+void softmax(const Tensor& in, const Tensor& out, SoftmaxKind kind) {
+  const bool log = kind == SoftmaxKind::kLogSoftmax;
   int64_t m = in.size(0), n = in.size(1);
   dispatch_floating(in.dtype(), "softmax", [&]<typename T>() {
     using A = acc_t<T>;
@@ -70,7 +71,8 @@ void softmax(const Tensor& in, const Tensor& out, bool log) {
   });
 }
 
-void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, bool log) {
+void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, SoftmaxKind kind) {
+  const bool log = kind == SoftmaxKind::kLogSoftmax;
   int64_t m = y.size(0), n = y.size(1);
   dispatch_floating(y.dtype(), "softmax backward", [&]<typename T>() {
     using A = acc_t<T>;

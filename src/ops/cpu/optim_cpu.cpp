@@ -55,13 +55,13 @@ void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
   const float bc2_sqrt = static_cast<float>(std::sqrt(static_cast<double>(h.bias_correction2)));
   for (OptimTensors& t : tensors) {
     check_tensors(t, "adamw");
-    check_state(t, t.exp_avg, "adamw", "exp_avg");
-    check_state(t, t.exp_avg_sq, "adamw", "exp_avg_sq");
+    check_state(t, t.momentum, "adamw", "exp_avg");
+    check_state(t, t.grad_sq_avg, "adamw", "exp_avg_sq");
     dispatch_param_grad(t, "adamw", [&]<typename P, typename G>() {
       P* param = static_cast<P*>(t.param.data_ptr());
       const G* grad = static_cast<const G*>(t.grad.data_ptr());
-      float* m = t.exp_avg.data<float>();
-      float* v = t.exp_avg_sq.data<float>();
+      float* m = t.momentum.data<float>();
+      float* v = t.grad_sq_avg.data<float>();
       float* master = t.master.defined() ? t.master.data<float>() : nullptr;
       parallel_range(t.param.numel(), kGrain, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) {
@@ -85,11 +85,11 @@ void sgd(std::vector<OptimTensors>& tensors, const SgdHyper& h) {
   // The first step's buf = 0*momentum + d = d, PyTorch's clone of d.
   for (OptimTensors& t : tensors) {
     check_tensors(t, "sgd");
-    check_state(t, t.exp_avg, "sgd", "momentum buffer");
+    check_state(t, t.momentum, "sgd", "momentum buffer");
     dispatch_param_grad(t, "sgd", [&]<typename P, typename G>() {
       P* param = static_cast<P*>(t.param.data_ptr());
       const G* grad = static_cast<const G*>(t.grad.data_ptr());
-      float* buf = t.exp_avg.data<float>();
+      float* buf = t.momentum.data<float>();
       float* master = t.master.defined() ? t.master.data<float>() : nullptr;
       parallel_range(t.param.numel(), kGrain, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) {

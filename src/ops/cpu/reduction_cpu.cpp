@@ -20,23 +20,23 @@ void reduce_rows(ReduceOp op, const Tensor& in, const Tensor& out) {
       parallel_range(m, std::max<int64_t>(1, 8192 / std::max<int64_t>(k, 1)), [&](int64_t lo, int64_t hi) {
         for (int64_t r = lo; r < hi; ++r) {
           const T* row = x + r * k;
-          if (op == ReduceOp::ArgMax) {
+          if (op == ReduceOp::kArgMax) {
             int64_t best = 0;
             for (int64_t j = 1; j < k; ++j)
               if (static_cast<A>(row[j]) > static_cast<A>(row[best])) best = j;
             out.data<int64_t>()[r] = best;
-          } else if (op == ReduceOp::Max || op == ReduceOp::Min) {
+          } else if (op == ReduceOp::kMax || op == ReduceOp::kMin) {
             A v = static_cast<A>(row[0]);
             for (int64_t j = 1; j < k; ++j) {
               A e = static_cast<A>(row[j]);
-              v = op == ReduceOp::Max ? (e > v ? e : v) : (e < v ? e : v);
+              v = op == ReduceOp::kMax ? (e > v ? e : v) : (e < v ? e : v);
             }
             out.data<T>()[r] = static_cast<T>(v);
           } else {
             A s = 0;
             for (int64_t j = 0; j < k; ++j) {
               A e = static_cast<A>(row[j]);
-              s += op == ReduceOp::SumSquares ? e * e : e;
+              s += op == ReduceOp::kSumSquares ? e * e : e;
             }
             out.data<T>()[r] = static_cast<T>(s);
           }

@@ -63,7 +63,7 @@ void copy(const Tensor& src, const Tensor& dst) {
   });
 }
 
-static_assert(static_cast<int>(UnaryOp::Gelu) == gpu::kUnaryGelu);
+static_assert(static_cast<int>(UnaryOp::kGelu) == gpu::kUnaryGelu);
 
 void unary(UnaryOp op, const Tensor& in, const Tensor& out, double alpha) {
   if (in.numel() == 0) return;
@@ -71,7 +71,7 @@ void unary(UnaryOp op, const Tensor& in, const Tensor& out, double alpha) {
   auto body = [&]<typename T>() {
     MT_CUDA_CHECK(gpu::unary(static_cast<int>(op), ptr<const T>(in), ptr<T>(out), in.numel(), alpha, s));
   };
-  bool integer_ok = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Scale || op == UnaryOp::AddScalar;
+  bool integer_ok = op == UnaryOp::kNeg || op == UnaryOp::kAbs || op == UnaryOp::kScale || op == UnaryOp::kAddScalar;
   if (integer_ok && (in.dtype() == DType::I32 || in.dtype() == DType::I64)) {
     if (in.dtype() == DType::I32) body.template operator()<int32_t>();
     else body.template operator()<int64_t>();
@@ -93,7 +93,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   if (out.numel() == 0) return;
   cudaStream_t s = stream_for(out);
   int code = static_cast<int>(op);
-  bool compare = op >= BinaryOp::Eq;
+  bool compare = op >= BinaryOp::kEq;
   gpu::StridedLayout<3> layout =
       make_layout<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()}, "binary op");
   auto run = [&]<typename T, typename O>() {

@@ -39,24 +39,28 @@ bool use_flash_attention(const Tensor& q, double scale, std::initializer_list<co
   return true;
 }
 
+gpu::SoftmaxKind gpu_softmax_kind(SoftmaxKind kind) {
+  return kind == SoftmaxKind::kLogSoftmax ? gpu::SoftmaxKind::kLogSoftmax : gpu::SoftmaxKind::kSoftmax;
+}
+
 }  // namespace
 
-void softmax(const Tensor& in, const Tensor& out, bool log) {
+void softmax(const Tensor& in, const Tensor& out, SoftmaxKind kind) {
   check_contiguous("softmax", {&in, &out});
   cudaStream_t s = stream_for(in);
   dispatch_device_floating(in.dtype(), "softmax", [&]<typename T>() {
     MT_CUDA_CHECK(gpu::softmax_forward<T>(ptr<T>(in), ptr<T>(out), leading_rows(in), last_dim(in),
-                                              log ? gpu::SoftmaxKind::kLogSoftmax : gpu::SoftmaxKind::kSoftmax, s));
+                                              gpu_softmax_kind(kind), s));
   });
 }
 
-void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, bool log) {
+void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& grad_in, SoftmaxKind kind) {
   check_contiguous("softmax_backward", {&grad_out, &y, &grad_in});
   cudaStream_t s = stream_for(y);
   dispatch_device_floating(y.dtype(), "softmax_backward", [&]<typename T>() {
     MT_CUDA_CHECK(gpu::softmax_backward<T>(
         ptr<T>(grad_out), ptr<T>(y), ptr<T>(grad_in), leading_rows(y), last_dim(y),
-        log ? gpu::SoftmaxKind::kLogSoftmax : gpu::SoftmaxKind::kSoftmax, s));
+        gpu_softmax_kind(kind), s));
   });
 }
 

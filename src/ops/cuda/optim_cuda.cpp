@@ -76,7 +76,7 @@ void check_state(const char* op, const Tensor& state, const char* name, const Te
 
 // Groups the tensors by (device, param dtype, grad dtype) and checks each one's state.
 std::map<GroupKey, Group> group_tensors(const char* op, OptimKind kind, const std::vector<OptimTensors>& tensors,
-                                        bool need_exp_avg) {
+                                        bool need_momentum) {
   std::map<GroupKey, Group> groups;
   for (const OptimTensors& t : tensors) {
     const Tensor& p = t.param;
@@ -88,16 +88,16 @@ std::map<GroupKey, Group> group_tensors(const char* op, OptimKind kind, const st
                  (t.grad.dtype() == p.dtype() || (is_half(p.dtype()) && t.grad.dtype() == DType::F32)),
              op, ": the gradient of ", p.describe(), " must be a contiguous tensor of its dtype (or f32), got ",
              t.grad.defined() ? t.grad.describe() : "undefined");
-    if (need_exp_avg || t.exp_avg.defined()) check_state(op, t.exp_avg, "exp_avg", p, moment);
-    if (kind == OptimKind::kAdamW) check_state(op, t.exp_avg_sq, "exp_avg_sq", p, moment);
+    if (need_momentum || t.momentum.defined()) check_state(op, t.momentum, "exp_avg", p, moment);
+    if (kind == OptimKind::kAdamW) check_state(op, t.grad_sq_avg, "exp_avg_sq", p, moment);
     if (is_half(p.dtype()))
       check_state(op, t.master, "master", p, DType::F32);
     else
       MT_CHECK(!t.master.defined(), op, ": a ", p.dtype(), " parameter takes no master copy");
     Group& g = groups[{p.device().index, p.dtype(), t.grad.dtype(), kind}];
     auto index = static_cast<int64_t>(g.tensors.size());
-    g.tensors.push_back({p.data_ptr(), t.grad.data_ptr(), t.exp_avg.defined() ? t.exp_avg.data_ptr() : nullptr,
-                         t.exp_avg_sq.defined() ? t.exp_avg_sq.data_ptr() : nullptr,
+    g.tensors.push_back({p.data_ptr(), t.grad.data_ptr(), t.momentum.defined() ? t.momentum.data_ptr() : nullptr,
+                         t.grad_sq_avg.defined() ? t.grad_sq_avg.data_ptr() : nullptr,
                          t.master.defined() ? static_cast<float*>(t.master.data_ptr()) : nullptr, p.numel()});
     for (int64_t start = 0; start < p.numel(); start += gpu::kOptimChunk) g.chunks.push_back({index, start});
   }
@@ -135,7 +135,7 @@ void run_groups(const char* op, std::map<GroupKey, Group>& groups, Launch&& laun
 }  // namespace
 
 void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
-  auto groups = group_tensors("adamw (cuda)", OptimKind::kAdamW, tensors, true);
+  auto groups = group_tensors("adamw (cuda)", OptimKind::kAdamW, tensors, /*need_momentum=*/true);
   // The scalars as the CPU kernel (and PyTorch) form them, in double then rounded to f32.
   gpu::AdamWArgs args{static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weight_decay),
                              static_cast<float>(1.0 - static_cast<double>(h.beta1)),

@@ -12,7 +12,7 @@ namespace mt::cuda {
 void reduce_rows(ReduceOp op, const Tensor& in, const Tensor& out) {
   int64_t m = in.size(0), k = in.size(1);
   if (m == 0) return;
-  MT_CHECK(k > 0 || op == ReduceOp::Sum || op == ReduceOp::SumSquares,
+  MT_CHECK(k > 0 || op == ReduceOp::kSum || op == ReduceOp::kSumSquares,
            "reduction over an empty dimension of ", in.describe());
   cudaStream_t s = stream_for(in);
   dispatch_device_type(in.dtype(), [&]<typename T>() {
@@ -25,7 +25,7 @@ void reduce_rows(ReduceOp op, const Tensor& in, const Tensor& out) {
       Tensor scratch;
       if (bytes) scratch = Tensor::empty({static_cast<int64_t>((bytes + 7) / 8)}, DType::I64, in.device());
       void* sp = bytes ? scratch.data_ptr() : nullptr;
-      if (op == ReduceOp::ArgMax) {
+      if (op == ReduceOp::kArgMax) {
         MT_CUDA_CHECK(gpu::argmax_rows(ptr<const T>(in), out.data<int64_t>(), m, k, sp, s));
       } else {
         MT_CHECK(out.dtype() == in.dtype(), "reduction: output ", out.describe(), " must have the input's dtype");
