@@ -95,9 +95,26 @@ void GradientReducer::on_ready(size_t param) {
   for (size_t i = 0; i < next_; ++i)
     if (!buckets_[i].done && buckets_[i].request.test()) complete(buckets_[i]);
   while (next_ < buckets_.size() && buckets_[next_].ready == static_cast<int>(buckets_[next_].params.size())) {
+    if (sharded()) bound_in_flight();
     start(buckets_[next_++]);
     ++started_early_;
   }
+}
+
+// Note [Sharded gradients]: a started bucket's buffer is a full copy of its gradients until the request
+// completes, and MPI completes CPU requests late (only inside MPI calls, slower under load), so unbounded,
+// the buffers in flight could add up to the whole gradient ZeRO-2 means to drop. Before another bucket
+// starts, the oldest is completed while kMaxShardedInFlight are in flight: memory bounded by that many
+// buckets whatever the timing; the order of the collectives is unchanged.
+void GradientReducer::bound_in_flight() {
+  constexpr int kMaxShardedInFlight = 2;
+  int in_flight = 0;
+  for (size_t i = 0; i < next_; ++i) in_flight += buckets_[i].started && !buckets_[i].done;
+  for (size_t i = 0; i < next_ && in_flight >= kMaxShardedInFlight; ++i)
+    if (buckets_[i].started && !buckets_[i].done) {
+      complete(buckets_[i]);
+      --in_flight;
+    }
 }
 
 void GradientReducer::start(Bucket& b) {

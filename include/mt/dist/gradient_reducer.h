@@ -61,6 +61,7 @@ class GradientReducer {
   void on_ready(size_t param);
   void start(Bucket& b);
   void complete(Bucket& b);
+  void bound_in_flight();  // ZeRO-2: complete the oldest buckets while too many are in flight
 
   std::vector<Tensor> params_;
   std::vector<int> owner_;         // per parameter (sharded), else empty
