@@ -67,7 +67,7 @@ grep -q "resumed from same/checkpoints/step_00000003 at step 3" same.log && same
 # Other rank counts and layouts (the exact state they load is checked in the mpitest); their first
 # step's loss is close to the reference's (dropout draws and the reduction order differ).
 ref4=$(step_loss ref/metrics.jsonl 4)
-for layout in "1 1 0" "2 2 0" "2 1 1" "4 1 0" "4 4 1"; do
+for layout in "1 1 0" "2 2 0" "2 1 1" "2 1 2" "4 1 0" "4 4 1"; do
   read -r n ep zero <<<"$layout"
   run=l$n-$ep-$zero
   mpirun --oversubscribe -np $n "$MT" train moe.yaml dist.ep=$ep dist.zero=$zero train.run_dir=$run \
