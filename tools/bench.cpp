@@ -102,7 +102,7 @@ class OpsBench {
 
   void copy_ceiling() {
     size_t bytes = size_t{2} << 30;
-    Tensor a = filled({static_cast<int64_t>(bytes)}, DType::Bool), b = filled({static_cast<int64_t>(bytes)}, DType::Bool);
+    Tensor a = filled({static_cast<int64_t>(bytes)}, DType::kBool), b = filled({static_cast<int64_t>(bytes)}, DType::kBool);
     double ms = time_ms([&] {
       MT_CUDA_CHECK(cudaMemcpyAsync(b.data_ptr(), a.data_ptr(), bytes, cudaMemcpyDeviceToDevice, stream_));
     });
@@ -115,8 +115,8 @@ class OpsBench {
   void linear() {
     const int n = 8192;
     const double flop = 2.0 * n * n * n;
-    Tensor x = random({n, n}, DType::BF16), w = random({n, n}, DType::BF16), bias = random({n}, DType::BF16);
-    Tensor c = filled({n, n}, DType::BF16);
+    Tensor x = random({n, n}, DType::kBF16), w = random({n, n}, DType::kBF16), bias = random({n}, DType::kBF16);
+    Tensor c = filled({n, n}, DType::kBF16);
     cublasHandle_t raw = nullptr;
     MT_CUBLAS_CHECK(cublasCreate(&raw));
     CublasHandle handle(raw);
@@ -145,35 +145,35 @@ class OpsBench {
 
   void layer_norm() {
     const int64_t m = 65536, n = 1024;
-    Tensor x = random({m, n}, DType::BF16), w = random({n}, DType::BF16), b = random({n}, DType::BF16);
-    Tensor y = filled({m, n}, DType::BF16), mean = filled({m}, DType::F32), rstd = filled({m}, DType::F32);
+    Tensor x = random({m, n}, DType::kBF16), w = random({n}, DType::kBF16), b = random({n}, DType::kBF16);
+    Tensor y = filled({m, n}, DType::kBF16), mean = filled({m}, DType::kF32), rstd = filled({m}, DType::kF32);
     auto fwd = kernels().layer_norm_forward.get(dev_, "layer_norm");
     auto bwd = kernels().layer_norm_backward.get(dev_, "layer_norm_backward");
     double mn = static_cast<double>(m) * n;
     row("layer_norm fwd", "65536 x 1024", "bf16", [&] { fwd(x, w, b, 1e-5, y, mean, rstd); }, mn * 4 + m * 8, Work::kBytes,
         copy_gbs_);
-    Tensor dy = random({m, n}, DType::BF16), dx = filled({m, n}, DType::BF16), dw = filled({n}, DType::BF16), db = filled({n}, DType::BF16);
+    Tensor dy = random({m, n}, DType::kBF16), dx = filled({m, n}, DType::kBF16), dw = filled({n}, DType::kBF16), db = filled({n}, DType::kBF16);
     row("layer_norm bwd", "65536 x 1024", "bf16", [&] { bwd(dy, x, w, mean, rstd, dx, dw, db); }, mn * 6 + m * 8,
         Work::kBytes, copy_gbs_);
   }
 
   void softmax() {
     const int64_t m = 65536, n = 1024;
-    Tensor x = random({m, n}, DType::BF16), y = filled({m, n}, DType::BF16), g = random({m, n}, DType::BF16);
+    Tensor x = random({m, n}, DType::kBF16), y = filled({m, n}, DType::kBF16), g = random({m, n}, DType::kBF16);
     auto fwd = kernels().softmax.get(dev_, "softmax");
     auto bwd = kernels().softmax_backward.get(dev_, "softmax_backward");
     double mn = static_cast<double>(m) * n;
     row("softmax fwd", "65536 x 1024", "bf16", [&] { fwd(x, y, SoftmaxKind::kSoftmax); }, mn * 4, Work::kBytes, copy_gbs_);
     fwd(x, y, SoftmaxKind::kSoftmax);  // a real softmax output for the backward
-    Tensor dx = filled({m, n}, DType::BF16);
+    Tensor dx = filled({m, n}, DType::kBF16);
     row("softmax bwd", "65536 x 1024", "bf16", [&] { bwd(g, y, dx, SoftmaxKind::kSoftmax); }, mn * 6, Work::kBytes, copy_gbs_);
   }
 
   void cross_entropy() {
     const int64_t rows = 16384, vocab = 50304;
-    Tensor logits = random({rows, vocab}, DType::BF16), targets = filled({rows}, DType::I64);
-    Tensor losses = filled({rows}, DType::F32), lse = filled({rows}, DType::F32), grad = random({rows}, DType::F32);
-    Tensor dlogits = filled({rows, vocab}, DType::BF16);
+    Tensor logits = random({rows, vocab}, DType::kBF16), targets = filled({rows}, DType::kI64);
+    Tensor losses = filled({rows}, DType::kF32), lse = filled({rows}, DType::kF32), grad = random({rows}, DType::kF32);
+    Tensor dlogits = filled({rows, vocab}, DType::kBF16);
     auto fwd = kernels().cross_entropy_forward.get(dev_, "cross_entropy");
     auto bwd = kernels().cross_entropy_backward.get(dev_, "cross_entropy_backward");
     double nv = static_cast<double>(rows) * vocab;
@@ -186,9 +186,9 @@ class OpsBench {
   // Student and teacher logits of a GPT-2 batch (16 x 1024 tokens) at T 2.
   void distillation() {
     const int64_t rows = 16384, vocab = 50304;
-    Tensor student = random({rows, vocab}, DType::BF16), teacher = random({rows, vocab}, DType::BF16);
-    Tensor kl = filled({rows}, DType::F32), lse_s = filled({rows}, DType::F32), lse_t = filled({rows}, DType::F32);
-    Tensor grad = random({rows}, DType::F32), dstudent = filled({rows, vocab}, DType::BF16);
+    Tensor student = random({rows, vocab}, DType::kBF16), teacher = random({rows, vocab}, DType::kBF16);
+    Tensor kl = filled({rows}, DType::kF32), lse_s = filled({rows}, DType::kF32), lse_t = filled({rows}, DType::kF32);
+    Tensor grad = random({rows}, DType::kF32), dstudent = filled({rows, vocab}, DType::kBF16);
     auto fwd = kernels().distillation_forward.get(dev_, "distillation_loss");
     auto bwd = kernels().distillation_backward.get(dev_, "distillation_loss backward");
     double nv = static_cast<double>(rows) * vocab;
@@ -209,9 +209,9 @@ class OpsBench {
   // that (five GEMMs, one of them recomputing Q K^T), as FlashAttention counts.
   void attention_rows(int64_t b, int64_t h, int64_t t, int64_t d) {
     Shape s{b, h, t, d};
-    Tensor q = random(s, DType::BF16), k = random(s, DType::BF16), v = random(s, DType::BF16);
-    Tensor out = filled(s, DType::BF16), lse = filled({b, h, t}, DType::F32), dout = random(s, DType::BF16);
-    Tensor dq = filled(s, DType::BF16), dk = filled(s, DType::BF16), dv = filled(s, DType::BF16);
+    Tensor q = random(s, DType::kBF16), k = random(s, DType::kBF16), v = random(s, DType::kBF16);
+    Tensor out = filled(s, DType::kBF16), lse = filled({b, h, t}, DType::kF32), dout = random(s, DType::kBF16);
+    Tensor dq = filled(s, DType::kBF16), dk = filled(s, DType::kBF16), dv = filled(s, DType::kBF16);
     auto fwd = kernels().attention_forward.get(dev_, "attention");
     auto bwd = kernels().attention_backward.get(dev_, "attention_backward");
     double flops = 2.0 * b * h * t * t * d;
@@ -246,8 +246,8 @@ class OpsBench {
 
   void adamw() {
     const int64_t n = 124'000'000;
-    std::vector<OptimTensors> ts{{random({n}, DType::BF16), random({n}, DType::BF16), filled({n}, DType::F32),
-                                  filled({n}, DType::F32), random({n}, DType::F32)}};
+    std::vector<OptimTensors> ts{{random({n}, DType::kBF16), random({n}, DType::kBF16), filled({n}, DType::kF32),
+                                  filled({n}, DType::kF32), random({n}, DType::kF32)}};
     auto step = kernels().adamw.get(dev_, "adamw");
     AdamWHyper hyper{3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.1f, 0.05f, 0.5f};  // a clipped step
     // Per parameter: grad 2 B read; master, exp_avg, exp_avg_sq 4 B read + written each; param 2 B written.
@@ -256,7 +256,7 @@ class OpsBench {
 
   void elementwise() {
     const int64_t n = int64_t{1} << 28;
-    Tensor a = random({n}, DType::BF16), b = random({n}, DType::BF16);
+    Tensor a = random({n}, DType::kBF16), b = random({n}, DType::kBF16);
     row("add", "2^28", "bf16", [&] { mt::add(a, b); }, n * 6.0, Work::kBytes, copy_gbs_);
     row("gelu", "2^28", "bf16", [&] { mt::gelu(a); }, n * 4.0, Work::kBytes, copy_gbs_);
     row("copy (clone)", "2^28", "bf16", [&] { a.clone(); }, n * 4.0, Work::kBytes, copy_gbs_);

@@ -44,7 +44,7 @@ std::vector<ShardPiece> model_pieces(const BenchCheckpointOptions& o, int r, int
   const int64_t e = o.experts / n, d = o.d_model, f = o.ffn;
   std::vector<ShardPiece> out;
   auto add = [&](const std::string& name, Shape local, std::vector<int64_t> full, int64_t row0) {
-    Tensor t = Tensor::empty(local, DType::F32);
+    Tensor t = Tensor::empty(local, DType::kF32);
     auto* p = static_cast<uint32_t*>(t.data_ptr());
     for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<uint32_t>(i * 2654435761u) >> 2;  // finite floats
     out.push_back({name, t, std::move(full), row0});
@@ -89,7 +89,7 @@ void run_bench(const BenchCheckpointOptions& o, const Communicator& world) {
     const CheckpointSource src(folder, Verify::kOnRead);  // as a resume opens it: each piece checked when read
     for (const ShardPiece& p : held) {
       const int64_t rows = p.full_shape.empty() ? 1 : p.data.size(0);
-      src.read_rows(p.name, DType::F32, p.full_shape, p.row0, rows, p.data.data_ptr());
+      src.read_rows(p.name, DType::kF32, p.full_shape, p.row0, rows, p.data.data_ptr());
     }
   }
   const double t_read = now() - t1;
@@ -99,7 +99,7 @@ void run_bench(const BenchCheckpointOptions& o, const Communicator& world) {
   Tensor mine = Tensor::from_vector<double>({held_bytes, written, t_write, write_peak, held_bytes, t_read, read_peak,
                                              rss_before},
                                             {8});
-  Tensor all = Tensor::empty({8 * n}, DType::F64);
+  Tensor all = Tensor::empty({8 * n}, DType::kF64);
   world.all_gather(mine, all);
   if (r == 0) {
     const std::vector<double> v = all.to_vector<double>();

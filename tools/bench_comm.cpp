@@ -106,29 +106,29 @@ class CommBench {
     const double bytes = numel * 4.0;  // the buffer the size names
     const double nm1 = (n_ - 1.0) / n_;
     {
-      Tensor t = zeros_of(numel, DType::F32);  // zeros: repeated sums stay finite
+      Tensor t = zeros_of(numel, DType::kF32);  // zeros: repeated sums stay finite
       row("all-reduce", size, bytes, 2 * nm1, [&] { world_.all_reduce(t, ReduceKind::kSum); },
           direct_all_reduce(t));
     }
     {
-      Tensor in = zeros_of(numel / n_, DType::F32), out = zeros_of(numel, DType::F32);
+      Tensor in = zeros_of(numel / n_, DType::kF32), out = zeros_of(numel, DType::kF32);
       row("all-gather", size, bytes, nm1, [&] { world_.all_gather(in, out); }, direct_all_gather(in, out));
     }
     {
-      Tensor in = zeros_of(numel, DType::F32), out = zeros_of(numel / n_, DType::F32);
+      Tensor in = zeros_of(numel, DType::kF32), out = zeros_of(numel / n_, DType::kF32);
       row("reduce-scatter", size, bytes, nm1, [&] { world_.reduce_scatter(in, out, ReduceKind::kSum); },
           direct_reduce_scatter(in, out));
     }
     {
-      Tensor in = zeros_of(numel, DType::F32), out = zeros_of(numel, DType::F32);
+      Tensor in = zeros_of(numel, DType::kF32), out = zeros_of(numel, DType::kF32);
       row("all-to-all", size, bytes, nm1, [&] { world_.all_to_all(in, out); }, direct_all_to_all(in, out));
     }
   }
 
   // The dispatcher's exchange of a real layer: (tokens, d_model) bf16, tokens / n to each rank.
   void moe_row() {
-    Tensor x = mt::zeros({opt_.moe_tokens, opt_.moe_d_model}, {DType::BF16, dev_});
-    Tensor out = mt::zeros({opt_.moe_tokens, opt_.moe_d_model}, {DType::BF16, dev_});
+    Tensor x = mt::zeros({opt_.moe_tokens, opt_.moe_d_model}, {DType::kBF16, dev_});
+    Tensor out = mt::zeros({opt_.moe_tokens, opt_.moe_d_model}, {DType::kBF16, dev_});
     const std::string size = std::to_string(opt_.moe_tokens) + " x " + std::to_string(opt_.moe_d_model) + " bf16";
     row("MoE dispatch (mt::all_to_all)", size, static_cast<double>(x.nbytes()), (n_ - 1.0) / n_,
         [&] { mt::all_to_all(x, world_); }, direct_all_to_all(x, out));

@@ -47,13 +47,13 @@ class MoeBench {
                 "1.0; forward + backward, median of %d iterations after %d warm-up\n\n",
                 prop.name, opt_.common.device, static_cast<long long>(s), static_cast<long long>(d),
                 static_cast<long long>(h), opt_.common.iters, opt_.common.warmup);
-    x_ = normal({s, d}, 0.0, 1.0, gen_, {DType::BF16, dev_});
-    probe_ = normal({s, d}, 0.0, 1e-2, gen_, {DType::BF16, dev_});
+    x_ = normal({s, d}, 0.0, 1.0, gen_, {DType::kBF16, dev_});
+    probe_ = normal({s, d}, 0.0, 1e-2, gen_, {DType::kBF16, dev_});
     // Useful work: two GEMMs of S x d x h, forward (2 flops each) and backward (4 each).
     const double flops = 12.0 * static_cast<double>(s) * static_cast<double>(d) * static_cast<double>(h);
 
     MLP dense(d, h, /*dropout=*/0.0, gen_);
-    dense.to(dev_, DType::BF16);
+    dense.to(dev_, DType::kBF16);
     auto dense_step = [&] {
       Tensor x = leaf(x_);
       dense.forward(x).backward(probe_);
@@ -70,7 +70,7 @@ class MoeBench {
       c.top_k = 1;
       c.capacity_factor = 1.0;
       MoELayer moe(c, gen_);
-      moe.to(dev_, DType::BF16);
+      moe.to(dev_, DType::kBF16);
       // The dense MLP and the MoE layer timed round by round: both see the same clocks.
       std::vector<double> ms = time_interleaved(opt_.common, {dense_step, [&] {
                                                   Tensor x = leaf(x_);
@@ -115,7 +115,7 @@ class MoeBench {
     const RoutingTable& table = routing.table;
     Tensor buffer = dispatch_tokens(x_, table);  // (E, C, d)
     Tensor expert_out = moe.experts().forward(buffer);
-    Tensor buffer_probe = normal(buffer.shape(), 0.0, 1e-2, gen_, {DType::BF16, dev_});
+    Tensor buffer_probe = normal(buffer.shape(), 0.0, 1e-2, gen_, {DType::kBF16, dev_});
     Tensor weight_probe = normal(table.weight.shape(), 0.0, 1e-2, gen_, {table.weight.dtype(), dev_});
     double router = time_ms([&] {
       Tensor x = leaf(x_);

@@ -11,13 +11,13 @@ namespace mt {
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                           const std::vector<Tensor>& inputs, GradcheckOptions options) {
   for (const Tensor& t : inputs)
-    MT_CHECK(!t.defined() || !is_floating(t.dtype()) || t.dtype() == DType::F64,
+    MT_CHECK(!t.defined() || !is_floating(t.dtype()) || t.dtype() == DType::kF64,
              "gradcheck: floating inputs must be f64, got ", t.describe());
   GradcheckResult result;
   Tensor out = fn(inputs);
-  MT_CHECK(out.dtype() == DType::F64, "gradcheck: output must be f64, got ", out.describe());
+  MT_CHECK(out.dtype() == DType::kF64, "gradcheck: output must be f64, got ", out.describe());
   Generator gen(options.seed);
-  Tensor w = uniform(out.shape(), 0.5, 1.5, gen, {DType::F64, out.device()});
+  Tensor w = uniform(out.shape(), 0.5, 1.5, gen, {DType::kF64, out.device()});
   for (const Tensor& t : inputs)
     if (t.defined() && t.requires_grad()) t.zero_grad();
   sum(mul(out, w)).backward();

@@ -25,9 +25,9 @@ DType dtype_from_name(const std::string& name) {
 #define MT_FROM(e, ty, n) if (name == n) return DType::e;
   MT_FORALL_DTYPES(MT_FROM)
 #undef MT_FROM
-  if (name == "float32") return DType::F32;
-  if (name == "bfloat16") return DType::BF16;
-  if (name == "float16") return DType::F16;
+  if (name == "float32") return DType::kF32;
+  if (name == "bfloat16") return DType::kBF16;
+  if (name == "float16") return DType::kF16;
   MT_FAIL("unknown dtype '", name, "' (valid: f32, f64, bf16, f16, i32, i64, bool)");
 }
 

@@ -54,18 +54,18 @@ const MpiBf16& mpi_bf16() {
 
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
-    case DType::F32: return MPI_FLOAT;
-    case DType::F64: return MPI_DOUBLE;
-    case DType::I32: return MPI_INT32_T;
-    case DType::I64: return MPI_INT64_T;
-    case DType::Bool: return MPI_C_BOOL;
-    case DType::BF16: return mpi_bf16().type;
+    case DType::kF32: return MPI_FLOAT;
+    case DType::kF64: return MPI_DOUBLE;
+    case DType::kI32: return MPI_INT32_T;
+    case DType::kI64: return MPI_INT64_T;
+    case DType::kBool: return MPI_C_BOOL;
+    case DType::kBF16: return mpi_bf16().type;
     default: MT_FAIL("MPI collectives on CPU tensors support f32, f64, i32, i64, bool, bf16; got ", dtype_name(t));
   }
 }
 
 MPI_Op mpi_op(ReduceKind op, DType t) {
-  if (t == DType::BF16) {
+  if (t == DType::kBF16) {
     MT_CHECK(op == ReduceKind::kSum || op == ReduceKind::kAvg, "MPI reductions of bf16 CPU tensors support sum and avg");
     return mpi_bf16().sum;
   }
@@ -367,7 +367,7 @@ void Communicator::all_to_all(const Tensor& in, const Tensor& out) const {
 
 double Communicator::all_reduce(double value, ReduceKind op) const {
   double out = value;
-  mpi_check(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op, DType::F64), state_->comm), "MPI_Allreduce");
+  mpi_check(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, mpi_op(op, DType::kF64), state_->comm), "MPI_Allreduce");
   return op == ReduceKind::kAvg ? out / size() : out;
 }
 

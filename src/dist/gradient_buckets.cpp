@@ -68,14 +68,14 @@ int bucketed_collective(const std::vector<Tensor>& tensors, const std::function<
 
 int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm, size_t bucket_bytes,
                          int mean_over, DType main_grad_reduce) {
-  MT_CHECK(main_grad_reduce == DType::F32 || main_grad_reduce == DType::BF16,
+  MT_CHECK(main_grad_reduce == DType::kF32 || main_grad_reduce == DType::kBF16,
            "all_reduce_gradients: main gradients reduce in f32 or bf16, got ", dtype_name(main_grad_reduce));
   // Gradients reduced in their own dtype, and f32 main gradients of half parameters sent as bf16.
   std::vector<Tensor> grads, narrowed;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    bool narrow = main_grad_reduce == DType::BF16 && is_half(p.dtype()) && g.dtype() == DType::F32;
+    bool narrow = main_grad_reduce == DType::kBF16 && is_half(p.dtype()) && g.dtype() == DType::kF32;
     (narrow ? narrowed : grads).push_back(g);
   }
   const int n = mean_over == 0 ? comm.size() : mean_over;
@@ -92,7 +92,7 @@ int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& 
   collectives += bucketed_collective(
       narrowed,
       [&](const Tensor& flat) {
-        Tensor wire = cast(flat, DType::BF16);
+        Tensor wire = cast(flat, DType::kBF16);
         comm.all_reduce(wire, ReduceKind::kSum);
         flat.copy_(wire);
         mul_(flat, 1.0 / n);

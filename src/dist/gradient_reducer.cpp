@@ -39,7 +39,7 @@ GradientReducer::GradientReducer(std::vector<Tensor> params, const Communicator&
                                  Overlap overlap, size_t bucket_bytes, std::vector<int> owners)
     : params_(std::move(params)), owner_(std::move(owners)), bucket_of_(params_.size()), comm_(comm),
       overlap_(overlap) {
-  MT_CHECK(main_grad_reduce == DType::F32 || main_grad_reduce == DType::BF16,
+  MT_CHECK(main_grad_reduce == DType::kF32 || main_grad_reduce == DType::kBF16,
            "GradientReducer: main gradients reduce in f32 or bf16, got ", dtype_name(main_grad_reduce));
   MT_CHECK(owner_.empty() || owner_.size() == params_.size(), "GradientReducer: ", owner_.size(), " owners for ",
            params_.size(), " parameters");
@@ -49,7 +49,7 @@ GradientReducer::GradientReducer(std::vector<Tensor> params, const Communicator&
   for (size_t k = params_.size(); k-- > 0;) {
     const Tensor& p = params_[k];
     DType grad = grad_dtype_for(p.dtype());
-    DType wire = main_grad_reduce == DType::BF16 && is_half(p.dtype()) ? DType::BF16 : grad;
+    DType wire = main_grad_reduce == DType::kBF16 && is_half(p.dtype()) ? DType::kBF16 : grad;
     size_t size = static_cast<size_t>(p.numel()) * dtype_size(grad);
     bool fits = !buckets_.empty() && buckets_.back().wire == wire && device == p.device() &&
                 bytes + size <= bucket_bytes;
@@ -178,7 +178,7 @@ void GradientReducer::complete(Bucket& b) {
   } else {
     // The mean: divided in the buffer when it has the gradients' dtype, else (bf16 on the wire) after the
     // copy back, in f32: one rounding fewer.
-    const bool divide_here = b.wire != DType::BF16;
+    const bool divide_here = b.wire != DType::kBF16;
     if (divide_here) mul_(b.flat, 1.0 / comm_.size());
     int64_t at = 0;
     for (size_t k : b.params) {

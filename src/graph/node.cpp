@@ -14,7 +14,7 @@ std::atomic<uint64_t> g_next_sequence_nr{0};
 
 Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_sequence_nr++) {}
 
-DType grad_dtype_for(DType leaf) { return is_half(leaf) ? DType::F32 : leaf; }
+DType grad_dtype_for(DType leaf) { return is_half(leaf) ? DType::kF32 : leaf; }
 
 AccumulateGrad::AccumulateGrad(const Tensor& leaf) : Node("AccumulateGrad"), leaf_(leaf.impl_ptr()) {}
 

@@ -7,13 +7,13 @@ namespace mt::ckpt {
 
 hid_t file_type(DType t) {
   switch (t) {
-    case DType::F32: return H5T_IEEE_F32LE;
-    case DType::F64: return H5T_IEEE_F64LE;
-    case DType::BF16: return H5T_STD_U16LE;
-    case DType::F16: return H5T_STD_U16LE;
-    case DType::I32: return H5T_STD_I32LE;
-    case DType::I64: return H5T_STD_I64LE;
-    case DType::Bool: return H5T_STD_U8LE;
+    case DType::kF32: return H5T_IEEE_F32LE;
+    case DType::kF64: return H5T_IEEE_F64LE;
+    case DType::kBF16: return H5T_STD_U16LE;
+    case DType::kF16: return H5T_STD_U16LE;
+    case DType::kI32: return H5T_STD_I32LE;
+    case DType::kI64: return H5T_STD_I64LE;
+    case DType::kBool: return H5T_STD_U8LE;
   }
   MT_FAIL("checkpoint: unknown dtype ", static_cast<int>(t));
 }
@@ -21,13 +21,13 @@ hid_t file_type(DType t) {
 hid_t mem_type(DType t) {
   static_assert(sizeof(bool) == 1, "bool tensors are stored as one byte per element");
   switch (t) {
-    case DType::F32: return H5T_NATIVE_FLOAT;
-    case DType::F64: return H5T_NATIVE_DOUBLE;
-    case DType::BF16: return H5T_NATIVE_UINT16;
-    case DType::F16: return H5T_NATIVE_UINT16;
-    case DType::I32: return H5T_NATIVE_INT32;
-    case DType::I64: return H5T_NATIVE_INT64;
-    case DType::Bool: return H5T_NATIVE_UINT8;
+    case DType::kF32: return H5T_NATIVE_FLOAT;
+    case DType::kF64: return H5T_NATIVE_DOUBLE;
+    case DType::kBF16: return H5T_NATIVE_UINT16;
+    case DType::kF16: return H5T_NATIVE_UINT16;
+    case DType::kI32: return H5T_NATIVE_INT32;
+    case DType::kI64: return H5T_NATIVE_INT64;
+    case DType::kBool: return H5T_NATIVE_UINT8;
   }
   MT_FAIL("checkpoint: unknown dtype ", static_cast<int>(t));
 }

@@ -99,14 +99,14 @@ void on_every_rank(const Communicator& world, const fs::path& folder, const char
 // Every rank's string, by rank (a collective).
 std::vector<std::string> all_gather_strings(const Communicator& world, const std::string& mine) {
   Tensor len = Tensor::from_vector<int64_t>({static_cast<int64_t>(mine.size())}, {1});
-  Tensor lens = Tensor::empty({world.size()}, DType::I64);
+  Tensor lens = Tensor::empty({world.size()}, DType::kI64);
   world.all_gather(len, lens);
   const std::vector<int64_t> n = lens.to_vector<int64_t>();
   const int64_t longest = std::max<int64_t>(1, *std::max_element(n.begin(), n.end()));
-  Tensor in = Tensor::empty({longest}, DType::Bool);  // bytes
+  Tensor in = Tensor::empty({longest}, DType::kBool);  // bytes
   std::memset(in.data_ptr(), 0, static_cast<size_t>(longest));
   std::memcpy(in.data_ptr(), mine.data(), mine.size());
-  Tensor out = Tensor::empty({longest * world.size()}, DType::Bool);
+  Tensor out = Tensor::empty({longest * world.size()}, DType::kBool);
   world.all_gather(in, out);
   std::vector<std::string> all;
   const char* p = static_cast<const char*>(out.data_ptr());
@@ -208,7 +208,7 @@ void write_sharded_checkpoint(const fs::path& folder, const Communicator& world,
   });
 
   Tensor sum = Tensor::from_vector<int64_t>({static_cast<int64_t>(checksum)}, {1});
-  Tensor sums = Tensor::empty({world.size()}, DType::I64);
+  Tensor sums = Tensor::empty({world.size()}, DType::kI64);
   world.all_gather(sum, sums);
   on_every_rank(world, folder, "to commit the index", [&] {
     if (world.rank() != 0) return;

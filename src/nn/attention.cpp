@@ -60,7 +60,7 @@ Tensor CausalSelfAttention::forward_cached(const Tensor& x, KVCache& cache) cons
     std::vector<bool> visible(t_new * t_all);
     for (int64_t i = 0; i < t_new; ++i)
       for (int64_t j = 0; j < t_all; ++j) visible[i * t_all + j] = j <= past + i;
-    Tensor mask = Tensor::from_vector<bool>(visible, {t_new, t_all}, DType::Bool, x.device());
+    Tensor mask = Tensor::from_vector<bool>(visible, {t_new, t_all}, DType::kBool, x.device());
     Tensor neg_inf = full({}, -std::numeric_limits<double>::infinity(), {scores.dtype(), scores.device()});
     scores = where(mask, scores, neg_inf);
   }

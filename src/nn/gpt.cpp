@@ -94,7 +94,7 @@ Tensor GPT::embed(const Tensor& tokens, int64_t start_pos) {
   auto& wte = static_cast<Embedding&>(*wte_);
   auto& wpe = static_cast<Embedding&>(*wpe_);
   Tensor pos = arange(static_cast<double>(start_pos), static_cast<double>(start_pos + t), 1.0,
-                      {DType::I64, tokens.device()});
+                      {DType::kI64, tokens.device()});
   return add(wte.forward(tokens), wpe.forward(pos));  // (B, T, d) + (T, d)
 }
 

@@ -29,7 +29,7 @@ Tensor combine_tokens(const Tensor& expert_out, const RoutingTable& table) {
            expert_out.describe());
   check_table(table, "combine_tokens");
   // The row move weighs in f32 (f64 for f64 activations) and rounds once, at the output.
-  DType weight_dtype = expert_out.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  DType weight_dtype = expert_out.dtype() == DType::kF64 ? DType::kF64 : DType::kF32;
   Tensor weight = table.weight.dtype() == weight_dtype ? table.weight : cast(table.weight, weight_dtype);
   Tensor rows = expert_out.reshape({table.experts * table.capacity, expert_out.size(2)});
   return moe_unpermute(rows, table.row_map(), weight);

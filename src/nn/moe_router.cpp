@@ -28,7 +28,7 @@ RoutingResult Router::forward(const Tensor& x, Generator& gen, const Communicato
   MT_CHECK(x.dim() == 2 && x.size(1) == config_.d_model, "Router: expected x (tokens, ", config_.d_model, "), got ",
            x.describe());
   const bool training = is_training();
-  DType gate_dtype = x.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  DType gate_dtype = x.dtype() == DType::kF64 ? DType::kF64 : DType::kF32;
   Tensor input = x.dtype() == gate_dtype ? x : cast(x, gate_dtype);
   if (training && config_.noisy_gate == NoisyGate::kJitter)
     input = mul(input, uniform(input.shape(), 1.0 - kJitterEps, 1.0 + kJitterEps, gen, {gate_dtype, input.device()}));

@@ -50,7 +50,7 @@ namespace {
 
 // Gumbel(0, 1) noise: -log(-log(U)); U is drawn in f64 on [1e-20, 1) so neither log can overflow.
 Tensor gumbel(const Shape& shape, DType dtype, Device device, Generator& gen) {
-  Tensor u = uniform(shape, 1e-20, 1.0, gen, {DType::F64, device});
+  Tensor u = uniform(shape, 1e-20, 1.0, gen, {DType::kF64, device});
   return neg(log(neg(log(u)))).to(dtype);
 }
 
@@ -58,7 +58,7 @@ Tensor gumbel(const Shape& shape, DType dtype, Device device, Generator& gen) {
 // of highest priority (S, E); topk breaks ties by the lower token index.
 Tensor keep_by_priority(const Tensor& mask, const Tensor& priority, int64_t capacity) {
   const int64_t tokens = mask.size(0), experts = mask.size(1), n = std::min(capacity, tokens);
-  TensorOptions i64{DType::I64, mask.device()};
+  TensorOptions i64{DType::kI64, mask.device()};
   Tensor best = topk(priority, n, 0).second;  // (n, E) tokens by priority
   Tensor selected = scatter_add(zeros({tokens, experts}, i64), 0, best, ones({n, experts}, i64));
   return mul(mask, selected);
@@ -67,7 +67,7 @@ Tensor keep_by_priority(const Tensor& mask, const Tensor& priority, int64_t capa
 // Slots (S, k) of the choices `expert` (S, k) whose (token, expert) pair is kept in keep (S, E) i64:
 // one cumulative sum over the tokens in order, -1 for the dropped choices.
 Tensor slots_in_token_order(const Tensor& keep, const Tensor& expert) {
-  TensorOptions i64{DType::I64, keep.device()};
+  TensorOptions i64{DType::kI64, keep.device()};
   Tensor location = add(cumsum(keep, 0), -1.0);  // (S, E)
   return where(gt(gather(keep, 1, expert), zeros({}, i64)), gather(location, 1, expert), full({}, -1.0, i64));
 }
@@ -123,7 +123,7 @@ Tensor swap_token_order(const Tensor& rows, int64_t outer, int64_t inner) {
 RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& gen) {
   MT_CHECK(logits.dim() == 2, "route: expected logits (tokens, experts), got ", logits.describe());
   DType dtype = logits.dtype();
-  MT_CHECK(dtype == DType::F32 || dtype == DType::F64, "route: logits must be f32 (or f64), got ", logits.describe());
+  MT_CHECK(dtype == DType::kF32 || dtype == DType::kF64, "route: logits must be f32 (or f64), got ", logits.describe());
   const int64_t tokens = logits.size(0), experts = logits.size(1), k = o.top_k;
   MT_CHECK(tokens >= 1, "route: no tokens to route, got ", logits.describe());
   MT_CHECK(k >= 1 && k <= experts, "route: top_k must be in [1, ", experts, "], got ", k);
@@ -179,7 +179,7 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
       capacity = static_cast<int64_t>(o.capacity_group->all_reduce(static_cast<double>(capacity), ReduceKind::kMax));
   }
   MT_ASSERT(capacity >= 1);
-  TensorOptions i64{DType::I64, device};
+  TensorOptions i64{DType::kI64, device};
   const bool ops_slots = random_selection || topk_gating;
   if (ops_slots) {  // Note [Choice-major slots]
     Tensor mask = scatter_add(zeros({tokens, experts}, i64), 1, m.expert, ones({tokens, k}, i64));  // (S, E) 0/1
@@ -188,9 +188,9 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
       Tensor priority;  // (S, E)
       if (random_selection) {
         Tensor u = given.uniform;
-        if (u.defined()) check_noise(u, DType::F32, "uniform");
-        else u = rand({tokens, experts}, gen, {DType::F32, device});
-        priority = mul(mask.to(DType::F32), u);
+        if (u.defined()) check_noise(u, DType::kF32, "uniform");
+        else u = rand({tokens, experts}, gen, {DType::kF32, device});
+        priority = mul(mask.to(DType::kF32), u);
       } else {
         priority = mul(mask.to(dtype), softmax(logits.detach(), 1));
       }
@@ -218,10 +218,10 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
     return r;
   }
   Tensor gates = softmax(logits, 1);  // (S, E)
-  Tensor kept = ge(r.table.slot, zeros({}, {DType::I64, device})).to(dtype);
+  Tensor kept = ge(r.table.slot, zeros({}, {DType::kI64, device})).to(dtype);
   Tensor weight = mul(gather(gates, 1, r.table.expert), kept);  // (S, k)
   if (k > 1) {
-    double eps = dtype == DType::F64 ? std::numeric_limits<double>::epsilon() : std::numeric_limits<float>::epsilon();
+    double eps = dtype == DType::kF64 ? std::numeric_limits<double>::epsilon() : std::numeric_limits<float>::epsilon();
     weight = div(weight, maximum(sum(weight, {1}, true), full({}, eps, {dtype, device})));
   }
   r.table.weight = weight;

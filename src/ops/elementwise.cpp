@@ -38,7 +38,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   check_same_device(name, a, b);
   check_same_dtype(name, a, b);
   Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
-  Tensor out = Tensor::empty(shape, is_comparison(op) ? DType::Bool : a.dtype(), a.device());
+  Tensor out = Tensor::empty(shape, is_comparison(op) ? DType::kBool : a.dtype(), a.device());
   if (out.numel() > 0) kernels().binary.get(a.device(), name)(op, a.detach().expand(shape), b.detach().expand(shape), out);
   return out;
 }
@@ -240,7 +240,7 @@ Tensor sigmoid(const Tensor& a) {
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  MT_CHECK(cond.dtype() == DType::Bool, "where: condition must be bool, got ", cond.describe());
+  MT_CHECK(cond.dtype() == DType::kBool, "where: condition must be bool, got ", cond.describe());
   check_same_device("where", cond, a);
   check_same_device("where", a, b);
   check_same_dtype("where", a, b);

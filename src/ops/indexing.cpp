@@ -10,9 +10,9 @@ namespace mt {
 namespace {
 
 Tensor as_index(const Tensor& index, const char* op) {
-  MT_CHECK(index.dtype() == DType::I64 || index.dtype() == DType::I32, op, ": index must be i32 or i64, got ",
+  MT_CHECK(index.dtype() == DType::kI64 || index.dtype() == DType::kI32, op, ": index must be i32 or i64, got ",
            index.describe());
-  return index.detach().to(DType::I64).contiguous();
+  return index.detach().to(DType::kI64).contiguous();
 }
 
 struct RowsView {
@@ -100,7 +100,7 @@ std::pair<Tensor, Tensor> topk(const Tensor& a, int64_t k, int dim) {
   int64_t n = moved.size(-1);
   Tensor rows = moved.reshape({-1, n});
   Tensor values = Tensor::empty({rows.size(0), k}, a.dtype(), a.device());
-  Tensor indices = Tensor::empty({rows.size(0), k}, DType::I64, a.device());
+  Tensor indices = Tensor::empty({rows.size(0), k}, DType::kI64, a.device());
   if (values.numel() > 0) kernels().topk.get(a.device(), "topk")(rows, k, values, indices);
   Shape moved_shape = moved.shape();
   moved_shape.back() = k;

@@ -12,11 +12,11 @@ namespace mt {
 namespace {
 
 // The dtype the row moves take weights in and accumulate in.
-DType weight_dtype(DType data) { return data == DType::F64 ? DType::F64 : DType::F32; }
+DType weight_dtype(DType data) { return data == DType::kF64 ? DType::kF64 : DType::kF32; }
 
 void check_index_pair(const char* op, const Tensor& expert, const Tensor& slot) {
-  MT_CHECK(expert.dim() == 2 && expert.dtype() == DType::I64, op, ": expected expert (S, k) i64, got ", expert.describe());
-  MT_CHECK(slot.shape() == expert.shape() && slot.dtype() == DType::I64, op, ": expected slot ", expert.shape(),
+  MT_CHECK(expert.dim() == 2 && expert.dtype() == DType::kI64, op, ": expected expert (S, k) i64, got ", expert.describe());
+  MT_CHECK(slot.shape() == expert.shape() && slot.dtype() == DType::kI64, op, ": expected slot ", expert.shape(),
            " i64 like expert, got ", slot.describe());
   check_same_device(op, expert, slot);
 }
@@ -24,7 +24,7 @@ void check_index_pair(const char* op, const Tensor& expert, const Tensor& slot) 
 void check_map(const char* op, const MoeRowMap& map) {
   check_index_pair(op, map.expert, map.slot);
   MT_CHECK(map.capacity >= 1, op, ": expected a capacity >= 1, got ", map.capacity);
-  MT_CHECK(map.buffer_choice.dim() == 1 && map.buffer_choice.dtype() == DType::I64 &&
+  MT_CHECK(map.buffer_choice.dim() == 1 && map.buffer_choice.dtype() == DType::kI64 &&
                map.buffer_choice.numel() % map.capacity == 0,
            op, ": expected buffer_choice (E * ", map.capacity, ") i64, got ", map.buffer_choice.describe());
   check_same_device(op, map.expert, map.buffer_choice);
@@ -50,7 +50,7 @@ Tensor unpermute_rows(const Tensor& y, const MoeRowMap& map, const Tensor& weigh
 }  // namespace
 
 MoeRouting moe_route(const Tensor& logits, const Tensor& noise, int64_t top_k, int64_t capacity) {
-  MT_CHECK(logits.dim() == 2 && (logits.dtype() == DType::F32 || logits.dtype() == DType::F64),
+  MT_CHECK(logits.dim() == 2 && (logits.dtype() == DType::kF32 || logits.dtype() == DType::kF64),
            "moe_route: expected logits (tokens, experts) f32 or f64, got ", logits.describe());
   const int64_t tokens = logits.size(0), experts = logits.size(1);
   MT_CHECK(tokens >= 1 && experts >= 1, "moe_route: expected at least one token and one expert, got ", logits.describe());
@@ -64,10 +64,10 @@ MoeRouting moe_route(const Tensor& logits, const Tensor& noise, int64_t top_k, i
   Device device = logits.device();
   DType dtype = logits.dtype();
   MoeRouting r;
-  r.expert = Tensor::empty({tokens, top_k}, DType::I64, device);
-  r.slot = Tensor::empty({tokens, top_k}, DType::I64, device);
+  r.expert = Tensor::empty({tokens, top_k}, DType::kI64, device);
+  r.slot = Tensor::empty({tokens, top_k}, DType::kI64, device);
   r.weight = Tensor::empty({tokens, top_k}, dtype, device);
-  r.counts = Tensor::empty({2, experts}, DType::I64, device);
+  r.counts = Tensor::empty({2, experts}, DType::kI64, device);
   r.lse = Tensor::empty({tokens}, dtype, device);
   r.stats = Tensor::empty({2 * experts + 2}, dtype, device);
   kernels().moe_route.get(device, "moe_route")(logits.detach().contiguous(),
@@ -80,7 +80,7 @@ Tensor moe_buffer_map(const Tensor& expert, const Tensor& slot, int64_t experts,
   check_index_pair("moe_buffer_map", expert, slot);
   MT_CHECK(experts >= 1 && capacity >= 1, "moe_buffer_map: expected experts and capacity >= 1, got ", experts, " and ",
            capacity);
-  Tensor out = Tensor::empty({experts * capacity}, DType::I64, expert.device());
+  Tensor out = Tensor::empty({experts * capacity}, DType::kI64, expert.device());
   kernels().moe_buffer_map.get(expert.device(), "moe_buffer_map")(expert.contiguous(), slot.contiguous(), capacity, out);
   return out;
 }

@@ -13,7 +13,7 @@ namespace mt {
 
 namespace {
 
-DType stat_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
+DType stat_dtype(DType t) { return t == DType::kF64 ? DType::kF64 : DType::kF32; }
 
 // Product of all dims but the last: the row count when the last dim is the row.
 int64_t leading_rows(const Shape& s) { return Shape(s.begin(), s.end() - 1).numel(); }
@@ -95,7 +95,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps)
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
   MT_CHECK(weight.dim() == 2, "embedding: weight must be (V, d), got ", weight.describe());
-  MT_CHECK(ids.dtype() == DType::I32 || ids.dtype() == DType::I64, "embedding: ids must be i32 or i64, got ",
+  MT_CHECK(ids.dtype() == DType::kI32 || ids.dtype() == DType::kI64, "embedding: ids must be i32 or i64, got ",
            ids.describe());
   Tensor rows = index_select(weight, 0, ids.detach().reshape({ids.numel()}));  // (n, d)
   Shape out_shape = ids.shape();
@@ -106,13 +106,13 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
 Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
   MT_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, V), got ", logits.describe());
   check_floating("cross_entropy", logits);
-  MT_CHECK(targets.dtype() == DType::I32 || targets.dtype() == DType::I64, "cross_entropy: targets must be i32 or i64, got ",
+  MT_CHECK(targets.dtype() == DType::kI32 || targets.dtype() == DType::kI64, "cross_entropy: targets must be i32 or i64, got ",
            targets.describe());
   MT_CHECK(targets.dim() == 1 && targets.size(0) == logits.size(0), "cross_entropy: targets ", targets.shape(),
            " do not match logits ", logits.shape(), " (expected (", logits.size(0), "))");
   check_same_device("cross_entropy", logits, targets);
   Tensor x = logits.detach().contiguous();
-  Tensor t = targets.detach().to(DType::I64).contiguous();
+  Tensor t = targets.detach().to(DType::kI64).contiguous();
   int64_t rows = x.size(0);
   DType sd = stat_dtype(x.dtype());
   Tensor losses = Tensor::empty({rows}, sd, x.device());
@@ -137,7 +137,7 @@ Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
   Tensor per_row = cross_entropy_per_row(logits, targets, ignore_index);  // (N)
   TensorOptions o{per_row.dtype(), per_row.device()};
-  Tensor kept = ne(targets.detach().to(DType::I64), full({}, static_cast<double>(ignore_index), {DType::I64, per_row.device()}));
+  Tensor kept = ne(targets.detach().to(DType::kI64), full({}, static_cast<double>(ignore_index), {DType::kI64, per_row.device()}));
   Tensor count = maximum(sum(cast(kept, per_row.dtype())), ones({}, o));  // all ignored: loss 0, not 0/0
   return div(sum(per_row), count);
 }
@@ -264,7 +264,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   uint64_t offset = gen.reserve(x.numel());
   Tensor in = x.detach().contiguous();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  Tensor mask = Tensor::empty(x.shape(), DType::Bool, x.device());
+  Tensor mask = Tensor::empty(x.shape(), DType::kBool, x.device());
   if (out.numel() > 0) kernels().dropout.get(x.device(), "dropout")(in, p, gen.seed(), offset, out, mask);
   record_function("DropoutBackward", {x}, {out}, [mask, p](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{mul(mul(g[0], cast(mask, g[0].dtype())), 1.0 / (1.0 - p))};

@@ -49,7 +49,7 @@ ReducePlan plan_reduce(const Tensor& a, std::vector<int> dims, bool keepdim, con
 
 Tensor reduce(ReduceOp op, const Tensor& a, const std::vector<int>& dims, bool keepdim, const char* name) {
   ReducePlan p = plan_reduce(a, dims, keepdim, name);
-  DType out_dtype = op == ReduceOp::kArgMax ? DType::I64 : a.dtype();
+  DType out_dtype = op == ReduceOp::kArgMax ? DType::kI64 : a.dtype();
   MT_CHECK(p.rows.size(1) > 0 || op == ReduceOp::kSum, name, ": reduction over an empty dimension of ", a.describe());
   Tensor out = Tensor::empty({p.rows.size(0)}, out_dtype, a.device());
   if (out.numel() > 0) kernels().reduce_rows.get(a.device(), name)(op, p.rows, out);
@@ -99,8 +99,8 @@ static Tensor max_or_min(ReduceOp op, const Tensor& a, int dim, bool keepdim) {
     Tensor yk = keepdim ? y.get() : y.get().unsqueeze(d);
     Tensor gk = keepdim ? g[0] : g[0].unsqueeze(d);
     Tensor hit = eq(xv, yk.expand(xv.shape()));
-    Tensor first = eq(cumsum(cast(hit, DType::I32), d), ones({}, {DType::I32, xv.device()}));
-    Tensor mask = cast(where(first, hit, zeros({}, {DType::Bool, xv.device()})), xv.dtype());
+    Tensor first = eq(cumsum(cast(hit, DType::kI32), d), ones({}, {DType::kI32, xv.device()}));
+    Tensor mask = cast(where(first, hit, zeros({}, {DType::kBool, xv.device()})), xv.dtype());
     return std::vector<Tensor>{mul(mask, gk)};
   });
   return out;

@@ -31,7 +31,7 @@ double grad_sum_of_squares(const std::vector<Tensor>& params) {
   }
   double total_sq = 0;
   for (const Group& group : groups) {
-    DType acc = group.dtype == DType::F64 ? DType::F64 : DType::F32;
+    DType acc = group.dtype == DType::kF64 ? DType::kF64 : DType::kF32;
     Tensor sums = Tensor::empty({static_cast<int64_t>(group.grads.size())}, acc, group.device);
     kernels().sum_squares_many.get(group.device, "clip_grad_norm")(group.grads, sums);
     for (double s : sums.to_vector<double>()) total_sq += s;

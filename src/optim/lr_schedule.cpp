@@ -37,12 +37,12 @@ double LrSchedule::lr_at(int64_t step) const {
 }
 
 StateDict LrSchedule::state_dict() const {
-  return {{"lr", scalar_tensor(config_.lr, {DType::F64})},
-          {"warmup_steps", scalar_tensor(static_cast<double>(config_.warmup_steps), {DType::I64})},
-          {"total_steps", scalar_tensor(static_cast<double>(config_.total_steps), {DType::I64})},
-          {"decay", scalar_tensor(static_cast<double>(config_.decay), {DType::I64})},
-          {"min_lr_ratio", scalar_tensor(config_.min_lr_ratio, {DType::F64})},
-          {"step", scalar_tensor(static_cast<double>(step_), {DType::I64})}};
+  return {{"lr", scalar_tensor(config_.lr, {DType::kF64})},
+          {"warmup_steps", scalar_tensor(static_cast<double>(config_.warmup_steps), {DType::kI64})},
+          {"total_steps", scalar_tensor(static_cast<double>(config_.total_steps), {DType::kI64})},
+          {"decay", scalar_tensor(static_cast<double>(config_.decay), {DType::kI64})},
+          {"min_lr_ratio", scalar_tensor(config_.min_lr_ratio, {DType::kF64})},
+          {"step", scalar_tensor(static_cast<double>(step_), {DType::kI64})}};
 }
 
 void LrSchedule::load_state_dict(const StateDict& state) {

@@ -33,12 +33,12 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, double lr, std::vector<std:
       MT_CHECK(p.tensor.defined() && p.tensor.is_leaf() && p.tensor.is_contiguous(), "optimizer: parameter '",
                p.name, "' must be a contiguous leaf tensor, got ", p.tensor.describe());
       DType dt = p.tensor.dtype();
-      MT_CHECK(dt == DType::F32 || is_half(dt), "optimizer: parameter '", p.name,
+      MT_CHECK(dt == DType::kF32 || is_half(dt), "optimizer: parameter '", p.name,
                "' must be f32, bf16 or f16, got ", p.tensor.describe());
       ParamState s{p.name, p.tensor, g.weight_decay, {}, Tensor()};
       for (size_t i = 0; i < slot_names_.size(); ++i)
-        s.slots.push_back(zeros(p.tensor.shape(), {DType::F32, p.tensor.device()}));
-      if (is_half(dt)) s.master = cast(p.tensor.detach(), DType::F32);
+        s.slots.push_back(zeros(p.tensor.shape(), {DType::kF32, p.tensor.device()}));
+      if (is_half(dt)) s.master = cast(p.tensor.detach(), DType::kF32);
       state_.push_back(std::move(s));
     }
   }
@@ -85,7 +85,7 @@ Tensor Optimizer::master(const std::string& name) const {
 
 StateDict Optimizer::state_dict() const {
   StateDict out;
-  out["step"] = scalar_tensor(static_cast<double>(step_), {DType::I64});
+  out["step"] = scalar_tensor(static_cast<double>(step_), {DType::kI64});
   for (const ParamState& s : state_) {
     for (size_t i = 0; i < slot_names_.size(); ++i) out["state." + s.name + "." + slot_names_[i]] = s.slots[i];
     if (s.master.defined()) out["state." + s.name + ".master"] = s.master;

@@ -36,7 +36,7 @@ DistributedOptimizer::DistributedOptimizer(const Recipe& recipe, Module& model, 
     }
     reducer_ = std::make_unique<GradientReducer>(
         sharding.replicated, world,
-        recipe.dist.grad_reduce_dtype == DistSection::GradReduceDType::kBf16 ? DType::BF16 : DType::F32,
+        recipe.dist.grad_reduce_dtype == DistSection::GradReduceDType::kBf16 ? DType::kBF16 : DType::kF32,
         recipe.dist.overlap ? Overlap::kOn : Overlap::kOff, static_cast<size_t>(recipe.dist.bucket_mb * (1 << 20)),
         std::move(owners));
   }

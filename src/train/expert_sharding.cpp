@@ -32,7 +32,7 @@ ExpertSharding expert_sharding(Module& model, const ProcessGroups* groups) {
 
 void reduce_expert_gradients(const ExpertSharding& s, const Communicator& world, DistSection::GradReduceDType dtype) {
   if (world.size() == 1) return;
-  const DType main_grad = dtype == DistSection::GradReduceDType::kBf16 ? DType::BF16 : DType::F32;
+  const DType main_grad = dtype == DistSection::GradReduceDType::kBf16 ? DType::kBF16 : DType::kF32;
   for (const ExpertSharding::Layer& layer : s.sharded)
     all_reduce_gradients(layer.params, layer.groups->expert_dp, kDefaultBucketBytes, world.size(), main_grad);
 }

@@ -49,14 +49,14 @@ std::vector<int32_t> generate_tokens(GPT& model, const std::vector<int32_t>& pro
   if (static_cast<int64_t>(out.size()) > max_len) out.erase(out.begin(), out.end() - max_len);
   std::vector<KVCache> caches = model.make_kv_caches();
   std::vector<int64_t> ids(out.begin(), out.end());
-  Tensor logits = model.forward_cached(Tensor::from_vector<int64_t>(ids, {1, static_cast<int64_t>(ids.size())}, DType::I64, device), caches);
+  Tensor logits = model.forward_cached(Tensor::from_vector<int64_t>(ids, {1, static_cast<int64_t>(ids.size())}, DType::kI64, device), caches);
   for (int t = 0; t < o.max_tokens; ++t) {
-    std::vector<float> last = logits.select(1, logits.size(1) - 1).to(DType::F32).to_vector<float>();
+    std::vector<float> last = logits.select(1, logits.size(1) - 1).to(DType::kF32).to_vector<float>();
     int32_t next = pick(last, vocab, o, static_cast<uint64_t>(t));
     out.push_back(next);
     if (next == o.stop_token) break;
     if (static_cast<int64_t>(caches.front().length()) >= max_len) break;  // the context is full
-    logits = model.forward_cached(Tensor::from_vector<int64_t>({next}, {1, 1}, DType::I64, device), caches);
+    logits = model.forward_cached(Tensor::from_vector<int64_t>({next}, {1, 1}, DType::kI64, device), caches);
   }
   if (was_training) model.train();
   return out;

@@ -69,10 +69,10 @@ int64_t first_non_finite(const Tensor& host) {
     return int64_t{-1};
   };
   switch (host.dtype()) {
-    case DType::F32: return scan.template operator()<float>();
-    case DType::F64: return scan.template operator()<double>();
-    case DType::BF16: return scan_bits(0x7F80);  // exponent all ones: inf or NaN
-    case DType::F16: return scan_bits(0x7C00);
+    case DType::kF32: return scan.template operator()<float>();
+    case DType::kF64: return scan.template operator()<double>();
+    case DType::kBF16: return scan_bits(0x7F80);  // exponent all ones: inf or NaN
+    case DType::kF16: return scan_bits(0x7C00);
     default: return -1;
   }
 }

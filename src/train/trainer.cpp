@@ -287,7 +287,7 @@ class Trainer {
     const GeneratorState mine = run_.dropout_gen.state();
     Tensor local =
         Tensor::from_vector<int64_t>({static_cast<int64_t>(mine.seed), static_cast<int64_t>(mine.offset)}, {2});
-    Tensor gathered = Tensor::empty({2 * static_cast<int64_t>(world_.size())}, DType::I64, Device::cpu());
+    Tensor gathered = Tensor::empty({2 * static_cast<int64_t>(world_.size())}, DType::kI64, Device::cpu());
     world_.all_gather(local, gathered);
     std::vector<int64_t> values = gathered.to_vector<int64_t>();
     std::vector<GeneratorState> out;

@@ -19,12 +19,12 @@ TrainingLoss training_loss(GPT& model, GPT* teacher, const TokenBatch& batch, co
   OpProfiler::Scope scope(OpCategory::kLoss);  // the loss kernels, for `bench step`
   TrainingLoss loss;
   loss.ce = cross_entropy(logits2d, batch.targets.view({-1}));
-  loss.total = loss.ce.to(DType::F32);
+  loss.total = loss.ce.to(DType::kF32);
   loss.aux = model.moe_loss();
-  if (loss.aux.defined()) loss.total = add(loss.total, loss.aux.to(DType::F32));
+  if (loss.aux.defined()) loss.total = add(loss.total, loss.aux.to(DType::kF32));
   if (teacher) {
     loss.kd = distillation_loss(logits2d, teacher_logits, distill.temperature);
-    loss.total = add(loss.total, mul(loss.kd.to(DType::F32), distill.kd_coef));
+    loss.total = add(loss.total, mul(loss.kd.to(DType::kF32), distill.kd_coef));
   }
   return loss;
 }

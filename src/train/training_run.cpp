@@ -25,11 +25,11 @@ Device resolve_device(const Recipe& recipe, const Communicator& world) {
 
 DType resolve_dtype(const Recipe& recipe, Device device) {
   switch (recipe.model.dtype) {
-    case ModelSection::DType::kF32: return DType::F32;
-    case ModelSection::DType::kBf16: return DType::BF16;
-    case ModelSection::DType::kAuto: return device.is_cuda() ? DType::BF16 : DType::F32;
+    case ModelSection::DType::kF32: return DType::kF32;
+    case ModelSection::DType::kBf16: return DType::kBF16;
+    case ModelSection::DType::kAuto: return device.is_cuda() ? DType::kBF16 : DType::kF32;
   }
-  return DType::F32;
+  return DType::kF32;
 }
 
 namespace {

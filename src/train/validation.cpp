@@ -7,7 +7,7 @@
 namespace mt {
 
 TokenBatch to_token_batch(const std::vector<int32_t>& rows, int64_t batch, int64_t seq_len, Device device) {
-  Tensor all = Tensor::from_vector<int32_t>(rows, {batch, seq_len + 1}, DType::I64, device);  // (B, T + 1)
+  Tensor all = Tensor::from_vector<int32_t>(rows, {batch, seq_len + 1}, DType::kI64, device);  // (B, T + 1)
   return {all.narrow(1, 0, seq_len).contiguous(), all.narrow(1, 1, seq_len).contiguous()};
 }
 

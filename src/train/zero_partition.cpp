@@ -47,7 +47,7 @@ StateDict ZeroPartition::gather_optimizer_state(const Optimizer& local, bool kee
     if (is_half(p.tensor.dtype())) keys.push_back("state." + p.name + ".master");
     for (const std::string& key : keys) {
       Tensor t = owner_[i] == group_.rank() ? mine.at(key).clone()
-                                            : Tensor::empty(p.tensor.shape(), DType::F32, p.tensor.device());
+                                            : Tensor::empty(p.tensor.shape(), DType::kF32, p.tensor.device());
       group_.broadcast(t, owner_[i]);
       if (keep) out[key] = t.to(Device::cpu());
     }

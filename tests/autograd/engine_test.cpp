@@ -47,7 +47,7 @@ TEST(Engine, InPlaceChangeToSavedTensorIsAnError) {
   Tensor y = sum(mul(h, h));  // saves h
   {
     NoGradGuard ng;
-    add_(h, ones({2}, {DType::F64}));
+    add_(h, ones({2}, {DType::kF64}));
   }
   try {
     y.backward();
@@ -58,7 +58,7 @@ TEST(Engine, InPlaceChangeToSavedTensorIsAnError) {
 }
 
 TEST(Engine, NoGradGuardRecordsNothing) {
-  Tensor x = ones({2}, {DType::F64});
+  Tensor x = ones({2}, {DType::kF64});
   x.set_requires_grad(true);
   NoGradGuard ng;
   Tensor y = mul(x, x);
@@ -67,7 +67,7 @@ TEST(Engine, NoGradGuardRecordsNothing) {
 }
 
 TEST(Engine, DeepChainRunsWithoutRecursion) {
-  Tensor x = ones({1}, {DType::F64});
+  Tensor x = ones({1}, {DType::kF64});
   x.set_requires_grad(true);
   Tensor y = x;
   for (int i = 0; i < 20000; ++i) y = add(y, 0.0);
@@ -96,7 +96,7 @@ TEST(Engine, TheSameRootTwiceSumsItsSeedsAndRunsOnce) {
   Tensor x = Tensor::from_vector<double>({1.5}, {1});
   x.set_requires_grad(true);
   Tensor y = mul(x, 2.0);
-  Tensor one = ones({1}, {DType::F64});
+  Tensor one = ones({1}, {DType::kF64});
   run_backward({y, y}, {one, one}, RetainGraph::kNo);
   EXPECT_EQ(x.grad().item(), 4.0);  // (1 + 1) * 2
 }
@@ -108,7 +108,7 @@ TEST(Engine, TheSameRootTwiceSumsItsSeedsAndRunsOnce) {
 TEST(Engine, HalfLeafGradientsAccumulateInF32) {
   const int micro = 32;
   const int64_t n = 512;
-  for (DType dtype : {DType::BF16, DType::F16}) {
+  for (DType dtype : {DType::kBF16, DType::kF16}) {
     SCOPED_TRACE(dtype_name(dtype));
     Tensor w = zeros({n}, {dtype});
     w.set_requires_grad(true);
@@ -128,7 +128,7 @@ TEST(Engine, HalfLeafGradientsAccumulateInF32) {
       else
         add_(half_sum, c);
     }
-    ASSERT_EQ(w.grad().dtype(), DType::F32);
+    ASSERT_EQ(w.grad().dtype(), DType::kF32);
     EXPECT_EQ(w.dtype(), dtype);
     std::vector<double> got = w.grad().to_vector<double>(), old = half_sum.to_vector<double>();
     const double u = std::ldexp(1.0, -24);
@@ -144,7 +144,7 @@ TEST(Engine, HalfLeafGradientsAccumulateInF32) {
 }
 
 TEST(Engine, FullPrecisionLeavesKeepGradientsOfTheirDtype) {
-  for (DType dtype : {DType::F32, DType::F64}) {
+  for (DType dtype : {DType::kF32, DType::kF64}) {
     Tensor w = ones({3}, {dtype});
     w.set_requires_grad(true);
     sum(mul(w, w)).backward();

@@ -11,10 +11,10 @@ using namespace mt;
 TEST(Tensor, FromVectorRoundTripsEveryDtype) {
   auto t = Tensor::from_vector<float>({1.5f, -2.f, 3.f, 0.f}, {2, 2});
   EXPECT_EQ(t.to_vector<double>(), (std::vector<double>{1.5, -2, 3, 0}));
-  EXPECT_EQ(t.to(DType::BF16).to_vector<float>(), (std::vector<float>{1.5f, -2.f, 3.f, 0.f}));
-  EXPECT_EQ(t.to(DType::F16).to_vector<float>(), (std::vector<float>{1.5f, -2.f, 3.f, 0.f}));
-  EXPECT_EQ(t.to(DType::I64).to_vector<int64_t>(), (std::vector<int64_t>{1, -2, 3, 0}));
-  EXPECT_EQ(t.to(DType::Bool).to_vector<bool>(), (std::vector<bool>{true, true, true, false}));
+  EXPECT_EQ(t.to(DType::kBF16).to_vector<float>(), (std::vector<float>{1.5f, -2.f, 3.f, 0.f}));
+  EXPECT_EQ(t.to(DType::kF16).to_vector<float>(), (std::vector<float>{1.5f, -2.f, 3.f, 0.f}));
+  EXPECT_EQ(t.to(DType::kI64).to_vector<int64_t>(), (std::vector<int64_t>{1, -2, 3, 0}));
+  EXPECT_EQ(t.to(DType::kBool).to_vector<bool>(), (std::vector<bool>{true, true, true, false}));
 }
 
 TEST(Tensor, HalfRoundingIsNearestEven) {
@@ -61,7 +61,7 @@ TEST(Tensor, MisuseErrorsNameShapesDtypesAndDevices) {
     EXPECT_NE(std::string(e.what()).find("[4, 5]"), std::string::npos) << e.what();
   }
   try {
-    add(a, ones({2, 3}, {DType::F64}));
+    add(a, ones({2, 3}, {DType::kF64}));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("f32"), std::string::npos) << e.what();

@@ -58,14 +58,14 @@ std::vector<Batch> random_batches(int count, int64_t rows, uint64_t seed, Device
 void backward(GPT& model, const Batch& b, int micro_batches) {
   Tensor logits = model.forward(b.inputs);  // (B, T, V)
   Tensor loss = cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
-  mul(loss.to(DType::F32), 1.0 / micro_batches).backward();
+  mul(loss.to(DType::kF32), 1.0 / micro_batches).backward();
 }
 
 std::vector<std::vector<double>> host_grads(const GPT& model) {
   std::vector<std::vector<double>> out;
   for (const NamedParameter& p : model.named_parameters()) {
-    EXPECT_EQ(p.tensor.dtype(), DType::BF16) << p.name;
-    EXPECT_EQ(p.tensor.grad().dtype(), DType::F32) << p.name << ": the main gradient is f32";
+    EXPECT_EQ(p.tensor.dtype(), DType::kBF16) << p.name;
+    EXPECT_EQ(p.tensor.grad().dtype(), DType::kF32) << p.name << ": the main gradient is f32";
     out.push_back(p.tensor.grad().to_vector<double>());
   }
   return out;
@@ -76,7 +76,7 @@ TEST(CudaGradAccum, Bf16GptAccumulates32MicroBatchesInF32) {
   const Device gpu = Device::cuda(0);
   Generator init(1), drop(2);
   GPT model(small_gpt(), init, drop);
-  model.to(gpu, DType::BF16);
+  model.to(gpu, DType::kBF16);
   std::vector<Batch> micro = random_batches(kMicro, kBatch, 3, gpu);
   const std::vector<NamedParameter> params = model.named_parameters();
 

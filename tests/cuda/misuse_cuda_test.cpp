@@ -8,7 +8,7 @@ using namespace mt;
 
 TEST(CudaMisuse, MixedDevicesNameBothDevices) {
   if (!cuda_available()) GTEST_SKIP() << "no GPU: the CUDA case runs on GPU machines (scripts/gpu-test.sh)";
-  Tensor a = ones({2, 3}), b = ones({2, 3}, {DType::F32, Device::cuda(0)});
+  Tensor a = ones({2, 3}), b = ones({2, 3}, {DType::kF32, Device::cuda(0)});
   for (auto op : {+[](const Tensor& x, const Tensor& y) { return add(x, y); },
                   +[](const Tensor& x, const Tensor& y) { return linear(x, y); }}) {
     try {

@@ -29,7 +29,7 @@ Device gpu() { return Device::cuda(0); }
 Tensor random_input(const Shape& shape, DType dtype, uint64_t seed, double lo = -2.0, double hi = 2.0,
                     double step = 0.0) {
   Generator g(seed);
-  Tensor f = uniform(shape, lo, hi, g, {DType::F64, Device::cpu()});
+  Tensor f = uniform(shape, lo, hi, g, {DType::kF64, Device::cpu()});
   if (step > 0) {
     std::vector<double> v = f.to_vector<double>();
     for (double& x : v) x = std::round(x / step) * step;
@@ -65,9 +65,9 @@ void expect_close(const Tensor& cpu, const Tensor& cuda, double rtol, const std:
 
 double rtol_for(DType d) {
   switch (d) {
-    case DType::F64: return 1e-10;
-    case DType::F32: return 1e-5;
-    case DType::BF16: return 2e-2;
+    case DType::kF64: return 1e-10;
+    case DType::kF32: return 1e-5;
+    case DType::kBF16: return 2e-2;
     default: return 4e-3;
   }
 }
@@ -89,15 +89,15 @@ std::string describe(const RouteCase& c) {
 TEST(CudaMoeRoute, TablesMatchTheCpuExactly) {
   MT_REQUIRE_GPU();
   const RouteCase cases[] = {
-      {1000, 8, 1, false, false, 0.0, DType::F32},   // capacity 125: drops
-      {1000, 8, 1, true, false, 0.0, DType::F32},    // dropless
-      {4099, 32, 2, false, false, 0.25, DType::F32},  // partial last block, ties
-      {4099, 32, 2, true, true, 0.0, DType::F32},    // Gumbel noise on the second choice
-      {777, 3, 1, false, true, 0.5, DType::F32},     // noisy top-1, few experts
-      {600, 300, 2, false, false, 0.0, DType::F32},  // many experts, tiny capacity
-      {513, 16, 4, false, true, 0.0, DType::F64},
-      {1, 8, 2, false, false, 0.0, DType::F32},
-      {20000, 64, 1, false, false, 0.125, DType::F32},  // many blocks, biased logits below
+      {1000, 8, 1, false, false, 0.0, DType::kF32},   // capacity 125: drops
+      {1000, 8, 1, true, false, 0.0, DType::kF32},    // dropless
+      {4099, 32, 2, false, false, 0.25, DType::kF32},  // partial last block, ties
+      {4099, 32, 2, true, true, 0.0, DType::kF32},    // Gumbel noise on the second choice
+      {777, 3, 1, false, true, 0.5, DType::kF32},     // noisy top-1, few experts
+      {600, 300, 2, false, false, 0.0, DType::kF32},  // many experts, tiny capacity
+      {513, 16, 4, false, true, 0.0, DType::kF64},
+      {1, 8, 2, false, false, 0.0, DType::kF32},
+      {20000, 64, 1, false, false, 0.125, DType::kF32},  // many blocks, biased logits below
   };
   uint64_t seed = 100;
   for (const RouteCase& c : cases) {
@@ -142,10 +142,10 @@ TEST(CudaMoeRoute, RouteGivesTheSameTableAndLossesOnBothDevices) {
         o.drop_tokens = drop;
         o.capacity_factor = 1.0;
         o.sequence_length = seq;
-        Tensor logits = random_input({3000, 8}, DType::F32, 7 + k);
+        Tensor logits = random_input({3000, 8}, DType::kF32, 7 + k);
         Generator draws(11);
         RoutingNoise cpu_noise, gpu_noise;
-        cpu_noise.gumbel = random_input({3000, 8}, DType::F32, 20 + k);
+        cpu_noise.gumbel = random_input({3000, 8}, DType::kF32, 20 + k);
         cpu_noise.uniform = rand({3000, 8}, draws);
         gpu_noise.gumbel = cpu_noise.gumbel.to(gpu());
         gpu_noise.uniform = cpu_noise.uniform.to(gpu());
@@ -171,15 +171,15 @@ TEST(CudaMoeRoute, RouteGivesTheSameTableAndLossesOnBothDevices) {
 TEST(CudaMoeRows, PermuteUnpermuteAndTheirGradientsMatchTheCpu) {
   MT_REQUIRE_GPU();
   const int64_t tokens = 300, experts = 4, k = 2;
-  Tensor logits = random_input({tokens, experts}, DType::F32, 11);
+  Tensor logits = random_input({tokens, experts}, DType::kF32, 11);
   const int64_t capacity = 100;  // under the 150 a balanced top-2 needs: some choices are dropped
   MoeRouting r = moe_route(logits, Tensor(), k, capacity);
   MoeRowMap cpu_map{r.expert, r.slot, moe_buffer_map(r.expert, r.slot, experts, capacity), capacity};
   MoeRowMap gpu_map{r.expert.to(gpu()), r.slot.to(gpu()), cpu_map.buffer_choice.to(gpu()), capacity};
-  for (DType dtype : {DType::F32, DType::F64, DType::BF16, DType::F16}) {
+  for (DType dtype : {DType::kF32, DType::kF64, DType::kBF16, DType::kF16}) {
     for (int64_t d : {13, 64}) {  // a scalar path and the 16-byte path
       SCOPED_TRACE(std::string(dtype_name(dtype)) + ", d " + std::to_string(d));
-      DType wdtype = dtype == DType::F64 ? DType::F64 : DType::F32;
+      DType wdtype = dtype == DType::kF64 ? DType::kF64 : DType::kF32;
       Tensor x = random_input({tokens, d}, dtype, 21);
       Tensor y = random_input({experts * capacity, d}, dtype, 22);
       Tensor w = random_input({tokens, k}, wdtype, 23, 0.0, 1.0);
@@ -241,7 +241,7 @@ TEST_P(CudaMoeLayer, OutputAndGradientsMatchTheCpu) {
     xd.set_requires_grad(true);
     Generator g(3);
     Tensor out = layer.forward(xd, g);
-    Tensor loss = add(cast(sum(mul(out, probe.to(dev))), DType::F32), layer.weighted_loss());
+    Tensor loss = add(cast(sum(mul(out, probe.to(dev))), DType::kF32), layer.weighted_loss());
     loss.backward();
     return std::vector<Tensor>{out, xd.grad(), layer.gate().weight().grad(), layer.experts().w1().grad(),
                                layer.experts().b1().grad(), layer.experts().w2().grad(), layer.experts().b2().grad(),
@@ -255,14 +255,14 @@ TEST_P(CudaMoeLayer, OutputAndGradientsMatchTheCpu) {
     EXPECT_GT(cpu.stats().drop_rate(), 0.0) << "the case should drop some tokens";
   }
   const char* names[] = {"output", "grad x", "grad gate", "grad w1", "grad b1", "grad w2", "grad b2", "aux", "z"};
-  const double rtol = p.dtype == DType::BF16 ? 3e-2 : 1e-4;
+  const double rtol = p.dtype == DType::kBF16 ? 3e-2 : 1e-4;
   for (size_t i = 0; i < want.size(); ++i) expect_close(want[i], got[i], rtol, names[i]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layers, CudaMoeLayer,
-                         ::testing::Values(LayerCase{1, true, DType::F32}, LayerCase{2, true, DType::F32},
-                                           LayerCase{1, false, DType::F32}, LayerCase{2, false, DType::F32},
-                                           LayerCase{1, true, DType::BF16}, LayerCase{2, true, DType::BF16}),
+                         ::testing::Values(LayerCase{1, true, DType::kF32}, LayerCase{2, true, DType::kF32},
+                                           LayerCase{1, false, DType::kF32}, LayerCase{2, false, DType::kF32},
+                                           LayerCase{1, true, DType::kBF16}, LayerCase{2, true, DType::kBF16}),
                          [](const auto& info) {
                            return "Top" + std::to_string(info.param.top_k) +
                                   (info.param.drop ? "Dropping" : "Dropless") + dtype_name(info.param.dtype);

@@ -20,7 +20,7 @@ namespace {
 #define MT_REQUIRE_GPU() \
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: this test needs a GPU"
 
-const DType kFloating[] = {DType::F32, DType::F64, DType::BF16, DType::F16};
+const DType kFloating[] = {DType::kF32, DType::kF64, DType::kBF16, DType::kF16};
 
 Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo = -1.0, double hi = 1.0) {
   std::mt19937_64 rng(seed);
@@ -44,9 +44,9 @@ Tensor empty_gpu(const Shape& s, DType d) { return Tensor::empty(s, d, Device::c
 
 double rtol_for(DType d) {
   switch (d) {
-    case DType::F64: return 1e-9;
-    case DType::F32: return 1e-4;
-    case DType::BF16: return 2e-2;
+    case DType::kF64: return 1e-9;
+    case DType::kF32: return 1e-4;
+    case DType::kBF16: return 2e-2;
     default: return 4e-3;
   }
 }
@@ -70,7 +70,7 @@ void expect_close(const Tensor& got, const Tensor& want, double rtol, const std:
 }
 
 // Per-row statistics (layer-norm mean/rstd, logsumexp, losses): f32, or f64 for f64 inputs.
-DType stat_dtype(DType d) { return d == DType::F64 ? DType::F64 : DType::F32; }
+DType stat_dtype(DType d) { return d == DType::kF64 ? DType::kF64 : DType::kF32; }
 
 std::string name(DType d, const std::string& what) { return std::string(dtype_name(d)) + " " + what; }
 
@@ -124,8 +124,8 @@ TEST(CudaMatmul, MatchesCpuForTransposesBroadcastBiasAndAccumulate) {
 
 TEST(CudaMatmul, RepeatedShapeReusesThePlanAndGivesTheSameResult) {
   MT_REQUIRE_GPU();
-  Tensor a = gpu(random_tensor({1, 128, 64}, DType::BF16, 5)), b = gpu(random_tensor({1, 32, 64}, DType::BF16, 6));
-  Tensor o1 = empty_gpu({1, 128, 32}, DType::BF16), o2 = empty_gpu({1, 128, 32}, DType::BF16);
+  Tensor a = gpu(random_tensor({1, 128, 64}, DType::kBF16, 5)), b = gpu(random_tensor({1, 32, 64}, DType::kBF16, 6));
+  Tensor o1 = empty_gpu({1, 128, 32}, DType::kBF16), o2 = empty_gpu({1, 128, 32}, DType::kBF16);
   auto mm = kernels().matmul.get(Device::cuda(0), "matmul");
   mm(a, Transpose::kNo, b, Transpose::kYes, o1, Tensor(), Accumulate::kNo);
   mm(a, Transpose::kNo, b, Transpose::kYes, o2, Tensor(), Accumulate::kNo);
@@ -153,7 +153,7 @@ TEST(CudaMlpGelu, EpilogueKernelsRunAndMatchTheCpuParts) {
       Tensor b1 = random_tensor({c.hidden}, dt, seed + 2), w2 = random_tensor({c.d, c.hidden}, dt, seed + 3, -0.2, 0.2);
       Tensor b2 = random_tensor({c.d}, dt, seed + 4), dy = random_tensor({c.rows, c.d}, dt, seed + 5);
       seed += 6;
-      bool fused_kernel = c.fused && dt != DType::F64;
+      bool fused_kernel = c.fused && dt != DType::kF64;
       Tensor pre = empty_gpu({c.rows, c.hidden}, dt), h = empty_gpu({c.rows, c.hidden}, dt);
       EXPECT_EQ(kernels().matmul_bias_gelu.get(Device::cuda(0), "t")(gpu(x), gpu(w1), gpu(b1), pre, h), fused_kernel)
           << what;
@@ -169,7 +169,7 @@ TEST(CudaMlpGelu, EpilogueKernelsRunAndMatchTheCpuParts) {
           in.push_back(l);
         }
         Tensor y = mlp_gelu(in[0], in[1], in[2], in[3], in[4]);
-        sum(mul(cast(y, DType::F32), cast(dy.to(dev), DType::F32))).backward();
+        sum(mul(cast(y, DType::kF32), cast(dy.to(dev), DType::kF32))).backward();
         std::vector<Tensor> out{y};
         for (const Tensor& l : in) out.push_back(l.grad());
         return out;
@@ -213,7 +213,7 @@ TEST(CudaSoftmax, RowsWithMinusInfinityStayFinite) {
   MT_REQUIRE_GPU();
   float inf = INFINITY;
   Tensor x = Tensor::from_vector<float>({-inf, -inf, 1.0f, 2.0f, 0.5f, -inf}, {2, 3});
-  Tensor y = empty_gpu({2, 3}, DType::F32);
+  Tensor y = empty_gpu({2, 3}, DType::kF32);
   kernels().softmax.get(Device::cuda(0), "softmax")(gpu(x), y, SoftmaxKind::kSoftmax);
   std::vector<float> v = y.to_vector<float>();
   EXPECT_FLOAT_EQ(v[0], 0.0f);
@@ -231,7 +231,7 @@ TEST(CudaSoftmax, MinusInfinityInRegisterAndLoopRowsMatchesCpu) {
     for (const Shape& s : {Shape{5, 64}, Shape{3, 1037}, Shape{2, 20000}})
       for (SoftmaxKind kind : {SoftmaxKind::kSoftmax, SoftmaxKind::kLogSoftmax}) {
         const bool log = kind == SoftmaxKind::kLogSoftmax;
-        std::vector<double> v = random_tensor(s, DType::F64, 7, -4, 4).to_vector<double>();
+        std::vector<double> v = random_tensor(s, DType::kF64, 7, -4, 4).to_vector<double>();
         for (size_t i = 0; i < v.size(); i += 3) v[i] = -INFINITY;  // every third logit masked
         Tensor x = Tensor::from_vector(v, s, dt);
         Tensor y_cpu = empty_cpu(s, dt), y_gpu = empty_gpu(s, dt);
@@ -304,13 +304,13 @@ TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
 TEST(CudaLayerNorm, BackwardWeightGradientsAreBitReproducible) {
   MT_REQUIRE_GPU();
   Shape s{4096, 768};
-  Tensor x = gpu(random_tensor(s, DType::BF16, 1)), dy = gpu(random_tensor(s, DType::BF16, 2));
-  Tensor w = gpu(random_tensor({768}, DType::BF16, 3)), b = gpu(random_tensor({768}, DType::BF16, 4));
-  Tensor y = empty_gpu(s, DType::BF16), mean = empty_gpu({4096}, DType::F32), rstd = empty_gpu({4096}, DType::F32);
+  Tensor x = gpu(random_tensor(s, DType::kBF16, 1)), dy = gpu(random_tensor(s, DType::kBF16, 2));
+  Tensor w = gpu(random_tensor({768}, DType::kBF16, 3)), b = gpu(random_tensor({768}, DType::kBF16, 4));
+  Tensor y = empty_gpu(s, DType::kBF16), mean = empty_gpu({4096}, DType::kF32), rstd = empty_gpu({4096}, DType::kF32);
   kernels().layer_norm_forward.get(Device::cuda(0), "ln")(x, w, b, 1e-5, y, mean, rstd);
   std::vector<float> first_dw, first_db;
   for (int run = 0; run < 3; ++run) {
-    Tensor dx = empty_gpu(s, DType::BF16), dw = empty_gpu({768}, DType::BF16), db = empty_gpu({768}, DType::BF16);
+    Tensor dx = empty_gpu(s, DType::kBF16), dw = empty_gpu({768}, DType::kBF16), db = empty_gpu({768}, DType::kBF16);
     kernels().layer_norm_backward.get(Device::cuda(0), "ln")(dy, x, w, mean, rstd, dx, dw, db);
     if (run == 0) {
       first_dw = dw.to_vector<float>();
@@ -385,7 +385,7 @@ TEST(CudaCrossEntropy, ForwardAndBackwardMatchCpuOnMisalignedLogitsAndMinusInfin
   const int64_t rows = 6, vocab = 4099;
   uint64_t seed = 350;
   for (DType dt : kFloating) {
-    std::vector<double> v = random_tensor({rows, vocab}, DType::F64, seed++, -8, 8).to_vector<double>();
+    std::vector<double> v = random_tensor({rows, vocab}, DType::kF64, seed++, -8, 8).to_vector<double>();
     for (size_t i = 0; i < v.size(); i += 5) v[i] = -INFINITY;  // masked logits
     for (int64_t c = 0; c < vocab; ++c) v[vocab + c] = c == 17 ? 3.0 : -INFINITY;  // row 1: one finite logit
     Tensor logits = Tensor::from_vector(v, {rows, vocab}, dt);
@@ -419,9 +419,9 @@ TEST(CudaCrossEntropy, ForwardAndBackwardMatchCpuOnMisalignedLogitsAndMinusInfin
 
 TEST(CudaCrossEntropy, TargetOutOfRangeGivesNaNLoss) {
   MT_REQUIRE_GPU();
-  Tensor logits = gpu(random_tensor({2, 5}, DType::F32, 9));
+  Tensor logits = gpu(random_tensor({2, 5}, DType::kF32, 9));
   Tensor targets = gpu(Tensor::from_vector<int64_t>({1, 5}, {2}));
-  Tensor loss = empty_gpu({2}, DType::F32), lse = empty_gpu({2}, DType::F32);
+  Tensor loss = empty_gpu({2}, DType::kF32), lse = empty_gpu({2}, DType::kF32);
   kernels().cross_entropy_forward.get(Device::cuda(0), "ce")(logits, targets, -100, loss, lse);
   std::vector<float> l = loss.to_vector<float>();
   EXPECT_TRUE(std::isfinite(l[0]));
@@ -470,8 +470,8 @@ TEST(CudaDistillation, MaskedLogitsAddNothingAsOnCpu) {
   MT_REQUIRE_GPU();
   const int64_t rows = 4, vocab = 4099;
   for (DType dt : kFloating) {
-    std::vector<double> sv = random_tensor({rows, vocab}, DType::F64, 450, -8, 8).to_vector<double>();
-    std::vector<double> tv = random_tensor({rows, vocab}, DType::F64, 451, -8, 8).to_vector<double>();
+    std::vector<double> sv = random_tensor({rows, vocab}, DType::kF64, 450, -8, 8).to_vector<double>();
+    std::vector<double> tv = random_tensor({rows, vocab}, DType::kF64, 451, -8, 8).to_vector<double>();
     for (size_t i = 0; i < sv.size(); i += 7) sv[i] = tv[i] = -INFINITY;  // masked in both
     Tensor student = Tensor::from_vector(sv, {rows, vocab}, dt), teacher = Tensor::from_vector(tv, {rows, vocab}, dt);
     DType sd = stat_dtype(dt);
@@ -574,7 +574,7 @@ TEST(CudaAttention, TensorCoreKernelsMatchCpu) {
   MT_REQUIRE_GPU();
   AttentionBackendScope own(AttentionBackend::kFlash, Determinism::kRequired);
   uint64_t seed = 700;
-  for (DType dt : {DType::BF16, DType::F16})
+  for (DType dt : {DType::kBF16, DType::kF16})
     for (const AttnCase& c : kTensorCoreCases) {
       check_attention(dt, c, seed);
       seed += 4;
@@ -591,7 +591,7 @@ TEST(CudnnAttention, DeterministicBackwardMatchesCpu) {
   MT_REQUIRE_GPU();
   AttentionBackendScope cudnn(AttentionBackend::kAuto, Determinism::kRequired);
   uint64_t seed = 900;
-  for (DType dt : {DType::BF16, DType::F16})
+  for (DType dt : {DType::kBF16, DType::kF16})
     for (const AttnCase& c : kCudnnCases) {
       check_attention(dt, c, seed);
       seed += 4;
@@ -602,7 +602,7 @@ TEST(CudnnAttention, AtomicBackwardMatchesCpu) {
   MT_REQUIRE_GPU();
   AttentionBackendScope cudnn(AttentionBackend::kAuto, Determinism::kNotRequired);
   uint64_t seed = 1000;
-  for (DType dt : {DType::BF16, DType::F16})
+  for (DType dt : {DType::kBF16, DType::kF16})
     for (const AttnCase& c : kCudnnCases) {
       check_attention(dt, c, seed, Repeat::kClose);
       seed += 4;
@@ -615,7 +615,7 @@ TEST(CudnnAttention, AtomicBackwardMatchesCpu) {
 TEST(CudnnAttention, MatchesOurTensorCoreKernels) {
   MT_REQUIRE_GPU();
   uint64_t seed = 1100;
-  for (DType dt : {DType::BF16, DType::F16})
+  for (DType dt : {DType::kBF16, DType::kF16})
     for (const AttnCase& c : kTensorCoreCases) {
       std::string what = attn_name(dt, c) + " cudnn vs flash";
       Shape s{c.b, c.h, c.t, c.d}, ls{c.b, c.h, c.t};
@@ -632,7 +632,7 @@ TEST(CudnnAttention, MatchesOurTensorCoreKernels) {
       for (AttentionBackend backend : {AttentionBackend::kAuto, AttentionBackend::kFlash}) {
         AttentionBackendScope scope(backend, Determinism::kRequired);
         Result& x = r[i++];
-        x = {empty_gpu(s, dt), empty_gpu(ls, DType::F32), empty_gpu(s, dt), empty_gpu(s, dt), empty_gpu(s, dt)};
+        x = {empty_gpu(s, dt), empty_gpu(ls, DType::kF32), empty_gpu(s, dt), empty_gpu(s, dt), empty_gpu(s, dt)};
         kernels().attention_forward.get(Device::cuda(0), "attn")(q, k, v, scale, x.o, x.lse);
         kernels().attention_backward.get(Device::cuda(0), "attn")(q, k, v, r[0].o, dout, r[0].lse, scale, x.dq,
                                                                   x.dk, x.dv);
@@ -659,14 +659,14 @@ TEST(CudnnAttention, TakenForHeadDims64And128) {
   uint64_t seed = 1200;
   for (Determinism det : {Determinism::kRequired, Determinism::kNotRequired}) {
     AttentionBackendScope cudnn(AttentionBackend::kCudnn, det);
-    for (DType dt : {DType::BF16, DType::F16})
+    for (DType dt : {DType::kBF16, DType::kF16})
       for (const AttnCase& c : cases) {
         std::string what = attn_name(dt, c) + (det == Determinism::kRequired ? " deterministic" : " atomic dQ");
         Shape s{c.b, c.h, c.t, c.d}, ls{c.b, c.h, c.t};
         Tensor q = gpu(random_tensor(s, dt, seed)), k = gpu(random_tensor(s, dt, seed + 1));
         Tensor v = gpu(random_tensor(s, dt, seed + 2)), dout = gpu(random_tensor(s, dt, seed + 3));
         seed += 4;
-        Tensor o = empty_gpu(s, dt), lse = empty_gpu(ls, DType::F32);
+        Tensor o = empty_gpu(s, dt), lse = empty_gpu(ls, DType::kF32);
         Tensor dq = empty_gpu(s, dt), dk = empty_gpu(s, dt), dv = empty_gpu(s, dt);
         AttentionCounts before = attention_counts();
         try {
@@ -696,7 +696,7 @@ TEST(CudnnAttention, PackedQkvMatchesCpuInPlace) {
   for (AttentionBackend backend : {AttentionBackend::kCudnn, AttentionBackend::kFlash})
     for (Determinism det : {Determinism::kRequired, Determinism::kNotRequired}) {
       AttentionBackendScope scope(backend, det);
-      for (DType dt : {DType::BF16, DType::F16})
+      for (DType dt : {DType::kBF16, DType::kF16})
         for (const AttnCase& c : cases) {
           std::string what = attn_name(dt, c) + " packed, " + attention_backend_name(backend) +
                              (det == Determinism::kRequired ? " deterministic" : " atomic dQ");
@@ -707,7 +707,7 @@ TEST(CudnnAttention, PackedQkvMatchesCpuInPlace) {
             Tensor leaf = rows.detach();
             leaf.set_requires_grad(true);
             Tensor y = causal_attention_qkv(leaf, c.h);
-            sum(mul(cast(y, DType::F32), cast(grad_out, DType::F32))).backward();
+            sum(mul(cast(y, DType::kF32), cast(grad_out, DType::kF32))).backward();
             return std::pair<Tensor, Tensor>{y, leaf.grad()};
           };
           auto [y_c, g_c] = run(qkv, dy);
@@ -737,8 +737,8 @@ TEST(CudaDropout, SameMaskAsCpuForAnyOffset) {
       for (double p : {0.0, 0.3, 1.0}) {
         std::string what = name(dt, "dropout offset " + std::to_string(offset) + " p " + std::to_string(p));
         Tensor x = random_tensor({1037}, dt, seed++);
-        Tensor out_c = empty_cpu({1037}, dt), mask_c = empty_cpu({1037}, DType::Bool);
-        Tensor out_g = empty_gpu({1037}, dt), mask_g = empty_gpu({1037}, DType::Bool);
+        Tensor out_c = empty_cpu({1037}, dt), mask_c = empty_cpu({1037}, DType::kBool);
+        Tensor out_g = empty_gpu({1037}, dt), mask_g = empty_gpu({1037}, DType::kBool);
         kernels().dropout.get(Device::cpu(), "dropout")(x, p, 1234, offset, out_c, mask_c);
         kernels().dropout.get(Device::cuda(0), "dropout")(gpu(x), p, 1234, offset, out_g, mask_g);
         EXPECT_EQ(mask_g.to_vector<bool>(), mask_c.to_vector<bool>()) << what;
@@ -756,9 +756,9 @@ struct OptimCase {
 std::vector<OptimTensors> make_state(const OptimCase& c, uint64_t seed, bool adam) {
   std::vector<OptimTensors> ts;
   for (int64_t n : c.sizes) {
-    DType moment = DType::F32;
+    DType moment = DType::kF32;
     OptimTensors t;
-    Tensor master = random_tensor({n}, DType::F32, seed++);
+    Tensor master = random_tensor({n}, DType::kF32, seed++);
     t.param = is_half(c.param) ? master.to(c.param) : random_tensor({n}, c.param, seed++);
     if (is_half(c.param)) t.master = master;
     t.grad = random_tensor({n}, c.grad, seed++);
@@ -787,10 +787,10 @@ void expect_state_close(const std::vector<OptimTensors>& g, const std::vector<Op
 
 // The CPU reference takes f32, bf16 and f16 parameters.
 const OptimCase kOptimCases[] = {
-    {DType::F32, DType::F32, {1037, 70000, 1}},  // 70000 spans two chunks
-    {DType::BF16, DType::BF16, {1037, 65536}},
-    {DType::BF16, DType::F32, {1037, 65536}},  // the f32 main gradient of a bf16 parameter
-    {DType::F16, DType::F32, {7, 2000}},
+    {DType::kF32, DType::kF32, {1037, 70000, 1}},  // 70000 spans two chunks
+    {DType::kBF16, DType::kBF16, {1037, 65536}},
+    {DType::kBF16, DType::kF32, {1037, 65536}},  // the f32 main gradient of a bf16 parameter
+    {DType::kF16, DType::kF32, {7, 2000}},
 };
 
 TEST(CudaOptim, AdamWMatchesCpuOverSeveralSteps) {

@@ -21,9 +21,9 @@ namespace {
 #define MT_REQUIRE_GPU() \
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device visible: this test needs a GPU"
 
-const std::vector<DType> kFloating = {DType::F32, DType::F64, DType::BF16, DType::F16};
-const std::vector<DType> kNumeric = {DType::F32, DType::F64, DType::BF16, DType::F16, DType::I32, DType::I64};
-const std::vector<DType> kAll = {DType::F32, DType::F64, DType::BF16, DType::F16, DType::I32, DType::I64, DType::Bool};
+const std::vector<DType> kFloating = {DType::kF32, DType::kF64, DType::kBF16, DType::kF16};
+const std::vector<DType> kNumeric = {DType::kF32, DType::kF64, DType::kBF16, DType::kF16, DType::kI32, DType::kI64};
+const std::vector<DType> kAll = {DType::kF32, DType::kF64, DType::kBF16, DType::kF16, DType::kI32, DType::kI64, DType::kBool};
 
 Device gpu() { return Device::cuda(0); }
 
@@ -34,15 +34,15 @@ Tensor make_input(const Shape& shape, DType dtype, double lo, double hi, uint64_
   // uniform_ refuses.)
   if (shape.numel() == 0) return Tensor::empty(shape, dtype);
   Generator g(seed);
-  Tensor f = uniform(shape, lo, hi, g, {DType::F64, Device::cpu()});
-  if (dtype == DType::Bool) return ge(f, scalar_tensor((lo + hi) / 2, {DType::F64}));
-  if (whole || !is_floating(dtype)) f = cast(cast(f, DType::I64), DType::F64);
+  Tensor f = uniform(shape, lo, hi, g, {DType::kF64, Device::cpu()});
+  if (dtype == DType::kBool) return ge(f, scalar_tensor((lo + hi) / 2, {DType::kF64}));
+  if (whole || !is_floating(dtype)) f = cast(cast(f, DType::kI64), DType::kF64);
   return cast(f, dtype);
 }
 
 // An index tensor (i64) of `n` values in [0, bound), with repeats when n > bound.
 Tensor make_index(const Shape& shape, int64_t bound, uint64_t seed) {
-  return make_input(shape, DType::I64, 0, static_cast<double>(bound), seed);
+  return make_input(shape, DType::kI64, 0, static_cast<double>(bound), seed);
 }
 
 std::string label(const std::string& what, DType t) { return what + " [" + dtype_name(t) + "]"; }
@@ -80,10 +80,10 @@ struct Tol {
 // Tolerance for results of math in `t`: f32 1e-5, bf16 1e-2, f16 1e-3 relative.
 Tol tol_for(DType t) {
   switch (t) {
-    case DType::F32: return {1e-5, 1e-6};
-    case DType::F64: return {1e-12, 1e-13};
-    case DType::BF16: return {1e-2, 1e-3};
-    case DType::F16: return {1e-3, 1e-4};
+    case DType::kF32: return {1e-5, 1e-6};
+    case DType::kF64: return {1e-12, 1e-13};
+    case DType::kBF16: return {1e-2, 1e-3};
+    case DType::kF16: return {1e-3, 1e-4};
     default: return {0, 0};
   }
 }
@@ -143,8 +143,8 @@ TEST(CudaOps, UniformIsBitIdentical) {
       }
   // Through the public op, whose generator reserves the offsets.
   Generator gc(77), gg(77);
-  Tensor a = uniform({5, 333}, 0.0, 1.0, gc), b = uniform({5, 333}, 0.0, 1.0, gg, {DType::F32, gpu()});
-  Tensor a2 = rand({7}, gc), b2 = rand({7}, gg, {DType::F32, gpu()});
+  Tensor a = uniform({5, 333}, 0.0, 1.0, gc), b = uniform({5, 333}, 0.0, 1.0, gg, {DType::kF32, gpu()});
+  Tensor a2 = rand({7}, gc), b2 = rand({7}, gg, {DType::kF32, gpu()});
   expect_same_bits(a, b, "uniform op");
   expect_same_bits(a2, b2, "rand op after uniform");
 }
@@ -157,7 +157,7 @@ TEST(CudaOps, NormalMatchesWithinFloatRounding) {
       kernels().normal.cpu(c, 99, 8, 0.5, 2.0);
       kernels().normal.cuda(g, 99, 8, 0.5, 2.0);
       // Box-Muller runs in f32 (logf, cosf) on both sides, so f64 output only carries f32 accuracy.
-      Tol tol = t == DType::F64 ? Tol{1e-5, 1e-5} : Tol{tol_for(t).rtol, std::max(tol_for(t).atol, 1e-5)};
+      Tol tol = t == DType::kF64 ? Tol{1e-5, 1e-5} : Tol{tol_for(t).rtol, std::max(tol_for(t).atol, 1e-5)};
       expect_close(c, g, tol, label("normal", t));
     }
 }
@@ -205,17 +205,17 @@ TEST(CudaOps, CopyCastsEveryDtypePairExactly) {
 TEST(CudaOps, CopyOfManyDimsMergesContiguousOnesAndRejectsTooMany) {
   MT_REQUIRE_GPU();
   Shape ten = {2, 3, 2, 2, 3, 2, 2, 1, 2, 3};
-  Tensor src = make_input(ten, DType::F32, -5, 5, 3);
+  Tensor src = make_input(ten, DType::kF32, -5, 5, 3);
   Tensor gsrc = src.to(gpu());
-  Tensor c = Tensor::empty(ten, DType::BF16), g = Tensor::empty(ten, DType::BF16, gpu());
+  Tensor c = Tensor::empty(ten, DType::kBF16), g = Tensor::empty(ten, DType::kBF16, gpu());
   kernels().copy.cpu(src, c);
   kernels().copy.cuda(gsrc, g);
   expect_same_bits(c, g, "10-d dense copy");
   // A permutation that leaves 9 non-mergeable dims.
   Shape nine = {2, 3, 2, 3, 2, 3, 2, 3, 2};
-  Tensor x = make_input(nine, DType::F32, -5, 5, 4).to(gpu());
+  Tensor x = make_input(nine, DType::kF32, -5, 5, 4).to(gpu());
   Tensor xp = x.permute({8, 7, 6, 5, 4, 3, 2, 1, 0});
-  Tensor out = Tensor::empty(xp.shape(), DType::F32, gpu());
+  Tensor out = Tensor::empty(xp.shape(), DType::kF32, gpu());
   try {
     kernels().copy.cuda(xp, out);
     FAIL() << "expected an error for 9 strided dims";
@@ -226,7 +226,7 @@ TEST(CudaOps, CopyOfManyDimsMergesContiguousOnesAndRejectsTooMany) {
 
 TEST(CudaOps, CastAndToThroughThePublicOps) {
   MT_REQUIRE_GPU();
-  Tensor x = make_input({17, 31}, DType::F32, -3, 3, 5);
+  Tensor x = make_input({17, 31}, DType::kF32, -3, 3, 5);
   Tensor gx = x.to(gpu());
   for (DType t : kAll) expect_equal(cast(x, t), cast(gx, t), label("cast", t));
   expect_equal(x.transpose(0, 1).contiguous(), gx.transpose(0, 1).contiguous(), "contiguous of a transpose");
@@ -239,10 +239,10 @@ TEST(CudaOps, PermutedCopiesWithAContiguousInnerDimMatchTheCpu) {
   // Attention's head split and merge, (B, T, H, D) <-> (B, H, T, D): the vectorised strided path when D
   // divides into 16-byte vectors (D 64), the per-element one otherwise (D 12; a view one element in).
   for (int64_t d : {64, 12}) {
-    for (DType from : {DType::BF16, DType::F32, DType::F16}) {
+    for (DType from : {DType::kBF16, DType::kF32, DType::kF16}) {
       Tensor x = make_input({3, 5, 4, d}, from, -3, 3, 11);
       Tensor gx = x.to(gpu());
-      for (DType to : {from, DType::F32, DType::BF16}) {
+      for (DType to : {from, DType::kF32, DType::kBF16}) {
         const std::string what = str_cat("permute(0, 2, 1, 3) D ", d, " ", dtype_name(from), "->", dtype_name(to));
         Tensor c = Tensor::empty({3, 4, 5, d}, to), g = Tensor::empty({3, 4, 5, d}, to, gpu());
         kernels().copy.cpu(x.permute({0, 2, 1, 3}), c);
@@ -310,7 +310,7 @@ TEST(CudaOps, UnaryInPlaceAndMisaligned) {
 // the infinities, on a length with a scalar tail after the vector body.
 TEST(CudaOps, GeluOnHalfTypesMatchesOverAWideRange) {
   MT_REQUIRE_GPU();
-  for (DType t : {DType::BF16, DType::F16}) {
+  for (DType t : {DType::kBF16, DType::kF16}) {
     Tensor x = make_input({4099}, t, -12, 12, 24);
     Tensor c = empty_like_on(x, Device::cpu()), g = empty_like_on(x, gpu());
     kernels().unary.cpu(UnaryOp::kGelu, x, c, 0);
@@ -326,7 +326,7 @@ TEST(CudaOps, GeluOnHalfTypesMatchesOverAWideRange) {
 
 TEST(CudaOps, UnaryOnIntegersIsExactAndOthersAreRejected) {
   MT_REQUIRE_GPU();
-  for (DType t : {DType::I32, DType::I64}) {
+  for (DType t : {DType::kI32, DType::kI64}) {
     Tensor x = make_input({3, 1037}, t, -1000, 1000, 23);
     Tensor gx = x.to(gpu());
     for (auto [op, alpha] : std::vector<std::pair<UnaryOp, double>>{
@@ -364,7 +364,7 @@ const std::vector<BinaryOp> kCompare = {BinaryOp::kEq, BinaryOp::kNe, BinaryOp::
 // Runs op on (a, b) expanded to `shape` on both devices, with views made by `view` on each side.
 void check_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape, const std::string& what) {
   bool compare = op >= BinaryOp::kEq;
-  DType out_t = compare ? DType::Bool : a.dtype();
+  DType out_t = compare ? DType::kBool : a.dtype();
   Tensor c = Tensor::empty(shape, out_t), g = Tensor::empty(shape, out_t, gpu());
   kernels().binary.cpu(op, a.expand(shape), b.expand(shape), c);
   kernels().binary.cuda(op, a.to(gpu()).expand(shape), b.to(gpu()).expand(shape), g);
@@ -416,15 +416,15 @@ TEST(CudaOps, BinaryInPlaceAddAndBoolArithmeticIsRejected) {
     kernels().binary.cuda(BinaryOp::kAdd, ga, gb.expand({5, 333}), ga);
     expect_equal(a, ga, label("add in place", t));
   }
-  Tensor x = make_input({4}, DType::Bool, 0, 1, 63).to(gpu());
-  Tensor out = Tensor::empty({4}, DType::Bool, gpu());
+  Tensor x = make_input({4}, DType::kBool, 0, 1, 63).to(gpu());
+  Tensor out = Tensor::empty({4}, DType::kBool, gpu());
   EXPECT_THROW(kernels().binary.cuda(BinaryOp::kAdd, x, x, out), Error);
 }
 
 TEST(CudaOps, WhereSelectsExactly) {
   MT_REQUIRE_GPU();
   for (DType t : kAll) {
-    Tensor cond = make_input({37, 1}, DType::Bool, 0, 1, 71);
+    Tensor cond = make_input({37, 1}, DType::kBool, 0, 1, 71);
     Tensor a = make_input({29, 37}, t, -9, 9, 72).transpose(0, 1);
     Tensor b = make_input({}, t, -9, 9, 73);
     Shape s = {37, 29};
@@ -453,7 +453,7 @@ TEST(CudaOps, ReduceRowsMatchesForEveryOpAndDtype) {
                                      std::to_string(k) + ")", t);
         // Whole numbers in [-8, 8): sums are exact in every dtype, ties are frequent for argmax.
         Tensor x = make_input({m, k}, t, -8, 8, 81, true);
-        DType out_t = op == ReduceOp::kArgMax ? DType::I64 : t;
+        DType out_t = op == ReduceOp::kArgMax ? DType::kI64 : t;
         Tensor c = Tensor::empty({m}, out_t), g = Tensor::empty({m}, out_t, gpu());
         kernels().reduce_rows.cpu(op, x, c);
         kernels().reduce_rows.cuda(op, x.to(gpu()), g);
@@ -474,10 +474,10 @@ TEST(CudaOps, ReduceRowsOfEmptyRowsSumToZero) {
 TEST(CudaOps, ReduceRowsOfOneLongRowSplitAcrossBlocks) {
   MT_REQUIRE_GPU();
   for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin, ReduceOp::kArgMax, ReduceOp::kSumSquares})
-    for (DType t : {DType::F32, DType::BF16, DType::I64}) {
+    for (DType t : {DType::kF32, DType::kBF16, DType::kI64}) {
       // Whole numbers in [-2, 2): sums (of squares too) stay exact in f32.
       Tensor x = make_input({1, (1 << 20) + 3}, t, -2, 2, 84, true);
-      DType out_t = op == ReduceOp::kArgMax ? DType::I64 : t;
+      DType out_t = op == ReduceOp::kArgMax ? DType::kI64 : t;
       Tensor c = Tensor::empty({1}, out_t), g = Tensor::empty({1}, out_t, gpu());
       kernels().reduce_rows.cpu(op, x, c);
       kernels().reduce_rows.cuda(op, x.to(gpu()), g);
@@ -494,7 +494,7 @@ TEST(CudaOps, ReduceRowsFloatSumsWithinTolerance) {
       Tensor c = Tensor::empty({m}, t), g = Tensor::empty({m}, t, gpu());
       kernels().reduce_rows.cpu(ReduceOp::kSum, x, c);
       kernels().reduce_rows.cuda(ReduceOp::kSum, x.to(gpu()), g);
-      Tol tol = t == DType::F64 ? Tol{1e-12, 1e-12} : tol_for(t);
+      Tol tol = t == DType::kF64 ? Tol{1e-12, 1e-12} : tol_for(t);
       expect_close(c, g, tol, label("float sum (" + std::to_string(m) + ", " + std::to_string(k) + ")", t));
     }
 }
@@ -510,14 +510,14 @@ TEST(CudaOps, SumSquaresOfManyTensorsMatchesCpu) {
     for (int i = 0; i < 150; ++i) {
       int64_t n = i == 3 ? 0 : i == 7 ? 1 : i % 50 == 0 ? (1 << 22) + 5 : 37 * i + 3;
       Tensor x = make_input({n}, t, -1, 1, 900 + i);
-      cpu_in.push_back(cast(x, DType::F64));
+      cpu_in.push_back(cast(x, DType::kF64));
       gpu_in.push_back(x.to(gpu()));
     }
-    DType acc = t == DType::F64 ? DType::F64 : DType::F32;
-    Tensor c = Tensor::empty({150}, DType::F64), g = Tensor::empty({150}, acc, gpu());
+    DType acc = t == DType::kF64 ? DType::kF64 : DType::kF32;
+    Tensor c = Tensor::empty({150}, DType::kF64), g = Tensor::empty({150}, acc, gpu());
     kernels().sum_squares_many.cpu(cpu_in, c);
     kernels().sum_squares_many.cuda(gpu_in, g);
-    expect_close(acc == DType::F64 ? c : cast(c, DType::F32), g, t == DType::F64 ? Tol{1e-10, 0} : Tol{1e-5, 0},
+    expect_close(acc == DType::kF64 ? c : cast(c, DType::kF32), g, t == DType::kF64 ? Tol{1e-10, 0} : Tol{1e-5, 0},
                  label("sum_squares_many", t));
     EXPECT_EQ(g.to_vector<double>()[3], 0.0);
   }
@@ -531,7 +531,7 @@ TEST(CudaOps, ArgMaxPicksTheFirstMaximumAndNanFollowsTheCpu) {
   v[3000] = NAN;   // row 1 starts with NaN: the CPU keeps index 0
   v[4000] = 9.0f;
   Tensor x = Tensor::from_vector(v, {2, 3000});
-  Tensor c = Tensor::empty({2}, DType::I64), g = Tensor::empty({2}, DType::I64, gpu());
+  Tensor c = Tensor::empty({2}, DType::kI64), g = Tensor::empty({2}, DType::kI64, gpu());
   kernels().reduce_rows.cpu(ReduceOp::kArgMax, x, c);
   kernels().reduce_rows.cuda(ReduceOp::kArgMax, x.to(gpu()), g);
   EXPECT_EQ(g.to_vector<int64_t>(), (std::vector<int64_t>{1234, 0}));
@@ -540,7 +540,7 @@ TEST(CudaOps, ArgMaxPicksTheFirstMaximumAndNanFollowsTheCpu) {
 
 TEST(CudaOps, ReductionsThroughThePublicOps) {
   MT_REQUIRE_GPU();
-  Tensor x = make_input({6, 7, 45}, DType::F32, -8, 8, 83, true);
+  Tensor x = make_input({6, 7, 45}, DType::kF32, -8, 8, 83, true);
   Tensor gx = x.to(gpu());
   expect_equal(sum(x, {0, 2}), sum(gx, {0, 2}), "sum over dims 0, 2");
   expect_equal(max(x, 1), max(gx, 1), "max over dim 1");
@@ -564,8 +564,8 @@ TEST(CudaOps, IndexSelectMovesRowsOfEveryDtype) {
       expect_same_bits(c, g, label("index_select " + std::to_string(outer) + "x" + std::to_string(n) + "x" +
                                        std::to_string(inner) + " m=" + std::to_string(m), t));
     }
-  Tensor w = make_input({11, 13}, DType::BF16, -1, 1, 93);
-  Tensor ids = make_input({2, 5}, DType::I32, 0, 11, 94);
+  Tensor w = make_input({11, 13}, DType::kBF16, -1, 1, 93);
+  Tensor ids = make_input({2, 5}, DType::kI32, 0, 11, 94);
   expect_same_bits(index_select(w, 0, ids.reshape({10})), index_select(w.to(gpu()), 0, ids.reshape({10}).to(gpu())),
                    "index_select op with i32 ids");
 }
@@ -588,13 +588,13 @@ TEST(CudaOps, IndexAddAccumulatesDuplicates) {
 
 TEST(CudaOps, IndexAddFloatValuesWithinTolerance) {
   MT_REQUIRE_GPU();
-  Tensor base = make_input({1, 9, 257}, DType::F32, 0.5, 1, 104);
-  Tensor src = make_input({1, 64, 257}, DType::F32, 0.5, 1, 105);
+  Tensor base = make_input({1, 9, 257}, DType::kF32, 0.5, 1, 104);
+  Tensor src = make_input({1, 64, 257}, DType::kF32, 0.5, 1, 105);
   Tensor idx = make_index({64}, 9, 106);
   Tensor c = base.clone(), g = base.to(gpu());
   kernels().index_add.cpu(c, 1, 9, 257, idx, src);
   kernels().index_add.cuda(g, 1, 9, 257, idx.to(gpu()), src.to(gpu()));
-  expect_close(c, g, tol_for(DType::F32), "index_add f32 (order of atomics varies)");
+  expect_close(c, g, tol_for(DType::kF32), "index_add f32 (order of atomics varies)");
 }
 
 TEST(CudaOps, GatherAlongEachDim) {
@@ -610,7 +610,7 @@ TEST(CudaOps, GatherAlongEachDim) {
       kernels().gather.cuda(in.to(gpu()), dim, idx.to(gpu()), g);
       expect_same_bits(c, g, label("gather dim " + std::to_string(dim), t));
     }
-  Tensor x = make_input({5, 1037}, DType::F32, -1, 1, 115);
+  Tensor x = make_input({5, 1037}, DType::kF32, -1, 1, 115);
   Tensor ix = make_index({5, 3}, 1037, 116);
   expect_same_bits(gather(x, 1, ix), gather(x.to(gpu()), 1, ix.to(gpu())), "gather op");
 }
@@ -638,15 +638,15 @@ TEST(CudaOps, TopKOrdersTiesByIndex) {
              {37, 129, 1}, {37, 129, 2}, {37, 129, 8}, {3, 1037, 5}, {5, 1, 1}, {4, 8, 8}, {0, 6, 2}}) {
       // Whole numbers in a small range: many ties.
       Tensor x = make_input({m, n}, t, -4, 4, 131, true);
-      Tensor cv = Tensor::empty({m, k}, t), ci = Tensor::empty({m, k}, DType::I64);
-      Tensor gv = Tensor::empty({m, k}, t, gpu()), gi = Tensor::empty({m, k}, DType::I64, gpu());
+      Tensor cv = Tensor::empty({m, k}, t), ci = Tensor::empty({m, k}, DType::kI64);
+      Tensor gv = Tensor::empty({m, k}, t, gpu()), gi = Tensor::empty({m, k}, DType::kI64, gpu());
       kernels().topk.cpu(x, k, cv, ci);
       kernels().topk.cuda(x.to(gpu()), k, gv, gi);
       std::string what = label("topk (" + std::to_string(m) + ", " + std::to_string(n) + ") k=" + std::to_string(k), t);
       expect_same_bits(cv, gv, what + " values");
       expect_equal(ci, gi, what + " indices");
     }
-  Tensor x = make_input({3, 10, 6}, DType::F32, -1, 1, 132);
+  Tensor x = make_input({3, 10, 6}, DType::kF32, -1, 1, 132);
   auto [cv, ci] = topk(x, 3, 1);
   auto [gv, gi] = topk(x.to(gpu()), 3, 1);
   expect_same_bits(cv, gv, "topk op values");
@@ -664,9 +664,9 @@ TEST(CudaOps, CumsumPerRow) {
       kernels().cumsum.cuda(x.to(gpu()), g);
       expect_equal(c, g, label("cumsum (" + std::to_string(m) + ", " + std::to_string(n) + ")", t));
     }
-  Tensor x = make_input({6, 1000}, DType::F32, -1, 1, 142);
+  Tensor x = make_input({6, 1000}, DType::kF32, -1, 1, 142);
   expect_close(cumsum(x, 1), cumsum(x.to(gpu()), 1), {1e-5, 1e-5}, "cumsum f32 fractions");
-  Tensor y = make_input({40, 3}, DType::I64, -100, 100, 143);
+  Tensor y = make_input({40, 3}, DType::kI64, -100, 100, 143);
   expect_equal(cumsum(y, 0), cumsum(y.to(gpu()), 0), "cumsum op along dim 0");
 }
 

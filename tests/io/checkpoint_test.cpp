@@ -51,7 +51,7 @@ std::string error_of(Fn&& fn) {
 // Random bytes valid for `dtype` (bool: 0 or 1; other types: any bit pattern, NaN payloads included).
 std::vector<unsigned char> random_bytes(DType dtype, int64_t numel, std::mt19937& rng) {
   std::vector<unsigned char> b(static_cast<size_t>(numel) * mt::dtype_size(dtype));
-  for (auto& x : b) x = static_cast<unsigned char>(dtype == DType::Bool ? rng() & 1u : rng());
+  for (auto& x : b) x = static_cast<unsigned char>(dtype == DType::kBool ? rng() & 1u : rng());
   return b;
 }
 
@@ -61,17 +61,17 @@ int64_t numel_of(const std::vector<int64_t>& shape) {
   return n;
 }
 
-const std::vector<DType> kAllDTypes = {DType::F32, DType::F64, DType::BF16, DType::F16,
-                                       DType::I32, DType::I64, DType::Bool};
+const std::vector<DType> kAllDTypes = {DType::kF32, DType::kF64, DType::kBF16, DType::kF16,
+                                       DType::kI32, DType::kI64, DType::kBool};
 
 // A small committed checkpoint: two tensors and some metadata.
 void write_small(const fs::path& p, float first = 1.0f) {
   mt::CheckpointWriter w(p);
   std::vector<float> w0(64);
   for (size_t i = 0; i < w0.size(); ++i) w0[i] = first + static_cast<float>(i);
-  w.write("blocks.0.attn.w_qkv", DType::F32, {8, 8}, w0.data());
+  w.write("blocks.0.attn.w_qkv", DType::kF32, {8, 8}, w0.data());
   std::vector<int64_t> pos = {3, 1, 4};
-  w.write("loader.position", DType::I64, {3}, pos.data());
+  w.write("loader.position", DType::kI64, {3}, pos.data());
   w.write_int("step", 1200);
   w.write_string("recipe", "model:\n  layers: 2\n");
   w.commit();
@@ -79,7 +79,7 @@ void write_small(const fs::path& p, float first = 1.0f) {
 
 std::vector<float> read_w0(const mt::CheckpointReader& r) {
   std::vector<float> out(64);
-  r.read("blocks.0.attn.w_qkv", DType::F32, {8, 8}, out.data());
+  r.read("blocks.0.attn.w_qkv", DType::kF32, {8, 8}, out.data());
   return out;
 }
 
@@ -148,15 +148,15 @@ TEST(Checkpoint, HalfTypesKeepTheirBitsAndDTypeAttribute) {
   std::vector<mt::f16> h = {mt::f16(-2.25f), mt::f16(6.0e-8f), mt::f16(65504.0f)};
   {
     mt::CheckpointWriter w(p);
-    w.write("b", DType::BF16, {3}, b.data());
-    w.write("h", DType::F16, {3}, h.data());
+    w.write("b", DType::kBF16, {3}, b.data());
+    w.write("h", DType::kF16, {3}, h.data());
     w.commit();
   }
   mt::CheckpointReader r(p);
   std::vector<mt::bf16> b2(3);
   std::vector<mt::f16> h2(3);
-  r.read("b", DType::BF16, {3}, b2.data());
-  r.read("h", DType::F16, {3}, h2.data());
+  r.read("b", DType::kBF16, {3}, b2.data());
+  r.read("h", DType::kF16, {3}, h2.data());
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(b2[i].bits, b[i].bits);
     EXPECT_EQ(h2[i].bits, h[i].bits);
@@ -171,7 +171,7 @@ TEST(Checkpoint, HalfTypesAreStoredAsRawU16WithDTypeAttribute) {
   std::vector<mt::bf16> b = {mt::bf16(1.5f)};
   {
     mt::CheckpointWriter w(p);
-    w.write("b", DType::BF16, {1}, b.data());
+    w.write("b", DType::kBF16, {1}, b.data());
     w.commit();
   }
   // Raw HDF5 view: 16-bit unsigned storage plus our dtype name, as Note [Checkpoint format] says.
@@ -238,17 +238,17 @@ TEST(Checkpoint, ReadWithWrongShapeOrDTypeNamesTensorAndBoth) {
   std::vector<mt::bf16> w(12);
   {
     mt::CheckpointWriter wr(p);
-    wr.write("blocks.3.moe.experts.w1", DType::BF16, {4, 3}, w.data());
+    wr.write("blocks.3.moe.experts.w1", DType::kBF16, {4, 3}, w.data());
     wr.commit();
   }
   mt::CheckpointReader r(p);
   std::vector<mt::bf16> out(12);
-  std::string shape = error_of([&] { r.read("blocks.3.moe.experts.w1", DType::BF16, {3, 4}, out.data()); });
+  std::string shape = error_of([&] { r.read("blocks.3.moe.experts.w1", DType::kBF16, {3, 4}, out.data()); });
   EXPECT_NE(shape.find("'blocks.3.moe.experts.w1'"), std::string::npos) << shape;
   EXPECT_NE(shape.find("[4, 3]"), std::string::npos) << shape;
   EXPECT_NE(shape.find("[3, 4]"), std::string::npos) << shape;
   std::vector<float> outf(12);
-  std::string dtype = error_of([&] { r.read("blocks.3.moe.experts.w1", DType::F32, {4, 3}, outf.data()); });
+  std::string dtype = error_of([&] { r.read("blocks.3.moe.experts.w1", DType::kF32, {4, 3}, outf.data()); });
   EXPECT_NE(dtype.find("'blocks.3.moe.experts.w1'"), std::string::npos) << dtype;
   EXPECT_NE(dtype.find("bf16"), std::string::npos) << dtype;
   EXPECT_NE(dtype.find("f32"), std::string::npos) << dtype;
@@ -261,13 +261,13 @@ TEST(Checkpoint, WriterRefusesBadNamesDuplicatesAndUseAfterCommit) {
   mt::CheckpointWriter w(dir / "x.h5");
   float v = 1;
   for (const char* bad : {"", ".", "a..b", "a/b", ".a", "a.", "a b"}) {
-    std::string msg = error_of([&] { w.write(bad, DType::F32, {}, &v); });
+    std::string msg = error_of([&] { w.write(bad, DType::kF32, {}, &v); });
     EXPECT_NE(msg.find(std::string("'") + bad + "'"), std::string::npos) << msg;
   }
-  w.write("a.b", DType::F32, {}, &v);
-  std::string dup = error_of([&] { w.write("a.b", DType::F32, {}, &v); });
+  w.write("a.b", DType::kF32, {}, &v);
+  std::string dup = error_of([&] { w.write("a.b", DType::kF32, {}, &v); });
   EXPECT_NE(dup.find("'a.b' written twice"), std::string::npos) << dup;
-  EXPECT_NE(error_of([&] { w.write("c", DType::F32, {-1}, &v); }).find("[-1]"), std::string::npos);
+  EXPECT_NE(error_of([&] { w.write("c", DType::kF32, {-1}, &v); }).find("[-1]"), std::string::npos);
   EXPECT_NE(error_of([&] { w.write_string("s", std::string("a\0b", 3)); }).find("NUL"), std::string::npos);
   w.commit();
   EXPECT_NE(error_of([&] { w.write_int("late", 1); }).find("after commit"), std::string::npos);
@@ -283,7 +283,7 @@ TEST(Checkpoint, UncommittedWriterLeavesNoFileAndKeepsTheGoodOne) {
   {
     mt::CheckpointWriter w(good);
     std::vector<float> other(64, 9.0f);
-    w.write("blocks.0.attn.w_qkv", DType::F32, {8, 8}, other.data());
+    w.write("blocks.0.attn.w_qkv", DType::kF32, {8, 8}, other.data());
     EXPECT_TRUE(fs::exists(dir / "step_00000010.h5.tmp"));  // the write goes to the temp file
   }
   EXPECT_FALSE(fs::exists(dir / "step_00000010.h5.tmp"));
@@ -400,10 +400,10 @@ TEST(Checkpoint, FileFromAnotherWriterFollowingTheNoteIsRead) {
   mt::CheckpointReader r(p);
   EXPECT_EQ(r.names(), (std::vector<std::string>{"y.a", "z.b"}));
   std::vector<int32_t> b2(3);
-  r.read("z.b", DType::I32, {3}, b2.data());
+  r.read("z.b", DType::kI32, {3}, b2.data());
   EXPECT_EQ(b2, b);
   double a2 = 0;
-  r.read("y.a", DType::F64, {}, &a2);
+  r.read("y.a", DType::kF64, {}, &a2);
   EXPECT_EQ(a2, 2.5);
 }
 
@@ -464,7 +464,7 @@ TEST(Checkpoint, NoSingleByteFlipAnywhereYieldsWrongData) {
       ASSERT_EQ(r.read_int("step"), 1200) << "byte " << i;
       ASSERT_EQ(r.read_string("recipe"), "model:\n  layers: 2\n") << "byte " << i;
       std::vector<int64_t> pos(3);
-      r.read("loader.position", DType::I64, {3}, pos.data());
+      r.read("loader.position", DType::kI64, {3}, pos.data());
       ASSERT_EQ(pos, (std::vector<int64_t>{3, 1, 4})) << "byte " << i;
       ASSERT_EQ(r.names().size(), 2u) << "byte " << i;
       ASSERT_EQ(r.meta_keys().size(), 2u) << "byte " << i;

@@ -102,11 +102,11 @@ TEST_P(GoldenRouting, MatchesDeepSpeedsDefaultGating) {
   o.min_capacity = static_cast<int64_t>(f.scalar(g + "config/min_capacity"));
   o.sequence_length = static_cast<int64_t>(f.scalar(g + "config/sequence_length"));
   RoutingNoise noise;  // (S, E) in the sequence-major order of the routing
-  noise.gumbel = f.tensor(g + "gumbel").to(DType::F64);
+  noise.gumbel = f.tensor(g + "gumbel").to(DType::kF64);
   noise.uniform = f.tensor(g + "uniform");
   o.noise = &noise;
 
-  Tensor logits = f.tensor(g + "logits").to(DType::F64);  // (S, E) batch-major, f32 values
+  Tensor logits = f.tensor(g + "logits").to(DType::kF64);  // (S, E) batch-major, f32 values
   logits.set_requires_grad(true);
   Generator gen(0);
   RoutingResult r = route(logits, o, gen);
@@ -117,7 +117,7 @@ TEST_P(GoldenRouting, MatchesDeepSpeedsDefaultGating) {
   expect_close(r.table.weight, f.read(g + "weight"), "weight");
   EXPECT_NEAR(r.aux_loss.item(), f.scalar(g + "aux_loss"), kTolerance);
   EXPECT_NEAR(r.z_loss.item(), f.scalar(g + "z_loss"), kTolerance * std::max(1.0, f.scalar(g + "z_loss")));
-  Tensor loss = add(add(sum(mul(r.table.weight, f.tensor(g + "dweight").to(DType::F64))),
+  Tensor loss = add(add(sum(mul(r.table.weight, f.tensor(g + "dweight").to(DType::kF64))),
                         mul(r.aux_loss, f.scalar(g + "config/aux_coef"))),
                     mul(r.z_loss, f.scalar(g + "config/z_coef")));
   loss.backward();

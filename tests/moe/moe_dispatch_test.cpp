@@ -26,19 +26,19 @@ RoutingTable hand_table(DType dtype) {
 }  // namespace
 
 TEST(Dispatch, BufferMapNamesTheChoiceInEachRow) {
-  RoutingTable t = hand_table(DType::F32);
+  RoutingTable t = hand_table(DType::kF32);
   // Choices are token * 2 + j: expert 0 holds t0's first and t2's first; expert 1 t0's second and t1's first.
   EXPECT_EQ(t.buffer_choice.to_vector<int64_t>(), (std::vector<int64_t>{0, 4, -1, 1, 2, -1}));
 }
 
 TEST(Dispatch, ATableWithoutItsBufferMapIsRefused) {
-  RoutingTable t = hand_table(DType::F32);
+  RoutingTable t = hand_table(DType::kF32);
   t.buffer_choice = Tensor();
   EXPECT_THROW(dispatch_tokens(zeros({3, 2}), t), Error);
 }
 
 TEST(Dispatch, BufferHoldsKeptTokensAndZerosElsewhere) {
-  RoutingTable t = hand_table(DType::F32);
+  RoutingTable t = hand_table(DType::kF32);
   Tensor x = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {3, 2});
   Tensor buffer = dispatch_tokens(x, t);
   EXPECT_EQ(buffer.shape(), (Shape{2, 3, 2}));
@@ -47,7 +47,7 @@ TEST(Dispatch, BufferHoldsKeptTokensAndZerosElsewhere) {
 }
 
 TEST(Dispatch, CombineWeighsExpertOutputsAndSkipsDroppedChoices) {
-  RoutingTable t = hand_table(DType::F32);
+  RoutingTable t = hand_table(DType::kF32);
   Tensor y = Tensor::from_vector<float>({10, 11, 20, 21, 30, 31, 40, 41, 50, 51, 60, 61}, {2, 3, 2});
   Tensor out = combine_tokens(y, t);
   // t0: 0.75 * y[0,0] + 0.25 * y[1,0]; t1: 1 * y[1,1]; t2: 1 * y[0,1].
@@ -55,13 +55,13 @@ TEST(Dispatch, CombineWeighsExpertOutputsAndSkipsDroppedChoices) {
 }
 
 TEST(Dispatch, CombineCastsTheWeightsToTheActivationDtype) {
-  RoutingTable t = hand_table(DType::F32);
-  Tensor y = ones({2, 3, 2}, {DType::F64});
-  EXPECT_EQ(combine_tokens(y, t).dtype(), DType::F64);
+  RoutingTable t = hand_table(DType::kF32);
+  Tensor y = ones({2, 3, 2}, {DType::kF64});
+  EXPECT_EQ(combine_tokens(y, t).dtype(), DType::kF64);
 }
 
 TEST(Dispatch, GradientsReachTokensExpertOutputsAndWeights) {
-  RoutingTable t = hand_table(DType::F64);
+  RoutingTable t = hand_table(DType::kF64);
   Tensor x = Tensor::from_vector<double>({0.3, -1.2, 0.7, 2.0, -0.5, 0.1}, {3, 2});
   Tensor y = Tensor::from_vector<double>({1, -2, 3, 0.5, -1, 2, 0.1, 0.2, -0.3, 1.5, 2.5, -0.7}, {2, 3, 2});
   Tensor w = t.weight.clone();

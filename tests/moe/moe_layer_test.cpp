@@ -37,7 +37,7 @@ void set_gate(MoELayer& layer, const std::vector<double>& values) {
 // Smallest gap, over tokens, between consecutive sorted logits among the top k + 1.
 double routing_margin(const Tensor& x, const Tensor& gate_weight, int64_t k) {
   NoGradGuard ng;
-  Tensor logits = matmul(x.reshape({-1, x.size(-1)}).to(DType::F64), gate_weight.to(DType::F64).transpose(0, 1));
+  Tensor logits = matmul(x.reshape({-1, x.size(-1)}).to(DType::kF64), gate_weight.to(DType::kF64).transpose(0, 1));
   int64_t e = logits.size(1);
   std::vector<double> l = logits.to_vector<double>();
   double margin = 1e300;
@@ -58,7 +58,7 @@ TEST(MoELayer, ParameterNamesAreStable) {
   for (const NamedParameter& p : layer.named_parameters()) names.push_back(p.name);
   EXPECT_EQ(names, (std::vector<std::string>{"gate.weight", "experts.w1", "experts.b1", "experts.w2", "experts.b2"}));
   EXPECT_EQ(layer.gate().weight().shape(), (Shape{3, 4}));
-  EXPECT_EQ(layer.gate().weight().dtype(), DType::F32);
+  EXPECT_EQ(layer.gate().weight().dtype(), DType::kF32);
   EXPECT_EQ(layer.mlp(), nullptr);
 
   MoEConfig c = small_config();
@@ -210,7 +210,7 @@ TEST_P(MoELayerGradcheck, WholeLayerInF64) {
   c.capacity_factor = 0.75;  // some tokens are dropped
   Generator gen(GetParam().seed);
   MoELayer layer(c, gen);
-  layer.to(DType::F64);
+  layer.to(DType::kF64);
   {
     NoGradGuard ng;
     normal_(layer.gate().weight(), 0.0, 1.0, gen);  // logits of order 1: clear margins
@@ -219,7 +219,7 @@ TEST_P(MoELayerGradcheck, WholeLayerInF64) {
     normal_(layer.experts().b1(), 0.0, 0.5, gen);
     normal_(layer.experts().b2(), 0.0, 0.5, gen);
   }
-  Tensor x = uniform({2, 3, 4}, -1, 1, gen, {DType::F64});
+  Tensor x = uniform({2, 3, 4}, -1, 1, gen, {DType::kF64});
   ASSERT_GT(routing_margin(x, layer.gate().weight(), k), 1e-3) << "pick inputs with clear routing margins";
   x.set_requires_grad(true);
 

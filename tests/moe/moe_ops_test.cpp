@@ -18,7 +18,7 @@ using I64s = std::vector<int64_t>;
 // Four tokens over three experts, two choices each.
 const std::vector<double> kLogits = {3, 2, 0, 2, 3, 0, 3, 0, 2, 3, 2, 1};
 
-Tensor logits_tensor(DType dtype = DType::F32) { return Tensor::from_vector<double>(kLogits, {4, 3}).to(dtype); }
+Tensor logits_tensor(DType dtype = DType::kF32) { return Tensor::from_vector<double>(kLogits, {4, 3}).to(dtype); }
 
 double logsumexp_row(int s) {
   double sum = 0;
@@ -37,7 +37,7 @@ void expect_near_all(const Tensor& got, const std::vector<double>& want, double 
 }  // namespace
 
 TEST(MoeRoute, EveryOutputOfATop2RoutingByHand) {
-  MoeRouting r = moe_route(logits_tensor(DType::F64), Tensor(), 2, 3);
+  MoeRouting r = moe_route(logits_tensor(DType::kF64), Tensor(), 2, 3);
   EXPECT_EQ(r.expert.to_vector<int64_t>(), (I64s{0, 1, 1, 0, 0, 2, 0, 1}));
   // Expert 0 is full with the first choices of t0, t2, t3, so t1's second choice is dropped.
   EXPECT_EQ(r.slot.to_vector<int64_t>(), (I64s{0, 1, 0, -1, 1, 0, 2, 2}));
@@ -62,18 +62,18 @@ TEST(MoeRoute, EveryOutputOfATop2RoutingByHand) {
 
 TEST(MoeRoute, NoiseMovesOnlyTheNoisyChoices) {
   // Noise that favours expert 2 strongly.
-  Tensor noise = Tensor::from_vector<double>({0, 0, 10, 0, 0, 10, 0, 0, 10, 0, 0, 10}, {4, 3}).to(DType::F32);
+  Tensor noise = Tensor::from_vector<double>({0, 0, 10, 0, 0, 10, 0, 0, 10, 0, 0, 10}, {4, 3}).to(DType::kF32);
   // Top-1: the choice itself is noisy.
   EXPECT_EQ(moe_route(logits_tensor(), noise, 1, 4).expert.to_vector<int64_t>(), (I64s{2, 2, 2, 2}));
   // Top-2: the first choice is the clean argmax, the second the noisy argmax of the rest.
   EXPECT_EQ(moe_route(logits_tensor(), noise, 2, 4).expert.to_vector<int64_t>(), (I64s{0, 2, 1, 2, 0, 2, 0, 2}));
   // Weights stay the clean gate probabilities.
-  Tensor w = moe_route(logits_tensor(DType::F64), noise.to(DType::F64), 1, 4).weight;
+  Tensor w = moe_route(logits_tensor(DType::kF64), noise.to(DType::kF64), 1, 4).weight;
   expect_near_all(w, {prob(0, 2), prob(1, 2), prob(2, 2), prob(3, 2)}, 1e-12, "noisy top-1 weight");
 }
 
 TEST(MoeRoute, RefusesBadInputs) {
-  EXPECT_THROW(moe_route(logits_tensor(DType::BF16), Tensor(), 1, 4), Error);
+  EXPECT_THROW(moe_route(logits_tensor(DType::kBF16), Tensor(), 1, 4), Error);
   EXPECT_THROW(moe_route(logits_tensor(), Tensor(), 4, 4), Error);  // top_k > experts
   EXPECT_THROW(moe_route(logits_tensor(), zeros({4, 2}), 1, 4), Error);
   EXPECT_THROW(moe_route(logits_tensor(), Tensor(), 1, -1), Error);
@@ -84,9 +84,9 @@ TEST(MoeRows, RefuseMismatchedShapesAndWeights) {
   MoeRowMap map{r.expert, r.slot, moe_buffer_map(r.expert, r.slot, 3, 3), 3};
   EXPECT_THROW(moe_permute(zeros({5, 2}), map), Error);                     // 4 tokens expected
   EXPECT_THROW(moe_unpermute(zeros({8, 2}), map, zeros({4, 2})), Error);    // 9 buffer rows expected
-  EXPECT_THROW(moe_unpermute(zeros({9, 2}), map, zeros({4, 2}, {DType::F64})), Error);  // f32 weights for f32
-  EXPECT_THROW(moe_unpermute(zeros({9, 2}, {DType::BF16}), map, zeros({4, 2}, {DType::BF16})), Error);
-  EXPECT_EQ(moe_unpermute(zeros({9, 2}, {DType::BF16}), map, zeros({4, 2})).dtype(), DType::BF16);
+  EXPECT_THROW(moe_unpermute(zeros({9, 2}), map, zeros({4, 2}, {DType::kF64})), Error);  // f32 weights for f32
+  EXPECT_THROW(moe_unpermute(zeros({9, 2}, {DType::kBF16}), map, zeros({4, 2}, {DType::kBF16})), Error);
+  EXPECT_EQ(moe_unpermute(zeros({9, 2}, {DType::kBF16}), map, zeros({4, 2})).dtype(), DType::kBF16);
 }
 
 TEST(Route, GivesTheSameValuesWithAndWithoutAutograd) {

@@ -14,7 +14,7 @@ namespace {
 
 using I64s = std::vector<int64_t>;
 
-Tensor logits_of(const std::vector<std::vector<double>>& rows, DType dtype = DType::F32) {
+Tensor logits_of(const std::vector<std::vector<double>>& rows, DType dtype = DType::kF32) {
   std::vector<double> flat;
   for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
   return Tensor::from_vector<double>(flat, {static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())})
@@ -230,7 +230,7 @@ TEST(Route, GumbelNoiseIsDeterministicForAGenerator) {
 
   // The choice is argmax(logits + G) with G = -log(-log(U)), U drawn in f64.
   Generator replay(5);
-  std::vector<double> u = uniform({4, 3}, 1e-20, 1.0, replay, {DType::F64}).to_vector<double>();
+  std::vector<double> u = uniform({4, 3}, 1e-20, 1.0, replay, {DType::kF64}).to_vector<double>();
   I64s expected;
   for (int s = 0; s < 4; ++s) {
     int best = 0;
@@ -324,7 +324,7 @@ TEST(Route, WeightsAndAuxLossAreDifferentiable) {
   // Clear margins between the top choices, so finite differences do not change the routing.
   Tensor logits = logits_of({{1.5, 0.2, -0.4, 0.9}, {0.1, 1.2, 0.6, -0.5}, {-0.3, 0.4, 1.7, 0.8},
                              {0.9, -0.6, 0.0, 1.8}, {1.4, 0.5, 0.3, -0.2}},
-                            DType::F64);
+                            DType::kF64);
   logits.set_requires_grad(true);
   for (int64_t k : {1, 2}) {
     auto fn = [k](const std::vector<Tensor>& in) {

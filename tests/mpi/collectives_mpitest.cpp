@@ -17,7 +17,7 @@ TEST(Collectives, AllReduceSumsAndAverages) {
   Tensor t = full({5}, r + 1.0);
   w.all_reduce(t, ReduceKind::kSum);
   for (float v : t.to_vector<float>()) EXPECT_EQ(v, n * (n + 1) / 2.0f);
-  Tensor a = full({3}, static_cast<double>(r), {DType::F64});
+  Tensor a = full({3}, static_cast<double>(r), {DType::kF64});
   w.all_reduce(a, ReduceKind::kAvg);
   EXPECT_DOUBLE_EQ(a.to_vector<double>()[0], (n - 1) / 2.0);
   EXPECT_EQ(w.all_reduce(static_cast<double>(r), ReduceKind::kMax), n - 1);
@@ -29,10 +29,10 @@ TEST(Collectives, AllReduceSumsAndAverages) {
 TEST(Collectives, AllReduceSumsBf16) {
   Communicator w = Communicator::world();
   int n = w.size(), r = w.rank();
-  Tensor t = full({70}, r + 1.0, {DType::BF16});
+  Tensor t = full({70}, r + 1.0, {DType::kBF16});
   w.all_reduce(t, ReduceKind::kSum);
   for (float v : t.to_vector<float>()) EXPECT_EQ(v, n * (n + 1) / 2.0f);
-  Tensor small = full({3}, r == 0 ? 1.0 : std::ldexp(1.0, -8) / n, {DType::BF16});
+  Tensor small = full({3}, r == 0 ? 1.0 : std::ldexp(1.0, -8) / n, {DType::kBF16});
   w.all_reduce(small, ReduceKind::kSum);
   EXPECT_EQ(small.to_vector<float>()[0], 1.0f);
   EXPECT_THROW(w.all_reduce(t, ReduceKind::kMax), Error);
@@ -41,7 +41,7 @@ TEST(Collectives, AllReduceSumsBf16) {
 TEST(Collectives, BroadcastGatherScatterAllToAll) {
   Communicator w = Communicator::world();
   int n = w.size(), r = w.rank();
-  Tensor b = full({4}, static_cast<double>(r), {DType::I64});
+  Tensor b = full({4}, static_cast<double>(r), {DType::kI64});
   w.broadcast(b, n - 1);
   EXPECT_EQ(b.to_vector<int64_t>()[3], n - 1);
 
@@ -85,8 +85,8 @@ TEST(Collectives, ReduceScatterStartUnequalChunks) {
   ASSERT_EQ(static_cast<int64_t>(got.size()), counts[r]);
   for (int64_t j = 0; j < counts[r]; ++j) EXPECT_EQ(got[j], 1000.0f * n * (n - 1) / 2 + n * (offset + j)) << j;
 
-  Tensor small = cast(add(arange(0, total), static_cast<double>(r)), DType::BF16);  // sums <= 4 * 10: exact in bf16
-  Tensor small_out = zeros({counts[r]}, {DType::BF16});
+  Tensor small = cast(add(arange(0, total), static_cast<double>(r)), DType::kBF16);  // sums <= 4 * 10: exact in bf16
+  Tensor small_out = zeros({counts[r]}, {DType::kBF16});
   w.reduce_scatter_start(small, small_out, counts, ReduceKind::kSum).wait();
   std::vector<float> s = small_out.to_vector<float>();
   for (int64_t j = 0; j < counts[r]; ++j) EXPECT_EQ(s[j], n * (offset + j) + n * (n - 1) / 2.0f) << j;

@@ -16,7 +16,7 @@ using namespace mt;
 namespace {
 
 Tensor rank_values(const Shape& s, int rank, double scale) {
-  return mul(add(arange(0, s.numel(), 1, {DType::F64}), 100.0 * rank), scale).view(s);
+  return mul(add(arange(0, s.numel(), 1, {DType::kF64}), 100.0 * rank), scale).view(s);
 }
 
 void expect_equal(const Tensor& got, const Tensor& want, const std::string& what) {
@@ -74,8 +74,8 @@ TEST(ExpertParallel, SplitLayerMatchesTheUnsplitLayer) {
     ASSERT_NE(g, nullptr);
     Generator init_a(7), init_b(7), gen_a(9), gen_b(9);
     MoELayer whole(c, init_a), split(c, init_b, g);
-    whole.to(DType::F64);
-    split.to(DType::F64);
+    whole.to(DType::kF64);
+    split.to(DType::kF64);
     ASSERT_EQ(split.experts().experts(), 2);
     Tensor xa = rank_values({3, 5, 4}, r, 0.013), xb = xa.clone();  // different tokens on every rank
     xa.set_requires_grad(true);
@@ -124,7 +124,7 @@ TEST(ExpertParallel, HierarchicalAllToAllEqualsTheFlatOneBitForBit) {
   if (n % 2 != 0) GTEST_SKIP() << "needs an even number of ranks";
   // Nodes of 2 ranks: on 4 ranks both phases move data (2 nodes of 2); on 2 ranks, one node.
   Communicator intra = w.split(r / 2, r), inter = w.split(r % 2, r);
-  auto values = [](int rank) { return cast(tanh(rank_values({6 * 4, 5}, rank, 0.37)), DType::F32); };
+  auto values = [](int rank) { return cast(tanh(rank_values({6 * 4, 5}, rank, 0.37)), DType::kF32); };
   Tensor xa = values(r).narrow(0, 0, 3 * n).contiguous(), xb = xa.clone();
   xa.set_requires_grad(true);
   xb.set_requires_grad(true);
@@ -133,7 +133,7 @@ TEST(ExpertParallel, HierarchicalAllToAllEqualsTheFlatOneBitForBit) {
   // Chunk i (3 rows) came from rank i, where it was chunk r.
   for (int i = 0; i < n; ++i)
     expect_equal(two_phase.narrow(0, 3 * i, 3), values(i).narrow(0, 3 * r, 3), "chunk from rank " + std::to_string(i));
-  Tensor c = cast(rank_values({3 * n, 5}, r, 0.011), DType::F32);
+  Tensor c = cast(rank_values({3 * n, 5}, r, 0.011), DType::kF32);
   sum(mul(flat, c)).backward();
   sum(mul(two_phase, c)).backward();
   expect_equal(xb.grad(), xa.grad(), "gradient");
@@ -159,10 +159,10 @@ TEST(ExpertParallel, HierarchicalDispatcherGivesTheFlatLayersResults) {
     ASSERT_TRUE(node_groups.groups_for(e)->intra_node);
     Generator init_a(7), init_b(7), gen_a(9), gen_b(9);
     MoELayer flat(c, init_a, flat_groups.groups_for(e)), two_phase(c, init_b, node_groups.groups_for(e));
-    Tensor xa = cast(tanh(rank_values({3, 5, 4}, r, 0.013)), DType::F32), xb = xa.clone();
+    Tensor xa = cast(tanh(rank_values({3, 5, 4}, r, 0.013)), DType::kF32), xb = xa.clone();
     xa.set_requires_grad(true);
     xb.set_requires_grad(true);
-    Tensor wa = cast(tanh(rank_values({3, 5, 4}, r, 0.7)), DType::F32);
+    Tensor wa = cast(tanh(rank_values({3, 5, 4}, r, 0.7)), DType::kF32);
     Tensor ya = flat.forward(xa, gen_a), yb = two_phase.forward(xb, gen_b);
     expect_equal(yb, ya, "output");
     add(sum(mul(ya, wa)), flat.weighted_loss()).backward();

@@ -29,9 +29,9 @@ Tensor param_with_grad(const Shape& shape, DType dtype, int rank, double scale) 
 TEST(GradientBuckets, AverageEqualsOneAllReducePerGradient) {
   Communicator w = Communicator::world();
   int r = w.rank();
-  std::vector<Tensor> params = {param_with_grad({3, 4}, DType::F32, r, 1.0), param_with_grad({5}, DType::F64, r, 0.5),
-                                param_with_grad({2, 2, 2}, DType::F32, r, 2.0), param_with_grad({40}, DType::F32, r, 1.0),
-                                param_with_grad({7}, DType::F64, r, 3.0)};
+  std::vector<Tensor> params = {param_with_grad({3, 4}, DType::kF32, r, 1.0), param_with_grad({5}, DType::kF64, r, 0.5),
+                                param_with_grad({2, 2, 2}, DType::kF32, r, 2.0), param_with_grad({40}, DType::kF32, r, 1.0),
+                                param_with_grad({7}, DType::kF64, r, 3.0)};
   Tensor no_grad = zeros({4});
   no_grad.set_requires_grad(true);
   params.insert(params.begin() + 2, no_grad);
@@ -67,9 +67,9 @@ TEST(GradientBuckets, MainGradientsOfBf16ParametersReduceInF32OrBf16) {
   Communicator w = Communicator::world();
   const int r = w.rank(), ranks = w.size();
   auto grads = [&](double offset) {  // grad[i] = (rank + 1) * (i + 1) * 0.1 + offset, f32
-    return add(mul(add(arange(0, 64, 1, {DType::F32}), 1.0), (r + 1) * 0.1), offset);
+    return add(mul(add(arange(0, 64, 1, {DType::kF32}), 1.0), (r + 1) * 0.1), offset);
   };
-  Tensor half = zeros({64}, {DType::BF16}), full = zeros({64});
+  Tensor half = zeros({64}, {DType::kBF16}), full = zeros({64});
   half.set_requires_grad(true);
   full.set_requires_grad(true);
   Tensor exact_half = grads(1.0 / 3), exact_full = grads(1.0 / 7);
@@ -79,14 +79,14 @@ TEST(GradientBuckets, MainGradientsOfBf16ParametersReduceInF32OrBf16) {
 
   half.set_grad(grads(1.0 / 3));
   full.set_grad(grads(1.0 / 7));
-  EXPECT_EQ(all_reduce_gradients({half, full}, w, kDefaultBucketBytes, 0, DType::F32), 1);  // one f32 bucket
+  EXPECT_EQ(all_reduce_gradients({half, full}, w, kDefaultBucketBytes, 0, DType::kF32), 1);  // one f32 bucket
   EXPECT_EQ(half.grad().to_vector<double>(), want_half);
   EXPECT_EQ(full.grad().to_vector<double>(), want_full);
 
   half.set_grad(grads(1.0 / 3));
   full.set_grad(grads(1.0 / 7));
-  EXPECT_EQ(all_reduce_gradients({half, full}, w, kDefaultBucketBytes, 0, DType::BF16), 2);  // f32, then bf16
-  ASSERT_EQ(half.grad().dtype(), DType::F32);
+  EXPECT_EQ(all_reduce_gradients({half, full}, w, kDefaultBucketBytes, 0, DType::kBF16), 2);  // f32, then bf16
+  ASSERT_EQ(half.grad().dtype(), DType::kF32);
   EXPECT_EQ(full.grad().to_vector<double>(), want_full);
   std::vector<double> got = half.grad().to_vector<double>();
   int rounded = 0;
@@ -96,5 +96,5 @@ TEST(GradientBuckets, MainGradientsOfBf16ParametersReduceInF32OrBf16) {
   }
   EXPECT_GT(rounded, 0) << "the bf16 reduce should round some sums";
 
-  EXPECT_THROW(all_reduce_gradients({half}, w, kDefaultBucketBytes, 0, DType::F16), Error);
+  EXPECT_THROW(all_reduce_gradients({half}, w, kDefaultBucketBytes, 0, DType::kF16), Error);
 }

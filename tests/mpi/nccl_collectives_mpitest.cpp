@@ -34,35 +34,35 @@ TEST(NcclCollectives, MatchTheMpiValuesOnCudaTensors) {
   MT_SKIP_WITHOUT_OWN_GPU(w, dev);
   int n = w.size(), r = w.rank();
 
-  Tensor s = full({1000}, r + 1.0, {DType::F32, *dev});
+  Tensor s = full({1000}, r + 1.0, {DType::kF32, *dev});
   w.all_reduce(s, ReduceKind::kSum);
   EXPECT_EQ(s.device(), *dev);
   for (float v : s.to(Device::cpu()).to_vector<float>()) ASSERT_EQ(v, n * (n + 1) / 2.0f);
-  Tensor a = full({7}, 2.0 * r, {DType::BF16, *dev});
+  Tensor a = full({7}, 2.0 * r, {DType::kBF16, *dev});
   w.all_reduce(a, ReduceKind::kAvg);
   EXPECT_EQ(a.to(Device::cpu()).to_vector<float>()[6], static_cast<float>(n - 1));
-  Tensor m = full({3}, static_cast<double>(r), {DType::F64, *dev});
+  Tensor m = full({3}, static_cast<double>(r), {DType::kF64, *dev});
   w.all_reduce(m, ReduceKind::kMax);
   EXPECT_EQ(m.to(Device::cpu()).to_vector<double>()[0], n - 1);
 
-  Tensor b = full({4}, static_cast<double>(r), {DType::I64, *dev});
+  Tensor b = full({4}, static_cast<double>(r), {DType::kI64, *dev});
   w.broadcast(b, n - 1);
   EXPECT_EQ(b.to(Device::cpu()).to_vector<int64_t>()[3], n - 1);
 
-  Tensor in = full({2}, static_cast<double>(r), {DType::F32, *dev});
-  Tensor out = zeros({2 * n}, {DType::F32, *dev});
+  Tensor in = full({2}, static_cast<double>(r), {DType::kF32, *dev});
+  Tensor out = zeros({2 * n}, {DType::kF32, *dev});
   w.all_gather(in, out);
   auto g = out.to(Device::cpu()).to_vector<float>();
   for (int i = 0; i < n; ++i) EXPECT_EQ(g[2 * i + 1], i);
 
-  Tensor big = arange(0, 2 * n, 1, {DType::F32, *dev});  // identical on every rank
-  Tensor part = zeros({2}, {DType::F32, *dev});
+  Tensor big = arange(0, 2 * n, 1, {DType::kF32, *dev});  // identical on every rank
+  Tensor part = zeros({2}, {DType::kF32, *dev});
   w.reduce_scatter(big, part, ReduceKind::kSum);
   EXPECT_EQ(part.to(Device::cpu()).to_vector<float>()[0], 2.0f * r * n);
 
   // chunk j of rank r holds 100*r + j; after all_to_all chunk i holds 100*i + r.
-  Tensor send = add(full({n}, 100.0 * r, {DType::F32, *dev}), arange(0, n, 1, {DType::F32, *dev}));
-  Tensor recv = zeros({n}, {DType::F32, *dev});
+  Tensor send = add(full({n}, 100.0 * r, {DType::kF32, *dev}), arange(0, n, 1, {DType::kF32, *dev}));
+  Tensor recv = zeros({n}, {DType::kF32, *dev});
   w.all_to_all(send, recv);
   auto v = recv.to(Device::cpu()).to_vector<float>();
   for (int i = 0; i < n; ++i) EXPECT_EQ(v[i], 100.0f * i + r);
@@ -82,8 +82,8 @@ TEST(NcclCollectives, ReduceScatterStartEqualAndUnequalChunks) {
       if (q == r) offset = total;
       total += counts[q];
     }
-    Tensor in = add(arange(0, total, 1, {DType::F32, *dev}), 1000.0 * r);
-    Tensor out = zeros({counts[r]}, {DType::F32, *dev});
+    Tensor in = add(arange(0, total, 1, {DType::kF32, *dev}), 1000.0 * r);
+    Tensor out = zeros({counts[r]}, {DType::kF32, *dev});
     w.reduce_scatter_start(in, out, counts, ReduceKind::kSum).wait();
     std::vector<float> got = out.to(Device::cpu()).to_vector<float>();
     for (int64_t j = 0; j < counts[r]; ++j) EXPECT_EQ(got[j], 1000.0f * n * (n - 1) / 2 + n * (offset + j)) << j;
@@ -103,7 +103,7 @@ TEST(NcclCollectives, GradientBucketsAverageBf16AndF32Gradients) {
     p.set_grad(Tensor::from_vector(g, {numel}, dtype, *dev));
     return p;
   };
-  std::vector<Tensor> params = {param(3000, DType::BF16), param(50, DType::F32), param(1 << 20, DType::BF16)};
+  std::vector<Tensor> params = {param(3000, DType::kBF16), param(50, DType::kF32), param(1 << 20, DType::kBF16)};
   // 4 KiB buckets: bf16 6000 B alone, 2 MiB alone; f32 200 B. Three collectives.
   EXPECT_EQ(all_reduce_gradients(params, w, 4096), 3);
   for (const Tensor& p : params) {

@@ -85,23 +85,23 @@ TEST(ShardedCheckpoint, EveryPieceWrittenOnceAndReadBackByAnyRows) {
   EXPECT_EQ(src.parts(), n);
   EXPECT_EQ(src.meta().read_int("step"), 7);
   std::vector<float> rep(18);
-  src.read("rep", DType::F32, {6, 3}, rep.data());
+  src.read("rep", DType::kF32, {6, 3}, rep.data());
   EXPECT_EQ(rep, ramp(18, 0));
   std::vector<float> split(static_cast<size_t>(6 * n));
-  src.read("split", DType::F32, {2 * n, 3}, split.data());
+  src.read("split", DType::kF32, {2 * n, 3}, split.data());
   for (int r = 0; r < n; ++r)
     EXPECT_EQ(std::vector<float>(split.begin() + 6 * r, split.begin() + 6 * r + 6), ramp(6, 1000.f + 6 * r));
   // Rows 1..2n-2: across every piece, the first and last cut.
   std::vector<float> mid(static_cast<size_t>(3 * (2 * n - 2)));
-  src.read_rows("split", DType::F32, {2 * n, 3}, 1, 2 * n - 2, mid.data());
+  src.read_rows("split", DType::kF32, {2 * n, 3}, 1, 2 * n - 2, mid.data());
   EXPECT_EQ(mid, std::vector<float>(split.begin() + 3, split.end() - 3));
   for (int r = 0; r < n; ++r) {
     std::vector<float> own(static_cast<size_t>(r + 1));
-    src.read("own." + std::to_string(r), DType::F32, {r + 1}, own.data());
+    src.read("own." + std::to_string(r), DType::kF32, {r + 1}, own.data());
     EXPECT_EQ(own, ramp(r + 1, 100.f * r));
   }
   double scalar = 0;
-  src.read("scalar", DType::F64, {}, &scalar);
+  src.read("scalar", DType::kF64, {}, &scalar);
   EXPECT_EQ(scalar, 2.5);
   // Each tensor once in all the parts; the replicated ones not all on one rank.
   int rep_parts = 0, total = 0;
@@ -153,7 +153,7 @@ TEST(ShardedCheckpoint, MissingOrDamagedPartIsRefusedByName) {
     // Opened without reading the data, the piece is refused when read, naming the part and tensor.
     const CheckpointSource lazy(dir / "damaged", Verify::kOnRead);
     std::vector<float> split(static_cast<size_t>(6 * n));
-    const std::string on_read = error_of([&] { lazy.read("split", DType::F32, {2 * n, 3}, split.data()); });
+    const std::string on_read = error_of([&] { lazy.read("split", DType::kF32, {2 * n, 3}, split.data()); });
     EXPECT_NE(on_read.find(last + ": tensor 'split' is damaged"), std::string::npos) << on_read;
     // A part of another save (a valid file, another checksum) is refused too.
     fs::copy(dir / "ck", dir / "other");

@@ -33,7 +33,7 @@ TEST(ShardedGradients, OwnersKeepTheAverageOfEveryBackward) {
   // chunk). 64-byte buckets, filled in reverse model order: {5, 4}, {3}, {2, 1}, {0}; the bucket {2, 1}
   // holds parameters of owners 1 and 0, so its buffer must be packed by owner.
   const std::vector<int> owners = n == 2 ? std::vector<int>{0, 0, 1, 1, 1, 1} : std::vector<int>{0, 0, 1, 2, 2, 2};
-  GradientReducer reducer(params, w, DType::F32, Overlap::kOff, 64, owners);
+  GradientReducer reducer(params, w, DType::kF32, Overlap::kOff, 64, owners);
   EXPECT_EQ(reducer.buckets(), 4);
   NoGradGuard ng;
   for (int micro = 0; micro < 2; ++micro) {
@@ -59,7 +59,7 @@ TEST(ShardedGradients, ReplicatedGradientsReduceOnlyAfterTheLastBackward) {
   Communicator w = Communicator::world();
   Tensor p = zeros({4});
   p.set_requires_grad(true);
-  GradientReducer reducer({p}, w, DType::F32, Overlap::kOff);
+  GradientReducer reducer({p}, w, DType::kF32, Overlap::kOff);
   EXPECT_FALSE(reducer.sharded());
   EXPECT_THROW(reducer.finish(Backward::kMore), Error);
 }

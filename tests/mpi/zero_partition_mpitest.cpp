@@ -15,11 +15,11 @@ namespace {
 // Five parameters of uneven sizes, one bf16 (it gets an f32 master); values and gradients from `seed`.
 std::vector<NamedParameter> make_params(double seed) {
   const std::vector<std::pair<Shape, DType>> specs = {
-      {{10, 10}, DType::F32}, {{10}, DType::F32}, {{5, 10}, DType::BF16}, {{40}, DType::F32}, {{1}, DType::F32}};
+      {{10, 10}, DType::kF32}, {{10}, DType::kF32}, {{5, 10}, DType::kBF16}, {{40}, DType::kF32}, {{1}, DType::kF32}};
   std::vector<NamedParameter> out;
   int i = 0;
   for (const auto& [shape, dtype] : specs) {
-    Tensor ramp = arange(0, shape.numel(), 1, {DType::F64});
+    Tensor ramp = arange(0, shape.numel(), 1, {DType::kF64});
     Tensor p = mul(tanh(add(mul(ramp, 0.37), seed + i - 3.0)), 0.5).to(dtype).view(shape);
     p.set_requires_grad(true);
     p.set_grad(mul(tanh(add(mul(ramp, 0.23), -2.0 - i)), 0.1).to(dtype).view(shape));

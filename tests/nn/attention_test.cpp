@@ -25,8 +25,8 @@ TEST(CausalSelfAttention, GradcheckF64) {
   Generator gen(11);
   CausalSelfAttention attn(4, 2, 0.0, gen);
   init_gpt2(attn, 0.5, gen);
-  attn.to(DType::F64);
-  Tensor x = randn({2, 3, 4}, gen, {DType::F64});
+  attn.to(DType::kF64);
+  Tensor x = randn({2, 3, 4}, gen, {DType::kF64});
   x.set_requires_grad(true);
   std::vector<Tensor> params = attn.parameters();
   std::vector<Tensor> pristine;

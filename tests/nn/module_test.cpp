@@ -182,7 +182,7 @@ TEST(Module, LoadStateDictErrorsNameTheKey) {
   EXPECT_NE(m.find("[12, 4]"), std::string::npos) << m;
 
   StateDict dtype = good;
-  dtype["head.weight"] = zeros({5, 4}, {DType::F64});
+  dtype["head.weight"] = zeros({5, 4}, {DType::kF64});
   m = error_of([&] { net.load_state_dict(dtype); });
   EXPECT_NE(m.find("'head.weight'"), std::string::npos) << m;
   EXPECT_NE(m.find("f64"), std::string::npos) << m;
@@ -224,24 +224,24 @@ TEST(Module, ToDtypeKeepsParametersAsLeavesRequiringGrad) {
   std::vector<float> before = net.head->weight().to_vector<float>();
   sum(net.forward(ids_2x3())).backward();
   Tensor held = net.head->weight();  // a Tensor held elsewhere (as an optimizer would)
-  net.to(DType::F64);
+  net.to(DType::kF64);
   for (const auto& p : net.named_parameters()) {
-    EXPECT_EQ(p.tensor.dtype(), DType::F64) << p.name;
+    EXPECT_EQ(p.tensor.dtype(), DType::kF64) << p.name;
     EXPECT_TRUE(p.tensor.is_leaf()) << p.name;
     EXPECT_TRUE(p.tensor.requires_grad()) << p.name;
     EXPECT_FALSE(p.tensor.grad().defined()) << p.name;
   }
-  EXPECT_EQ(held.dtype(), DType::F64);
+  EXPECT_EQ(held.dtype(), DType::kF64);
   EXPECT_TRUE(held.is_same(net.named_parameters().back().tensor));
   std::vector<double> after = net.head->weight().to_vector<double>();
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i], static_cast<double>(before[i]));
-  EXPECT_EQ(net.state_dict().at("position_ids").dtype(), DType::I64);  // integer buffers keep their dtype
+  EXPECT_EQ(net.state_dict().at("position_ids").dtype(), DType::kI64);  // integer buffers keep their dtype
   Tensor out = net.forward(ids_2x3());
-  EXPECT_EQ(out.dtype(), DType::F64);
+  EXPECT_EQ(out.dtype(), DType::kF64);
   sum(out).backward();
-  EXPECT_EQ(net.head->weight().grad().dtype(), DType::F64);
-  net.to(Device::cpu(), DType::BF16);
-  EXPECT_EQ(net.wte->weight().dtype(), DType::BF16);
+  EXPECT_EQ(net.head->weight().grad().dtype(), DType::kF64);
+  net.to(Device::cpu(), DType::kBF16);
+  EXPECT_EQ(net.wte->weight().dtype(), DType::kBF16);
   EXPECT_TRUE(net.wte->weight().requires_grad());
 }
 
@@ -253,7 +253,7 @@ TEST(Module, RegistrationRefusesBadNames) {
   EXPECT_NE(error_of([&] { m.add("w"); }).find("'w' is already a parameter"), std::string::npos);
   EXPECT_THROW(m.add("a.b"), Error);
   EXPECT_THROW(m.add(""), Error);
-  EXPECT_THROW(m.register_parameter("i", zeros({2}, {DType::I64})), Error);
+  EXPECT_THROW(m.register_parameter("i", zeros({2}, {DType::kI64})), Error);
 }
 
 TEST(Module, InitGpt2IsDeterministicWithTheRightStatistics) {

@@ -59,9 +59,9 @@ TEST(Elementwise, UnaryMath) {
 }
 
 TEST(Elementwise, UnaryMathInHalfTypesRoundsOnce) {
-  Tensor x = Tensor::from_vector<float>({0.5f, 1.0f, -1.0f}, {3}, DType::BF16);
+  Tensor x = Tensor::from_vector<float>({0.5f, 1.0f, -1.0f}, {3}, DType::kBF16);
   Tensor y = exp(x);
-  EXPECT_EQ(y.dtype(), DType::BF16);
+  EXPECT_EQ(y.dtype(), DType::kBF16);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(y.to_vector<float>()[i], static_cast<float>(bf16(std::exp(x.to_vector<float>()[i]))));
 }
 
@@ -75,7 +75,7 @@ TEST(Elementwise, WhereBroadcastsConditionAndValues) {
 TEST(Elementwise, ComparisonsGiveBool) {
   Tensor a = f64({1, 2, 3}, {3});
   Tensor b = f64({2, 2, 2}, {3});
-  EXPECT_EQ(eq(a, b).dtype(), DType::Bool);
+  EXPECT_EQ(eq(a, b).dtype(), DType::kBool);
   EXPECT_EQ(eq(a, b).to_vector<bool>(), (std::vector<bool>{false, true, false}));
   EXPECT_EQ(ne(a, b).to_vector<bool>(), (std::vector<bool>{true, false, true}));
   EXPECT_EQ(lt(a, b).to_vector<bool>(), (std::vector<bool>{true, false, false}));
@@ -88,18 +88,18 @@ TEST(Elementwise, ComparisonsGiveBool) {
 
 TEST(Elementwise, CastConvertsBetweenDtypes) {
   Tensor a = f64({1.7, -2.5, 0}, {3});
-  EXPECT_EQ(cast(a, DType::I64).to_vector<int64_t>(), (std::vector<int64_t>{1, -2, 0}));  // toward zero
-  EXPECT_EQ(cast(a, DType::Bool).to_vector<bool>(), (std::vector<bool>{true, true, false}));
-  EXPECT_EQ(cast(a, DType::F32).dtype(), DType::F32);
-  EXPECT_EQ(cast(a, DType::F32).to_vector<float>(), (std::vector<float>{1.7f, -2.5f, 0.f}));
-  EXPECT_EQ(cast(f64({1.00390625}, {1}), DType::BF16).to_vector<float>()[0], 1.0f);  // nearest even
+  EXPECT_EQ(cast(a, DType::kI64).to_vector<int64_t>(), (std::vector<int64_t>{1, -2, 0}));  // toward zero
+  EXPECT_EQ(cast(a, DType::kBool).to_vector<bool>(), (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(cast(a, DType::kF32).dtype(), DType::kF32);
+  EXPECT_EQ(cast(a, DType::kF32).to_vector<float>(), (std::vector<float>{1.7f, -2.5f, 0.f}));
+  EXPECT_EQ(cast(f64({1.00390625}, {1}), DType::kBF16).to_vector<float>()[0], 1.0f);  // nearest even
 }
 
 TEST(Elementwise, StridedInputs) {
-  Tensor a = arange(0, 6, 1, {DType::F64}).view({3, 2});
+  Tensor a = arange(0, 6, 1, {DType::kF64}).view({3, 2});
   Tensor t = a.transpose(0, 1);  // (2, 3): [[0, 2, 4], [1, 3, 5]]
   expect_values(add(t, f64({1, 1, 1}, {3})), {1, 3, 5, 2, 4, 6});
-  Tensor n = arange(0, 12, 1, {DType::F64}).view({3, 4}).narrow(1, 1, 2);  // [[1, 2], [5, 6], [9, 10]]
+  Tensor n = arange(0, 12, 1, {DType::kF64}).view({3, 4}).narrow(1, 1, 2);  // [[1, 2], [5, 6], [9, 10]]
   expect_values(mul(n, n), {1, 4, 25, 36, 81, 100});
   expect_values(exp(t), {1, std::exp(2.0), std::exp(4.0), std::exp(1.0), std::exp(3.0), std::exp(5.0)});
 }
@@ -143,7 +143,7 @@ TEST(ElementwiseGrad, WhereAndCast) {
   GradcheckOptions wide;
   wide.eps = 1e-2;
   wide.atol = 1e-4;
-  expect_gradcheck([](const std::vector<Tensor>& x) { return cast(cast(x[0], DType::F32), DType::F64); }, {a}, wide);
+  expect_gradcheck([](const std::vector<Tensor>& x) { return cast(cast(x[0], DType::kF32), DType::kF64); }, {a}, wide);
 }
 
 TEST(ElementwiseGrad, StridedInputs) {

@@ -24,11 +24,11 @@ TEST(Indexing, IndexSelectAlongDims) {
 }
 
 TEST(Indexing, IndexAddSumsDuplicateIndices) {
-  Tensor a = zeros({3, 2}, {DType::F64});
+  Tensor a = zeros({3, 2}, {DType::kF64});
   Tensor src = f64({1, 2, 3, 4, 5, 6}, {3, 2});
   expect_values(index_add(a, 0, i64({0, 2, 0}, {3}), src), {6, 8, 0, 0, 3, 4});
   expect_values(a, {0, 0, 0, 0, 0, 0});  // out-of-place
-  Tensor b = ones({2, 3}, {DType::F64});
+  Tensor b = ones({2, 3}, {DType::kF64});
   expect_values(index_add(b, 1, i64({1, 1}, {2}), f64({1, 2, 3, 4}, {2, 2})), {1, 4, 1, 1, 8, 1});
 }
 
@@ -36,7 +36,7 @@ TEST(Indexing, GatherAndScatterAdd) {
   Tensor a = f64({1, 2, 3, 4, 5, 6}, {2, 3});
   expect_values(gather(a, 1, i64({2, 0, 1, 1}, {2, 2})), {3, 1, 5, 5});
   expect_values(gather(a, 0, i64({1, 0, 1}, {1, 3})), {4, 2, 6});
-  Tensor z = zeros({2, 3}, {DType::F64});
+  Tensor z = zeros({2, 3}, {DType::kF64});
   expect_values(scatter_add(z, 1, i64({0, 0, 2, 1}, {2, 2}), f64({1, 2, 3, 4}, {2, 2})), {3, 0, 0, 0, 4, 3});
 }
 

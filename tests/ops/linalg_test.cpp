@@ -84,28 +84,28 @@ TEST(Matmul, StridedInputs) {
 }
 
 TEST(Matmul, EmptyInnerDimGivesZeros) {
-  Tensor out = matmul(zeros({2, 0}, {DType::F64}), zeros({0, 3}, {DType::F64}));
+  Tensor out = matmul(zeros({2, 0}, {DType::kF64}), zeros({0, 3}, {DType::kF64}));
   EXPECT_EQ(out.shape(), Shape({2, 3}));
   expect_values(out, {0, 0, 0, 0, 0, 0});
 }
 
 TEST(Matmul, HalfTypesAccumulateInF32AndRoundOnce) {
   // 1 + 2^-8 + 2^-8 = 1 + 2^-7 is a bf16 value; rounding after each add would give 1.
-  for (DType dt : {DType::BF16, DType::F16}) {
+  for (DType dt : {DType::kBF16, DType::kF16}) {
     Tensor a = Tensor::from_vector<float>({1.0f, 0.00390625f, 0.00390625f}, {1, 3}, dt);
     Tensor b = Tensor::from_vector<float>({1, 1, 1}, {3, 1}, dt);
     Tensor out = matmul(a, b);
     EXPECT_EQ(out.dtype(), dt);
     EXPECT_EQ(out.to_vector<float>()[0], 1.0078125f) << dtype_name(dt);
   }
-  Tensor a = Tensor::from_vector<float>({1, 2, 3, 4}, {2, 2}, DType::BF16);
-  Tensor b = Tensor::from_vector<float>({5, 6, 7, 8}, {2, 2}, DType::BF16);
+  Tensor a = Tensor::from_vector<float>({1, 2, 3, 4}, {2, 2}, DType::kBF16);
+  Tensor b = Tensor::from_vector<float>({5, 6, 7, 8}, {2, 2}, DType::kBF16);
   expect_values(matmul(a, b), {19, 22, 43, 50});
 }
 
 TEST(Matmul, KernelTransposesBiasAndAccumulate) {
   auto kernel = kernels().matmul.get(Device::cpu(), "matmul");
-  for (DType dt : {DType::F32, DType::F64, DType::F16}) {
+  for (DType dt : {DType::kF32, DType::kF64, DType::kF16}) {
     Tensor at = Tensor::from_vector<double>({1, 3, 2, 4}, {1, 2, 2}, dt);  // A^T of [[1, 2], [3, 4]]
     Tensor bt = Tensor::from_vector<double>({5, 7, 6, 8}, {1, 2, 2}, dt);  // B^T of [[5, 6], [7, 8]]
     Tensor bias = Tensor::from_vector<double>({100, 200}, {2}, dt);
@@ -120,7 +120,7 @@ TEST(Matmul, KernelTransposesBiasAndAccumulate) {
   // Shared (batch 1) right operand against a batch of 2 left operands.
   Tensor a = Tensor::from_vector<double>({1, 0, 0, 1, 2, 0, 0, 2}, {2, 2, 2});
   Tensor b = Tensor::from_vector<double>({1, 2, 3, 4}, {1, 2, 2});
-  Tensor out = Tensor::empty({2, 2, 2}, DType::F64);
+  Tensor out = Tensor::empty({2, 2, 2}, DType::kF64);
   kernel(a, Transpose::kNo, b, Transpose::kNo, out, Tensor(), Accumulate::kNo);
   expect_values(out, {1, 2, 3, 4, 2, 4, 6, 8});
 }
@@ -137,7 +137,7 @@ TEST(Matmul, BmmBiasAddsOneBiasRowPerBatchEntry) {
   Tensor b = f64({5, 6, 7, 8, 9, 8, 7, 6}, {2, 2, 2});
   Tensor bias = f64({1, 2, 10, 20}, {2, 1, 2});
   expect_values(bmm_bias(a, b, bias), {20, 24, 44, 52, 19, 28, 17, 26});
-  expect_values(bmm_bias(cast(a, DType::F32), cast(b, DType::F32), cast(bias, DType::F32)),
+  expect_values(bmm_bias(cast(a, DType::kF32), cast(b, DType::kF32), cast(bias, DType::kF32)),
                 {20, 24, 44, 52, 19, 28, 17, 26});
   EXPECT_THROW(bmm_bias(a, b, f64({1, 2}, {1, 1, 2})), Error);  // one bias for all: use add
   EXPECT_THROW(bmm_bias(a, b, f64({1, 2, 3, 4}, {2, 2})), Error);
@@ -151,8 +151,8 @@ TEST(Linear, AppliesWeightTransposeAndBias) {
   expect_values(linear(x, w), {-2, 3, -2, 7.5});
   Tensor x3 = f64({1, 2, 3, 4, 5, 6}, {1, 2, 3});
   EXPECT_EQ(linear(x3, w, b).shape(), Shape({1, 2, 2}));
-  Tensor xf = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3}, DType::BF16);
-  expect_values(linear(xf, w.to(DType::BF16), b.to(DType::BF16)), {8, 2, 8, 6.5});
+  Tensor xf = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3}, DType::kBF16);
+  expect_values(linear(xf, w.to(DType::kBF16), b.to(DType::kBF16)), {8, 2, 8, 6.5});
 }
 
 TEST(Linear, ErrorsNameShapesAndDtypes) {
@@ -160,7 +160,7 @@ TEST(Linear, ErrorsNameShapesAndDtypes) {
   EXPECT_NE(e.find("inner dims"), std::string::npos) << e;
   EXPECT_NE(e.find("[2, 3]"), std::string::npos) << e;
   EXPECT_NE(e.find("[4, 5]"), std::string::npos) << e;
-  e = error_of([] { linear(zeros({2, 3}, {DType::F32}), zeros({4, 3}, {DType::F64})); });
+  e = error_of([] { linear(zeros({2, 3}, {DType::kF32}), zeros({4, 3}, {DType::kF64})); });
   EXPECT_NE(e.find("f32"), std::string::npos) << e;
   EXPECT_NE(e.find("f64"), std::string::npos) << e;
   e = error_of([] { linear(zeros({2, 3}), zeros({4, 5})); });

@@ -47,7 +47,7 @@ TEST(Softmax, ValuesOverAnyDim) {
   expect_values(softmax(m.transpose(0, 1), 1), {0.09003057317038046, 0.24472847105479764, 0.6652409557748218,
                                                 1.0 / 3, 1.0 / 3, 1.0 / 3}, 1e-15);
   expect_values(softmax(Tensor::from_vector<float>({1000, 1000}, {2})), {0.5, 0.5});  // max-subtracted
-  expect_values(log_softmax(Tensor::from_vector<float>({1, 2, 3}, {3}, DType::BF16)), {-2.40625, -1.40625, -0.408203125});
+  expect_values(log_softmax(Tensor::from_vector<float>({1, 2, 3}, {3}, DType::kBF16)), {-2.40625, -1.40625, -0.408203125});
 }
 
 TEST(LayerNorm, NormalisesTheLastDimWithWeightAndBias) {
@@ -56,10 +56,10 @@ TEST(LayerNorm, NormalisesTheLastDimWithWeightAndBias) {
   Tensor b = f64({1, 0, -1}, {3});
   expect_values(layer_norm(x, w, b, 1e-5), {-1.1380830629005954, -0.26726038286257453, -0.3318490428435641,
                                             -0.41421002685244734, -0.7071050134262237, -0.29289498657377633}, 1e-14);
-  Tensor plain = layer_norm(f64({1, 2, 3}, {1, 3}), ones({3}, {DType::F64}), Tensor(), 0.0);
+  Tensor plain = layer_norm(f64({1, 2, 3}, {1, 3}), ones({3}, {DType::kF64}), Tensor(), 0.0);
   expect_values(plain, {-std::sqrt(1.5), 0, std::sqrt(1.5)}, 1e-15);
-  Tensor xb = layer_norm(x.to(DType::BF16), w.to(DType::BF16), b.to(DType::BF16), 1e-5);
-  EXPECT_EQ(xb.dtype(), DType::BF16);
+  Tensor xb = layer_norm(x.to(DType::kBF16), w.to(DType::kBF16), b.to(DType::kBF16), 1e-5);
+  EXPECT_EQ(xb.dtype(), DType::kBF16);
   expect_values(xb, layer_norm(x, w, b, 1e-5).to_vector<double>(), 1e-2);
   EXPECT_THROW(layer_norm(x, f64({1, 1}, {2}), b), Error);
 }
@@ -86,8 +86,8 @@ TEST(CrossEntropy, PerRowAndMeanLosses) {
   expect_values(logits.grad(), {0.04501528658519023, 0.12236423552739882, -0.1673795221125891, -1.0 / 3, 1.0 / 6,
                                 1.0 / 6}, 1e-15);
   Tensor f = Tensor::from_vector<float>({1, 2, 3, 1, 1, 1}, {2, 3});
-  EXPECT_EQ(cross_entropy_per_row(f, i64({2, 0}, {2})).dtype(), DType::F32);
-  EXPECT_NEAR(cross_entropy(f.to(DType::BF16), Tensor::from_vector<int32_t>({2, 0}, {2})).item(), 0.7531, 1e-3);
+  EXPECT_EQ(cross_entropy_per_row(f, i64({2, 0}, {2})).dtype(), DType::kF32);
+  EXPECT_NEAR(cross_entropy(f.to(DType::kBF16), Tensor::from_vector<int32_t>({2, 0}, {2})).item(), 0.7531, 1e-3);
 }
 
 TEST(CrossEntropy, IgnoredRowsAreZeroAndLeaveTheMean) {
@@ -121,7 +121,7 @@ TEST(DistillationLoss, KlOfTemperatureSoftmaxesTimesTSquared) {
   EXPECT_NEAR(distillation_loss(s2, t2, 1.5).item(), 0.761129635659276, 1e-14);
   EXPECT_NEAR(distillation_loss(t2, t2).item(), 0.0, 1e-15);
   // bf16 logits: the loss is computed in f32.
-  EXPECT_EQ(distillation_loss(s2.to(DType::BF16), t2.to(DType::BF16)).dtype(), DType::F32);
+  EXPECT_EQ(distillation_loss(s2.to(DType::kBF16), t2.to(DType::kBF16)).dtype(), DType::kF32);
 }
 
 TEST(DistillationLoss, GradientReachesTheStudentOnlyAndErrorsNameShapes) {
@@ -158,7 +158,7 @@ TEST(DistillationLoss, FusedKernelMatchesTheComposedDefinitionAndSkipsMaskedLogi
   EXPECT_NEAR(loss.item(), ref.item(), 1e-13);
   loss.backward();
   expect_values(s.grad(), ref_grad.to_vector<double>(), 1e-15);
-  EXPECT_NEAR(distillation_loss(s.detach().to(DType::F32), t.to(DType::F32), temp).item(), ref.item(), 3e-5);
+  EXPECT_NEAR(distillation_loss(s.detach().to(DType::kF32), t.to(DType::kF32), temp).item(), ref.item(), 3e-5);
   // A vocabulary entry masked (-inf) in both adds nothing: the loss of the other entries, not NaN.
   Tensor sm = f64({0, -INFINITY, 1, 2, -INFINITY, 0.5}, {2, 3}), tm = f64({1, -INFINITY, 0, 0, -INFINITY, 1}, {2, 3});
   Tensor s2 = f64({0, 1, 2, 0.5}, {2, 2}), t2 = f64({1, 0, 0, 1}, {2, 2});
@@ -190,7 +190,7 @@ TEST(CausalAttention, MatchesCompositeReferenceIncludingGradients) {
   expect_values(k.grad(), gk.to_vector<double>(), 1e-11);
   expect_values(v.grad(), gv.to_vector<double>(), 1e-11);
   // f32 against the f64 result.
-  expect_values(causal_attention(q.to(DType::F32), k.to(DType::F32), v.to(DType::F32)), ref.to_vector<double>(), 1e-5);
+  expect_values(causal_attention(q.to(DType::kF32), k.to(DType::kF32), v.to(DType::kF32)), ref.to_vector<double>(), 1e-5);
 }
 
 // Note [Packed QKV]: the packed op equals causal_attention on the heads split out of the same rows, and

@@ -26,10 +26,10 @@ TEST(Reduction, SumAndMeanOverDims) {
   expect_values(mean(a, {0}, true), {2.5, 3.5, 4.5});
   EXPECT_EQ(mean(a, {0}, true).shape(), Shape({1, 3}));
   // x[i, j, k] = 6i + 2j + k; summing i and k leaves 14, 22, 30.
-  Tensor c = arange(0, 12, 1, {DType::F64}).view({2, 3, 2});
+  Tensor c = arange(0, 12, 1, {DType::kF64}).view({2, 3, 2});
   expect_values(sum(c, {0, 2}), {14, 22, 30});
   EXPECT_EQ(sum(c, {0, 2}, true).shape(), Shape({1, 3, 1}));
-  EXPECT_EQ(sum(Tensor::from_vector<float>({0.5f, 0.25f}, {2}, DType::BF16)).item(), 0.75);
+  EXPECT_EQ(sum(Tensor::from_vector<float>({0.5f, 0.25f}, {2}, DType::kBF16)).item(), 0.75);
 }
 
 TEST(Reduction, MaxMinAlongADim) {
@@ -43,7 +43,7 @@ TEST(Reduction, MaxMinAlongADim) {
 
 TEST(Reduction, ArgmaxPicksTheFirstOfTies) {
   Tensor a = f64({1, 7, 7, 2, 2, 0}, {2, 3});
-  EXPECT_EQ(argmax(a, 1).dtype(), DType::I64);
+  EXPECT_EQ(argmax(a, 1).dtype(), DType::kI64);
   EXPECT_EQ(argmax(a, 1).to_vector<int64_t>(), (std::vector<int64_t>{1, 0}));
   EXPECT_EQ(argmax(a, 0).to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 0}));
   EXPECT_EQ(argmax(a, 1, true).shape(), Shape({2, 1}));
@@ -67,7 +67,7 @@ TEST(Reduction, StridedInputs) {
   expect_values(sum(a, {1}), {5, 7, 9});
   expect_values(max(a, 0), {3, 6});
   EXPECT_EQ(argmax(a, 0).to_vector<int64_t>(), (std::vector<int64_t>{2, 2}));
-  Tensor n = arange(0, 12, 1, {DType::F64}).view({3, 4}).narrow(1, 1, 2);  // [[1, 2], [5, 6], [9, 10]]
+  Tensor n = arange(0, 12, 1, {DType::kF64}).view({3, 4}).narrow(1, 1, 2);  // [[1, 2], [5, 6], [9, 10]]
   expect_values(sum(n, {0}), {15, 18});
 }
 

@@ -21,7 +21,7 @@ TEST(ViewOpsGrad, EveryView) {
               F([](const Tensor& t) { return t.narrow(0, 1, 1).squeeze(0); }),
               F([](const Tensor& t) { return t.unsqueeze(1).expand({2, 5, 3, 4}); }),
               F([](const Tensor& t) { return t.flatten(1); }), F([](const Tensor& t) { return t.transpose(1, 2).contiguous(); }),
-              F([](const Tensor& t) { return t.clone(); }), F([](const Tensor& t) { return t.to(DType::F64); })})
+              F([](const Tensor& t) { return t.clone(); }), F([](const Tensor& t) { return t.to(DType::kF64); })})
     expect_gradcheck([f](const std::vector<Tensor>& in) { return mul(f(in[0]), f(in[0])); }, {x});
 }
 

@@ -9,7 +9,7 @@ using namespace mt;
 
 namespace {
 
-Tensor leaf(const std::vector<float>& v, DType dtype = DType::F32) {
+Tensor leaf(const std::vector<float>& v, DType dtype = DType::kF32) {
   Tensor t = Tensor::from_vector<float>(v, {static_cast<int64_t>(v.size())}, dtype);
   t.set_requires_grad(true);
   return t;
@@ -45,14 +45,14 @@ TEST(AdamW, MatchesHandComputedTwoSteps) {
 
 // Note [Clipping in the update]: step(scale) gives the bits of scaling the f32 gradients first, then step().
 TEST(AdamW, StepWithGradScaleEqualsScalingTheGradientsFirst) {
-  for (DType dtype : {DType::F32, DType::BF16}) {
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
     Tensor a = leaf({1.0f, -2.0f, 0.5f}, dtype), b = leaf({1.0f, -2.0f, 0.5f}, dtype);
     AdamWConfig config{.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1};
     AdamW in_update(one_group(a), config), separate(one_group(b), config);
     for (float scale : {0.37f, 1.0f, 0.011f}) {
       std::vector<float> g{0.3f, -1.7f, 2.5f};
-      a.set_grad(Tensor::from_vector<float>(g, a.shape(), DType::F32));  // the f32 main gradient
-      b.set_grad(Tensor::from_vector<float>(g, b.shape(), DType::F32));
+      a.set_grad(Tensor::from_vector<float>(g, a.shape(), DType::kF32));  // the f32 main gradient
+      b.set_grad(Tensor::from_vector<float>(g, b.shape(), DType::kF32));
       in_update.step(scale);
       mul_(b.grad(), static_cast<double>(scale));
       separate.step();
@@ -96,10 +96,10 @@ TEST(AdamW, WeightDecayGroupsFollowParamKinds) {
 
 TEST(AdamW, Bf16ParameterUpdatesItsF32Master) {
   // lr 1e-4: each step moves the master by about 1e-4, far below half a bf16 ulp at 1.0 (2^-9).
-  Tensor p = leaf({1.0f, -1.0f}, DType::BF16);
+  Tensor p = leaf({1.0f, -1.0f}, DType::kBF16);
   AdamW opt(one_group(p), {.lr = 1e-4, .weight_decay = 0.0});
   ASSERT_TRUE(opt.master("p").defined());
-  EXPECT_EQ(opt.master("p").dtype(), DType::F32);
+  EXPECT_EQ(opt.master("p").dtype(), DType::kF32);
   for (int i = 0; i < 3; ++i) {
     set_grad(p, {1.0f, -1.0f});
     opt.step();
@@ -121,7 +121,7 @@ TEST(AdamW, Bf16ParameterUpdatesItsF32Master) {
 // Note [f32 main gradients]: a bf16 parameter's f32 gradient reaches its master unrounded, so the
 // master follows an f32 parameter given the same gradients bit for bit.
 TEST(AdamW, Bf16ParameterWithF32GradientTracksTheF32Update) {
-  Tensor p32 = leaf({0.5f, -0.25f, 2.0f}), p16 = leaf({0.5f, -0.25f, 2.0f}, DType::BF16);
+  Tensor p32 = leaf({0.5f, -0.25f, 2.0f}), p16 = leaf({0.5f, -0.25f, 2.0f}, DType::kBF16);
   AdamW ref(one_group(p32), {.lr = 1e-2}), opt(one_group(p16), {.lr = 1e-2});
   for (int s = 0; s < 5; ++s) {
     std::vector<float> g = {0.1f + 0.01f * s, -0.3f, 1e-3f};  // not bf16 values
@@ -150,14 +150,14 @@ TEST(AdamW, ResumesBitExactlyFromStateDict) {
   };
   auto cfg = AdamWConfig{.lr = 3e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
   // Reference: six uninterrupted steps on a bf16 parameter (exercises the master too).
-  Tensor ref = leaf({0.5f, -0.25f, 2.0f}, DType::BF16);
+  Tensor ref = leaf({0.5f, -0.25f, 2.0f}, DType::kBF16);
   AdamW ref_opt(one_group(ref), cfg);
   for (int s = 0; s < 6; ++s) {
     set_grad(ref, grads(s));
     ref_opt.step();
   }
   // Three steps, snapshot, then a fresh optimizer loads the snapshot and runs three more.
-  Tensor p = leaf({0.5f, -0.25f, 2.0f}, DType::BF16);
+  Tensor p = leaf({0.5f, -0.25f, 2.0f}, DType::kBF16);
   StateDict snapshot;
   Tensor p_snapshot;
   {
@@ -171,7 +171,7 @@ TEST(AdamW, ResumesBitExactlyFromStateDict) {
     set_grad(p, grads(9));
     opt.step();  // moves on past the snapshot, which must not change
   }
-  Tensor q = leaf({0.0f, 0.0f, 0.0f}, DType::BF16);
+  Tensor q = leaf({0.0f, 0.0f, 0.0f}, DType::kBF16);
   q.detach().copy_(p_snapshot);
   AdamW opt2(one_group(q), cfg);
   opt2.load_state_dict(snapshot);

@@ -10,7 +10,7 @@ using namespace mt;
 
 namespace {
 
-Tensor with_grad(const std::vector<float>& g, DType dtype = DType::F32) {
+Tensor with_grad(const std::vector<float>& g, DType dtype = DType::kF32) {
   Shape s{static_cast<int64_t>(g.size())};
   Tensor p = Tensor::from_vector<float>(std::vector<float>(g.size(), 0.0f), s, dtype);
   p.set_requires_grad(true);
@@ -38,7 +38,7 @@ TEST(ClipGradNorm, LeavesGradientsBelowTheLimit) {
 }
 
 TEST(ClipGradNorm, HalfGradientsAndMissingGradients) {
-  Tensor a = with_grad({6.0f, 8.0f}, DType::BF16);
+  Tensor a = with_grad({6.0f, 8.0f}, DType::kBF16);
   Tensor none = Tensor::from_vector<float>({1.0f}, {1});
   none.set_requires_grad(true);
   EXPECT_DOUBLE_EQ(clip_grad_norm({a, none}, 5.0), 10.0);

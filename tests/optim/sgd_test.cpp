@@ -7,7 +7,7 @@ using namespace mt;
 
 namespace {
 
-Tensor leaf(float v, DType dtype = DType::F32) {
+Tensor leaf(float v, DType dtype = DType::kF32) {
   Tensor t = Tensor::from_vector<float>({v}, {1}, dtype);
   t.set_requires_grad(true);
   return t;
@@ -51,9 +51,9 @@ TEST(Sgd, StepWithGradScaleScalesTheGradientOnly) {
 }
 
 TEST(Sgd, Bf16ParameterKeepsMaster) {
-  Tensor p = leaf(1.0f, DType::BF16);
+  Tensor p = leaf(1.0f, DType::kBF16);
   Sgd opt(one_group(p), {.lr = 1e-3});
-  p.set_grad(Tensor::from_vector<float>({1.0f}, {1}, DType::BF16));
+  p.set_grad(Tensor::from_vector<float>({1.0f}, {1}, DType::kBF16));
   opt.step();
   EXPECT_NEAR(opt.master("p").item(), 0.999, 1e-7);
   EXPECT_EQ(p.item(), 1.0);

@@ -143,7 +143,7 @@ TEST_F(CheckpointContents, WrongShapeNamesBothShapes) {
 
 TEST_F(CheckpointContents, NonFiniteTensorIsRefusedNamed) {
   std::string msg = resume_error({[](std::string& name, std::vector<uint8_t>& bytes, TensorInfo& info) {
-                                    if (name == "model.blocks.0.attn.proj.weight" && info.dtype == DType::F32) {
+                                    if (name == "model.blocks.0.attn.proj.weight" && info.dtype == DType::kF32) {
                                       float nan = std::numeric_limits<float>::quiet_NaN();
                                       std::memcpy(bytes.data() + 4 * 5, &nan, 4);
                                     }
@@ -271,7 +271,7 @@ TEST_F(CheckpointContents, FiftyReSignedDamagesAreAllRefusedByName) {
         const size_t at = next(1u << 20);
         edit.tensor = [victim, at](std::string& name, std::vector<uint8_t>& bytes, TensorInfo& info) {
           if (name != victim) return true;
-          if (info.dtype != DType::F32) return false;
+          if (info.dtype != DType::kF32) return false;
           const float nan = std::numeric_limits<float>::quiet_NaN();
           std::memcpy(bytes.data() + 4 * (at % static_cast<size_t>(info.numel())), &nan, 4);
           return true;

@@ -107,10 +107,10 @@ void check_against_golden(Device device, DType dtype, Tolerances tol) {
 }  // namespace
 
 TEST(GptGolden, MatchesPyTorchInF32OnCpu) {
-  check_against_golden(Device::cpu(), DType::F32, {1e-5, 1e-5, 1e-4, 1e-5});
+  check_against_golden(Device::cpu(), DType::kF32, {1e-5, 1e-5, 1e-4, 1e-5});
 }
 
 TEST(GptGolden, MatchesPyTorchInBf16OnCuda) {
   if (!cuda_available()) GTEST_SKIP() << "no GPU: the CUDA case runs on GPU machines (scripts/gpu-test.sh)";
-  check_against_golden(Device::cuda(0), DType::BF16, {3e-2, 1e-2, 6e-2, 1e-2});
+  check_against_golden(Device::cuda(0), DType::kBF16, {3e-2, 1e-2, 6e-2, 1e-2});
 }

@@ -37,13 +37,13 @@ struct f16 {
 
 // X(enum name, C++ type, printable name)
 #define MT_FORALL_DTYPES(X) \
-  X(F32, float, "f32")      \
-  X(F64, double, "f64")     \
-  X(BF16, ::mt::bf16, "bf16") \
-  X(F16, ::mt::f16, "f16")  \
-  X(I32, int32_t, "i32")    \
-  X(I64, int64_t, "i64")    \
-  X(Bool, bool, "bool")
+  X(kF32, float, "f32")       \
+  X(kF64, double, "f64")      \
+  X(kBF16, ::mt::bf16, "bf16") \
+  X(kF16, ::mt::f16, "f16")   \
+  X(kI32, int32_t, "i32")     \
+  X(kI64, int64_t, "i64")     \
+  X(kBool, bool, "bool")
 
 enum class DType : uint8_t {
 #define MT_DTYPE_ENUM(e, t, n) e,
@@ -54,8 +54,8 @@ enum class DType : uint8_t {
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 DType dtype_from_name(const std::string& name);  // throws naming the valid ones
-inline bool is_floating(DType t) { return t == DType::F32 || t == DType::F64 || t == DType::BF16 || t == DType::F16; }
-inline bool is_half(DType t) { return t == DType::BF16 || t == DType::F16; }
+inline bool is_floating(DType t) { return t == DType::kF32 || t == DType::kF64 || t == DType::kBF16 || t == DType::kF16; }
+inline bool is_half(DType t) { return t == DType::kBF16 || t == DType::kF16; }
 inline std::ostream& operator<<(std::ostream& os, DType t) { return os << dtype_name(t); }
 
 template <typename T> struct dtype_of;
@@ -85,10 +85,10 @@ decltype(auto) dispatch_dtype(DType t, Fn&& fn) {
 template <typename Fn>
 decltype(auto) dispatch_floating(DType t, const char* op, Fn&& fn) {
   switch (t) {
-    case DType::F32: return fn.template operator()<float>();
-    case DType::F64: return fn.template operator()<double>();
-    case DType::BF16: return fn.template operator()<bf16>();
-    case DType::F16: return fn.template operator()<f16>();
+    case DType::kF32: return fn.template operator()<float>();
+    case DType::kF64: return fn.template operator()<double>();
+    case DType::kBF16: return fn.template operator()<bf16>();
+    case DType::kF16: return fn.template operator()<f16>();
     default: MT_FAIL(op, ": expected a floating dtype (f32, f64, bf16, f16), got ", dtype_name(t));
   }
 }

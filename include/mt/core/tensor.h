@@ -32,7 +32,7 @@ struct TensorImpl {
   Shape shape;
   Shape strides;
   int64_t offset = 0;
-  DType dtype = DType::F32;
+  DType dtype = DType::kF32;
   std::unique_ptr<AutogradMeta> autograd;
 };
 
@@ -41,7 +41,7 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
   // A fresh, uninitialised, contiguous tensor.
-  static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::cpu());
+  static Tensor empty(const Shape& shape, DType dtype = DType::kF32, Device device = Device::cpu());
   // A view over existing storage.
   static Tensor make_view(Storage storage, const Shape& shape, const Shape& strides, int64_t offset, DType dtype);
   // Copies host values in (converted to `dtype`).

@@ -28,6 +28,6 @@ int bucketed_collective(const std::vector<Tensor>& tensors, const std::function<
 // Returns the number of collectives issued.
 int all_reduce_gradients(const std::vector<Tensor>& params, const Communicator& comm,
                          size_t bucket_bytes = kDefaultBucketBytes, int mean_over = 0,
-                         DType main_grad_reduce = DType::F32);
+                         DType main_grad_reduce = DType::kF32);
 
 }  // namespace mt

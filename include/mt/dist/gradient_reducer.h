@@ -49,7 +49,7 @@ class GradientReducer {
  private:
   struct Bucket {
     std::vector<size_t> params;  // indices into params_, in the order they fill the buffer (sharded: by owner)
-    DType wire = DType::F32;
+    DType wire = DType::kF32;
     Tensor flat;
     Tensor mine;               // sharded: this rank's chunk of the reduced bucket
     std::vector<size_t> sent;  // sharded: the parameters whose (dropped) gradients are in flat, in its order

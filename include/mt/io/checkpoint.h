@@ -55,7 +55,7 @@ namespace mt {
 inline constexpr int64_t kCheckpointFormatVersion = 1;
 
 struct TensorInfo {
-  DType dtype = DType::F32;
+  DType dtype = DType::kF32;
   std::vector<int64_t> shape;  // empty: a 0-d tensor
   int64_t numel() const;
 };

@@ -52,7 +52,7 @@ struct ShardPiece {
 // One line of the index: which part holds rows [row0, row0 + rows) of a tensor.
 struct IndexedPiece {
   std::string name;
-  DType dtype = DType::F32;
+  DType dtype = DType::kF32;
   std::vector<int64_t> full_shape;
   int part = 0;
   int64_t row0 = 0;

@@ -19,7 +19,7 @@ struct KVCache {
 
 class CausalSelfAttention : public Module {
  public:
-  CausalSelfAttention(int64_t dim, int64_t heads, double dropout, Generator& gen, DType dtype = DType::F32);
+  CausalSelfAttention(int64_t dim, int64_t heads, double dropout, Generator& gen, DType dtype = DType::kF32);
   Tensor forward(const Tensor& x) const;  // (B, T, dim) -> (B, T, dim)
   // x (B, T_new, dim) are the tokens after the cache's; returns their outputs (B, T_new, dim).
   Tensor forward_cached(const Tensor& x, KVCache& cache) const;

@@ -7,7 +7,7 @@ namespace mt {
 
 class Embedding : public Module {
  public:
-  Embedding(int64_t num_embeddings, int64_t dim, DType dtype = DType::F32);
+  Embedding(int64_t num_embeddings, int64_t dim, DType dtype = DType::kF32);
   Tensor forward(const Tensor& ids) const;  // ids (..) i32/i64 -> (.., dim)
   void reset_parameters(double std, Generator& gen) override;
   const Tensor& weight() const { return weight_; }

@@ -6,7 +6,7 @@ namespace mt {
 
 class LayerNorm : public Module {
  public:
-  explicit LayerNorm(int64_t dim, double eps = 1e-5, DType dtype = DType::F32);
+  explicit LayerNorm(int64_t dim, double eps = 1e-5, DType dtype = DType::kF32);
   Tensor forward(const Tensor& x) const;  // (.., dim) -> (.., dim)
   void reset_parameters(double std, Generator& gen) override;
   const Tensor& weight() const { return weight_; }

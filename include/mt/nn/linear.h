@@ -9,7 +9,7 @@ enum class Bias : uint8_t { kNo, kYes };
 
 class Linear : public Module {
  public:
-  Linear(int64_t in_features, int64_t out_features, Bias bias = Bias::kYes, DType dtype = DType::F32);
+  Linear(int64_t in_features, int64_t out_features, Bias bias = Bias::kYes, DType dtype = DType::kF32);
   Tensor forward(const Tensor& x) const;  // (.., in) -> (.., out)
   void reset_parameters(double std, Generator& gen) override;
   const Tensor& weight() const { return weight_; }

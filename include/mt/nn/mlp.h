@@ -9,7 +9,7 @@ namespace mt {
 
 class MLP : public Module {
  public:
-  MLP(int64_t dim, int64_t hidden, double dropout, Generator& gen, DType dtype = DType::F32);
+  MLP(int64_t dim, int64_t hidden, double dropout, Generator& gen, DType dtype = DType::kF32);
   Tensor forward(const Tensor& x) const;  // (.., dim) -> (.., dim)
   Linear& fc() const { return *fc_; }
   Linear& proj() const { return *proj_; }

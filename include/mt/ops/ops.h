@@ -10,7 +10,7 @@
 namespace mt {
 
 struct TensorOptions {
-  DType dtype = DType::F32;
+  DType dtype = DType::kF32;
   Device device = Device::cpu();
 };
 

@@ -89,8 +89,8 @@ void unary(UnaryOp op, const Tensor& in, const Tensor& out, double alpha) {
     });
   };
   bool integer_ok = op == UnaryOp::kNeg || op == UnaryOp::kAbs || op == UnaryOp::kScale || op == UnaryOp::kAddScalar;
-  if (integer_ok && (in.dtype() == DType::I32 || in.dtype() == DType::I64)) {
-    if (in.dtype() == DType::I32) body.template operator()<int32_t>();
+  if (integer_ok && (in.dtype() == DType::kI32 || in.dtype() == DType::kI64)) {
+    if (in.dtype() == DType::kI32) body.template operator()<int32_t>();
     else body.template operator()<int64_t>();
     return;
   }

@@ -114,8 +114,8 @@ void check_row(int64_t row, int64_t rows, const char* op) {
 void moe_route(const Tensor& logits, const Tensor& noise, int64_t capacity, const Tensor& expert, const Tensor& slot,
                const Tensor& weight, const Tensor& counts, const Tensor& lse, const Tensor& stats) {
   switch (logits.dtype()) {
-    case DType::F32: return route_typed<float>(logits, noise, capacity, expert, slot, weight, counts, lse, stats);
-    case DType::F64: return route_typed<double>(logits, noise, capacity, expert, slot, weight, counts, lse, stats);
+    case DType::kF32: return route_typed<float>(logits, noise, capacity, expert, slot, weight, counts, lse, stats);
+    case DType::kF64: return route_typed<double>(logits, noise, capacity, expert, slot, weight, counts, lse, stats);
     default: MT_FAIL("moe_route: logits must be f32 or f64, got ", logits.describe());
   }
 }

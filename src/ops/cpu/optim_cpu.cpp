@@ -18,9 +18,9 @@ template <typename Fn>
 void dispatch_param_grad(const OptimTensors& t, const char* op, Fn&& fn) {
   auto half_or_f32 = [&](DType d, const char* what, auto&& inner) {
     switch (d) {
-      case DType::F32: return inner.template operator()<float>();
-      case DType::BF16: return inner.template operator()<bf16>();
-      case DType::F16: return inner.template operator()<f16>();
+      case DType::kF32: return inner.template operator()<float>();
+      case DType::kBF16: return inner.template operator()<bf16>();
+      case DType::kF16: return inner.template operator()<f16>();
       default: MT_FAIL(op, ": expected an f32, bf16 or f16 ", what, ", got ", dtype_name(d));
     }
   };
@@ -30,7 +30,7 @@ void dispatch_param_grad(const OptimTensors& t, const char* op, Fn&& fn) {
 }
 
 void check_state(const OptimTensors& t, const Tensor& slot, const char* op, const char* what) {
-  MT_CHECK(slot.dtype() == DType::F32 && slot.numel() == t.param.numel() && slot.is_contiguous(), op, ": ", what,
+  MT_CHECK(slot.dtype() == DType::kF32 && slot.numel() == t.param.numel() && slot.is_contiguous(), op, ": ", what,
            " must be a contiguous f32 tensor of ", t.param.numel(), " elements, got ", slot.describe());
 }
 

@@ -20,13 +20,13 @@ static_assert(sizeof(__nv_bfloat16) == sizeof(bf16) && sizeof(__half) == sizeof(
 template <typename Fn>
 decltype(auto) dispatch_device_type(DType t, Fn&& fn) {
   switch (t) {
-    case DType::F32: return fn.template operator()<float>();
-    case DType::F64: return fn.template operator()<double>();
-    case DType::BF16: return fn.template operator()<__nv_bfloat16>();
-    case DType::F16: return fn.template operator()<__half>();
-    case DType::I32: return fn.template operator()<int32_t>();
-    case DType::I64: return fn.template operator()<int64_t>();
-    case DType::Bool: return fn.template operator()<bool>();
+    case DType::kF32: return fn.template operator()<float>();
+    case DType::kF64: return fn.template operator()<double>();
+    case DType::kBF16: return fn.template operator()<__nv_bfloat16>();
+    case DType::kF16: return fn.template operator()<__half>();
+    case DType::kI32: return fn.template operator()<int32_t>();
+    case DType::kI64: return fn.template operator()<int64_t>();
+    case DType::kBool: return fn.template operator()<bool>();
   }
   MT_FAIL("unknown dtype");
 }
@@ -35,10 +35,10 @@ decltype(auto) dispatch_device_type(DType t, Fn&& fn) {
 template <typename Fn>
 decltype(auto) dispatch_device_floating(DType t, const char* op, Fn&& fn) {
   switch (t) {
-    case DType::F32: return fn.template operator()<float>();
-    case DType::F64: return fn.template operator()<double>();
-    case DType::BF16: return fn.template operator()<__nv_bfloat16>();
-    case DType::F16: return fn.template operator()<__half>();
+    case DType::kF32: return fn.template operator()<float>();
+    case DType::kF64: return fn.template operator()<double>();
+    case DType::kBF16: return fn.template operator()<__nv_bfloat16>();
+    case DType::kF16: return fn.template operator()<__half>();
     default: MT_FAIL(op, ": expected a floating dtype (f32, f64, bf16, f16), got ", dtype_name(t));
   }
 }

@@ -238,7 +238,7 @@ const PlanEntry& plan_for(const PlanKey& key) {
   if (it != cache->end()) return *it->second;
   auto entry = std::make_unique<PlanEntry>();
   Shape4 s{key.b, key.h, key.t, key.d, key.in, key.out};
-  cudnnDataType_t io = key.dtype == DType::BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
+  cudnnDataType_t io = key.dtype == DType::kBF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
   try {
     Graph g = key.pass == Pass::kForward ? forward_graph(s, io)
                                          : backward_graph(s, io, key.pass == Pass::kBackwardDeterministic
@@ -262,11 +262,11 @@ std::array<int64_t, 4> strides4(const Tensor& t) {
 // (Q, K, V, and dQ, dK, dV) must share one layout and `outputs` (O, dO) another, each with a unit last stride.
 std::string unfit(const Tensor& q, const Tensor& lse, std::initializer_list<const Tensor*> inputs,
                   std::initializer_list<const Tensor*> outputs) {
-  if (q.dtype() != DType::BF16 && q.dtype() != DType::F16)
+  if (q.dtype() != DType::kBF16 && q.dtype() != DType::kF16)
     return str_cat("cuDNN's fused attention takes bf16 or f16, got ", dtype_name(q.dtype()));
   int64_t d = q.size(3);
   if (d % 8 != 0 || d > 128) return str_cat("cuDNN's fused attention takes head dims 8, 16, ..., 128; got ", d);
-  if (lse.dtype() != DType::F32 || !lse.is_contiguous())
+  if (lse.dtype() != DType::kF32 || !lse.is_contiguous())
     return str_cat("the logsumexp must be contiguous f32, got ", lse.describe());
   for (auto group : {inputs, outputs}) {
     const Tensor& first = **group.begin();
@@ -299,7 +299,7 @@ bool decline(const std::string& what, const std::string& why, AttentionBackend m
 constexpr int64_t kAlign = 256;
 int64_t aligned(int64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 Tensor workspace(int64_t bytes, Device device) {
-  return Tensor::empty({std::max<int64_t>(bytes, 1)}, DType::Bool, device);  // bytes
+  return Tensor::empty({std::max<int64_t>(bytes, 1)}, DType::kBool, device);  // bytes
 }
 
 float negative_infinity() {

@@ -72,8 +72,8 @@ void unary(UnaryOp op, const Tensor& in, const Tensor& out, double alpha) {
     MT_CUDA_CHECK(gpu::unary(static_cast<int>(op), ptr<const T>(in), ptr<T>(out), in.numel(), alpha, s));
   };
   bool integer_ok = op == UnaryOp::kNeg || op == UnaryOp::kAbs || op == UnaryOp::kScale || op == UnaryOp::kAddScalar;
-  if (integer_ok && (in.dtype() == DType::I32 || in.dtype() == DType::I64)) {
-    if (in.dtype() == DType::I32) body.template operator()<int32_t>();
+  if (integer_ok && (in.dtype() == DType::kI32 || in.dtype() == DType::kI64)) {
+    if (in.dtype() == DType::kI32) body.template operator()<int32_t>();
     else body.template operator()<int64_t>();
     return;
   }
@@ -105,7 +105,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   };
   dispatch_device_type(a.dtype(), [&]<typename T>() {
     if (compare) {
-      MT_CHECK(out.dtype() == DType::Bool, "binary comparison: expected a bool output, got ", out.describe());
+      MT_CHECK(out.dtype() == DType::kBool, "binary comparison: expected a bool output, got ", out.describe());
       run.template operator()<T, bool>();
     } else if constexpr (std::is_same_v<T, bool>) {
       MT_FAIL("binary op: arithmetic on bool tensors is not supported");

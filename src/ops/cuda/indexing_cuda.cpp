@@ -46,7 +46,7 @@ void index_add(const Tensor& out, int64_t outer, int64_t n, int64_t inner, const
       MT_FAIL("index_add: bool tensors are not supported");
     } else {
       Tensor workspace = Tensor::empty({static_cast<int64_t>(gpu::index_add_workspace_bytes(index.numel(), n))},
-                                       DType::Bool, out.device());  // bytes from the caching allocator
+                                       DType::kBool, out.device());  // bytes from the caching allocator
       MT_CUDA_CHECK(gpu::index_add(ptr<T>(out), ptr<const T>(src), index.data<int64_t>(), outer, n, index.numel(),
                                    inner, workspace.data_ptr(), s));
     }

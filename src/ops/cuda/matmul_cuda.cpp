@@ -76,10 +76,10 @@ uint32_t alignment(const void* p) {
 
 cudaDataType_t cuda_type(DType t) {
   switch (t) {
-    case DType::F32: return CUDA_R_32F;
-    case DType::F64: return CUDA_R_64F;
-    case DType::BF16: return CUDA_R_16BF;
-    case DType::F16: return CUDA_R_16F;
+    case DType::kF32: return CUDA_R_32F;
+    case DType::kF64: return CUDA_R_64F;
+    case DType::kBF16: return CUDA_R_16BF;
+    case DType::kF16: return CUDA_R_16F;
     default: MT_FAIL("matmul (cuda): expected a floating dtype (f32, f64, bf16, f16), got ", dtype_name(t));
   }
 }
@@ -105,7 +105,7 @@ MatrixLayout make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_
 // Builds the descriptors and asks the heuristic for its best kCandidates algorithms; false if it has none.
 bool build_plan(const PlanKey& key, Epilogue epilogue, Plan& plan) {
   cudaDataType_t type = cuda_type(key.dtype);
-  bool f64 = key.dtype == DType::F64;
+  bool f64 = key.dtype == DType::kF64;
   cublasLtMatmulDesc_t d = nullptr;
   MT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
                                            f64 ? CUDA_R_64F : CUDA_R_32F));
@@ -311,7 +311,7 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
     set_desc(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_ptr);
   }
   MatmulArgs args{.device = dev,
-                  .f64 = out.dtype() == DType::F64,
+                  .f64 = out.dtype() == DType::kF64,
                   .a = a.data_ptr(),
                   .b = b.data_ptr(),
                   .c = out.data_ptr(),
@@ -332,7 +332,7 @@ namespace {
 bool gelu_epilogue_gemm(Epilogue epilogue, const Tensor& a, const Tensor& b, Transpose tb, const Tensor& out,
                         const Tensor& bias, const Tensor& aux) {
   int64_t m = out.size(0), n = out.size(1), k = a.size(1);
-  if (out.dtype() == DType::F64 || n % 8 != 0 || k == 0 || m == 0) return false;
+  if (out.dtype() == DType::kF64 || n % 8 != 0 || k == 0 || m == 0) return false;
   for (const Tensor* t : {&a, &b, &out, &bias, &aux})
     if (t->defined() && alignment(t->data_ptr()) < 16) return false;
   int dev = out.device().index;

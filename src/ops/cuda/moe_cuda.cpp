@@ -28,15 +28,15 @@ void moe_route(const Tensor& logits, const Tensor& noise, int64_t capacity, cons
            " choices exceed the 32-bit counters");
   cudaStream_t s = stream_for(logits);
   size_t bytes = gpu::moe_route_scratch_bytes(tokens, experts, k, logits.element_size());
-  Tensor scratch = Tensor::empty({static_cast<int64_t>((bytes + 7) / 8)}, DType::I64, logits.device());
+  Tensor scratch = Tensor::empty({static_cast<int64_t>((bytes + 7) / 8)}, DType::kI64, logits.device());
   auto run = [&]<typename T>() {
     MT_CUDA_CHECK(gpu::moe_route<T>(ptr<const T>(logits), ptr<const T>(noise), tokens, experts, k, capacity,
                                     ptr<int64_t>(expert), ptr<int64_t>(slot), ptr<T>(weight), ptr<int64_t>(counts),
                                     ptr<T>(lse), ptr<T>(stats), scratch.data_ptr(), s));
   };
   switch (logits.dtype()) {
-    case DType::F32: run.template operator()<float>(); break;
-    case DType::F64: run.template operator()<double>(); break;
+    case DType::kF32: run.template operator()<float>(); break;
+    case DType::kF64: run.template operator()<double>(); break;
     default: MT_FAIL("moe_route (cuda): logits must be f32 or f64, got ", logits.describe());
   }
 }

@@ -32,7 +32,7 @@ void check_contiguous(const char* op, std::initializer_list<const Tensor*> ts) {
 // Whether attention on these (B, H, T, D) tensors takes the tensor-core kernels (flash_attention.h):
 // bf16 or f16, a head dim and scale they handle, every base address 16-byte aligned.
 bool use_flash_attention(const Tensor& q, double scale, std::initializer_list<const Tensor*> ts) {
-  if ((q.dtype() != DType::BF16 && q.dtype() != DType::F16) || !gpu::flash_attention_fits(q.size(3), scale))
+  if ((q.dtype() != DType::kBF16 && q.dtype() != DType::kF16) || !gpu::flash_attention_fits(q.size(3), scale))
     return false;
   for (const Tensor* t : ts)
     if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return false;
@@ -69,10 +69,10 @@ void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& gra
 template <typename Fn>
 void dispatch_with_stats(DType x, DType stats, const char* op, Fn&& fn) {
   dispatch_device_floating(x, op, [&]<typename T>() {
-    if (stats == DType::F32) {
+    if (stats == DType::kF32) {
       fn.template operator()<T, float>();
     } else {
-      MT_CHECK(stats == DType::F64 && x == DType::F64, op, ": statistics must be f32 (or f64 with f64 input), got ",
+      MT_CHECK(stats == DType::kF64 && x == DType::kF64, op, ": statistics must be f32 (or f64 with f64 input), got ",
                dtype_name(stats), " with ", dtype_name(x), " input");
       fn.template operator()<double, double>();
     }
@@ -99,7 +99,7 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
   cudaStream_t s = stream_for(x);
   int64_t rows = leading_rows(x), cols = last_dim(x);
   Tensor partial = Tensor::empty({gpu::layernorm_backward_partial_elems(rows, cols)},
-                                 x.dtype() == DType::F64 ? DType::F64 : DType::F32, x.device());
+                                 x.dtype() == DType::kF64 ? DType::kF64 : DType::kF32, x.device());
   dispatch_with_stats(x.dtype(), mean.dtype(), "layer_norm_backward", [&]<typename T, typename S>() {
     MT_CUDA_CHECK((gpu::layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(x),
                                                     ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
@@ -110,7 +110,7 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& losses,
                            const Tensor& lse) {
   check_contiguous("cross_entropy", {&logits, &targets, &losses, &lse});
-  MT_CHECK(targets.dtype() == DType::I64, "cross_entropy (cuda): targets must be i64, got ", targets.dtype());
+  MT_CHECK(targets.dtype() == DType::kI64, "cross_entropy (cuda): targets must be i64, got ", targets.dtype());
   MT_CHECK(losses.dtype() == lse.dtype(), "cross_entropy (cuda): losses and lse must share a dtype, got ",
            losses.dtype(), " and ", lse.dtype());
   cudaStream_t s = stream_for(logits);
@@ -124,7 +124,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& lse,
                             const Tensor& grad_losses, const Tensor& dlogits) {
   check_contiguous("cross_entropy_backward", {&logits, &targets, &lse, &grad_losses, &dlogits});
-  MT_CHECK(targets.dtype() == DType::I64, "cross_entropy_backward (cuda): targets must be i64, got ", targets.dtype());
+  MT_CHECK(targets.dtype() == DType::kI64, "cross_entropy_backward (cuda): targets must be i64, got ", targets.dtype());
   MT_CHECK(grad_losses.dtype() == lse.dtype(), "cross_entropy_backward (cuda): grad_losses and lse must share a dtype, got ",
            grad_losses.dtype(), " and ", lse.dtype());
   cudaStream_t s = stream_for(logits);
@@ -174,7 +174,7 @@ void own_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, do
   cudaStream_t s = stream_for(q);
   int64_t head_dim = q.size(3);
   if (use_flash_attention(q, scale, {&q, &k, &v, &out})) {
-    MT_CHECK(lse.dtype() == DType::F32, "causal_attention (cuda): lse must be f32 for ", dtype_name(q.dtype()),
+    MT_CHECK(lse.dtype() == DType::kF32, "causal_attention (cuda): lse must be f32 for ", dtype_name(q.dtype()),
              " input, got ", dtype_name(lse.dtype()));
     dispatch_device_floating(q.dtype(), "causal_attention", [&]<typename T>() {
       if constexpr (sizeof(T) == 2)
@@ -195,9 +195,9 @@ void own_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, c
                             const Tensor& lse, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   cudaStream_t s = stream_for(q);
   int64_t head_dim = q.size(3), bh = q.size(0) * q.size(1), seq = q.size(2);
-  Tensor delta = Tensor::empty({bh * seq}, q.dtype() == DType::F64 ? DType::F64 : DType::F32, q.device());
+  Tensor delta = Tensor::empty({bh * seq}, q.dtype() == DType::kF64 ? DType::kF64 : DType::kF32, q.device());
   if (use_flash_attention(q, scale, {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
-    MT_CHECK(lse.dtype() == DType::F32, "causal_attention_backward (cuda): lse must be f32 for ", dtype_name(q.dtype()),
+    MT_CHECK(lse.dtype() == DType::kF32, "causal_attention_backward (cuda): lse must be f32 for ", dtype_name(q.dtype()),
              " input, got ", dtype_name(lse.dtype()));
     dispatch_device_floating(q.dtype(), "causal_attention_backward", [&]<typename T>() {
       if constexpr (sizeof(T) == 2)
@@ -259,7 +259,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 
 void dropout(const Tensor& in, double p, uint64_t seed, uint64_t offset, const Tensor& out, const Tensor& mask) {
   check_contiguous("dropout", {&in, &out, &mask});
-  MT_CHECK(mask.dtype() == DType::Bool, "dropout (cuda): mask must be bool, got ", mask.dtype());
+  MT_CHECK(mask.dtype() == DType::kBool, "dropout (cuda): mask must be bool, got ", mask.dtype());
   cudaStream_t s = stream_for(in);
   dispatch_device_floating(in.dtype(), "dropout", [&]<typename T>() {
     MT_CUDA_CHECK(gpu::dropout_forward<T>(ptr<T>(in), ptr<T>(out), mask.data<bool>(), in.numel(), p, seed, offset,

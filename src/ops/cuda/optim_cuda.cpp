@@ -46,7 +46,7 @@ class TableCache {
     if (!same) {
       t.tensors = std::move(g.tensors);
       t.chunks = std::move(g.chunks);
-      t.buffer = Tensor::empty({static_cast<int64_t>((tensor_bytes + chunk_bytes + 7) / 8)}, DType::I64, device);
+      t.buffer = Tensor::empty({static_cast<int64_t>((tensor_bytes + chunk_bytes + 7) / 8)}, DType::kI64, device);
       char* dst = static_cast<char*>(t.buffer.data_ptr());
       // From pageable memory: the call returns once the bytes are staged, after earlier work on `s`.
       MT_CUDA_CHECK(cudaMemcpyAsync(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice, s));
@@ -82,16 +82,16 @@ std::map<GroupKey, Group> group_tensors(const char* op, OptimKind kind, const st
     const Tensor& p = t.param;
     MT_CHECK(p.defined() && p.device().is_cuda() && p.is_contiguous() && is_floating(p.dtype()), op,
              ": parameters must be contiguous floating CUDA tensors, got ", p.defined() ? p.describe() : "undefined");
-    DType moment = p.dtype() == DType::F64 ? DType::F64 : DType::F32;
+    DType moment = p.dtype() == DType::kF64 ? DType::kF64 : DType::kF32;
     MT_CHECK(t.grad.defined() && t.grad.is_contiguous() && t.grad.numel() == p.numel() &&
                  t.grad.device() == p.device() &&
-                 (t.grad.dtype() == p.dtype() || (is_half(p.dtype()) && t.grad.dtype() == DType::F32)),
+                 (t.grad.dtype() == p.dtype() || (is_half(p.dtype()) && t.grad.dtype() == DType::kF32)),
              op, ": the gradient of ", p.describe(), " must be a contiguous tensor of its dtype (or f32), got ",
              t.grad.defined() ? t.grad.describe() : "undefined");
     if (need_momentum || t.momentum.defined()) check_state(op, t.momentum, "exp_avg", p, moment);
     if (kind == OptimKind::kAdamW) check_state(op, t.grad_sq_avg, "exp_avg_sq", p, moment);
     if (is_half(p.dtype()))
-      check_state(op, t.master, "master", p, DType::F32);
+      check_state(op, t.master, "master", p, DType::kF32);
     else
       MT_CHECK(!t.master.defined(), op, ": a ", p.dtype(), " parameter takes no master copy");
     Group& g = groups[{p.device().index, p.dtype(), t.grad.dtype(), kind}];

@@ -23,7 +23,7 @@ void reduce_rows(ReduceOp op, const Tensor& in, const Tensor& out) {
       // allocator hands the block out again only on this stream, after the kernels that use it.
       size_t bytes = gpu::reduce_rows_scratch_bytes<T>(static_cast<int>(op), m, k);
       Tensor scratch;
-      if (bytes) scratch = Tensor::empty({static_cast<int64_t>((bytes + 7) / 8)}, DType::I64, in.device());
+      if (bytes) scratch = Tensor::empty({static_cast<int64_t>((bytes + 7) / 8)}, DType::kI64, in.device());
       void* sp = bytes ? scratch.data_ptr() : nullptr;
       if (op == ReduceOp::kArgMax) {
         MT_CUDA_CHECK(gpu::argmax_rows(ptr<const T>(in), out.data<int64_t>(), m, k, sp, s));
@@ -50,7 +50,7 @@ void sum_squares_many(const std::vector<Tensor>& tensors, const Tensor& out) {
   cudaStream_t s = stream_for(out);
   dispatch_device_floating(dt, "sum_squares_many", [&]<typename T>() {
     using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
-    MT_CHECK(out.dtype() == (std::is_same_v<A, double> ? DType::F64 : DType::F32) && out.numel() == n,
+    MT_CHECK(out.dtype() == (std::is_same_v<A, double> ? DType::kF64 : DType::kF32) && out.numel() == n,
              "sum_squares_many (cuda): out must hold ", n, " sums, got ", out.describe());
     Tensor scratch = Tensor::empty({gpu::sum_squares_scratch(numel.data(), n)}, out.dtype(), out.device());
     MT_CUDA_CHECK((gpu::sum_squares_many<T, A>(reinterpret_cast<const T* const*>(ptrs.data()), numel.data(), n,
