@@ -5,7 +5,10 @@
 # overrides for every run (e.g. train.steps=100). A finished run resumes at its end and trains no
 # further; remove runs/kjv-small-<variant> to train it again. VARIANTS="dense moe" picks a subset.
 # SEEDS="1 2 3" trains each variant once per train.seed (runs/kjv-small-<variant>-s<seed>), and
-# compare groups the seeds of a variant into one row (mean +- std, gaps against two standard errors).
+# compare groups the seeds of a variant into one row (mean +- std, gaps against two standard errors);
+# a student's teacher is then the same seed's run of the teacher recipe (runs/kjv-small-prmoe-s<seed>).
+# JOBS=N trains up to N runs at once (each logs to <run>.log; for a GPU, where one tiny run leaves it
+# idle); a student waits for nothing, so train its teacher in an earlier call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MT=build/moetrain
@@ -20,22 +23,40 @@ fi
 read -ra variants <<<"${VARIANTS:-dense moe pyramid residual prmoe top2}"
 read -ra seeds <<<"${SEEDS:-}"
 runs=()
+failed=0
+train_run() {  # recipe run overrides...: one training run, timed
+  local recipe=$1 run=$2 start=$SECONDS
+  shift 2
+  echo "== training $recipe $*"
+  $MT train "$recipe" "$@"
+  echo "== $run: $((SECONDS - start)) s"
+}
 for v in "${variants[@]}"; do
   recipe=recipes/kjv-small-$v.yaml
   [[ -f $recipe ]] || { echo "compare-kjv: no recipe $recipe" >&2; exit 1; }
+  teacher=$(sed -n 's/^ *teacher: *\([^ #]*\).*/\1/p' "$recipe")
   for seed in "${seeds[@]:-recipe}"; do
     run=runs/kjv-small-$v
     seed_args=()
     if [[ $seed != recipe ]]; then
       run=$run-s$seed
       seed_args=("train.seed=$seed" "train.run_dir=$run")
+      [[ -n $teacher ]] && seed_args+=("distill.teacher=$teacher-s$seed")
     fi
-    echo "== training $recipe ${seed_args[*]}"
-    start=$SECONDS
-    $MT train "$recipe" "${seed_args[@]}" "$@"
-    echo "== $run: $((SECONDS - start)) s"
+    if ((${JOBS:-1} > 1)); then
+      mkdir -p runs
+      while (($(jobs -rp | wc -l) >= JOBS)); do wait -n || failed=1; done
+      train_run "$recipe" "$run" "${seed_args[@]}" "$@" >"$run.log" 2>&1 &
+    else
+      train_run "$recipe" "$run" "${seed_args[@]}" "$@"
+    fi
     runs+=("$run")
   done
 done
+while (($(jobs -rp | wc -l) > 0)); do wait -n || failed=1; done
+if ((failed)); then
+  echo "compare-kjv: a run failed; see runs/kjv-small-*.log" >&2
+  exit 1
+fi
 echo "== comparing ${runs[*]}"
 $MT compare "${runs[@]}" --out runs/compare-kjv

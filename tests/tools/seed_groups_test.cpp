@@ -33,6 +33,21 @@ TEST(SeedGroups, SameRecipeDifferentSeedsShareAGroup) {
   EXPECT_EQ(group_by_seed({}), Groups{});
 }
 
+TEST(SeedGroups, StudentsOfTheSameSeedsTeacherShareAGroup) {
+  auto student = [](int seed, const std::string& teacher) {
+    Recipe r = recipe("dense", seed, "st" + std::to_string(seed));
+    r.distill.teacher = teacher;
+    return r;
+  };
+  // Teacher t-s<seed> for the student of that seed: one group; a teacher of another seed, or of
+  // another name, splits.
+  EXPECT_EQ(group_by_seed({student(1, "runs/t-s1"), student(2, "runs/t-s2/"), student(3, "runs/t-s3")}),
+            (Groups{{0, 1, 2}}));
+  EXPECT_EQ(group_by_seed({student(1, "runs/t-s1"), student(2, "runs/t-s1")}), (Groups{{0}, {1}}));
+  EXPECT_EQ(group_by_seed({student(1, "runs/t-s1"), student(2, "runs/u-s2")}), (Groups{{0}, {1}}));
+  EXPECT_EQ(group_by_seed({student(1, "runs/t"), student(2, "runs/t")}), (Groups{{0, 1}}));
+}
+
 TEST(SeedGroups, ARepeatedSeedOpensANewGroup) {
   // One recipe run twice per seed (old and new code): old-s1, old-s2, new-s1, new-s2.
   EXPECT_EQ(group_by_seed({recipe("dense", 1, "o1"), recipe("dense", 2, "o2"), recipe("dense", 1, "n1"),

@@ -14,8 +14,14 @@ namespace mt {
 
 namespace {
 
-// The recipe with what may differ inside a group set aside.
+// The recipe with what may differ inside a group set aside: the seed, the folder, and a teacher's
+// seed suffix that matches the run's own seed ("runs/t-s2" for a run of seed 2 reads "runs/t").
 Recipe without_seed(Recipe r) {
+  const std::string seed_suffix = "-s" + std::to_string(r.train.seed);
+  std::string& teacher = r.distill.teacher;
+  while (!teacher.empty() && teacher.back() == '/') teacher.pop_back();
+  if (teacher.size() > seed_suffix.size() && teacher.ends_with(seed_suffix))
+    teacher.resize(teacher.size() - seed_suffix.size());
   r.train.seed = 0;
   r.train.run_dir.clear();
   return r;

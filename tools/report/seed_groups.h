@@ -15,7 +15,9 @@ namespace mt {
 
 // Note [Seed groups]: run i joins the first group whose recipe equals its own once train.seed and
 // train.run_dir are set aside and which has no run with its seed yet; otherwise it opens a new
-// group. So `compare a-s1 a-s2 b-s1 b-s2` gives groups {a-s1, a-s2} and {b-s1, b-s2} when a and b
+// group. A distilled student of seed s whose distill.teacher ends in "-s<s>" (the teacher's run of
+// the same seed, as scripts/compare-kjv.sh names it) counts as distilled from the path without it,
+// so the students of teachers t-s1, t-s2 group as students of t. So `compare a-s1 a-s2 b-s1 b-s2` gives groups {a-s1, a-s2} and {b-s1, b-s2} when a and b
 // are different recipes, and also when they are one recipe run twice per seed (before and after a
 // code change, say): a run never joins a group that already holds its seed. Groups keep the order
 // of their first run; runs keep their order inside a group.
