@@ -6,17 +6,30 @@
 
 namespace mt {
 
+namespace {
+
+// Whether g is the only handle on all of its memory: a fresh gradient no other node or buffer can see.
+bool sole_owner(const Tensor& g) {
+  return g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.offset() == 0 && g.is_contiguous() &&
+         g.storage()->nbytes() == g.nbytes();
+}
+
+}  // namespace
+
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   auto impl = leaf_.lock();
   if (!impl || !grads[0].defined()) return {};
   Tensor leaf(impl);
-  Tensor g = grads[0];
+  Tensor g = std::move(grads[0]);
   MT_ASSERT(g.shape() == leaf.shape());
   Tensor prev = leaf.grad();
   if (!prev.defined()) {
-    // A copy (cast always copies): the incoming tensor may alias another node's buffer. In f32 for a
-    // half leaf, see Note [f32 main gradients] in node.h.
-    leaf.set_grad(cast(g, grad_dtype_for(leaf.dtype())));
+    // In f32 for a half leaf, see Note [f32 main gradients] in node.h. A gradient that already has that
+    // dtype and is nobody else's (the f32 output of a weight-gradient GEMM, Note [f32 weight gradients]
+    // in src/ops/linalg.cpp) becomes the leaf's as it is; any other is copied (cast always copies), since
+    // it may alias another node's buffer.
+    const DType want = grad_dtype_for(leaf.dtype());
+    leaf.set_grad(g.dtype() == want && sole_owner(g) ? g : cast(g, want));
   } else {
     add_(prev, g);  // widened to prev's dtype by add_
   }

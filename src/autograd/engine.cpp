@@ -21,10 +21,16 @@ struct ByLatest {
 void accumulate(std::vector<Tensor>& buffer, uint32_t slot, const Tensor& g) {
   if (!g.defined()) return;
   if (buffer.size() <= slot) buffer.resize(slot + 1);
-  if (!buffer[slot].defined()) {
-    buffer[slot] = g;
+  Tensor& sum = buffer[slot];
+  if (!sum.defined()) {
+    sum = g;
+  } else if (sum.dtype() == g.dtype()) {
+    sum = add(sum, g);
   } else {
-    buffer[slot] = add(buffer[slot], g);
+    // A parameter used twice (the tied embedding) may get an f32 gradient from a GEMM (Note [f32 weight
+    // gradients] in src/ops/linalg.cpp) and a half one from another op: summed in the wider dtype.
+    const bool g_wider = dtype_size(g.dtype()) > dtype_size(sum.dtype());
+    sum = g_wider ? add(cast(sum, g.dtype()), g) : add(sum, cast(g, sum.dtype()));
   }
 }
 

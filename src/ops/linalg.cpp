@@ -1,6 +1,8 @@
 // Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm, bmm_bias
 // (per-batch bias in the GEMM epilogue), linear (x @ w^T + b) and GPT-2's MLP with GELU in the GEMMs. All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
 // backwards call the same kernel with transposes and sum over batch entries that were broadcast.
+#include <optional>
+
 #include "mt/graph/node.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
@@ -11,12 +13,21 @@ namespace {
 
 bool needs_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
 
-// out (B, M, N) = op(a) @ op(b) (+ bias (N)); a, b contiguous 3-d, batch 1 or B.
-Tensor gemm(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const Tensor& bias = Tensor()) {
+// Note [f32 weight gradients]: a half parameter gathers its gradient in f32 (Note [f32 main gradients],
+// mt/graph/node.h). So the GEMMs of a weight's or bias's gradient write f32 straight from the f32
+// accumulator (cuBLASLt's D in f32 from bf16 operands), and AccumulateGrad adopts that fresh tensor
+// instead of casting a rounded bf16 copy: per parameter one pass over its gradient and one rounding
+// fewer. Only for a parameter itself (a leaf): a gradient flowing on to an op keeps its tensor's dtype.
+DType param_grad_dtype(const Tensor& p) { return p.is_leaf() ? grad_dtype_for(p.dtype()) : p.dtype(); }
+
+// out (B, M, N) = op(a) @ op(b) (+ bias (N)); a, b contiguous 3-d, batch 1 or B. out in a's dtype, or
+// in f32 from half operands (no bias then).
+Tensor gemm(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const Tensor& bias = Tensor(),
+            std::optional<DType> out_dtype = std::nullopt) {
   int64_t batch = a.size(0) == 1 ? b.size(0) : a.size(0);
   int64_t m = ta == Transpose::kYes ? a.size(2) : a.size(1);
   int64_t n = tb == Transpose::kYes ? b.size(1) : b.size(2);
-  Tensor out = Tensor::empty({batch, m, n}, a.dtype(), a.device());
+  Tensor out = Tensor::empty({batch, m, n}, out_dtype.value_or(a.dtype()), a.device());
   if (out.numel() > 0) kernels().matmul.get(a.device(), "matmul")(a, ta, b, tb, out, bias, Accumulate::kNo);
   return out;
 }
@@ -150,13 +161,14 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   Tensor out = out3.view(out_shape);  // (.., out)
   SavedTensor sx(x3, "linear input"), sw(w3, "linear weight");
   bool need_x = needs_grad(x), need_w = needs_grad(w), need_b = needs_grad(b);
+  DType w_grad = param_grad_dtype(w), b_grad = need_b ? param_grad_dtype(b) : w_grad;  // Note [f32 weight gradients]
   Shape x_shape = x.shape(), w_shape = w.shape();
   record_function("LinearBackward", {x, w, b}, {out}, [=](const std::vector<Tensor>& g) {
     Tensor g3 = g[0].contiguous().view({1, rows, out_features});
     Tensor gx, gw, gb;
     if (need_x) gx = gemm(g3, Transpose::kNo, sw.get(), Transpose::kNo).view(x_shape);       // dY @ W
-    if (need_w) gw = gemm(g3, Transpose::kYes, sx.get(), Transpose::kNo).view(w_shape);      // dY^T @ X
-    if (need_b) gb = gemm(ones({1, 1, rows}, {g3.dtype(), g3.device()}), Transpose::kNo, g3, Transpose::kNo)
+    if (need_w) gw = gemm(g3, Transpose::kYes, sx.get(), Transpose::kNo, Tensor(), w_grad).view(w_shape);  // dY^T @ X
+    if (need_b) gb = gemm(ones({1, 1, rows}, {g3.dtype(), g3.device()}), Transpose::kNo, g3, Transpose::kNo, Tensor(), b_grad)
                          .view({out_features});  // 1^T @ dY: one pass over dY, f32 accumulation in the GEMM
     return std::vector<Tensor>{gx, gw, gb};
   });
@@ -200,21 +212,24 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
   SavedTensor spre(pre, "mlp pre-activation"), sh(h, "mlp activation");
   bool need_x = needs_grad(x);
   Shape x_shape = x.shape();
+  // Note [f32 weight gradients]
+  DType w1_grad = param_grad_dtype(w1), b1_grad = param_grad_dtype(b1), w2_grad = param_grad_dtype(w2),
+        b2_grad = param_grad_dtype(b2);
   record_function("MlpGeluBackward", {x, w1, b1, w2, b2}, {y}, [=](const std::vector<Tensor>& g) {
     Tensor dy = g[0].contiguous().view({1, rows, d});
     const Tensor &xs = sx.get(), &w1s = sw1.get(), &w2s = sw2.get(), &pres = spre.get();
     Tensor ones_row = ones({1, 1, rows}, {dy.dtype(), dy.device()});
-    Tensor gw2 = gemm(dy, Transpose::kYes, batch1(sh.get()), Transpose::kNo).view(w2s.shape());  // dY^T @ h
-    Tensor gb2 = gemm(ones_row, Transpose::kNo, dy, Transpose::kNo).view({d});                   // 1^T @ dY
+    Tensor gw2 = gemm(dy, Transpose::kYes, batch1(sh.get()), Transpose::kNo, Tensor(), w2_grad).view(w2s.shape());  // dY^T @ h
+    Tensor gb2 = gemm(ones_row, Transpose::kNo, dy, Transpose::kNo, Tensor(), b2_grad).view({d});                   // 1^T @ dY
     // dPre = (dY @ w2) * gelu'(pre); fc's bias gradient 1^T @ dPre.
-    Tensor dpre = Tensor::empty({rows, hidden}, dy.dtype(), dy.device()), gb1 = Tensor::empty({hidden}, dy.dtype(), dy.device());
-    if (rows > 0 && !kernels().matmul_dgelu_bgrad.get(dev, "mlp_gelu backward")(dy.view({rows, d}), w2s, pres, dpre, gb1)) {
+    Tensor dpre = Tensor::empty({rows, hidden}, dy.dtype(), dy.device()), gb1 = Tensor::empty({hidden}, b1_grad, dy.device());
+    if (rows == 0 || !kernels().matmul_dgelu_bgrad.get(dev, "mlp_gelu backward")(dy.view({rows, d}), w2s, pres, dpre, gb1)) {
       Tensor dh = gemm(dy, Transpose::kNo, batch1(w2s), Transpose::kNo).view({rows, hidden});
       kernels().unary_backward.get(dev, "mlp_gelu backward")(UnaryGradOp::kGelu, dh, pres, dpre);
-      gb1 = gemm(ones_row, Transpose::kNo, batch1(dpre), Transpose::kNo).view({hidden});
+      gb1 = gemm(ones_row, Transpose::kNo, batch1(dpre), Transpose::kNo, Tensor(), b1_grad).view({hidden});
     }
     Tensor gx = need_x ? gemm(batch1(dpre), Transpose::kNo, batch1(w1s), Transpose::kNo).view(x_shape) : Tensor();
-    Tensor gw1 = gemm(batch1(dpre), Transpose::kYes, batch1(xs), Transpose::kNo).view(w1s.shape());  // dPre^T @ x
+    Tensor gw1 = gemm(batch1(dpre), Transpose::kYes, batch1(xs), Transpose::kNo, Tensor(), w1_grad).view(w1s.shape());  // dPre^T @ x
     return std::vector<Tensor>{gx, gw1, gb1, gw2, gb2};
   });
   return y;

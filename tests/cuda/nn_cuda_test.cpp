@@ -122,6 +122,23 @@ TEST(CudaMatmul, MatchesCpuForTransposesBroadcastBiasAndAccumulate) {
   }
 }
 
+// Note [f32 weight gradients]: bf16 / f16 operands into an f32 out (the weight-gradient GEMMs), plain and
+// accumulating, transposed as the weight gradient dY^T @ X is, against the CPU's widening GEMM.
+TEST(CudaMatmul, HalfOperandsIntoAnF32OutMatchCpu) {
+  MT_REQUIRE_GPU();
+  uint64_t seed = 900;
+  for (DType dt : {DType::kBF16, DType::kF16})
+    for (Accumulate acc : {Accumulate::kNo, Accumulate::kYes})
+      for (int64_t rows : {1, 1000, 4096}) {
+        Tensor dy = random_tensor({1, rows, 96}, dt, seed++), x = random_tensor({1, rows, 64}, dt, seed++);
+        Tensor init = random_tensor({1, 96, 64}, DType::kF32, seed++);
+        Tensor out_cpu = init.clone(), out_gpu = gpu(init);
+        kernels().matmul.get(Device::cpu(), "t")(dy, Transpose::kYes, x, Transpose::kNo, out_cpu, Tensor(), acc);
+        kernels().matmul.get(Device::cuda(0), "t")(gpu(dy), Transpose::kYes, gpu(x), Transpose::kNo, out_gpu, Tensor(), acc);
+        expect_close(out_gpu, out_cpu, rtol_for(DType::kF32), name(dt, "widening matmul rows " + std::to_string(rows)), 4.0);
+      }
+}
+
 TEST(CudaMatmul, RepeatedShapeReusesThePlanAndGivesTheSameResult) {
   MT_REQUIRE_GPU();
   Tensor a = gpu(random_tensor({1, 128, 64}, DType::kBF16, 5)), b = gpu(random_tensor({1, 32, 64}, DType::kBF16, 6));
@@ -175,6 +192,8 @@ TEST(CudaMlpGelu, EpilogueKernelsRunAndMatchTheCpuParts) {
         return out;
       };
       std::vector<Tensor> want = run(Device::cpu()), got = run(Device::cuda(0));
+      for (size_t i = 1; i < got.size(); ++i)  // Note [f32 weight gradients]: half leaves gather in f32
+        EXPECT_EQ(got[i].dtype(), is_half(dt) ? DType::kF32 : dt) << what;
       const char* names[] = {"y", "dx", "dw1", "db1", "dw2", "db2"};
       for (size_t i = 0; i < want.size(); ++i) expect_close(got[i], want[i], rtol_for(dt), what + " " + names[i], 4.0);
     }

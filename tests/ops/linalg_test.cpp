@@ -103,6 +103,30 @@ TEST(Matmul, HalfTypesAccumulateInF32AndRoundOnce) {
   expect_values(matmul(a, b), {19, 22, 43, 50});
 }
 
+// Note [f32 weight gradients]: half operands may write an f32 out, unrounded. 1 + 2^-9 + 2^-9 = 1 + 2^-8
+// is an f32 value but not a bf16 one (a bf16 out rounds it to 1).
+TEST(Matmul, HalfOperandsWidenToAnUnroundedF32Out) {
+  auto kernel = kernels().matmul.get(Device::cpu(), "matmul");
+  for (DType dt : {DType::kBF16, DType::kF16}) {
+    Tensor a = Tensor::from_vector<float>({1.0f, 0.001953125f, 0.001953125f}, {1, 1, 3}, dt);
+    Tensor b = Tensor::from_vector<float>({1, 1, 1}, {1, 3, 1}, dt);
+    Tensor out = Tensor::from_vector<float>({0.5f}, {1, 1, 1}, DType::kF32);
+    kernel(a, Transpose::kNo, b, Transpose::kNo, out, Tensor(), Accumulate::kNo);
+    EXPECT_EQ(out.to_vector<float>()[0], 1.00390625f) << dtype_name(dt);
+    kernel(a, Transpose::kNo, b, Transpose::kNo, out, Tensor(), Accumulate::kYes);
+    EXPECT_EQ(out.to_vector<float>()[0], 2.0078125f) << dtype_name(dt);
+    Tensor bias = Tensor::from_vector<float>({1}, {1}, dt);
+    EXPECT_NE(error_of([&] { kernel(a, Transpose::kNo, b, Transpose::kNo, out, bias, Accumulate::kNo); })
+                  .find("or out f32 from half a and b, without bias"),
+              std::string::npos);
+  }
+  Tensor a = Tensor::from_vector<float>({1}, {1, 1, 1}, DType::kF32);
+  Tensor out = Tensor::empty({1, 1, 1}, DType::kF64);
+  EXPECT_NE(error_of([&] { kernel(a, Transpose::kNo, a, Transpose::kNo, out, Tensor(), Accumulate::kNo); })
+                .find("must share one dtype"),
+            std::string::npos);
+}
+
 TEST(Matmul, KernelTransposesBiasAndAccumulate) {
   auto kernel = kernels().matmul.get(Device::cpu(), "matmul");
   for (DType dt : {DType::kF32, DType::kF64, DType::kF16}) {
@@ -204,6 +228,44 @@ TEST(LinearGrad, WithAndWithoutBias) {
   expect_gradcheck([](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); }, {x, w, b});
   expect_gradcheck([](const std::vector<Tensor>& in) { return linear(in[0], in[1]); }, {x, w});
   expect_gradcheck([](const std::vector<Tensor>& in) { return linear(in[0].transpose(0, 1), in[1]); }, {x, w});
+}
+
+// Note [f32 weight gradients]: a bf16 parameter's gradient comes out of its GEMM in f32, unrounded (the
+// sum 1 + 2^-9 + 2^-9 over three rows is not a bf16 value); an input's gradient keeps the input's dtype
+// until its own leaf gathers it; a weight that is not a leaf (here a view) gets a bf16 gradient, which
+// its leaf then gathers in f32 as before.
+TEST(LinearGrad, HalfParametersGetUnroundedF32Gradients) {
+  auto bf16_leaf = [](const std::vector<float>& v, const Shape& s) {
+    Tensor t = Tensor::from_vector<float>(v, s, DType::kBF16);
+    t.set_requires_grad(true);
+    return t;
+  };
+  Tensor x = bf16_leaf({1.0f, 0.001953125f, 0.001953125f}, {3, 1});  // three rows, one feature
+  Tensor w = bf16_leaf({1.0f}, {1, 1}), b = bf16_leaf({0.0f}, {1});
+  linear(x, w, b).backward(Tensor::from_vector<float>({1, 1, 1}, {3, 1}, DType::kBF16));
+  ASSERT_EQ(w.grad().dtype(), DType::kF32);
+  EXPECT_EQ(w.grad().to_vector<float>()[0], 1.00390625f);  // dY^T @ X, not rounded to bf16's 1
+  EXPECT_EQ(b.grad().to_vector<float>()[0], 3.0f);
+  EXPECT_EQ(x.grad().dtype(), DType::kF32);
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{1, 1, 1}));
+
+  Tensor v = bf16_leaf({1.0f, 2.0f}, {2, 1});
+  linear(x, v.narrow(0, 0, 1)).backward(Tensor::from_vector<float>({1, 1, 1}, {3, 1}, DType::kBF16));
+  ASSERT_EQ(v.grad().dtype(), DType::kF32);
+  EXPECT_EQ(v.grad().to_vector<float>(), (std::vector<float>{1.0f, 0.0f}));  // through the view: bf16-rounded
+}
+
+// A parameter used by a GEMM (f32 gradient) and by another op (bf16 gradient), as the tied embedding is:
+// the engine sums the two in f32.
+TEST(LinearGrad, TiedHalfParameterSumsMixedGradients) {
+  Tensor w = Tensor::from_vector<float>({1.0f, 2.0f, 3.0f, 4.0f}, {2, 2}, DType::kBF16);
+  w.set_requires_grad(true);
+  Tensor x = Tensor::from_vector<float>({1.0f, 0.5f}, {1, 2}, DType::kBF16);
+  Tensor loss = add(sum(cast(linear(x, w), DType::kF32)), sum(cast(mul(w, w), DType::kF32)));
+  loss.backward();
+  ASSERT_EQ(w.grad().dtype(), DType::kF32);
+  // d/dw of sum(x @ w^T) = x per row; of sum(w * w) = 2 w.
+  EXPECT_EQ(w.grad().to_vector<float>(), (std::vector<float>{3.0f, 4.5f, 7.0f, 8.5f}));
 }
 
 // Note [GELU in the GEMM epilogue]: on the CPU mlp_gelu runs the parts, so it gives linear -> gelu -> linear's

@@ -66,7 +66,8 @@ MT_KERNEL(sum_squares_many, SumSquaresMany, kOptimizer, void(const std::vector<T
 // out (B, M, N) = op(a) @ op(b) (+ bias) (+ out if Accumulate::kYes).
 // a: (Ba, M, K), or (Ba, K, M) when ta = kYes; b: (Bb, K, N), or (Bb, N, K) when tb = kYes; Ba, Bb in {1, B}.
 // bias: contiguous, N elements (shared by every batch entry) or B * N (one (N) row per batch entry).
-// Same dtype for a, b, out, bias; f32 accumulation.
+// Same dtype for a, b, out, bias; f32 accumulation. Or out f32 from bf16/f16 a and b, without bias
+// (Note [f32 weight gradients], src/ops/linalg.cpp).
 MT_KERNEL(matmul, Matmul, kGemm,
           void(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const Tensor& out, const Tensor& bias,
                Accumulate acc))
@@ -77,7 +78,8 @@ MT_KERNEL(matmul, Matmul, kGemm,
 // Forward: pre (M, N) = a (M, K) @ b (N, K)^T + bias (N), out (M, N) = gelu(pre).
 MT_KERNEL(matmul_bias_gelu, MatmulBiasGelu, kGemm,
           bool(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& pre, const Tensor& out))
-// Backward: out (M, N) = (a (M, K) @ b (K, N)) * gelu'(pre (M, N)), bias_grad (N) = column sums of out.
+// Backward: out (M, N) = (a (M, K) @ b (K, N)) * gelu'(pre (M, N)), bias_grad (N) = column sums of out
+// (in out's dtype or f32).
 MT_KERNEL(matmul_dgelu_bgrad, MatmulDgeluBgrad, kGemm,
           bool(const Tensor& a, const Tensor& b, const Tensor& pre, const Tensor& out, const Tensor& bias_grad))
 

@@ -86,13 +86,22 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
            ") exceed the 32-bit BLAS interface");
   MT_CHECK(!bias.defined() || bias.numel() == n || bias.numel() == batch * n, "matmul: bias must be (", n, ") or (",
            batch, ", ", n, "), got ", bias.shape());
+  const bool widening = out.dtype() != a.dtype();  // f32 out of half operands (Note [f32 weight gradients])
+  MT_CHECK(a.dtype() == b.dtype() && (!widening || (is_half(a.dtype()) && out.dtype() == DType::kF32 && !bias.defined())),
+           "matmul: a, b and out must share one dtype (or out f32 from half a and b, without bias), got ",
+           a.describe(), ", ", b.describe(), ", ", out.describe());
   int64_t bias_step = bias.defined() && bias.numel() != n ? n : 0;
-  dispatch_floating(out.dtype(), "matmul", [&]<typename T>() {
+  dispatch_floating(a.dtype(), "matmul", [&]<typename T>() {
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
       batched_gemm<T>(a.data<T>(), a.size(0), ta, b.data<T>(), b.size(0), tb, out.data<T>(), batch, m, n, k,
                       bias.defined() ? bias.data<T>() : nullptr, bias_step, acc);
     } else {
       std::vector<float> fa = to_f32<T>(a), fb = to_f32<T>(b);
+      if (widening) {  // straight into the f32 out
+        batched_gemm<float>(fa.data(), a.size(0), ta, fb.data(), b.size(0), tb, out.data<float>(), batch, m, n, k,
+                            nullptr, 0, acc);
+        return;
+      }
       std::vector<float> fc = acc == Accumulate::kYes ? to_f32<T>(out) : std::vector<float>(out.numel());
       std::vector<float> fbias = bias.defined() ? to_f32<T>(bias) : std::vector<float>();
       batched_gemm<float>(fa.data(), a.size(0), ta, fb.data(), b.size(0), tb, fc.data(), batch, m, n, k,

@@ -48,7 +48,8 @@ enum class Epilogue : uint8_t { kNone, kBias, kGeluAuxBias, kDGelu };
 // Everything the descriptors and the algorithm choice depend on.
 struct PlanKey {
   int device;
-  DType dtype;
+  DType dtype;      // of a and b (and the bias)
+  DType out_dtype;  // dtype, or f32 from half operands (Note [f32 weight gradients] in src/ops/linalg.cpp)
   Transpose ta, tb;
   int64_t m, n, k, batch, stride_a, stride_b;
   Epilogue epilogue;  // asked for; kBias falls back to kNone and add_bias_rows when cuBLASLt has none
@@ -125,7 +126,7 @@ bool build_plan(const PlanKey& key, Epilogue epilogue, Plan& plan) {
                                            : make_layout(type, k, n, k, key.batch, key.stride_b);
   plan.layout_b = key.ta == Transpose::kNo ? make_layout(type, k, m, k, key.batch, key.stride_a)
                                            : make_layout(type, m, k, m, key.batch, key.stride_a);
-  plan.layout_out = make_layout(type, n, m, n, key.batch, m * n);
+  plan.layout_out = make_layout(cuda_type(key.out_dtype), n, m, n, key.batch, m * n);
   cublasLtMatmulPreference_t p = nullptr;
   MT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&p));
   Preference pref(p);
@@ -277,9 +278,11 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
            "matmul (cuda): shapes do not match: a ", a.shape(), ", b ", b.shape(), ", out ", out.shape());
   MT_CHECK((sa.batch == 1 || sa.batch == batch) && (sb.batch == 1 || sb.batch == batch),
            "matmul (cuda): batch sizes must be 1 or ", batch, ", got a ", a.shape(), ", b ", b.shape());
-  MT_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype() && (!bias.defined() || bias.dtype() == out.dtype()),
-           "matmul (cuda): a, b, bias and out must share one dtype, got ", a.dtype(), ", ", b.dtype(), ", ",
-           out.dtype());
+  const bool widening = out.dtype() != a.dtype();  // f32 out of half operands
+  MT_CHECK(a.dtype() == b.dtype() && (!bias.defined() || bias.dtype() == out.dtype()) &&
+               (!widening || (is_half(a.dtype()) && out.dtype() == DType::kF32 && !bias.defined())),
+           "matmul (cuda): a, b, bias and out must share one dtype (or out f32 from half a and b, without bias), got ",
+           a.dtype(), ", ", b.dtype(), ", ", out.dtype());
   MT_CHECK(!bias.defined() || ((bias.numel() == n || bias.numel() == batch * n) && bias.is_contiguous()),
            "matmul (cuda): bias must be contiguous (", n, ") or (", batch, ", ", n, "), got ", bias.shape());
   bool bias_batched = bias.defined() && bias.numel() != n;
@@ -300,7 +303,7 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
     stride_a = 0;
   }
   Epilogue epilogue = bias.defined() && alignment(bias.data_ptr()) >= 16 ? Epilogue::kBias : Epilogue::kNone;
-  PlanKey key{dev,      out.dtype(), ta,        tb, m, n, k, batch, stride_a, stride_b, epilogue,
+  PlanKey key{dev,      a.dtype(), out.dtype(), ta,        tb, m, n, k, batch, stride_a, stride_b, epilogue,
               bias_batched, alignment(a.data_ptr()), alignment(b.data_ptr()), alignment(out.data_ptr())};
   void* workspace = cuda_workspace(dev, kWorkspaceBytes);
   PlanCache& cache = plan_cache();
@@ -336,7 +339,7 @@ bool gelu_epilogue_gemm(Epilogue epilogue, const Tensor& a, const Tensor& b, Tra
   for (const Tensor* t : {&a, &b, &out, &bias, &aux})
     if (t->defined() && alignment(t->data_ptr()) < 16) return false;
   int dev = out.device().index;
-  PlanKey key{dev, out.dtype(), Transpose::kNo, tb, m, n, k, 1, 0, 0, epilogue, false,
+  PlanKey key{dev, out.dtype(), out.dtype(), Transpose::kNo, tb, m, n, k, 1, 0, 0, epilogue, false,
               alignment(a.data_ptr()), alignment(b.data_ptr()), alignment(out.data_ptr())};
   void* workspace = cuda_workspace(dev, kWorkspaceBytes);
   PlanCache& cache = plan_cache();
@@ -378,7 +381,10 @@ bool matmul_bias_gelu(const Tensor& a, const Tensor& b, const Tensor& bias, cons
 
 bool matmul_dgelu_bgrad(const Tensor& a, const Tensor& b, const Tensor& pre, const Tensor& out,
                         const Tensor& bias_grad) {
-  check_gelu_operands("matmul_dgelu_bgrad", {&a, &b, &pre, &out, &bias_grad});
+  check_gelu_operands("matmul_dgelu_bgrad", {&a, &b, &pre, &out});
+  MT_CHECK(bias_grad.is_contiguous() && (bias_grad.dtype() == out.dtype() || bias_grad.dtype() == DType::kF32),
+           "matmul_dgelu_bgrad (cuda): bias_grad must be contiguous, in ", dtype_name(out.dtype()), " or f32, got ",
+           bias_grad.describe());
   // cuBLASLt's DGELU_BGRAD epilogue would sum the bias gradient too, but ran at 0.44 ms where the plain GEMM
   // takes 0.12 (H200, 16384 x 768 @ 768 x 3072, bf16): the sum stays a GEMM of ones (0.04 ms).
   if (!gelu_epilogue_gemm(Epilogue::kDGelu, a, b, Transpose::kNo, out, Tensor(), pre)) return false;
