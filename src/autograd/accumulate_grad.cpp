@@ -6,16 +6,6 @@
 
 namespace mt {
 
-namespace {
-
-// Whether g is the only handle on all of its memory: a fresh gradient no other node or buffer can see.
-bool sole_owner(const Tensor& g) {
-  return g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.offset() == 0 && g.is_contiguous() &&
-         g.storage()->nbytes() == g.nbytes();
-}
-
-}  // namespace
-
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   auto impl = leaf_.lock();
   if (!impl || !grads[0].defined()) return {};
@@ -29,7 +19,7 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
     // in src/ops/linalg.cpp) becomes the leaf's as it is; any other is copied (cast always copies), since
     // it may alias another node's buffer.
     const DType want = grad_dtype_for(leaf.dtype());
-    leaf.set_grad(g.dtype() == want && sole_owner(g) ? g : cast(g, want));
+    leaf.set_grad(g.dtype() == want && is_sole_owner(g) ? g : cast(g, want));
   } else {
     add_(prev, g);  // widened to prev's dtype by add_
   }

@@ -28,9 +28,15 @@ void accumulate(std::vector<Tensor>& buffer, uint32_t slot, const Tensor& g) {
     sum = add(sum, g);
   } else {
     // A parameter used twice (the tied embedding) may get an f32 gradient from a GEMM (Note [f32 weight
-    // gradients] in src/ops/linalg.cpp) and a half one from another op: summed in the wider dtype.
-    const bool g_wider = dtype_size(g.dtype()) > dtype_size(sum.dtype());
-    sum = g_wider ? add(cast(sum, g.dtype()), g) : add(sum, cast(g, sum.dtype()));
+    // gradients] in src/ops/linalg.cpp) and a half one from another op: summed in the wider dtype, in
+    // place when the buffer holds the wider one alone (the head's gradient, which arrives first).
+    if (dtype_size(g.dtype()) > dtype_size(sum.dtype())) {
+      sum = add(cast(sum, g.dtype()), g);
+    } else if (is_sole_owner(sum)) {
+      add_(sum, g);  // widened to sum's dtype by add_
+    } else {
+      sum = add(sum, cast(g, sum.dtype()));
+    }
   }
 }
 

@@ -16,6 +16,11 @@ Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_seque
 
 DType grad_dtype_for(DType leaf) { return is_half(leaf) ? DType::kF32 : leaf; }
 
+bool is_sole_owner(const Tensor& g) {
+  return g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.offset() == 0 && g.is_contiguous() &&
+         g.storage()->nbytes() == g.nbytes();
+}
+
 AccumulateGrad::AccumulateGrad(const Tensor& leaf) : Node("AccumulateGrad"), leaf_(leaf.impl_ptr()) {}
 
 std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grads) {

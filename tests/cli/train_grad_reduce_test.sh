@@ -26,8 +26,9 @@ for run in "2 f32 1" "2 bf16 1" "4 f32 1" "4 bf16 1" "4 bf16 2"; do
 done
 grep -q "grad_reduce_dtype: bf16" np2_bf16_ep1/recipe.yaml && ok "the resolved recipe holds the key" \
   || bad "dist.grad_reduce_dtype missing from the resolved recipe"
-# f32 reduce: 2 and 4 ranks sum the same per-sequence gradients (bf16 values, few bits: their f32 sums
-# are nearly exact) in another order: 1e-5. bf16 reduce rounds every gradient sum to bf16 (2^-9
+# f32 reduce: 2 and 4 ranks sum the same per-sequence f32 gradients (Note [f32 weight gradients]) in
+# another order, which rounds differently at 2^-24; Adam's normalised steps carry that into the losses
+# (measured: 1.9e-5 over the 8 steps): 1e-4. bf16 reduce rounds every gradient sum to bf16 (2^-9
 # relative), which moves the Adam updates slightly (measured: under 1e-4 over the 8 steps): 1e-3, and
 # not 0, or the bf16 sums were not used.
 python3 - <<'PY' && ok "both reduce dtypes train to the same losses on 2 and 4 ranks" || bad "losses differ"
@@ -36,7 +37,7 @@ def rows(p): return {r["step"]: r["loss"] for r in map(json.loads, open(p)) if "
 ref = rows("np2_f32_ep1/metrics.jsonl")
 assert sorted(ref) == list(range(1, 9)) and all(math.isfinite(v) for v in ref.values()), ref
 assert ref[8] < ref[1], ref
-for run, tol in (("np4_f32_ep1", 1e-5), ("np2_bf16_ep1", 1e-3), ("np4_bf16_ep1", 1e-3), ("np4_bf16_ep2", 1e-3)):
+for run, tol in (("np4_f32_ep1", 1e-4), ("np2_bf16_ep1", 1e-3), ("np4_bf16_ep1", 1e-3), ("np4_bf16_ep2", 1e-3)):
     got = rows(run + "/metrics.jsonl")
     assert sorted(got) == sorted(ref), (run, got)
     worst = max(abs(got[s] - ref[s]) / abs(ref[s]) for s in ref)

@@ -261,11 +261,19 @@ TEST(LinearGrad, TiedHalfParameterSumsMixedGradients) {
   Tensor w = Tensor::from_vector<float>({1.0f, 2.0f, 3.0f, 4.0f}, {2, 2}, DType::kBF16);
   w.set_requires_grad(true);
   Tensor x = Tensor::from_vector<float>({1.0f, 0.5f}, {1, 2}, DType::kBF16);
-  Tensor loss = add(sum(cast(linear(x, w), DType::kF32)), sum(cast(mul(w, w), DType::kF32)));
-  loss.backward();
-  ASSERT_EQ(w.grad().dtype(), DType::kF32);
-  // d/dw of sum(x @ w^T) = x per row; of sum(w * w) = 2 w.
-  EXPECT_EQ(w.grad().to_vector<float>(), (std::vector<float>{3.0f, 4.5f, 7.0f, 8.5f}));
+  // Either gradient may reach the engine first (the op recorded last runs first in the backward).
+  for (bool gemm_first : {false, true}) {
+    Tensor head = sum(cast(linear(x, w), DType::kF32)), square = sum(cast(mul(w, w), DType::kF32));
+    if (gemm_first) {
+      square = sum(cast(mul(w, w), DType::kF32));
+      head = sum(cast(linear(x, w), DType::kF32));
+    }
+    add(head, square).backward();
+    ASSERT_EQ(w.grad().dtype(), DType::kF32);
+    // d/dw of sum(x @ w^T) = x per row; of sum(w * w) = 2 w.
+    EXPECT_EQ(w.grad().to_vector<float>(), (std::vector<float>{3.0f, 4.5f, 7.0f, 8.5f})) << gemm_first;
+    w.zero_grad();
+  }
 }
 
 // Note [GELU in the GEMM epilogue]: on the CPU mlp_gelu runs the parts, so it gives linear -> gelu -> linear's

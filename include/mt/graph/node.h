@@ -40,9 +40,10 @@ class Node {
 
 // Note [f32 main gradients]: the gradient of a bf16/f16 leaf is an f32 tensor (Megatron's
 // `main_grad`), so micro-batch gradients accumulate in f32: in bf16, 32 accumulated micro-batches
-// would lose the small ones below half an ulp of the running sum (2^-9 relative). Each micro-batch's
-// gradient is still computed in the parameter's dtype by the backward ops (a tied weight's two uses
-// summed by the engine in that dtype too); the sum across backward calls is f32. Everything after
+// would lose the small ones below half an ulp of the running sum (2^-9 relative). A weight's or
+// bias's GEMM writes its micro-batch gradient in f32 directly (Note [f32 weight gradients] in
+// src/ops/linalg.cpp); other ops compute it in the parameter's dtype (a tied weight's two uses are
+// summed by the engine in the wider of the two); the sum across backward calls is f32. Everything after
 // the backward reads that f32 gradient: clipping, the data-parallel all-reduce (in f32 or, by
 // dist.grad_reduce_dtype, bf16 on the wire), the fused optimizers (AdamW/SGD take a float gradient
 // for half parameters and update their f32 masters); ZeRO-1 splits only optimizer state, so each rank
@@ -50,6 +51,10 @@ class Node {
 // consumer can read the wrong one. Costs 2 bytes per parameter over a bf16 grad (memory_estimate.cpp).
 // f32 and f64 leaves keep gradients of their own dtype.
 DType grad_dtype_for(DType leaf);
+
+// Whether g is the only handle on all of its memory (no other tensor, view or buffer can see it), so
+// that the engine and AccumulateGrad may keep it or add into it in place instead of copying.
+bool is_sole_owner(const Tensor& g);
 
 // The gradient sink of a leaf tensor: adds into tensor.grad() (in grad_dtype_for(leaf's dtype)).
 // apply() calls ops, so it is defined above them, in src/autograd/accumulate_grad.cpp.
