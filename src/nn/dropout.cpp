@@ -1,4 +1,4 @@
-// Dropout layer: the dropout op with this module's training flag and generator.
+// Dropout layer: the dropout op in training mode only, with this module's generator.
 #include "mt/nn/dropout.h"
 
 #include "mt/ops/ops.h"
@@ -11,7 +11,7 @@ Dropout::Dropout(double p, Generator& gen) : p_(p), gen_(&gen) {
 
 Tensor Dropout::forward(const Tensor& x) const {
   if (!is_training() || p_ == 0) return x;
-  return dropout(x, p_, true, *gen_);
+  return dropout(x, p_, *gen_);
 }
 
 }  // namespace mt

@@ -257,9 +257,9 @@ Tensor causal_attention_qkv(const Tensor& qkv, int64_t heads, std::optional<doub
   return y;
 }
 
-Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+Tensor dropout(const Tensor& x, double p, Generator& gen) {
   MT_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p);
-  if (!training || p == 0.0) return x;
+  if (p == 0.0) return x;
   check_floating("dropout", x);
   uint64_t offset = gen.reserve(x.numel());
   Tensor in = x.detach().contiguous();

@@ -218,7 +218,7 @@ TEST(Dropout, MaskComesFromPhiloxAndScalesKeptValues) {
   Generator gen(123);
   gen.reserve(8);  // the op must start where the generator stands
   Tensor x = leaf(distinct_values(40), {5, 8});
-  Tensor out = dropout(x, 0.25, true, gen);
+  Tensor out = dropout(x, 0.25, gen);
   EXPECT_EQ(gen.state().offset, 48u);
   std::vector<double> xv = x.to_vector<double>(), ov = out.to_vector<double>(), expected_grad(40);
   int kept = 0;
@@ -232,10 +232,9 @@ TEST(Dropout, MaskComesFromPhiloxAndScalesKeptValues) {
   EXPECT_LT(kept, 40);
   sum(out).backward();
   expect_values(x.grad(), expected_grad, 1e-15);
-  EXPECT_TRUE(dropout(x, 0.5, /*training=*/false, gen).is_same(x));
-  EXPECT_TRUE(dropout(x, 0.0, true, gen).is_same(x));
+  EXPECT_TRUE(dropout(x, 0.0, gen).is_same(x));
   EXPECT_EQ(gen.state().offset, 48u);
-  EXPECT_THROW(dropout(x, 1.0, true, gen), Error);
+  EXPECT_THROW(dropout(x, 1.0, gen), Error);
 }
 
 TEST(NnFunctionalGrad, SoftmaxAndLayerNorm) {
@@ -266,6 +265,6 @@ TEST(NnFunctionalGrad, EmbeddingCrossEntropyDistillationAttentionDropout) {
   Tensor d = leaf(distinct_values(20), {4, 5});
   expect_gradcheck([](const std::vector<Tensor>& x) {
     Generator gen(5);  // the same mask on every call
-    return dropout(x[0], 0.3, true, gen);
+    return dropout(x[0], 0.3, gen);
   }, {d});
 }

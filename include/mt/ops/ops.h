@@ -113,7 +113,9 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::
 // The same on a packed QKV projection (Note [Packed QKV]): qkv (B, T, 3C) whose rows hold q, k, v each as
 // (H, D) with C = H * D -> (B, T, C) rows of (H, D); the gradient is one (B, T, 3C) buffer.
 Tensor causal_attention_qkv(const Tensor& qkv, int64_t heads, std::optional<double> scale = {});
-Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+// Zeroes each element with probability p (from gen's Philox stream), scales the rest by 1/(1-p); p = 0 returns x.
+// Training mode is the caller's choice (nn::Dropout skips the op in evaluation).
+Tensor dropout(const Tensor& x, double p, Generator& gen);
 
 // ---- indexing and shape (src/ops/indexing.cpp) ----
 Tensor index_select(const Tensor& a, int dim, const Tensor& index);          // index (m) i32/i64
