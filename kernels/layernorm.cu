@@ -1,10 +1,12 @@
-// LayerNorm kernels. Rows of at most 128 whole 16-byte packs take one warp each on the cp.async row
-// pipeline of row_pipeline.cuh (many bytes in flight per SM, no block-wide synchronisation per row). Longer rows of whole packs that fit in registers are read once: forward keeps
-// the row in registers for the mean, the variance (two passes, like the CPU reference) and the output;
-// backward is a persistent grid whose warps stride over rows, writing dx from the row held in registers
-// and summing their columns' dw/db terms in registers, one partial row per block. Other rows (odd
-// lengths, misaligned, very long) loop over the row, re-reading it, with partials per row group. A second
-// kernel sums the partials over blocks in a fixed order: no atomics, bit-reproducible runs.
+// LayerNorm kernels, alone or with the residual add before it (Note [Residual add fused with LayerNorm] in
+// src/ops/nn_functional.cpp). Rows of at most 128 whole 16-byte packs take one warp each on the cp.async
+// row pipeline of row_pipeline.cuh (many bytes in flight per SM, no block-wide synchronisation per row).
+// Longer rows of whole packs that fit in registers are read once: forward keeps the row in registers for
+// the mean, the variance (two passes, like the CPU reference) and the output; backward is a persistent
+// grid whose warps stride over rows, writing dx from the row held in registers and summing their columns'
+// dw/db terms in registers, one partial row per block. Other rows (odd lengths, misaligned, very long)
+// loop over the row, re-reading it, with partials per row group. A second kernel sums the partials over
+// blocks in a fixed order: no atomics, bit-reproducible runs.
 #include <algorithm>
 
 #include "device_utils.cuh"
@@ -27,23 +29,44 @@ constexpr int kBackwardRowThreads = 512;
 constexpr int kBackwardMaxPacks = 2;
 constexpr int kReduceSlices = 32;  // thread rows of the partial-sum kernel, each summing every 32nd group
 
-template <typename T, typename S, int P>
+// Whether a kernel takes the residual too: forward h = x + r, written out and normalised in place of x;
+// backward dx = dh + LayerNorm's input gradient. A template argument of the pipelined and register
+// kernels (the staged tensors and the registers differ, and plain LayerNorm keeps its own code); the loop
+// kernels test their pointers (null: no residual) as they do the bias.
+enum class Residual { kNo, kYes };
+
+// a + b rounded to T, as the add op rounds it: the residual sum h.
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> add_packs(const Pack<T, V>& a, const Pack<T, V>& b) {
+  Pack<T, V> s;
+#pragma unroll
+  for (int j = 0; j < V; ++j) s.v[j] = from_acc<T>(to_acc(a.v[j]) + to_acc(b.v[j]));
+  return s;
+}
+
+// R = kYes: h = x + r is formed as the row is read, written to h, and normalised.
+template <typename T, typename S, int P, Residual R>
 __global__ void __launch_bounds__(kForwardRowThreads)
-    layernorm_forward_registers_kernel(T* __restrict__ y, S* __restrict__ mean_out, S* __restrict__ rstd_out,
-                                       const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-                                       int64_t rows, int64_t cols, double eps) {
+    layernorm_forward_registers_kernel(T* __restrict__ y, T* __restrict__ h, S* __restrict__ mean_out,
+                                       S* __restrict__ rstd_out, const T* __restrict__ x, const T* __restrict__ r,
+                                       const T* __restrict__ w, const T* __restrict__ b, int64_t rows, int64_t cols,
+                                       double eps) {
   using A = acc_t<T>;
   constexpr int V = kPack<T>;
   __shared__ A scratch[32 * 4];
   int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   bool active = row < rows;
   int64_t packs = cols / V;
-  const T* xr = x + (active ? row : 0) * cols;
+  int64_t base = (active ? row : 0) * cols;
   Pack<T, V> xp[P];
 #pragma unroll
   for (int i = 0; i < P; ++i) {
     if (active && row_pack(i) < packs) {
-      xp[i] = load_pack<T, V>(xr + row_pack(i) * V);
+      xp[i] = load_pack<T, V>(x + base + row_pack(i) * V);
+      if constexpr (R == Residual::kYes) {
+        xp[i] = add_packs(xp[i], load_pack<T, V>(r + base + row_pack(i) * V));
+        store_pack<T, V>(h + base + row_pack(i) * V, xp[i]);
+      }
     } else {
 #pragma unroll
       for (int j = 0; j < V; ++j) xp[i].v[j] = from_acc<T>(A(0));
@@ -77,32 +100,39 @@ __global__ void __launch_bounds__(kForwardRowThreads)
   for (int i = 0; i < P; ++i) {
     int64_t p = row_pack(i);
     if (p >= packs) continue;
-    Pack<T, V> wv = load_pack<T, V>(w + p * V), bv, r;
+    Pack<T, V> wv = load_pack<T, V>(w + p * V), bv, o;
     if (b) bv = load_pack<T, V>(b + p * V);
 #pragma unroll
     for (int j = 0; j < V; ++j) {
-      A o = (to_acc(xp[i].v[j]) - mean) * rstd * to_acc(wv.v[j]);
-      if (b) o += to_acc(bv.v[j]);
-      r.v[j] = from_acc<T>(o);
+      A a = (to_acc(xp[i].v[j]) - mean) * rstd * to_acc(wv.v[j]);
+      if (b) a += to_acc(bv.v[j]);
+      o.v[j] = from_acc<T>(a);
     }
-    store_pack<T, V>(yr + p * V, r);
+    store_pack<T, V>(yr + p * V, o);
   }
 }
 
+// With r (not null) the row normalised is h = x + r, formed from x and r on each of the three reads and
+// written to h on the last.
 template <typename T, typename S, int V>
-__global__ void layernorm_forward_loop_kernel(T* __restrict__ y, S* __restrict__ mean_out, S* __restrict__ rstd_out,
-                                              const T* __restrict__ x, const T* __restrict__ w,
+__global__ void layernorm_forward_loop_kernel(T* __restrict__ y, T* __restrict__ h, S* __restrict__ mean_out,
+                                              S* __restrict__ rstd_out, const T* __restrict__ x,
+                                              const T* __restrict__ r, const T* __restrict__ w,
                                               const T* __restrict__ b, int64_t rows, int64_t cols, double eps) {
   using A = acc_t<T>;
   __shared__ A scratch[32 * 4];
   int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
   bool active = row < rows;
-  const T* xr = x + (active ? row : 0) * cols;
+  int64_t base = (active ? row : 0) * cols;
   int64_t packs = cols / V;
+  auto load_row_pack = [&](int64_t p) {
+    Pack<T, V> v = load_pack<T, V>(x + base + p * V);
+    return r ? add_packs(v, load_pack<T, V>(r + base + p * V)) : v;
+  };
   A s = 0;
   if (active)
     for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-      Pack<T, V> v = load_pack<T, V>(xr + p * V);
+      Pack<T, V> v = load_row_pack(p);
 #pragma unroll
       for (int j = 0; j < V; ++j) s += to_acc(v.v[j]);
     }
@@ -110,7 +140,7 @@ __global__ void layernorm_forward_loop_kernel(T* __restrict__ y, S* __restrict__
   A q = 0;
   if (active)
     for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-      Pack<T, V> v = load_pack<T, V>(xr + p * V);
+      Pack<T, V> v = load_row_pack(p);
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         A d = to_acc(v.v[j]) - mean;
@@ -126,16 +156,17 @@ __global__ void layernorm_forward_loop_kernel(T* __restrict__ y, S* __restrict__
   }
   T* yr = y + row * cols;
   for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-    Pack<T, V> v = load_pack<T, V>(xr + p * V), wv = load_pack<T, V>(w + p * V), r;
+    Pack<T, V> v = load_row_pack(p), wv = load_pack<T, V>(w + p * V), o;
+    if (r) store_pack<T, V>(h + base + p * V, v);
     Pack<T, V> bv;
     if (b) bv = load_pack<T, V>(b + p * V);
 #pragma unroll
     for (int j = 0; j < V; ++j) {
-      A o = (to_acc(v.v[j]) - mean) * rstd * to_acc(wv.v[j]);
-      if (b) o += to_acc(bv.v[j]);
-      r.v[j] = from_acc<T>(o);
+      A a = (to_acc(v.v[j]) - mean) * rstd * to_acc(wv.v[j]);
+      if (b) a += to_acc(bv.v[j]);
+      o.v[j] = from_acc<T>(a);
     }
-    store_pack<T, V>(yr + p * V, r);
+    store_pack<T, V>(yr + p * V, o);
   }
 }
 
@@ -167,13 +198,14 @@ __device__ __forceinline__ void row_allreduce_sum2(A& a, A& b, A* scratch) {
 // Persistent: block k's y-row j handles rows k * blockDim.y + j + n * gridDim.x * blockDim.y. Each thread
 // keeps w and its columns' sums of dy * xhat (dw) and dy (db) in registers; at the end the block's
 // y-rows are added in order (through `fold`, (blockDim.y - 1) * 2 * cols values of dynamic shared memory)
-// and written as partial row blockIdx.x: dw then db, 2 * cols values.
-template <typename T, typename S, int P>
+// and written as partial row blockIdx.x: dw then db, 2 * cols values. R = kYes adds dres to dx, read as dx
+// is written.
+template <typename T, typename S, int P, Residual R>
 __global__ void __launch_bounds__(kBackwardRowThreads)
-    layernorm_backward_registers_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
-                                        const T* __restrict__ w, const S* __restrict__ mean_in,
-                                        const S* __restrict__ rstd_in, int64_t rows, int64_t cols,
-                                        acc_t<T>* __restrict__ partial) {
+    layernorm_backward_registers_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ dres,
+                                        const T* __restrict__ x, const T* __restrict__ w,
+                                        const S* __restrict__ mean_in, const S* __restrict__ rstd_in, int64_t rows,
+                                        int64_t cols, acc_t<T>* __restrict__ partial) {
   using A = acc_t<T>;
   constexpr int V = kPack<T>;
   __shared__ A scratch[64 * 4];
@@ -237,11 +269,15 @@ __global__ void __launch_bounds__(kBackwardRowThreads)
       for (int i = 0; i < P; ++i) {
         if (row_pack(i) >= packs) continue;
         Pack<T, V> r;
+        [[maybe_unused]] Pack<T, V> res;
+        if constexpr (R == Residual::kYes) res = load_pack<T, V>(dres + row * cols + row_pack(i) * V);
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           A xhat = (to_acc(xp[i].v[j]) - mean) * rstd;
           A wg = to_acc(wp[i].v[j]) * to_acc(gp[i].v[j]);
-          r.v[j] = from_acc<T>((wg - c1 - xhat * c2) * rstd);
+          A d = (wg - c1 - xhat * c2) * rstd;
+          if constexpr (R == Residual::kYes) d += to_acc(res.v[j]);
+          r.v[j] = from_acc<T>(d);
         }
         store_pack<T, V>(dx + row * cols + row_pack(i) * V, r);
       }
@@ -286,9 +322,11 @@ __global__ void __launch_bounds__(kBackwardRowThreads)
 }
 
 // One "group" per (blockIdx.x, threadIdx.y): rows [group * rows_per_group, ...). Its column partials
-// (dw then db, 2 * cols values) live in shared memory when they fit, else directly in `partial`.
+// (dw then db, 2 * cols values) live in shared memory when they fit, else directly in `partial`. dres (null:
+// none) is added to dx.
 template <typename T, typename S, int V>
-__global__ void layernorm_backward_loop_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
+__global__ void layernorm_backward_loop_kernel(T* __restrict__ dx, const T* __restrict__ dy,
+                                               const T* __restrict__ dres, const T* __restrict__ x,
                                                const T* __restrict__ w, const S* __restrict__ mean_in,
                                                const S* __restrict__ rstd_in, int64_t rows, int64_t cols,
                                                int64_t rows_per_group, acc_t<T>* __restrict__ partial,
@@ -332,12 +370,15 @@ __global__ void layernorm_backward_loop_kernel(T* __restrict__ dx, const T* __re
     if (!active) continue;
     for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
       Pack<T, V> gv = load_pack<T, V>(dy + base + p * V), xv = load_pack<T, V>(x + base + p * V),
-                 wv = load_pack<T, V>(w + p * V), r;
+                 wv = load_pack<T, V>(w + p * V), r, res;
+      if (dres) res = load_pack<T, V>(dres + base + p * V);
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         A xhat = (to_acc(xv.v[j]) - mean) * rstd;
         A wg = to_acc(wv.v[j]) * to_acc(gv.v[j]);
-        r.v[j] = from_acc<T>((wg - c1 - xhat * c2) * rstd);
+        A d = (wg - c1 - xhat * c2) * rstd;
+        if (dres) d += to_acc(res.v[j]);
+        r.v[j] = from_acc<T>(d);
       }
       store_pack<T, V>(dx + base + p * V, r);
     }
@@ -378,12 +419,14 @@ __global__ void __launch_bounds__(32 * kReduceSlices)
 }
 
 // One warp per row on the pipeline of row_pipeline.cuh (rows of at most 128 packs). Forward: the staged
-// row is read once into registers for the mean, the variance (two passes) and the output.
-template <typename T, typename S, int P>
+// row is read once into registers for the mean, the variance (two passes) and the output. R = kYes stages
+// x and r and forms h = x + r from them, writing it to h.
+template <typename T, typename S, int P, Residual R>
 __global__ void __launch_bounds__(32 * kPipeWarps)
-    layernorm_forward_pipelined_kernel(T* __restrict__ y, S* __restrict__ mean_out, S* __restrict__ rstd_out,
-                                       const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-                                       int64_t rows, int64_t cols, double eps) {
+    layernorm_forward_pipelined_kernel(T* __restrict__ y, T* __restrict__ h, S* __restrict__ mean_out,
+                                       S* __restrict__ rstd_out, const T* __restrict__ x, const T* __restrict__ r,
+                                       const T* __restrict__ w, const T* __restrict__ b, int64_t rows, int64_t cols,
+                                       double eps) {
   using A = acc_t<T>;
   constexpr int V = kPack<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -400,13 +443,20 @@ __global__ void __launch_bounds__(32 * kPipeWarps)
       if (b) bp[i] = load_pack<T, V>(b + p * V);
     }
   }
-  WarpRowPipeline<T, P, 1> pipe(smem_raw, {x}, rows, cols);
+  constexpr int kStaged = R == Residual::kYes ? 2 : 1;
+  const T* staged[kStaged] = {x};
+  if constexpr (R == Residual::kYes) staged[kStaged - 1] = r;
+  WarpRowPipeline<T, P, kStaged> pipe(smem_raw, staged, rows, cols);
   pipe.run([&](int64_t row, const auto& stage) {
     Pack<T, V> xp[P];
 #pragma unroll
     for (int i = 0; i < P; ++i) {
       if (stage.has(i)) {
         xp[i] = stage.pack(0, i);
+        if constexpr (R == Residual::kYes) {
+          xp[i] = add_packs(xp[i], stage.pack(kStaged - 1, i));
+          store_pack<T, V>(h + row * cols + (lane + 32 * i) * V, xp[i]);
+        }
       } else {
 #pragma unroll
         for (int j = 0; j < V; ++j) xp[i].v[j] = from_acc<T>(A(0));
@@ -455,13 +505,13 @@ __global__ void __launch_bounds__(32 * kPipeWarps)
 // 2 * cols values), reusing the stage memory once all copies are done. dy and x are read from the stage
 // twice, for the sums and again for dx, rather than held in registers in between: the registers stay
 // free for the dw/db sums (held rows took 168 registers and spilled; re-reading made the kernel 17%
-// faster on the H200, bench/NOTES.md).
-template <typename T, typename S, int P>
+// faster on the H200, bench/NOTES.md). R = kYes stages dres too and adds it to dx.
+template <typename T, typename S, int P, Residual R>
 __global__ void __launch_bounds__(32 * kPipeWarps, 2)
-    layernorm_backward_pipelined_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
-                                        const T* __restrict__ w, const S* __restrict__ mean_in,
-                                        const S* __restrict__ rstd_in, int64_t rows, int64_t cols,
-                                        acc_t<T>* __restrict__ partial) {
+    layernorm_backward_pipelined_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ dres,
+                                        const T* __restrict__ x, const T* __restrict__ w,
+                                        const S* __restrict__ mean_in, const S* __restrict__ rstd_in, int64_t rows,
+                                        int64_t cols, acc_t<T>* __restrict__ partial) {
   using A = acc_t<T>;
   constexpr int V = kPack<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -481,7 +531,10 @@ __global__ void __launch_bounds__(32 * kPipeWarps, 2)
 #pragma unroll
     for (int j = 0; j < V; ++j) dw[i][j] = db[i][j] = 0;
   }
-  WarpRowPipeline<T, P, 2, S, 2> pipe(smem_raw, {dy, x}, rows, cols, mean_in, rstd_in);
+  constexpr int kStaged = R == Residual::kYes ? 3 : 2;
+  const T* staged[kStaged] = {dy, x};
+  if constexpr (R == Residual::kYes) staged[kStaged - 1] = dres;
+  WarpRowPipeline<T, P, kStaged, S, 2> pipe(smem_raw, staged, rows, cols, mean_in, rstd_in);
   // xhat = x * rstd - mean * rstd and dx = wg * rstd + xhat * k2 + k1 as FMAs: fewer instructions per element.
   pipe.run([&](int64_t row, const auto& stage) {
     A mean = static_cast<A>(stage.scalar(0)), rstd = static_cast<A>(stage.scalar(1));
@@ -510,11 +563,15 @@ __global__ void __launch_bounds__(32 * kPipeWarps, 2)
     for (int i = 0; i < P; ++i) {
       if (!stage.has(i)) continue;
       Pack<T, V> gp = stage.pack(0, i), xp = stage.pack(1, i), r;
+      [[maybe_unused]] Pack<T, V> res;
+      if constexpr (R == Residual::kYes) res = stage.pack(kStaged - 1, i);
 #pragma unroll
       for (int j = 0; j < V; ++j) {
         A xhat = fma_acc(to_acc(xp.v[j]), rstd, shift);
         A wg = to_acc(wp[i].v[j]) * to_acc(gp.v[j]);
-        r.v[j] = from_acc<T>(fma_acc(wg, rstd, fma_acc(xhat, k2, k1)));
+        A d = fma_acc(wg, rstd, fma_acc(xhat, k2, k1));
+        if constexpr (R == Residual::kYes) d += to_acc(res.v[j]);
+        r.v[j] = from_acc<T>(d);
       }
       store_pack<T, V>(dx + row * cols + (lane + 32 * i) * V, r);
     }
@@ -577,51 +634,49 @@ cudaError_t persistent_blocks(Kernel kernel, const RowLaunch& l, size_t smem, in
   return cudaSuccess;
 }
 
-}  // namespace
-
-template <typename T, typename S>
-cudaError_t layernorm_forward(T* y, S* mean, S* rstd, const T* x, const T* w, const T* b, int64_t rows, int64_t cols,
-                              double eps, cudaStream_t stream) {
+// The forward launcher: LayerNorm of x, or (R = kYes) of h = x + r, written to h.
+template <Residual R, typename T, typename S>
+cudaError_t forward_rows(T* y, T* h, S* mean, S* rstd, const T* x, const T* r, const T* w, const T* b, int64_t rows,
+                         int64_t cols, double eps, cudaStream_t stream) {
   if (rows == 0 || cols == 0) return cudaSuccess;
   constexpr int V = kPack<T>;
-  bool vec = cols % V == 0 && is_aligned(y, 16) && is_aligned(x, 16) && is_aligned(w, 16) && (!b || is_aligned(b, 16));
+  constexpr int kStaged = R == Residual::kYes ? 2 : 1;
+  bool vec = cols % V == 0 && is_aligned(y, 16) && is_aligned(x, 16) && is_aligned(w, 16) &&
+             (!b || is_aligned(b, 16)) && (R == Residual::kNo || (is_aligned(h, 16) && is_aligned(r, 16)));
   int64_t warp_rows = (rows + kPipeWarps - 1) / kPipeWarps;
   bool done = false;
   cudaError_t status = cudaSuccess;
   if (vec) {
     dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
       unsigned blocks = 0;
-      status = launch_pipelined(layernorm_forward_pipelined_kernel<T, S, decltype(p)::value>,
-                                PipeGrid{pipe_smem_bytes(cols / V, 1), warp_rows}, stream, blocks, y, mean, rstd, x, w,
-                                b, rows, cols, eps);
+      status = launch_pipelined(layernorm_forward_pipelined_kernel<T, S, decltype(p)::value, R>,
+                                PipeGrid{pipe_smem_bytes(cols / V, kStaged), warp_rows}, stream, blocks, y, h, mean,
+                                rstd, x, r, w, b, rows, cols, eps);
       done = blocks > 0;
     });
   }
   if (status != cudaSuccess) return status;
-  RegisterRowLaunch r = vec && !done ? register_row_launch(rows, cols / V, kForwardRowThreads) : RegisterRowLaunch{};
-  if (!done) done = dispatch_row_packs(r.packs_per_thread, [&](auto p) {
-    layernorm_forward_registers_kernel<T, S, decltype(p)::value>
-        <<<r.launch.grid, r.launch.block, 0, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
+  RegisterRowLaunch l = vec && !done ? register_row_launch(rows, cols / V, kForwardRowThreads) : RegisterRowLaunch{};
+  if (!done) done = dispatch_row_packs(l.packs_per_thread, [&](auto p) {
+    layernorm_forward_registers_kernel<T, S, decltype(p)::value, R>
+        <<<l.launch.grid, l.launch.block, 0, stream>>>(y, h, mean, rstd, x, r, w, b, rows, cols, eps);
   });
   if (!done) {
-    RowLaunch l = row_launch(rows, vec ? cols / V : cols);
+    RowLaunch rl = row_launch(rows, vec ? cols / V : cols);
     if (vec)
-      layernorm_forward_loop_kernel<T, S, V><<<l.grid, l.block, 0, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
+      layernorm_forward_loop_kernel<T, S, V>
+          <<<rl.grid, rl.block, 0, stream>>>(y, h, mean, rstd, x, r, w, b, rows, cols, eps);
     else
-      layernorm_forward_loop_kernel<T, S, 1><<<l.grid, l.block, 0, stream>>>(y, mean, rstd, x, w, b, rows, cols, eps);
+      layernorm_forward_loop_kernel<T, S, 1>
+          <<<rl.grid, rl.block, 0, stream>>>(y, h, mean, rstd, x, r, w, b, rows, cols, eps);
   }
   return cudaGetLastError();
 }
 
-int64_t layernorm_backward_partial_elems(int64_t rows, int64_t cols) {
-  if (rows == 0 || cols == 0) return 0;
-  // At most the wanted groups rounded up to a multiple of 4, whatever the path and vector width.
-  return (wanted_groups(rows, cols) + 3) / 4 * 4 * 2 * cols;
-}
-
-template <typename T, typename S>
-cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const S* mean, const S* rstd,
-                               int64_t rows, int64_t cols, void* partial, cudaStream_t stream) {
+// The backward launcher: dx (+ dres with R = kYes), then the fixed-order sum of the dw/db partials.
+template <Residual R, typename T, typename S>
+cudaError_t backward_rows(T* dx, T* dw, T* db, const T* dy, const T* dres, const T* x, const T* w, const S* mean,
+                          const S* rstd, int64_t rows, int64_t cols, void* partial, cudaStream_t stream) {
   using A = acc_t<T>;
   if (cols == 0) return cudaSuccess;
   if (rows == 0) {  // no rows: dw = db = 0
@@ -630,21 +685,24 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
     return e;
   }
   constexpr int V = kPack<T>;
+  constexpr int kStaged = R == Residual::kYes ? 3 : 2;
   A* part = static_cast<A*>(partial);
-  bool vec = cols % V == 0 && is_aligned(dx, 16) && is_aligned(dy, 16) && is_aligned(x, 16) && is_aligned(w, 16);
+  bool vec = cols % V == 0 && is_aligned(dx, 16) && is_aligned(dy, 16) && is_aligned(x, 16) && is_aligned(w, 16) &&
+             (R == Residual::kNo || is_aligned(dres, 16));
   int64_t groups = 0;
   cudaError_t status = cudaSuccess;
   bool done = false;
   if (vec) {
     dispatch_row_packs<kPipeMaxPacks>(pipe_packs_per_lane(cols / V), [&](auto p) {
-      size_t smem = std::max(pipe_smem_bytes(cols / V, 2),
+      size_t smem = std::max(pipe_smem_bytes(cols / V, kStaged),
                              static_cast<size_t>(kPipeWarps - 1) * 2 * cols * sizeof(A));
       int64_t limit = std::min(wanted_groups(rows, cols), (rows + kPipeWarps - 1) / kPipeWarps);
       // Two blocks per SM where three fit: each warp streams more rows and there are fewer partial rows to
       // sum (0.121 ms against 0.126 ms at 65536 x 1024 bf16 on the H200, bench/NOTES.md).
       unsigned blocks = 0;
-      status = launch_pipelined(layernorm_backward_pipelined_kernel<T, S, decltype(p)::value>,
-                                PipeGrid{smem, limit, 2}, stream, blocks, dx, dy, x, w, mean, rstd, rows, cols, part);
+      status = launch_pipelined(layernorm_backward_pipelined_kernel<T, S, decltype(p)::value, R>,
+                                PipeGrid{smem, limit, 2}, stream, blocks, dx, dy, dres, x, w, mean, rstd, rows, cols,
+                                part);
       groups = blocks;
       done = blocks > 0;
     });
@@ -653,12 +711,12 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
   RegisterRowLaunch r = vec && !done ? register_row_launch(rows, cols / V, kBackwardRowThreads, kBackwardMaxPacks)
                                      : RegisterRowLaunch{};
   if (!done) done = dispatch_row_packs<kBackwardMaxPacks>(r.packs_per_thread, [&](auto p) {
-    auto kernel = layernorm_backward_registers_kernel<T, S, decltype(p)::value>;
+    auto kernel = layernorm_backward_registers_kernel<T, S, decltype(p)::value, R>;
     size_t smem = static_cast<size_t>(r.launch.block.y - 1) * 2 * cols * sizeof(A);
     unsigned blocks = 0;
     status = persistent_blocks(kernel, r.launch, smem, rows, cols, blocks);
     if (status != cudaSuccess) return;
-    kernel<<<blocks, r.launch.block, smem, stream>>>(dx, dy, x, w, mean, rstd, rows, cols, part);
+    kernel<<<blocks, r.launch.block, smem, stream>>>(dx, dy, dres, x, w, mean, rstd, rows, cols, part);
     groups = blocks;
   });
   if (status != cudaSuccess) return status;
@@ -671,10 +729,10 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
     if (!smem_partials) smem = 0;
     if (vec)
       layernorm_backward_loop_kernel<T, S, V><<<l.grid, l.block, smem, stream>>>(
-          dx, dy, x, w, mean, rstd, rows, cols, rows_per_group, part, smem_partials);
+          dx, dy, dres, x, w, mean, rstd, rows, cols, rows_per_group, part, smem_partials);
     else
       layernorm_backward_loop_kernel<T, S, 1><<<l.grid, l.block, smem, stream>>>(
-          dx, dy, x, w, mean, rstd, rows, cols, rows_per_group, part, smem_partials);
+          dx, dy, dres, x, w, mean, rstd, rows, cols, rows_per_group, part, smem_partials);
   }
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
@@ -683,11 +741,48 @@ cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
   return cudaGetLastError();
 }
 
-#define MT_LAYERNORM_INSTANTIATE(T, S)                                                                           \
-  template cudaError_t layernorm_forward<T, S>(T*, S*, S*, const T*, const T*, const T*, int64_t, int64_t, double, \
-                                               cudaStream_t);                                                    \
-  template cudaError_t layernorm_backward<T, S>(T*, T*, T*, const T*, const T*, const T*, const S*, const S*,      \
-                                                int64_t, int64_t, void*, cudaStream_t);
+}  // namespace
+
+template <typename T, typename S>
+cudaError_t layernorm_forward(T* y, S* mean, S* rstd, const T* x, const T* w, const T* b, int64_t rows, int64_t cols,
+                              double eps, cudaStream_t stream) {
+  return forward_rows<Residual::kNo, T, S>(y, nullptr, mean, rstd, x, nullptr, w, b, rows, cols, eps, stream);
+}
+
+template <typename T, typename S>
+cudaError_t add_layernorm_forward(T* h, T* y, S* mean, S* rstd, const T* x, const T* r, const T* w, const T* b,
+                                  int64_t rows, int64_t cols, double eps, cudaStream_t stream) {
+  return forward_rows<Residual::kYes, T, S>(y, h, mean, rstd, x, r, w, b, rows, cols, eps, stream);
+}
+
+int64_t layernorm_backward_partial_elems(int64_t rows, int64_t cols) {
+  if (rows == 0 || cols == 0) return 0;
+  // At most the wanted groups rounded up to a multiple of 4, whatever the path and vector width.
+  return (wanted_groups(rows, cols) + 3) / 4 * 4 * 2 * cols;
+}
+
+template <typename T, typename S>
+cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const S* mean, const S* rstd,
+                               int64_t rows, int64_t cols, void* partial, cudaStream_t stream) {
+  return backward_rows<Residual::kNo, T, S>(dx, dw, db, dy, nullptr, x, w, mean, rstd, rows, cols, partial, stream);
+}
+
+template <typename T, typename S>
+cudaError_t add_layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* dh, const T* h, const T* w,
+                                   const S* mean, const S* rstd, int64_t rows, int64_t cols, void* partial,
+                                   cudaStream_t stream) {
+  return backward_rows<Residual::kYes, T, S>(dx, dw, db, dy, dh, h, w, mean, rstd, rows, cols, partial, stream);
+}
+
+#define MT_LAYERNORM_INSTANTIATE(T, S)                                                                             \
+  template cudaError_t layernorm_forward<T, S>(T*, S*, S*, const T*, const T*, const T*, int64_t, int64_t, double,   \
+                                               cudaStream_t);                                                      \
+  template cudaError_t add_layernorm_forward<T, S>(T*, T*, S*, S*, const T*, const T*, const T*, const T*, int64_t,  \
+                                                   int64_t, double, cudaStream_t);                                 \
+  template cudaError_t layernorm_backward<T, S>(T*, T*, T*, const T*, const T*, const T*, const S*, const S*,        \
+                                                int64_t, int64_t, void*, cudaStream_t);                            \
+  template cudaError_t add_layernorm_backward<T, S>(T*, T*, T*, const T*, const T*, const T*, const T*, const S*,    \
+                                                    const S*, int64_t, int64_t, void*, cudaStream_t);
 MT_LAYERNORM_INSTANTIATE(float, float)
 MT_LAYERNORM_INSTANTIATE(double, float)
 MT_LAYERNORM_INSTANTIATE(double, double)

@@ -155,6 +155,15 @@ class OpsBench {
     Tensor dy = random({m, n}, DType::kBF16), dx = filled({m, n}, DType::kBF16), dw = filled({n}, DType::kBF16), db = filled({n}, DType::kBF16);
     row("layer_norm bwd", "65536 x 1024", "bf16", [&] { bwd(dy, x, w, mean, rstd, dx, dw, db); }, mn * 6 + m * 8,
         Work::kBytes, copy_gbs_);
+    // The residual add fused in (Note [Residual add fused with LayerNorm]): x and r in, h and y out; dy, h
+    // and dh in, dx out.
+    auto add_fwd = kernels().add_layer_norm_forward.get(dev_, "add_layer_norm");
+    auto add_bwd = kernels().add_layer_norm_backward.get(dev_, "add_layer_norm_backward");
+    Tensor r = random({m, n}, DType::kBF16), h = filled({m, n}, DType::kBF16), dh = random({m, n}, DType::kBF16);
+    row("add_layer_norm fwd", "65536 x 1024", "bf16", [&] { add_fwd(x, r, w, b, 1e-5, h, y, mean, rstd); },
+        mn * 8 + m * 8, Work::kBytes, copy_gbs_);
+    row("add_layer_norm bwd", "65536 x 1024", "bf16", [&] { add_bwd(dy, dh, h, w, mean, rstd, dx, dw, db); },
+        mn * 8 + m * 8, Work::kBytes, copy_gbs_);
   }
 
   void softmax() {

@@ -1,4 +1,5 @@
-// LayerNorm layer: registers weight and bias (not weight-decayed) and calls the layer_norm op.
+// LayerNorm layer: registers weight and bias (not weight-decayed) and calls the layer_norm op (or
+// add_layer_norm, with the residual add before it).
 #include "mt/nn/layer_norm.h"
 
 #include "mt/nn/init.h"
@@ -14,6 +15,10 @@ LayerNorm::LayerNorm(int64_t dim, double eps, DType dtype) : eps_(eps) {
 }
 
 Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, weight_, bias_, eps_); }
+
+std::pair<Tensor, Tensor> LayerNorm::forward_residual(const Tensor& x, const Tensor& r) const {
+  return add_layer_norm(x, r, weight_, bias_, eps_);
+}
 
 void LayerNorm::reset_parameters(double, Generator&) {
   init::ones_(weight_);

@@ -1,4 +1,5 @@
 // TransformerBlock: the pre-LN residual structure shared by dense and MoE blocks, and its recomputation.
+// The attention half's residual add and ln2 run as one op (Note [Residual add fused with LayerNorm]).
 #include "mt/nn/transformer_block.h"
 
 #include "mt/autograd/checkpoint.h"
@@ -37,14 +38,14 @@ Tensor TransformerBlock::forward(const Tensor& x) {
                  ? checkpoint([this](const std::vector<Tensor>& in) { return std::vector<Tensor>{attention_half(in[0])}; },
                               {x}, dropout_gen_)[0]
                  : attention_half(x);
-  Tensor h = add(x, a);  // (B, T, d)
-  return add(h, ffn(ln2_->forward(h)));
+  auto [h, y] = ln2_->forward_residual(x, a);  // h = x + a, y = ln2(h): (B, T, d) each
+  return add(h, ffn(y));
 }
 
 Tensor TransformerBlock::recomputed_block(const Tensor& x) {
   auto body = [this](const std::vector<Tensor>& in) {
-    Tensor h = add(in[0], attention_half(in[0]));
-    Tensor y = add(h, ffn(ln2_->forward(h)));  // (B, T, d)
+    auto [h, normed] = ln2_->forward_residual(in[0], attention_half(in[0]));
+    Tensor y = add(h, ffn(normed));  // (B, T, d)
     if (!moe_) return std::vector<Tensor>{y};
     // The layer's losses of this run leave as outputs; the layer keeps the ones it had, so that it never
     // holds a re-run's graph past the backward.
@@ -66,8 +67,8 @@ Tensor TransformerBlock::recomputed_block(const Tensor& x) {
 }
 
 Tensor TransformerBlock::forward_cached(const Tensor& x, KVCache& cache) {
-  Tensor h = add(x, attn_->forward_cached(ln1_->forward(x), cache));
-  return add(h, ffn(ln2_->forward(h)));
+  auto [h, y] = ln2_->forward_residual(x, attn_->forward_cached(ln1_->forward(x), cache));
+  return add(h, ffn(y));
 }
 
 }  // namespace mt

@@ -1,6 +1,6 @@
-// Neural-network functions: softmax/log_softmax over any dim, layer norm, embedding, fused
-// cross-entropy, the fused distillation loss, causal attention and dropout, each with its backward next
-// to its forward.
+// Neural-network functions: softmax/log_softmax over any dim, layer norm (alone or fused with the
+// residual add before it), embedding, fused cross-entropy, the fused distillation loss, causal attention
+// and dropout, each with its backward next to its forward.
 // Statistics the kernels keep for backward (mean/rstd, logsumexp) are f32, or f64 for f64 inputs.
 #include <algorithm>
 #include <cmath>
@@ -50,20 +50,30 @@ Tensor softmax_impl(const Tensor& a, int dim, SoftmaxKind kind) {
 Tensor softmax(const Tensor& a, int dim) { return softmax_impl(a, dim, SoftmaxKind::kSoftmax); }
 Tensor log_softmax(const Tensor& a, int dim) { return softmax_impl(a, dim, SoftmaxKind::kLogSoftmax); }
 
-Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
-  MT_CHECK(x.dim() >= 1, "layer_norm: expected at least 1 dim, got ", x.describe());
-  check_floating("layer_norm", x);
-  int64_t n = x.size(-1), m = leading_rows(x.shape());
-  MT_CHECK(w.dim() == 1 && w.size(0) == n, "layer_norm: weight ", w.shape(), " does not match the last dim of input ",
+namespace {
+
+// Weight and bias (optional) of a layer norm over the last dim of x: (n), x's dtype and device.
+void check_layer_norm_args(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
+  MT_CHECK(x.dim() >= 1, op, ": expected at least 1 dim, got ", x.describe());
+  check_floating(op, x);
+  int64_t n = x.size(-1);
+  MT_CHECK(w.dim() == 1 && w.size(0) == n, op, ": weight ", w.shape(), " does not match the last dim of input ",
            x.shape());
-  check_same_dtype("layer_norm", x, w);
-  check_same_device("layer_norm", x, w);
+  check_same_dtype(op, x, w);
+  check_same_device(op, x, w);
   if (b.defined()) {
-    MT_CHECK(b.dim() == 1 && b.size(0) == n, "layer_norm: bias ", b.shape(), " does not match the last dim of input ",
+    MT_CHECK(b.dim() == 1 && b.size(0) == n, op, ": bias ", b.shape(), " does not match the last dim of input ",
              x.shape());
-    check_same_dtype("layer_norm", x, b);
-    check_same_device("layer_norm", x, b);
+    check_same_dtype(op, x, b);
+    check_same_device(op, x, b);
   }
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
+  check_layer_norm_args("layer_norm", x, w, b);
+  int64_t n = x.size(-1), m = leading_rows(x.shape());
   Tensor rows = x.detach().contiguous().view({m, n});
   Tensor wc = w.detach().contiguous();
   Tensor y = Tensor::empty({m, n}, x.dtype(), x.device());
@@ -91,6 +101,66 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps)
     return std::vector<Tensor>{dx.view(g[0].shape()), dw, db};
   });
   return out;
+}
+
+// Note [Residual add fused with LayerNorm]
+// A pre-LN block computes h = x + attn(ln1(x)) and then ln2(h) (src/nn/transformer_block.cpp). Done apart,
+// the forward is an add kernel (reads x and r, writes h) and a LayerNorm kernel (reads h again, writes y),
+// and in the backward the residual path's gradient of h and LayerNorm's input gradient meet in the engine,
+// which adds them in a third kernel (reads both, writes the sum). add_layer_norm makes each direction one
+// pass over the rows: the forward reads x and r and writes h (still needed: it is the residual stream and
+// LN's saved input) and y; the backward reads dy, h and dh and writes dx = dh + LN's input gradient while
+// it sums dw and db. Per (B, T, d) activation that is 4 passes of memory instead of 5 forward and 4 instead
+// of 6 backward, one launch fewer each way, and no temporary for LN's own dx.
+// One node with two outputs; either gradient may be missing: without dy, dx is dh and w, b get none;
+// without dh it is LayerNorm's backward alone. x and r are handed the same gradient tensor (the engine and
+// AccumulateGrad never write into a gradient they receive). In f32 on the CPU the values are those of the
+// separate ops bit for bit: h rounds the same sum, and dx adds dh to the same f32 LN gradient; in bf16/f16
+// dx is rounded once instead of twice.
+std::pair<Tensor, Tensor> add_layer_norm(const Tensor& x, const Tensor& r, const Tensor& w, const Tensor& b,
+                                         double eps) {
+  check_layer_norm_args("add_layer_norm", x, w, b);
+  check_same_shape("add_layer_norm", x, r);
+  check_same_dtype("add_layer_norm", x, r);
+  check_same_device("add_layer_norm", x, r);
+  int64_t n = x.size(-1), m = leading_rows(x.shape());
+  Tensor xr = x.detach().contiguous().view({m, n});
+  Tensor rr = r.detach().contiguous().view({m, n});
+  Tensor wc = w.detach().contiguous();
+  Tensor h = Tensor::empty({m, n}, x.dtype(), x.device());
+  Tensor y = Tensor::empty({m, n}, x.dtype(), x.device());
+  Tensor mean = Tensor::empty({m}, stat_dtype(x.dtype()), x.device());
+  Tensor rstd = Tensor::empty({m}, stat_dtype(x.dtype()), x.device());
+  if (y.numel() > 0)
+    kernels().add_layer_norm_forward.get(x.device(), "add_layer_norm")(
+        xr, rr, wc, b.defined() ? b.detach().contiguous() : Tensor(), eps, h, y, mean, rstd);
+  Tensor h_out = h.view(x.shape()), y_out = y.view(x.shape());
+  SavedTensor sh(h, "add_layer_norm sum"), sw(wc, "add_layer_norm weight");
+  bool has_bias = b.defined();
+  Shape shape = x.shape();
+  record_function("AddLayerNormBackward", {x, r, w, b}, {h_out, y_out},
+                  [sh, sw, mean, rstd, has_bias, shape](const std::vector<Tensor>& g) {
+    const Tensor &dh = g[0], &dy = g[1];
+    if (!dy.defined()) return std::vector<Tensor>{dh, dh, Tensor(), Tensor()};  // dh may be undefined too
+    const Tensor& hv = sh.get();
+    const Tensor& wv = sw.get();
+    Tensor dx = Tensor::empty(hv.shape(), hv.dtype(), hv.device());
+    Tensor dw = Tensor::empty(wv.shape(), wv.dtype(), wv.device());
+    Tensor db = has_bias ? Tensor::empty(wv.shape(), wv.dtype(), wv.device()) : Tensor();
+    if (hv.numel() == 0) {
+      fill_(dw, 0.0);
+      if (has_bias) fill_(db, 0.0);
+    } else if (dh.defined()) {
+      kernels().add_layer_norm_backward.get(hv.device(), "add_layer_norm backward")(
+          dy.contiguous().view(hv.shape()), dh.contiguous().view(hv.shape()), hv, wv, mean, rstd, dx, dw, db);
+    } else {
+      kernels().layer_norm_backward.get(hv.device(), "add_layer_norm backward")(dy.contiguous().view(hv.shape()), hv,
+                                                                                 wv, mean, rstd, dx, dw, db);
+    }
+    Tensor dxv = dx.view(shape);
+    return std::vector<Tensor>{dxv, dxv, dw, db};
+  });
+  return {h_out, y_out};
 }
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {

@@ -1,6 +1,7 @@
-// CUDA vs CPU for the matmul, softmax, layernorm, cross-entropy, distillation, attention (our kernels and
-// cuDNN's fused SDPA), dropout and optimizer kernels, called through the kernel table on identical inputs,
-// for every floating dtype and odd shapes. Tolerances per dtype. Every test skips when no GPU is visible.
+// CUDA vs CPU for the matmul, softmax, layernorm (alone and fused with the residual add), cross-entropy,
+// distillation, attention (our kernels and cuDNN's fused SDPA), dropout and optimizer kernels, called
+// through the kernel table on identical inputs, for every floating dtype and odd shapes. Tolerances per
+// dtype. Every test skips when no GPU is visible.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -364,6 +365,122 @@ TEST(CudaLayerNorm, MisalignedRowsMatchCpu) {
     expect_close(dw_g, dw_c, rtol_for(dt), name(dt, "layer_norm offset by one dw"), 4.0);
     expect_close(db_g, db_c, rtol_for(dt), name(dt, "layer_norm offset by one db"), 4.0);
   }
+}
+
+// ---- residual add fused with layernorm ----
+
+// The fused kernels on the shapes of the layernorm test (pipelined, register and loop paths, with and
+// without bias): h exactly (one rounded sum), y, the statistics, dx = dh + LN's gradient, dw, db. The
+// backward runs on the CPU's h and statistics, as the layernorm test does.
+TEST(CudaAddLayerNorm, ForwardAndBackwardMatchCpu) {
+  MT_REQUIRE_GPU();
+  const Shape shapes[] = {{1, 1}, {7, 1037}, {33, 768}, {300, 64}, {4100, 64}, {2000, 1024}, {9, 2056}, {3, 8200},
+                          {3, 20000}};
+  uint64_t seed = 400;
+  for (DType dt : kFloating)
+    for (const Shape& s : shapes)
+      for (bool with_bias : {true, false}) {
+        std::string what = name(dt, "add_layer_norm " + std::to_string(s[0]) + "x" + std::to_string(s[1]) +
+                                        (with_bias ? "" : " no bias"));
+        int64_t m = s[0], n = s[1];
+        Tensor x = random_tensor(s, dt, seed++, -2, 2), r = random_tensor(s, dt, seed++, -2, 2);
+        Tensor dy = random_tensor(s, dt, seed++), dh = random_tensor(s, dt, seed++);
+        Tensor w = random_tensor({n}, dt, seed++, 0.5, 1.5);
+        Tensor b = with_bias ? random_tensor({n}, dt, seed++) : Tensor();
+        DType sd = stat_dtype(dt);
+        Tensor h_c = empty_cpu(s, dt), y_c = empty_cpu(s, dt), mean_c = empty_cpu({m}, sd), rstd_c = empty_cpu({m}, sd);
+        Tensor h_g = empty_gpu(s, dt), y_g = empty_gpu(s, dt), mean_g = empty_gpu({m}, sd), rstd_g = empty_gpu({m}, sd);
+        kernels().add_layer_norm_forward.get(Device::cpu(), "aln")(x, r, w, b, 1e-5, h_c, y_c, mean_c, rstd_c);
+        kernels().add_layer_norm_forward.get(Device::cuda(0), "aln")(gpu(x), gpu(r), gpu(w), gpu(b), 1e-5, h_g, y_g,
+                                                                     mean_g, rstd_g);
+        expect_close(h_g, h_c, 0.0, what + " h");
+        expect_close(y_g, y_c, rtol_for(dt), what + " y");
+        expect_close(mean_g, mean_c, 1e-5, what + " mean");
+        expect_close(rstd_g, rstd_c, 1e-5, what + " rstd");
+        Tensor dx_c = empty_cpu(s, dt), dw_c = empty_cpu({n}, dt), db_c = with_bias ? empty_cpu({n}, dt) : Tensor();
+        Tensor dx_g = empty_gpu(s, dt), dw_g = empty_gpu({n}, dt), db_g = with_bias ? empty_gpu({n}, dt) : Tensor();
+        kernels().add_layer_norm_backward.get(Device::cpu(), "aln")(dy, dh, h_c, w, mean_c, rstd_c, dx_c, dw_c, db_c);
+        kernels().add_layer_norm_backward.get(Device::cuda(0), "aln")(gpu(dy), gpu(dh), gpu(h_c), gpu(w), gpu(mean_c),
+                                                                      gpu(rstd_c), dx_g, dw_g, db_g);
+        expect_close(dx_g, dx_c, rtol_for(dt), what + " dx", 4.0);
+        expect_close(dw_g, dw_c, rtol_for(dt), what + " dw", 4.0);
+        if (with_bias) expect_close(db_g, db_c, rtol_for(dt), what + " db", 4.0);
+      }
+}
+
+// One misaligned tensor at a time (the residual, h, dh), the others aligned: the launchers must check
+// every pointer before taking a vector path.
+TEST(CudaAddLayerNorm, OneMisalignedTensorMatchesCpu) {
+  MT_REQUIRE_GPU();
+  Shape s{65, 512};
+  uint64_t seed = 450;
+  for (DType dt : kFloating) {
+    Tensor x = random_tensor(s, dt, seed++, -2, 2), r = random_tensor(s, dt, seed++, -2, 2);
+    Tensor dy = random_tensor(s, dt, seed++), dh = random_tensor(s, dt, seed++);
+    Tensor w = random_tensor({512}, dt, seed++, 0.5, 1.5), b = random_tensor({512}, dt, seed++);
+    DType sd = stat_dtype(dt);
+    Tensor h_c = empty_cpu(s, dt), y_c = empty_cpu(s, dt), mean_c = empty_cpu({65}, sd), rstd_c = empty_cpu({65}, sd);
+    kernels().add_layer_norm_forward.get(Device::cpu(), "aln")(x, r, w, b, 1e-5, h_c, y_c, mean_c, rstd_c);
+    for (int which = 0; which < 2; ++which) {  // 0: r misaligned, 1: h misaligned
+      Tensor h_g = which == 1 ? gpu_offset_by_one(h_c) : empty_gpu(s, dt), y_g = empty_gpu(s, dt);
+      Tensor mean_g = empty_gpu({65}, sd), rstd_g = empty_gpu({65}, sd);
+      kernels().add_layer_norm_forward.get(Device::cuda(0), "aln")(
+          gpu(x), which == 0 ? gpu_offset_by_one(r) : gpu(r), gpu(w), gpu(b), 1e-5, h_g, y_g, mean_g, rstd_g);
+      std::string what = name(dt, which == 0 ? "add_layer_norm r offset by one" : "add_layer_norm h offset by one");
+      expect_close(h_g, h_c, 0.0, what + " h");
+      expect_close(y_g, y_c, rtol_for(dt), what + " y");
+    }
+    Tensor dx_c = empty_cpu(s, dt), dw_c = empty_cpu({512}, dt), db_c = empty_cpu({512}, dt);
+    Tensor dx_g = empty_gpu(s, dt), dw_g = empty_gpu({512}, dt), db_g = empty_gpu({512}, dt);
+    kernels().add_layer_norm_backward.get(Device::cpu(), "aln")(dy, dh, h_c, w, mean_c, rstd_c, dx_c, dw_c, db_c);
+    kernels().add_layer_norm_backward.get(Device::cuda(0), "aln")(gpu(dy), gpu_offset_by_one(dh), gpu(h_c), gpu(w),
+                                                                  gpu(mean_c), gpu(rstd_c), dx_g, dw_g, db_g);
+    expect_close(dx_g, dx_c, rtol_for(dt), name(dt, "add_layer_norm dh offset by one dx"), 4.0);
+    expect_close(dw_g, dw_c, rtol_for(dt), name(dt, "add_layer_norm dh offset by one dw"), 4.0);
+    expect_close(db_g, db_c, rtol_for(dt), name(dt, "add_layer_norm dh offset by one db"), 4.0);
+  }
+}
+
+// The op with autograd on the GPU against the CPU, in f32 and bf16, with both outputs in the loss, only y
+// (no dh: LayerNorm's backward alone) and only h (no dy: dx = dh, no weight gradients).
+TEST(CudaAddLayerNorm, OpGradientsMatchCpuWhicheverOutputsAreUsed) {
+  MT_REQUIRE_GPU();
+  Shape s{2, 37, 768};
+  uint64_t seed = 480;
+  for (DType dt : {DType::kF32, DType::kBF16})
+    for (int use = 0; use < 3; ++use) {  // 0: h and y, 1: y, 2: h
+      Tensor xv = random_tensor(s, dt, seed++, -2, 2), rv = random_tensor(s, dt, seed++, -2, 2);
+      Tensor wv = random_tensor({768}, dt, seed++, 0.5, 1.5), bv = random_tensor({768}, dt, seed++);
+      Tensor ch = random_tensor(s, dt, seed++), cy = random_tensor(s, dt, seed++);
+      struct Result {
+        Tensor h, y, gx, gr, gw, gb;
+      };
+      auto run = [&](Device d) {
+        auto leaf_on = [&](const Tensor& t) {
+          Tensor l = t.clone().to(d);  // a tensor of its own on either device
+          l.set_requires_grad(true);
+          return l;
+        };
+        Tensor x = leaf_on(xv), r = leaf_on(rv), w = leaf_on(wv), b = leaf_on(bv);
+        auto [h, y] = add_layer_norm(x, r, w, b, 1e-5);
+        Tensor lh = sum(mul(h, ch.to(d))), ly = sum(mul(y, cy.to(d)));
+        (use == 0 ? add(lh, ly) : use == 1 ? ly : lh).backward();
+        return Result{h, y, x.grad(), r.grad(), w.grad(), b.grad()};
+      };
+      Result c = run(Device::cpu()), g = run(Device::cuda(0));
+      const char* loss = use == 0 ? "h and y" : use == 1 ? "y" : "h";
+      std::string what = name(dt, std::string("add_layer_norm op, loss of ") + loss);
+      expect_close(g.h, c.h, 0.0, what + " h");
+      expect_close(g.y, c.y, rtol_for(dt), what + " y");
+      expect_close(g.gx, c.gx, rtol_for(dt), what + " dx", 4.0);
+      expect_close(g.gr, c.gr, rtol_for(dt), what + " dr", 4.0);
+      ASSERT_EQ(g.gw.defined(), use != 2) << what;
+      ASSERT_EQ(c.gw.defined(), use != 2) << what;
+      if (use != 2) {
+        expect_close(g.gw, c.gw, rtol_for(dt), what + " dw", 4.0);
+        expect_close(g.gb, c.gb, rtol_for(dt), what + " db", 4.0);
+      }
+    }
 }
 
 // ---- cross-entropy ----

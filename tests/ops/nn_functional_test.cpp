@@ -1,10 +1,11 @@
-// Neural-network functions: softmax/log_softmax over any dim, layer norm, embedding, fused
-// cross-entropy (ignore_index, mean over kept rows), the distillation loss (hand values, T^2 scaling,
-// no gradient to the teacher), causal attention (hand values and a composite-op reference), dropout
-// (Philox mask), error messages, and f64 gradchecks.
+// Neural-network functions: softmax/log_softmax over any dim, layer norm (alone and fused with the residual
+// add), embedding, fused cross-entropy (ignore_index, mean over kept rows), the distillation loss (hand
+// values, T^2 scaling, no gradient to the teacher), causal attention (hand values and a composite-op
+// reference), dropout (Philox mask), error messages, and f64 gradchecks.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <string>
 
 #include "mt/math/philox.h"
@@ -62,6 +63,60 @@ TEST(LayerNorm, NormalisesTheLastDimWithWeightAndBias) {
   EXPECT_EQ(xb.dtype(), DType::kBF16);
   expect_values(xb, layer_norm(x, w, b, 1e-5).to_vector<double>(), 1e-2);
   EXPECT_THROW(layer_norm(x, f64({1, 1}, {2}), b), Error);
+}
+
+// The fused op against add then layer_norm on the CPU, both outputs in the loss. f32: the same bits forward
+// and backward (Note [Residual add fused with LayerNorm]); bf16: close (dx is rounded once, not twice).
+TEST(AddLayerNorm, MatchesAddThenLayerNorm) {
+  const Shape s{3, 5, 24};
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  auto values = [&](int64_t n) {
+    std::vector<double> v(n);
+    for (double& e : v) e = dist(rng);
+    return v;
+  };
+  const std::vector<double> xv = values(s.numel()), rv = values(s.numel()), wv = values(24), bv = values(24),
+                            ch = values(s.numel()), cy = values(s.numel());
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    auto make = [&](const std::vector<double>& v, const Shape& shape) {
+      Tensor t = Tensor::from_vector<double>(v, shape, dt);
+      t.set_requires_grad(true);
+      return t;
+    };
+    Tensor c_h = Tensor::from_vector<double>(ch, s, dt), c_y = Tensor::from_vector<double>(cy, s, dt);
+    // Fused.
+    Tensor x = make(xv, s), r = make(rv, s), w = make(wv, {24}), b = make(bv, {24});
+    auto [h, y] = add_layer_norm(x, r, w, b, 1e-5);
+    add(sum(mul(h, c_h)), sum(mul(y, c_y))).backward();
+    // Apart.
+    Tensor x2 = make(xv, s), r2 = make(rv, s), w2 = make(wv, {24}), b2 = make(bv, {24});
+    Tensor h2 = add(x2, r2);
+    Tensor y2 = layer_norm(h2, w2, b2, 1e-5);
+    add(sum(mul(h2, c_h)), sum(mul(y2, c_y))).backward();
+    ASSERT_EQ(h.shape(), s);
+    ASSERT_EQ(y.shape(), s);
+    EXPECT_EQ(h.dtype(), dt);
+    EXPECT_EQ(h.to_vector<double>(), h2.to_vector<double>()) << dtype_name(dt);  // the same rounded sum
+    if (dt == DType::kF32) {
+      EXPECT_EQ(y.to_vector<double>(), y2.to_vector<double>());
+      EXPECT_EQ(x.grad().to_vector<double>(), x2.grad().to_vector<double>());
+      EXPECT_EQ(r.grad().to_vector<double>(), r2.grad().to_vector<double>());
+      EXPECT_EQ(w.grad().to_vector<double>(), w2.grad().to_vector<double>());
+      EXPECT_EQ(b.grad().to_vector<double>(), b2.grad().to_vector<double>());
+    } else {
+      expect_values(y, y2.to_vector<double>(), 0);
+      expect_values(x.grad(), x2.grad().to_vector<double>(), 0.05);
+      expect_values(r.grad(), r2.grad().to_vector<double>(), 0.05);
+      expect_values(w.grad(), w2.grad().to_vector<double>(), 0);
+      expect_values(b.grad(), b2.grad().to_vector<double>(), 0);
+    }
+  }
+  Tensor x = f64({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor w = ones({3}, {DType::kF64});
+  EXPECT_THROW(add_layer_norm(x, f64({1, 2, 3}, {1, 3}), w, Tensor()), Error);  // no broadcasting
+  EXPECT_THROW(add_layer_norm(x, x.to(DType::kF32), w, Tensor()), Error);
+  EXPECT_THROW(add_layer_norm(x, x, ones({2}, {DType::kF64}), Tensor()), Error);
 }
 
 TEST(Embedding, LooksUpRowsForIdsOfAnyShape) {
@@ -247,6 +302,39 @@ TEST(NnFunctionalGrad, SoftmaxAndLayerNorm) {
   Tensor b = leaf({0.1, 0.2, -0.3, 0.4}, {4});
   expect_gradcheck([](const std::vector<Tensor>& x) { return layer_norm(x[0], x[1], x[2], 1e-5); }, {a, w, b});
   expect_gradcheck([](const std::vector<Tensor>& x) { return layer_norm(x[0], x[1], Tensor(), 1e-5); }, {a, w});
+}
+
+// Both outputs in the loss (dh and dy), only y (dh undefined), only h (dy undefined: w and b get none), and
+// transposed inputs (copied to rows; the gradient goes back through the views).
+TEST(NnFunctionalGrad, AddLayerNorm) {
+  Tensor x = leaf(distinct_values(24), {2, 3, 4});
+  Tensor r = leaf(distinct_values(24, 0.07), {2, 3, 4});
+  Tensor w = leaf({1.5, -0.5, 0.8, 1.1}, {4});
+  Tensor b = leaf({0.1, 0.2, -0.3, 0.4}, {4});
+  expect_gradcheck([](const std::vector<Tensor>& in) {
+    auto [h, y] = add_layer_norm(in[0], in[1], in[2], in[3], 1e-5);
+    return cat({h, y}, 0);
+  }, {x, r, w, b});
+  expect_gradcheck([](const std::vector<Tensor>& in) {
+    auto [h, y] = add_layer_norm(in[0], in[1], in[2], in[3], 1e-5);
+    return mul(h, y);  // each output's gradient depends on the other
+  }, {x, r, w, b});
+  auto only_y = [](const std::vector<Tensor>& in) { return add_layer_norm(in[0], in[1], in[2], in[3], 1e-5).second; };
+  auto only_h = [](const std::vector<Tensor>& in) { return add_layer_norm(in[0], in[1], in[2], in[3], 1e-5).first; };
+  expect_gradcheck(only_y, {x, r, w, b});
+  expect_gradcheck(only_y, {x, r, w, Tensor()});  // no bias
+  expect_gradcheck(only_h, {x, r, w, b});
+  expect_gradcheck([](const std::vector<Tensor>& in) {
+    auto [h, y] = add_layer_norm(in[0].transpose(0, 1), in[1].transpose(0, 1), in[2], in[3], 1e-5);
+    return cat({h, y}, 2);
+  }, {x, r, w, b});
+  // Only h used: the node gets no dy, so the weights get no gradient at all (as apart: LayerNorm is not run).
+  Tensor x2 = leaf(distinct_values(24), {2, 3, 4}), r2 = leaf(distinct_values(24, 0.07), {2, 3, 4});
+  Tensor w2 = leaf({1.5, -0.5, 0.8, 1.1}, {4});
+  sum(add_layer_norm(x2, r2, w2, Tensor(), 1e-5).first).backward();
+  EXPECT_FALSE(w2.grad().defined());
+  expect_values(x2.grad(), std::vector<double>(24, 1.0), 0);
+  expect_values(r2.grad(), std::vector<double>(24, 1.0), 0);
 }
 
 TEST(NnFunctionalGrad, EmbeddingCrossEntropyDistillationAttentionDropout) {

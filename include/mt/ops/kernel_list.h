@@ -97,6 +97,16 @@ MT_KERNEL(layer_norm_forward, LayerNormForward, kNorm,
 MT_KERNEL(layer_norm_backward, LayerNormBackward, kNorm,
           void(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                const Tensor& dx, const Tensor& dw, const Tensor& db))
+// Residual add fused with layer norm (Note [Residual add fused with LayerNorm], src/ops/nn_functional.cpp):
+// h = x + r (M, N), rounded to the dtype, then layer_norm_forward of h.
+MT_KERNEL(add_layer_norm_forward, AddLayerNormForward, kNorm,
+          void(const Tensor& x, const Tensor& r, const Tensor& w, const Tensor& b, double eps, const Tensor& h,
+               const Tensor& y, const Tensor& mean, const Tensor& rstd))
+// layer_norm_backward of dy with h as the input, plus dh (M, N) added to dx in the same pass (before dx is
+// rounded): dx = dh + LN's input gradient.
+MT_KERNEL(add_layer_norm_backward, AddLayerNormBackward, kNorm,
+          void(const Tensor& dy, const Tensor& dh, const Tensor& h, const Tensor& w, const Tensor& mean,
+               const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db))
 
 // ---- Indexing (indexing_cpu.cpp, indexing_cuda.cpp)
 // Rows: in viewed as (outer, n, inner), index (m) i64 in [0, n) -> out (outer, m, inner).

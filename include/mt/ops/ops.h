@@ -99,6 +99,10 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
 Tensor softmax(const Tensor& a, int dim = -1);
 Tensor log_softmax(const Tensor& a, int dim = -1);
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps = 1e-5);  // over the last dim
+// The pre-LN block's residual add and the next layer norm as one op (Note [Residual add fused with LayerNorm]):
+// x, r (.., d) of one shape -> {h = x + r, layer_norm(h, w, b, eps)}, both (.., d).
+std::pair<Tensor, Tensor> add_layer_norm(const Tensor& x, const Tensor& r, const Tensor& w, const Tensor& b,
+                                         double eps = 1e-5);
 Tensor embedding(const Tensor& weight, const Tensor& ids);  // weight (V, d), ids any shape (i32/i64) -> (.., d)
 // Mean over non-ignored targets; logits (N, V), targets (N).
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);

@@ -1,6 +1,6 @@
-// CPU kernels for the row-wise neural-network functions: softmax/log_softmax, layer norm, fused
-// cross-entropy, the distillation loss and dropout. Rows run in parallel; each row accumulates in f32
-// (f64 for f64).
+// CPU kernels for the row-wise neural-network functions: softmax/log_softmax, layer norm (alone or with
+// the residual add before it), fused cross-entropy, the distillation loss and dropout. Rows run in
+// parallel; each row accumulates in f32 (f64 for f64).
 // Statistics (layer-norm mean/rstd, logsumexp, per-row losses) are f32, or f64 for f64 inputs.
 #include <algorithm>
 #include <cmath>
@@ -95,13 +95,19 @@ void softmax_backward(const Tensor& grad_out, const Tensor& y, const Tensor& gra
   });
 }
 
-void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
-                        const Tensor& mean, const Tensor& rstd) {
+namespace {
+
+// Layer norm of the rows of x, or, when res is defined, of h = x + res: each row's sum is rounded to T and
+// written to h first (as the add op would), then normalised from h. Stats are S = stat_t<T>.
+void layer_norm_rows(const Tensor& x, const Tensor& res, const Tensor& w, const Tensor& b, double eps, const Tensor& h,
+                     const Tensor& y, const Tensor& mean, const Tensor& rstd, const char* op) {
   int64_t m = x.size(0), n = x.size(1);
-  dispatch_floating(x.dtype(), "layer_norm", [&]<typename T>() {
+  dispatch_floating(x.dtype(), op, [&]<typename T>() {
     using A = acc_t<T>;
     using S = stat_t<T>;
     const T* xv = x.data<T>();
+    const T* resv = res.defined() ? res.data<T>() : nullptr;
+    T* hv = res.defined() ? h.data<T>() : nullptr;
     const T* wv = w.data<T>();
     const T* bv = b.defined() ? b.data<T>() : nullptr;
     T* yv = y.data<T>();
@@ -110,6 +116,12 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
     parallel_range(m, row_grain(n), [&](int64_t lo, int64_t hi) {
       for (int64_t r = lo; r < hi; ++r) {
         const T* xr = xv + r * n;
+        if (resv != nullptr) {
+          T* hr = hv + r * n;
+          const T* rr = resv + r * n;
+          for (int64_t j = 0; j < n; ++j) hr[j] = static_cast<T>(static_cast<A>(xr[j]) + static_cast<A>(rr[j]));
+          xr = hr;
+        }
         A s = 0;
         for (int64_t j = 0; j < n; ++j) s += static_cast<A>(xr[j]);
         A mu = s / static_cast<A>(n);
@@ -131,19 +143,22 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
   });
 }
 
-void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
-                         const Tensor& dx, const Tensor& dw, const Tensor& db) {
+// Layer-norm backward; when dres is defined it is added to each dx element before the rounding to T.
+void layer_norm_backward_rows(const Tensor& dy, const Tensor& dres, const Tensor& x, const Tensor& w,
+                              const Tensor& mean, const Tensor& rstd, const Tensor& dx, const Tensor& dw,
+                              const Tensor& db, const char* op) {
   int64_t m = x.size(0), n = x.size(1);
-  dispatch_floating(x.dtype(), "layer_norm backward", [&]<typename T>() {
+  dispatch_floating(x.dtype(), op, [&]<typename T>() {
     using A = acc_t<T>;
     using S = stat_t<T>;
     const T* dyv = dy.data<T>();
+    const T* drv = dres.defined() ? dres.data<T>() : nullptr;
     const T* xv = x.data<T>();
     const T* wv = w.data<T>();
     const S* mv = mean.data<S>();
     const S* rv = rstd.data<S>();
     T* dxv = dx.data<T>();
-    // dx, row by row: dx = rstd * (w*dy - mean(w*dy) - xhat * mean(w*dy*xhat)).
+    // dx, row by row: dx = rstd * (w*dy - mean(w*dy) - xhat * mean(w*dy*xhat)) (+ dres).
     parallel_range(m, row_grain(n), [&](int64_t lo, int64_t hi) {
       for (int64_t r = lo; r < hi; ++r) {
         const T* xr = xv + r * n;
@@ -161,7 +176,9 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
         for (int64_t j = 0; j < n; ++j) {
           A xhat = (static_cast<A>(xr[j]) - mu) * rs;
           A wdy = static_cast<A>(gr[j]) * static_cast<A>(wv[j]);
-          dxv[r * n + j] = static_cast<T>(rs * (wdy - c2 - xhat * c1));
+          A d = rs * (wdy - c2 - xhat * c1);
+          if (drv != nullptr) d = static_cast<A>(drv[r * n + j]) + d;
+          dxv[r * n + j] = static_cast<T>(d);
         }
       }
     });
@@ -188,6 +205,28 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
       }
     });
   });
+}
+
+}  // namespace
+
+void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
+                        const Tensor& mean, const Tensor& rstd) {
+  layer_norm_rows(x, Tensor(), w, b, eps, Tensor(), y, mean, rstd, "layer_norm");
+}
+
+void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& dx, const Tensor& dw, const Tensor& db) {
+  layer_norm_backward_rows(dy, Tensor(), x, w, mean, rstd, dx, dw, db, "layer_norm backward");
+}
+
+void add_layer_norm_forward(const Tensor& x, const Tensor& r, const Tensor& w, const Tensor& b, double eps,
+                            const Tensor& h, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  layer_norm_rows(x, r, w, b, eps, h, y, mean, rstd, "add_layer_norm");
+}
+
+void add_layer_norm_backward(const Tensor& dy, const Tensor& dh, const Tensor& h, const Tensor& w, const Tensor& mean,
+                             const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db) {
+  layer_norm_backward_rows(dy, dh, h, w, mean, rstd, dx, dw, db, "add_layer_norm backward");
 }
 
 void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& losses,

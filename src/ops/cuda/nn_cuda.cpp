@@ -91,6 +91,16 @@ void layer_norm_forward(const Tensor& x, const Tensor& w, const Tensor& b, doubl
   });
 }
 
+namespace {
+
+// The dw/db partial sums the layer-norm backward launchers need, for input x (rows, cols): f32, f64 for f64.
+Tensor layer_norm_partials(const Tensor& x, int64_t rows, int64_t cols) {
+  return Tensor::empty({gpu::layernorm_backward_partial_elems(rows, cols)},
+                       x.dtype() == DType::kF64 ? DType::kF64 : DType::kF32, x.device());
+}
+
+}  // namespace
+
 void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                          const Tensor& dx, const Tensor& dw, const Tensor& db) {
   check_contiguous("layer_norm_backward", {&dy, &x, &w, &mean, &rstd, &dx, &dw, &db});
@@ -98,12 +108,41 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
            ", got ", w.dtype());
   cudaStream_t s = stream_for(x);
   int64_t rows = leading_rows(x), cols = last_dim(x);
-  Tensor partial = Tensor::empty({gpu::layernorm_backward_partial_elems(rows, cols)},
-                                 x.dtype() == DType::kF64 ? DType::kF64 : DType::kF32, x.device());
+  Tensor partial = layer_norm_partials(x, rows, cols);
   dispatch_with_stats(x.dtype(), mean.dtype(), "layer_norm_backward", [&]<typename T, typename S>() {
     MT_CUDA_CHECK((gpu::layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(x),
                                                     ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
                                                     partial.data_ptr(), s)));
+  });
+}
+
+void add_layer_norm_forward(const Tensor& x, const Tensor& r, const Tensor& w, const Tensor& b, double eps,
+                            const Tensor& h, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  check_contiguous("add_layer_norm", {&x, &r, &w, &b, &h, &y, &mean, &rstd});
+  MT_CHECK(r.dtype() == x.dtype() && w.dtype() == x.dtype() && (!b.defined() || b.dtype() == x.dtype()),
+           "add_layer_norm (cuda): residual, weight and bias must have the input's dtype ", x.dtype(), ", got ",
+           r.dtype(), ", ", w.dtype());
+  cudaStream_t s = stream_for(x);
+  dispatch_with_stats(x.dtype(), mean.dtype(), "add_layer_norm", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpu::add_layernorm_forward<T, S>(ptr<T>(h), ptr<T>(y), ptr<S>(mean), ptr<S>(rstd), ptr<T>(x),
+                                                       ptr<T>(r), ptr<T>(w), ptr<T>(b), leading_rows(x), last_dim(x),
+                                                       eps, s)));
+  });
+}
+
+void add_layer_norm_backward(const Tensor& dy, const Tensor& dh, const Tensor& h, const Tensor& w, const Tensor& mean,
+                             const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db) {
+  check_contiguous("add_layer_norm_backward", {&dy, &dh, &h, &w, &mean, &rstd, &dx, &dw, &db});
+  MT_CHECK(w.dtype() == h.dtype() && dh.dtype() == h.dtype(),
+           "add_layer_norm_backward (cuda): weight and dh must have the input's dtype ", h.dtype(), ", got ",
+           w.dtype(), ", ", dh.dtype());
+  cudaStream_t s = stream_for(h);
+  int64_t rows = leading_rows(h), cols = last_dim(h);
+  Tensor partial = layer_norm_partials(h, rows, cols);
+  dispatch_with_stats(h.dtype(), mean.dtype(), "add_layer_norm_backward", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpu::add_layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(dh),
+                                                        ptr<T>(h), ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
+                                                        partial.data_ptr(), s)));
   });
 }
 
