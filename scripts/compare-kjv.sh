@@ -31,10 +31,20 @@ train_run() {  # recipe run overrides...: one training run, timed
   $MT train "$recipe" "$@"
   echo "== $run: $((SECONDS - start)) s"
 }
+recipe_teacher() {  # recipe: its distill.teacher (unquoted; empty for none), followed through `base:` recipes
+  local line base
+  line=$(grep -m1 '^ *teacher:' "$1" || true)
+  base=$(sed -n 's/^base: *\([^ #]*\).*/\1/p' "$1")
+  if [[ -n $line ]]; then
+    sed -E 's/^ *teacher: *"?([^ #"]*)"?.*/\1/' <<<"$line"
+  elif [[ -n $base ]]; then
+    recipe_teacher "$(dirname "$1")/$base"
+  fi
+}
 for v in "${variants[@]}"; do
   recipe=recipes/kjv-small-$v.yaml
   [[ -f $recipe ]] || { echo "compare-kjv: no recipe $recipe" >&2; exit 1; }
-  teacher=$(sed -n 's/^ *teacher: *\([^ #]*\).*/\1/p' "$recipe")
+  teacher=$(recipe_teacher "$recipe")
   for seed in "${seeds[@]:-recipe}"; do
     run=runs/kjv-small-$v
     seed_args=()

@@ -153,11 +153,16 @@ YAML::Node parse_yaml(const std::string& text, const std::string& file) {
   if (const int line = first_unclosed_quote_line(text))
     MT_FAIL(file, ":", line, ": a quoted string begins on this line and is not closed on its line; recipes keep ",
             "quoted strings on one line (write a newline as \"\\n\"); Note [Quoted strings end on their line]");
+  std::vector<YAML::Node> documents;
   try {
-    return YAML::Load(text);
+    documents = YAML::LoadAll(text);
   } catch (const YAML::ParserException& e) {
     MT_FAIL(at(file, e.mark), ": YAML syntax error: ", e.msg);
   }
+  if (documents.size() > 1)
+    MT_FAIL(at(file, documents[1].Mark()), ": a second YAML document begins here; a recipe is one document ",
+            "(yaml-cpp would silently drop it: Note [One YAML document])");
+  return documents.empty() ? YAML::Node() : documents[0];
 }
 
 // Adds one file's top-level mapping to `tree`, checking section and key names. `base` is set to the
@@ -295,13 +300,18 @@ void apply_override(const std::string& text, Tree& tree) {
     MT_FAIL(kCommandLine, ": override '", text, "': unknown key '", dotted, "'", did_you_mean(dotted, dotted_names()),
             "; ", valid);
   }
-  YAML::Node value;
+  // Note [One YAML document]: yaml-cpp's Load stops after the first node, so `k=""-s1` would read as ""
+  // and `k=[1,2]x` as [1, 2]; LoadAll sees the rest as a second document, which is refused.
+  std::vector<YAML::Node> documents;
   try {
-    value = YAML::Load(text.substr(eq + 1));
+    documents = YAML::LoadAll(text.substr(eq + 1));
   } catch (const YAML::ParserException& e) {
     MT_FAIL(kCommandLine, ": override '", text, "': ", dotted, ": cannot parse the value: ", e.msg);
   }
-  tree[section][key] = Leaf{value, kCommandLine};
+  if (documents.size() > 1)
+    MT_FAIL(kCommandLine, ": override '", text, "': ", dotted, ": text follows the value at column ",
+            eq + 2 + static_cast<size_t>(documents[1].Mark().pos), " (quote the whole value if it is one string)");
+  tree[section][key] = Leaf{documents.empty() ? YAML::Node() : documents[0], kCommandLine};
 }
 
 // ---- decoding values ----

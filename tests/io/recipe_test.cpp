@@ -92,6 +92,17 @@ TEST(Recipe, OverrideOfUnknownKeySuggestsTheClosest) {
                {"command line", "model.layers", "expected an integer >= 1", "'ten'"});
 }
 
+TEST(Recipe, TextAfterAValueIsRefusedNotDropped) {
+  // yaml-cpp alone would read `""-s1` as "" and `[4,8]x` as [4, 8] (Note [One YAML document]).
+  expect_error([] { load_recipe_string(kMinimal, "t.yaml", {"train.run_dir=\"\"-s1"}); },
+               {"command line", "train.run_dir", "text follows the value at column 17"});
+  expect_error([] { load_recipe_string(kMinimal, "t.yaml", {"moe.experts=[4,8]x"}); },
+               {"command line", "moe.experts", "text follows the value"});
+  expect_error([] { load_recipe_string(kMinimal + "---\nmodel: {layers: 2}\n", "t.yaml"); },
+               {"t.yaml:4", "a second YAML document"});
+  EXPECT_EQ(load_recipe_string(kMinimal, "t.yaml", {"train.run_dir=\"runs/a b\""}).train.run_dir, "runs/a b");
+}
+
 TEST(Recipe, UnknownKeyNamesFileLineAndSuggests) {
   expect_error([] { load_recipe(kData + "unknown_key.yaml"); },
                {"unknown_key.yaml:4", "unknown key 'model.layrs'", "did you mean 'model.layers'?", "valid keys in model:",
