@@ -1,7 +1,8 @@
 // Indexing kernels on the GPU: index_select and gather move raw element bits (widest aligned unit
 // for whole rows); index_add sorts the indices (stable radix sort) and sums each destination row's
 // sources in index order, so it is deterministic; scatter_add accumulates with atomicAdd (bf16 and
-// f16 atomics need sm_80 / sm_70); topk is a warp per row that selects the k best in turn.
+// f16 atomics need sm_80 / sm_70); topk is a warp per row that selects the k best in turn, or for
+// large k one radix sort of (row, value) keys (Note [Top-k by sorting]).
 #include <cub/device/device_radix_sort.cuh>
 
 #include <cmath>
@@ -196,6 +197,61 @@ __global__ void topk_kernel(const T* in, T* values, int64_t* indices, int64_t m,
   }
 }
 
+// Note [Top-k by sorting]: the warp-per-row kernel costs k passes over the row, fine for a router's
+// k <= 8 but 180 ms a call for random token selection's k = capacity = 2048 of 16384 tokens (8
+// experts, H100). For k > kTopkSortAbove and values of at most 32 bits, every element gets the 64-bit
+// key (row << 32) | rank32(value), rank32 ascending as the value descends (NaN first, -0 as +0, as
+// the warp kernel orders them), and one stable radix sort of (key, column) pairs leaves each row in
+// top-k order, equal values by lower column; the first k of each row are copied out.
+constexpr int64_t kTopkSortAbove = 32;
+
+template <typename T>
+bool topk_sorts(int64_t m, int64_t n, int64_t k) {
+  return k > kTopkSortAbove && sizeof(T) <= 4 && m * n <= INT32_MAX;
+}
+
+size_t topk_sort_temp_bytes(int64_t m, int64_t n) {
+  size_t bytes = 0;
+  cub::DeviceRadixSort::SortPairs(nullptr, bytes, static_cast<const uint64_t*>(nullptr), static_cast<uint64_t*>(nullptr),
+                                  static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
+                                  static_cast<int>(m * n), 0, 32 + key_bits(m));
+  return bytes;
+}
+
+template <typename T>
+__device__ __forceinline__ uint32_t descending_rank(T x) {
+  if constexpr (std::is_integral_v<T>) {
+    return ~(static_cast<uint32_t>(x) ^ 0x80000000u);
+  } else {
+    float v = static_cast<float>(x);
+    if (isnan(v)) return 0u;
+    if (v == 0.0f) v = 0.0f;  // -0 ranks with +0
+    uint32_t bits = __float_as_uint(v);
+    uint32_t ascending = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+    return ~ascending;
+  }
+}
+
+template <typename T>
+__global__ void topk_keys_kernel(const T* in, uint64_t* keys, int32_t* columns, int64_t m, int64_t n) {
+  for (int64_t e = thread_index(); e < m * n; e += thread_count()) {
+    int64_t r = e / n;
+    keys[e] = (static_cast<uint64_t>(r) << 32) | descending_rank(in[e]);
+    columns[e] = static_cast<int32_t>(e - r * n);
+  }
+}
+
+template <typename T>
+__global__ void topk_take_kernel(const T* in, const int32_t* sorted_columns, T* values, int64_t* indices, int64_t m,
+                                 int64_t n, int64_t k) {
+  for (int64_t e = thread_index(); e < m * k; e += thread_count()) {
+    int64_t r = e / k, j = e - r * k;
+    int32_t c = sorted_columns[r * n + j];
+    values[e] = in[r * n + c];
+    indices[e] = c;
+  }
+}
+
 }  // namespace
 
 cudaError_t index_select(const void* in, void* out, const int64_t* index, int64_t outer, int64_t n, int64_t m,
@@ -268,18 +324,46 @@ cudaError_t scatter_add(T* out, const T* src, const int64_t* index, const Gather
 }
 
 template <typename T>
-cudaError_t topk(const T* in, T* values, int64_t* indices, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+size_t topk_workspace_bytes(int64_t m, int64_t n, int64_t k) {
+  if (!topk_sorts<T>(m, n, k)) return 0;
+  return 2 * align_up(m * n * sizeof(uint64_t)) + 2 * align_up(m * n * sizeof(int32_t)) + topk_sort_temp_bytes(m, n);
+}
+
+template <typename T>
+cudaError_t topk(const T* in, T* values, int64_t* indices, int64_t m, int64_t n, int64_t k, void* workspace,
+                 cudaStream_t stream) {
   if (m == 0 || k == 0) return cudaSuccess;
   if (k > n) return cudaErrorInvalidValue;
-  topk_kernel<<<grid_for(m, kTopkRowsPerBlock), 32 * kTopkRowsPerBlock, 0, stream>>>(in, values, indices, m, n, k);
+  if (!topk_sorts<T>(m, n, k)) {
+    topk_kernel<<<grid_for(m, kTopkRowsPerBlock), 32 * kTopkRowsPerBlock, 0, stream>>>(in, values, indices, m, n, k);
+    return cudaGetLastError();
+  }
+  const int64_t numel = m * n;
+  char* p = static_cast<char*>(workspace);
+  auto take = [&p](size_t bytes) {
+    char* at = p;
+    p += align_up(bytes);
+    return at;
+  };
+  auto* keys_in = reinterpret_cast<uint64_t*>(take(numel * sizeof(uint64_t)));
+  auto* keys_out = reinterpret_cast<uint64_t*>(take(numel * sizeof(uint64_t)));
+  auto* columns_in = reinterpret_cast<int32_t*>(take(numel * sizeof(int32_t)));
+  auto* columns_out = reinterpret_cast<int32_t*>(take(numel * sizeof(int32_t)));
+  size_t temp_bytes = topk_sort_temp_bytes(m, n);
+  topk_keys_kernel<<<grid_for(numel), kThreads, 0, stream>>>(in, keys_in, columns_in, m, n);
+  cudaError_t err = cub::DeviceRadixSort::SortPairs(p, temp_bytes, keys_in, keys_out, columns_in, columns_out,
+                                                    static_cast<int>(numel), 0, 32 + key_bits(m), stream);
+  if (err != cudaSuccess) return err;
+  topk_take_kernel<<<grid_for(m * k), kThreads, 0, stream>>>(in, columns_out, values, indices, m, n, k);
   return cudaGetLastError();
 }
 
 #define MT_INST_ACCUMULATE(T)                                                                                   \
   template cudaError_t index_add<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t, int64_t, void*, cudaStream_t); \
   template cudaError_t scatter_add<T>(T*, const T*, const int64_t*, const GatherLayout&, int64_t, cudaStream_t);
-#define MT_INST_TOPK(T) \
-  template cudaError_t topk<T>(const T*, T*, int64_t*, int64_t, int64_t, int64_t, cudaStream_t);
+#define MT_INST_TOPK(T)                                                                   \
+  template size_t topk_workspace_bytes<T>(int64_t, int64_t, int64_t);                     \
+  template cudaError_t topk<T>(const T*, T*, int64_t*, int64_t, int64_t, int64_t, void*, cudaStream_t);
 #define MT_INST_INDEXING(X) X(float) X(double) X(__nv_bfloat16) X(__half) X(int32_t) X(int64_t)
 MT_INST_INDEXING(MT_INST_ACCUMULATE)
 MT_INST_INDEXING(MT_INST_TOPK)

@@ -41,8 +41,12 @@ cudaError_t scatter_add(T* out, const T* src, const int64_t* index, const Gather
                         cudaStream_t stream);
 
 // Per row of in (m, n): the k largest values in descending order and their indices; equal values
-// keep the lower index first; NaN counts as the largest value.
+// keep the lower index first; NaN counts as the largest value. workspace: topk_workspace_bytes
+// (0 where the warp kernel serves; Note [Top-k by sorting] in indexing.cu).
 template <typename T>
-cudaError_t topk(const T* in, T* values, int64_t* indices, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+size_t topk_workspace_bytes(int64_t m, int64_t n, int64_t k);
+template <typename T>
+cudaError_t topk(const T* in, T* values, int64_t* indices, int64_t m, int64_t n, int64_t k, void* workspace,
+                 cudaStream_t stream);
 
 }  // namespace mt::gpu

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -635,7 +636,9 @@ TEST(CudaOps, TopKOrdersTiesByIndex) {
   MT_REQUIRE_GPU();
   for (DType t : kAll)
     for (auto [m, n, k] : std::vector<std::array<int64_t, 3>>{
-             {37, 129, 1}, {37, 129, 2}, {37, 129, 8}, {3, 1037, 5}, {5, 1, 1}, {4, 8, 8}, {0, 6, 2}}) {
+             {37, 129, 1}, {37, 129, 2}, {37, 129, 8}, {3, 1037, 5}, {5, 1, 1}, {4, 8, 8}, {0, 6, 2},
+             // k > 32 sorts (Note [Top-k by sorting]): random token selection's shape, k = n, a ragged row.
+             {8, 16384, 2048}, {3, 500, 500}, {37, 1029, 33}}) {
       // Whole numbers in a small range: many ties.
       Tensor x = make_input({m, n}, t, -4, 4, 131, true);
       Tensor cv = Tensor::empty({m, k}, t), ci = Tensor::empty({m, k}, DType::kI64);
@@ -645,6 +648,20 @@ TEST(CudaOps, TopKOrdersTiesByIndex) {
       std::string what = label("topk (" + std::to_string(m) + ", " + std::to_string(n) + ") k=" + std::to_string(k), t);
       expect_same_bits(cv, gv, what + " values");
       expect_equal(ci, gi, what + " indices");
+    }
+  // NaN first, -0 tied with +0 (by index), infinities in place: in both the warp kernel and the sort.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::vector<float> special;
+  for (int i = 0; i < 80; ++i) special.push_back(std::vector<float>{nan, -0.0f, 0.0f, inf, -inf, 1.5f, -2.0f, -nan}[i % 8]);
+  for (DType t : {DType::kF32, DType::kBF16, DType::kF16})
+    for (int64_t k : {5, 40, 80}) {
+      Tensor x = Tensor::from_vector<float>(special, {2, 40}).to(t);
+      Tensor cv = Tensor::empty({2, k > 40 ? 40 : k}, t), ci = Tensor::empty({2, k > 40 ? 40 : k}, DType::kI64);
+      Tensor gv = Tensor::empty(cv.shape(), t, gpu()), gi = Tensor::empty(ci.shape(), DType::kI64, gpu());
+      kernels().topk.cpu(x, cv.size(1), cv, ci);
+      kernels().topk.cuda(x.to(gpu()), cv.size(1), gv, gi);
+      expect_same_bits(cv, gv, label("topk of NaN, signed zeros and infinities, k=" + std::to_string(cv.size(1)), t));
+      expect_equal(ci, gi, label("topk of NaN, signed zeros and infinities (indices)", t));
     }
   Tensor x = make_input({3, 10, 6}, DType::kF32, -1, 1, 132);
   auto [cv, ci] = topk(x, 3, 1);

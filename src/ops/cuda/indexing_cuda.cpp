@@ -79,7 +79,9 @@ void topk(const Tensor& in, int64_t k, const Tensor& values, const Tensor& indic
   if (m == 0 || k == 0) return;
   cudaStream_t s = stream_for(in);
   dispatch_device_type(in.dtype(), [&]<typename T>() {
-    MT_CUDA_CHECK(gpu::topk(ptr<const T>(in), ptr<T>(values), indices.data<int64_t>(), m, n, k, s));
+    Tensor workspace = Tensor::empty({static_cast<int64_t>(gpu::topk_workspace_bytes<T>(m, n, k))}, DType::kBool,
+                                     in.device());  // bytes from the caching allocator
+    MT_CUDA_CHECK(gpu::topk(ptr<const T>(in), ptr<T>(values), indices.data<int64_t>(), m, n, k, workspace.data_ptr(), s));
   });
 }
 
