@@ -3,8 +3,8 @@
 # each row runs `moetrain bench step` and bench/torch_ref.py (eager, torch.compile) on random tokens and
 # prints one Markdown table: tokens/s, moetrain / compile, MFU and peak memory of each. Results stay in
 # build-gpu/bench-vs-torch (kept while the machine is), so a run of some ROWS prints the table of every
-# row measured so far; moetrain's step profiles are step-<row>.md there and in $OUT (dense-124m's and
-# moe-8's are printed after the table).
+# row measured so far; moetrain's step profiles are step-<row>.md there and, with the PyTorch logs, in
+# $OUT/bench-vs-torch-logs.tgz (dense-124m's and moe-8's are printed after the table).
 # Usage: [ROWS="dense-124m moe-8"] [WARMUP=10] [STEPS=20] [COMPILE_SCOPE=blocks|model] scripts/bench-vs-torch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,7 +76,8 @@ done
       "$(field "$m" bench-step peak_gib) | $(field "$e" torch-ref peak_gib) | $(field "$c" torch-ref peak_gib) |"
   done
 } | tee "$RES/bench-vs-torch.md"
-cp "$RES"/* "$OUT"/
+cp "$RES/bench-vs-torch.md" "$OUT"/
+tar czf "$OUT/bench-vs-torch-logs.tgz" -C "$RES" .  # one file: the device tool brings back at most 8
 
 for row in dense-124m moe-8; do
   [[ " $ROWS " == *" $row "* ]] && { echo; cat "$RES/step-$row.md"; }
