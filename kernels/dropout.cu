@@ -10,8 +10,10 @@ namespace {
 
 template <typename T>
 __global__ void dropout_kernel(const T* __restrict__ in, T* __restrict__ out, bool* __restrict__ mask, int64_t n,
-                               double p, acc_t<T> scale, uint64_t seed, uint64_t offset, uint64_t counters) {
+                               double p, acc_t<T> scale, uint64_t seed, uint64_t offset,
+                               const uint64_t* __restrict__ offset_base, uint64_t counters) {
   using A = acc_t<T>;
+  if (offset_base) offset += *offset_base;  // a multiple of 4: `counters` holds
   uint64_t first = offset >> 2;
   for (uint64_t c = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < counters;
        c += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
@@ -34,7 +36,7 @@ __global__ void dropout_kernel(const T* __restrict__ in, T* __restrict__ out, bo
 
 template <typename T>
 cudaError_t dropout_forward(const T* in, T* out, bool* mask, int64_t n, double p, uint64_t seed, uint64_t offset,
-                            cudaStream_t stream) {
+                            const uint64_t* offset_base, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   using A = acc_t<T>;
   uint64_t counters = ((offset & 3) + static_cast<uint64_t>(n) + 3) / 4;
@@ -43,17 +45,18 @@ cudaError_t dropout_forward(const T* in, T* out, bool* mask, int64_t n, double p
   uint64_t blocks = (counters + threads - 1) / threads;
   if (blocks > 65536) blocks = 65536;
   dropout_kernel<T><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(in, out, mask, n, p,
-                                                                          scale, seed, offset, counters);
+                                                                          scale, seed, offset, offset_base,
+                                                                          counters);
   return cudaGetLastError();
 }
 
-template cudaError_t dropout_forward<float>(const float*, float*, bool*, int64_t, double, uint64_t, uint64_t,
-                                            cudaStream_t);
-template cudaError_t dropout_forward<double>(const double*, double*, bool*, int64_t, double, uint64_t, uint64_t,
-                                             cudaStream_t);
-template cudaError_t dropout_forward<__nv_bfloat16>(const __nv_bfloat16*, __nv_bfloat16*, bool*, int64_t, double,
-                                                    uint64_t, uint64_t, cudaStream_t);
-template cudaError_t dropout_forward<__half>(const __half*, __half*, bool*, int64_t, double, uint64_t, uint64_t,
-                                             cudaStream_t);
+#define MT_INST_DROPOUT(T)                                                                                 \
+  template cudaError_t dropout_forward<T>(const T*, T*, bool*, int64_t, double, uint64_t, uint64_t, const uint64_t*, \
+                                          cudaStream_t);
+MT_INST_DROPOUT(float)
+MT_INST_DROPOUT(double)
+MT_INST_DROPOUT(__nv_bfloat16)
+MT_INST_DROPOUT(__half)
+#undef MT_INST_DROPOUT
 
 }  // namespace mt::gpu

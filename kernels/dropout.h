@@ -7,9 +7,10 @@
 
 namespace mt::gpu {
 
-// out[i] = keep[i] ? in[i] / (1 - p) : 0 (0 everywhere when p = 1); mask[i] = keep[i].
+// out[i] = keep[i] ? in[i] / (1 - p) : 0 (0 everywhere when p = 1); mask[i] = keep[i]. offset_base: null, or
+// device memory whose value (a multiple of 4) the kernel adds to offset (Note [The captured step]).
 template <typename T>
 cudaError_t dropout_forward(const T* in, T* out, bool* mask, int64_t n, double p, uint64_t seed, uint64_t offset,
-                            cudaStream_t stream);
+                            const uint64_t* offset_base, cudaStream_t stream);
 
 }  // namespace mt::gpu

@@ -1,6 +1,7 @@
 // Fused multi-tensor AdamW and SGD: grid = chunks of the chunk table, one block per chunk, each thread
 // striding over the chunk's elements; math in f32 (f64 for f64 parameters).
 #include "device_utils.cuh"
+#include "mt/math/step_control.h"
 #include "optim.h"
 
 namespace mt::gpu {
@@ -11,8 +12,15 @@ constexpr int kOptimThreads = 512;
 
 template <typename P, typename G>
 __global__ void __launch_bounds__(kOptimThreads) adamw_kernel(const OptimTensorPtrs* __restrict__ tensors,
-                                                              const OptimChunk* __restrict__ chunks, AdamWArgs a) {
+                                                              const OptimChunk* __restrict__ chunks, AdamWArgs a,
+                                                              AdamWConstants k, const double* __restrict__ control) {
   using A = acc_t<P>;
+  if (control) {  // Note [Step control]
+    if (control[kControlApply] == 0) return;
+    a = adamw_args(static_cast<float>(control[kControlLr]), k.beta1, k.beta2, k.eps, k.weight_decay,
+                   static_cast<float>(control[kControlBias1]), static_cast<float>(control[kControlBias2]),
+                   static_cast<float>(control[kControlGradScale]));
+  }
   OptimChunk ch = chunks[blockIdx.x];
   OptimTensorPtrs t = tensors[ch.tensor];
   int64_t end = ch.start + kOptimChunk < t.numel ? ch.start + kOptimChunk : t.numel;
@@ -40,8 +48,14 @@ __global__ void __launch_bounds__(kOptimThreads) adamw_kernel(const OptimTensorP
 
 template <typename P, typename G>
 __global__ void __launch_bounds__(kOptimThreads) sgd_kernel(const OptimTensorPtrs* __restrict__ tensors,
-                                                            const OptimChunk* __restrict__ chunks, SgdArgs a) {
+                                                            const OptimChunk* __restrict__ chunks, SgdArgs a,
+                                                            const double* __restrict__ control) {
   using A = acc_t<P>;
+  if (control) {  // Note [Step control]
+    if (control[kControlApply] == 0) return;
+    a.lr = static_cast<float>(control[kControlLr]);
+    a.grad_scale = static_cast<float>(control[kControlGradScale]);
+  }
   OptimChunk ch = chunks[blockIdx.x];
   OptimTensorPtrs t = tensors[ch.tensor];
   int64_t end = ch.start + kOptimChunk < t.numel ? ch.start + kOptimChunk : t.numel;
@@ -63,29 +77,41 @@ __global__ void __launch_bounds__(kOptimThreads) sgd_kernel(const OptimTensorPtr
   }
 }
 
+__global__ void step_control_kernel(const double* sum_squares, const double* loss, double max_norm, double* control) {
+  set_step_control(*sum_squares, *loss, max_norm, control);
+}
+
 }  // namespace
 
 template <typename P, typename G>
 cudaError_t adamw_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
-                               const AdamWArgs& args, cudaStream_t stream) {
+                               const AdamWArgs& args, const AdamWConstants& constants, const double* control,
+                               cudaStream_t stream) {
   if (num_chunks == 0) return cudaSuccess;
-  adamw_kernel<P, G><<<static_cast<unsigned>(num_chunks), kOptimThreads, 0, stream>>>(tensors, chunks, args);
+  adamw_kernel<P, G><<<static_cast<unsigned>(num_chunks), kOptimThreads, 0, stream>>>(tensors, chunks, args,
+                                                                                      constants, control);
   return cudaGetLastError();
 }
 
 template <typename P, typename G>
 cudaError_t sgd_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
-                             const SgdArgs& args, cudaStream_t stream) {
+                             const SgdArgs& args, const double* control, cudaStream_t stream) {
   if (num_chunks == 0) return cudaSuccess;
-  sgd_kernel<P, G><<<static_cast<unsigned>(num_chunks), kOptimThreads, 0, stream>>>(tensors, chunks, args);
+  sgd_kernel<P, G><<<static_cast<unsigned>(num_chunks), kOptimThreads, 0, stream>>>(tensors, chunks, args, control);
+  return cudaGetLastError();
+}
+
+cudaError_t step_control(const double* sum_squares, const double* loss, double max_norm, double* control,
+                         cudaStream_t stream) {
+  step_control_kernel<<<1, 1, 0, stream>>>(sum_squares, loss, max_norm, control);
   return cudaGetLastError();
 }
 
 #define MT_OPTIM_INSTANTIATE(P, G)                                                                               \
   template cudaError_t adamw_multi_tensor<P, G>(const OptimTensorPtrs*, const OptimChunk*, int64_t,             \
-                                                const AdamWArgs&, cudaStream_t);                                 \
+                                                const AdamWArgs&, const AdamWConstants&, const double*, cudaStream_t); \
   template cudaError_t sgd_multi_tensor<P, G>(const OptimTensorPtrs*, const OptimChunk*, int64_t, const SgdArgs&, \
-                                              cudaStream_t);
+                                              const double*, cudaStream_t);
 MT_OPTIM_INSTANTIATE(float, float)
 MT_OPTIM_INSTANTIATE(double, double)
 MT_OPTIM_INSTANTIATE(__nv_bfloat16, __nv_bfloat16)

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "mt/math/host_device.h"
+
 namespace mt::gpu {
 
 // Elements per chunk of the chunk table.
@@ -40,14 +42,38 @@ struct SgdArgs {
   float lr, momentum, weight_decay, grad_scale;
 };
 
+// The scalars as the host forms them (in double, then rounded to f32, as the CPU kernel and PyTorch);
+// the kernels form them the same way on the device from Note [Step control]'s array.
+MT_HOST_DEVICE AdamWArgs adamw_args(float lr, float beta1, float beta2, float eps, float weight_decay,
+                                    float bias_correction1, float bias_correction2, float grad_scale) {
+  return {static_cast<float>(1.0 - static_cast<double>(lr) * weight_decay),
+          static_cast<float>(1.0 - static_cast<double>(beta1)),
+          beta2,
+          static_cast<float>(1.0 - static_cast<double>(beta2)),
+          static_cast<float>(-static_cast<double>(lr) / bias_correction1),
+          static_cast<float>(sqrt(static_cast<double>(bias_correction2))),
+          eps,
+          grad_scale};
+}
+
 // g = grad * grad_scale; p = p * decay; m = m + w1 (g - m); v = v beta2 + w2 g^2; p = p + neg_step * m / (sqrt(v) / bc2_sqrt + eps)
-// (PyTorch's operation order). Tables in device memory.
+// (PyTorch's operation order). Tables in device memory. With `control` (Note [Step control], device memory),
+// `args` is ignored: each block forms them with adamw_args from `constants` and the control's lr, bias
+// corrections and grad_scale, and updates nothing when its apply flag is 0.
+struct AdamWConstants {
+  float beta1, beta2, eps, weight_decay;
+};
 template <typename P, typename G>
 cudaError_t adamw_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
-                               const AdamWArgs& args, cudaStream_t stream);
-// d = grad * grad_scale + wd * p; with a buffer: buf = buf * momentum + d, d = buf; p = p + (-lr) * d.
+                               const AdamWArgs& args, const AdamWConstants& constants, const double* control,
+                               cudaStream_t stream);
+// d = grad * grad_scale + wd * p; with a buffer: buf = buf * momentum + d, d = buf; p = p + (-lr) * d. With
+// `control`, lr and grad_scale come from it and nothing is updated when its apply flag is 0.
 template <typename P, typename G>
 cudaError_t sgd_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
-                             const SgdArgs& args, cudaStream_t stream);
+                             const SgdArgs& args, const double* control, cudaStream_t stream);
+// control[kControlGradScale, kControlApply, kControlGradNorm] = set_step_control(*sum_squares, *loss, max_norm).
+cudaError_t step_control(const double* sum_squares, const double* loss, double max_norm, double* control,
+                         cudaStream_t stream);
 
 }  // namespace mt::gpu

@@ -25,7 +25,7 @@
 #include "mt/train/distributed_optimizer.h"
 #include "mt/train/expert_sharding.h"
 #include "mt/train/gpt_from_recipe.h"
-#include "mt/train/training_loss.h"
+#include "mt/train/train_step.h"
 #include "mt/train/training_run.h"
 #include "mt/train/validation.h"
 
@@ -64,6 +64,7 @@ class StepBench {
     model_->train();
     sharding_ = expert_sharding(*model_, &*groups_);
     optimizer_ = std::make_unique<DistributedOptimizer>(r_, *model_, sharding_, world_);
+    train_step_ = std::make_unique<TrainStep>(*model_, *optimizer_, r_, world.size(), device_, *dropout_gen_);
     // One batch of uniform random tokens per micro-batch, made once: the step's time is the model's.
     std::mt19937_64 rng(static_cast<uint64_t>(r_.train.seed) * 7919 + world.rank());
     std::uniform_int_distribution<int32_t> token(0, r_.model.vocab_size - 1);
@@ -78,7 +79,8 @@ class StepBench {
   void run() {
     const bool lead = world_.rank() == 0;
     const double tokens_per_step = static_cast<double>(r_.train.global_batch) * r_.model.seq_len;
-    for (int i = 0; i < opt_.warmup; ++i) step();
+    // At least TrainStep's warm-up, so the timed steps replay the CUDA graph where there is one.
+    for (int i = 0; i < std::max(opt_.warmup, TrainStep::kWarmupSteps + 1); ++i) step();
     // Un-instrumented: the throughput figures.
     sync();
     auto t0 = std::chrono::steady_clock::now();
@@ -118,21 +120,11 @@ class StepBench {
   }
 
  private:
-  // One optimizer step; returns the mean loss of its micro-batches on this rank.
+  // One optimizer step, as the trainer runs it; returns the mean loss of its micro-batches on this rank.
   double step() {
-    double loss_sum = 0;
-    for (size_t i = 0; i < batches_.size(); ++i) {
-      TrainingLoss l = training_loss(*model_, nullptr, batches_[i], r_.distill);
-      const Backward backward = i + 1 == batches_.size() ? Backward::kLast : Backward::kMore;
-      optimizer_->start_reduction_during_backward(backward);
-      mul(l.total, 1.0 / r_.train.grad_accum).backward();
-      loss_sum += l.ce.item();  // after the backward is queued, as the trainer reads it
-      optimizer_->reduce_after_backward(backward);
-    }
-    const double norm = optimizer_->reduce_and_clip();
+    const StepSums sums = train_step_->run(batches_, nullptr, r_.optim.lr);
     exposed_seconds_ += optimizer_->exposed_communication_seconds();
-    optimizer_->finish_step(r_.optim.lr, std::isfinite(norm));
-    return loss_sum / r_.train.grad_accum;
+    return sums.loss / r_.train.grad_accum;
   }
 
   void sync() const {
@@ -165,7 +157,12 @@ class StepBench {
     if (device_.is_cuda())
       std::printf("MFU %.1f%% (%.3g FLOP/token = 6 N_active_non_embedding + 6 V d + 12 L d T; peak %.0f TFLOP/s "
                   "per GPU), ", 100.0 * mfu, flops, kPeakFlops / 1e12);
-    std::printf("peak memory %.2f GiB, loss %.3f.\n\n", peak_gib, loss);
+    std::printf("peak memory %.2f GiB, loss %.3f; ", peak_gib, loss);
+    if (train_step_->replaying())
+      std::printf("the timed steps replay one CUDA graph (Note [The captured step]); the profile below times the "
+                  "same step run eagerly.\n\n");
+    else
+      std::printf("eager steps: %s.\n\n", train_step_->eager_reason().c_str());
     if (world_.size() > 1)
       std::printf("Data-parallel all-reduce (dist.overlap %s): the host waited %.3f ms per step for it after the backward "
                   "(rank 0).\n\n",
@@ -200,7 +197,7 @@ class StepBench {
                   "or the phase's: the loss, the optimizer, the MoE router's forward, the MoE dispatch/combine backward). "
                   "Recording them costs host time, so the instrumented step (%.2f ms) is longer than the "
                   "un-instrumented one (%.2f ms) and its idle share is an upper bound. Idle also holds host syncs "
-                  "(loss.item(), the clip norm) and copies.\n",
+                  "(the step's read-back of its losses and norm) and copies.\n",
                   p.step_ms, plain_ms);
     else
       std::printf("CPU: wall-clock time of every kernel-table call; the rest of the step is framework overhead.\n");
@@ -220,6 +217,7 @@ class StepBench {
   std::unique_ptr<GPT> model_;
   ExpertSharding sharding_;
   std::unique_ptr<DistributedOptimizer> optimizer_;
+  std::unique_ptr<TrainStep> train_step_;
   std::vector<TokenBatch> batches_;
   double exposed_seconds_ = 0;  // the host's waits for the data-parallel all-reduce, summed over steps
   double exposed_ms_ = 0;       // per un-instrumented step

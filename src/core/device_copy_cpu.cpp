@@ -4,6 +4,7 @@
 
 #include "mt/core/device_copy.h"
 #include "mt/core/error.h"
+#include "mt/core/host_sync_guard.h"
 
 namespace mt {
 
@@ -13,7 +14,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   if (nbytes) std::memcpy(dst, src, nbytes);
 }
 
-void synchronize(Device) {}
+void synchronize(Device) { HostSyncForbidden::check("a wait for the device (synchronize)"); }
 
 bool cuda_available() { return false; }
 int cuda_device_count() { return 0; }

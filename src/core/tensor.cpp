@@ -6,6 +6,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "mt/core/host_sync_guard.h"
+
 namespace mt {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
@@ -32,6 +34,7 @@ template <typename T>
 Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape, DType dtype, Device device) {
   MT_CHECK(static_cast<int64_t>(values.size()) == shape.numel(), "from_vector: ", values.size(),
            " values for shape ", shape, " (", shape.numel(), " elements)");
+  HostSyncForbidden::check("a tensor made from host values (from_vector)");
   Tensor host = empty(shape, dtype_of<T>::value, Device::cpu());
   if constexpr (std::is_same_v<T, bool>) {  // std::vector<bool> is packed
     for (size_t i = 0; i < values.size(); ++i) host.data<bool>()[i] = values[i];
@@ -43,6 +46,7 @@ Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape, DTy
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
+  HostSyncForbidden::check("a read of tensor values on the host (item or to_vector)");
   Tensor host = to(Device::cpu()).to(dtype_of<T>::value).contiguous();
   std::vector<T> out(numel());
   if constexpr (std::is_same_v<T, bool>) {

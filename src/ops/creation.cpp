@@ -40,7 +40,7 @@ void uniform_(const Tensor& t, double lo, double hi, Generator& gen) {
   MT_CHECK(is_floating(t.dtype()), "uniform_: expected a floating tensor, got ", t.describe());
   MT_CHECK(t.is_contiguous(), "uniform_: expected a contiguous tensor, got strides ", t.strides());
   uint64_t offset = gen.reserve(t.numel());
-  if (t.numel() > 0) kernels().uniform.get(t.device(), "uniform_")(t, gen.seed(), offset, lo, hi);
+  if (t.numel() > 0) kernels().uniform.get(t.device(), "uniform_")(t, gen.seed(), offset, gen.device_base(), lo, hi);
   t.bump_version();
 }
 
@@ -48,7 +48,7 @@ void normal_(const Tensor& t, double mean, double std, Generator& gen) {
   MT_CHECK(is_floating(t.dtype()), "normal_: expected a floating tensor, got ", t.describe());
   MT_CHECK(t.is_contiguous(), "normal_: expected a contiguous tensor, got strides ", t.strides());
   uint64_t offset = gen.reserve(2 * t.numel());  // Box-Muller takes two uniforms per value
-  if (t.numel() > 0) kernels().normal.get(t.device(), "normal_")(t, gen.seed(), offset, mean, std);
+  if (t.numel() > 0) kernels().normal.get(t.device(), "normal_")(t, gen.seed(), offset, gen.device_base(), mean, std);
   t.bump_version();
 }
 

@@ -335,7 +335,7 @@ Tensor dropout(const Tensor& x, double p, Generator& gen) {
   Tensor in = x.detach().contiguous();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mask = Tensor::empty(x.shape(), DType::kBool, x.device());
-  if (out.numel() > 0) kernels().dropout.get(x.device(), "dropout")(in, p, gen.seed(), offset, out, mask);
+  if (out.numel() > 0) kernels().dropout.get(x.device(), "dropout")(in, p, gen.seed(), offset, gen.device_base(), out, mask);
   record_function("DropoutBackward", {x}, {out}, [mask, p](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{mul(mul(g[0], cast(mask, g[0].dtype())), 1.0 / (1.0 - p))};
   });

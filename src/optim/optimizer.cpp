@@ -6,6 +6,7 @@
 #include <set>
 
 #include "mt/graph/grad_mode.h"
+#include "mt/math/step_control.h"
 #include "mt/ops/ops.h"
 
 namespace mt {
@@ -51,6 +52,18 @@ void Optimizer::set_lr(double lr) {
 
 void Optimizer::step(double grad_scale) {
   ++step_;
+  launch_updates(static_cast<float>(grad_scale), Tensor());
+}
+
+void Optimizer::step(const Tensor& control) {
+  MT_CHECK(control.defined() && control.dtype() == DType::kF64 && control.numel() == kStepControlSize &&
+               control.is_contiguous(),
+           "optimizer: the step control must be ", static_cast<int>(kStepControlSize), " contiguous f64 values, got ",
+           control.describe());
+  launch_updates(1.0f, control);
+}
+
+void Optimizer::launch_updates(float grad_scale, const Tensor& control) {
   NoGradGuard no_grad;
   for (WeightDecay decay : {WeightDecay::kApply, WeightDecay::kSkip}) {
     // Batch the tensors of one decay flag by device, in parameter order.
@@ -69,7 +82,11 @@ void Optimizer::step(double grad_scale) {
       it->second.push_back(std::move(t));
       s.param.bump_version();
     }
-    for (auto& [device, tensors] : batches) update(tensors, decay, device, static_cast<float>(grad_scale));
+    for (auto& [device, tensors] : batches) {
+      MT_CHECK(!control.defined() || control.device() == device, "optimizer: the step control is on ",
+               control.device(), " but parameters are on ", device);
+      update(tensors, decay, device, grad_scale, control.defined() ? control.data<double>() : nullptr);
+    }
   }
 }
 

@@ -10,9 +10,11 @@ Sgd::Sgd(std::vector<ParamGroup> groups, const SgdConfig& config)
   set_lr(config.lr);
 }
 
-void Sgd::update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale) {
+void Sgd::update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale,
+                 const double* control) {
   float wd = static_cast<float>(decay == WeightDecay::kApply ? config_.weight_decay : 0.0);
-  kernels().sgd.get(device, "sgd")(tensors, {static_cast<float>(lr()), static_cast<float>(config_.momentum), wd, grad_scale});
+  kernels().sgd.get(device, "sgd")(tensors,
+                                  {static_cast<float>(lr()), static_cast<float>(config_.momentum), wd, grad_scale, control});
 }
 
 }  // namespace mt

@@ -1,6 +1,8 @@
 // DistributedOptimizer: reduce, clip, step, ZeRO broadcast, zero grads (distributed_optimizer.h).
 #include "mt/train/distributed_optimizer.h"
 
+#include "mt/math/step_control.h"
+#include "mt/ops/kernel_table.h"
 #include "mt/ops/op_profiler.h"
 #include "mt/optim/clip_grad.h"
 #include "mt/train/optimizer_factory.h"
@@ -50,23 +52,27 @@ void DistributedOptimizer::reduce_after_backward(Backward backward) {
   if (reducer_ && sharded_grads_ && backward == Backward::kMore) exposed_before_last_ += reducer_->finish(Backward::kMore);
 }
 
-double DistributedOptimizer::reduce_and_clip() {
+void DistributedOptimizer::step(const Tensor& control, const Tensor& loss) {
   exposed_seconds_ = exposed_before_last_ + (reducer_ ? reducer_->finish(Backward::kLast) : 0);
   exposed_before_last_ = 0;
   reduce_expert_gradients(sharding_, world_, grad_reduce_dtype_);
-  OpProfiler::Scope scope(OpCategory::kOptimizer);  // the norm's reductions, for `bench step`
-  double norm = global_grad_norm(sharding_, sharded_grads_ ? &world_ : nullptr);
-  clip_factor_ = grad_clip_ > 0 ? clip_coefficient(norm, grad_clip_) : 1.0;
-  return norm;
-}
-
-void DistributedOptimizer::finish_step(double lr, bool apply) {
-  OpProfiler::Scope scope(OpCategory::kOptimizer);
-  if (apply) {
-    optimizer_->set_lr(lr);
-    optimizer_->step(clip_factor_);
-    if (zero_) zero_->broadcast_parameters();
+  OpProfiler::Scope scope(OpCategory::kOptimizer);  // the norm's reductions and the update, for `bench step`
+  bool apply = true;
+  if (world_.size() == 1) {
+    MT_ASSERT(sharding_.sharded.empty());
+    const Tensor sum_squares = grad_sum_of_squares_on(sharding_.replicated, control.device());
+    kernels().step_control.get(control.device(), "step_control")(sum_squares, loss, grad_clip_, control);
+  } else {
+    const double norm = global_grad_norm(sharding_, sharded_grads_ ? &world_ : nullptr);
+    const double mean_loss = world_.all_reduce(loss.item(), ReduceKind::kAvg);
+    Tensor host = Tensor::from_vector<double>(std::vector<double>(kStepControlSize, 0.0), {kStepControlSize});
+    set_step_control(norm * norm, mean_loss, grad_clip_, host.data<double>());
+    apply = host.data<double>()[kControlApply] != 0;
+    control.narrow(0, kControlGradScale, kStepControlSize - kControlGradScale)
+        .copy_(host.narrow(0, kControlGradScale, kStepControlSize - kControlGradScale));
   }
+  optimizer_->step(control);
+  if (zero_ && apply) zero_->broadcast_parameters();
   model_.zero_grad();  // every gradient: under ZeRO the optimizer holds only its share of the parameters
 }
 

@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <optional>
 
-#include "mt/core/device_copy.h"
 #include "mt/io/checkpoint_dir.h"
 #include "mt/io/checkpoint_fs.h"
 #include "mt/ops/ops.h"
@@ -21,7 +20,7 @@
 #include "mt/train/progress.h"
 #include "mt/train/sampling.h"
 #include "mt/train/stop_signal.h"
-#include "mt/train/training_loss.h"
+#include "mt/train/train_step.h"
 #include "mt/train/training_run.h"
 #include "mt/train/validation.h"
 #include "mt/train/watchdog.h"
@@ -52,7 +51,8 @@ class Trainer {
         world_(world),
         lead_(run.lead),
         progress_(progress_style(recipe_.log), recipe_.log.every),
-        watchdog_(recipe_.dist.timeout, world.rank()) {}
+        watchdog_(recipe_.dist.timeout, world.rank()),
+        train_step_(*run.model, *run.optimizer, recipe_, world.size(), run.device, run.dropout_gen) {}
 
   TrainResult train() {
     lead_io(ExitStatus::kError, [&] {
@@ -92,45 +92,44 @@ class Trainer {
  private:
   bool due(int every, bool last) const { return every > 0 && (run_.counters.step % every == 0 || last); }
 
-  // Micro-batches forward and backward, then the distributed optimizer; the update is skipped when the
-  // agreed loss or the gradient norm is not finite.
+  // Micro-batches forward and backward, then the distributed optimizer (TrainStep, replayed as a CUDA graph
+  // where it can be); the update is skipped when the agreed loss or the gradient norm is not finite.
   StepResult step() {
     const auto started = std::chrono::steady_clock::now();
-    const int grad_accum = recipe_.train.grad_accum;
-    double loss_sums[3] = {0, 0, 0};  // loss, aux, kd
-    for (int micro = 0; micro < grad_accum; ++micro) {
-      watchdog_.beat(run_.counters.step + 1, "the forward and backward");
-      TokenBatch batch =
-          to_token_batch(run_.loader->next_batch(), recipe_.train.micro_batch, recipe_.model.seq_len, run_.device);
-      TrainingLoss loss =
-          training_loss(*run_.model, run_.teacher ? run_.teacher->model.get() : nullptr, batch, recipe_.distill);
-      const Backward backward = micro == grad_accum - 1 ? Backward::kLast : Backward::kMore;
-      run_.optimizer->start_reduction_during_backward(backward);
-      mul(loss.total, 1.0 / grad_accum).backward();
-      // Read back only once the backward is queued: an earlier .item() would stall the GPU between them.
-      loss_sums[0] += loss.ce.item();
-      if (loss.aux.defined()) loss_sums[1] += loss.aux.item();
-      if (loss.kd.defined()) loss_sums[2] += loss.kd.item();
-      run_.optimizer->reduce_after_backward(backward);
-    }
-    watchdog_.beat(run_.counters.step + 1, "the gradient all-reduce");
+    watchdog_.beat(run_.counters.step + 1, "the training step");
+    std::vector<TokenBatch> batches;
+    for (int micro = 0; micro < recipe_.train.grad_accum; ++micro)
+      batches.push_back(
+          to_token_batch(run_.loader->next_batch(), recipe_.train.micro_batch, recipe_.model.seq_len, run_.device));
     StepResult result;
-    result.grad_norm = run_.optimizer->reduce_and_clip();
-    // Means over ranks, one collective.
-    Tensor logged = Tensor::from_vector<double>({loss_sums[0], loss_sums[1], loss_sums[2]}, {3});
-    world_.all_reduce(logged, ReduceKind::kAvg);
-    std::vector<double> means = logged.to_vector<double>();
-    result.loss = means[0] / grad_accum, result.aux = means[1] / grad_accum, result.kd = means[2] / grad_accum;
-    result.skipped = !std::isfinite(result.loss) || !std::isfinite(result.grad_norm);
     result.lr = run_.schedule.lr();
-    watchdog_.beat(run_.counters.step + 1, "the optimizer step");
-    run_.optimizer->finish_step(result.lr, !result.skipped);
+    const StepSums sums = train_step_.run(batches, run_.teacher ? run_.teacher->model.get() : nullptr, result.lr);
+    say_graph_state();
+    // Means over ranks, one collective.
+    Tensor logged = Tensor::from_vector<double>({sums.loss, sums.aux, sums.kd}, {3});
+    world_.all_reduce(logged, ReduceKind::kAvg);
+    const std::vector<double> means = logged.to_vector<double>();
+    const double micro_batches = recipe_.train.grad_accum;
+    result.loss = means[0] / micro_batches, result.aux = means[1] / micro_batches, result.kd = means[2] / micro_batches;
+    result.grad_norm = sums.grad_norm;
+    result.skipped = !sums.applied;
     run_.schedule.advance();
     run_.counters.step += 1;
     run_.counters.tokens += static_cast<int64_t>(recipe_.train.global_batch) * recipe_.model.seq_len;
-    if (run_.device.is_cuda()) synchronize(run_.device);
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return result;
+  }
+
+  // Once: whether the steps replay a CUDA graph from now on, or why they stay eager on a GPU.
+  void say_graph_state() {
+    if (graph_said_ || !run_.device.is_cuda()) return;
+    if (train_step_.replaying()) {
+      message(str_cat("step ", run_.counters.step + 1, ": captured as a CUDA graph; later steps replay it"));
+      graph_said_ = true;
+    } else if (!train_step_.eager_reason().empty()) {
+      message(str_cat("steps run eagerly, not as a CUDA graph: ", train_step_.eager_reason()));
+      graph_said_ = true;
+    }
   }
 
   // A skipped step is said and counted; train.max_bad_steps of them in a row end the run on every rank
@@ -344,6 +343,8 @@ class Trainer {
   std::optional<RunError> lead_failure_;
   Progress progress_;
   Watchdog watchdog_;  // a rank that stops making progress (or waits on one that did) ends the job after dist.timeout
+  TrainStep train_step_;
+  bool graph_said_ = false;
   std::chrono::steady_clock::time_point start_;
   int bad_in_row_ = 0;
 };

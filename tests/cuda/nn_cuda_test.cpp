@@ -875,10 +875,18 @@ TEST(CudaDropout, SameMaskAsCpuForAnyOffset) {
         Tensor x = random_tensor({1037}, dt, seed++);
         Tensor out_c = empty_cpu({1037}, dt), mask_c = empty_cpu({1037}, DType::kBool);
         Tensor out_g = empty_gpu({1037}, dt), mask_g = empty_gpu({1037}, DType::kBool);
-        kernels().dropout.get(Device::cpu(), "dropout")(x, p, 1234, offset, out_c, mask_c);
-        kernels().dropout.get(Device::cuda(0), "dropout")(gpu(x), p, 1234, offset, out_g, mask_g);
+        kernels().dropout.get(Device::cpu(), "dropout")(x, p, 1234, offset, nullptr, out_c, mask_c);
+        kernels().dropout.get(Device::cuda(0), "dropout")(gpu(x), p, 1234, offset, nullptr, out_g, mask_g);
         EXPECT_EQ(mask_g.to_vector<bool>(), mask_c.to_vector<bool>()) << what;
         expect_close(out_g, out_c, rtol_for(dt), what);
+        // The same draws with 8 of the offset in device memory (Note [The captured step]).
+        if (offset >= 8) {
+          Tensor base = Tensor::from_vector<int64_t>({8}, {1}, DType::kI64, Device::cuda(0));
+          Tensor out_b = empty_gpu({1037}, dt), mask_b = empty_gpu({1037}, DType::kBool);
+          kernels().dropout.get(Device::cuda(0), "dropout")(gpu(x), p, 1234, offset - 8,
+                                                             static_cast<const uint64_t*>(base.data_ptr()), out_b, mask_b);
+          EXPECT_EQ(mask_b.to_vector<bool>(), mask_c.to_vector<bool>()) << what << " with a device base";
+        }
       }
 }
 

@@ -138,9 +138,15 @@ TEST(CudaOps, UniformIsBitIdentical) {
     for (const Shape& s : kOddShapes)
       for (uint64_t offset : {0ull, 5ull, 4003ull}) {
         Tensor c = Tensor::empty(s, t), g = Tensor::empty(s, t, gpu());
-        kernels().uniform.cpu(c, 1234, offset, -2.0, 3.0);
-        kernels().uniform.cuda(g, 1234, offset, -2.0, 3.0);
+        kernels().uniform.cpu(c, 1234, offset, nullptr, -2.0, 3.0);
+        kernels().uniform.cuda(g, 1234, offset, nullptr, -2.0, 3.0);
         expect_same_bits(c, g, label("uniform offset " + std::to_string(offset), t));
+        // The offset split into a device base (a multiple of 4) and the rest, as a captured step draws.
+        Tensor base = Tensor::from_vector<int64_t>({4000}, {1}, DType::kI64, gpu());
+        Tensor g2 = Tensor::empty(s, t, gpu());
+        kernels().uniform.cpu(c, 1234, offset + 4000, nullptr, -2.0, 3.0);
+        kernels().uniform.cuda(g2, 1234, offset, static_cast<const uint64_t*>(base.data_ptr()), -2.0, 3.0);
+        expect_same_bits(c, g2, label("uniform offset base 4000 + " + std::to_string(offset), t));
       }
   // Through the public op, whose generator reserves the offsets.
   Generator gc(77), gg(77);
@@ -155,8 +161,9 @@ TEST(CudaOps, NormalMatchesWithinFloatRounding) {
   for (DType t : kFloating)
     for (const Shape& s : kOddShapes) {
       Tensor c = Tensor::empty(s, t), g = Tensor::empty(s, t, gpu());
-      kernels().normal.cpu(c, 99, 8, 0.5, 2.0);
-      kernels().normal.cuda(g, 99, 8, 0.5, 2.0);
+      Tensor base = Tensor::from_vector<int64_t>({4}, {1}, DType::kI64, gpu());
+      kernels().normal.cpu(c, 99, 8, nullptr, 0.5, 2.0);
+      kernels().normal.cuda(g, 99, 4, static_cast<const uint64_t*>(base.data_ptr()), 0.5, 2.0);  // 4 + 4
       // Box-Muller runs in f32 (logf, cosf) on both sides, so f64 output only carries f32 accuracy.
       Tol tol = t == DType::kF64 ? Tol{1e-5, 1e-5} : Tol{tol_for(t).rtol, std::max(tol_for(t).atol, 1e-5)};
       expect_close(c, g, tol, label("normal", t));

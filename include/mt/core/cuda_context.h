@@ -33,8 +33,14 @@ cudaStream_t current_stream(int device);
 void set_device(int device);
 cublasLtHandle_t cublaslt_handle(int device);
 cudnnHandle_t cudnn_handle(int device);  // bound to current_stream(device)
-// A per-device workspace of at least `bytes` (grown on demand; valid until the next call).
+// A per-device workspace of at least `bytes` (grown on demand; valid until the next call). It may not
+// grow while the compute stream is being captured (captured work would keep the freed one).
 void* cuda_workspace(int device, size_t bytes);
+// Note [The captured step] (mt/train/train_step.h): while a graph pool is set for `device`, the caching
+// allocator serves its requests from a pool of their own, keyed by `pool` (an address unique to the graph's
+// owner), and a block of that pool returns to it when freed: memory a captured graph uses is never handed
+// to work queued between its replays. nullptr: back to the compute stream's pool.
+void set_graph_pool(int device, const void* pool);
 
 // RAII CUDA event for timing and cross-stream ordering.
 class CudaEvent {

@@ -112,6 +112,8 @@ struct TrainSection {
   std::string sample_prompt = "\n";
   int max_bad_steps = 10;  // non-finite steps in a row (each skipped) that stop the run
   Recompute recompute = Recompute::kNone;
+  // Note [The captured step]: after warm-up, the step is captured and replayed as one CUDA graph where it can be.
+  bool cuda_graph = true;
   bool operator==(const TrainSection&) const = default;
 };
 

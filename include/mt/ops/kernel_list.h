@@ -38,9 +38,13 @@
 MT_KERNEL(fill, Fill, kElementwise, void(const Tensor& out, double value))
 // out[i] = start + i * step.
 MT_KERNEL(arange, Arange, kOther, void(const Tensor& out, double start, double step))
-// Philox(seed, offset + i) -> uniform [lo, hi) or normal(mean, std); CPU and CUDA give equal numbers.
-MT_KERNEL(uniform, Uniform, kOther, void(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi))
-MT_KERNEL(normal, Normal, kOther, void(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std))
+// Philox(seed, offset + i) -> uniform [lo, hi) or normal(mean, std); CPU and CUDA give equal numbers. With
+// offset_base (device memory of the output's device, Generator::device_base), the kernel adds *offset_base to
+// offset when it runs (Note [The captured step]); offset_base's value and offset are multiples of 4.
+MT_KERNEL(uniform, Uniform, kOther,
+          void(const Tensor& out, uint64_t seed, uint64_t offset, const uint64_t* offset_base, double lo, double hi))
+MT_KERNEL(normal, Normal, kOther,
+          void(const Tensor& out, uint64_t seed, uint64_t offset, const uint64_t* offset_base, double mean, double std))
 // dst = src with cast; both strided, same shape, same device.
 MT_KERNEL(copy, Copy, kElementwise, void(const Tensor& src, const Tensor& dst))
 // out = op(in) (alpha: Pow exponent, Scale factor, AddScalar addend). in/out same shape; out dtype = in dtype.
@@ -157,9 +161,11 @@ MT_KERNEL(attention_backward, AttentionBackward, kAttention,
                const Tensor& lse, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv))
 
 // ---- Dropout (nn_cpu.cpp, nn_cuda.cpp)
-// out = in * keep / (1 - p), keep[i] = uniform(seed, offset + i) >= p; mask (bool) records keep.
+// out = in * keep / (1 - p), keep[i] = uniform(seed, offset + i) >= p; mask (bool) records keep. offset_base as
+// for uniform.
 MT_KERNEL(dropout, Dropout, kElementwise,
-          void(const Tensor& in, double p, uint64_t seed, uint64_t offset, const Tensor& out, const Tensor& mask))
+          void(const Tensor& in, double p, uint64_t seed, uint64_t offset, const uint64_t* offset_base,
+               const Tensor& out, const Tensor& mask))
 
 // ---- MoE (moe_cpu.cpp, moe_cuda.cpp)
 // MoE routing, fused (Note [Fused routing] in src/nn/moe_routing.cpp). logits (S, E) f32 or f64; noise (S, E)
@@ -198,5 +204,9 @@ MT_KERNEL(adamw, AdamW, kOptimizer, void(std::vector<OptimTensors>& tensors, con
 // SGD with momentum (OptimTensors::momentum is the momentum buffer); weight decay added to the gradient times
 // h.grad_scale.
 MT_KERNEL(sgd, Sgd, kOptimizer, void(std::vector<OptimTensors>& tensors, const SgdHyper& h))
+// control[kControlGradScale, kControlApply, kControlGradNorm] = set_step_control(sum_squares, loss, max_norm)
+// (Note [Step control], mt/math/step_control.h). sum_squares, loss: f64 (1); control: f64 (kStepControlSize); one device.
+MT_KERNEL(step_control, StepControl, kOptimizer,
+          void(const Tensor& sum_squares, const Tensor& loss, double max_norm, const Tensor& control))
 
 #undef MT_KERNEL

@@ -27,14 +27,19 @@ enum class SoftmaxKind : uint8_t { kSoftmax, kLogSoftmax };
 
 // grad_scale multiplies every gradient as it is read (the clipping coefficient, Note [Clipping in the update]
 // in mt/optim/optimizer.h; 1 when nothing is clipped).
+// `control`, when set, is Note [Step control]'s array on the tensors' device (mt/optim/step_control.h):
+// the kernel takes lr, the bias corrections and grad_scale from it (in place of the fields here) and updates
+// nothing when its apply flag is 0, so a step's scalars need not be known on the host when it is queued.
 struct AdamWHyper {
   float lr, beta1, beta2, eps, weight_decay;
   float bias_correction1, bias_correction2;  // 1 - beta^t
   float grad_scale = 1.0f;
+  const double* control = nullptr;
 };
 struct SgdHyper {
   float lr, momentum, weight_decay;
   float grad_scale = 1.0f;
+  const double* control = nullptr;
 };
 
 // One parameter's state for the fused optimizer kernels (Optimizer::step fills it from its slots).

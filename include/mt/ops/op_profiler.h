@@ -64,6 +64,8 @@ class OpProfiler {
   // device and returns the step's totals (and starts the next step's from zero).
   void begin_step();
   StepProfile end_step();
+  // Whether a profiler is timing calls now (its events cannot be read from a captured CUDA graph).
+  static bool any_active() { return active_ != nullptr; }
 
   // Runs fn, timed as `category` when a profiler is active for `device`. A call made inside another
   // timed call (a kernel calling the table) counts with its caller only.

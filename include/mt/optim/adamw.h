@@ -17,9 +17,11 @@ class AdamW final : public Optimizer {
  public:
   AdamW(std::vector<ParamGroup> groups, const AdamWConfig& config);
   const AdamWConfig& config() const { return config_; }
+  std::pair<double, double> bias_corrections(int64_t step) const override;
 
  private:
-  void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale) override;
+  void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale,
+              const double* control) override;
   AdamWConfig config_;
 };
 

@@ -16,6 +16,9 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 // of the gradients, and the scaling of every gradient by max_norm / (norm + 1e-6) when that is < 1 and
 // the norm is finite.
 double grad_sum_of_squares(const std::vector<Tensor>& params);
+// The same sum as an f64 (1) tensor on `device`, where every gradient must be, read by nothing on the host
+// (Note [Step control]); 0 when no parameter has a gradient.
+Tensor grad_sum_of_squares_on(const std::vector<Tensor>& params, Device device);
 void clip_grads_to_norm(const std::vector<Tensor>& params, double norm, double max_norm);
 // The factor clipping multiplies every gradient by: max_norm / (norm + 1e-6) when that is < 1, else 1
 // (and 1 for a non-finite norm). Optimizer::step takes it (Note [Clipping in the update]).

@@ -39,6 +39,13 @@ class Optimizer {
   // One update at lr() with every gradient taken times grad_scale (Note [Clipping in the update]);
   // parameters without a gradient are left as they are.
   void step(double grad_scale = 1.0);
+  // Note [Step control] (mt/math/step_control.h): one update with lr, the bias corrections and grad_scale
+  // read from `control` (f64, kStepControlSize, on the parameters' device), skipped there when its apply
+  // flag is 0. The step count is not advanced: count_step() does, once the caller knows the step applied.
+  void step(const Tensor& control);
+  void count_step() { ++step_; }
+  // (1 - beta1^t, 1 - beta2^t) of step t as the update uses them; (1, 1) for optimizers without them.
+  virtual std::pair<double, double> bias_corrections(int64_t /*step*/) const { return {1.0, 1.0}; }
   void zero_grad();  // drops every parameter's gradient
   void set_lr(double lr);
   double lr() const { return lr_; }
@@ -58,8 +65,10 @@ class Optimizer {
  protected:
   // slot_names: the f32 state tensors each parameter gets (AdamW: exp_avg, exp_avg_sq).
   Optimizer(std::vector<ParamGroup> groups, double lr, std::vector<std::string> slot_names);
-  // One fused kernel call over tensors of one device and group; step_count() is already the new step.
-  virtual void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale) = 0;
+  // One fused kernel call over tensors of one device and group; step_count() is already the new step, or
+  // `control` is set (Note [Step control]) and overrides lr, the bias corrections and grad_scale.
+  virtual void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale,
+                      const double* control) = 0;
 
  private:
   struct ParamState {
@@ -71,6 +80,8 @@ class Optimizer {
   };
   std::vector<ParamGroup> groups_;
   std::vector<std::string> slot_names_;
+  void launch_updates(float grad_scale, const Tensor& control);
+
   std::vector<ParamState> state_;
   double lr_;
   int64_t step_ = 0;

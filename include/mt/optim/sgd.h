@@ -17,7 +17,8 @@ class Sgd final : public Optimizer {
   const SgdConfig& config() const { return config_; }
 
  private:
-  void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale) override;
+  void update(std::vector<OptimTensors>& tensors, WeightDecay decay, Device device, float grad_scale,
+              const double* control) override;
   SgdConfig config_;
 };
 

@@ -19,23 +19,23 @@ class DistributedOptimizer {
   // optim.* and dist.zero of `recipe`; `sharding` (of `model`) must outlive this object.
   DistributedOptimizer(const Recipe& recipe, Module& model, const ExpertSharding& sharding, const Communicator& world);
 
-  // Averages the gradients over the ranks (dist.grad_reduce_dtype) and takes their global norm, from
-  // which the clipping factor to optim.grad_clip (0: no clipping) is kept for finish_step. Returns the
-  // norm before clipping, the same on every rank (a collective).
-  double reduce_and_clip();
+  // The step after the last backward, driven by Note [Step control]'s `control` (f64, on the parameters'
+  // device; the caller writes lr and the bias corrections): the gradients averaged over the ranks
+  // (dist.grad_reduce_dtype), their global norm, the clipping factor to optim.grad_clip (0: no clipping) and
+  // the apply flag (norm and `loss`, the step's summed loss as f64 (1), finite) written into it, the update
+  // read from it, then every gradient dropped. On one rank nothing is read back to the host (a CUDA graph
+  // can capture it, Note [The captured step]); on several the norm and the loss are agreed on the host, so
+  // every rank applies or skips together.
+  void step(const Tensor& control, const Tensor& loss);
   // Before each micro-batch's backward, saying whether it is the step's last: the replicated gradients'
   // reduction starts bucket by bucket as the backward completes them (dist.overlap; Note [Overlapped
   // gradient reduction]), for the last backward only, or for every one under ZeRO-2.
   void start_reduction_during_backward(Backward backward);
   // After each micro-batch's backward: under ZeRO-2 one before the last has its gradients reduce-scattered
-  // to their owners here (Note [Sharded gradients]); otherwise nothing (reduce_and_clip does the rest).
+  // to their owners here (Note [Sharded gradients]); otherwise nothing (step does the rest).
   void reduce_after_backward(Backward backward);
   // Seconds the host waited in the last step for the replicated gradients' reduction.
   double exposed_communication_seconds() const { return exposed_seconds_; }
-  // The update at `lr` with the clipped gradients (Note [Clipping in the update]) when `apply` (skipped
-  // for a non-finite step), then every gradient dropped.
-  void finish_step(double lr, bool apply);
-
   // The state a checkpoint holds (under ZeRO assembled from the owners: a collective; a rank with
   // `keep` false only takes part).
   StateDict checkpoint_state(bool keep) const;
@@ -46,7 +46,6 @@ class DistributedOptimizer {
   const ExpertSharding& sharding_;
   Communicator world_;
   double grad_clip_;
-  double clip_factor_ = 1.0;  // of the last reduce_and_clip
   DistSection::GradReduceDType grad_reduce_dtype_;  // the wire dtype of half parameters' f32 gradients
   std::optional<ZeroPartition> zero_;
   std::unique_ptr<GradientReducer> reducer_;  // the replicated gradients' average (several ranks)

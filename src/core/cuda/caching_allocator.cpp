@@ -1,7 +1,8 @@
 // The CUDA caching allocator: blocks rounded to 512 B come from per-stream free pools (small
 // requests from 2 MiB segments, large ones from bigger segments, split and re-merged), so the
 // training step does no cudaMalloc once warm. Freed blocks are reused only on the stream that
-// allocated them, which orders reuse after every kernel that used them on that stream.
+// allocated them, which orders reuse after every kernel that used them on that stream, or only by
+// the graph pool they came from (set_graph_pool, Note [The captured step]).
 #include <algorithm>
 #include <functional>
 #include <mutex>
@@ -28,7 +29,7 @@ constexpr size_t kRoundLarge = size_t{2} << 20;   // larger requests get their o
 struct Block {
   size_t size = 0;
   void* ptr = nullptr;
-  cudaStream_t stream = nullptr;
+  cudaStream_t stream = nullptr;  // the pool's key: the allocating stream, or a graph pool's key
   bool small = false;
   bool allocated = false;
   Block* prev = nullptr;
@@ -61,8 +62,9 @@ class CudaCachingAllocator final : public Allocator {
 
   void* allocate(size_t nbytes) override {
     size_t size = round_size(nbytes);
-    cudaStream_t stream = current_stream(device_);
+    cudaStream_t compute = current_stream(device_);
     std::lock_guard<std::mutex> lock(mu_);
+    cudaStream_t stream = graph_pool_ ? graph_pool_ : compute;
     bool small = size <= kSmallSize;
     FreePool& pool = small ? small_free_ : large_free_;
     Block key;
@@ -136,6 +138,12 @@ class CudaCachingAllocator final : public Allocator {
     return stats_;
   }
 
+  void set_graph_pool(const void* pool) {
+    std::lock_guard<std::mutex> lock(mu_);
+    graph_pool_ = static_cast<cudaStream_t>(const_cast<void*>(pool));
+    if (graph_pool_) graph_pools_.insert(graph_pool_);
+  }
+
   void empty_cache() override {
     std::lock_guard<std::mutex> lock(mu_);
     release_cached();
@@ -172,7 +180,7 @@ class CudaCachingAllocator final : public Allocator {
     for (FreePool* pool : {&small_free_, &large_free_}) {
       for (auto it = pool->begin(); it != pool->end();) {
         Block* b = *it;
-        if (b->prev || b->next) {
+        if (b->prev || b->next || graph_pools_.count(b->stream)) {  // a graph may replay into a pool's segment
           ++it;
           continue;
         }
@@ -189,11 +197,13 @@ class CudaCachingAllocator final : public Allocator {
   FreePool small_free_, large_free_;
   std::unordered_map<void*, Block*> live_;
   AllocatorStats stats_;
+  cudaStream_t graph_pool_ = nullptr;  // set: the key every allocation takes (set_graph_pool)
+  std::set<cudaStream_t> graph_pools_;  // every graph pool's key: their segments are never released
 };
 
 }  // namespace
 
-Allocator& cuda_caching_allocator(int device) {
+static CudaCachingAllocator& caching_allocator(int device) {
   // One per visible device, never destroyed (Note [CUDA singletons live until exit], cuda_context.cpp).
   static std::vector<CudaCachingAllocator*>* allocators = [] {
     auto* v = new std::vector<CudaCachingAllocator*>();
@@ -203,5 +213,9 @@ Allocator& cuda_caching_allocator(int device) {
   check_cuda_device(device);
   return *(*allocators)[device];
 }
+
+Allocator& cuda_caching_allocator(int device) { return caching_allocator(device); }
+
+void set_graph_pool(int device, const void* pool) { caching_allocator(device).set_graph_pool(pool); }
 
 }  // namespace mt

@@ -99,6 +99,10 @@ void* cuda_workspace(int device, size_t bytes) {
   DeviceState& s = state(device);
   std::lock_guard<std::mutex> lock(s.workspace_mu);
   if (bytes > s.workspace_bytes || !s.workspace) {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    MT_CUDA_CHECK(cudaStreamIsCapturing(current_stream(device), &capture));
+    MT_CHECK(capture == cudaStreamCaptureStatusNone, "the cuda:", device, " workspace would grow from ",
+             s.workspace_bytes, " to ", bytes, " bytes during a CUDA graph capture (the warm-up did not reach it)");
     constexpr size_t kGranule = size_t{1} << 20;
     size_t want = (std::max<size_t>(bytes, 1) + kGranule - 1) / kGranule * kGranule;
     Allocator& alloc = cuda_caching_allocator(device);

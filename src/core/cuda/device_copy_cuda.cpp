@@ -5,6 +5,7 @@
 #include "device_guard.h"
 #include "mt/core/cuda_context.h"
 #include "mt/core/device_copy.h"
+#include "mt/core/host_sync_guard.h"
 
 namespace mt {
 
@@ -29,6 +30,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
     std::memcpy(dst, src, nbytes);
     return;
   }
+  HostSyncForbidden::check("a copy between the host and a device");
   // The copy runs on the stream of the GPU end (the destination's when both are GPUs), so it is
   // ordered after the kernels that wrote src or still read dst there.
   int device = dst_device.is_cuda() ? dst_device.index : src_device.index;
@@ -45,6 +47,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 }
 
 void synchronize(Device device) {
+  HostSyncForbidden::check("a wait for the device (synchronize)");
   if (device.is_cpu()) return;
   check_cuda_device(device.index);
   DeviceGuard guard(device.index);

@@ -26,7 +26,8 @@ void arange(const Tensor& out, double start, double step) {
   });
 }
 
-void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) {
+void uniform(const Tensor& out, uint64_t seed, uint64_t offset, const uint64_t* offset_base, double lo, double hi) {
+  if (offset_base) offset += *offset_base;
   dispatch_floating(out.dtype(), "uniform", [&]<typename T>() {
     T* p = out.data<T>();
     parallel_range(out.numel(), 1 << 14, [&](int64_t b, int64_t e) {
@@ -38,7 +39,8 @@ void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, doubl
   });
 }
 
-void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) {
+void normal(const Tensor& out, uint64_t seed, uint64_t offset, const uint64_t* offset_base, double mean, double std) {
+  if (offset_base) offset += *offset_base;
   dispatch_floating(out.dtype(), "normal", [&]<typename T>() {
     T* p = out.data<T>();
     parallel_range(out.numel(), 1 << 14, [&](int64_t b, int64_t e) {

@@ -338,7 +338,9 @@ void distillation_backward(const Tensor& student, const Tensor& teacher, double 
   });
 }
 
-void dropout(const Tensor& in, double p, uint64_t seed, uint64_t offset, const Tensor& out, const Tensor& mask) {
+void dropout(const Tensor& in, double p, uint64_t seed, uint64_t offset, const uint64_t* offset_base, const Tensor& out,
+             const Tensor& mask) {
+  if (offset_base) offset += *offset_base;
   dispatch_floating(in.dtype(), "dropout", [&]<typename T>() {
     using A = acc_t<T>;
     const T* x = in.data<T>();

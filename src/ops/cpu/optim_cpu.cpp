@@ -6,6 +6,7 @@
 
 #include "cpu_kernels.h"
 #include "cpu_loops.h"
+#include "mt/math/step_control.h"
 
 namespace mt::cpu {
 
@@ -45,7 +46,15 @@ void check_tensors(const OptimTensors& t, const char* op) {
 
 }  // namespace
 
-void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
+void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& given) {
+  AdamWHyper h = given;
+  if (const double* c = given.control) {  // Note [Step control]
+    if (c[kControlApply] == 0) return;
+    h.lr = static_cast<float>(c[kControlLr]);
+    h.bias_correction1 = static_cast<float>(c[kControlBias1]);
+    h.bias_correction2 = static_cast<float>(c[kControlBias2]);
+    h.grad_scale = static_cast<float>(c[kControlGradScale]);
+  }
   // PyTorch: param.mul_(1 - lr*wd); exp_avg.lerp_(g, 1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g, 1-b2);
   // denom = sqrt(exp_avg_sq) / sqrt(bc2) + eps; param.addcdiv_(exp_avg, denom, -lr/bc1).
   const float decay = static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weight_decay);
@@ -80,7 +89,13 @@ void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
   }
 }
 
-void sgd(std::vector<OptimTensors>& tensors, const SgdHyper& h) {
+void sgd(std::vector<OptimTensors>& tensors, const SgdHyper& given) {
+  SgdHyper h = given;
+  if (const double* c = given.control) {  // Note [Step control]
+    if (c[kControlApply] == 0) return;
+    h.lr = static_cast<float>(c[kControlLr]);
+    h.grad_scale = static_cast<float>(c[kControlGradScale]);
+  }
   // PyTorch (dampening 0, no nesterov): d = g + wd*p; buf = buf*momentum + d; p = p - lr*buf.
   // The first step's buf = 0*momentum + d = d, PyTorch's clone of d.
   for (OptimTensors& t : tensors) {
@@ -103,6 +118,16 @@ void sgd(std::vector<OptimTensors>& tensors, const SgdHyper& h) {
       });
     });
   }
+}
+
+void step_control(const Tensor& sum_squares, const Tensor& loss, double max_norm, const Tensor& control) {
+  for (const Tensor* t : {&sum_squares, &loss, &control})
+    MT_CHECK(t->dtype() == DType::kF64 && t->is_contiguous(), "step_control: expected contiguous f64 tensors, got ",
+             t->describe());
+  MT_CHECK(sum_squares.numel() == 1 && loss.numel() == 1 && control.numel() == kStepControlSize,
+           "step_control: expected one sum of squares, one loss and ", static_cast<int>(kStepControlSize),
+           " control values, got ", sum_squares.describe(), ", ", loss.describe(), ", ", control.describe());
+  set_step_control(sum_squares.data<double>()[0], loss.data<double>()[0], max_norm, control.data<double>());
 }
 
 }  // namespace mt::cpu

@@ -31,19 +31,19 @@ void arange(const Tensor& out, double start, double step) {
   });
 }
 
-void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) {
+void uniform(const Tensor& out, uint64_t seed, uint64_t offset, const uint64_t* offset_base, double lo, double hi) {
   if (out.numel() == 0) return;
   cudaStream_t s = stream_for(out);
   dispatch_device_floating(out.dtype(), "uniform", [&]<typename T>() {
-    MT_CUDA_CHECK(gpu::uniform(ptr<T>(out), out.numel(), seed, offset, lo, hi, s));
+    MT_CUDA_CHECK(gpu::uniform(ptr<T>(out), out.numel(), seed, offset, offset_base, lo, hi, s));
   });
 }
 
-void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) {
+void normal(const Tensor& out, uint64_t seed, uint64_t offset, const uint64_t* offset_base, double mean, double std) {
   if (out.numel() == 0) return;
   cudaStream_t s = stream_for(out);
   dispatch_device_floating(out.dtype(), "normal", [&]<typename T>() {
-    MT_CUDA_CHECK(gpu::normal(ptr<T>(out), out.numel(), seed, offset, mean, std, s));
+    MT_CUDA_CHECK(gpu::normal(ptr<T>(out), out.numel(), seed, offset, offset_base, mean, std, s));
   });
 }
 

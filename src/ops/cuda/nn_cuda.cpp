@@ -296,13 +296,14 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   });
 }
 
-void dropout(const Tensor& in, double p, uint64_t seed, uint64_t offset, const Tensor& out, const Tensor& mask) {
+void dropout(const Tensor& in, double p, uint64_t seed, uint64_t offset, const uint64_t* offset_base, const Tensor& out,
+             const Tensor& mask) {
   check_contiguous("dropout", {&in, &out, &mask});
   MT_CHECK(mask.dtype() == DType::kBool, "dropout (cuda): mask must be bool, got ", mask.dtype());
   cudaStream_t s = stream_for(in);
   dispatch_device_floating(in.dtype(), "dropout", [&]<typename T>() {
     MT_CUDA_CHECK(gpu::dropout_forward<T>(ptr<T>(in), ptr<T>(out), mask.data<bool>(), in.numel(), p, seed, offset,
-                                              s));
+                                              offset_base, s));
   });
 }
 

@@ -9,6 +9,7 @@
 
 #include "cuda_launch.h"
 #include "cuda_kernels.h"
+#include "mt/math/step_control.h"
 #include "optim.h"
 
 namespace mt::cuda {
@@ -48,9 +49,18 @@ class TableCache {
       t.chunks = std::move(g.chunks);
       t.buffer = Tensor::empty({static_cast<int64_t>((tensor_bytes + chunk_bytes + 7) / 8)}, DType::kI64, device);
       char* dst = static_cast<char*>(t.buffer.data_ptr());
-      // From pageable memory: the call returns once the bytes are staged, after earlier work on `s`.
-      MT_CUDA_CHECK(cudaMemcpyAsync(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice, s));
-      MT_CUDA_CHECK(cudaMemcpyAsync(dst + tensor_bytes, t.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice, s));
+      cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+      MT_CUDA_CHECK(cudaStreamIsCapturing(s, &capture));
+      if (capture == cudaStreamCaptureStatusNone) {
+        // From pageable memory: the call returns once the bytes are staged, after earlier work on `s`.
+        MT_CUDA_CHECK(cudaMemcpyAsync(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice, s));
+        MT_CUDA_CHECK(cudaMemcpyAsync(dst + tensor_bytes, t.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice, s));
+      } else {
+        // Note [The captured step] (mt/train/train_step.h): the table of a captured step is written now, once,
+        // outside the stream (the buffer is new, so nothing queued reads it); every replay reads it as it is.
+        MT_CUDA_CHECK(cudaMemcpy(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice));
+        MT_CUDA_CHECK(cudaMemcpy(dst + tensor_bytes, t.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice));
+      }
     }
     const char* base = static_cast<const char*>(t.buffer.data_ptr());
     return {reinterpret_cast<const gpu::OptimTensorPtrs*>(base),
@@ -136,18 +146,12 @@ void run_groups(const char* op, std::map<GroupKey, Group>& groups, Launch&& laun
 
 void adamw(std::vector<OptimTensors>& tensors, const AdamWHyper& h) {
   auto groups = group_tensors("adamw (cuda)", OptimKind::kAdamW, tensors, /*need_momentum=*/true);
-  // The scalars as the CPU kernel (and PyTorch) form them, in double then rounded to f32.
-  gpu::AdamWArgs args{static_cast<float>(1.0 - static_cast<double>(h.lr) * h.weight_decay),
-                             static_cast<float>(1.0 - static_cast<double>(h.beta1)),
-                             h.beta2,
-                             static_cast<float>(1.0 - static_cast<double>(h.beta2)),
-                             static_cast<float>(-static_cast<double>(h.lr) / h.bias_correction1),
-                             static_cast<float>(std::sqrt(static_cast<double>(h.bias_correction2))),
-                             h.eps,
-                             h.grad_scale};
+  const gpu::AdamWArgs args = gpu::adamw_args(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.bias_correction1,
+                                              h.bias_correction2, h.grad_scale);
+  const gpu::AdamWConstants constants{h.beta1, h.beta2, h.eps, h.weight_decay};
   run_groups("adamw (cuda)", groups, [&]<typename P, typename G>(auto tensors_dev, auto chunks_dev, int64_t n,
                                                                  cudaStream_t s) {
-    MT_CUDA_CHECK((gpu::adamw_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
+    MT_CUDA_CHECK((gpu::adamw_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, constants, h.control, s)));
   });
 }
 
@@ -156,8 +160,19 @@ void sgd(std::vector<OptimTensors>& tensors, const SgdHyper& h) {
   gpu::SgdArgs args{h.lr, h.momentum, h.weight_decay, h.grad_scale};
   run_groups("sgd (cuda)", groups, [&]<typename P, typename G>(auto tensors_dev, auto chunks_dev, int64_t n,
                                                                cudaStream_t s) {
-    MT_CUDA_CHECK((gpu::sgd_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, s)));
+    MT_CUDA_CHECK((gpu::sgd_multi_tensor<P, G>(tensors_dev, chunks_dev, n, args, h.control, s)));
   });
+}
+
+void step_control(const Tensor& sum_squares, const Tensor& loss, double max_norm, const Tensor& control) {
+  for (const Tensor* t : {&sum_squares, &loss, &control})
+    MT_CHECK(t->dtype() == DType::kF64 && t->is_contiguous() && t->device() == control.device(),
+             "step_control (cuda): expected contiguous f64 tensors on ", control.device(), ", got ", t->describe());
+  MT_CHECK(sum_squares.numel() == 1 && loss.numel() == 1 && control.numel() == kStepControlSize,
+           "step_control (cuda): expected one sum of squares, one loss and ", static_cast<int>(kStepControlSize),
+           " control values, got ", sum_squares.describe(), ", ", loss.describe(), ", ", control.describe());
+  MT_CUDA_CHECK(gpu::step_control(sum_squares.data<double>(), loss.data<double>(), max_norm, control.data<double>(),
+                                  stream_for(control)));
 }
 
 }  // namespace mt::cuda
