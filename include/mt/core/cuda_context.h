@@ -41,6 +41,20 @@ void* cuda_workspace(int device, size_t bytes);
 // owner), and a block of that pool returns to it when freed: memory a captured graph uses is never handed
 // to work queued between its replays. nullptr: back to the compute stream's pool.
 void set_graph_pool(int device, const void* pool);
+const void* graph_pool(int device);  // the pool set now, or nullptr
+// While one lives, allocations on `device` bypass its graph pool: for memory the host writes once during a
+// capture (the optimizer's tables), which the captured work, reusing its pool's blocks, would overwrite.
+class GraphPoolPause {
+ public:
+  explicit GraphPoolPause(int device) : device_(device), pool_(graph_pool(device)) { set_graph_pool(device, nullptr); }
+  ~GraphPoolPause() { set_graph_pool(device_, pool_); }
+  GraphPoolPause(const GraphPoolPause&) = delete;
+  GraphPoolPause& operator=(const GraphPoolPause&) = delete;
+
+ private:
+  int device_;
+  const void* pool_;
+};
 
 // RAII CUDA event for timing and cross-stream ordering.
 class CudaEvent {

@@ -144,6 +144,11 @@ class CudaCachingAllocator final : public Allocator {
     if (graph_pool_) graph_pools_.insert(graph_pool_);
   }
 
+  const void* graph_pool() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return graph_pool_;
+  }
+
   void empty_cache() override {
     std::lock_guard<std::mutex> lock(mu_);
     release_cached();
@@ -217,5 +222,7 @@ static CudaCachingAllocator& caching_allocator(int device) {
 Allocator& cuda_caching_allocator(int device) { return caching_allocator(device); }
 
 void set_graph_pool(int device, const void* pool) { caching_allocator(device).set_graph_pool(pool); }
+
+const void* graph_pool(int device) { return caching_allocator(device).graph_pool(); }
 
 }  // namespace mt

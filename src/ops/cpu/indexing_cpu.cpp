@@ -119,6 +119,8 @@ void topk(const Tensor& in, int64_t k, const Tensor& values, const Tensor& indic
         std::iota(order.begin(), order.end(), 0);
         std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
           A va = static_cast<A>(row[a]), vb = static_cast<A>(row[b]);
+          const bool na = va != va, nb = vb != vb;  // NaN is the greatest (as the CUDA kernels and PyTorch)
+          if (na || nb) return na && (!nb || a < b);
           return va > vb || (va == vb && a < b);
         });
         for (int64_t j = 0; j < k; ++j) {

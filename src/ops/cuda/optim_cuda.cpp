@@ -47,10 +47,15 @@ class TableCache {
     if (!same) {
       t.tensors = std::move(g.tensors);
       t.chunks = std::move(g.chunks);
-      t.buffer = Tensor::empty({static_cast<int64_t>((tensor_bytes + chunk_bytes + 7) / 8)}, DType::kI64, device);
-      char* dst = static_cast<char*>(t.buffer.data_ptr());
       cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
       MT_CUDA_CHECK(cudaStreamIsCapturing(s, &capture));
+      {
+        // Note [The captured step]: not from the graph's pool, whose blocks the captured work reuses (and would
+        // overwrite the table written below at every replay); the compute stream is idle during a capture.
+        GraphPoolPause pause(device.index);
+        t.buffer = Tensor::empty({static_cast<int64_t>((tensor_bytes + chunk_bytes + 7) / 8)}, DType::kI64, device);
+      }
+      char* dst = static_cast<char*>(t.buffer.data_ptr());
       if (capture == cudaStreamCaptureStatusNone) {
         // From pageable memory: the call returns once the bytes are staged, after earlier work on `s`.
         MT_CUDA_CHECK(cudaMemcpyAsync(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice, s));
@@ -60,6 +65,7 @@ class TableCache {
         // outside the stream (the buffer is new, so nothing queued reads it); every replay reads it as it is.
         MT_CUDA_CHECK(cudaMemcpy(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice));
         MT_CUDA_CHECK(cudaMemcpy(dst + tensor_bytes, t.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice));
+        MT_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));  // a pageable copy may return before its DMA ends
       }
     }
     const char* base = static_cast<const char*>(t.buffer.data_ptr());
