@@ -32,7 +32,7 @@ namespace mt {
 // - Same work each step: dropless MoE reads its capacity on the host (the capture fails and says so; the
 //   steps stay eager), as do profiled steps and several ranks. A changed teacher (freed at distill.stop_at)
 //   drops the graph and warms up again.
-// Replays give the eager step's results bit for bit (tests/cuda: CudaTrainStep.*).
+// Replays give the eager step's results bit for bit (tests/train/train_step_test.cpp, TrainStep.Cuda*).
 struct StepSums {
   double loss = 0, aux = 0, kd = 0;  // summed over the step's micro-batches (this rank)
   double grad_norm = 0;              // before clipping, all ranks
