@@ -189,8 +189,8 @@ std::vector<RecipeSection> build_schema() {
         Train::integer<&TrainSection::max_bad_steps>("max_bad_steps", at_least(1),
                                                      "non-finite loss or gradient steps in a row (each skipped) that stop the run"),
         Train::boolean<&TrainSection::cuda_graph>(
-            "cuda_graph", "on one GPU, replay the step as a CUDA graph after warm-up (steps that draw random numbers, "
-                          "dropless MoE and profiling run eagerly)")}},
+            "cuda_graph", "on one GPU, replay the step as a CUDA graph after warm-up (dropless MoE, several ranks and "
+                          "profiled steps run eagerly); off by default until verified on a GPU")}},
       {"checkpoint",
        {Checkpoint::integer<&CheckpointSection::every>("every", at_least(0), "steps between checkpoints; 0 = none"),
         Checkpoint::integer<&CheckpointSection::keep>("keep", at_least(1), "checkpoints kept"),

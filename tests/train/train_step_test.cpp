@@ -133,7 +133,7 @@ void expect_replays_equal_eager(const std::string& moe, const std::vector<std::s
     return more;
   };
   StepRig eager(moe, "cuda", with({"optim.grad_clip=0.05", "train.cuda_graph=false"}));
-  StepRig graph(moe, "cuda", with({"optim.grad_clip=0.05"}));
+  StepRig graph(moe, "cuda", with({"optim.grad_clip=0.05", "train.cuda_graph=true"}));
   const std::string what = "moe '" + moe + "'" + (overrides.empty() ? "" : " " + overrides[0]);
   for (int s = 0; s < 6; ++s) {
     const double lr = 1e-3 * (s + 1);
@@ -167,7 +167,7 @@ TEST(TrainStep, CudaGraphReplaysDrawTheEagerStepsRandomNumbers) {
 
 TEST(TrainStep, DroplessMoeStaysEagerAndSaysWhy) {
   if (!cuda_available()) GTEST_SKIP() << "no GPU: runs on GPU machines (scripts/gpu-test.sh)";
-  StepRig rig("moe: {experts: [4], every: 2, drop_tokens: false}\n", "cuda", {"model.dropout=0"});
+  StepRig rig("moe: {experts: [4], every: 2, drop_tokens: false}\n", "cuda", {"model.dropout=0", "train.cuda_graph=true"});
   for (int s = 0; s < 4; ++s) EXPECT_TRUE(rig.step->run(rig.batches(s), nullptr, 1e-3).applied);
   EXPECT_FALSE(rig.step->replaying());
   EXPECT_NE(rig.step->eager_reason().find("the capture failed"), std::string::npos) << rig.step->eager_reason();
