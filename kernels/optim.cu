@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kOptimThreads) sgd_kernel(const OptimTensorPtr
 }
 
 __global__ void step_control_kernel(const double* sum_squares, const double* loss, double max_norm, double* control) {
-  set_step_control(*sum_squares, *loss, max_norm, control);
+  set_step_control(sqrt(*sum_squares), *loss, max_norm, control);
 }
 
 }  // namespace

@@ -72,7 +72,7 @@ cudaError_t adamw_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk*
 template <typename P, typename G>
 cudaError_t sgd_multi_tensor(const OptimTensorPtrs* tensors, const OptimChunk* chunks, int64_t num_chunks,
                              const SgdArgs& args, const double* control, cudaStream_t stream);
-// control[kControlGradScale, kControlApply, kControlGradNorm] = set_step_control(*sum_squares, *loss, max_norm).
+// control[kControlGradScale, kControlApply, kControlGradNorm] = set_step_control(sqrt(*sum_squares), *loss, max_norm).
 cudaError_t step_control(const double* sum_squares, const double* loss, double max_norm, double* control,
                          cudaStream_t stream);
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "mt/graph/grad_mode.h"
+#include "mt/math/step_control.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 
@@ -64,8 +65,7 @@ Tensor grad_sum_of_squares_on(const std::vector<Tensor>& params, Device device) 
 
 double clip_coefficient(double norm, double max_norm) {
   MT_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
-  if (!std::isfinite(norm)) return 1.0;
-  return std::min(1.0, max_norm / (norm + 1e-6));
+  return clip_scale(norm, max_norm);
 }
 
 void clip_grads_to_norm(const std::vector<Tensor>& params, double norm, double max_norm) {

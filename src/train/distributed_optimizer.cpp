@@ -65,11 +65,12 @@ void DistributedOptimizer::step(const Tensor& control, const Tensor& loss) {
   } else {
     const double norm = global_grad_norm(sharding_, sharded_grads_ ? &world_ : nullptr);
     const double mean_loss = world_.all_reduce(loss.item(), ReduceKind::kAvg);
-    Tensor host = Tensor::from_vector<double>(std::vector<double>(kStepControlSize, 0.0), {kStepControlSize});
-    set_step_control(norm * norm, mean_loss, grad_clip_, host.data<double>());
-    apply = host.data<double>()[kControlApply] != 0;
-    control.narrow(0, kControlGradScale, kStepControlSize - kControlGradScale)
-        .copy_(host.narrow(0, kControlGradScale, kStepControlSize - kControlGradScale));
+    std::vector<double> values(kStepControlSize, 0.0);
+    set_step_control(norm, mean_loss, grad_clip_, values.data());
+    apply = values[kControlApply] != 0;
+    const int64_t written = kStepControlSize - kControlGradScale;  // the entries set_step_control writes
+    control.narrow(0, kControlGradScale, written)
+        .copy_(Tensor::from_vector<double>({values.begin() + kControlGradScale, values.end()}, {written}));
   }
   optimizer_->step(control);
   if (zero_ && apply) zero_->broadcast_parameters();

@@ -2,8 +2,6 @@
 // so that a training step (forward, backward, norm, clip, update) queues no read back to the host and
 // can be captured once and replayed as a CUDA graph (Note [The captured step], mt/train/train_step.h).
 #pragma once
-#include <cmath>
-
 #include "mt/math/host_device.h"
 
 namespace mt {
@@ -20,20 +18,21 @@ enum StepControlIndex : int {
   kStepControlSize
 };
 
-// control[kControlGradScale, kControlApply, kControlGradNorm] from the gradients' global sum of squares
-// and the loss: the arithmetic of clip_coefficient (mt/optim/clip_grad.h), in double; max_norm 0: no clip.
 MT_HOST_DEVICE bool is_finite_value(double x) { return x - x == 0.0; }  // false for NaN and +-inf
 
-MT_HOST_DEVICE void set_step_control(double sum_squares, double loss, double max_norm, double* control) {
-  const double norm = sqrt(sum_squares);
-  const bool finite = is_finite_value(norm) && is_finite_value(loss);
-  double scale = 1.0;
-  if (max_norm > 0 && is_finite_value(norm)) {
-    scale = max_norm / (norm + 1e-6);
-    scale = scale < 1.0 ? scale : 1.0;
-  }
-  control[kControlGradScale] = scale;
-  control[kControlApply] = finite ? 1.0 : 0.0;
+// The factor clipping to max_norm multiplies every gradient by: max_norm / (norm + 1e-6) when that is < 1,
+// else 1, and 1 for a non-finite norm (clip_coefficient in mt/optim/clip_grad.h is this).
+MT_HOST_DEVICE double clip_scale(double norm, double max_norm) {
+  if (!is_finite_value(norm)) return 1.0;
+  const double scale = max_norm / (norm + 1e-6);
+  return scale < 1.0 ? scale : 1.0;
+}
+
+// control[kControlGradScale, kControlApply, kControlGradNorm] from the gradients' global norm and the loss;
+// max_norm 0: no clipping.
+MT_HOST_DEVICE void set_step_control(double norm, double loss, double max_norm, double* control) {
+  control[kControlGradScale] = max_norm > 0 ? clip_scale(norm, max_norm) : 1.0;
+  control[kControlApply] = is_finite_value(norm) && is_finite_value(loss) ? 1.0 : 0.0;
   control[kControlGradNorm] = norm;
 }
 

@@ -204,7 +204,7 @@ MT_KERNEL(adamw, AdamW, kOptimizer, void(std::vector<OptimTensors>& tensors, con
 // SGD with momentum (OptimTensors::momentum is the momentum buffer); weight decay added to the gradient times
 // h.grad_scale.
 MT_KERNEL(sgd, Sgd, kOptimizer, void(std::vector<OptimTensors>& tensors, const SgdHyper& h))
-// control[kControlGradScale, kControlApply, kControlGradNorm] = set_step_control(sum_squares, loss, max_norm)
+// control[kControlGradScale, kControlApply, kControlGradNorm] = set_step_control(sqrt(sum_squares), loss, max_norm)
 // (Note [Step control], mt/math/step_control.h). sum_squares, loss: f64 (1); control: f64 (kStepControlSize); one device.
 MT_KERNEL(step_control, StepControl, kOptimizer,
           void(const Tensor& sum_squares, const Tensor& loss, double max_norm, const Tensor& control))

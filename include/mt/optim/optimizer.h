@@ -78,10 +78,11 @@ class Optimizer {
     std::vector<Tensor> slots;
     Tensor master;
   };
-  std::vector<ParamGroup> groups_;
-  std::vector<std::string> slot_names_;
+  // The fused kernel calls of one step: grad_scale, or the control (Note [Step control]) when defined.
   void launch_updates(float grad_scale, const Tensor& control);
 
+  std::vector<ParamGroup> groups_;
+  std::vector<std::string> slot_names_;
   std::vector<ParamState> state_;
   double lr_;
   int64_t step_ = 0;

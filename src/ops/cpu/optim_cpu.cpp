@@ -127,7 +127,7 @@ void step_control(const Tensor& sum_squares, const Tensor& loss, double max_norm
   MT_CHECK(sum_squares.numel() == 1 && loss.numel() == 1 && control.numel() == kStepControlSize,
            "step_control: expected one sum of squares, one loss and ", static_cast<int>(kStepControlSize),
            " control values, got ", sum_squares.describe(), ", ", loss.describe(), ", ", control.describe());
-  set_step_control(sum_squares.data<double>()[0], loss.data<double>()[0], max_norm, control.data<double>());
+  set_step_control(std::sqrt(sum_squares.data<double>()[0]), loss.data<double>()[0], max_norm, control.data<double>());
 }
 
 }  // namespace mt::cpu
