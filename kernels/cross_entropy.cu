@@ -79,12 +79,13 @@ __global__ void __launch_bounds__(kForwardThreads)
     losses[row] = static_cast<S>(lse - to_acc(x[t]));
 }
 
+// dlogits may be the logits themselves (each element is read, then written, by one thread).
 // With V > 1, logits and dlogits are equally misaligned (their distance is a multiple of 16 bytes): each
 // row's elements before its first 16-byte boundary and after its last whole pack are done one by one.
 template <typename T, typename S, int V>
-__global__ void cross_entropy_backward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ targets,
+__global__ void cross_entropy_backward_kernel(const T* logits, const int64_t* __restrict__ targets,
                                               int64_t ignore_index, const S* __restrict__ lse_in,
-                                              const S* __restrict__ grad_losses, T* __restrict__ dlogits,
+                                              const S* __restrict__ grad_losses, T* dlogits,
                                               int64_t rows, int64_t vocab) {
   using A = acc_t<T>;
   int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;

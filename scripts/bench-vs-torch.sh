@@ -5,7 +5,8 @@
 # build-gpu/bench-vs-torch (kept while the machine is), so a run of some ROWS prints the table of every
 # row measured so far; moetrain's step profiles are step-<row>.md there and, with the PyTorch logs, in
 # $OUT/bench-vs-torch-logs.tgz (dense-124m's and moe-8's are printed after the table).
-# Usage: [ROWS="dense-124m moe-8"] [WARMUP=10] [STEPS=20] [COMPILE_SCOPE=blocks|model] scripts/bench-vs-torch.sh
+# Usage: [ROWS="dense-124m moe-8"] [WARMUP=10] [STEPS=20] [COMPILE_SCOPE=blocks|model] [MT_OVERRIDES="k=v ..."]
+#        scripts/bench-vs-torch.sh   (MT_OVERRIDES: recipe overrides added to every moetrain row)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mt-out}
@@ -45,6 +46,8 @@ ratio() { [[ $1 == - || $2 == - ]] && echo - || awk -v a="$1" -v b="$2" 'BEGIN {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 for row in $ROWS; do
   row_args "$row"
+  read -r -a extra <<<"${MT_OVERRIDES:-}"
+  ARGS+=(${extra[@]+"${extra[@]}"})
   echo "== $row: moetrain bench step ${ARGS[*]}"
   timeout 300 $BUILD/moetrain bench step "${ARGS[@]}" --warmup "$WARMUP" --steps "$STEPS" >"$RES/step-$row.md" 2>&1 \
     || { echo "moetrain failed:"; tail -5 "$RES/step-$row.md"; }

@@ -45,6 +45,7 @@ void accumulate(std::vector<Tensor>& buffer, uint32_t slot, const Tensor& g) {
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, RetainGraph retain) {
   MT_CHECK(roots.size() == grads.size(), "backward: ", roots.size(), " roots but ", grads.size(), " gradients");
   NoGradGuard no_grad;
+  ReleasingBackwardScope releasing(retain == RetainGraph::kNo);  // Note [Gradients over saved memory]
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
   std::unordered_map<Node*, int> dependencies;
   std::vector<std::shared_ptr<Node>> root_nodes;

@@ -10,6 +10,7 @@ namespace mt {
 
 namespace {
 std::atomic<uint64_t> g_next_sequence_nr{0};
+thread_local bool t_backward_releases = false;
 }
 
 Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_sequence_nr++) {}
@@ -34,6 +35,16 @@ std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grads) {
 SavedTensor::SavedTensor(const Tensor& t, const char* what) : tensor_(t.defined() ? t.detach() : t), what_(what) {
   if (t.defined()) version_ = t.version();
 }
+
+bool SavedTensor::reusable() const {
+  return t_backward_releases && tensor_.defined() && tensor_.version() == version_ && is_sole_owner(tensor_);
+}
+
+ReleasingBackwardScope::ReleasingBackwardScope(bool releases) : previous_(t_backward_releases) {
+  t_backward_releases = releases;
+}
+
+ReleasingBackwardScope::~ReleasingBackwardScope() { t_backward_releases = previous_; }
 
 const Tensor& SavedTensor::get() const {
   MT_CHECK(!tensor_.defined() || tensor_.version() == version_, "autograd: ", what_,

@@ -37,8 +37,7 @@ void Experts::reset_parameters(double std, Generator& gen) {
 Tensor Experts::forward(const Tensor& buffer) const {
   MT_CHECK(buffer.dim() == 3 && buffer.size(0) == w1_.size(0) && buffer.size(2) == w1_.size(1),
            "Experts: expected a buffer (", w1_.size(0), ", C, ", w1_.size(1), "), got ", buffer.describe());
-  Tensor h = gelu(bmm_bias(buffer, w1_, b1_));  // (E, C, h)
-  return bmm_bias(h, w2_, b2_);                 // (E, C, d)
+  return experts_mlp_gelu(buffer, w1_, b1_, w2_, b2_);  // (E, C, d), GELU in the GEMM epilogues
 }
 
 }  // namespace mt

@@ -1,5 +1,5 @@
-// Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm, bmm_bias
-// (per-batch bias in the GEMM epilogue), linear (x @ w^T + b) and GPT-2's MLP with GELU in the GEMMs. All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
+// Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm, linear
+// (x @ w^T + b), and GPT-2's MLP and the MoE experts' batched MLP with GELU in the GEMMs. All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
 // backwards call the same kernel with transposes and sum over batch entries that were broadcast.
 #include <optional>
 
@@ -109,34 +109,6 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   return matmul(a, b);
 }
 
-Tensor bmm_bias(const Tensor& a, const Tensor& b, const Tensor& bias) {
-  MT_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1),
-           "bmm_bias: expected (B, M, K) @ (B, K, N), got ", a.shape(), " @ ", b.shape());
-  int64_t batch = a.size(0), m = a.size(1), n = b.size(2);
-  MT_CHECK(bias.defined() && bias.shape() == Shape({batch, 1, n}), "bmm_bias: bias must be (", batch, ", 1, ", n,
-           "), got ", bias.defined() ? bias.describe() : std::string("undefined"));
-  check_same_device("bmm_bias", a, b);
-  check_same_device("bmm_bias", a, bias);
-  check_same_dtype("bmm_bias", a, b);
-  check_same_dtype("bmm_bias", a, bias);
-  MT_CHECK(is_floating(a.dtype()), "bmm_bias: expected floating tensors, got ", a.describe());
-  Tensor a3 = a.detach().contiguous(), b3 = b.detach().contiguous();
-  Tensor out = gemm(a3, Transpose::kNo, b3, Transpose::kNo, bias.detach().contiguous());
-  SavedTensor sa(a3, "bmm_bias input a"), sb(b3, "bmm_bias input b");
-  bool need_a = needs_grad(a), need_b = needs_grad(b), need_bias = needs_grad(bias);
-  record_function("BmmBiasBackward", {a, b, bias}, {out}, [=](const std::vector<Tensor>& g) {
-    Tensor g3 = g[0].contiguous();  // (B, M, N)
-    Tensor ga, gb, gbias;
-    if (need_a) ga = gemm(g3, Transpose::kNo, sb.get(), Transpose::kYes);  // dA = dY @ B^T
-    if (need_b) gb = gemm(sa.get(), Transpose::kYes, g3, Transpose::kNo);  // dB = A^T @ dY
-    // dBias = column sums of dY, as ones (1, M) @ dY: one batched GEMM reading dY once, where a sum over
-    // dim 1 would first copy dY transposed.
-    if (need_bias) gbias = gemm(ones({1, 1, m}, {g3.dtype(), g3.device()}), Transpose::kNo, g3, Transpose::kNo);
-    return std::vector<Tensor>{ga, gb, gbias};
-  });
-  return out;
-}
-
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   MT_CHECK(w.dim() == 2, "linear: weight must be (out, in), got ", w.describe());
   MT_CHECK(x.dim() >= 1, "linear: input must have at least 1 dim, got ", x.describe());
@@ -180,59 +152,104 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
 // backward) and its gelu at once; the backward's dH = dY @ w2 GEMM multiplies by gelu'(pre) as it writes.
 // That saves, per layer and step, the GELU pass each way (re-reading and re-writing the (tokens, hidden)
 // activation). (DGELU_BGRAD, which would also sum fc's bias gradient, measured slower than its parts on
-// the H200: src/ops/cuda/matmul_cuda.cpp.) Where the backend has no
-// fused kernel (the CPU, f64, widths that are not a multiple of 8) the op runs the same parts one by one;
-// the two agree to the dtype's rounding (the epilogue takes gelu of the f32 accumulator, the parts of the
-// pre-activation rounded to the dtype).
+// the H200: src/ops/cuda/matmul_cuda.cpp.) The MoE experts are the same MLP batched over experts, with
+// weights stored (in, out) (experts_mlp_gelu), so both ops share one body and the batched epilogues.
+// Where the backend has no fused kernel (the CPU, f64, widths that are not a multiple of 8) the op runs
+// the same parts one by one; the two agree to the dtype's rounding (the epilogue takes gelu of the f32
+// accumulator, the parts of the pre-activation rounded to the dtype).
+namespace {
+
+// How an MLP's weights are stored: linear's (out, in), or the experts' (in, out).
+enum class WeightLayout { kOutIn, kInOut };
+
+// y (B, M, d) = gelu(x @ W1 + b1) @ W2 + b2 for each of B batch entries: x (B, M, d); w1, w2 (B, ., .)
+// in `layout`; b1 (B, 1, hidden), b2 (B, 1, d). `x_in` and the `params` are the op's own tensors (the
+// autograd inputs, gradients returned in their shapes).
+Tensor mlp_gelu_batched(const Tensor& x3, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                        WeightLayout layout, const Tensor& x_in, const std::vector<Tensor>& params) {
+  const int64_t batch = x3.size(0), rows = x3.size(1), d = x3.size(2), hidden = b1.size(2);
+  Device dev = x3.device();
+  DType dt = x3.dtype();
+  // x @ W for a stored W is op(W) = W^T for (out, in) weights; dH @ W^T is then W as stored, and vice versa.
+  const Transpose forward_t = layout == WeightLayout::kOutIn ? Transpose::kYes : Transpose::kNo;
+  const Transpose backward_t = layout == WeightLayout::kOutIn ? Transpose::kNo : Transpose::kYes;
+  Tensor pre = Tensor::empty({batch, rows, hidden}, dt, dev), h = Tensor::empty({batch, rows, hidden}, dt, dev);
+  if (rows > 0 && !kernels().matmul_bias_gelu.get(dev, "mlp_gelu")(x3, w1, forward_t, b1, pre, h)) {
+    kernels().matmul.get(dev, "mlp_gelu")(x3, Transpose::kNo, w1, forward_t, pre, b1, Accumulate::kNo);
+    kernels().unary.get(dev, "mlp_gelu")(UnaryOp::kGelu, pre, h, 0.0);
+  }
+  Tensor y = gemm(h, Transpose::kNo, w2, forward_t, b2);  // (B, M, d)
+  SavedTensor sx(x3, "mlp input"), sw1(w1, "mlp fc weight"), sw2(w2, "mlp proj weight");
+  SavedTensor spre(pre, "mlp pre-activation"), sh(h, "mlp activation");
+  const bool need_x = needs_grad(x_in);
+  const Shape x_shape = x_in.shape();
+  std::vector<Shape> shapes;
+  std::vector<DType> grad_dtypes;  // Note [f32 weight gradients]
+  for (const Tensor& p : params) {
+    shapes.push_back(p.shape());
+    grad_dtypes.push_back(param_grad_dtype(p));
+  }
+  std::vector<Tensor> inputs{x_in};
+  inputs.insert(inputs.end(), params.begin(), params.end());
+  record_function("MlpGeluBackward", inputs, {y}, [=](const std::vector<Tensor>& g) {
+    Tensor dy = g[0].contiguous().view({batch, rows, d});
+    const Tensor &xs = sx.get(), &w1s = sw1.get(), &w2s = sw2.get(), &pres = spre.get(), &hs = sh.get();
+    const bool out_in = layout == WeightLayout::kOutIn;
+    Tensor ones_row = ones({1, 1, rows}, {dt, dev});
+    // dW2: dY^T @ h (out, in) or h^T @ dY (in, out); db2 = 1^T @ dY.
+    Tensor gw2 = out_in ? gemm(dy, Transpose::kYes, hs, Transpose::kNo, Tensor(), grad_dtypes[2])
+                        : gemm(hs, Transpose::kYes, dy, Transpose::kNo, Tensor(), grad_dtypes[2]);
+    Tensor gb2 = gemm(ones_row, Transpose::kNo, dy, Transpose::kNo, Tensor(), grad_dtypes[3]);  // (B, 1, d)
+    // dPre = (dY @ W2^T) * gelu'(pre); fc's bias gradient 1^T @ dPre.
+    Tensor dpre = Tensor::empty({batch, rows, hidden}, dt, dev), gb1 = Tensor::empty({batch, 1, hidden}, grad_dtypes[1], dev);
+    if (rows == 0 || !kernels().matmul_dgelu_bgrad.get(dev, "mlp_gelu backward")(dy, w2s, backward_t, pres, dpre, gb1)) {
+      Tensor dh = gemm(dy, Transpose::kNo, w2s, backward_t);
+      kernels().unary_backward.get(dev, "mlp_gelu backward")(UnaryGradOp::kGelu, dh, pres, dpre);
+      gb1 = gemm(ones_row, Transpose::kNo, dpre, Transpose::kNo, Tensor(), grad_dtypes[1]);
+    }
+    Tensor gx = need_x ? gemm(dpre, Transpose::kNo, w1s, backward_t).view(x_shape) : Tensor();
+    // dW1: dPre^T @ x (out, in) or x^T @ dPre (in, out).
+    Tensor gw1 = out_in ? gemm(dpre, Transpose::kYes, xs, Transpose::kNo, Tensor(), grad_dtypes[0])
+                        : gemm(xs, Transpose::kYes, dpre, Transpose::kNo, Tensor(), grad_dtypes[0]);
+    return std::vector<Tensor>{gx, gw1.view(shapes[0]), gb1.view(shapes[1]), gw2.view(shapes[2]), gb2.view(shapes[3])};
+  });
+  return y;
+}
+
+void check_mlp_operands(const char* op, const Tensor& x, std::initializer_list<const Tensor*> params) {
+  for (const Tensor* t : params) {
+    check_same_dtype(op, x, *t);
+    check_same_device(op, x, *t);
+  }
+  MT_CHECK(is_floating(x.dtype()), op, ": expected floating tensors, got ", x.describe());
+}
+
+}  // namespace
+
 Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
   MT_CHECK(w1.dim() == 2 && w2.dim() == 2 && b1.dim() == 1 && b2.dim() == 1 && w2.size(1) == w1.size(0) &&
                w2.size(0) == w1.size(1) && b1.size(0) == w1.size(0) && b2.size(0) == w2.size(0) && x.dim() >= 1 &&
                x.size(-1) == w1.size(1),
            "mlp_gelu: expected x (.., d), w1 (hidden, d), b1 (hidden), w2 (d, hidden), b2 (d), got ", x.describe(),
            ", ", w1.describe(), ", ", b1.describe(), ", ", w2.describe(), ", ", b2.describe());
-  for (const Tensor* t : {&w1, &b1, &w2, &b2}) {
-    check_same_dtype("mlp_gelu", x, *t);
-    check_same_device("mlp_gelu", x, *t);
-  }
-  MT_CHECK(is_floating(x.dtype()), "mlp_gelu: expected floating tensors, got ", x.describe());
+  check_mlp_operands("mlp_gelu", x, {&w1, &b1, &w2, &b2});
   int64_t d = w1.size(1), hidden = w1.size(0), rows = x.numel() / std::max<int64_t>(d, 1);
-  Device dev = x.device();
-  Tensor x2 = x.detach().reshape({rows, d}).contiguous();  // (M, d)
-  Tensor w1c = w1.detach().contiguous(), b1c = b1.detach().contiguous();
-  Tensor w2c = w2.detach().contiguous(), b2c = b2.detach().contiguous();
-  auto batch1 = [](const Tensor& t) { return t.view({1, t.size(0), t.size(1)}); };
-  Tensor pre = Tensor::empty({rows, hidden}, x.dtype(), dev), h = Tensor::empty({rows, hidden}, x.dtype(), dev);
-  if (rows > 0 && !kernels().matmul_bias_gelu.get(dev, "mlp_gelu")(x2, w1c, b1c, pre, h)) {
-    kernels().matmul.get(dev, "mlp_gelu")(batch1(x2), Transpose::kNo, batch1(w1c), Transpose::kYes, batch1(pre), b1c,
-                                          Accumulate::kNo);
-    kernels().unary.get(dev, "mlp_gelu")(UnaryOp::kGelu, pre, h, 0.0);
-  }
-  Tensor y = gemm(batch1(h), Transpose::kNo, batch1(w2c), Transpose::kYes, b2c).view(x.shape());  // (.., d)
-  SavedTensor sx(x2, "mlp input"), sw1(w1c, "mlp fc weight"), sw2(w2c, "mlp proj weight");
-  SavedTensor spre(pre, "mlp pre-activation"), sh(h, "mlp activation");
-  bool need_x = needs_grad(x);
-  Shape x_shape = x.shape();
-  // Note [f32 weight gradients]
-  DType w1_grad = param_grad_dtype(w1), b1_grad = param_grad_dtype(b1), w2_grad = param_grad_dtype(w2),
-        b2_grad = param_grad_dtype(b2);
-  record_function("MlpGeluBackward", {x, w1, b1, w2, b2}, {y}, [=](const std::vector<Tensor>& g) {
-    Tensor dy = g[0].contiguous().view({1, rows, d});
-    const Tensor &xs = sx.get(), &w1s = sw1.get(), &w2s = sw2.get(), &pres = spre.get();
-    Tensor ones_row = ones({1, 1, rows}, {dy.dtype(), dy.device()});
-    Tensor gw2 = gemm(dy, Transpose::kYes, batch1(sh.get()), Transpose::kNo, Tensor(), w2_grad).view(w2s.shape());  // dY^T @ h
-    Tensor gb2 = gemm(ones_row, Transpose::kNo, dy, Transpose::kNo, Tensor(), b2_grad).view({d});                   // 1^T @ dY
-    // dPre = (dY @ w2) * gelu'(pre); fc's bias gradient 1^T @ dPre.
-    Tensor dpre = Tensor::empty({rows, hidden}, dy.dtype(), dy.device()), gb1 = Tensor::empty({hidden}, b1_grad, dy.device());
-    if (rows == 0 || !kernels().matmul_dgelu_bgrad.get(dev, "mlp_gelu backward")(dy.view({rows, d}), w2s, pres, dpre, gb1)) {
-      Tensor dh = gemm(dy, Transpose::kNo, batch1(w2s), Transpose::kNo).view({rows, hidden});
-      kernels().unary_backward.get(dev, "mlp_gelu backward")(UnaryGradOp::kGelu, dh, pres, dpre);
-      gb1 = gemm(ones_row, Transpose::kNo, batch1(dpre), Transpose::kNo, Tensor(), b1_grad).view({hidden});
-    }
-    Tensor gx = need_x ? gemm(batch1(dpre), Transpose::kNo, batch1(w1s), Transpose::kNo).view(x_shape) : Tensor();
-    Tensor gw1 = gemm(batch1(dpre), Transpose::kYes, batch1(xs), Transpose::kNo, Tensor(), w1_grad).view(w1s.shape());  // dPre^T @ x
-    return std::vector<Tensor>{gx, gw1, gb1, gw2, gb2};
-  });
-  return y;
+  auto batch1 = [](const Tensor& t, int64_t r, int64_t c) { return t.detach().contiguous().view({1, r, c}); };
+  Tensor y = mlp_gelu_batched(batch1(x, rows, d), batch1(w1, hidden, d), batch1(b1, 1, hidden), batch1(w2, d, hidden),
+                              batch1(b2, 1, d), WeightLayout::kOutIn, x, {w1, b1, w2, b2});
+  return y.view(x.shape());  // (.., d)
+}
+
+Tensor experts_mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
+  MT_CHECK(x.dim() == 3 && w1.dim() == 3 && b1.dim() == 3 && w2.dim() == 3 && b2.dim() == 3 &&
+               w1.size(0) == x.size(0) && w1.size(1) == x.size(2) && w2.size(0) == x.size(0) &&
+               w2.size(1) == w1.size(2) && w2.size(2) == x.size(2) && b1.shape() == Shape({x.size(0), 1, w1.size(2)}) &&
+               b2.shape() == Shape({x.size(0), 1, x.size(2)}),
+           "experts_mlp_gelu: expected x (E, C, d), w1 (E, d, hidden), b1 (E, 1, hidden), w2 (E, hidden, d), b2 (E, 1, "
+           "d), got ", x.describe(), ", ", w1.describe(), ", ", b1.describe(), ", ", w2.describe(), ", ", b2.describe());
+  check_mlp_operands("experts_mlp_gelu", x, {&w1, &b1, &w2, &b2});
+  auto c = [](const Tensor& t) { return t.detach().contiguous(); };
+  return mlp_gelu_batched(c(x), c(w1), c(b1), c(w2), c(b2), WeightLayout::kInOut, x, {w1, b1, w2, b2});
 }
 
 }  // namespace mt

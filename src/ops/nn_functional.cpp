@@ -195,7 +195,8 @@ Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_
   SavedTensor sx(x, "cross_entropy logits");
   record_function("CrossEntropyBackward", {logits}, {losses}, [sx, t, lse, ignore_index, sd](const std::vector<Tensor>& g) {
     const Tensor& xv = sx.get();
-    Tensor dlogits = Tensor::empty(xv.shape(), xv.dtype(), xv.device());
+    // (N, V): over the logits when nothing else reads them (Note [Gradients over saved memory]).
+    Tensor dlogits = sx.reusable() ? xv : Tensor::empty(xv.shape(), xv.dtype(), xv.device());
     if (xv.numel() > 0)
       kernels().cross_entropy_backward.get(xv.device(), "cross_entropy backward")(xv, t, ignore_index, lse,
                                                                                    g[0].to(sd).contiguous(), dlogits);

@@ -46,10 +46,12 @@ MemoryPerRank memory_per_rank(const GPTConfig& config, bool half_weights, int ra
 // Recompute (Note [Recomputation]): kAttention keeps x, h, the ln2 output and the FFN's (dense: 11) and
 // recomputes the attention half (5) during the backward; kBlock keeps x only and recomputes the block.
 // A recomputed part's backward also holds its gradients: the incoming one, the residual stream's and one
-// per op boundary, 3 (tokens x d) tensors. The head keeps the final norm's input and output and, at the
-// start of the backward, the logits and their gradient at once (2 x N x padded vocab): for GPT-2's
-// vocabulary that moment is the peak unless blocks are recomputed and huge. Checked against measured
-// peaks in tests/cli/estimate_memory_test.sh (CPU) and bench/NOTES.md (H200).
+// per op boundary, 3 (tokens x d) tensors. The head keeps the final norm's input and output and the
+// logits (N x padded vocab), whose gradient cross-entropy writes over them (Note [Gradients over saved
+// memory] in mt/graph/node.h; a distilling student's KD loss keeps them too, so it holds both, and the
+// teacher's logits, which are not counted here): for GPT-2's vocabulary the start of the backward is the
+// peak unless blocks are recomputed and huge. Checked against measured peaks in
+// tests/cli/estimate_memory_test.sh (CPU) and bench/NOTES.md (H200).
 ActivationMemory activation_memory(const GPTConfig& c, bool half_weights, int64_t sequences) {
   const double s = half_weights ? 2 : 4;
   const double n = static_cast<double>(sequences) * c.seq_len, d = c.d_model;
@@ -82,7 +84,7 @@ ActivationMemory activation_memory(const GPTConfig& c, bool half_weights, int64_
   }
   if (largest_block > 0) m.recomputed = largest_block + 3 * row;
   const double logits = n * static_cast<double>(c.padded_vocab()) * s;
-  m.head = 2 * row + stats + 2 * logits + n * 4;  // ln_f in and out, logits and gradient, their logsumexp
+  m.head = 2 * row + stats + logits + n * 4;  // ln_f in and out, the logits (then their gradient), their logsumexp
   return m;
 }
 

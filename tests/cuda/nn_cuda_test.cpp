@@ -172,11 +172,15 @@ TEST(CudaMlpGelu, EpilogueKernelsRunAndMatchTheCpuParts) {
       Tensor b2 = random_tensor({c.d}, dt, seed + 4), dy = random_tensor({c.rows, c.d}, dt, seed + 5);
       seed += 6;
       bool fused_kernel = c.fused && dt != DType::kF64;
-      Tensor pre = empty_gpu({c.rows, c.hidden}, dt), h = empty_gpu({c.rows, c.hidden}, dt);
-      EXPECT_EQ(kernels().matmul_bias_gelu.get(Device::cuda(0), "t")(gpu(x), gpu(w1), gpu(b1), pre, h), fused_kernel)
+      auto b3 = [](const Tensor& t, int64_t r, int64_t c) { return gpu(t).view({1, r, c}); };
+      Tensor pre = empty_gpu({1, c.rows, c.hidden}, dt), h = empty_gpu({1, c.rows, c.hidden}, dt);
+      EXPECT_EQ(kernels().matmul_bias_gelu.get(Device::cuda(0), "t")(b3(x, c.rows, c.d), b3(w1, c.hidden, c.d),
+                                                                     Transpose::kYes, b3(b1, 1, c.hidden), pre, h),
+                fused_kernel)
           << what;
-      Tensor dpre = empty_gpu({c.rows, c.hidden}, dt), gb1 = empty_gpu({c.hidden}, dt);
-      EXPECT_EQ(kernels().matmul_dgelu_bgrad.get(Device::cuda(0), "t")(gpu(dy), gpu(w2), pre, dpre, gb1),
+      Tensor dpre = empty_gpu({1, c.rows, c.hidden}, dt), gb1 = empty_gpu({1, 1, c.hidden}, dt);
+      EXPECT_EQ(kernels().matmul_dgelu_bgrad.get(Device::cuda(0), "t")(b3(dy, c.rows, c.d), b3(w2, c.d, c.hidden),
+                                                                       Transpose::kNo, pre, dpre, gb1),
                 fused_kernel)
           << what;
       auto run = [&](Device dev) {
@@ -195,6 +199,54 @@ TEST(CudaMlpGelu, EpilogueKernelsRunAndMatchTheCpuParts) {
       std::vector<Tensor> want = run(Device::cpu()), got = run(Device::cuda(0));
       for (size_t i = 1; i < got.size(); ++i)  // Note [f32 weight gradients]: half leaves gather in f32
         EXPECT_EQ(got[i].dtype(), is_half(dt) ? DType::kF32 : dt) << what;
+      const char* names[] = {"y", "dx", "dw1", "db1", "dw2", "db2"};
+      for (size_t i = 0; i < want.size(); ++i) expect_close(got[i], want[i], rtol_for(dt), what + " " + names[i], 4.0);
+    }
+}
+
+// The MoE experts' MLP: the batched GELU epilogues (per-expert bias and aux batch strides, (in, out)
+// weights) must run for the MoE shapes and agree with the CPU's parts, values and all five gradients.
+TEST(CudaExpertsMlpGelu, BatchedEpilogueKernelsRunAndMatchTheCpuParts) {
+  MT_REQUIRE_GPU();
+  struct Case {
+    int64_t experts, capacity, d, hidden;
+    bool fused;
+  };
+  const Case cases[] = {{4, 96, 64, 256, true}, {8, 130, 128, 512, true}, {3, 17, 64, 250, false}};
+  uint64_t seed = 1700;
+  for (DType dt : kFloating)
+    for (const Case& c : cases) {
+      std::string what = name(dt, "experts_mlp_gelu E " + std::to_string(c.experts) + " C " +
+                                      std::to_string(c.capacity) + " hidden " + std::to_string(c.hidden));
+      const int64_t e = c.experts;
+      Tensor x = random_tensor({e, c.capacity, c.d}, dt, seed, -2, 2);
+      Tensor w1 = random_tensor({e, c.d, c.hidden}, dt, seed + 1, -0.2, 0.2), b1 = random_tensor({e, 1, c.hidden}, dt, seed + 2);
+      Tensor w2 = random_tensor({e, c.hidden, c.d}, dt, seed + 3, -0.2, 0.2), b2 = random_tensor({e, 1, c.d}, dt, seed + 4);
+      Tensor dy = random_tensor({e, c.capacity, c.d}, dt, seed + 5);
+      seed += 6;
+      bool fused_kernel = c.fused && dt != DType::kF64;
+      Tensor pre = empty_gpu({e, c.capacity, c.hidden}, dt), h = empty_gpu({e, c.capacity, c.hidden}, dt);
+      EXPECT_EQ(kernels().matmul_bias_gelu.get(Device::cuda(0), "t")(gpu(x), gpu(w1), Transpose::kNo, gpu(b1), pre, h),
+                fused_kernel)
+          << what;
+      Tensor dpre = empty_gpu({e, c.capacity, c.hidden}, dt), gb1 = empty_gpu({e, 1, c.hidden}, DType::kF32);
+      EXPECT_EQ(kernels().matmul_dgelu_bgrad.get(Device::cuda(0), "t")(gpu(dy), gpu(w2), Transpose::kYes, pre, dpre, gb1),
+                fused_kernel)
+          << what;
+      auto run = [&](Device dev) {
+        std::vector<Tensor> in;
+        for (const Tensor& t : {x, w1, b1, w2, b2}) {
+          Tensor l = t.to(dev).detach();
+          l.set_requires_grad(true);
+          in.push_back(l);
+        }
+        Tensor y = experts_mlp_gelu(in[0], in[1], in[2], in[3], in[4]);
+        sum(mul(cast(y, DType::kF32), cast(dy.to(dev), DType::kF32))).backward();
+        std::vector<Tensor> out{y};
+        for (const Tensor& l : in) out.push_back(l.grad());
+        return out;
+      };
+      std::vector<Tensor> want = run(Device::cpu()), got = run(Device::cuda(0));
       const char* names[] = {"y", "dx", "dw1", "db1", "dw2", "db2"};
       for (size_t i = 0; i < want.size(); ++i) expect_close(got[i], want[i], rtol_for(dt), what + " " + names[i], 4.0);
     }
@@ -513,6 +565,11 @@ TEST(CudaCrossEntropy, ForwardAndBackwardMatchCpuWithIgnoredRows) {
       kernels().cross_entropy_backward.get(Device::cuda(0), "ce")(gpu(logits), gpu(targets), ignore, gpu(lse_c),
                                                                   gpu(grad), d_g);
       expect_close(d_g, d_c, rtol_for(dt), what + " dlogits");
+      // In place, as the op does for logits nothing else reads (Note [Gradients over saved memory]).
+      Tensor in_place = gpu(logits);
+      kernels().cross_entropy_backward.get(Device::cuda(0), "ce")(in_place, gpu(targets), ignore, gpu(lse_c),
+                                                                  gpu(grad), in_place);
+      expect_close(in_place, d_c, rtol_for(dt), what + " dlogits over the logits");
     }
 }
 

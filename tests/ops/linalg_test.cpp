@@ -1,5 +1,6 @@
-// Linear algebra: matmul (1-d, 2-d, batched, broadcast batch dims, strided), bmm, bmm_bias, linear with
-// bias, the Matmul kernel's accumulate/bias/half-type contract, error messages, f64 gradchecks.
+// Linear algebra: matmul (1-d, 2-d, batched, broadcast batch dims, strided), bmm, linear with bias, the
+// MLP ops (dense and the experts' batched one), the Matmul kernel's accumulate/bias/half-type contract,
+// error messages, f64 gradchecks.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -156,17 +157,6 @@ TEST(Matmul, BmmMultipliesEachBatchEntry) {
   EXPECT_THROW(bmm(a, f64({1, 2, 3, 4}, {1, 2, 2})), Error);
 }
 
-TEST(Matmul, BmmBiasAddsOneBiasRowPerBatchEntry) {
-  Tensor a = f64({1, 2, 3, 4, 1, 0, 0, 1}, {2, 2, 2});
-  Tensor b = f64({5, 6, 7, 8, 9, 8, 7, 6}, {2, 2, 2});
-  Tensor bias = f64({1, 2, 10, 20}, {2, 1, 2});
-  expect_values(bmm_bias(a, b, bias), {20, 24, 44, 52, 19, 28, 17, 26});
-  expect_values(bmm_bias(cast(a, DType::kF32), cast(b, DType::kF32), cast(bias, DType::kF32)),
-                {20, 24, 44, 52, 19, 28, 17, 26});
-  EXPECT_THROW(bmm_bias(a, b, f64({1, 2}, {1, 1, 2})), Error);  // one bias for all: use add
-  EXPECT_THROW(bmm_bias(a, b, f64({1, 2, 3, 4}, {2, 2})), Error);
-}
-
 TEST(Linear, AppliesWeightTransposeAndBias) {
   Tensor x = f64({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor w = f64({1, 0, -1, 0.5, 0.5, 0.5}, {2, 3});
@@ -216,9 +206,6 @@ TEST(MatmulGrad, EveryOperandLayout) {
                    {m32, m23});
   expect_gradcheck([](const std::vector<Tensor>& x) { return bmm(x[0], x[1]); },
                    {leaf(distinct_values(12), {2, 2, 3}), leaf(distinct_values(12, 0.3), {2, 3, 2})});
-  expect_gradcheck([](const std::vector<Tensor>& x) { return bmm_bias(x[0], x[1], x[2]); },
-                   {leaf(distinct_values(12), {2, 2, 3}), leaf(distinct_values(12, 0.3), {2, 3, 2}),
-                    leaf(distinct_values(4, 0.5), {2, 1, 2})});
 }
 
 TEST(LinearGrad, WithAndWithoutBias) {
@@ -298,4 +285,34 @@ TEST(MlpGelu, EqualsLinearGeluLinearWithGradients) {
   expect_gradcheck([](const std::vector<Tensor>& in) { return mlp_gelu(in[0], in[1], in[2], in[3], in[4]); }, all);
   EXPECT_NE(error_of([&] { mlp_gelu(x, w2, b1, w2, b2); }).find("mlp_gelu: expected x (.., d), w1 (hidden, d)"),
             std::string::npos);
+}
+
+// The experts' MLP is the dense one batched over experts with (in, out) weights: each expert's output and
+// every gradient equal bmm -> bias -> gelu -> bmm -> bias of that expert (f64), and an f64 gradcheck covers
+// the shared backward's transposes.
+TEST(ExpertsMlpGelu, EqualsEachExpertsBmmGeluBmmWithGradients) {
+  const int64_t experts = 3, capacity = 2, d = 4, hidden = 8;
+  Tensor x = leaf(distinct_values(experts * capacity * d), {experts, capacity, d});
+  Tensor w1 = leaf(distinct_values(experts * d * hidden, 0.3), {experts, d, hidden});
+  Tensor b1 = leaf(distinct_values(experts * hidden, 0.5), {experts, 1, hidden});
+  Tensor w2 = leaf(distinct_values(experts * hidden * d, 0.2), {experts, hidden, d});
+  Tensor b2 = leaf(distinct_values(experts * d, 0.4), {experts, 1, d});
+  std::vector<Tensor> all{x, w1, b1, w2, b2};
+  Tensor g = Tensor::from_vector<double>(distinct_values(experts * capacity * d, 0.7), {experts, capacity, d});
+  Tensor fused = experts_mlp_gelu(x, w1, b1, w2, b2);
+  EXPECT_EQ(fused.shape(), Shape({experts, capacity, d}));
+  sum(mul(fused, g)).backward();
+  std::vector<std::vector<double>> fused_grads;
+  for (Tensor& t : all) {
+    fused_grads.push_back(t.grad().to_vector<double>());
+    t.zero_grad();
+  }
+  Tensor parts = add(bmm(gelu(add(bmm(x, w1), b1)), w2), b2);
+  sum(mul(parts, g)).backward();
+  expect_values(fused, parts.to_vector<double>(), 1e-13);
+  for (size_t i = 0; i < all.size(); ++i) expect_values(all[i].grad(), fused_grads[i], 1e-12);
+  expect_gradcheck([](const std::vector<Tensor>& in) { return experts_mlp_gelu(in[0], in[1], in[2], in[3], in[4]); },
+                   all);
+  std::string e = error_of([&] { experts_mlp_gelu(x, w2, b1, w2, b2); });
+  EXPECT_NE(e.find("experts_mlp_gelu: expected x (E, C, d), w1 (E, d, hidden)"), std::string::npos) << e;
 }

@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 
+#include "mt/graph/node.h"
 #include "mt/math/philox.h"
 #include "op_test_util.h"
 
@@ -154,6 +155,37 @@ TEST(CrossEntropy, IgnoredRowsAreZeroAndLeaveTheMean) {
   expect_values(logits.grad(), {0.09003057317038046, 0.24472847105479764, -0.3347590442251782, 0, 0, 0}, 1e-15);
   expect_values(cross_entropy_per_row(logits, i64({2, 0}, {2}), /*ignore_index=*/0), {0.4076059644443804, 0}, 1e-15);
   EXPECT_EQ(cross_entropy(logits, i64({-100, -100}, {2})).item(), 0.0);  // nothing kept: 0, not NaN
+}
+
+// Note [Gradients over saved memory]: logits that only cross-entropy's saved copy can see take their own
+// gradient; logits someone still holds, or a graph kept for a second backward, get a new buffer. A probe
+// node under the logits sees where the gradient arrives; the gradients are the same every way.
+TEST(CrossEntropy, GradientReusesTheLogitsOnlyWhenNothingReadsThemAgain) {
+  const std::vector<double> expected = {0.04501528658519023, 0.12236423552739882, -0.1673795221125891, -1.0 / 3,
+                                        1.0 / 6, 1.0 / 6};
+  enum class Case { kDropped, kHeld, kRetained };
+  for (Case c : {Case::kDropped, Case::kHeld, Case::kRetained}) {
+    Tensor w = leaf({1, 2, 3, 1, 1, 1}, {2, 3});
+    Tensor logits = mul(w.detach(), 1.0);  // (2, 3), memory of its own
+    const void* arrived = nullptr;
+    record_function("Probe", {w}, {logits}, [&arrived](const std::vector<Tensor>& g) {
+      arrived = g[0].data_ptr();
+      return std::vector<Tensor>{g[0].to(DType::kF64)};
+    });
+    const void* logits_memory = logits.data_ptr();
+    Tensor loss = cross_entropy(logits, i64({2, 0}, {2}));
+    if (c != Case::kHeld) logits = Tensor();
+    loss.backward(Tensor(), /*retain_graph=*/c == Case::kRetained);
+    EXPECT_EQ(arrived == logits_memory, c == Case::kDropped) << static_cast<int>(c);
+    expect_values(w.grad(), expected, 1e-15);
+    if (c == Case::kHeld) expect_values(logits, {1, 2, 3, 1, 1, 1}, 0.0);  // still the logits
+    if (c == Case::kRetained) {
+      loss.backward();  // the saved logits were kept intact for this
+      std::vector<double> twice;
+      for (double v : expected) twice.push_back(2 * v);
+      expect_values(w.grad(), twice, 1e-15);
+    }
+  }
 }
 
 TEST(CrossEntropy, ErrorsNameTheBadTargetAndShapes) {

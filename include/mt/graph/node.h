@@ -80,17 +80,37 @@ class FunctionNode final : public Node {
 };
 
 // A tensor saved for backward, with the version it had; get() refuses if it changed since.
+// Note [Gradients over saved memory]
+// A backward closure may write its gradient over a tensor it saved when nothing can read that tensor
+// again: the running backward releases the graph after this node (no retain_graph) and no other tensor,
+// view or saved copy sees its memory. Cross-entropy's dlogits then reuse the logits' buffer, so the
+// (N, V) logits and their gradient never coexist (1.5 GiB at GPT-2 124M, 16 x 1024 tokens). The engine
+// tells which backward runs through ReleasingBackwardScope.
 class SavedTensor {
  public:
   SavedTensor() = default;
   SavedTensor(const Tensor& t, const char* what);
   const Tensor& get() const;
   bool defined() const { return tensor_.defined(); }
+  // Whether the closure holding this may overwrite its memory now (Note [Gradients over saved memory]).
+  bool reusable() const;
 
  private:
   Tensor tensor_;
   uint32_t version_ = 0;
   const char* what_ = "";
+};
+
+// Marks, for this thread, whether the backward being run releases its graph node by node.
+class ReleasingBackwardScope {
+ public:
+  explicit ReleasingBackwardScope(bool releases);
+  ~ReleasingBackwardScope();
+  ReleasingBackwardScope(const ReleasingBackwardScope&) = delete;
+  ReleasingBackwardScope& operator=(const ReleasingBackwardScope&) = delete;
+
+ private:
+  bool previous_;
 };
 
 // Edge to the gradient of `t` (its grad_fn output, or its leaf accumulator); invalid if no grad needed.

@@ -78,14 +78,17 @@ MT_KERNEL(matmul, Matmul, kGemm,
 
 // The MLP's GEMMs with GELU fused in (Note [GELU in the GEMM epilogue], src/ops/linalg.cpp); GELU in its
 // tanh form, as UnaryOp::kGelu. Each returns false, writing nothing, where the backend has no fused kernel
-// for the operands (always on the CPU): the op then runs the parts. All contiguous, one dtype.
-// Forward: pre (M, N) = a (M, K) @ b (N, K)^T + bias (N), out (M, N) = gelu(pre).
+// for the operands (always on the CPU): the op then runs the parts. All contiguous, one dtype, B batch
+// entries; b (B, N, K) when tb = kYes, (B, K, N) when kNo.
+// Forward: pre (B, M, N) = a (B, M, K) @ op(b) + bias (B, 1, N), out (B, M, N) = gelu(pre).
 MT_KERNEL(matmul_bias_gelu, MatmulBiasGelu, kGemm,
-          bool(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& pre, const Tensor& out))
-// Backward: out (M, N) = (a (M, K) @ b (K, N)) * gelu'(pre (M, N)), bias_grad (N) = column sums of out
-// (in out's dtype or f32).
+          bool(const Tensor& a, const Tensor& b, Transpose tb, const Tensor& bias, const Tensor& pre,
+               const Tensor& out))
+// Backward: out (B, M, N) = (a (B, M, K) @ op(b)) * gelu'(pre (B, M, N)), bias_grad (B, 1, N) = column sums
+// of each entry's out (in out's dtype or f32).
 MT_KERNEL(matmul_dgelu_bgrad, MatmulDgeluBgrad, kGemm,
-          bool(const Tensor& a, const Tensor& b, const Tensor& pre, const Tensor& out, const Tensor& bias_grad))
+          bool(const Tensor& a, const Tensor& b, Transpose tb, const Tensor& pre, const Tensor& out,
+               const Tensor& bias_grad))
 
 // ---- Softmax, layer norm (nn_cpu.cpp, nn_cuda.cpp)
 // Over the last dim: out = softmax(in) or log_softmax(in). in/out (M, N).

@@ -86,14 +86,15 @@ Tensor sum_to_shape(const Tensor& a, const Shape& shape);      // reverse of bro
 // ---- linear algebra (src/ops/linalg.cpp) ----
 Tensor matmul(const Tensor& a, const Tensor& b);  // (.., M, K) @ (.., K, N), batch dims broadcast; 1-d/2-d as numpy
 Tensor bmm(const Tensor& a, const Tensor& b);     // (B, M, K) @ (B, K, N)
-// (B, M, K) @ (B, K, N) + bias (B, 1, N), the bias added in the GEMM's epilogue (one kernel, no broadcast add).
-Tensor bmm_bias(const Tensor& a, const Tensor& b, const Tensor& bias);
 // y = x @ w^T + b; x (.., in), w (out, in), b (out) or undefined.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 // GPT-2's MLP without its dropout: gelu(x @ w1^T + b1) @ w2^T + b2 (GELU in its tanh form); x (.., d),
 // w1 (hidden, d), b1 (hidden), w2 (d, hidden), b2 (d) -> (.., d). GELU rides on the GEMMs where the
 // backend can (Note [GELU in the GEMM epilogue]).
 Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2);
+// The MoE experts' MLP, the same with a batch of experts and weights stored (in, out): x (E, C, d),
+// w1 (E, d, hidden), b1 (E, 1, hidden), w2 (E, hidden, d), b2 (E, 1, d) -> (E, C, d).
+Tensor experts_mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2);
 
 // ---- neural-network functions (src/ops/nn_functional.cpp) ----
 Tensor softmax(const Tensor& a, int dim = -1);

@@ -115,7 +115,11 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
 }
 
 // No fused GELU GEMMs on the CPU: the op composes them (Note [GELU in the GEMM epilogue]).
-bool matmul_bias_gelu(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { return false; }
-bool matmul_dgelu_bgrad(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) { return false; }
+bool matmul_bias_gelu(const Tensor&, const Tensor&, Transpose, const Tensor&, const Tensor&, const Tensor&) {
+  return false;
+}
+bool matmul_dgelu_bgrad(const Tensor&, const Tensor&, Transpose, const Tensor&, const Tensor&, const Tensor&) {
+  return false;
+}
 
 }  // namespace mt::cpu

@@ -119,7 +119,10 @@ bool build_plan(const PlanKey& key, Epilogue epilogue, Plan& plan) {
                                                                                      : CUBLASLT_EPILOGUE_DGELU);
     if (epilogue != Epilogue::kDGelu) set_desc(d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, static_cast<int32_t>(type));
     if (key.bias_batched) set_desc(d, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, static_cast<int64_t>(key.n));
-    if (epilogue != Epilogue::kBias) set_desc(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, static_cast<int64_t>(key.n));
+    if (epilogue != Epilogue::kBias) {
+      set_desc(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, static_cast<int64_t>(key.n));
+      if (key.batch > 1) set_desc(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_BATCH_STRIDE, static_cast<int64_t>(key.m * key.n));
+    }
   }
   int64_t m = key.m, n = key.n, k = key.k;
   plan.layout_a = key.tb == Transpose::kNo ? make_layout(type, n, k, n, key.batch, key.stride_b)
@@ -329,18 +332,21 @@ void matmul(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const 
 
 namespace {
 
-// One GEMM out (M, N) = a @ op(b) of 2-d row-major operands with a GELU epilogue (`bias` for kGeluAuxBias,
-// undefined for kDGelu; `aux` the pre-activation); false when cuBLASLt has no algorithm for it or the
-// operands do not meet its alignment (aux rows of a multiple of 8 elements, 16-byte aligned pointers).
+// One batched GEMM out (B, M, N) = a (B, M, K) @ op(b) of row-major operands with a GELU epilogue (`bias`
+// (B, 1, N) for kGeluAuxBias, undefined for kDGelu; `aux` (B, M, N) the pre-activation); false when cuBLASLt
+// has no algorithm for it or the operands do not meet its alignment (aux rows of a multiple of 8
+// elements, 16-byte aligned pointers).
 bool gelu_epilogue_gemm(Epilogue epilogue, const Tensor& a, const Tensor& b, Transpose tb, const Tensor& out,
                         const Tensor& bias, const Tensor& aux) {
-  int64_t m = out.size(0), n = out.size(1), k = a.size(1);
-  if (out.dtype() == DType::kF64 || n % 8 != 0 || k == 0 || m == 0) return false;
+  int64_t batch = out.size(0), m = out.size(1), n = out.size(2), k = a.size(2);
+  if (out.dtype() == DType::kF64 || n % 8 != 0 || k == 0 || m == 0 || batch == 0) return false;
   for (const Tensor* t : {&a, &b, &out, &bias, &aux})
     if (t->defined() && alignment(t->data_ptr()) < 16) return false;
   int dev = out.device().index;
-  PlanKey key{dev, out.dtype(), out.dtype(), Transpose::kNo, tb, m, n, k, 1, 0, 0, epilogue, false,
-              alignment(a.data_ptr()), alignment(b.data_ptr()), alignment(out.data_ptr())};
+  const bool batched = batch > 1;
+  PlanKey key{dev,         out.dtype(), out.dtype(), Transpose::kNo,          tb, m, n, k, batch,
+              batched ? m * k : 0,       batched ? n * k : 0,      epilogue,
+              batched && bias.defined(), alignment(a.data_ptr()),  alignment(b.data_ptr()), alignment(out.data_ptr())};
   void* workspace = cuda_workspace(dev, kWorkspaceBytes);
   PlanCache& cache = plan_cache();
   std::lock_guard<std::mutex> lock(cache.mu);
@@ -368,18 +374,19 @@ bool gelu_epilogue_gemm(Epilogue epilogue, const Tensor& a, const Tensor& b, Tra
 
 void check_gelu_operands(const char* op, std::initializer_list<const Tensor*> ts) {
   for (const Tensor* t : ts)
-    MT_CHECK(t->is_contiguous() && t->dtype() == (*ts.begin())->dtype(), op, " (cuda): expected contiguous tensors of ",
-             "one dtype, got ", t->describe());
+    MT_CHECK(t->dim() == 3 && t->is_contiguous() && t->dtype() == (*ts.begin())->dtype(), op,
+             " (cuda): expected contiguous 3-d tensors of one dtype, got ", t->describe());
 }
 
 }  // namespace
 
-bool matmul_bias_gelu(const Tensor& a, const Tensor& b, const Tensor& bias, const Tensor& pre, const Tensor& out) {
+bool matmul_bias_gelu(const Tensor& a, const Tensor& b, Transpose tb, const Tensor& bias, const Tensor& pre,
+                      const Tensor& out) {
   check_gelu_operands("matmul_bias_gelu", {&a, &b, &bias, &pre, &out});
-  return gelu_epilogue_gemm(Epilogue::kGeluAuxBias, a, b, Transpose::kYes, out, bias, pre);
+  return gelu_epilogue_gemm(Epilogue::kGeluAuxBias, a, b, tb, out, bias, pre);
 }
 
-bool matmul_dgelu_bgrad(const Tensor& a, const Tensor& b, const Tensor& pre, const Tensor& out,
+bool matmul_dgelu_bgrad(const Tensor& a, const Tensor& b, Transpose tb, const Tensor& pre, const Tensor& out,
                         const Tensor& bias_grad) {
   check_gelu_operands("matmul_dgelu_bgrad", {&a, &b, &pre, &out});
   MT_CHECK(bias_grad.is_contiguous() && (bias_grad.dtype() == out.dtype() || bias_grad.dtype() == DType::kF32),
@@ -387,12 +394,11 @@ bool matmul_dgelu_bgrad(const Tensor& a, const Tensor& b, const Tensor& pre, con
            bias_grad.describe());
   // cuBLASLt's DGELU_BGRAD epilogue would sum the bias gradient too, but ran at 0.44 ms where the plain GEMM
   // takes 0.12 (H200, 16384 x 768 @ 768 x 3072, bf16): the sum stays a GEMM of ones (0.04 ms).
-  if (!gelu_epilogue_gemm(Epilogue::kDGelu, a, b, Transpose::kNo, out, Tensor(), pre)) return false;
-  int64_t m = out.size(0), n = out.size(1);
+  if (!gelu_epilogue_gemm(Epilogue::kDGelu, a, b, tb, out, Tensor(), pre)) return false;
+  int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
   Tensor ones = Tensor::empty({1, 1, m}, out.dtype(), out.device());
   fill(ones, 1.0);
-  matmul(ones, Transpose::kNo, out.view({1, m, n}), Transpose::kNo, bias_grad.view({1, 1, n}), Tensor(),
-         Accumulate::kNo);
+  matmul(ones, Transpose::kNo, out, Transpose::kNo, bias_grad.view({batch, 1, n}), Tensor(), Accumulate::kNo);
   return true;
 }
 
