@@ -3,10 +3,12 @@
 
 The model is src/nn/gpt.cpp's: learned positions, pre-LN blocks, GELU (tanh) MLP, LM head tied to the
 token embedding, vocabulary padded to a multiple of 64; block l (1-indexed) is MoE iff l % every == 0,
-with our top-1 gating (src/nn/moe_router.cpp, moe_routing.cpp): f32 gate logits (Linear(d, E), no bias),
-softmax, capacity = max(ceil(S / E * cf), min_capacity) with S / E rounded to f32, tokens dropped by
-position (earliest first, in the (B, T) flattened order), weight = the gate probability (top-1: not
-renormalised), aux loss E * sum_e mean(prob_e) * mean(mask_e) (before dropping), times 0.01. Pyramid:
+with our top-1 gating (src/nn/moe_router.cpp, moe_routing.cpp, DeepSpeed's defaults): f32 gate logits
+(Linear(d, E), no bias), softmax, capacity = max(ceil(S / E * cf), min_capacity) with S / E rounded to f32,
+tokens routed sequence-major (position by position, as DeepSpeed sees Megatron's [T, B] activations),
+random token selection (each expert keeps the `capacity` tokens of highest priority mask x U(0, 1), the
+kept tokens take slots in token order), weight = the gate probability (top-1: not renormalised), aux loss
+E * sum_e mean(prob_e) * mean(mask_e) (before dropping), times 0.01. Pyramid:
 a list of expert counts, one per MoE layer; Residual: a dense MLP plus the top-1 expert, mixed per token
 by softmax(Linear(d, 2)).
 
@@ -100,11 +102,18 @@ class MoE(nn.Module):
         with torch.autocast("cuda", enabled=False):
             logits = tokens.float() @ self.gate.weight.float().t()  # (S, E) f32
         probs = logits.softmax(-1)
-        expert = logits.argmax(-1)  # (S,)
+        b, t = shape[0], shape[1]
+        seq_major = logits.view(b, t, e).transpose(0, 1).reshape(s, e)  # (T * B, E)
+        expert = seq_major.argmax(-1)  # (S,)
         mask = F.one_hot(expert, e).to(probs.dtype)  # (S, E)
         aux = e * (probs.mean(0) * mask.mean(0)).sum()
-        slot = (mask.cumsum(0).gather(1, expert[:, None]).squeeze(1) - 1).long()  # earliest first
-        kept = slot < c
+        # Random token selection: each expert keeps its `c` chosen tokens of highest mask x U(0, 1).
+        top = (mask * torch.rand_like(mask)).topk(c, dim=0).indices  # (C, E)
+        keep = mask * torch.zeros_like(mask).scatter_(0, top, 1.0)
+        slot = (keep.cumsum(0).gather(1, expert[:, None]).squeeze(1) - 1).long()  # kept: in token order
+        kept = keep.gather(1, expert[:, None]).squeeze(1) > 0
+        batch_major = lambda v: v.view(t, b).transpose(0, 1).reshape(s)  # noqa: E731
+        expert, slot, kept = batch_major(expert), batch_major(slot), batch_major(kept)
         dest = torch.where(kept, expert * c + slot, torch.full_like(slot, e * c))  # e * c: the spare row
         weight = probs.gather(1, expert[:, None]) * kept[:, None].to(probs.dtype)  # (S, 1)
         # Dispatch: slot -> token (s = empty, a zero row), then one gather.

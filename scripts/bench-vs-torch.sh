@@ -5,7 +5,9 @@
 # build-gpu/bench-vs-torch (kept while the machine is), so a run of some ROWS prints the table of every
 # row measured so far; moetrain's step profiles are step-<row>.md there and, with the PyTorch logs, in
 # $OUT/bench-vs-torch-logs.tgz (dense-124m's and moe-8's are printed after the table).
-# Usage: [ROWS="dense-124m moe-8"] [WARMUP=10] [STEPS=20] [COMPILE_SCOPE=blocks|model] [MT_OVERRIDES="k=v ..."]
+# With ATTENTION=1 (the default) it then times causal attention: `moetrain bench ops`' attention rows beside
+# bench/torch_attention.py (each PyTorch SDPA backend) on the same shapes, in one more table.
+# Usage: [ATTENTION=0|1] [ROWS="dense-124m moe-8"] [WARMUP=10] [STEPS=20] [COMPILE_SCOPE=blocks|model] [MT_OVERRIDES="k=v ..."]
 #        scripts/bench-vs-torch.sh   (MT_OVERRIDES: recipe overrides added to every moetrain row)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,6 +81,33 @@ done
       "$(field "$m" bench-step peak_gib) | $(field "$e" torch-ref peak_gib) | $(field "$c" torch-ref peak_gib) |"
   done
 } | tee "$RES/bench-vs-torch.md"
+if [[ ${ATTENTION:-1} == 1 ]]; then
+  echo "== attention: moetrain bench ops, bench/torch_attention.py"
+  timeout 300 $BUILD/moetrain bench ops >"$RES/bench-ops.md" 2>&1 || { echo "bench ops failed:"; tail -5 "$RES/bench-ops.md"; }
+  LD_LIBRARY_PATH=$PY_LIBS timeout 300 python3 bench/torch_attention.py >"$RES/torch-attention.md" 2>&1 \
+    || { echo "torch_attention failed:"; tail -5 "$RES/torch-attention.md"; }
+  # moetrain's rate (TFLOP/s) of a bench ops row: "| op | size | dtype | ms | rate TFLOP/s | % |".
+  ours() { awk -F'|' -v op="$1" -v size=" $2 " 'index($2, op) && $3 == size { split($6, r, " "); print r[1]; exit }' "$RES/bench-ops.md"; }
+  {
+    echo
+    echo "Causal bf16 attention, TFLOP/s (forward 2 B H T^2 D, backward 2.5x): moetrain's cuDNN wrapper (backward"
+    echo "deterministic, the default, and with atomic dQ) against PyTorch's fastest SDPA backend on this GPU, same call."
+    echo
+    echo "| shape | dir | moetrain cuDNN | moetrain cuDNN atomic dQ | moetrain flash | PyTorch best | moetrain / PyTorch |"
+    echo "|---|---|---:|---:|---:|---:|---:|"
+    while read -r shape dir backend rate; do
+      size=${shape//_/ }
+      if [[ $dir == fwd ]]; then
+        c=$(ours "attention fwd (cudnn)" "$size") a=- f=$(ours "attention fwd (flash)" "$size")
+      else
+        c=$(ours "bwd (cudnn, deterministic)" "$size") a=$(ours "bwd (cudnn, atomic dQ)" "$size")
+        f=$(ours "attention bwd (flash)" "$size")
+      fi
+      echo "| $size | $dir | ${c:--} | $a | ${f:--} | $rate ($backend) | $(ratio "${c:--}" "$rate") |"
+    done < <(sed -n 's/^torch-attention: shape=\(\S*\) dir=\(\S*\) best_backend=\(\S*\) best_tflops=\(\S*\)$/\1 \2 \3 \4/p' \
+               "$RES/torch-attention.md")
+  } | tee -a "$RES/bench-vs-torch.md"
+fi
 cp "$RES/bench-vs-torch.md" "$OUT"/
 tar czf "$OUT/bench-vs-torch-logs.tgz" -C "$RES" .  # one file: the device tool brings back at most 8
 
