@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/mt-out}
 mkdir -p "$OUT"
 ALL_ROWS="dense-124m moe-8 moe-32 pr-moe dense-350m pr-moe-350m"
-ROWS=${ROWS:-$ALL_ROWS}
+ROWS=${ROWS-$ALL_ROWS}  # unset: every row; empty: none (ATTENTION only)
 WARMUP=${WARMUP:-10}
 STEPS=${STEPS:-20}
 COMPILE_SCOPE=${COMPILE_SCOPE:-model}
