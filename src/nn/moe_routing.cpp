@@ -120,30 +120,14 @@ Tensor swap_token_order(const Tensor& rows, int64_t outer, int64_t inner) {
 // aux loss (E * sum_e mean_s(gates)[e] * fraction[e], the fraction a constant) passes
 // E / S * fraction[e] to every gate, and the z loss mean_s(lse^2) passes 2 / S * lse[s] * gates[s, e]
 // to the logits.
-RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& gen) {
-  MT_CHECK(logits.dim() == 2, "route: expected logits (tokens, experts), got ", logits.describe());
+namespace {
+
+// route() over the tokens in the order given, without the buffer map (route() adds it once, in the
+// order of the caller's tokens).
+RoutingResult route_in_order(const Tensor& logits, const RoutingOptions& o, Generator& gen) {
   DType dtype = logits.dtype();
-  MT_CHECK(dtype == DType::kF32 || dtype == DType::kF64, "route: logits must be f32 (or f64), got ", logits.describe());
   const int64_t tokens = logits.size(0), experts = logits.size(1), k = o.top_k;
-  MT_CHECK(tokens >= 1, "route: no tokens to route, got ", logits.describe());
-  MT_CHECK(k >= 1 && k <= experts, "route: top_k must be in [1, ", experts, "], got ", k);
   Device device = logits.device();
-
-  const int64_t seq = o.sequence_length;
-  MT_CHECK(seq >= 0 && (seq == 0 || tokens % seq == 0), "route: ", tokens, " tokens are not whole sequences of ",
-           seq, " positions");
-  if (seq > 0 && seq < tokens) {  // Note [Sequence-major routing]
-    const int64_t batch = tokens / seq;
-    RoutingOptions inner = o;
-    inner.sequence_length = 0;
-    RoutingResult r = route(swap_token_order(logits, batch, seq), inner, gen);
-    r.table.expert = swap_token_order(r.table.expert, seq, batch);
-    r.table.slot = swap_token_order(r.table.slot, seq, batch);
-    r.table.weight = swap_token_order(r.table.weight, seq, batch);
-    r.table.buffer_choice = moe_buffer_map(r.table.expert, r.table.slot, experts, r.table.capacity);
-    return r;
-  }
-
   const RoutingNoise none;
   const RoutingNoise& given = o.noise ? *o.noise : none;
   auto check_noise = [&](const Tensor& t, DType want, const char* name) {
@@ -201,7 +185,6 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
   }
   r.table.capacity = capacity;
   r.stats.capacity = capacity;
-  r.table.buffer_choice = moe_buffer_map(r.table.expert, r.table.slot, experts, capacity);
 
   // Note [Values from the kernel, gradients from ops]
   const bool differentiable = grad_mode_enabled() && (logits.requires_grad() || logits.grad_fn() != nullptr);
@@ -238,6 +221,32 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
     Tensor coef = mul(mul(lse, g[0]), 2.0 * per_token).unsqueeze(1);  // (S, 1)
     return std::vector<Tensor>{mul(probs, coef)};
   });
+  return r;
+}
+
+}  // namespace
+
+RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& gen) {
+  MT_CHECK(logits.dim() == 2, "route: expected logits (tokens, experts), got ", logits.describe());
+  MT_CHECK(logits.dtype() == DType::kF32 || logits.dtype() == DType::kF64, "route: logits must be f32 (or f64), got ",
+           logits.describe());
+  const int64_t tokens = logits.size(0), experts = logits.size(1);
+  MT_CHECK(tokens >= 1, "route: no tokens to route, got ", logits.describe());
+  MT_CHECK(o.top_k >= 1 && o.top_k <= experts, "route: top_k must be in [1, ", experts, "], got ", o.top_k);
+  const int64_t seq = o.sequence_length;
+  MT_CHECK(seq >= 0 && (seq == 0 || tokens % seq == 0), "route: ", tokens, " tokens are not whole sequences of ",
+           seq, " positions");
+  RoutingResult r;
+  if (seq > 0 && seq < tokens) {  // Note [Sequence-major routing]
+    const int64_t batch = tokens / seq;
+    r = route_in_order(swap_token_order(logits, batch, seq), o, gen);
+    r.table.expert = swap_token_order(r.table.expert, seq, batch);
+    r.table.slot = swap_token_order(r.table.slot, seq, batch);
+    r.table.weight = swap_token_order(r.table.weight, seq, batch);
+  } else {
+    r = route_in_order(logits, o, gen);
+  }
+  r.table.buffer_choice = moe_buffer_map(r.table.expert, r.table.slot, experts, r.table.capacity);
   return r;
 }
 
