@@ -102,11 +102,13 @@ class MoE(nn.Module):
         with torch.autocast("cuda", enabled=False):
             logits = tokens.float() @ self.gate.weight.float().t()  # (S, E) f32
         probs = logits.softmax(-1)
+        # The aux loss does not depend on the token order: from the batch-major choices. (Taking it from the
+        # sequence-major mask below made Inductor fail: "list indices must be integers", torch 2.11.)
+        aux = e * (probs.mean(0) * F.one_hot(logits.argmax(-1), e).to(probs.dtype).mean(0)).sum()
         b, t = shape[0], shape[1]
-        seq_major = logits.view(b, t, e).transpose(0, 1).reshape(s, e)  # (T * B, E)
+        seq_major = logits.view(b, t, e).transpose(0, 1).contiguous().view(s, e)  # (T * B, E)
         expert = seq_major.argmax(-1)  # (S,)
         mask = F.one_hot(expert, e).to(probs.dtype)  # (S, E)
-        aux = e * (probs.mean(0) * mask.mean(0)).sum()
         # Random token selection: each expert keeps its `c` chosen tokens of highest mask x U(0, 1).
         top = (mask * torch.rand_like(mask)).topk(c, dim=0).indices  # (C, E)
         keep = mask * torch.zeros_like(mask).scatter_(0, top, 1.0)

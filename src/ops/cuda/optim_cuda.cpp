@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "cuda_launch.h"
 #include "cuda_kernels.h"
@@ -34,48 +35,57 @@ using GroupKey = std::tuple<int, DType, DType, OptimKind>;  // device, param dty
 
 class TableCache {
  public:
-  // Device pointers to the group's (tensors, chunks), uploading them when they changed.
+  // Device pointers to the group's (tensors, chunks): during a capture a table of its own, otherwise the
+  // group key's cached table, uploaded again when its pointers changed.
   std::pair<const gpu::OptimTensorPtrs*, const gpu::OptimChunk*> upload(const GroupKey& key, Group& g,
                                                                                       Device device, cudaStream_t s) {
     std::lock_guard<std::mutex> lock(mu_);
+    const size_t tensor_bytes = g.tensors.size() * sizeof(gpu::OptimTensorPtrs);
+    const size_t chunk_bytes = g.chunks.size() * sizeof(gpu::OptimChunk);
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    MT_CUDA_CHECK(cudaStreamIsCapturing(s, &capture));
+    if (capture != cudaStreamCaptureStatusNone) {
+      // Note [The captured step] (mt/train/train_step.h): a captured step reads its table at every replay, so
+      // it gets one of its own, never freed or rewritten (an eager step of another model, or of this one with
+      // other gradient buffers, replaces the cached table: that freed the captured step's table, and its
+      // replays read what was written there next: illegal addresses in AdamW on the H100). Written now,
+      // once, outside the stream; not from the graph's pool, whose blocks the captured work reuses.
+      GraphPoolPause pause(device.index);
+      Tensor buffer = Tensor::empty({static_cast<int64_t>((tensor_bytes + chunk_bytes + 7) / 8)}, DType::kI64, device);
+      char* dst = static_cast<char*>(buffer.data_ptr());
+      MT_CUDA_CHECK(cudaMemcpy(dst, g.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice));
+      MT_CUDA_CHECK(cudaMemcpy(dst + tensor_bytes, g.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice));
+      MT_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));  // a pageable copy may return before its DMA ends
+      captured_.push_back(buffer);
+      return pointers(buffer, tensor_bytes);
+    }
     DeviceTable& t = tables_[key];
-    size_t tensor_bytes = g.tensors.size() * sizeof(gpu::OptimTensorPtrs);
-    size_t chunk_bytes = g.chunks.size() * sizeof(gpu::OptimChunk);
     bool same = t.buffer.defined() && t.tensors.size() == g.tensors.size() && t.chunks.size() == g.chunks.size() &&
                 std::memcmp(t.tensors.data(), g.tensors.data(), tensor_bytes) == 0 &&
                 std::memcmp(t.chunks.data(), g.chunks.data(), chunk_bytes) == 0;
     if (!same) {
       t.tensors = std::move(g.tensors);
       t.chunks = std::move(g.chunks);
-      cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-      MT_CUDA_CHECK(cudaStreamIsCapturing(s, &capture));
-      {
-        // Note [The captured step]: not from the graph's pool, whose blocks the captured work reuses (and would
-        // overwrite the table written below at every replay); the compute stream is idle during a capture.
-        GraphPoolPause pause(device.index);
-        t.buffer = Tensor::empty({static_cast<int64_t>((tensor_bytes + chunk_bytes + 7) / 8)}, DType::kI64, device);
-      }
+      t.buffer = Tensor::empty({static_cast<int64_t>((tensor_bytes + chunk_bytes + 7) / 8)}, DType::kI64, device);
       char* dst = static_cast<char*>(t.buffer.data_ptr());
-      if (capture == cudaStreamCaptureStatusNone) {
-        // From pageable memory: the call returns once the bytes are staged, after earlier work on `s`.
-        MT_CUDA_CHECK(cudaMemcpyAsync(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice, s));
-        MT_CUDA_CHECK(cudaMemcpyAsync(dst + tensor_bytes, t.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice, s));
-      } else {
-        // Note [The captured step] (mt/train/train_step.h): the table of a captured step is written now, once,
-        // outside the stream (the buffer is new, so nothing queued reads it); every replay reads it as it is.
-        MT_CUDA_CHECK(cudaMemcpy(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice));
-        MT_CUDA_CHECK(cudaMemcpy(dst + tensor_bytes, t.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice));
-        MT_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));  // a pageable copy may return before its DMA ends
-      }
+      // From pageable memory: the call returns once the bytes are staged, after earlier work on `s`.
+      MT_CUDA_CHECK(cudaMemcpyAsync(dst, t.tensors.data(), tensor_bytes, cudaMemcpyHostToDevice, s));
+      MT_CUDA_CHECK(cudaMemcpyAsync(dst + tensor_bytes, t.chunks.data(), chunk_bytes, cudaMemcpyHostToDevice, s));
     }
-    const char* base = static_cast<const char*>(t.buffer.data_ptr());
+    return pointers(t.buffer, tensor_bytes);
+  }
+
+ private:
+  static std::pair<const gpu::OptimTensorPtrs*, const gpu::OptimChunk*> pointers(const Tensor& buffer,
+                                                                                  size_t tensor_bytes) {
+    const char* base = static_cast<const char*>(buffer.data_ptr());
     return {reinterpret_cast<const gpu::OptimTensorPtrs*>(base),
             reinterpret_cast<const gpu::OptimChunk*>(base + tensor_bytes)};
   }
 
- private:
   std::mutex mu_;
   std::map<GroupKey, DeviceTable> tables_;
+  std::vector<Tensor> captured_;  // the tables of captured steps (a few hundred bytes each), kept for their replays
 };
 
 TableCache& table_cache() {
