@@ -43,6 +43,8 @@ row_args() {
 source scripts/bench-fields.sh
 kilo() { [[ $1 == - ]] && echo - || awk -v x="$1" 'BEGIN { printf "%.1fK", x / 1000 }'; }
 pct() { [[ $1 == - ]] && echo - || awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
+# "steps / warm-up | overrides" of a row, as the run that measured it wrote them.
+settings() { local f=$RES/settings-$1 v; v=$(cat "$f" 2>/dev/null || echo "- / -"); [[ $v == *"|"* ]] && echo "$v" || echo "$v | -"; }
 ratio() { [[ $1 == - || $2 == - ]] && echo - || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -51,6 +53,7 @@ for row in $ROWS; do
   read -r -a extra <<<"${MT_OVERRIDES:-}"
   ARGS+=(${extra[@]+"${extra[@]}"})
   echo "== $row: moetrain bench step ${ARGS[*]}"
+  echo "$STEPS / $WARMUP${extra[*]:+ | ${extra[*]}}" >"$RES/settings-$row"  # this row's table cells
   timeout 300 $BUILD/moetrain bench step "${ARGS[@]}" --warmup "$WARMUP" --steps "$STEPS" >"$RES/step-$row.md" 2>&1 \
     || { echo "moetrain failed:"; tail -5 "$RES/step-$row.md"; }
   for mode in eager compile; do
@@ -64,21 +67,23 @@ done
 
 {
   echo
-  echo "One $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); $STEPS timed steps after $WARMUP warm-up;" \
+  echo "One $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); each row's timed steps / warm-up steps (and" \
+    "moetrain's MT_OVERRIDES) in its last columns;" \
     "random tokens; bf16 (moetrain: bf16 weights + f32 masters; PyTorch: autocast over f32 weights);" \
     "PyTorch $TORCH, torch.compile scope: $COMPILE_SCOPE. MFU = FLOPs/token x tok/s / 989 TFLOP/s, FLOPs/token =" \
     "6 N_active_non_embedding + 6 V d + 12 L d T. Peak memory: allocated bytes (not reserved)."
   echo
   echo "| model | moetrain tok/s | eager tok/s | compile tok/s | moetrain / compile | MFU moetrain | MFU eager |" \
-    "MFU compile | peak GiB moetrain | peak GiB eager | peak GiB compile |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "MFU compile | peak GiB moetrain | peak GiB eager | peak GiB compile | steps / warm-up | moetrain overrides |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
   for row in $ALL_ROWS; do
     m=$RES/step-$row.md e=$RES/torch-$row-eager.log c=$RES/torch-$row-compile.log
     [[ -e $m || -e $e ]] || continue
     mt=$(field "$m" bench-step tokens_per_s) et=$(field "$e" torch-ref tokens_per_s) ct=$(field "$c" torch-ref tokens_per_s)
     echo "| $row | $(kilo "$mt") | $(kilo "$et") | $(kilo "$ct") | $(ratio "$mt" "$ct") |" \
       "$(pct "$(field "$m" bench-step mfu)") | $(pct "$(field "$e" torch-ref mfu)") | $(pct "$(field "$c" torch-ref mfu)") |" \
-      "$(field "$m" bench-step peak_gib) | $(field "$e" torch-ref peak_gib) | $(field "$c" torch-ref peak_gib) |"
+      "$(field "$m" bench-step peak_gib) | $(field "$e" torch-ref peak_gib) | $(field "$c" torch-ref peak_gib) |" \
+      "$(settings "$row") |"
   done
 } | tee "$RES/bench-vs-torch.md"
 if [[ ${ATTENTION:-1} == 1 ]]; then
