@@ -152,6 +152,23 @@ TEST(CudaMatmul, RepeatedShapeReusesThePlanAndGivesTheSameResult) {
 
 // ---- the MLP with GELU in the GEMM epilogues ----
 
+// y and the gradients of an MLP op's five inputs (x, w1, b1, w2, b2) on `dev`, for the loss sum(y * dy) in f32.
+std::vector<Tensor> mlp_value_and_grads(Tensor (*op)(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                                     const Tensor&),
+                                        const std::vector<Tensor>& inputs, const Tensor& dy, Device dev) {
+  std::vector<Tensor> in;
+  for (const Tensor& t : inputs) {
+    Tensor l = t.to(dev).detach();
+    l.set_requires_grad(true);
+    in.push_back(l);
+  }
+  Tensor y = op(in[0], in[1], in[2], in[3], in[4]);
+  sum(mul(cast(y, DType::kF32), cast(dy.to(dev), DType::kF32))).backward();
+  std::vector<Tensor> out{y};
+  for (const Tensor& l : in) out.push_back(l.grad());
+  return out;
+}
+
 // Note [GELU in the GEMM epilogue]: cuBLASLt's GELU_AUX_BIAS / DGELU_BGRAD kernels must run for the GPT
 // shapes in bf16, f16 and f32 and agree with the CPU's parts; a hidden width that is not a multiple of 8
 // (and f64) takes the parts on the GPU too. Through the op: values and all five gradients.
@@ -183,20 +200,8 @@ TEST(CudaMlpGelu, EpilogueKernelsRunAndMatchTheCpuParts) {
                                                                        Transpose::kNo, pre, dpre, gb1),
                 fused_kernel)
           << what;
-      auto run = [&](Device dev) {
-        std::vector<Tensor> in;
-        for (const Tensor& t : {x, w1, b1, w2, b2}) {
-          Tensor l = t.to(dev).detach();
-          l.set_requires_grad(true);
-          in.push_back(l);
-        }
-        Tensor y = mlp_gelu(in[0], in[1], in[2], in[3], in[4]);
-        sum(mul(cast(y, DType::kF32), cast(dy.to(dev), DType::kF32))).backward();
-        std::vector<Tensor> out{y};
-        for (const Tensor& l : in) out.push_back(l.grad());
-        return out;
-      };
-      std::vector<Tensor> want = run(Device::cpu()), got = run(Device::cuda(0));
+      std::vector<Tensor> want = mlp_value_and_grads(mlp_gelu, {x, w1, b1, w2, b2}, dy, Device::cpu());
+      std::vector<Tensor> got = mlp_value_and_grads(mlp_gelu, {x, w1, b1, w2, b2}, dy, Device::cuda(0));
       for (size_t i = 1; i < got.size(); ++i)  // Note [f32 weight gradients]: half leaves gather in f32
         EXPECT_EQ(got[i].dtype(), is_half(dt) ? DType::kF32 : dt) << what;
       const char* names[] = {"y", "dx", "dw1", "db1", "dw2", "db2"};
@@ -233,20 +238,8 @@ TEST(CudaExpertsMlpGelu, BatchedEpilogueKernelsRunAndMatchTheCpuParts) {
       EXPECT_EQ(kernels().matmul_dgelu_bgrad.get(Device::cuda(0), "t")(gpu(dy), gpu(w2), Transpose::kYes, pre, dpre, gb1),
                 fused_kernel)
           << what;
-      auto run = [&](Device dev) {
-        std::vector<Tensor> in;
-        for (const Tensor& t : {x, w1, b1, w2, b2}) {
-          Tensor l = t.to(dev).detach();
-          l.set_requires_grad(true);
-          in.push_back(l);
-        }
-        Tensor y = experts_mlp_gelu(in[0], in[1], in[2], in[3], in[4]);
-        sum(mul(cast(y, DType::kF32), cast(dy.to(dev), DType::kF32))).backward();
-        std::vector<Tensor> out{y};
-        for (const Tensor& l : in) out.push_back(l.grad());
-        return out;
-      };
-      std::vector<Tensor> want = run(Device::cpu()), got = run(Device::cuda(0));
+      std::vector<Tensor> want = mlp_value_and_grads(experts_mlp_gelu, {x, w1, b1, w2, b2}, dy, Device::cpu());
+      std::vector<Tensor> got = mlp_value_and_grads(experts_mlp_gelu, {x, w1, b1, w2, b2}, dy, Device::cuda(0));
       const char* names[] = {"y", "dx", "dw1", "db1", "dw2", "db2"};
       for (size_t i = 0; i < want.size(); ++i) expect_close(got[i], want[i], rtol_for(dt), what + " " + names[i], 4.0);
     }
