@@ -44,7 +44,7 @@ source scripts/bench-fields.sh
 kilo() { [[ $1 == - ]] && echo - || awk -v x="$1" 'BEGIN { printf "%.1fK", x / 1000 }'; }
 pct() { [[ $1 == - ]] && echo - || awk -v x="$1" 'BEGIN { printf "%.1f%%", 100 * x }'; }
 # "steps / warm-up | overrides" of a row, as the run that measured it wrote them.
-settings() { local f=$RES/settings-$1 v; v=$(cat "$f" 2>/dev/null || echo "- / -"); [[ $v == *"|"* ]] && echo "$v" || echo "$v | -"; }
+settings() { cat "$RES/settings-$1" 2>/dev/null || echo "- / - | -"; }
 ratio() { [[ $1 == - || $2 == - ]] && echo - || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -53,7 +53,7 @@ for row in $ROWS; do
   read -r -a extra <<<"${MT_OVERRIDES:-}"
   ARGS+=(${extra[@]+"${extra[@]}"})
   echo "== $row: moetrain bench step ${ARGS[*]}"
-  echo "$STEPS / $WARMUP${extra[*]:+ | ${extra[*]}}" >"$RES/settings-$row"  # this row's table cells
+  echo "$STEPS / $WARMUP | ${extra[*]:--}" >"$RES/settings-$row"  # this row's table cells
   timeout 300 $BUILD/moetrain bench step "${ARGS[@]}" --warmup "$WARMUP" --steps "$STEPS" >"$RES/step-$row.md" 2>&1 \
     || { echo "moetrain failed:"; tail -5 "$RES/step-$row.md"; }
   for mode in eager compile; do
