@@ -190,7 +190,7 @@ std::vector<RecipeSection> build_schema() {
                                                      "non-finite loss or gradient steps in a row (each skipped) that stop the run"),
         Train::boolean<&TrainSection::cuda_graph>(
             "cuda_graph", "on one GPU, replay the step as a CUDA graph after warm-up (dropless MoE, several ranks and "
-                          "profiled steps run eagerly); off by default until verified on a GPU")}},
+                          "profiled steps run eagerly)")}},
       {"checkpoint",
        {Checkpoint::integer<&CheckpointSection::every>("every", at_least(0), "steps between checkpoints; 0 = none"),
         Checkpoint::integer<&CheckpointSection::keep>("keep", at_least(1), "checkpoints kept"),

@@ -113,8 +113,7 @@ struct TrainSection {
   int max_bad_steps = 10;  // non-finite steps in a row (each skipped) that stop the run
   Recompute recompute = Recompute::kNone;
   // Note [The captured step]: after warm-up, the step is captured and replayed as one CUDA graph where it can be.
-  // Off by default until its CUDA tests pass on a GPU (bench/NOTES.md, 2026-12-06).
-  bool cuda_graph = false;
+  bool cuda_graph = true;
   bool operator==(const TrainSection&) const = default;
 };
 
