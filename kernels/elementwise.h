@@ -33,8 +33,10 @@ cudaError_t copy_contiguous(const S* src, D* dst, int64_t n, cudaStream_t stream
 template <typename S, typename D>
 cudaError_t copy_strided(const S* src, D* dst, const StridedLayout<2>& layout, int64_t n, cudaStream_t stream);
 
-// The mt::UnaryOp code of gelu (scalar_math.h's case 7), which has its own path for bf16/f16.
+// The mt::UnaryOp code of gelu (scalar_math.h's case 7) and the mt::UnaryGradOp code of its derivative
+// (unary_grad's case 2), which have their own paths for bf16/f16.
 constexpr int kUnaryGelu = 7;
+constexpr int kUnaryGradGelu = 2;
 
 // out = math::unary(op, in, alpha), dense; op is the mt::UnaryOp code.
 template <typename T>

@@ -1,8 +1,7 @@
 // `moetrain bench moe`: forward + backward of one MoE layer (top-1, capacity factor 1.0, bf16)
 // against a dense MLP with the same active parameters, on the GPU, timed interleaved with it
 // (bench_common.h) and printed as a Markdown table with the ratio; then the MoE layer's phases
-// (router, dispatch, experts, combine), each timed forward + backward on its own, and the experts'
-// backward GEMMs one by one beside the dense MLP's. Needs a GPU.
+// (router, dispatch, experts, combine), each timed forward + backward on its own. Needs a GPU.
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -20,7 +19,6 @@
 #include "mt/nn/mlp.h"
 #include "mt/nn/moe_dispatch.h"
 #include "mt/nn/moe_layer.h"
-#include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 #endif
 
@@ -99,7 +97,6 @@ class MoeBench {
                   p[1], p[2], p[3], p[0] + p[1] + p[2] + p[3], p[4]);
     }
     std::fflush(stdout);
-    backward_gemm_rows(opt_.experts.front());
   }
 
  private:
@@ -142,57 +139,6 @@ class MoeBench {
       combine_tokens(y, t).backward(probe_);
     });
     return {router, dispatch, experts, combine};
-  }
-
-  // The pieces of the experts' MLP backward (Note [GELU in the GEMM epilogue]), each timed round by round
-  // with the dense MLP's same piece over all S tokens: E experts x C = S / E slots, weights stored (in, out),
-  // against one (S, d) batch with (out, in) weights. Names which piece the batched backward loses time in.
-  void backward_gemm_rows(int64_t e) {
-    const int64_t s = opt_.tokens, d = opt_.d_model, h = opt_.hidden, c = s / e;
-    auto random = [&](const Shape& shape) { return normal(shape, 0.0, 1.0, gen_, {DType::kBF16, dev_}); };
-    auto empty = [&](const Shape& shape, DType dt) { return Tensor::empty(shape, dt, dev_); };
-    const DType bf16 = DType::kBF16, f32 = DType::kF32;
-    // Experts: x, dY (E, C, d), W2 (E, h, d), pre (E, C, h). Dense: x, dY (1, S, d), W2 (1, d, h), pre (1, S, h).
-    Tensor ex = random({e, c, d}), edy = random({e, c, d}), ew2 = random({e, h, d}), epre = random({e, c, h});
-    Tensor dx = random({1, s, d}), ddy = random({1, s, d}), dw2 = random({1, d, h}), dpre = random({1, s, h});
-    Tensor eout = empty({e, c, h}, bf16), dout = empty({1, s, h}, bf16), egb = empty({e, 1, h}, f32);
-    Tensor dgb = empty({1, 1, h}, f32), eones = ones({1, 1, c}, {bf16, dev_}), dones = ones({1, 1, s}, {bf16, dev_});
-    Tensor ew1_32 = empty({e, d, h}, f32), dw1_32 = empty({1, h, d}, f32);
-    Tensor ew1_16 = empty({e, d, h}, bf16), dw1_16 = empty({1, h, d}, bf16);
-    auto mm = kernels().matmul.get(dev_, "matmul");
-    auto dgelu = kernels().matmul_dgelu_bgrad.get(dev_, "matmul_dgelu_bgrad");
-    auto gelu_grad = kernels().unary_backward.get(dev_, "gelu backward");
-    const Transpose no = Transpose::kNo, yes = Transpose::kYes;
-    const Accumulate set = Accumulate::kNo;
-    bool fused = true;
-    struct Piece {
-      const char* what;
-      std::function<void()> experts, dense;
-    };
-    const Piece pieces[] = {
-        {"dPre = (dY @ W2) * gelu'(pre), DGELU epilogue, + db1",
-         [&] { fused = dgelu(edy, ew2, yes, epre, eout, egb) && fused; },
-         [&] { fused = dgelu(ddy, dw2, no, dpre, dout, dgb) && fused; }},
-        {"dH = dY @ W2, plain GEMM", [&] { mm(edy, no, ew2, yes, eout, Tensor(), set); },
-         [&] { mm(ddy, no, dw2, no, dout, Tensor(), set); }},
-        {"gelu'(pre) pass over dH", [&] { gelu_grad(UnaryGradOp::kGelu, eout, epre, eout); },
-         [&] { gelu_grad(UnaryGradOp::kGelu, dout, dpre, dout); }},
-        {"db1 = 1^T @ dPre, f32", [&] { mm(eones, no, epre, no, egb, Tensor(), set); },
-         [&] { mm(dones, no, dpre, no, dgb, Tensor(), set); }},
-        {"dW1 = x^T dPre (dense: dPre^T x), f32", [&] { mm(ex, yes, epre, no, ew1_32, Tensor(), set); },
-         [&] { mm(dpre, yes, dx, no, dw1_32, Tensor(), set); }},
-        {"dW1, bf16", [&] { mm(ex, yes, epre, no, ew1_16, Tensor(), set); },
-         [&] { mm(dpre, yes, dx, no, dw1_16, Tensor(), set); }},
-    };
-    std::printf("\nThe experts' backward one piece at a time (%lld experts x %lld slots) beside the dense MLP's (1 x "
-                "%lld rows), ms:\n\n| piece | experts | dense | experts / dense |\n|---|---:|---:|---:|\n",
-                static_cast<long long>(e), static_cast<long long>(c), static_cast<long long>(s));
-    for (const Piece& p : pieces) {
-      std::vector<double> ms = time_interleaved(opt_.common, {p.experts, p.dense});
-      std::printf("| %s | %.3f | %.3f | %.2fx |\n", p.what, ms[0], ms[1], ms[0] / ms[1]);
-    }
-    if (!fused) std::printf("\n(cuBLASLt had no DGELU kernel for one of them: its row timed the refusal.)\n");
-    std::fflush(stdout);
   }
 
   BenchMoeOptions opt_;

@@ -209,9 +209,10 @@ TEST(CudaMlpGelu, EpilogueKernelsRunAndMatchTheCpuParts) {
     }
 }
 
-// The MoE experts' MLP: the batched GELU epilogues (per-expert bias and aux batch strides, (in, out)
-// weights) must run for the MoE shapes and agree with the CPU's parts, values and all five gradients.
-TEST(CudaExpertsMlpGelu, BatchedEpilogueKernelsRunAndMatchTheCpuParts) {
+// The MoE experts' MLP: the batched GELU_AUX_BIAS epilogue (per-expert bias and aux batch strides, (in, out)
+// weights) must run for the MoE shapes, the batched DGELU one is declined, and the op (its backward on the
+// parts) agrees with the CPU's, values and all five gradients.
+TEST(CudaExpertsMlpGelu, BatchedForwardEpilogueRunsAndTheOpMatchesTheCpu) {
   MT_REQUIRE_GPU();
   struct Case {
     int64_t experts, capacity, d, hidden;
@@ -234,9 +235,10 @@ TEST(CudaExpertsMlpGelu, BatchedEpilogueKernelsRunAndMatchTheCpuParts) {
       EXPECT_EQ(kernels().matmul_bias_gelu.get(Device::cuda(0), "t")(gpu(x), gpu(w1), Transpose::kNo, gpu(b1), pre, h),
                 fused_kernel)
           << what;
+      // The batched DGELU epilogue is declined (slower than its parts): the op's backward runs the parts.
       Tensor dpre = empty_gpu({e, c.capacity, c.hidden}, dt), gb1 = empty_gpu({e, 1, c.hidden}, DType::kF32);
-      EXPECT_EQ(kernels().matmul_dgelu_bgrad.get(Device::cuda(0), "t")(gpu(dy), gpu(w2), Transpose::kYes, pre, dpre, gb1),
-                fused_kernel)
+      EXPECT_FALSE(
+          kernels().matmul_dgelu_bgrad.get(Device::cuda(0), "t")(gpu(dy), gpu(w2), Transpose::kYes, pre, dpre, gb1))
           << what;
       std::vector<Tensor> want = mlp_value_and_grads(experts_mlp_gelu, {x, w1, b1, w2, b2}, dy, Device::cpu());
       std::vector<Tensor> got = mlp_value_and_grads(experts_mlp_gelu, {x, w1, b1, w2, b2}, dy, Device::cuda(0));

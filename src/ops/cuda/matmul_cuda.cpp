@@ -394,8 +394,11 @@ bool matmul_dgelu_bgrad(const Tensor& a, const Tensor& b, Transpose tb, const Te
            bias_grad.describe());
   // cuBLASLt's DGELU_BGRAD epilogue would sum the bias gradient too, but ran at 0.44 ms where the plain GEMM
   // takes 0.12 (H200, 16384 x 768 @ 768 x 3072, bf16): the sum stays a GEMM of ones (0.04 ms).
-  if (!gelu_epilogue_gemm(Epilogue::kDGelu, a, b, tb, out, Tensor(), pre)) return false;
+  // Batched, the DGELU epilogue took 0.54 ms for the MoE experts' 8 x (2048 x 768 @ 768 x 3072), where the
+  // plain batched GEMM and the gelu' pass took 0.11 + 0.11 (H100, bench/NOTES.md 2026-12-06): declined.
   int64_t batch = out.size(0), m = out.size(1), n = out.size(2);
+  if (batch > 1) return false;
+  if (!gelu_epilogue_gemm(Epilogue::kDGelu, a, b, tb, out, Tensor(), pre)) return false;
   Tensor ones = Tensor::empty({1, 1, m}, out.dtype(), out.device());
   fill(ones, 1.0);
   matmul(ones, Transpose::kNo, out, Transpose::kNo, bias_grad.view({batch, 1, n}), Tensor(), Accumulate::kNo);
