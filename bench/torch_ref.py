@@ -79,12 +79,18 @@ def expert_capacity(tokens, experts, cf, min_capacity):
 
 
 class MoE(nn.Module):
-    def __init__(self, d, experts, residual, tokens, cf=1.0, min_capacity=4):
+    def __init__(self, d, experts, residual, tokens, seq_len, cf=1.0, min_capacity=4):
         super().__init__()
         h = 4 * d
         # Capacity from the token count per call (B * T), fixed: computed here, not traced by torch.compile.
         self.experts, self.tokens = experts, tokens
         self.capacity = expert_capacity(tokens, experts, cf, min_capacity)
+        # Sequence-major order (position by position, as DeepSpeed sees Megatron's [T, B] tokens) as fixed
+        # index buffers: order[i] is the batch-major token at sequence-major position i, inverse undoes it.
+        # (Transposes inside the routing made Inductor's codegen fail, torch 2.11.)
+        order = torch.arange(tokens).view(tokens // seq_len, seq_len).t().reshape(-1)
+        self.register_buffer("order", order, persistent=False)
+        self.register_buffer("inverse", torch.argsort(order), persistent=False)
         self.gate = nn.Linear(d, experts, bias=False)
         self.w1 = nn.Parameter(torch.empty(experts, d, h))
         self.b1 = nn.Parameter(torch.zeros(experts, 1, h))
@@ -102,22 +108,19 @@ class MoE(nn.Module):
         with torch.autocast("cuda", enabled=False):
             logits = tokens.float() @ self.gate.weight.float().t()  # (S, E) f32
         probs = logits.softmax(-1)
-        # The aux loss does not depend on the token order: from the batch-major choices. (Taking it from the
-        # sequence-major mask below made Inductor fail: "list indices must be integers", torch 2.11.)
-        aux = e * (probs.mean(0) * F.one_hot(logits.argmax(-1), e).to(probs.dtype).mean(0)).sum()
-        b, t = shape[0], shape[1]
-        seq_major = logits.view(b, t, e).transpose(0, 1).contiguous().view(s, e)  # (T * B, E)
-        expert = seq_major.argmax(-1)  # (S,)
+        expert = logits.argmax(-1)  # (S,) batch-major
         mask = F.one_hot(expert, e).to(probs.dtype)  # (S, E)
-        # Random token selection: each expert keeps its `c` chosen tokens of highest mask x U(0, 1).
-        top = (mask * torch.rand_like(mask)).topk(c, dim=0).indices  # (C, E)
-        keep = mask * torch.zeros_like(mask).scatter_(0, top, 1.0)
-        slot = (keep.cumsum(0).gather(1, expert[:, None]).squeeze(1) - 1).long()  # kept: in token order
-        kept = keep.gather(1, expert[:, None]).squeeze(1) > 0
-        batch_major = lambda v: v.view(t, b).transpose(0, 1).reshape(s)  # noqa: E731
-        expert, slot, kept = batch_major(expert), batch_major(slot), batch_major(kept)
+        aux = e * (probs.mean(0) * mask.mean(0)).sum()
+        # Random token selection over the sequence-major tokens: each expert keeps its `c` chosen tokens of
+        # highest mask x U(0, 1); kept tokens take slots in sequence-major order.
+        mask_sm = mask.index_select(0, self.order)  # (S, E)
+        top = (mask_sm * torch.rand_like(mask_sm)).topk(c, dim=0).indices  # (C, E)
+        keep_sm = mask_sm * torch.zeros_like(mask_sm).scatter_(0, top, 1.0)
+        keep = keep_sm.index_select(0, self.inverse)  # (S, E) batch-major
+        slot = ((keep_sm.cumsum(0) * keep_sm).sum(1) - 1).index_select(0, self.inverse).long()  # kept: their slot
+        kept = keep.sum(1) > 0
         dest = torch.where(kept, expert * c + slot, torch.full_like(slot, e * c))  # e * c: the spare row
-        weight = probs.gather(1, expert[:, None]) * kept[:, None].to(probs.dtype)  # (S, 1)
+        weight = (probs * keep).sum(1, keepdim=True)  # (S, 1): the gate probability, 0 when dropped
         # Dispatch: slot -> token (s = empty, a zero row), then one gather.
         src = torch.full((e * c + 1,), s, dtype=torch.long, device=x.device)
         src = src.scatter(0, dest, torch.arange(s, device=x.device))[: e * c]
@@ -134,12 +137,12 @@ class MoE(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d, heads, experts, residual, tokens):
+    def __init__(self, d, heads, experts, residual, tokens, seq_len):
         super().__init__()
         self.ln1 = nn.LayerNorm(d)
         self.attn = Attention(d, heads)
         self.ln2 = nn.LayerNorm(d)
-        self.moe = MoE(d, experts, residual, tokens) if experts else None
+        self.moe = MoE(d, experts, residual, tokens, seq_len) if experts else None
         self.mlp = None if experts else MLP(d)
 
     def forward(self, x):
@@ -169,7 +172,7 @@ class GPT(nn.Module):
             assert len(moe_blocks) == len(experts), f"{len(experts)} expert counts for {len(moe_blocks)} MoE blocks"
             for l, n in zip(moe_blocks, experts):
                 per_block[l - 1] = n
-        self.blocks = nn.ModuleList(Block(d, heads, n, residual, batch * seq_len) for n in per_block)
+        self.blocks = nn.ModuleList(Block(d, heads, n, residual, batch * seq_len, seq_len) for n in per_block)
         self.ln_f = nn.LayerNorm(d)
         for name, p in self.named_parameters():
             if is_weight(name, p):

@@ -98,15 +98,16 @@ Tensor GPT::embed(const Tensor& tokens, int64_t start_pos) {
   return add(wte.forward(tokens), wpe.forward(pos));  // (B, T, d) + (T, d)
 }
 
-Tensor GPT::head(const Tensor& x) {
-  Tensor h = static_cast<LayerNorm&>(*ln_f_).forward(x);
+Tensor GPT::head(const ResidualStream& s) {
+  auto& ln_f = static_cast<LayerNorm&>(*ln_f_);
+  Tensor h = s.branch.defined() ? ln_f.forward_residual(s.x, s.branch).second : ln_f.forward(s.x);
   return linear(h, static_cast<Embedding&>(*wte_).weight());  // (B, T, V): tied LM head
 }
 
 Tensor GPT::forward(const Tensor& tokens) {
-  Tensor x = embed(tokens, 0);
-  for (auto& b : blocks_) x = b->forward(x);
-  return head(x);
+  ResidualStream s{embed(tokens, 0), Tensor()};
+  for (auto& b : blocks_) s = b->forward(s);
+  return head(s);
 }
 
 Tensor GPT::moe_loss() const {
@@ -135,7 +136,7 @@ Tensor GPT::forward_cached(const Tensor& tokens, std::vector<KVCache>& caches) {
   MT_CHECK(caches.size() == blocks_.size(), "GPT: ", caches.size(), " KV caches for ", blocks_.size(), " blocks");
   Tensor x = embed(tokens, caches.front().length());
   for (size_t i = 0; i < blocks_.size(); ++i) x = blocks_[i]->forward_cached(x, caches[i]);
-  return head(x);
+  return head({x, Tensor()});
 }
 
 }  // namespace mt

@@ -1,6 +1,8 @@
 // TransformerBlock: the pre-LN residual structure shared by dense and MoE blocks, and its recomputation.
-// The attention half's residual add and ln2 run as one op (Note [Residual add fused with LayerNorm]).
+// Each residual add runs inside the LayerNorm after it (Note [Residual add fused with LayerNorm]).
 #include "mt/nn/transformer_block.h"
+
+#include <tuple>
 
 #include "mt/autograd/checkpoint.h"
 #include "mt/ops/ops.h"
@@ -32,14 +34,27 @@ Tensor TransformerBlock::ffn(const Tensor& h) { return moe_ ? moe_->forward(h, d
 // the same order, so they still meet.
 Tensor TransformerBlock::attention_half(const Tensor& x) { return attn_->forward(ln1_->forward(x)); }
 
-Tensor TransformerBlock::forward(const Tensor& x) {
-  if (recompute_ == Recompute::kBlock) return recomputed_block(x);
-  Tensor a = recompute_ == Recompute::kAttention
-                 ? checkpoint([this](const std::vector<Tensor>& in) { return std::vector<Tensor>{attention_half(in[0])}; },
-                              {x}, dropout_gen_)[0]
-                 : attention_half(x);
-  auto [h, y] = ln2_->forward_residual(x, a);  // h = x + a, y = ln2(h): (B, T, d) each
-  return add(h, ffn(y));
+// Note [The block's last add goes to the next LayerNorm]
+// A block ends with x' = h + ffn(.), and the next block (or the final LayerNorm) begins with ln(x'). The
+// add is left to that LayerNorm's fused add_layer_norm (Note [Residual add fused with LayerNorm]): the
+// block returns (h, ffn(.)) as a ResidualStream, and the next one takes x' and ln1(x') from one kernel
+// each way, so every block runs one add pass fewer forward and one gradient sum fewer backward. Under
+// recomputation the stream is added up first, so a checkpoint keeps one tensor, as before.
+ResidualStream TransformerBlock::forward(const ResidualStream& in) {
+  if (recompute_ != Recompute::kNone) {
+    Tensor x = in.branch.defined() ? add(in.x, in.branch) : in.x;
+    if (recompute_ == Recompute::kBlock) return {recomputed_block(x), Tensor()};
+    Tensor a =
+        checkpoint([this](const std::vector<Tensor>& v) { return std::vector<Tensor>{attention_half(v[0])}; }, {x},
+                   dropout_gen_)[0];
+    auto [h, y] = ln2_->forward_residual(x, a);  // h = x + a, y = ln2(h): (B, T, d) each
+    return {h, ffn(y)};
+  }
+  Tensor x = in.x, normed;
+  if (in.branch.defined()) std::tie(x, normed) = ln1_->forward_residual(in.x, in.branch);  // x = in.x + branch
+  else normed = ln1_->forward(x);
+  auto [h, y] = ln2_->forward_residual(x, attn_->forward(normed));
+  return {h, ffn(y)};
 }
 
 Tensor TransformerBlock::recomputed_block(const Tensor& x) {

@@ -314,9 +314,9 @@ TEST(CudaOps, UnaryInPlaceAndMisaligned) {
   }
 }
 
-// bf16/f16 gelu has its own f32 formula (elementwise.cu, GeluHalfFn): check it far into both tails and at
-// the infinities, on a length with a scalar tail after the vector body.
-TEST(CudaOps, GeluOnHalfTypesMatchesOverAWideRange) {
+// bf16/f16 gelu and its derivative have their own f32 formulas (elementwise.cu, GeluHalfFn, GeluGradHalfFn):
+// check them far into both tails and at the infinities, on a length with a scalar tail after the vector body.
+TEST(CudaOps, GeluAndItsDerivativeOnHalfTypesMatchOverAWideRange) {
   MT_REQUIRE_GPU();
   for (DType t : {DType::kBF16, DType::kF16}) {
     Tensor x = make_input({4099}, t, -12, 12, 24);
@@ -329,6 +329,14 @@ TEST(CudaOps, GeluOnHalfTypesMatchesOverAWideRange) {
     kernels().unary.cpu(UnaryOp::kGelu, ends, ce, 0);
     kernels().unary.cuda(UnaryOp::kGelu, ends.to(gpu()), ge, 0);
     expect_close(ce, ge, tol_for(t), label("gelu at the ends", t));
+    // The derivative's own form (GeluGradHalfFn), with upstream gradients of both signs.
+    for (const Tensor& at : {x, ends}) {
+      Tensor gout = make_input(at.shape(), t, -2, 2, 25);
+      Tensor cg = empty_like_on(at, Device::cpu()), gg = empty_like_on(at, gpu());
+      kernels().unary_backward.cpu(UnaryGradOp::kGelu, gout, at, cg);
+      kernels().unary_backward.cuda(UnaryGradOp::kGelu, gout.to(gpu()), at.to(gpu()), gg);
+      expect_close(cg, gg, tol_for(t), label("gelu' on " + std::to_string(at.numel()) + " points", t));
+    }
   }
 }
 

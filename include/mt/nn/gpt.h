@@ -14,6 +14,7 @@ namespace mt {
 
 class ProcessGroups;
 class TransformerBlock;
+struct ResidualStream;
 struct KVCache;
 
 struct GPTConfig {
@@ -72,7 +73,7 @@ class GPT : public Module {
 
  private:
   Tensor embed(const Tensor& tokens, int64_t start_pos);
-  Tensor head(const Tensor& x);
+  Tensor head(const ResidualStream& s);  // final LayerNorm (of x + branch) and the tied LM head
 
   GPTConfig config_;
   Generator& dropout_gen_;
