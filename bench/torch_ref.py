@@ -5,7 +5,7 @@ The model is src/nn/gpt.cpp's: learned positions, pre-LN blocks, GELU (tanh) MLP
 token embedding, vocabulary padded to a multiple of 64; block l (1-indexed) is MoE iff l % every == 0,
 with our top-1 gating (src/nn/moe_router.cpp, moe_routing.cpp, DeepSpeed's defaults): f32 gate logits
 (Linear(d, E), no bias), softmax, capacity = max(ceil(S / E * cf), min_capacity) with S / E rounded to f32,
-tokens routed sequence-major (position by position, as DeepSpeed sees Megatron's [T, B] activations),
+tokens routed batch-major (ours: sequence-major, the same work less two reorderings: MoE.forward),
 random token selection (each expert keeps the `capacity` tokens of highest priority mask x U(0, 1), the
 kept tokens take slots in token order), weight = the gate probability (top-1: not renormalised), aux loss
 E * sum_e mean(prob_e) * mean(mask_e) (before dropping), times 0.01. Pyramid:
@@ -79,18 +79,15 @@ def expert_capacity(tokens, experts, cf, min_capacity):
 
 
 class MoE(nn.Module):
-    def __init__(self, d, experts, residual, tokens, seq_len, cf=1.0, min_capacity=4):
+    def __init__(self, d, experts, residual, tokens, cf=1.0, min_capacity=4):
         super().__init__()
         h = 4 * d
         # Capacity from the token count per call (B * T), fixed: computed here, not traced by torch.compile.
         self.experts, self.tokens = experts, tokens
         self.capacity = expert_capacity(tokens, experts, cf, min_capacity)
-        # Sequence-major order (position by position, as DeepSpeed sees Megatron's [T, B] tokens) as fixed
-        # index buffers: order[i] is the batch-major token at sequence-major position i, inverse undoes it.
-        # (Transposes inside the routing made Inductor's codegen fail, torch 2.11.)
-        order = torch.arange(tokens).view(tokens // seq_len, seq_len).t().reshape(-1)
-        self.register_buffer("order", order, persistent=False)
-        self.register_buffer("inverse", torch.argsort(order), persistent=False)
+        # The expert ids as a buffer: the one-hot compares against loaded ids (F.one_hot's index expression
+        # made Inductor's codegen fail, torch 2.11).
+        self.register_buffer("expert_ids", torch.arange(experts), persistent=False)
         self.gate = nn.Linear(d, experts, bias=False)
         self.w1 = nn.Parameter(torch.empty(experts, d, h))
         self.b1 = nn.Parameter(torch.zeros(experts, 1, h))
@@ -109,15 +106,16 @@ class MoE(nn.Module):
             logits = tokens.float() @ self.gate.weight.float().t()  # (S, E) f32
         probs = logits.softmax(-1)
         expert = logits.argmax(-1)  # (S,) batch-major
-        mask = F.one_hot(expert, e).to(probs.dtype)  # (S, E)
+        mask = (expert[:, None] == self.expert_ids[None, :]).to(probs.dtype)  # (S, E) one-hot
         aux = e * (probs.mean(0) * mask.mean(0)).sum()
-        # Random token selection over the sequence-major tokens: each expert keeps its `c` chosen tokens of
-        # highest mask x U(0, 1); kept tokens take slots in sequence-major order.
-        mask_sm = mask.index_select(0, self.order)  # (S, E)
-        top = (mask_sm * torch.rand_like(mask_sm)).topk(c, dim=0).indices  # (C, E)
-        keep_sm = mask_sm * torch.zeros_like(mask_sm).scatter_(0, top, 1.0)
-        keep = keep_sm.index_select(0, self.inverse)  # (S, E) batch-major
-        slot = ((keep_sm.cumsum(0) * keep_sm).sum(1) - 1).index_select(0, self.inverse).long()  # kept: their slot
+        # Random token selection: each expert keeps its `c` chosen tokens of highest mask x U(0, 1), and the
+        # kept tokens take slots in token order. Ours takes the tokens sequence-major (Note [Sequence-major
+        # routing]); with i.i.d. draws which tokens are kept is equally random in either order, and the slots'
+        # order only arranges the expert buffers, so the reference routes batch-major: the same work less
+        # ours's two reorderings (a sequence-major index_select here made Inductor's codegen fail, torch 2.11).
+        top = (mask * torch.rand_like(mask)).topk(c, dim=0).indices  # (C, E)
+        keep = mask * torch.zeros_like(mask).scatter_(0, top, 1.0)  # (S, E)
+        slot = ((keep.cumsum(0) * keep).sum(1) - 1).long()  # kept: their slot
         kept = keep.sum(1) > 0
         dest = torch.where(kept, expert * c + slot, torch.full_like(slot, e * c))  # e * c: the spare row
         weight = (probs * keep).sum(1, keepdim=True)  # (S, 1): the gate probability, 0 when dropped
@@ -137,12 +135,12 @@ class MoE(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d, heads, experts, residual, tokens, seq_len):
+    def __init__(self, d, heads, experts, residual, tokens):
         super().__init__()
         self.ln1 = nn.LayerNorm(d)
         self.attn = Attention(d, heads)
         self.ln2 = nn.LayerNorm(d)
-        self.moe = MoE(d, experts, residual, tokens, seq_len) if experts else None
+        self.moe = MoE(d, experts, residual, tokens) if experts else None
         self.mlp = None if experts else MLP(d)
 
     def forward(self, x):
@@ -172,7 +170,7 @@ class GPT(nn.Module):
             assert len(moe_blocks) == len(experts), f"{len(experts)} expert counts for {len(moe_blocks)} MoE blocks"
             for l, n in zip(moe_blocks, experts):
                 per_block[l - 1] = n
-        self.blocks = nn.ModuleList(Block(d, heads, n, residual, batch * seq_len, seq_len) for n in per_block)
+        self.blocks = nn.ModuleList(Block(d, heads, n, residual, batch * seq_len) for n in per_block)
         self.ln_f = nn.LayerNorm(d)
         for name, p in self.named_parameters():
             if is_weight(name, p):

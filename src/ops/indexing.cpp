@@ -41,8 +41,13 @@ Tensor index_select(const Tensor& a, int dim, const Tensor& index) {
   if (out.numel() > 0) kernels().index_select.get(a.device(), "index_select")(a.detach().contiguous(), r.outer, r.n, r.inner, idx, out);
   Shape in_shape = a.shape();
   DType dt = a.dtype();
-  record_function("IndexSelectBackward", {a}, {out}, [in_shape, dt, dim, idx](const std::vector<Tensor>& g) {
-    return std::vector<Tensor>{index_add(zeros(in_shape, {dt, g[0].device()}), dim, idx, g[0])};
+  record_function("IndexSelectBackward", {a}, {out}, [in_shape, dt, r, idx](const std::vector<Tensor>& g) {
+    // The selected rows' gradients added into zeros this node owns (index_add would copy them first: for
+    // GPT-2's embedding a (50304, 768) copy each step).
+    Tensor grad = zeros(in_shape, {dt, g[0].device()});
+    if (g[0].numel() > 0)
+      kernels().index_add.get(grad.device(), "index_select backward")(grad, r.outer, r.n, r.inner, idx, g[0].contiguous());
+    return std::vector<Tensor>{grad};
   });
   return out;
 }
