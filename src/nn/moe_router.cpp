@@ -1,4 +1,4 @@
-// Router: f32 gate logits with the optional multiplicative jitter, handed to route().
+// Router: f32 gate logits (from the half input directly, or from f32 copies under jitter) handed to route().
 #include "mt/nn/moe_router.h"
 
 #include "mt/graph/grad_mode.h"
@@ -28,12 +28,17 @@ RoutingResult Router::forward(const Tensor& x, Generator& gen, const Communicato
   MT_CHECK(x.dim() == 2 && x.size(1) == config_.d_model, "Router: expected x (tokens, ", config_.d_model, "), got ",
            x.describe());
   const bool training = is_training();
-  DType gate_dtype = x.dtype() == DType::kF64 ? DType::kF64 : DType::kF32;
-  Tensor input = x.dtype() == gate_dtype ? x : cast(x, gate_dtype);
-  if (training && config_.noisy_gate == NoisyGate::kJitter)
-    input = mul(input, uniform(input.shape(), 1.0 - kJitterEps, 1.0 + kJitterEps, gen, {gate_dtype, input.device()}));
-  Tensor w = weight_.dtype() == gate_dtype ? weight_ : cast(weight_, gate_dtype);
-  Tensor logits = linear(input, w);  // (S, E)
+  const bool jitter = training && config_.noisy_gate == NoisyGate::kJitter;
+  Tensor logits;  // (S, E) f32 (f64 for f64 x)
+  if (is_half(x.dtype()) && weight_.dtype() == x.dtype() && !jitter) {
+    logits = linear_f32_out(x, weight_);  // f32 products and sums of the half values, no f32 copy of x
+  } else {
+    DType gate_dtype = x.dtype() == DType::kF64 ? DType::kF64 : DType::kF32;
+    Tensor input = x.dtype() == gate_dtype ? x : cast(x, gate_dtype);
+    if (jitter)
+      input = mul(input, uniform(input.shape(), 1.0 - kJitterEps, 1.0 + kJitterEps, gen, {gate_dtype, input.device()}));
+    logits = linear(input, weight_.dtype() == gate_dtype ? weight_ : cast(weight_, gate_dtype));
+  }
 
   RoutingOptions o;
   o.top_k = config_.top_k;

@@ -109,7 +109,10 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   return matmul(a, b);
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+namespace {
+
+// linear and linear_f32_out: y (.., out) = x @ w^T (+ b) in `out_dtype` (x's, or f32 from half operands).
+Tensor linear_as(const Tensor& x, const Tensor& w, const Tensor& b, DType out_dtype) {
   MT_CHECK(w.dim() == 2, "linear: weight must be (out, in), got ", w.describe());
   MT_CHECK(x.dim() >= 1, "linear: input must have at least 1 dim, got ", x.describe());
   MT_CHECK(x.dtype() == w.dtype(), "linear: input is ", dtype_name(x.dtype()), " but weight is ",
@@ -127,7 +130,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   int64_t rows = Shape(x.shape().begin(), x.shape().end() - 1).numel();
   Tensor x3 = x.detach().reshape({1, rows, in}).contiguous();
   Tensor w3 = w.detach().reshape({1, out_features, in}).contiguous();
-  Tensor out3 = gemm(x3, Transpose::kNo, w3, Transpose::kYes, b.defined() ? b.detach().contiguous() : Tensor());
+  Tensor out3 = gemm(x3, Transpose::kNo, w3, Transpose::kYes, b.defined() ? b.detach().contiguous() : Tensor(), out_dtype);
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
   Tensor out = out3.view(out_shape);  // (.., out)
@@ -135,8 +138,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   bool need_x = needs_grad(x), need_w = needs_grad(w), need_b = needs_grad(b);
   DType w_grad = param_grad_dtype(w), b_grad = need_b ? param_grad_dtype(b) : w_grad;  // Note [f32 weight gradients]
   Shape x_shape = x.shape(), w_shape = w.shape();
+  const DType x_dtype = x.dtype();
   record_function("LinearBackward", {x, w, b}, {out}, [=](const std::vector<Tensor>& g) {
-    Tensor g3 = g[0].contiguous().view({1, rows, out_features});
+    Tensor g3 = g[0].to(x_dtype).contiguous().view({1, rows, out_features});  // an f32 output's gradient rounded
     Tensor gx, gw, gb;
     if (need_x) gx = gemm(g3, Transpose::kNo, sw.get(), Transpose::kNo).view(x_shape);       // dY @ W
     if (need_w) gw = gemm(g3, Transpose::kYes, sx.get(), Transpose::kNo, Tensor(), w_grad).view(w_shape);  // dY^T @ X
@@ -145,6 +149,15 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     return std::vector<Tensor>{gx, gw, gb};
   });
   return out;
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) { return linear_as(x, w, b, x.dtype()); }
+
+Tensor linear_f32_out(const Tensor& x, const Tensor& w) {
+  MT_CHECK(is_half(x.dtype()), "linear_f32_out: expected bf16 or f16 operands, got ", x.describe());
+  return linear_as(x, w, Tensor(), DType::kF32);
 }
 
 // Note [GELU in the GEMM epilogue]: the MLP is one op so that GELU rides on its GEMMs (cuBLASLt's

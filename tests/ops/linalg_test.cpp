@@ -316,3 +316,26 @@ TEST(ExpertsMlpGelu, EqualsEachExpertsBmmGeluBmmWithGradients) {
   std::string e = error_of([&] { experts_mlp_gelu(x, w2, b1, w2, b2); });
   EXPECT_NE(e.find("experts_mlp_gelu: expected x (E, C, d), w1 (E, d, hidden)"), std::string::npos) << e;
 }
+
+// The MoE gate's f32 logits from bf16 operands: the values of the f32 linear of the same (exact) values, an
+// output gradient rounded to bf16 for dx (bf16) and dw (f32, Note [f32 weight gradients]).
+TEST(LinearF32Out, EqualsTheF32LinearOfTheHalfValuesWithGradients) {
+  auto bf16_leaf = [](const std::vector<double>& v, const Shape& s) {
+    Tensor t = Tensor::from_vector<double>(v, s, DType::kBF16);
+    t.set_requires_grad(true);
+    return t;
+  };
+  Tensor x = bf16_leaf(distinct_values(5 * 6, 0.37), {5, 6}), w = bf16_leaf(distinct_values(3 * 6, 0.21), {3, 6});
+  Tensor y = linear_f32_out(x, w);  // (5, 3)
+  ASSERT_EQ(y.dtype(), DType::kF32);
+  Tensor xf = x.detach().to(DType::kF32), wf = w.detach().to(DType::kF32);
+  EXPECT_EQ(y.to_vector<float>(), linear(xf, wf).to_vector<float>());
+  Tensor dy = Tensor::from_vector<double>(distinct_values(5 * 3, 0.013), {5, 3}, DType::kF32);
+  y.backward(dy);
+  Tensor dyh = dy.to(DType::kBF16).to(DType::kF32);  // the gradient the backward's GEMMs take
+  ASSERT_EQ(x.grad().dtype(), DType::kF32);           // a leaf's main gradient
+  ASSERT_EQ(w.grad().dtype(), DType::kF32);
+  expect_values(x.grad(), matmul(dyh, wf).to(DType::kBF16).to_vector<double>(), 0);  // rounded once, to x's dtype
+  expect_values(w.grad(), matmul(dyh.transpose(0, 1), xf).to_vector<double>(), 1e-6);
+  EXPECT_THROW(linear_f32_out(xf, wf), Error);
+}

@@ -88,6 +88,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);  // (.., M, K) @ (.., K, N), ba
 Tensor bmm(const Tensor& a, const Tensor& b);     // (B, M, K) @ (B, K, N)
 // y = x @ w^T + b; x (.., in), w (out, in), b (out) or undefined.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
+// x @ w^T in f32 from bf16/f16 x and w (f32 accumulation, no rounding to the half type): the MoE gate's
+// logits without f32 copies of x and w. The backward takes the output gradient in x's dtype.
+Tensor linear_f32_out(const Tensor& x, const Tensor& w);
 // GPT-2's MLP without its dropout: gelu(x @ w1^T + b1) @ w2^T + b2 (GELU in its tanh form); x (.., d),
 // w1 (hidden, d), b1 (hidden), w2 (d, hidden), b2 (d) -> (.., d). GELU rides on the GEMMs where the
 // backend can (Note [GELU in the GEMM epilogue]).
