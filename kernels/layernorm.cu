@@ -395,9 +395,9 @@ __global__ void layernorm_backward_loop_kernel(T* __restrict__ dx, const T* __re
 // dw[c] = sum_g partial[g][0][c], db[c] = sum_g partial[g][1][c] in a fixed order: block (32, kReduceSlices)
 // covers 32 of the 2 * cols partial columns; thread row y sums groups y, y + kReduceSlices, ... in turn,
 // then thread row 0 adds the slices in order of y.
-template <typename T>
+template <typename T, typename G>
 __global__ void __launch_bounds__(32 * kReduceSlices)
-    layernorm_reduce_partials_kernel(T* __restrict__ dw, T* __restrict__ db, const acc_t<T>* __restrict__ partial,
+    layernorm_reduce_partials_kernel(G* __restrict__ dw, G* __restrict__ db, const acc_t<T>* __restrict__ partial,
                                      int64_t groups, int64_t cols) {
   using A = acc_t<T>;
   __shared__ A slice[kReduceSlices][33];
@@ -412,10 +412,14 @@ __global__ void __launch_bounds__(32 * kReduceSlices)
   __syncthreads();
   if (threadIdx.y != 0 || !valid) return;
   for (int y = 1; y < kReduceSlices; ++y) s += slice[y][threadIdx.x];
+  // G = T rounds the sum to T; G = the accumulation type (f32 gradients of half weights) keeps it.
+  G out;
+  if constexpr (std::is_same_v<G, A>) out = s;
+  else out = from_acc<T>(s);
   if (c < cols)
-    dw[c] = from_acc<T>(s);
+    dw[c] = out;
   else if (db)
-    db[c - cols] = from_acc<T>(s);
+    db[c - cols] = out;
 }
 
 // One warp per row on the pipeline of row_pipeline.cuh (rows of at most 128 packs). Forward: the staged
@@ -674,14 +678,14 @@ cudaError_t forward_rows(T* y, T* h, S* mean, S* rstd, const T* x, const T* r, c
 }
 
 // The backward launcher: dx (+ dres with R = kYes), then the fixed-order sum of the dw/db partials.
-template <Residual R, typename T, typename S>
-cudaError_t backward_rows(T* dx, T* dw, T* db, const T* dy, const T* dres, const T* x, const T* w, const S* mean,
+template <Residual R, typename T, typename S, typename G>
+cudaError_t backward_rows(T* dx, G* dw, G* db, const T* dy, const T* dres, const T* x, const T* w, const S* mean,
                           const S* rstd, int64_t rows, int64_t cols, void* partial, cudaStream_t stream) {
   using A = acc_t<T>;
   if (cols == 0) return cudaSuccess;
   if (rows == 0) {  // no rows: dw = db = 0
-    cudaError_t e = cudaMemsetAsync(dw, 0, cols * sizeof(T), stream);
-    if (e == cudaSuccess && db) e = cudaMemsetAsync(db, 0, cols * sizeof(T), stream);
+    cudaError_t e = cudaMemsetAsync(dw, 0, cols * sizeof(G), stream);
+    if (e == cudaSuccess && db) e = cudaMemsetAsync(db, 0, cols * sizeof(G), stream);
     return e;
   }
   constexpr int V = kPack<T>;
@@ -737,7 +741,7 @@ cudaError_t backward_rows(T* dx, T* dw, T* db, const T* dy, const T* dres, const
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
   unsigned blocks = static_cast<unsigned>((2 * cols + 31) / 32);
-  layernorm_reduce_partials_kernel<T><<<blocks, dim3(32, kReduceSlices), 0, stream>>>(dw, db, part, groups, cols);
+  layernorm_reduce_partials_kernel<T, G><<<blocks, dim3(32, kReduceSlices), 0, stream>>>(dw, db, part, groups, cols);
   return cudaGetLastError();
 }
 
@@ -761,33 +765,42 @@ int64_t layernorm_backward_partial_elems(int64_t rows, int64_t cols) {
   return (wanted_groups(rows, cols) + 3) / 4 * 4 * 2 * cols;
 }
 
-template <typename T, typename S>
-cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const S* mean, const S* rstd,
+template <typename T, typename S, typename G>
+cudaError_t layernorm_backward(T* dx, G* dw, G* db, const T* dy, const T* x, const T* w, const S* mean, const S* rstd,
                                int64_t rows, int64_t cols, void* partial, cudaStream_t stream) {
-  return backward_rows<Residual::kNo, T, S>(dx, dw, db, dy, nullptr, x, w, mean, rstd, rows, cols, partial, stream);
+  return backward_rows<Residual::kNo, T, S, G>(dx, dw, db, dy, nullptr, x, w, mean, rstd, rows, cols, partial, stream);
 }
 
-template <typename T, typename S>
-cudaError_t add_layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* dh, const T* h, const T* w,
+template <typename T, typename S, typename G>
+cudaError_t add_layernorm_backward(T* dx, G* dw, G* db, const T* dy, const T* dh, const T* h, const T* w,
                                    const S* mean, const S* rstd, int64_t rows, int64_t cols, void* partial,
                                    cudaStream_t stream) {
-  return backward_rows<Residual::kYes, T, S>(dx, dw, db, dy, dh, h, w, mean, rstd, rows, cols, partial, stream);
+  return backward_rows<Residual::kYes, T, S, G>(dx, dw, db, dy, dh, h, w, mean, rstd, rows, cols, partial, stream);
 }
 
 #define MT_LAYERNORM_INSTANTIATE(T, S)                                                                             \
   template cudaError_t layernorm_forward<T, S>(T*, S*, S*, const T*, const T*, const T*, int64_t, int64_t, double,   \
                                                cudaStream_t);                                                      \
   template cudaError_t add_layernorm_forward<T, S>(T*, T*, S*, S*, const T*, const T*, const T*, const T*, int64_t,  \
-                                                   int64_t, double, cudaStream_t);                                 \
-  template cudaError_t layernorm_backward<T, S>(T*, T*, T*, const T*, const T*, const T*, const S*, const S*,        \
-                                                int64_t, int64_t, void*, cudaStream_t);                            \
-  template cudaError_t add_layernorm_backward<T, S>(T*, T*, T*, const T*, const T*, const T*, const T*, const S*,    \
-                                                    const S*, int64_t, int64_t, void*, cudaStream_t);
+                                                   int64_t, double, cudaStream_t);
+#define MT_LAYERNORM_BACKWARD_INSTANTIATE(T, S, G)                                                                 \
+  template cudaError_t layernorm_backward<T, S, G>(T*, G*, G*, const T*, const T*, const T*, const S*, const S*,     \
+                                                   int64_t, int64_t, void*, cudaStream_t);                         \
+  template cudaError_t add_layernorm_backward<T, S, G>(T*, G*, G*, const T*, const T*, const T*, const T*, const S*, \
+                                                       const S*, int64_t, int64_t, void*, cudaStream_t);
 MT_LAYERNORM_INSTANTIATE(float, float)
 MT_LAYERNORM_INSTANTIATE(double, float)
 MT_LAYERNORM_INSTANTIATE(double, double)
 MT_LAYERNORM_INSTANTIATE(__nv_bfloat16, float)
 MT_LAYERNORM_INSTANTIATE(__half, float)
+MT_LAYERNORM_BACKWARD_INSTANTIATE(float, float, float)
+MT_LAYERNORM_BACKWARD_INSTANTIATE(double, float, double)
+MT_LAYERNORM_BACKWARD_INSTANTIATE(double, double, double)
+MT_LAYERNORM_BACKWARD_INSTANTIATE(__nv_bfloat16, float, __nv_bfloat16)
+MT_LAYERNORM_BACKWARD_INSTANTIATE(__nv_bfloat16, float, float)
+MT_LAYERNORM_BACKWARD_INSTANTIATE(__half, float, __half)
+MT_LAYERNORM_BACKWARD_INSTANTIATE(__half, float, float)
+#undef MT_LAYERNORM_BACKWARD_INSTANTIATE
 #undef MT_LAYERNORM_INSTANTIATE
 
 }  // namespace mt::gpu

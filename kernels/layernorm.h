@@ -25,15 +25,16 @@ cudaError_t add_layernorm_forward(T* h, T* y, S* mean, S* rstd, const T* x, cons
 int64_t layernorm_backward_partial_elems(int64_t rows, int64_t cols);
 
 // dx = rstd * (w*dy - mean(w*dy) - xhat * mean(w*dy*xhat)); dw = sum_rows dy*xhat; db = sum_rows dy (db may be
-// null). `partial` holds layernorm_backward_partial_elems(rows, cols) accumulation-type elements.
-template <typename T, typename S>
-cudaError_t layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const S* mean, const S* rstd,
+// null), in G: T, or f32 for half T (the f32 gradients of half weights). `partial` holds
+// layernorm_backward_partial_elems(rows, cols) accumulation-type elements.
+template <typename T, typename S, typename G>
+cudaError_t layernorm_backward(T* dx, G* dw, G* db, const T* dy, const T* x, const T* w, const S* mean, const S* rstd,
                                int64_t rows, int64_t cols, void* partial, cudaStream_t stream);
 
 // layernorm_backward with h as the input and dh added to dx in the same pass: dx = dh + rstd * (...).
 // `partial` as above.
-template <typename T, typename S>
-cudaError_t add_layernorm_backward(T* dx, T* dw, T* db, const T* dy, const T* dh, const T* h, const T* w,
+template <typename T, typename S, typename G>
+cudaError_t add_layernorm_backward(T* dx, G* dw, G* db, const T* dy, const T* dh, const T* h, const T* w,
                                    const S* mean, const S* rstd, int64_t rows, int64_t cols, void* partial,
                                    cudaStream_t stream);
 

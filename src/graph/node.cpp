@@ -17,6 +17,8 @@ Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_seque
 
 DType grad_dtype_for(DType leaf) { return is_half(leaf) ? DType::kF32 : leaf; }
 
+DType param_grad_dtype(const Tensor& p) { return p.is_leaf() ? grad_dtype_for(p.dtype()) : p.dtype(); }
+
 bool is_sole_owner(const Tensor& g) {
   return g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.offset() == 0 && g.is_contiguous() &&
          g.storage()->nbytes() == g.nbytes();

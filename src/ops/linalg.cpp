@@ -17,8 +17,8 @@ bool needs_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
 // mt/graph/node.h). So the GEMMs of a weight's or bias's gradient write f32 straight from the f32
 // accumulator (cuBLASLt's D in f32 from bf16 operands), and AccumulateGrad adopts that fresh tensor
 // instead of casting a rounded bf16 copy: per parameter one pass over its gradient and one rounding
-// fewer. Only for a parameter itself (a leaf): a gradient flowing on to an op keeps its tensor's dtype.
-DType param_grad_dtype(const Tensor& p) { return p.is_leaf() ? grad_dtype_for(p.dtype()) : p.dtype(); }
+// fewer. Only for a parameter itself (a leaf): a gradient flowing on to an op keeps its tensor's dtype
+// (param_grad_dtype, mt/graph/node.h). The layer norms' weight and bias gradients do the same.
 
 // out (B, M, N) = op(a) @ op(b) (+ bias (N)); a, b contiguous 3-d, batch 1 or B. out in a's dtype, or
 // in f32 from half operands (no bias then).

@@ -69,6 +69,13 @@ void check_layer_norm_args(const char* op, const Tensor& x, const Tensor& w, con
   }
 }
 
+// The dtype of a layer norm's dw and db, which the kernels write together: f32 straight from their sums
+// for half leaves (Note [f32 weight gradients] in src/ops/linalg.cpp), else the weight's dtype.
+DType norm_grad_dtype(const Tensor& w, const Tensor& b) {
+  const DType g = param_grad_dtype(w);
+  return b.defined() && param_grad_dtype(b) != g ? w.dtype() : g;
+}
+
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
@@ -85,12 +92,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, double eps)
   Tensor out = y.view(x.shape());
   SavedTensor sx(rows, "layer_norm input"), sw(wc, "layer_norm weight");
   bool has_bias = b.defined();
-  record_function("LayerNormBackward", {x, w, b}, {out}, [sx, sw, mean, rstd, has_bias](const std::vector<Tensor>& g) {
+  const DType gd = norm_grad_dtype(w, b);
+  record_function("LayerNormBackward", {x, w, b}, {out}, [sx, sw, mean, rstd, has_bias, gd](const std::vector<Tensor>& g) {
     const Tensor& xr = sx.get();
     const Tensor& wv = sw.get();
     Tensor dx = Tensor::empty(xr.shape(), xr.dtype(), xr.device());
-    Tensor dw = Tensor::empty(wv.shape(), wv.dtype(), wv.device());
-    Tensor db = has_bias ? Tensor::empty(wv.shape(), wv.dtype(), wv.device()) : Tensor();
+    Tensor dw = Tensor::empty(wv.shape(), gd, wv.device());
+    Tensor db = has_bias ? Tensor::empty(wv.shape(), gd, wv.device()) : Tensor();
     if (xr.numel() > 0) {
       kernels().layer_norm_backward.get(xr.device(), "layer_norm backward")(g[0].contiguous().view(xr.shape()), xr, wv,
                                                                              mean, rstd, dx, dw, db);
@@ -137,16 +145,17 @@ std::pair<Tensor, Tensor> add_layer_norm(const Tensor& x, const Tensor& r, const
   Tensor h_out = h.view(x.shape()), y_out = y.view(x.shape());
   SavedTensor sh(h, "add_layer_norm sum"), sw(wc, "add_layer_norm weight");
   bool has_bias = b.defined();
+  const DType gd = norm_grad_dtype(w, b);
   Shape shape = x.shape();
   record_function("AddLayerNormBackward", {x, r, w, b}, {h_out, y_out},
-                  [sh, sw, mean, rstd, has_bias, shape](const std::vector<Tensor>& g) {
+                  [sh, sw, mean, rstd, has_bias, gd, shape](const std::vector<Tensor>& g) {
     const Tensor &dh = g[0], &dy = g[1];
     if (!dy.defined()) return std::vector<Tensor>{dh, dh, Tensor(), Tensor()};  // dh may be undefined too
     const Tensor& hv = sh.get();
     const Tensor& wv = sw.get();
     Tensor dx = Tensor::empty(hv.shape(), hv.dtype(), hv.device());
-    Tensor dw = Tensor::empty(wv.shape(), wv.dtype(), wv.device());
-    Tensor db = has_bias ? Tensor::empty(wv.shape(), wv.dtype(), wv.device()) : Tensor();
+    Tensor dw = Tensor::empty(wv.shape(), gd, wv.device());
+    Tensor db = has_bias ? Tensor::empty(wv.shape(), gd, wv.device()) : Tensor();
     if (hv.numel() == 0) {
       fill_(dw, 0.0);
       if (has_bias) fill_(db, 0.0);

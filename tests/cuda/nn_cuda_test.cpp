@@ -333,6 +333,13 @@ TEST(CudaSoftmax, MisalignedRowsMatchCpu) {
 
 // ---- layernorm ----
 
+// The dtypes a layer norm's dw and db come in: the input's, and f32 for half inputs (the f32 gradients of
+// half weights, Note [f32 weight gradients]).
+std::vector<DType> norm_grad_dtypes(DType dt) {
+  if (is_half(dt)) return {dt, DType::kF32};
+  return {dt};
+}
+
 TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
   MT_REQUIRE_GPU();
   // Besides kRowShapes' kinds: many rows per block of the persistent backward, with a partial last pass.
@@ -356,15 +363,18 @@ TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
         expect_close(y_g, y_c, rtol_for(dt), what + " y");
         expect_close(mean_g, mean_c, 1e-5, what + " mean");
         expect_close(rstd_g, rstd_c, 1e-5, what + " rstd");
-        Tensor dx_c = empty_cpu(s, dt), dw_c = empty_cpu({n}, dt), db_c = with_bias ? empty_cpu({n}, dt) : Tensor();
-        Tensor dx_g = empty_gpu(s, dt), dw_g = empty_gpu({n}, dt), db_g = with_bias ? empty_gpu({n}, dt) : Tensor();
-        kernels().layer_norm_backward.get(Device::cpu(), "ln")(dy, x, w, mean_c, rstd_c, dx_c, dw_c, db_c);
-        kernels().layer_norm_backward.get(Device::cuda(0), "ln")(gpu(dy), gpu(x), gpu(w), gpu(mean_c), gpu(rstd_c),
-                                                                 dx_g, dw_g, db_g);
-        // dx cancels three terms of similar size: compare against the row scale.
-        expect_close(dx_g, dx_c, rtol_for(dt), what + " dx", 4.0);
-        expect_close(dw_g, dw_c, rtol_for(dt), what + " dw", 4.0);
-        if (with_bias) expect_close(db_g, db_c, rtol_for(dt), what + " db", 4.0);
+        for (DType gd : norm_grad_dtypes(dt)) {
+          const std::string w_what = what + " (dw, db " + dtype_name(gd) + ")";
+          Tensor dx_c = empty_cpu(s, dt), dw_c = empty_cpu({n}, gd), db_c = with_bias ? empty_cpu({n}, gd) : Tensor();
+          Tensor dx_g = empty_gpu(s, dt), dw_g = empty_gpu({n}, gd), db_g = with_bias ? empty_gpu({n}, gd) : Tensor();
+          kernels().layer_norm_backward.get(Device::cpu(), "ln")(dy, x, w, mean_c, rstd_c, dx_c, dw_c, db_c);
+          kernels().layer_norm_backward.get(Device::cuda(0), "ln")(gpu(dy), gpu(x), gpu(w), gpu(mean_c), gpu(rstd_c),
+                                                                   dx_g, dw_g, db_g);
+          // dx cancels three terms of similar size: compare against the row scale.
+          expect_close(dx_g, dx_c, rtol_for(dt), w_what + " dx", 4.0);
+          expect_close(dw_g, dw_c, rtol_for(dt), w_what + " dw", 4.0);
+          if (with_bias) expect_close(db_g, db_c, rtol_for(dt), w_what + " db", 4.0);
+        }
       }
 }
 
@@ -444,14 +454,17 @@ TEST(CudaAddLayerNorm, ForwardAndBackwardMatchCpu) {
         expect_close(y_g, y_c, rtol_for(dt), what + " y");
         expect_close(mean_g, mean_c, 1e-5, what + " mean");
         expect_close(rstd_g, rstd_c, 1e-5, what + " rstd");
-        Tensor dx_c = empty_cpu(s, dt), dw_c = empty_cpu({n}, dt), db_c = with_bias ? empty_cpu({n}, dt) : Tensor();
-        Tensor dx_g = empty_gpu(s, dt), dw_g = empty_gpu({n}, dt), db_g = with_bias ? empty_gpu({n}, dt) : Tensor();
-        kernels().add_layer_norm_backward.get(Device::cpu(), "aln")(dy, dh, h_c, w, mean_c, rstd_c, dx_c, dw_c, db_c);
-        kernels().add_layer_norm_backward.get(Device::cuda(0), "aln")(gpu(dy), gpu(dh), gpu(h_c), gpu(w), gpu(mean_c),
-                                                                      gpu(rstd_c), dx_g, dw_g, db_g);
-        expect_close(dx_g, dx_c, rtol_for(dt), what + " dx", 4.0);
-        expect_close(dw_g, dw_c, rtol_for(dt), what + " dw", 4.0);
-        if (with_bias) expect_close(db_g, db_c, rtol_for(dt), what + " db", 4.0);
+        for (DType gd : norm_grad_dtypes(dt)) {
+          const std::string w_what = what + " (dw, db " + dtype_name(gd) + ")";
+          Tensor dx_c = empty_cpu(s, dt), dw_c = empty_cpu({n}, gd), db_c = with_bias ? empty_cpu({n}, gd) : Tensor();
+          Tensor dx_g = empty_gpu(s, dt), dw_g = empty_gpu({n}, gd), db_g = with_bias ? empty_gpu({n}, gd) : Tensor();
+          kernels().add_layer_norm_backward.get(Device::cpu(), "aln")(dy, dh, h_c, w, mean_c, rstd_c, dx_c, dw_c, db_c);
+          kernels().add_layer_norm_backward.get(Device::cuda(0), "aln")(gpu(dy), gpu(dh), gpu(h_c), gpu(w), gpu(mean_c),
+                                                                        gpu(rstd_c), dx_g, dw_g, db_g);
+          expect_close(dx_g, dx_c, rtol_for(dt), w_what + " dx", 4.0);
+          expect_close(dw_g, dw_c, rtol_for(dt), w_what + " dw", 4.0);
+          if (with_bias) expect_close(db_g, db_c, rtol_for(dt), w_what + " db", 4.0);
+        }
       }
 }
 

@@ -66,6 +66,34 @@ TEST(LayerNorm, NormalisesTheLastDimWithWeightAndBias) {
   EXPECT_THROW(layer_norm(x, f64({1, 1}, {2}), b), Error);
 }
 
+// Half weight and bias leaves get f32 gradients straight from the f32 column sums (Note [f32 weight
+// gradients]): the sums of the f32 op over the same values, not bf16-rounded ones.
+TEST(LayerNorm, HalfLeavesGetUnroundedF32WeightGradients) {
+  const Shape s{7, 24};
+  std::vector<double> xv(s.numel()), dyv(s.numel()), wv(24), bv(24);
+  for (int64_t i = 0; i < s.numel(); ++i) xv[i] = std::sin(0.7 * i), dyv[i] = std::cos(0.3 * i);
+  for (int i = 0; i < 24; ++i) wv[i] = 1.0 + 0.01 * i, bv[i] = 0.02 * i;
+  auto make = [](const std::vector<double>& v, const Shape& shape, DType dt) {
+    Tensor t = Tensor::from_vector<double>(v, shape, DType::kBF16).to(dt);  // bf16 values in either dtype
+    t.set_requires_grad(true);
+    return t;
+  };
+  for (bool fused : {false, true}) {
+    Tensor grads[2][2];
+    for (int i = 0; i < 2; ++i) {
+      const DType dt = i == 0 ? DType::kBF16 : DType::kF32;
+      Tensor x = make(xv, s, dt), w = make(wv, {24}, dt), b = make(bv, {24}, dt);
+      Tensor y = fused ? add_layer_norm(x, zeros(s, {dt}), w, b, 1e-5).second : layer_norm(x, w, b, 1e-5);
+      y.backward(Tensor::from_vector<double>(dyv, s, DType::kBF16).to(dt));
+      ASSERT_EQ(w.grad().dtype(), DType::kF32);
+      ASSERT_EQ(b.grad().dtype(), DType::kF32);
+      grads[i][0] = w.grad(), grads[i][1] = b.grad();
+    }
+    expect_values(grads[0][0], grads[1][0].to_vector<double>(), 1e-6);
+    expect_values(grads[0][1], grads[1][1].to_vector<double>(), 1e-6);
+  }
+}
+
 // The fused op against add then layer_norm on the CPU, both outputs in the loss. f32: the same bits forward
 // and backward (Note [Residual add fused with LayerNorm]); bf16: close (dx is rounded once, not twice).
 TEST(AddLayerNorm, MatchesAddThenLayerNorm) {

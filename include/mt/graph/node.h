@@ -51,6 +51,9 @@ class Node {
 // consumer can read the wrong one. Costs 2 bytes per parameter over a bf16 grad (memory_estimate.cpp).
 // f32 and f64 leaves keep gradients of their own dtype.
 DType grad_dtype_for(DType leaf);
+// The dtype an op writes a gradient for `p` in: a leaf's grad_dtype_for (its f32 main gradient straight
+// from the op's f32 sums, Note [f32 weight gradients] in src/ops/linalg.cpp), else p's own dtype.
+DType param_grad_dtype(const Tensor& p);
 
 // Whether g is the only handle on all of its memory (no other tensor, view or buffer can see it), so
 // that the engine and AccumulateGrad may keep it or add into it in place instead of copying.

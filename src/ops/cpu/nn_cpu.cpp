@@ -182,28 +182,36 @@ void layer_norm_backward_rows(const Tensor& dy, const Tensor& dres, const Tensor
         }
       }
     });
-    // dw, db: column blocks in parallel, rows summed in order (deterministic).
-    constexpr int64_t kBlock = 64;
-    T* dwv = dw.data<T>();
-    T* dbv = db.defined() ? db.data<T>() : nullptr;
-    parallel_range((n + kBlock - 1) / kBlock, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t blk = lo; blk < hi; ++blk) {
-        int64_t j0 = blk * kBlock, j1 = std::min(n, j0 + kBlock);
-        A sw[kBlock] = {}, sb[kBlock] = {};
-        for (int64_t r = 0; r < m; ++r) {
-          A mu = static_cast<A>(mv[r]), rs = static_cast<A>(rv[r]);
+    // dw, db: column blocks in parallel, rows summed in order (deterministic); in T, or f32 (G) for the
+    // f32 main gradients of half parameters.
+    MT_CHECK(dw.dtype() == x.dtype() || (is_half(x.dtype()) && dw.dtype() == DType::kF32), op,
+             ": dw must be in the input's dtype or f32 for half inputs, got ", dw.describe());
+    MT_CHECK(!db.defined() || db.dtype() == dw.dtype(), op, ": db must have dw's dtype, got ", db.describe());
+    auto column_sums = [&]<typename G>() {
+      constexpr int64_t kBlock = 64;
+      G* dwv = dw.data<G>();
+      G* dbv = db.defined() ? db.data<G>() : nullptr;
+      parallel_range((n + kBlock - 1) / kBlock, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t blk = lo; blk < hi; ++blk) {
+          int64_t j0 = blk * kBlock, j1 = std::min(n, j0 + kBlock);
+          A sw[kBlock] = {}, sb[kBlock] = {};
+          for (int64_t r = 0; r < m; ++r) {
+            A mu = static_cast<A>(mv[r]), rs = static_cast<A>(rv[r]);
+            for (int64_t j = j0; j < j1; ++j) {
+              A g = static_cast<A>(dyv[r * n + j]);
+              sw[j - j0] += g * (static_cast<A>(xv[r * n + j]) - mu) * rs;
+              sb[j - j0] += g;
+            }
+          }
           for (int64_t j = j0; j < j1; ++j) {
-            A g = static_cast<A>(dyv[r * n + j]);
-            sw[j - j0] += g * (static_cast<A>(xv[r * n + j]) - mu) * rs;
-            sb[j - j0] += g;
+            dwv[j] = static_cast<G>(sw[j - j0]);
+            if (dbv != nullptr) dbv[j] = static_cast<G>(sb[j - j0]);
           }
         }
-        for (int64_t j = j0; j < j1; ++j) {
-          dwv[j] = static_cast<T>(sw[j - j0]);
-          if (dbv != nullptr) dbv[j] = static_cast<T>(sb[j - j0]);
-        }
-      }
-    });
+      });
+    };
+    if (dw.dtype() == x.dtype()) column_sums.template operator()<T>();
+    else column_sums.template operator()<float>();
   });
 }
 

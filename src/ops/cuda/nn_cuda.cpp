@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <initializer_list>
 #include <cstdint>
+#include <type_traits>
 
 #include "attention.h"
 #include "cross_entropy.h"
@@ -99,6 +100,19 @@ Tensor layer_norm_partials(const Tensor& x, int64_t rows, int64_t cols) {
                        x.dtype() == DType::kF64 ? DType::kF64 : DType::kF32, x.device());
 }
 
+// Runs fn<G>() with G the device type of dw and db: T, or float for the f32 gradients of half weights.
+template <typename T, typename Fn>
+void with_norm_grad_type(const Tensor& x, const Tensor& dw, const Tensor& db, const char* op, Fn&& fn) {
+  MT_CHECK(!db.defined() || db.dtype() == dw.dtype(), op, " (cuda): db must have dw's dtype, got ", db.describe());
+  if (dw.dtype() == x.dtype()) {
+    fn.template operator()<T>();
+    return;
+  }
+  MT_CHECK(is_half(x.dtype()) && dw.dtype() == DType::kF32, op,
+           " (cuda): dw must be in the input's dtype or f32 for half inputs, got ", dw.describe());
+  if constexpr (!std::is_same_v<T, float> && !std::is_same_v<T, double>) fn.template operator()<float>();
+}
+
 }  // namespace
 
 void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
@@ -110,9 +124,11 @@ void layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, con
   int64_t rows = leading_rows(x), cols = last_dim(x);
   Tensor partial = layer_norm_partials(x, rows, cols);
   dispatch_with_stats(x.dtype(), mean.dtype(), "layer_norm_backward", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpu::layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(x),
-                                                    ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
-                                                    partial.data_ptr(), s)));
+    with_norm_grad_type<T>(x, dw, db, "layer_norm_backward", [&]<typename G>() {
+      MT_CUDA_CHECK((gpu::layernorm_backward<T, S, G>(ptr<T>(dx), ptr<G>(dw), ptr<G>(db), ptr<T>(dy), ptr<T>(x),
+                                                         ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
+                                                         partial.data_ptr(), s)));
+    });
   });
 }
 
@@ -140,9 +156,11 @@ void add_layer_norm_backward(const Tensor& dy, const Tensor& dh, const Tensor& h
   int64_t rows = leading_rows(h), cols = last_dim(h);
   Tensor partial = layer_norm_partials(h, rows, cols);
   dispatch_with_stats(h.dtype(), mean.dtype(), "add_layer_norm_backward", [&]<typename T, typename S>() {
-    MT_CUDA_CHECK((gpu::add_layernorm_backward<T, S>(ptr<T>(dx), ptr<T>(dw), ptr<T>(db), ptr<T>(dy), ptr<T>(dh),
-                                                        ptr<T>(h), ptr<T>(w), ptr<S>(mean), ptr<S>(rstd), rows, cols,
-                                                        partial.data_ptr(), s)));
+    with_norm_grad_type<T>(h, dw, db, "add_layer_norm_backward", [&]<typename G>() {
+      MT_CUDA_CHECK((gpu::add_layernorm_backward<T, S, G>(ptr<T>(dx), ptr<G>(dw), ptr<G>(db), ptr<T>(dy),
+                                                             ptr<T>(dh), ptr<T>(h), ptr<T>(w), ptr<S>(mean),
+                                                             ptr<S>(rstd), rows, cols, partial.data_ptr(), s)));
+    });
   });
 }
 
