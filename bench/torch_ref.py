@@ -112,9 +112,10 @@ class MoE(nn.Module):
         # kept tokens take slots in token order. Ours takes the tokens sequence-major (Note [Sequence-major
         # routing]); with i.i.d. draws which tokens are kept is equally random in either order, and the slots'
         # order only arranges the expert buffers, so the reference routes batch-major: the same work less
-        # ours's two reorderings (a sequence-major index_select here made Inductor's codegen fail, torch 2.11).
+        # ours's two reorderings (a sequence-major index_select here made Inductor's codegen fail, torch 2.11, as
+        # did mask * the scattered ones: the scatter takes the mask's values instead).
         top = (mask * torch.rand_like(mask)).topk(c, dim=0).indices  # (C, E)
-        keep = mask * torch.zeros_like(mask).scatter_(0, top, 1.0)  # (S, E)
+        keep = torch.zeros_like(mask).scatter_(0, top, mask.gather(0, top))  # (S, E): chosen and routed
         slot = ((keep.cumsum(0) * keep).sum(1) - 1).long()  # kept: their slot
         kept = keep.sum(1) > 0
         dest = torch.where(kept, expert * c + slot, torch.full_like(slot, e * c))  # e * c: the spare row
