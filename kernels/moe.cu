@@ -3,7 +3,8 @@
 // those counts over blocks (the expert's position before each block) and settles the level offsets,
 // counters and loss statistics; (3) a thread per token ranks itself among its block's tokens of the
 // same expert (warp match + per-warp counts) and gets its slot and weight. Every sum runs in a
-// fixed order, so results are deterministic. The row moves are grid-stride loops over 16-byte packs.
+// fixed order, so results are deterministic. Random token selection picks each expert's keepers in a
+// block of its own (select_kernel). The row moves are grid-stride loops over 16-byte packs.
 #include <initializer_list>
 #include <limits>
 
@@ -257,6 +258,104 @@ __global__ void __launch_bounds__(kRouteBlock)
   for (int j = 0; j < k; ++j) weight[t * k + j] = kept[j] / denom;
 }
 
+// Random token selection, one block of kSelectThreads per expert e. A token's key is its priority's bits
+// in float order (high 32 bits) and the complement of its index (low 32): distinct keys, larger for higher
+// priority and, among equal ones, the lower token. (1) Count the expert's tokens; with more than `capacity`,
+// (2) find the capacity-th largest key by a radix select, eight 8-bit digits from the top, each a pass over
+// the tokens with a shared histogram; (3) walk the tokens in order, 1024 at a time, and give each kept one
+// (key >= that threshold) the next slot by a block-wide prefix count. Every token is written by its
+// expert's block only; the result does not depend on thread timing.
+constexpr int kSelectThreads = 1024;
+
+__device__ __forceinline__ uint64_t select_key(float priority, int64_t token) {
+  uint32_t bits = __float_as_uint(priority);
+  bits = bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+  return (static_cast<uint64_t>(bits) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(token));
+}
+
+// The block's exclusive prefix count of `flag` in thread order, and the block's total. Shared: int [33].
+__device__ __forceinline__ int block_prefix_count(bool flag, int* warp_totals, int& total) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const unsigned ballot = __ballot_sync(0xffffffffu, flag);
+  if (lane == 0) warp_totals[warp] = __popc(ballot);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int run = 0;
+    for (int w = 0; w < kSelectThreads / 32; ++w) {
+      const int c = warp_totals[w];
+      warp_totals[w] = run;
+      run += c;
+    }
+    warp_totals[kSelectThreads / 32] = run;
+  }
+  __syncthreads();
+  const int before = warp_totals[warp] + __popc(ballot & ((1u << lane) - 1u));
+  total = warp_totals[kSelectThreads / 32];
+  __syncthreads();  // the next call rewrites warp_totals
+  return before;
+}
+
+__global__ void __launch_bounds__(kSelectThreads)
+    select_kernel(const int64_t* __restrict__ expert, const float* __restrict__ priority, int64_t tokens,
+                  int experts, int64_t capacity, int64_t* __restrict__ slot, int64_t* __restrict__ kept) {
+  __shared__ unsigned hist[256];
+  __shared__ int warp_totals[kSelectThreads / 32 + 1];
+  __shared__ uint64_t chosen_prefix;
+  __shared__ int64_t still_wanted;
+  const int e = blockIdx.x, tid = threadIdx.x;
+  auto key_of = [&](int64_t t) { return select_key(priority[t * experts + e], t); };
+
+  int routed = 0, total = 0;
+  for (int64_t base = 0; base < tokens; base += kSelectThreads) {
+    const int64_t t = base + tid;
+    block_prefix_count(t < tokens && expert[t] == e, warp_totals, total);
+    routed += total;
+  }
+  uint64_t threshold = 0;  // keys >= threshold are kept
+  if (routed > capacity) {
+    uint64_t prefix = 0, mask = 0;
+    int64_t wanted = capacity;  // the rank (from the top) still to find among keys matching prefix
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      for (int i = tid; i < 256; i += kSelectThreads) hist[i] = 0;
+      __syncthreads();
+      for (int64_t base = 0; base < tokens; base += kSelectThreads) {  // whole warps: one add per digit a warp
+        const int64_t t = base + tid;
+        int digit = 256;  // none
+        if (t < tokens && expert[t] == e) {
+          const uint64_t k = key_of(t);
+          if ((k & mask) == prefix) digit = static_cast<int>((k >> shift) & 0xff);
+        }
+        const unsigned peers = __match_any_sync(0xffffffffu, digit);
+        if (digit < 256 && (tid % 32) == __ffs(peers) - 1) atomicAdd(&hist[digit], static_cast<unsigned>(__popc(peers)));
+      }
+      __syncthreads();
+      if (tid == 0) {
+        int64_t above = 0;
+        int digit = 255;
+        for (; digit > 0 && above + hist[digit] < wanted; --digit) above += hist[digit];
+        chosen_prefix = prefix | (static_cast<uint64_t>(digit) << shift);
+        still_wanted = wanted - above;
+      }
+      __syncthreads();
+      prefix = chosen_prefix;
+      wanted = still_wanted;
+      mask |= static_cast<uint64_t>(0xff) << shift;
+      __syncthreads();
+    }
+    threshold = prefix;  // the capacity-th largest key itself
+  }
+  int64_t next = 0;
+  for (int64_t base = 0; base < tokens; base += kSelectThreads) {
+    const int64_t t = base + tid;
+    const bool mine = t < tokens && expert[t] == e;
+    const bool keep = mine && key_of(t) >= threshold;
+    const int before = block_prefix_count(keep, warp_totals, total);
+    if (mine) slot[t] = keep ? next + before : -1;
+    next += total;
+  }
+  if (tid == 0) kept[e] = next;
+}
+
 __global__ void buffer_map_kernel(const int64_t* __restrict__ expert, const int64_t* __restrict__ slot,
                                   int64_t choices, int64_t capacity, int64_t* __restrict__ buffer_choice,
                                   int64_t rows) {
@@ -398,6 +497,17 @@ cudaError_t moe_route(const T* logits, const T* noise, int64_t tokens, int64_t e
   const size_t slot_shared = static_cast<size_t>(kRouteWarps * e) * sizeof(int);
   route_slot_kernel<T><<<blocks, kRouteBlock, slot_shared, stream>>>(expert, prefix, level_offset, tokens, e, k,
                                                                      capacity, slot, weight);
+  return cudaGetLastError();
+}
+
+cudaError_t moe_select(const int64_t* expert, const float* priority, int64_t tokens, int64_t experts, int64_t capacity,
+                       int64_t* slot, int64_t* kept, cudaStream_t stream) {
+  if (experts < 1 || experts > kRouteMaxExperts || tokens < 0 || tokens > std::numeric_limits<int>::max() ||
+      capacity < 0)
+    return cudaErrorInvalidValue;
+  select_kernel<<<static_cast<unsigned>(experts), kSelectThreads, 0, stream>>>(expert, priority, tokens,
+                                                                               static_cast<int>(experts), capacity,
+                                                                               slot, kept);
   return cudaGetLastError();
 }
 

@@ -1,6 +1,6 @@
 // Launchers of the MoE CUDA kernels (moe.cu): the fused router (three launches: per-token choices,
-// one block scanning the per-block counts, per-token slots and weights) and the row moves between
-// tokens and the expert-major buffer. Contracts: Kernels::Moe* in mt/ops/kernel_list.h.
+// one block scanning the per-block counts, per-token slots and weights), random token selection's keepers,
+// and the row moves between tokens and the expert-major buffer. Contracts: Kernels::Moe* in mt/ops/kernel_list.h.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -22,6 +22,11 @@ template <typename T>
 cudaError_t moe_route(const T* logits, const T* noise, int64_t tokens, int64_t experts, int64_t top_k,
                       int64_t capacity, int64_t* expert, int64_t* slot, T* weight, int64_t* counts, T* lse, T* stats,
                       void* scratch, cudaStream_t stream);
+
+// Random token selection for top-1 choices (Kernels::MoeSelect): expert (tokens) i64, priority (tokens, experts)
+// f32 -> slot (tokens) i64 (-1 where dropped), kept (experts) i64. One block per expert.
+cudaError_t moe_select(const int64_t* expert, const float* priority, int64_t tokens, int64_t experts, int64_t capacity,
+                       int64_t* slot, int64_t* kept, cudaStream_t stream);
 
 // buffer_choice (rows) = -1, then the row of each kept choice (expert * capacity + slot) gets its index.
 cudaError_t moe_buffer_map(const int64_t* expert, const int64_t* slot, int64_t choices, int64_t capacity,

@@ -87,7 +87,10 @@ Tensor swap_token_order(const Tensor& rows, int64_t outer, int64_t inner) {
 // capacity. The choices are argmaxes of the logits (ties to the lower expert), not of the softmax
 // output: the same choice mathematically, but independent of how each device rounds exp, so the
 // CPU and CUDA tables agree exactly for equal logits. Random token selection runs the kernel
-// without a limit and then picks the keepers with public ops (keep_by_priority).
+// without a limit and then picks the keepers and their slots with moe_select, one block per expert
+// (DeepSpeed's topk over mask x U(0, 1) keeps the same tokens, except that a routed token whose draw is
+// exactly 0 could lose its place to unrouted ones there); top-k gating (k > 2) picks them with public ops
+// (keep_by_priority).
 //
 // Note [Noisy choices]
 // One draw of Gumbel noise G (S, E) goes on the logits of the noisy choices. Top-1 under RSample
@@ -165,21 +168,17 @@ RoutingResult route_in_order(const Tensor& logits, const RoutingOptions& o, Gene
   MT_ASSERT(capacity >= 1);
   TensorOptions i64{DType::kI64, device};
   const bool ops_slots = random_selection || topk_gating;
-  if (ops_slots) {  // Note [Choice-major slots]
+  if (random_selection) {  // Note [Choice-major slots]: one kernel picks the keepers and their slots
+    Tensor u = given.uniform;
+    if (u.defined()) check_noise(u, DType::kF32, "uniform");
+    else u = rand({tokens, experts}, gen, {DType::kF32, device});
+    MoeSelection kept = moe_select(m.expert, u, capacity);
+    r.table.slot = kept.slot;
+    r.stats.counts = stack({m.counts.select(0, 0), kept.kept}, 0);
+  } else if (topk_gating) {
     Tensor mask = scatter_add(zeros({tokens, experts}, i64), 1, m.expert, ones({tokens, k}, i64));  // (S, E) 0/1
     Tensor keep = mask;  // dropless keeps every pair
-    if (o.drop_tokens) {
-      Tensor priority;  // (S, E)
-      if (random_selection) {
-        Tensor u = given.uniform;
-        if (u.defined()) check_noise(u, DType::kF32, "uniform");
-        else u = rand({tokens, experts}, gen, {DType::kF32, device});
-        priority = mul(mask.to(DType::kF32), u);
-      } else {
-        priority = mul(mask.to(dtype), softmax(logits.detach(), 1));
-      }
-      keep = keep_by_priority(mask, priority, capacity);
-    }
+    if (o.drop_tokens) keep = keep_by_priority(mask, mul(mask.to(dtype), softmax(logits.detach(), 1)), capacity);
     r.table.slot = slots_in_token_order(keep, m.expert);
     r.stats.counts = stack({m.counts.select(0, 0), sum(keep, {0})}, 0);
   }

@@ -76,6 +76,21 @@ MoeRouting moe_route(const Tensor& logits, const Tensor& noise, int64_t top_k, i
   return r;
 }
 
+MoeSelection moe_select(const Tensor& expert, const Tensor& priority, int64_t capacity) {
+  MT_CHECK(expert.dim() == 2 && expert.size(1) == 1 && expert.dtype() == DType::kI64,
+           "moe_select: expected top-1 choices expert (S, 1) i64, got ", expert.describe());
+  MT_CHECK(priority.dim() == 2 && priority.size(0) == expert.size(0) && priority.dtype() == DType::kF32,
+           "moe_select: expected priority (", expert.size(0), ", E) f32, got ", priority.describe());
+  MT_CHECK(capacity >= 1, "moe_select: expected a capacity >= 1, got ", capacity);
+  check_same_device("moe_select", expert, priority);
+  MoeSelection r;
+  r.slot = Tensor::empty(expert.shape(), DType::kI64, expert.device());
+  r.kept = Tensor::empty({priority.size(1)}, DType::kI64, expert.device());
+  kernels().moe_select.get(expert.device(), "moe_select")(expert.contiguous(), priority.detach().contiguous(), capacity,
+                                                          r.slot, r.kept);
+  return r;
+}
+
 Tensor moe_buffer_map(const Tensor& expert, const Tensor& slot, int64_t experts, int64_t capacity) {
   check_index_pair("moe_buffer_map", expert, slot);
   MT_CHECK(experts >= 1 && capacity >= 1, "moe_buffer_map: expected experts and capacity >= 1, got ", experts, " and ",

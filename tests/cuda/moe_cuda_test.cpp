@@ -129,6 +129,37 @@ TEST(CudaMoeRoute, TablesMatchTheCpuExactly) {
   }
 }
 
+// Random token selection's keepers (one block per expert, a radix select on the draws) against the CPU's
+// sort: balanced and skewed choices, draws on a coarse grid (many ties at the threshold), capacities
+// below and above the routed counts, a partial last block of tokens.
+TEST(CudaMoeSelect, KeepersAndSlotsMatchTheCpuExactly) {
+  MT_REQUIRE_GPU();
+  struct Case {
+    int64_t tokens, experts, capacity;
+    double step;  // > 0: draws on multiples of step (ties)
+    bool skewed;  // expert 0 takes most tokens
+  };
+  const Case cases[] = {{16384, 8, 2048, 0.0, false}, {16384, 8, 2048, 0.0, true},  {4099, 32, 129, 0.125, false},
+                        {4099, 32, 129, 0.125, true}, {1000, 3, 4000, 0.0, false}, {777, 300, 3, 0.5, true},
+                        {1, 8, 1, 0.0, false}};
+  uint64_t seed = 900;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("S " + std::to_string(c.tokens) + ", E " + std::to_string(c.experts) + ", C " +
+                 std::to_string(c.capacity) + (c.step > 0 ? ", ties" : "") + (c.skewed ? ", skewed" : ""));
+    Tensor pick = random_input({c.tokens}, DType::kF64, ++seed, 0.0, 1.0);
+    std::vector<double> p = pick.to_vector<double>();
+    std::vector<int64_t> choice(c.tokens);
+    for (int64_t t = 0; t < c.tokens; ++t)
+      choice[t] = c.skewed && p[t] < 0.7 ? 0 : std::min<int64_t>(c.experts - 1, static_cast<int64_t>(p[t] * c.experts));
+    Tensor expert = Tensor::from_vector<int64_t>(choice, {c.tokens, 1});
+    Tensor u = random_input({c.tokens, c.experts}, DType::kF32, ++seed, 0.0, 1.0, c.step);
+    MoeSelection want = moe_select(expert, u, c.capacity);
+    MoeSelection got = moe_select(expert.to(gpu()), u.to(gpu()), c.capacity);
+    expect_equal(want.slot, got.slot, "slot");
+    expect_equal(want.kept, got.kept, "kept");
+  }
+}
+
 TEST(CudaMoeRoute, RouteGivesTheSameTableAndLossesOnBothDevices) {
   MT_REQUIRE_GPU();
   // DeepSpeed's defaults (RTS for top-1, second-expert sampling for top-2), topkgating for k = 3,

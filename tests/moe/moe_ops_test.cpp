@@ -79,6 +79,25 @@ TEST(MoeRoute, RefusesBadInputs) {
   EXPECT_THROW(moe_route(logits_tensor(), Tensor(), 1, -1), Error);
 }
 
+// Random token selection by hand: seven tokens, two experts, capacity 2. Expert 0 has tokens 0, 2, 3, 5, 6
+// with draws 0.5, 0.9, 0.5, 0.1, 0.0: it keeps 2 (0.9) and, of the tied 0.5s, the lower token 0; slots in
+// token order. Expert 1 (tokens 1, 4) keeps both, whatever their draws (token 4's is exactly 0).
+TEST(MoeSelect, KeepsTheHighestDrawsTiesToTheLowerTokenSlotsInTokenOrder) {
+  Tensor expert = Tensor::from_vector<int64_t>({0, 1, 0, 0, 1, 0, 0}, {7, 1});
+  std::vector<double> u(14, 0.7);  // (7, 2): only each token's own expert's column counts
+  const double own[] = {0.5, 0.3, 0.9, 0.5, 0.0, 0.1, 0.0};
+  const I64s choice = {0, 1, 0, 0, 1, 0, 0};
+  for (int t = 0; t < 7; ++t) u[t * 2 + choice[t]] = own[t];
+  MoeSelection r = moe_select(expert, Tensor::from_vector<double>(u, {7, 2}, DType::kF32), 2);
+  EXPECT_EQ(r.slot.to_vector<int64_t>(), (I64s{0, 0, 1, -1, 1, -1, -1}));
+  EXPECT_EQ(r.kept.to_vector<int64_t>(), (I64s{2, 2}));
+  MoeSelection all = moe_select(expert, Tensor::from_vector<double>(u, {7, 2}, DType::kF32), 5);
+  EXPECT_EQ(all.slot.to_vector<int64_t>(), (I64s{0, 0, 1, 2, 1, 3, 4}));
+  EXPECT_EQ(all.kept.to_vector<int64_t>(), (I64s{5, 2}));
+  EXPECT_THROW(moe_select(expert, Tensor::from_vector<double>(u, {7, 2}, DType::kF32), 0), Error);
+  EXPECT_THROW(moe_select(expert, Tensor::from_vector<double>(u, {7, 2}, DType::kF64), 2), Error);
+}
+
 TEST(MoeRows, RefuseMismatchedShapesAndWeights) {
   MoeRouting r = moe_route(logits_tensor(), Tensor(), 2, 3);
   MoeRowMap map{r.expert, r.slot, moe_buffer_map(r.expert, r.slot, 3, 3), 3};

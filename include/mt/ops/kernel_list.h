@@ -182,6 +182,12 @@ MT_KERNEL(dropout, Dropout, kElementwise,
 MT_KERNEL(moe_route, MoeRoute, kMoeRouter,
           void(const Tensor& logits, const Tensor& noise, int64_t capacity, const Tensor& expert, const Tensor& slot,
                const Tensor& weight, const Tensor& counts, const Tensor& lse, const Tensor& stats))
+// Random token selection's keepers for top-1 choices expert (S, 1) i64 with priorities (S, E) f32 (each
+// token's own is priority[s, expert[s]]): each expert keeps its `capacity` tokens of highest priority, ties
+// to the lower token (every routed token when it has no more), and the kept tokens take slots 0, 1, ... in
+// token order. Outputs: slot (S, 1) i64, -1 where dropped; kept (E) i64, tokens kept per expert.
+MT_KERNEL(moe_select, MoeSelect, kMoeRouter,
+          void(const Tensor& expert, const Tensor& priority, int64_t capacity, const Tensor& slot, const Tensor& kept))
 // buffer_choice (E * capacity) i64: -1, then buffer_choice[expert[c] * capacity + slot[c]] = c for every kept
 // choice c (= token * k + j) of expert, slot (S, k) i64.
 MT_KERNEL(moe_buffer_map, MoeBufferMap, kMoeRouter,

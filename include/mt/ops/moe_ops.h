@@ -22,6 +22,14 @@ struct MoeRouting {
 // per expert. `noise` (S, E) or undefined: Gumbel noise for the noisy choices (Note [Noisy choices]).
 MoeRouting moe_route(const Tensor& logits, const Tensor& noise, int64_t top_k, int64_t capacity);
 
+// Random token selection for top-1 choices (contract: Kernels::MoeSelect): each expert keeps its
+// `capacity` tokens of highest priority (ties to the lower token), slots in token order.
+struct MoeSelection {
+  Tensor slot;  // (S, 1) i64, -1 where dropped
+  Tensor kept;  // (E) i64
+};
+MoeSelection moe_select(const Tensor& expert, const Tensor& priority, int64_t capacity);
+
 // Where the (token, choice) pairs of a routing sit in the buffer of `experts` x `capacity` rows.
 struct MoeRowMap {
   Tensor expert;         // (S, k) i64

@@ -3,6 +3,7 @@
 // the expert-major buffer. These define the reference the CUDA kernels are compared with.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -117,6 +118,45 @@ void moe_route(const Tensor& logits, const Tensor& noise, int64_t capacity, cons
     case DType::kF32: return route_typed<float>(logits, noise, capacity, expert, slot, weight, counts, lse, stats);
     case DType::kF64: return route_typed<double>(logits, noise, capacity, expert, slot, weight, counts, lse, stats);
     default: MT_FAIL("moe_route: logits must be f32 or f64, got ", logits.describe());
+  }
+}
+
+namespace {
+
+// A float's bits as an unsigned key in the float order (NaN above +inf), as the CUDA kernel ranks them.
+uint32_t ordered_bits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+}
+
+}  // namespace
+
+void moe_select(const Tensor& expert, const Tensor& priority, int64_t capacity, const Tensor& slot, const Tensor& kept) {
+  const int64_t tokens = expert.size(0), experts = priority.size(1);
+  const int64_t* ex = expert.data<int64_t>();
+  const float* pr = priority.data<float>();
+  int64_t* sl = slot.data<int64_t>();
+  int64_t* kp = kept.data<int64_t>();
+  std::vector<std::vector<int64_t>> routed(experts);  // each expert's tokens, in order
+  for (int64_t t = 0; t < tokens; ++t) {
+    MT_CHECK(ex[t] >= 0 && ex[t] < experts, "moe_select: expert ", ex[t], " of token ", t, " is outside [0, ", experts, ")");
+    routed[ex[t]].push_back(t);
+  }
+  std::vector<char> keep(tokens, 1);
+  for (int64_t e = 0; e < experts; ++e) {
+    std::vector<int64_t>& r = routed[e];
+    if (static_cast<int64_t>(r.size()) <= capacity) continue;
+    std::vector<int64_t> order = r;  // by priority, high first; ties to the lower token
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return ordered_bits(pr[a * experts + e]) > ordered_bits(pr[b * experts + e]);
+    });
+    for (size_t i = static_cast<size_t>(capacity); i < order.size(); ++i) keep[order[i]] = 0;
+  }
+  for (int64_t e = 0; e < experts; ++e) {
+    int64_t next = 0;
+    for (int64_t t : routed[e]) sl[t] = keep[t] ? next++ : -1;
+    kp[e] = next;
   }
 }
 

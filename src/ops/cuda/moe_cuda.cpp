@@ -41,6 +41,16 @@ void moe_route(const Tensor& logits, const Tensor& noise, int64_t capacity, cons
   }
 }
 
+void moe_select(const Tensor& expert, const Tensor& priority, int64_t capacity, const Tensor& slot, const Tensor& kept) {
+  MT_CHECK(priority.size(1) <= gpu::kRouteMaxExperts, "moe_select (cuda): at most ", gpu::kRouteMaxExperts,
+           " experts per layer, got ", priority.size(1));
+  MT_CHECK(expert.size(0) <= std::numeric_limits<int>::max(), "moe_select (cuda): ", expert.size(0),
+           " tokens exceed the 32-bit counters");
+  cudaStream_t s = stream_for(expert);
+  MT_CUDA_CHECK(gpu::moe_select(ptr<const int64_t>(expert), ptr<const float>(priority), expert.size(0),
+                                priority.size(1), capacity, ptr<int64_t>(slot), ptr<int64_t>(kept), s));
+}
+
 void moe_buffer_map(const Tensor& expert, const Tensor& slot, int64_t capacity, const Tensor& buffer_choice) {
   cudaStream_t s = stream_for(expert);
   MT_CUDA_CHECK(gpu::moe_buffer_map(ptr<const int64_t>(expert), ptr<const int64_t>(slot), expert.numel(), capacity,
