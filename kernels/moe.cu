@@ -308,6 +308,7 @@ __global__ void __launch_bounds__(kSelectThreads)
   int routed = 0, total = 0;
   for (int64_t base = 0; base < tokens; base += kSelectThreads) {
     const int64_t t = base + tid;
+    if (e == 0 && t < tokens) check_index(expert[t], experts, "moe_select (expert)");  // one block checks
     block_prefix_count(t < tokens && expert[t] == e, warp_totals, total);
     routed += total;
   }
