@@ -100,7 +100,8 @@ MT_KERNEL(softmax_backward, SoftmaxBackward, kOther,
 MT_KERNEL(layer_norm_forward, LayerNormForward, kNorm,
           void(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y, const Tensor& mean,
                const Tensor& rstd))
-// dx (M, N); dw/db (N) in w's dtype, overwritten (db undefined if no bias).
+// dx (M, N); dw/db (N), overwritten (db undefined if no bias), both in w's dtype or, for bf16/f16 w, both in f32
+// (the f32 main gradients of half weights: no rounding of the column sums).
 MT_KERNEL(layer_norm_backward, LayerNormBackward, kNorm,
           void(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
                const Tensor& dx, const Tensor& dw, const Tensor& db))
