@@ -12,6 +12,7 @@
 #include "mt/data/shard_series.h"
 #include "mt/data/shard_stream.h"
 #include "mt/data/text_chunks.h"
+#include "mt/data/worker_pool.h"
 
 namespace mt {
 namespace {
@@ -74,6 +75,7 @@ ShardSummary tokenize_to_shards(const std::vector<std::string>& files, const Tok
   ShardSummary summary;
   ShardSeries train(out_dir, "train", shard_tokens), val(out_dir, "val", shard_tokens);
   TextChunker chunker(files, run.chunk_bytes);
+  WorkerPool workers(run.threads == 1 ? 0 : run.threads);
   std::deque<std::future<std::vector<int32_t>>> encoding;  // in input order, at most run.threads
   const auto take_oldest = [&] {
     train.append(encoding.front().get());
@@ -90,8 +92,7 @@ ShardSummary tokenize_to_shards(const std::vector<std::string>& files, const Tok
   for (TextChunk chunk; chunker.next(chunk);) {
     summary.documents += chunk.opens_document;
     if (encoding.size() == static_cast<size_t>(run.threads)) take_oldest();
-    encoding.push_back(std::async(run.threads == 1 ? std::launch::deferred : std::launch::async,
-                                  [&tokenizer, c = std::move(chunk)] { return encode_chunk(tokenizer, c); }));
+    encoding.push_back(workers.submit([&tokenizer, c = std::move(chunk)] { return encode_chunk(tokenizer, c); }));
     report(train.tokens(), false);
   }
   while (!encoding.empty()) take_oldest();

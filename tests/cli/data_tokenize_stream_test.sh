@@ -22,7 +22,7 @@ for i, l in enumerate(lines):
     if i % 5 == 0: out.append("")        # a blank line: two newlines in a row
     if i % 17 == 0: out.append("\u00a0\u3000")  # a line of Unicode spaces
 open("in3.txt", "w", encoding="utf-8").write("\n".join(out))
-open("big.txt", "w").write(t * 800)    # 32 MB
+open("big.txt", "w").write(t * 1600)   # 64 MB
 open("small.txt", "w").write(t * 80)   # 3.2 MB
 PY
 # Trained on in3.txt, the BPE merges a newline with the spaces after it, which a cut between them would split.
@@ -45,6 +45,8 @@ grep -q "tokenize: .* (100%), 5 documents, 42193 tokens" err.log && ok "progress
 [[ -z $(ls out | grep -v '^train_00000[0-8].bin$') ]] && ok "no temporary files left" || bad "left in out/: $(ls out)"
 
 # peak_rss_kb INPUT: tokenizes INPUT on 2 threads and prints the peak resident set in kB (ru_maxrss).
+# Holding the token stream would add >= 57 MB on big.txt (28.6M more tokens at 2 bytes); malloc's
+# arenas and mmap threshold move the peak by up to ~10 MB from run to run, so the bar is 32 MB.
 peak_rss_kb() {
   python3 - "$MT" "$1" <<'PY'
 import resource, subprocess, sys
@@ -57,8 +59,8 @@ PY
 }
 small_kb=$(peak_rss_kb small.txt) || bad "tokenize small.txt"
 big_kb=$(peak_rss_kb big.txt) || bad "tokenize big.txt"
-if [[ -n "$small_kb" && -n "$big_kb" ]] && (( big_kb - small_kb < 16384 )); then
-  ok "peak RSS on 32 MB of text ($big_kb kB) within 16 MB of that on 3.2 MB ($small_kb kB)"
+if [[ -n "$small_kb" && -n "$big_kb" ]] && (( big_kb - small_kb < 32768 )); then
+  ok "peak RSS on 64 MB of text ($big_kb kB) within 32 MB of that on 3.2 MB ($small_kb kB)"
 else
   bad "peak RSS grows with the input: ${big_kb:-?} kB vs ${small_kb:-?} kB"
 fi
