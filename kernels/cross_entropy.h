@@ -14,10 +14,16 @@ namespace mt::gpu {
 template <typename T, typename S>
 cudaError_t cross_entropy_forward(const T* logits, const int64_t* targets, int64_t ignore_index, S* losses, S* lse,
                                   int64_t rows, int64_t vocab, cudaStream_t stream);
-// dlogits[n, v] = grad_losses[n] * (exp(logits[n, v] - lse[n]) - (v == targets[n])); 0 on ignored rows.
+// dlogits[n, v] = grad_losses[n] (1 when grad_losses is null) * (exp(logits[n, v] - lse[n]) - (v == targets[n])); 0 on ignored rows.
 template <typename T, typename S>
 cudaError_t cross_entropy_backward(const T* logits, const int64_t* targets, int64_t ignore_index, const S* lse,
                                    const S* grad_losses, T* dlogits, int64_t rows, int64_t vocab,
                                    cudaStream_t stream);
+
+// Both at once, in place: losses and lse as cross_entropy_forward, then logits[n, v] overwritten with
+// exp(logits[n, v] - lse[n]) - (v == targets[n]) (0 on ignored rows). One read and one write of the row.
+template <typename T, typename S>
+cudaError_t cross_entropy_with_grad(T* logits, const int64_t* targets, int64_t ignore_index, S* losses, S* lse,
+                                    int64_t rows, int64_t vocab, cudaStream_t stream);
 
 }  // namespace mt::gpu

@@ -98,16 +98,26 @@ Tensor GPT::embed(const Tensor& tokens, int64_t start_pos) {
   return add(wte.forward(tokens), wpe.forward(pos));  // (B, T, d) + (T, d)
 }
 
-Tensor GPT::head(const ResidualStream& s) {
-  auto& ln_f = static_cast<LayerNorm&>(*ln_f_);
-  Tensor h = s.branch.defined() ? ln_f.forward_residual(s.x, s.branch).second : ln_f.forward(s.x);
-  return linear(h, static_cast<Embedding&>(*wte_).weight());  // (B, T, V): tied LM head
-}
-
-Tensor GPT::forward(const Tensor& tokens) {
+ResidualStream GPT::trunk(const Tensor& tokens) {
   ResidualStream s{embed(tokens, 0), Tensor()};
   for (auto& b : blocks_) s = b->forward(s);
-  return head(s);
+  return s;
+}
+
+Tensor GPT::final_norm(const ResidualStream& s) {
+  auto& ln_f = static_cast<LayerNorm&>(*ln_f_);
+  return s.branch.defined() ? ln_f.forward_residual(s.x, s.branch).second : ln_f.forward(s.x);
+}
+
+Tensor GPT::head(const ResidualStream& s) {
+  return linear(final_norm(s), static_cast<Embedding&>(*wte_).weight());  // (B, T, V): tied LM head
+}
+
+Tensor GPT::forward(const Tensor& tokens) { return head(trunk(tokens)); }
+
+Tensor GPT::lm_loss(const Tensor& tokens, const Tensor& targets) {
+  Tensor h = final_norm(trunk(tokens));  // (B, T, d)
+  return linear_cross_entropy(h.view({-1, h.size(-1)}), static_cast<Embedding&>(*wte_).weight(), targets.reshape({-1}));
 }
 
 Tensor GPT::moe_loss() const {

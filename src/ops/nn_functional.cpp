@@ -215,7 +215,10 @@ Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
-  Tensor per_row = cross_entropy_per_row(logits, targets, ignore_index);  // (N)
+  return mean_over_targets(cross_entropy_per_row(logits, targets, ignore_index), targets, ignore_index);
+}
+
+Tensor mean_over_targets(const Tensor& per_row, const Tensor& targets, int64_t ignore_index) {
   TensorOptions o{per_row.dtype(), per_row.device()};
   Tensor kept = ne(targets.detach().to(DType::kI64), full({}, static_cast<double>(ignore_index), {DType::kI64, per_row.device()}));
   Tensor count = maximum(sum(cast(kept, per_row.dtype())), ones({}, o));  // all ignored: loss 0, not 0/0

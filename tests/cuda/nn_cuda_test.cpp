@@ -629,6 +629,64 @@ TEST(CudaCrossEntropy, TargetOutOfRangeGivesNaNLoss) {
   EXPECT_TRUE(std::isnan(l[1]));
 }
 
+// Note [Fused LM head loss]: the loss and softmax - onehot in one pass over the row kept in shared
+// memory, against the CPU kernel; rows at every alignment, ignored rows, and vocabularies too long for
+// shared memory (f64 at 50304, f32 at 70001), which take the forward and backward kernels instead.
+TEST(CudaCrossEntropy, WithGradMatchesCpuAtEveryAlignmentAndVocabulary) {
+  MT_REQUIRE_GPU();
+  const Shape shapes[] = {{1, 1}, {7, 1037}, {16, 50304}, {5, 8}, {9, 50257}, {3, 100}, {3, 70001}};
+  const int64_t ignore = -100;
+  uint64_t seed = 370;
+  for (DType dt : kFloating)
+    for (const Shape& s : shapes)
+      for (bool offset : {false, true}) {
+        std::string what = name(dt, "cross_entropy_with_grad " + std::to_string(s[0]) + "x" + std::to_string(s[1]) +
+                                        (offset ? " offset by one" : ""));
+        int64_t rows = s[0], vocab = s[1];
+        Tensor logits = random_tensor(s, dt, seed++, -5, 5);
+        std::vector<int64_t> t(rows);
+        for (int64_t r = 0; r < rows; ++r) t[r] = (r * 7919 + 13) % vocab;
+        if (rows > 2) t[2] = ignore;
+        Tensor targets = Tensor::from_vector(t, {rows});
+        DType sd = stat_dtype(dt);
+        Tensor p_c = logits.clone(), loss_c = empty_cpu({rows}, sd);
+        kernels().cross_entropy_with_grad.get(Device::cpu(), "ce")(p_c, targets, ignore, loss_c);
+        Tensor p_g = offset ? gpu_offset_by_one(logits) : gpu(logits), loss_g = empty_gpu({rows}, sd);
+        kernels().cross_entropy_with_grad.get(Device::cuda(0), "ce")(p_g, gpu(targets), ignore, loss_g);
+        expect_close(loss_g, loss_c, 1e-5, what + " losses");
+        expect_close(p_g, p_c, rtol_for(dt), what + " softmax - onehot");
+      }
+}
+
+// The fused head loss on the GPU against the CPU: loss, dx and the tied weight's f32 gradient.
+TEST(CudaLinearCrossEntropy, MatchesCpuWithGradients) {
+  MT_REQUIRE_GPU();
+  const int64_t n = 37, d = 64, vocab = 1031;
+  uint64_t seed = 390;
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    Tensor xv = random_tensor({n, d}, dt, seed++), wv = random_tensor({vocab, d}, dt, seed++);
+    std::vector<int64_t> t(n);
+    for (int64_t r = 0; r < n; ++r) t[r] = (r * 613 + 5) % vocab;
+    t[4] = -100;
+    Tensor targets = Tensor::from_vector(t, {n});
+    struct Result { Tensor loss, gx, gw; };
+    auto run = [&](Device dev) {
+      Tensor x = xv.clone().to(dev), w = wv.clone().to(dev);
+      x.set_requires_grad(true);
+      w.set_requires_grad(true);
+      Tensor loss = linear_cross_entropy(x, w, targets.to(dev));
+      loss.backward();
+      return Result{loss, x.grad(), w.grad()};
+    };
+    Result c = run(Device::cpu()), g = run(Device::cuda(0));
+    expect_close(g.loss, c.loss, dt == DType::kF32 ? 1e-5 : 1e-2, name(dt, "linear_cross_entropy loss"));
+    // Gradients carry the mean's 1/36: compared at n times their size, so the tolerance's floor is 1.
+    auto scaled = [&](const Tensor& t) { return mul(t, static_cast<double>(n)); };
+    expect_close(scaled(g.gx), scaled(c.gx), rtol_for(dt), name(dt, "linear_cross_entropy dx"), 4.0);
+    expect_close(scaled(g.gw), scaled(c.gw), rtol_for(dt), name(dt, "linear_cross_entropy dw"), 4.0);
+  }
+}
+
 // ---- distillation loss ----
 
 TEST(CudaDistillation, ForwardAndBackwardMatchCpuAtEveryAlignment) {

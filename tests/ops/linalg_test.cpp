@@ -1,5 +1,5 @@
 // Linear algebra: matmul (1-d, 2-d, batched, broadcast batch dims, strided), bmm, linear with bias, the
-// MLP ops (dense and the experts' batched one), the Matmul kernel's accumulate/bias/half-type contract,
+// MLP ops (dense and the experts' batched one), the fused LM head loss, the Matmul kernel's accumulate/bias/half-type contract,
 // error messages, f64 gradchecks.
 #include <gtest/gtest.h>
 
@@ -17,6 +17,7 @@ using mt::testing::leaf;
 namespace {
 
 Tensor f64(const std::vector<double>& v, const Shape& s) { return Tensor::from_vector<double>(v, s); }
+Tensor targets_of(const std::vector<int64_t>& v) { return Tensor::from_vector<int64_t>(v, {static_cast<int64_t>(v.size())}); }
 
 // Naive reference: a (.., M, K) @ b (.., K, N), both already expanded to the same batch.
 std::vector<double> naive_matmul(const Tensor& a, const Tensor& b) {
@@ -338,4 +339,77 @@ TEST(LinearF32Out, EqualsTheF32LinearOfTheHalfValuesWithGradients) {
   expect_values(x.grad(), matmul(dyh, wf).to(DType::kBF16).to_vector<double>(), 0);  // rounded once, to x's dtype
   expect_values(w.grad(), matmul(dyh.transpose(0, 1), xf).to_vector<double>(), 1e-6);
   EXPECT_THROW(linear_f32_out(xf, wf), Error);
+}
+
+// Note [Fused LM head loss]: linear_cross_entropy is cross_entropy(linear(x, w)) with the logits' gradient
+// made in the forward pass: the same loss and gradients (f64), ignored rows included, and an f64 gradcheck.
+TEST(LinearCrossEntropy, EqualsCrossEntropyOfTheLinearWithGradients) {
+  Tensor x = leaf(distinct_values(5 * 4, 0.31), {5, 4}), w = leaf(distinct_values(7 * 4, 0.17), {7, 4});
+  Tensor targets = targets_of({6, -100, 0, 3, 3});
+  Tensor fused = linear_cross_entropy(x, w, targets);
+  EXPECT_EQ(fused.shape(), Shape({}));
+  fused.backward();
+  std::vector<double> gx = x.grad().to_vector<double>(), gw = w.grad().to_vector<double>();
+  x.zero_grad();
+  w.zero_grad();
+  Tensor parts = cross_entropy(linear(x, w), targets);
+  parts.backward();
+  EXPECT_NEAR(fused.item(), parts.item(), 1e-14);
+  expect_values(x.grad(), gx, 1e-14);
+  expect_values(w.grad(), gw, 1e-14);
+  expect_gradcheck([targets](const std::vector<Tensor>& in) { return linear_cross_entropy(in[0], in[1], targets); },
+                   {x, w});
+  // Every row ignored: loss 0 and no gradient, not 0/0.
+  x.zero_grad();
+  Tensor none = linear_cross_entropy(x, w, targets_of({-100, -100, -100, -100, -100}));
+  none.backward();
+  EXPECT_EQ(none.item(), 0.0);
+  expect_values(x.grad(), std::vector<double>(20, 0.0), 0);
+}
+
+// In bf16 the loss is the unfused one's (the same rounded logits, the same f32 loss kernel); the gradients
+// round P = softmax - onehot and diag(g) X where the unfused backward rounds diag(g) P, so both are held to
+// the f64 gradients of the same bf16 values, within 1% of the largest. The weight's gradient is f32
+// (Note [f32 weight gradients]).
+TEST(LinearCrossEntropy, HalfOperandsMatchTheF64GradientsToBf16Precision) {
+  auto bf16_leaf = [](const std::vector<double>& v, const Shape& s) {
+    Tensor t = Tensor::from_vector<double>(v, s, DType::kBF16);
+    t.set_requires_grad(true);
+    return t;
+  };
+  Tensor x = bf16_leaf(distinct_values(8 * 16, 0.37), {8, 16}), w = bf16_leaf(distinct_values(33 * 16, 0.21), {33, 16});
+  Tensor targets = Tensor::from_vector<int32_t>({1, 32, 0, 7, -100, 5, 5, 20}, {8});
+  Tensor x64 = leaf(x.to_vector<double>(), {8, 16}), w64 = leaf(w.to_vector<double>(), {33, 16});
+  cross_entropy(linear(x64, w64), targets).backward();
+  Tensor fused = linear_cross_entropy(x, w, targets);
+  ASSERT_EQ(fused.dtype(), DType::kF32);
+  fused.backward();
+  ASSERT_EQ(w.grad().dtype(), DType::kF32);
+  std::vector<double> gx = x.grad().to_vector<double>(), gw = w.grad().to_vector<double>();
+  x.zero_grad();
+  w.zero_grad();
+  Tensor parts = cross_entropy(linear(x, w), targets);
+  parts.backward();
+  EXPECT_EQ(fused.item(), parts.item());
+  auto expect_near_f64 = [](const std::vector<double>& got, const Tensor& want, const char* what) {
+    std::vector<double> r = want.to_vector<double>();
+    double largest = 0;
+    for (double v : r) largest = std::max(largest, std::abs(v));
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], r[i], 1e-2 * largest) << what << " " << i;
+  };
+  expect_near_f64(gx, x64.grad(), "fused dx");
+  expect_near_f64(gw, w64.grad(), "fused dw");
+  expect_near_f64(x.grad().to_vector<double>(), x64.grad(), "unfused dx");
+  expect_near_f64(w.grad().to_vector<double>(), w64.grad(), "unfused dw");
+}
+
+TEST(LinearCrossEntropy, ErrorsNameShapesDtypesAndTargets) {
+  Tensor x = f64(distinct_values(6), {2, 3}), w = f64(distinct_values(12), {4, 3});
+  EXPECT_NE(error_of([&] { linear_cross_entropy(x, f64(distinct_values(8), {4, 2}), targets_of({0, 1})); }).find("differ in d"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { linear_cross_entropy(x, w, targets_of({0, 1, 2})); }).find("do not match x"), std::string::npos);
+  EXPECT_NE(error_of([&] { linear_cross_entropy(x, w.to(DType::kF32), targets_of({0, 1})); }).find("linear_cross_entropy"),
+            std::string::npos);
+  std::string e = error_of([&] { linear_cross_entropy(x, w, targets_of({0, 4})); });
+  EXPECT_NE(e.find("target 4"), std::string::npos) << e;
 }

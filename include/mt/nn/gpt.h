@@ -57,6 +57,9 @@ class GPT : public Module {
 
   // tokens (B, T) i64 -> logits (B, T, padded_vocab) in the parameters' dtype.
   Tensor forward(const Tensor& tokens);
+  // cross_entropy(forward(tokens), targets) for targets (B, T), its logits never kept for another use
+  // (linear_cross_entropy: their gradient is made in the loss's forward pass).
+  Tensor lm_loss(const Tensor& tokens, const Tensor& targets);
   // Sum over MoE layers of (aux_loss_coef * aux + z_loss_coef * z) from the last forward;
   // undefined for a dense model.
   Tensor moe_loss() const;
@@ -73,7 +76,9 @@ class GPT : public Module {
 
  private:
   Tensor embed(const Tensor& tokens, int64_t start_pos);
-  Tensor head(const ResidualStream& s);  // final LayerNorm (of x + branch) and the tied LM head
+  ResidualStream trunk(const Tensor& tokens);  // embeddings and blocks
+  Tensor final_norm(const ResidualStream& s);   // final LayerNorm of x + branch: (B, T, d)
+  Tensor head(const ResidualStream& s);         // final_norm and the tied LM head: (B, T, V)
 
   GPTConfig config_;
   Generator& dropout_gen_;

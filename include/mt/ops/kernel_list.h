@@ -142,6 +142,11 @@ MT_KERNEL(cross_entropy_forward, CrossEntropyForward, kLoss,
 MT_KERNEL(cross_entropy_backward, CrossEntropyBackward, kLoss,
           void(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& lse,
                const Tensor& grad_losses, const Tensor& dlogits))
+// The loss and its gradient at once, for a loss that is the logits' only reader (Note [Fused LM head
+// loss], linalg.cpp): losses (N) as cross_entropy_forward's; logits (N, V) are overwritten with
+// softmax(logits[n]) - onehot(target[n]) (zero rows where ignored): one read and one write of the logits.
+MT_KERNEL(cross_entropy_with_grad, CrossEntropyWithGrad, kLoss,
+          void(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& losses))
 // Knowledge distillation at temperature T (inv_temperature = 1 / T > 0): student, teacher (N, V) of one
 // dtype; kl (N) = KL(softmax(teacher[n] / T) || softmax(student[n] / T)), terms where the teacher's
 // probability is 0 counting 0; lse_student, lse_teacher (N) the rows' logsumexp of logits / T. kl and

@@ -112,6 +112,12 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);  // weight (V, d), id
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
 // Per-row losses (N) f32 (f64 for f64 logits), zero at ignored rows.
 Tensor cross_entropy_per_row(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100);
+// cross_entropy(linear(x, w), targets) for x (N, d), w (V, d), with the logits' gradient made in the
+// forward pass over them (Note [Fused LM head loss], linalg.cpp): the (N, V) logits are read and written
+// once instead of three times. For a loss that is the logits' only use (no distillation beside it).
+Tensor linear_cross_entropy(const Tensor& x, const Tensor& w, const Tensor& targets, int64_t ignore_index = -100);
+// Mean of per-row losses (N) over the rows whose target is not ignore_index (0 when every row is).
+Tensor mean_over_targets(const Tensor& per_row, const Tensor& targets, int64_t ignore_index = -100);
 // Knowledge-distillation loss: temperature^2 * mean over rows of KL(softmax(teacher / T) || softmax(student / T)),
 // in f32 (f64 for f64 logits); student and teacher (N, V). The teacher is a constant (no gradient flows to it);
 // vocabulary entries where the teacher's probability is 0 (a -inf logit) add nothing.

@@ -42,6 +42,15 @@ A scaled_logsumexp(const T* x, int64_t v, A scale) {
   return mx + static_cast<A>(std::log(s));
 }
 
+// dr[0..v) = g * (exp(xr[j] - lse) - (j == target)); dr may be xr (each element is read, then written).
+template <typename T, typename A>
+void write_ce_grad_row(const T* xr, T* dr, int64_t v, int64_t target, A g, A lse) {
+  for (int64_t j = 0; j < v; ++j) {
+    A p = std::exp(static_cast<A>(xr[j]) - lse);
+    dr[j] = static_cast<T>(g * (p - (j == target ? A(1) : A(0))));
+  }
+}
+
 }  // namespace
 
 void softmax(const Tensor& in, const Tensor& out, SoftmaxKind kind) {
@@ -278,12 +287,32 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
           std::fill(dr, dr + v, T(A(0)));
           continue;
         }
-        const T* xr = x + r * v;
-        A g = static_cast<A>(gl[r]), l = static_cast<A>(lsev[r]);
-        for (int64_t j = 0; j < v; ++j) {
-          A p = std::exp(static_cast<A>(xr[j]) - l);
-          dr[j] = static_cast<T>(g * (p - (j == t[r] ? A(1) : A(0))));
+        write_ce_grad_row(x + r * v, dr, v, t[r], static_cast<A>(gl[r]), static_cast<A>(lsev[r]));
+      }
+    });
+  });
+}
+
+void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& losses) {
+  int64_t rows = logits.size(0), v = logits.size(1);
+  check_targets(targets, v, ignore_index, "cross_entropy");
+  dispatch_floating(logits.dtype(), "cross_entropy", [&]<typename T>() {
+    using A = acc_t<T>;
+    using S = stat_t<T>;
+    T* x = logits.data<T>();
+    const int64_t* t = targets.data<int64_t>();
+    S* lv = losses.data<S>();
+    parallel_range(rows, row_grain(v), [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        T* xr = x + r * v;
+        if (t[r] == ignore_index) {
+          lv[r] = S(0);
+          std::fill(xr, xr + v, T(A(0)));
+          continue;
         }
+        A l = scaled_logsumexp<A>(xr, v, A(1));
+        lv[r] = static_cast<S>(l - static_cast<A>(xr[t[r]]));
+        write_ce_grad_row(xr, xr, v, t[r], A(1), l);
       }
     });
   });

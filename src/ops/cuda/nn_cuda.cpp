@@ -192,6 +192,18 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
   });
 }
 
+void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& losses) {
+  check_contiguous("cross_entropy_with_grad", {&logits, &targets, &losses});
+  MT_CHECK(targets.dtype() == DType::kI64, "cross_entropy_with_grad (cuda): targets must be i64, got ", targets.dtype());
+  Tensor lse = Tensor::empty({logits.size(0)}, losses.dtype(), logits.device());  // (N): the kernel's scratch
+  cudaStream_t s = stream_for(logits);
+  dispatch_with_stats(logits.dtype(), losses.dtype(), "cross_entropy_with_grad", [&]<typename T, typename S>() {
+    MT_CUDA_CHECK((gpu::cross_entropy_with_grad<T, S>(ptr<T>(logits), targets.data<int64_t>(), ignore_index,
+                                                           ptr<S>(losses), ptr<S>(lse), logits.size(0),
+                                                           logits.size(1), s)));
+  });
+}
+
 void distillation_forward(const Tensor& student, const Tensor& teacher, double inv_temperature, const Tensor& kl,
                           const Tensor& lse_student, const Tensor& lse_teacher) {
   check_contiguous("distillation_loss", {&student, &teacher, &kl, &lse_student, &lse_teacher});
