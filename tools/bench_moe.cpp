@@ -1,7 +1,8 @@
 // `moetrain bench moe`: forward + backward of one MoE layer (top-1, capacity factor 1.0, bf16) against a
 // dense MLP with the same active parameters, on the GPU, timed interleaved with it (bench_common.h), with
-// eager launches and replayed as CUDA graphs, printed as a Markdown table with the ratios; then the MoE
-// layer's phases (router, dispatch, experts, combine), each timed forward + backward on its own. Needs a GPU.
+// eager launches and replayed as CUDA graphs, dropping tokens at capacity 1.0 and dropless (eager only),
+// printed as a Markdown table with the ratios; then the dropping layer's phases (router, dispatch, experts,
+// combine), each timed forward + backward on its own. Needs a GPU.
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -64,38 +65,49 @@ class MoeBench {
                 "| vs dense, replayed |\n");
     std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     std::vector<std::vector<double>> phases;
-    for (int64_t e : opt_.experts) {
-      MoEConfig c;
-      c.d_model = d;
-      c.hidden = h;
-      c.experts = e;
-      c.top_k = 1;
-      c.capacity_factor = 1.0;
-      MoELayer moe(c, gen_);
-      moe.to(dev_, DType::kBF16);
-      auto moe_step = [&] {
-        Tensor x = leaf(x_);
-        Tensor out = moe.forward(x, gen_);
-        run_backward({out, moe.weighted_loss()}, {probe_, Tensor()}, RetainGraph::kNo);
-        moe.zero_grad();
-      };
-      // The dense MLP and the MoE layer timed round by round: both see the same clocks. First with eager
-      // launches, then each step captured as a CUDA graph, as training replays its steps (Note [The captured
-      // step]): without the host's launch gaps, what is left is the kernels' own time.
-      std::vector<double> ms = time_interleaved(opt_.common, {dense_step, moe_step});
-      DeviceGraph dense_graph(dev_, &dense, dense_step), moe_graph(dev_, &moe, moe_step);
-      std::vector<double> replayed =
-          time_interleaved(opt_.common, {[&] { dense_graph.replay(); }, [&] { moe_graph.replay(); }});
-      std::printf("| dense MLP | - | - | - | %.3f | %.1f | 1.00x | %.3f | 1.00x |\n", ms[0], flops / (ms[0] * 1e-3) / 1e12,
-                  replayed[0]);
-      std::printf("| MoE layer | %lld | %lld | %.1f%% | %.3f | %.1f | %.2fx | %.3f | %.2fx |\n", static_cast<long long>(e),
-                  static_cast<long long>(moe.stats().capacity), 100.0 * moe.stats().drop_rate(), ms[1],
-                  flops / (ms[1] * 1e-3) / 1e12, ms[1] / ms[0], replayed[1], replayed[1] / replayed[0]);
-      std::fflush(stdout);
-      std::vector<double> row = phase_times(moe);
-      row.push_back(ms[1]);
-      phases.push_back(row);
-    }
+    for (int64_t e : opt_.experts)
+      for (bool dropless : {false, true}) {
+        MoEConfig c;
+        c.d_model = d;
+        c.hidden = h;
+        c.experts = e;
+        c.top_k = 1;
+        c.capacity_factor = 1.0;
+        c.drop_tokens = !dropless;  // dropless: every expert padded to the largest count
+        MoELayer moe(c, gen_);
+        moe.to(dev_, DType::kBF16);
+        auto moe_step = [&] {
+          Tensor x = leaf(x_);
+          Tensor out = moe.forward(x, gen_);
+          run_backward({out, moe.weighted_loss()}, {probe_, Tensor()}, RetainGraph::kNo);
+          moe.zero_grad();
+        };
+        // The dense MLP and the MoE layer timed round by round: both see the same clocks. First with eager
+        // launches, then each step captured as a CUDA graph, as training replays its steps (Note [The
+        // captured step]): without the host's launch gaps, what is left is the kernels' own time. A dropless
+        // layer reads its capacity back to the host, so it is not captured (as training leaves it eager).
+        std::vector<double> ms = time_interleaved(opt_.common, {dense_step, moe_step});
+        std::vector<double> replayed;
+        if (!dropless) {
+          DeviceGraph dense_graph(dev_, &dense, dense_step), moe_graph(dev_, &moe, moe_step);
+          replayed = time_interleaved(opt_.common, {[&] { dense_graph.replay(); }, [&] { moe_graph.replay(); }});
+        }
+        const bool graphs = !replayed.empty();
+        std::string dense_replayed = graphs ? cell("%.3f", replayed[0]) : "-";
+        std::string moe_replayed = graphs ? cell("%.3f", replayed[1]) : "-";
+        std::string replayed_ratio = graphs ? cell("%.2fx", replayed[1] / replayed[0]) : "-";
+        std::printf("| dense MLP | - | - | - | %.3f | %.1f | 1.00x | %s | %s |\n", ms[0], flops / (ms[0] * 1e-3) / 1e12,
+                    dense_replayed.c_str(), graphs ? "1.00x" : "-");
+        std::printf("| MoE layer%s | %lld | %lld | %.1f%% | %.3f | %.1f | %.2fx | %s | %s |\n",
+                    dropless ? ", dropless" : "", static_cast<long long>(e),
+                    static_cast<long long>(moe.stats().capacity), 100.0 * moe.stats().drop_rate(), ms[1],
+                    flops / (ms[1] * 1e-3) / 1e12, ms[1] / ms[0], moe_replayed.c_str(), replayed_ratio.c_str());
+        std::fflush(stdout);
+        if (dropless) continue;
+        std::vector<double> row = phase_times(moe);
+        row.push_back(ms[1]);
+        phases.push_back(row);
+      }
     std::printf("\nTarget: MoE / dense <= 1.2x (dropless: 1.3x). Phases of the MoE layer, each forward + backward "
                 "on its own (ms):\n\n");
     std::printf("| experts | router | dispatch | experts (bmm) | combine | sum | whole layer |\n");
@@ -110,6 +122,11 @@ class MoeBench {
 
  private:
   double time_ms(const std::function<void()>& fn) { return time_interleaved(opt_.common, {fn})[0]; }
+  static std::string cell(const char* format, double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, format, v);
+    return b;
+  }
 
   // A fresh leaf over t's storage that requires grad (its gradient is dropped with it).
   static Tensor leaf(const Tensor& t) {
@@ -164,7 +181,7 @@ void add_bench_moe_command(CLI::App& bench) {
   auto opt = std::make_shared<BenchMoeOptions>();
   opt->common.iters = 20;
   CLI::App* moe = bench.add_subcommand(
-      "moe", "One MoE layer (top-1, capacity factor 1.0, bf16) vs a dense MLP of the same active size, fwd+bwd, "
+      "moe", "One MoE layer (top-1, capacity factor 1.0 and dropless, bf16) vs a dense MLP of the same active size, fwd+bwd, "
              "with a per-phase breakdown, as Markdown tables");
   add_bench_common_options(*moe, opt->common);
   moe->add_option("--tokens", opt->tokens, "Tokens per layer call")->check(CLI::PositiveNumber)->capture_default_str();
