@@ -10,10 +10,12 @@ namespace mt {
 
 namespace {
 
+// The shapes of a reduction: which dims stay, and the order that puts the reduced ones last.
 struct ReducePlan {
-  Tensor rows;      // (M, K) contiguous
-  Shape out_shape;  // kept dims (keepdim applied)
-  Shape kept_shape; // kept dims with reduced dims as 1 (for broadcasting back)
+  std::vector<int> perm;  // kept dims, then reduced dims
+  int64_t m = 1, k = 1;   // rows (kept elements) and row length (reduced elements)
+  Shape out_shape;        // kept dims (keepdim applied)
+  Shape kept_shape;       // kept dims with reduced dims as 1 (for broadcasting back)
 };
 
 ReducePlan plan_reduce(const Tensor& a, std::vector<int> dims, bool keepdim, const char* op) {
@@ -24,36 +26,38 @@ ReducePlan plan_reduce(const Tensor& a, std::vector<int> dims, bool keepdim, con
     MT_CHECK(!reduced[d], op, ": dim ", d, " listed twice");
     reduced[d] = true;
   }
-  std::vector<int> perm;
-  Shape out_shape, kept_shape;
-  int64_t m = 1, k = 1;
+  ReducePlan p;
   for (int d = 0; d < nd; ++d) {
     if (!reduced[d]) {
-      perm.push_back(d);
-      out_shape.push_back(a.shape()[d]);
-      m *= a.shape()[d];
+      p.perm.push_back(d);
+      p.out_shape.push_back(a.shape()[d]);
+      p.m *= a.shape()[d];
     } else if (keepdim) {
-      out_shape.push_back(1);
+      p.out_shape.push_back(1);
     }
-    kept_shape.push_back(reduced[d] ? 1 : a.shape()[d]);
+    p.kept_shape.push_back(reduced[d] ? 1 : a.shape()[d]);
   }
   for (int d = 0; d < nd; ++d)
     if (reduced[d]) {
-      perm.push_back(d);
-      k *= a.shape()[d];
+      p.perm.push_back(d);
+      p.k *= a.shape()[d];
     }
+  return p;
+}
+
+Tensor reduce(ReduceOp op, const Tensor& a, const ReducePlan& p, const char* name) {
   Tensor x = a.detach();
-  if (nd > 0) x = x.permute(perm);
-  return {x.contiguous().reshape({m, k}), out_shape, kept_shape};
+  if (a.dim() > 0) x = x.permute(p.perm);
+  Tensor rows = x.contiguous().reshape({p.m, p.k});  // (M, K): a copy unless the reduced dims are last
+  DType out_dtype = op == ReduceOp::kArgMax ? DType::kI64 : a.dtype();
+  MT_CHECK(p.k > 0 || op == ReduceOp::kSum, name, ": reduction over an empty dimension of ", a.describe());
+  Tensor out = Tensor::empty({p.m}, out_dtype, a.device());
+  if (out.numel() > 0) kernels().reduce_rows.get(a.device(), name)(op, rows, out);
+  return out.view(p.out_shape);
 }
 
 Tensor reduce(ReduceOp op, const Tensor& a, const std::vector<int>& dims, bool keepdim, const char* name) {
-  ReducePlan p = plan_reduce(a, dims, keepdim, name);
-  DType out_dtype = op == ReduceOp::kArgMax ? DType::kI64 : a.dtype();
-  MT_CHECK(p.rows.size(1) > 0 || op == ReduceOp::kSum, name, ": reduction over an empty dimension of ", a.describe());
-  Tensor out = Tensor::empty({p.rows.size(0)}, out_dtype, a.device());
-  if (out.numel() > 0) kernels().reduce_rows.get(a.device(), name)(op, p.rows, out);
-  return out.view(p.out_shape);
+  return reduce(op, a, plan_reduce(a, dims, keepdim, name), name);
 }
 
 std::vector<int> all_dims(const Tensor& a) {
@@ -66,7 +70,7 @@ std::vector<int> all_dims(const Tensor& a) {
 
 Tensor sum(const Tensor& a, const std::vector<int>& dims, bool keepdim) {
   ReducePlan p = plan_reduce(a, dims, keepdim, "sum");
-  Tensor out = reduce(ReduceOp::kSum, a, dims, keepdim, "sum");
+  Tensor out = reduce(ReduceOp::kSum, a, p, "sum");
   Shape in_shape = a.shape(), kept = p.kept_shape;
   record_function("SumBackward", {a}, {out}, [in_shape, kept](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{g[0].reshape(kept).expand(in_shape).contiguous()};
