@@ -190,6 +190,11 @@ class OpsBench {
         copy_gbs_);
     row("cross_entropy bwd", "16384 x 50304", "bf16", [&] { bwd(logits, targets, -100, lse, grad, dlogits); }, nv * 4,
         Work::kBytes, copy_gbs_);
+    // The fused head loss's kernel (Note [Fused LM head loss]) reads the logits and writes P over them: after
+    // the first run it works on the P of the run before, which costs the same.
+    auto with_grad = kernels().cross_entropy_with_grad.get(dev_, "cross_entropy_with_grad");
+    row("cross_entropy with grad", "16384 x 50304", "bf16", [&] { with_grad(logits, targets, -100, losses); }, nv * 4,
+        Work::kBytes, copy_gbs_);
   }
 
   // Student and teacher logits of a GPT-2 batch (16 x 1024 tokens) at T 2.
