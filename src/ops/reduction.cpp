@@ -14,6 +14,7 @@ namespace {
 struct ReducePlan {
   std::vector<int> perm;  // kept dims, then reduced dims
   int64_t m = 1, k = 1;   // rows (kept elements) and row length (reduced elements)
+  bool leading = true;    // the reduced dims come first: the input is already (K, M) rows
   Shape out_shape;        // kept dims (keepdim applied)
   Shape kept_shape;       // kept dims with reduced dims as 1 (for broadcasting back)
 };
@@ -42,6 +43,7 @@ ReducePlan plan_reduce(const Tensor& a, std::vector<int> dims, bool keepdim, con
       p.perm.push_back(d);
       p.k *= a.shape()[d];
     }
+  for (int d = 1; d < nd; ++d) p.leading = p.leading && (reduced[d] <= reduced[d - 1]);  // reduced, then kept
   return p;
 }
 
@@ -70,7 +72,12 @@ std::vector<int> all_dims(const Tensor& a) {
 
 Tensor sum(const Tensor& a, const std::vector<int>& dims, bool keepdim) {
   ReducePlan p = plan_reduce(a, dims, keepdim, "sum");
-  Tensor out = reduce(ReduceOp::kSum, a, p, "sum");
+  // A floating sum over the leading dims of a contiguous tensor (the batch of a broadcast's gradient) is
+  // ones (1, K) @ rows (K, M): the GEMM reads the rows where they are, where the row reduction would first
+  // transpose them, a strided copy of the whole input.
+  const bool columns = is_floating(a.dtype()) && a.is_contiguous() && p.k > 1 && p.m > 1 && p.leading;
+  Tensor out = columns ? matmul(ones({1, p.k}, {a.dtype(), a.device()}), a.detach().view({p.k, p.m})).view(p.out_shape)
+                       : reduce(ReduceOp::kSum, a, p, "sum");
   Shape in_shape = a.shape(), kept = p.kept_shape;
   record_function("SumBackward", {a}, {out}, [in_shape, kept](const std::vector<Tensor>& g) {
     return std::vector<Tensor>{g[0].reshape(kept).expand(in_shape).contiguous()};

@@ -515,6 +515,20 @@ TEST(CudaOps, ReduceRowsFloatSumsWithinTolerance) {
     }
 }
 
+// sum over leading dims (a broadcast's gradient, the wpe gradient's batch) runs as a GEMM of ones on the
+// rows in place: against the CPU's, in every floating dtype, odd sizes and the wpe gradient's shape.
+TEST(CudaOps, SumOverLeadingDimsMatchesCpu) {
+  MT_REQUIRE_GPU();
+  for (DType t : kFloating)
+    for (const Shape& s : {Shape{7, 3, 5}, Shape{16, 1024, 768}, Shape{1037, 1, 3}}) {
+      Tensor x = make_input(s, t, -1, 1, 83);
+      Tensor c = sum(x, {0}), g = sum(x.to(gpu()), {0});
+      Tol tol = t == DType::kF64 ? Tol{1e-12, 1e-12} : tol_for(t);
+      expect_close(c, g, tol, label("sum over dim 0 of (" + std::to_string(s[0]) + ", ...)", t));
+      expect_close(sum(x, {0, 1}, true), sum(x.to(gpu()), {0, 1}, true), tol, label("sum over dims 0, 1", t));
+    }
+}
+
 // The gradient norm's kernel: more tensors than one launch batch (64), empty and one-element tensors, and
 // tensors long enough to be split over many blocks; per-tensor sums against the CPU's in f64 (a sequential
 // f32 sum of 4M squares drifts further than the GPU's tree of partials; f64 sums of 4M terms in different orders

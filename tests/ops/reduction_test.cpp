@@ -32,6 +32,34 @@ TEST(Reduction, SumAndMeanOverDims) {
   EXPECT_EQ(sum(Tensor::from_vector<float>({0.5f, 0.25f}, {2}, DType::kBF16)).item(), 0.75);
 }
 
+// Sums over leading dims of contiguous floating tensors take the column-sum path (a GEMM of ones over the
+// rows as they lie); integer and strided inputs and other dim sets the row reduction. Every one equals the
+// naive sum, in f64 exactly and in bf16 rounded once from the f32 sum.
+TEST(Reduction, SumOverLeadingDimsMatchesTheNaiveSumOnEveryPath) {
+  const int64_t b = 5, t = 3, d = 4;
+  std::vector<double> v(b * t * d);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>((i * 37) % 23) - 11.0;
+  auto naive = [&](bool over_t) {
+    std::vector<double> out(over_t ? d : t * d, 0.0);
+    for (int64_t i = 0; i < b; ++i)
+      for (int64_t j = 0; j < t; ++j)
+        for (int64_t k = 0; k < d; ++k) out[over_t ? k : j * d + k] += v[(i * t + j) * d + k];
+    return out;
+  };
+  for (DType dt : {DType::kF64, DType::kF32, DType::kBF16, DType::kI64}) {
+    Tensor x = Tensor::from_vector<double>(v, {b, t, d}, dt);
+    Tensor s0 = sum(x, {0});
+    EXPECT_EQ(s0.shape(), Shape({t, d}));
+    EXPECT_EQ(s0.dtype(), dt);
+    expect_values(s0, naive(false));  // small integers: exact in every dtype
+    expect_values(sum(x, {0, 1}, true), naive(true));
+    EXPECT_EQ(sum(x, {1, 0}, true).shape(), Shape({1, 1, d}));
+    expect_values(sum(x.transpose(0, 1), {1}), naive(false));  // strided: the row reduction
+  }
+  Tensor g = leaf(v, {b, t, d});
+  expect_gradcheck([](const std::vector<Tensor>& in) { return sum(in[0], {0, 1}); }, {g});
+}
+
 TEST(Reduction, MaxMinAlongADim) {
   Tensor a = f64({3, 1, 3, -1, -5, 0}, {2, 3});
   expect_values(max(a, 1), {3, 0});
