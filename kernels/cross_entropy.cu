@@ -244,24 +244,20 @@ template <typename T, typename S>
 cudaError_t cross_entropy_with_grad(T* logits, const int64_t* targets, int64_t ignore_index, S* losses, S* lse,
                                     int64_t rows, int64_t vocab, cudaStream_t stream) {
   if (rows == 0 || vocab == 0) return cudaSuccess;
-  // Shared memory for the whole packs of a row at any alignment; more than the device gives a block
-  // (f64 rows over ~28K, f32 over ~57K): the forward kernel, then the backward one with gradient 1.
+  // Shared memory for the whole packs of a row at any alignment. A row longer than a block's shared memory
+  // (f64 over ~28K, f32 over ~57K) takes the forward kernel, then the backward one with gradient 1.
   const size_t smem = static_cast<size_t>(vocab / kPack<T>) * 16;
-  int device = 0, optin = 0;
-  cudaError_t e = cudaGetDevice(&device);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  if (e != cudaSuccess) return e;
-  const size_t static_smem = (2 * 32 + 1) * sizeof(acc_t<T>);
-  if (smem + static_smem > static_cast<size_t>(optin)) {
-    e = cross_entropy_forward<T, S>(logits, targets, ignore_index, losses, lse, rows, vocab, stream);
+  auto kernel = cross_entropy_with_grad_kernel<T, S>;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) !=
+      cudaSuccess) {
+    cudaGetLastError();  // clear the refusal
+    cudaError_t e = cross_entropy_forward<T, S>(logits, targets, ignore_index, losses, lse, rows, vocab, stream);
     if (e != cudaSuccess) return e;
     return cross_entropy_backward<T, S>(logits, targets, ignore_index, lse, nullptr, logits, rows, vocab, stream);
   }
-  auto kernel = cross_entropy_with_grad_kernel<T, S>;
-  e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   // All of L1 as shared memory, so that two rows of a 50K bf16 vocabulary fit on an SM at once.
-  if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+  cudaError_t e =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
   if (e != cudaSuccess) return e;
   int64_t per_pass = (vocab / kPack<T> + kForwardChunk - 1) / kForwardChunk;
   int threads = 32;
