@@ -18,6 +18,8 @@ Tensor LocalDispatcher::combine(const Tensor& expert_out, const RoutingTable& ta
 Tensor AllToAllDispatcher::dispatch(const Tensor& tokens, const RoutingTable& table) const {
   const int64_t p = group_.size(), local = table.experts / p, c = table.capacity, d = tokens.size(1);
   MT_CHECK(table.experts % p == 0, "AllToAllDispatcher: ", table.experts, " experts do not split over ", p, " ranks");
+  MT_CHECK(!table.packed(), "AllToAllDispatcher: a packed routing table (dropless routing without the expert "
+                            "group's capacity) cannot be exchanged");
   Tensor buffer = dispatch_tokens(tokens, table);                        // (E, C, d) = (P, E/P, C, d) by destination
   Tensor received = exchange(buffer).view({p, local, c, d});             // (P, E/P, C, d) by source rank
   return received.permute({1, 0, 2, 3}).contiguous().view({local, p * c, d});  // (E/P, P*C, d)

@@ -34,7 +34,8 @@ void Experts::reset_parameters(double std, Generator& gen) {
   fill_(b2_, 0.0);
 }
 
-Tensor Experts::forward(const Tensor& buffer) const {
+Tensor Experts::forward(const Tensor& buffer, const std::vector<int64_t>& expert_rows) const {
+  if (!expert_rows.empty()) return experts_mlp_gelu_packed(buffer, expert_rows, w1_, b1_, w2_, b2_);  // (N, d)
   MT_CHECK(buffer.dim() == 3 && buffer.size(0) == w1_.size(0) && buffer.size(2) == w1_.size(1),
            "Experts: expected a buffer (", w1_.size(0), ", C, ", w1_.size(1), "), got ", buffer.describe());
   return experts_mlp_gelu(buffer, w1_, b1_, w2_, b2_);  // (E, C, d), GELU in the GEMM epilogues

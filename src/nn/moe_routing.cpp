@@ -1,6 +1,6 @@
 // The gating algorithm around the fused moe_route kernel: capacity, noise, random token selection,
-// the buffer map, and the autograd of weights, aux and z losses. Only the capacity (dropless mode)
-// leaves the device during a forward.
+// the buffer map (packed when dropless on one rank), and the autograd of weights, aux and z losses. Only
+// the counts (dropless mode) leave the device during a forward.
 #include "mt/nn/moe_routing.h"
 
 #include <algorithm>
@@ -164,6 +164,8 @@ RoutingResult route_in_order(const Tensor& logits, const RoutingOptions& o, Gene
     capacity = *std::max_element(routed.begin(), routed.end());
     if (o.capacity_group)
       capacity = static_cast<int64_t>(o.capacity_group->all_reduce(static_cast<double>(capacity), ReduceKind::kMax));
+    else
+      r.table.expert_rows = routed;  // dropless keeps every choice: the packed buffer's rows
   }
   MT_ASSERT(capacity >= 1);
   TensorOptions i64{DType::kI64, device};
@@ -245,8 +247,28 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
   } else {
     r = route_in_order(logits, o, gen);
   }
-  r.table.buffer_choice = moe_buffer_map(r.table.expert, r.table.slot, experts, r.table.capacity);
+  if (r.table.packed()) {  // Note [Packed dropless buffer]: row = the expert's first row + slot
+    std::vector<int64_t> first(experts, 0);
+    for (int64_t e = 1; e < experts; ++e) first[e] = first[e - 1] + r.table.expert_rows[e - 1];
+    Tensor first_rows = Tensor::from_vector(first, {experts}).to(logits.device());
+    const Tensor& expert = r.table.expert;
+    r.table.buffer_row = add(index_select(first_rows, 0, expert.reshape({-1})).view(expert.shape()), r.table.slot);
+  }
+  const MoeRowMap map = r.table.row_map();
+  r.table.buffer_choice = moe_buffer_map(map.expert, map.slot, r.table.packed() ? 1 : experts, map.capacity);
   return r;
+}
+
+int64_t RoutingTable::buffer_rows() const {
+  if (!packed()) return experts * capacity;
+  int64_t rows = 0;
+  for (int64_t n : expert_rows) rows += n;
+  return rows;
+}
+
+MoeRowMap RoutingTable::row_map() const {
+  if (!packed()) return MoeRowMap{expert, slot, buffer_choice, capacity};
+  return MoeRowMap{zeros(expert.shape(), {DType::kI64, expert.device()}), buffer_row, buffer_choice, buffer_rows()};
 }
 
 }  // namespace mt

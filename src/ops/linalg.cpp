@@ -1,6 +1,7 @@
 // Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm, linear
-// (x @ w^T + b), and GPT-2's MLP and the MoE experts' batched MLP with GELU in the GEMMs. All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
+// (x @ w^T + b), and GPT-2's MLP and the MoE experts' MLP (batched, or per expert over a packed buffer) with GELU in the GEMMs. All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
 // backwards call the same kernel with transposes and sum over batch entries that were broadcast.
+#include <algorithm>
 #include <optional>
 
 #include "mt/graph/node.h"
@@ -20,15 +21,20 @@ bool needs_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
 // fewer. Only for a parameter itself (a leaf): a gradient flowing on to an op keeps its tensor's dtype
 // (param_grad_dtype, mt/graph/node.h). The layer norms' weight and bias gradients do the same.
 
-// out (B, M, N) = op(a) @ op(b) (+ bias (N)); a, b contiguous 3-d, batch 1 or B. out in a's dtype, or
-// in f32 from half operands (no bias then).
+// out (B, M, N) = op(a) @ op(b) (+ bias (N)); a, b contiguous 3-d, batch 1 or B; written into a given
+// contiguous tensor (gemm_into) or a new one (gemm). out in a's dtype, or in f32 from half operands (no bias then).
+void gemm_into(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const Tensor& out,
+               const Tensor& bias = Tensor()) {
+  if (out.numel() > 0) kernels().matmul.get(a.device(), "matmul")(a, ta, b, tb, out, bias, Accumulate::kNo);
+}
+
 Tensor gemm(const Tensor& a, Transpose ta, const Tensor& b, Transpose tb, const Tensor& bias = Tensor(),
             std::optional<DType> out_dtype = std::nullopt) {
   int64_t batch = a.size(0) == 1 ? b.size(0) : a.size(0);
   int64_t m = ta == Transpose::kYes ? a.size(2) : a.size(1);
   int64_t n = tb == Transpose::kYes ? b.size(1) : b.size(2);
   Tensor out = Tensor::empty({batch, m, n}, out_dtype.value_or(a.dtype()), a.device());
-  if (out.numel() > 0) kernels().matmul.get(a.device(), "matmul")(a, ta, b, tb, out, bias, Accumulate::kNo);
+  gemm_into(a, ta, b, tb, out, bias);
   return out;
 }
 
@@ -221,56 +227,104 @@ namespace {
 // How an MLP's weights are stored: linear's (out, in), or the experts' (in, out).
 enum class WeightLayout { kOutIn, kInOut };
 
-// y (B, M, d) = gelu(x @ W1 + b1) @ W2 + b2 for each of B batch entries: x (B, M, d); w1, w2 (B, ., .)
-// in `layout`; b1 (B, 1, hidden), b2 (B, 1, d). `x_in` and the `params` are the op's own tensors (the
-// autograd inputs, gradients returned in their shapes).
+// The MLP's forward for each of B batch entries, into given tensors: pre = x @ W1 + b1, h = gelu(pre)
+// (B, M, hidden), y = h @ W2 + b2 (B, M, d); x (B, M, d); w1, w2 (B, ., .) in `layout`; b1 (B, 1, hidden),
+// b2 (B, 1, d). All contiguous (views of a larger tensor are fine).
+void mlp_gelu_forward(const Tensor& x3, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                      WeightLayout layout, const Tensor& pre, const Tensor& h, const Tensor& y) {
+  if (x3.size(1) == 0) return;
+  Device dev = x3.device();
+  // x @ W for a stored W is op(W) = W^T for (out, in) weights.
+  const Transpose forward_t = layout == WeightLayout::kOutIn ? Transpose::kYes : Transpose::kNo;
+  if (!kernels().matmul_bias_gelu.get(dev, "mlp_gelu")(x3, w1, forward_t, b1, pre, h)) {
+    gemm_into(x3, Transpose::kNo, w1, forward_t, pre, b1);
+    kernels().unary.get(dev, "mlp_gelu")(UnaryOp::kGelu, pre, h, 0.0);
+  }
+  gemm_into(h, Transpose::kNo, w2, forward_t, y, b2);
+}
+
+// The MLP's gradients, written into tensors of the operands' (B, ., .) shapes (x undefined: not wanted).
+struct MlpGrads {
+  Tensor x, w1, b1, w2, b2;
+};
+
+// The backward of mlp_gelu_forward from dy (B, M, d) and the forward's tensors; ones_row (1, 1, M) of
+// ones in x's dtype sums the bias gradients.
+void mlp_gelu_backward(const Tensor& dy, const Tensor& x3, const Tensor& w1, const Tensor& w2, const Tensor& pre,
+                       const Tensor& h, WeightLayout layout, const Tensor& ones_row, const MlpGrads& out) {
+  const int64_t batch = x3.size(0), rows = x3.size(1), hidden = pre.size(2);
+  if (rows == 0) {  // no rows: every parameter gradient is zero
+    for (const Tensor* g : {&out.w1, &out.b1, &out.w2, &out.b2}) fill_(*g, 0.0);
+    return;
+  }
+  Device dev = x3.device();
+  const bool out_in = layout == WeightLayout::kOutIn;
+  const Transpose backward_t = out_in ? Transpose::kNo : Transpose::kYes;  // dH @ W^T is W as stored for (out, in)
+  // dW2: dY^T @ h (out, in) or h^T @ dY (in, out); db2 = 1^T @ dY.
+  if (out_in) gemm_into(dy, Transpose::kYes, h, Transpose::kNo, out.w2);
+  else gemm_into(h, Transpose::kYes, dy, Transpose::kNo, out.w2);
+  gemm_into(ones_row, Transpose::kNo, dy, Transpose::kNo, out.b2);
+  // dPre = (dY @ W2^T) * gelu'(pre); fc's bias gradient 1^T @ dPre.
+  Tensor dpre = Tensor::empty({batch, rows, hidden}, x3.dtype(), dev);
+  if (!kernels().matmul_dgelu_bgrad.get(dev, "mlp_gelu backward")(dy, w2, backward_t, pre, dpre, out.b1)) {
+    Tensor dh = gemm(dy, Transpose::kNo, w2, backward_t);
+    kernels().unary_backward.get(dev, "mlp_gelu backward")(UnaryGradOp::kGelu, dh, pre, dpre);
+    gemm_into(ones_row, Transpose::kNo, dpre, Transpose::kNo, out.b1);
+  }
+  if (out.x.defined()) gemm_into(dpre, Transpose::kNo, w1, backward_t, out.x);
+  // dW1: dPre^T @ x (out, in) or x^T @ dPre (in, out).
+  if (out_in) gemm_into(dpre, Transpose::kYes, x3, Transpose::kNo, out.w1);
+  else gemm_into(x3, Transpose::kYes, dpre, Transpose::kNo, out.w1);
+}
+
+// What the backward allocates the MLP's gradients by: each operand's shape and gradient dtype (x's own
+// dtype, each parameter's by Note [f32 weight gradients]), and whether x's gradient is wanted.
+struct MlpGradLayout {
+  std::vector<Shape> shapes;  // x, w1, b1, w2, b2
+  std::vector<DType> dtypes;
+  bool need_x = false;
+  Device device;
+
+  MlpGradLayout(const Tensor& x, const std::vector<Tensor>& params) : need_x(needs_grad(x)), device(x.device()) {
+    shapes.push_back(x.shape());
+    dtypes.push_back(x.dtype());
+    for (const Tensor& p : params) {
+      shapes.push_back(p.shape());
+      dtypes.push_back(param_grad_dtype(p));
+    }
+  }
+  MlpGrads empty() const {
+    auto make = [&](size_t i) { return Tensor::empty(shapes[i], dtypes[i], device); };
+    return MlpGrads{need_x ? make(0) : Tensor(), make(1), make(2), make(3), make(4)};
+  }
+};
+
+// y (B, M, d) = gelu(x @ W1 + b1) @ W2 + b2 for each of B batch entries (mlp_gelu_forward's operands).
+// `x_in` and the `params` (w1, b1, w2, b2) are the op's own tensors (the autograd inputs, gradients
+// returned in their shapes).
 Tensor mlp_gelu_batched(const Tensor& x3, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
                         WeightLayout layout, const Tensor& x_in, const std::vector<Tensor>& params) {
   const int64_t batch = x3.size(0), rows = x3.size(1), d = x3.size(2), hidden = b1.size(2);
   Device dev = x3.device();
   DType dt = x3.dtype();
-  // x @ W for a stored W is op(W) = W^T for (out, in) weights; dH @ W^T is then W as stored, and vice versa.
-  const Transpose forward_t = layout == WeightLayout::kOutIn ? Transpose::kYes : Transpose::kNo;
-  const Transpose backward_t = layout == WeightLayout::kOutIn ? Transpose::kNo : Transpose::kYes;
   Tensor pre = Tensor::empty({batch, rows, hidden}, dt, dev), h = Tensor::empty({batch, rows, hidden}, dt, dev);
-  if (rows > 0 && !kernels().matmul_bias_gelu.get(dev, "mlp_gelu")(x3, w1, forward_t, b1, pre, h)) {
-    kernels().matmul.get(dev, "mlp_gelu")(x3, Transpose::kNo, w1, forward_t, pre, b1, Accumulate::kNo);
-    kernels().unary.get(dev, "mlp_gelu")(UnaryOp::kGelu, pre, h, 0.0);
-  }
-  Tensor y = gemm(h, Transpose::kNo, w2, forward_t, b2);  // (B, M, d)
+  Tensor y = Tensor::empty({batch, rows, d}, dt, dev);
+  mlp_gelu_forward(x3, w1, b1, w2, b2, layout, pre, h, y);
   SavedTensor sx(x3, "mlp input"), sw1(w1, "mlp fc weight"), sw2(w2, "mlp proj weight");
   SavedTensor spre(pre, "mlp pre-activation"), sh(h, "mlp activation");
-  const bool need_x = needs_grad(x_in);
-  const Shape x_shape = x_in.shape();
-  std::vector<Shape> shapes;
-  std::vector<DType> grad_dtypes;  // Note [f32 weight gradients]
-  for (const Tensor& p : params) {
-    shapes.push_back(p.shape());
-    grad_dtypes.push_back(param_grad_dtype(p));
-  }
+  const MlpGradLayout grad_layout(x_in, params);
+  const Shape x3_shape = x3.shape(), w1_shape = w1.shape(), b1_shape = b1.shape(), w2_shape = w2.shape(),
+              b2_shape = b2.shape();
   std::vector<Tensor> inputs{x_in};
   inputs.insert(inputs.end(), params.begin(), params.end());
   record_function("MlpGeluBackward", inputs, {y}, [=](const std::vector<Tensor>& g) {
     Tensor dy = g[0].contiguous().view({batch, rows, d});
-    const Tensor &xs = sx.get(), &w1s = sw1.get(), &w2s = sw2.get(), &pres = spre.get(), &hs = sh.get();
-    const bool out_in = layout == WeightLayout::kOutIn;
-    Tensor ones_row = ones({1, 1, rows}, {dt, dev});
-    // dW2: dY^T @ h (out, in) or h^T @ dY (in, out); db2 = 1^T @ dY.
-    Tensor gw2 = out_in ? gemm(dy, Transpose::kYes, hs, Transpose::kNo, Tensor(), grad_dtypes[2])
-                        : gemm(hs, Transpose::kYes, dy, Transpose::kNo, Tensor(), grad_dtypes[2]);
-    Tensor gb2 = gemm(ones_row, Transpose::kNo, dy, Transpose::kNo, Tensor(), grad_dtypes[3]);  // (B, 1, d)
-    // dPre = (dY @ W2^T) * gelu'(pre); fc's bias gradient 1^T @ dPre.
-    Tensor dpre = Tensor::empty({batch, rows, hidden}, dt, dev), gb1 = Tensor::empty({batch, 1, hidden}, grad_dtypes[1], dev);
-    if (rows == 0 || !kernels().matmul_dgelu_bgrad.get(dev, "mlp_gelu backward")(dy, w2s, backward_t, pres, dpre, gb1)) {
-      Tensor dh = gemm(dy, Transpose::kNo, w2s, backward_t);
-      kernels().unary_backward.get(dev, "mlp_gelu backward")(UnaryGradOp::kGelu, dh, pres, dpre);
-      gb1 = gemm(ones_row, Transpose::kNo, dpre, Transpose::kNo, Tensor(), grad_dtypes[1]);
-    }
-    Tensor gx = need_x ? gemm(dpre, Transpose::kNo, w1s, backward_t).view(x_shape) : Tensor();
-    // dW1: dPre^T @ x (out, in) or x^T @ dPre (in, out).
-    Tensor gw1 = out_in ? gemm(dpre, Transpose::kYes, xs, Transpose::kNo, Tensor(), grad_dtypes[0])
-                        : gemm(xs, Transpose::kYes, dpre, Transpose::kNo, Tensor(), grad_dtypes[0]);
-    return std::vector<Tensor>{gx, gw1.view(shapes[0]), gb1.view(shapes[1]), gw2.view(shapes[2]), gb2.view(shapes[3])};
+    MlpGrads grads = grad_layout.empty();  // in the operands' shapes; the kernels see their 3-d views
+    auto as3 = [](const Tensor& t, const Shape& shape) { return t.defined() ? t.view(shape) : t; };
+    mlp_gelu_backward(dy, sx.get(), sw1.get(), sw2.get(), spre.get(), sh.get(), layout, ones({1, 1, rows}, {dt, dev}),
+                      MlpGrads{as3(grads.x, x3_shape), as3(grads.w1, w1_shape), as3(grads.b1, b1_shape),
+                               as3(grads.w2, w2_shape), as3(grads.b2, b2_shape)});
+    return std::vector<Tensor>{grads.x, grads.w1, grads.b1, grads.w2, grads.b2};
   });
   return y;
 }
@@ -309,6 +363,67 @@ Tensor experts_mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, con
   check_mlp_operands("experts_mlp_gelu", x, {&w1, &b1, &w2, &b2});
   auto c = [](const Tensor& t) { return t.detach().contiguous(); };
   return mlp_gelu_batched(c(x), c(w1), c(b1), c(w2), c(b2), WeightLayout::kInOut, x, {w1, b1, w2, b2});
+}
+
+// Note [Packed dropless buffer]: dropless routing on one rank gives each expert exactly the rows routed
+// to it, expert after expert (mt/nn/moe_routing.h), instead of padding every expert to the largest
+// count. The experts' MLP then runs one GEMM group per expert sized to its rows, each with the
+// batched op's epilogues and the same backward: no FLOPs and no memory spent on padding, whatever
+// the routing's skew (a padded buffer of an expert that draws every token would be E x larger).
+Tensor experts_mlp_gelu_packed(const Tensor& x, const std::vector<int64_t>& expert_rows, const Tensor& w1,
+                               const Tensor& b1, const Tensor& w2, const Tensor& b2) {
+  const int64_t experts = w1.dim() == 3 ? w1.size(0) : -1;
+  MT_CHECK(x.dim() == 2 && experts >= 1 && b1.dim() == 3 && w2.dim() == 3 && b2.dim() == 3 &&
+               w1.size(1) == x.size(1) && w2.size(0) == experts && w2.size(1) == w1.size(2) &&
+               w2.size(2) == x.size(1) && b1.shape() == Shape({experts, 1, w1.size(2)}) &&
+               b2.shape() == Shape({experts, 1, x.size(1)}),
+           "experts_mlp_gelu_packed: expected x (N, d), w1 (E, d, hidden), b1 (E, 1, hidden), w2 (E, hidden, d), b2 "
+           "(E, 1, d), got ", x.describe(), ", ", w1.describe(), ", ", b1.describe(), ", ", w2.describe(), ", ",
+           b2.describe());
+  check_mlp_operands("experts_mlp_gelu_packed", x, {&w1, &b1, &w2, &b2});
+  MT_CHECK(static_cast<int64_t>(expert_rows.size()) == experts, "experts_mlp_gelu_packed: expected the rows of ",
+           experts, " experts, got ", expert_rows.size());
+  std::vector<int64_t> first(experts + 1, 0);  // expert e's rows are first[e] .. first[e + 1] - 1
+  for (int64_t e = 0; e < experts; ++e) {
+    MT_CHECK(expert_rows[e] >= 0, "experts_mlp_gelu_packed: expert ", e, " has ", expert_rows[e], " rows");
+    first[e + 1] = first[e] + expert_rows[e];
+  }
+  MT_CHECK(first[experts] == x.size(0), "experts_mlp_gelu_packed: the experts' rows sum to ", first[experts],
+           " but x has ", x.size(0), " rows (", x.describe(), ")");
+  const int64_t n = x.size(0), d = x.size(1), hidden = w1.size(2);
+  Device dev = x.device();
+  DType dt = x.dtype();
+  auto c = [](const Tensor& t) { return t.detach().contiguous(); };
+  Tensor xc = c(x), w1c = c(w1), b1c = c(b1), w2c = c(w2), b2c = c(b2);
+  // Expert e's rows of a packed (N, cols) tensor as (1, rows_e, cols); its slice of an (E, ., .) one.
+  auto rows_of = [first](const Tensor& t, int64_t e) {
+    return t.narrow(0, first[e], first[e + 1] - first[e]).view({1, first[e + 1] - first[e], t.size(1)});
+  };
+  auto of_expert = [](const Tensor& t, int64_t e) { return t.narrow(0, e, 1); };
+  Tensor pre = Tensor::empty({n, hidden}, dt, dev), h = Tensor::empty({n, hidden}, dt, dev);
+  Tensor y = Tensor::empty({n, d}, dt, dev);
+  for (int64_t e = 0; e < experts; ++e)
+    mlp_gelu_forward(rows_of(xc, e), of_expert(w1c, e), of_expert(b1c, e), of_expert(w2c, e), of_expert(b2c, e),
+                     WeightLayout::kInOut, rows_of(pre, e), rows_of(h, e), rows_of(y, e));
+  SavedTensor sx(xc, "experts input"), sw1(w1c, "experts fc weight"), sw2(w2c, "experts proj weight");
+  SavedTensor spre(pre, "experts pre-activation"), sh(h, "experts activation");
+  const MlpGradLayout grad_layout(x, {w1, b1, w2, b2});
+  const int64_t most = *std::max_element(expert_rows.begin(), expert_rows.end());
+  record_function("PackedMlpGeluBackward", {x, w1, b1, w2, b2}, {y}, [=](const std::vector<Tensor>& g) {
+    Tensor dy = g[0].contiguous();  // (N, d)
+    MlpGrads grads = grad_layout.empty();
+    Tensor ones_rows = ones({1, 1, most}, {dt, dev});
+    const Tensor &xs = sx.get(), &w1s = sw1.get(), &w2s = sw2.get(), &pres = spre.get(), &hs = sh.get();
+    for (int64_t e = 0; e < experts; ++e) {
+      MlpGrads expert_grads{grads.x.defined() ? rows_of(grads.x, e) : Tensor(), of_expert(grads.w1, e),
+                            of_expert(grads.b1, e), of_expert(grads.w2, e), of_expert(grads.b2, e)};
+      mlp_gelu_backward(rows_of(dy, e), rows_of(xs, e), of_expert(w1s, e), of_expert(w2s, e), rows_of(pres, e),
+                        rows_of(hs, e), WeightLayout::kInOut, ones_rows.narrow(2, 0, first[e + 1] - first[e]),
+                        expert_grads);
+    }
+    return std::vector<Tensor>{grads.x, grads.w1, grads.b1, grads.w2, grads.b2};
+  });
+  return y;  // (N, d)
 }
 
 }  // namespace mt

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <vector>
@@ -153,9 +154,10 @@ TEST(CudaMatmul, RepeatedShapeReusesThePlanAndGivesTheSameResult) {
 // ---- the MLP with GELU in the GEMM epilogues ----
 
 // y and the gradients of an MLP op's five inputs (x, w1, b1, w2, b2) on `dev`, for the loss sum(y * dy) in f32.
-std::vector<Tensor> mlp_value_and_grads(Tensor (*op)(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                                                     const Tensor&),
-                                        const std::vector<Tensor>& inputs, const Tensor& dy, Device dev) {
+using MlpOp = std::function<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&)>;
+
+std::vector<Tensor> mlp_value_and_grads(const MlpOp& op, const std::vector<Tensor>& inputs, const Tensor& dy,
+                                        Device dev) {
   std::vector<Tensor> in;
   for (const Tensor& t : inputs) {
     Tensor l = t.to(dev).detach();
@@ -242,6 +244,38 @@ TEST(CudaExpertsMlpGelu, BatchedForwardEpilogueRunsAndTheOpMatchesTheCpu) {
           << what;
       std::vector<Tensor> want = mlp_value_and_grads(experts_mlp_gelu, {x, w1, b1, w2, b2}, dy, Device::cpu());
       std::vector<Tensor> got = mlp_value_and_grads(experts_mlp_gelu, {x, w1, b1, w2, b2}, dy, Device::cuda(0));
+      const char* names[] = {"y", "dx", "dw1", "db1", "dw2", "db2"};
+      for (size_t i = 0; i < want.size(); ++i) expect_close(got[i], want[i], rtol_for(dt), what + " " + names[i], 4.0);
+    }
+}
+
+// Note [Packed dropless buffer]: each expert's GEMMs over its own rows of the packed buffer (views at
+// row offsets, an expert without rows, the epilogue and the parts' widths) agree with the CPU's.
+TEST(CudaExpertsMlpGeluPacked, MatchesTheCpuWithGradients) {
+  MT_REQUIRE_GPU();
+  struct Case {
+    std::vector<int64_t> rows;
+    int64_t d, hidden;
+  };
+  const Case cases[] = {{{37, 0, 130, 1, 96}, 64, 256}, {{5, 300, 17}, 128, 512}, {{12, 0, 33}, 64, 250}};
+  uint64_t seed = 1800;
+  for (DType dt : kFloating)
+    for (const Case& c : cases) {
+      const int64_t e = static_cast<int64_t>(c.rows.size());
+      int64_t n = 0;
+      for (int64_t r : c.rows) n += r;
+      std::string what = name(dt, "experts_mlp_gelu_packed E " + std::to_string(e) + " N " + std::to_string(n) +
+                                      " hidden " + std::to_string(c.hidden));
+      Tensor x = random_tensor({n, c.d}, dt, seed, -2, 2);
+      Tensor w1 = random_tensor({e, c.d, c.hidden}, dt, seed + 1, -0.2, 0.2), b1 = random_tensor({e, 1, c.hidden}, dt, seed + 2);
+      Tensor w2 = random_tensor({e, c.hidden, c.d}, dt, seed + 3, -0.2, 0.2), b2 = random_tensor({e, 1, c.d}, dt, seed + 4);
+      Tensor dy = random_tensor({n, c.d}, dt, seed + 5);
+      seed += 6;
+      MlpOp packed = [&c](const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
+        return experts_mlp_gelu_packed(x, c.rows, w1, b1, w2, b2);
+      };
+      std::vector<Tensor> want = mlp_value_and_grads(packed, {x, w1, b1, w2, b2}, dy, Device::cpu());
+      std::vector<Tensor> got = mlp_value_and_grads(packed, {x, w1, b1, w2, b2}, dy, Device::cuda(0));
       const char* names[] = {"y", "dx", "dw1", "db1", "dw2", "db2"};
       for (size_t i = 0; i < want.size(); ++i) expect_close(got[i], want[i], rtol_for(dt), what + " " + names[i], 4.0);
     }

@@ -1,9 +1,10 @@
 // Dispatcher tests: the expert-major buffer and the weighted combine for a hand-written routing
-// table (kept, dropped and empty slots), and their gradients.
+// table (kept, dropped and empty slots), and their gradients; the packed buffer of dropless routing.
 #include <gtest/gtest.h>
 
 #include "mt/autograd/gradcheck.h"
 #include "mt/nn/moe_dispatch.h"
+#include "mt/nn/moe_routing.h"
 #include "mt/ops/ops.h"
 
 using namespace mt;
@@ -80,4 +81,28 @@ TEST(Dispatch, GradientsReachTokensExpertOutputsAndWeights) {
   std::vector<double> gy = y.grad().to_vector<double>();
   EXPECT_EQ(gy[4], 0.0);  // expert 0, slot 2 (empty)
   EXPECT_EQ(gy[10], 0.0);  // expert 1, slot 2 (empty)
+}
+
+// Note [Packed dropless buffer]: a dropless table's buffer holds expert 0's tokens, then expert 1's, ...
+// with no empty rows; combine weighs them back to their tokens, and the gradients pass through.
+TEST(Dispatch, PackedBufferHoldsEachExpertsTokensInTurnAndCombinesBack) {
+  // Top-1 over three experts: t0, t2, t3 to expert 0, t1 to 1, t4 to 2.
+  Tensor logits = Tensor::from_vector<double>({2, 0, 0, 0, 2, 0, 2, 1, 0, 3, 0, 0, 0, 0, 1}, {5, 3});
+  RoutingOptions o;
+  o.drop_tokens = false;
+  Generator gen(1);
+  RoutingTable t = route(logits, o, gen).table;
+  ASSERT_TRUE(t.packed());
+  Tensor x = Tensor::from_vector<double>({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {5, 2});
+  x.set_requires_grad(true);
+  Tensor buffer = dispatch_tokens(x, t);
+  EXPECT_EQ(buffer.shape(), (Shape{5, 2}));
+  EXPECT_EQ(buffer.to_vector<double>(), (std::vector<double>{1, 2, 5, 6, 7, 8, 3, 4, 9, 10}));
+  Tensor out = combine_tokens(buffer, t);  // x scaled by each token's gate
+  std::vector<double> w = t.weight.to_vector<double>(), got = out.to_vector<double>(), xs = x.to_vector<double>();
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], w[i / 2] * xs[i], 1e-12) << "element " << i;
+  EXPECT_THROW(combine_tokens(buffer.view({5, 1, 2}), t), Error);  // not the (E, C, d) layout
+  sum(out).backward();
+  std::vector<double> gx = x.grad().to_vector<double>();
+  for (size_t i = 0; i < gx.size(); ++i) EXPECT_NEAR(gx[i], w[i / 2], 1e-12) << "element " << i;
 }

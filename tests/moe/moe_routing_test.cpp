@@ -87,6 +87,7 @@ TEST(Route, Top1KeepsTheEarliestTokensUpToCapacity) {
   EXPECT_DOUBLE_EQ(r.stats.drop_rate(), 2.0 / 6.0);
   // Buffer rows (expert-major, 2 slots each): t0, t2 | t1, empty | t4, empty.
   EXPECT_EQ(r.table.buffer_choice.to_vector<int64_t>(), (I64s{0, 2, 1, -1, 4, -1}));
+  EXPECT_FALSE(r.table.packed());
   EXPECT_EQ(gen.state().offset, 0u);  // nothing random was asked for
 }
 
@@ -97,6 +98,12 @@ TEST(Route, Top1DroplessTakesTheLargestCount) {
   EXPECT_EQ(r.table.slot.to_vector<int64_t>(), (I64s{0, 0, 1, 2, 0, 3}));
   EXPECT_EQ(r.stats.kept(), (I64s{4, 1, 1}));
   EXPECT_EQ(r.stats.drop_rate(), 0.0);
+  // Note [Packed dropless buffer]: experts 0, 1, 2 hold rows 0-3, 4 and 5, no padding (not 3 x 4 rows).
+  ASSERT_TRUE(r.table.packed());
+  EXPECT_EQ(r.table.expert_rows, (I64s{4, 1, 1}));
+  EXPECT_EQ(r.table.buffer_rows(), 6);
+  EXPECT_EQ(r.table.buffer_row.to_vector<int64_t>(), (I64s{0, 4, 1, 2, 5, 3}));
+  EXPECT_EQ(r.table.buffer_choice.to_vector<int64_t>(), (I64s{0, 2, 3, 5, 1, 4}));
 }
 
 TEST(Route, Top1WithRoomForAllDropsNothing) {
@@ -136,6 +143,19 @@ TEST(Route, Top2WithSmallCapacityDropsBothChoicesOfALateToken) {
   EXPECT_EQ(w[6], 0.0);
   EXPECT_EQ(w[7], 0.0);
   EXPECT_NEAR(w[2], 1.0, 1e-6);
+}
+
+TEST(Route, Top2DroplessInSequenceMajorOrderPacksEveryChoice) {
+  Generator gen(1);
+  RoutingOptions o = options(2, 1.0, 0, /*drop=*/false);
+  o.sequence_length = 2;  // two sequences of two tokens, routed position by position: t0, t2, t1, t3
+  RoutingResult r = route(logits_of(kTop2Logits), o, gen);
+  ASSERT_TRUE(r.table.packed());
+  EXPECT_EQ(r.table.expert_rows, (I64s{4, 3, 1}));
+  // Expert 0 takes the first choices in routing order (t0, t2, t3) and then t1's second; expert 1 t1's
+  // first, then the second choices of t0 and t3; expert 2 t2's second.
+  EXPECT_EQ(r.table.buffer_row.to_vector<int64_t>(), (I64s{0, 5, 4, 3, 1, 7, 2, 6}));
+  EXPECT_EQ(r.table.buffer_choice.to_vector<int64_t>(), (I64s{0, 4, 6, 3, 2, 1, 7, 5}));
 }
 
 TEST(Route, Top2DroplessKeepsEveryChoice) {

@@ -320,6 +320,64 @@ TEST(ExpertsMlpGelu, EqualsEachExpertsBmmGeluBmmWithGradients) {
   EXPECT_NE(e.find("experts_mlp_gelu: expected x (E, C, d), w1 (E, d, hidden)"), std::string::npos) << e;
 }
 
+// Note [Packed dropless buffer]: the packed op equals the batched op over the same rows padded to the
+// largest count (padding rows zero, their output gradient zero), values and all five gradients; an
+// expert without rows gets zero gradients; gradcheck in f64; bad row counts are named.
+TEST(ExpertsMlpGeluPacked, EqualsTheBatchedOpOverTheZeroPaddedRowsWithGradients) {
+  const int64_t experts = 4, d = 4, hidden = 8, most = 3;
+  const std::vector<int64_t> rows{2, 0, 3, 1};  // 6 rows in all
+  const int64_t n = 6;
+  Tensor x = leaf(distinct_values(n * d), {n, d});
+  Tensor w1 = leaf(distinct_values(experts * d * hidden, 0.01), {experts, d, hidden});
+  Tensor b1 = leaf(distinct_values(experts * hidden, 0.05), {experts, 1, hidden});
+  Tensor w2 = leaf(distinct_values(experts * hidden * d, 0.01), {experts, hidden, d});
+  Tensor b2 = leaf(distinct_values(experts * d, 0.1), {experts, 1, d});
+  std::vector<Tensor> params{w1, b1, w2, b2};
+  std::vector<double> g = distinct_values(n * d, 0.7);
+  Tensor packed = experts_mlp_gelu_packed(x, rows, w1, b1, w2, b2);
+  ASSERT_EQ(packed.shape(), Shape({n, d}));
+  sum(mul(packed, Tensor::from_vector<double>(g, {n, d}))).backward();
+  std::vector<std::vector<double>> packed_grads;
+  for (Tensor& t : params) {
+    packed_grads.push_back(t.grad().to_vector<double>());
+    t.zero_grad();
+  }
+  // The same rows padded: expert e's rows at (e, 0 .. rows[e] - 1).
+  std::vector<double> xs = x.to_vector<double>(), padded_x(experts * most * d, 0.0), padded_g(experts * most * d, 0.0);
+  std::vector<int64_t> padded_row;  // the padded row of each packed row
+  for (int64_t e = 0; e < experts; ++e)
+    for (int64_t r = 0; r < rows[e]; ++r) padded_row.push_back(e * most + r);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      padded_x[padded_row[i] * d + j] = xs[i * d + j];
+      padded_g[padded_row[i] * d + j] = g[i * d + j];
+    }
+  Tensor px = leaf(padded_x, {experts, most, d});
+  Tensor batched = experts_mlp_gelu(px, w1, b1, w2, b2);
+  sum(mul(batched, Tensor::from_vector<double>(padded_g, {experts, most, d}))).backward();
+  std::vector<double> want_y = batched.to_vector<double>(), want_dx = px.grad().to_vector<double>(), y_rows, dx_rows;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      y_rows.push_back(want_y[padded_row[i] * d + j]);
+      dx_rows.push_back(want_dx[padded_row[i] * d + j]);
+    }
+  expect_values(packed, y_rows, 1e-13);
+  expect_values(x.grad(), dx_rows, 1e-13);
+  for (size_t i = 0; i < params.size(); ++i) expect_values(params[i].grad(), packed_grads[i], 1e-13);
+  for (double v : std::vector<double>(packed_grads[0].begin() + d * hidden, packed_grads[0].begin() + 2 * d * hidden))
+    EXPECT_EQ(v, 0.0);  // expert 1 has no rows
+  x.zero_grad();
+  expect_gradcheck(
+      [&](const std::vector<Tensor>& in) { return experts_mlp_gelu_packed(in[0], rows, in[1], in[2], in[3], in[4]); },
+      {x, w1, b1, w2, b2});
+  std::string e = error_of([&] { experts_mlp_gelu_packed(x, {2, 0, 3, 2}, w1, b1, w2, b2); });
+  EXPECT_NE(e.find("the experts' rows sum to 7 but x has 6 rows"), std::string::npos) << e;
+  e = error_of([&] { experts_mlp_gelu_packed(x, {3, 3}, w1, b1, w2, b2); });
+  EXPECT_NE(e.find("expected the rows of 4 experts, got 2"), std::string::npos) << e;
+  e = error_of([&] { experts_mlp_gelu_packed(x, {7, -1, 0, 0}, w1, b1, w2, b2); });
+  EXPECT_NE(e.find("expert 1 has -1 rows"), std::string::npos) << e;
+}
+
 // The MoE gate's f32 logits from bf16 operands: the values of the f32 linear of the same (exact) values, an
 // output gradient rounded to bf16 for dx (bf16) and dw (f32, Note [f32 weight gradients]).
 TEST(LinearF32Out, EqualsTheF32LinearOfTheHalfValuesWithGradients) {

@@ -8,10 +8,10 @@
 namespace mt {
 
 // x (S, d) -> (E, C, d): buffer[expert, slot] = x[token] for every kept (token, choice); empty
-// slots are zero.
+// slots are zero. A packed table's buffer is (N, d), expert after expert (RoutingTable::expert_rows).
 Tensor dispatch_tokens(const Tensor& x, const RoutingTable& table);
 
-// expert_out (E, C, d) -> (S, d): out[token] = sum_j weight[token, j] * expert_out[expert, slot]
+// expert_out (E, C, d), or (N, d) packed -> (S, d): out[token] = sum_j weight[token, j] * expert_out[expert, slot]
 // over the kept choices (dropped ones add 0). Differentiable w.r.t. expert_out and the weights;
 // the sum is taken in f32 (f64 for f64 outputs) and rounded to expert_out's dtype.
 Tensor combine_tokens(const Tensor& expert_out, const RoutingTable& table);

@@ -15,7 +15,7 @@ class TokenDispatcher {
  public:
   virtual ~TokenDispatcher() = default;
   // tokens (S, d) -> the input of this rank's E_local experts, (E_local, C', d): the rows routed to
-  // them (C' = C locally; P * C, by source rank, over P ranks).
+  // them (C' = C locally; P * C, by source rank, over P ranks), or (N, d) for a packed table (locally).
   virtual Tensor dispatch(const Tensor& tokens, const RoutingTable& table) const = 0;
   // The experts' output (E_local, C', d) -> (S, d) at the tokens' rank, weighted by the gates.
   virtual Tensor combine(const Tensor& expert_out, const RoutingTable& table) const = 0;

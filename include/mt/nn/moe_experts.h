@@ -1,8 +1,11 @@
 // Experts: the FFNs of the experts of one MoE layer that this rank holds (all of them, or shard r of
 // P under expert parallelism: global ids r * E/P .. (r + 1) * E/P - 1), stacked (w1 (E_local, d, h),
 // b1 (E_local, 1, h), w2 (E_local, h, d), b2 (E_local, 1, d)) and run as one batched matmul per
-// weight over the expert-major buffer, never a loop of small GEMMs.
+// weight over the expert-major buffer, or over a packed dropless buffer one GEMM per expert sized to
+// its rows (Note [Packed dropless buffer]).
 #pragma once
+#include <vector>
+
 #include "mt/nn/module.h"
 
 namespace mt {
@@ -15,7 +18,8 @@ class Experts : public Module {
           int shards = 1);
 
   // buffer (E_local, C, d) -> (E_local, C, d): gelu(buffer @ w1 + b1) @ w2 + b2, expert by expert.
-  Tensor forward(const Tensor& buffer) const;
+  // With expert_rows (a packed table's), buffer (N, d) -> (N, d), expert e's rows after e-1's.
+  Tensor forward(const Tensor& buffer, const std::vector<int64_t>& expert_rows = {}) const;
 
   void reset_parameters(double std, Generator& gen) override;
 

@@ -17,13 +17,21 @@ struct RoutingTable {
   Tensor expert;  // (S, k) i64: the expert of each choice (choice 0 is the most probable)
   Tensor slot;    // (S, k) i64: the slot in that expert's buffer, -1 if the choice was dropped
   Tensor weight;  // (S, k) gate dtype: combine weight, 0 where dropped; differentiable w.r.t. the gate
-  Tensor buffer_choice;  // (E * capacity) i64: the choice (token * k + j) in each buffer row, -1 where empty
+  Tensor buffer_choice;  // (buffer_rows()) i64: the choice (token * k + j) in each buffer row, -1 where empty
   int64_t experts = 0;
-  int64_t capacity = 0;
+  int64_t capacity = 0;  // dropless: the largest count
+  // Dropless routing on one rank packs the buffer (Note [Packed dropless buffer], mt/ops/ops.h's
+  // experts_mlp_gelu_packed): expert e's rows follow expert e-1's, no padding. expert_rows (host) holds
+  // each expert's row count, empty for the (E, capacity) layout; buffer_row (S, k) i64 each choice's row.
+  std::vector<int64_t> expert_rows;
+  Tensor buffer_row;
 
   int64_t tokens() const { return expert.size(0); }
   int64_t top_k() const { return expert.size(1); }
-  MoeRowMap row_map() const { return MoeRowMap{expert, slot, buffer_choice, capacity}; }
+  bool packed() const { return !expert_rows.empty(); }
+  int64_t buffer_rows() const;  // E * capacity, or the sum of expert_rows when packed
+  // Packed, the map is of one expert of buffer_rows() slots, each choice's slot its buffer row.
+  MoeRowMap row_map() const;
 };
 
 // Counters of one routing, for the metrics log. They stay on the routing's device until asked for,

@@ -98,6 +98,10 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
 // The MoE experts' MLP, the same with a batch of experts and weights stored (in, out): x (E, C, d),
 // w1 (E, d, hidden), b1 (E, 1, hidden), w2 (E, hidden, d), b2 (E, 1, d) -> (E, C, d).
 Tensor experts_mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2);
+// The same over a packed buffer (Note [Packed dropless buffer]): x (N, d) holds expert e's expert_rows[e]
+// rows after those of experts 0 .. e-1 (sum N); -> (N, d).
+Tensor experts_mlp_gelu_packed(const Tensor& x, const std::vector<int64_t>& expert_rows, const Tensor& w1,
+                               const Tensor& b1, const Tensor& w2, const Tensor& b2);
 
 // ---- neural-network functions (src/ops/nn_functional.cpp) ----
 Tensor softmax(const Tensor& a, int dim = -1);
