@@ -73,7 +73,7 @@ class MoeBench {
         c.experts = e;
         c.top_k = 1;
         c.capacity_factor = 1.0;
-        c.drop_tokens = !dropless;  // dropless: every expert padded to the largest count
+        c.drop_tokens = !dropless;  // dropless: packed, each expert's GEMMs on its own rows
         MoELayer moe(c, gen_);
         moe.to(dev_, DType::kBF16);
         auto moe_step = [&] {
