@@ -83,8 +83,8 @@ Tensor swap_token_order(const Tensor& rows, int64_t outer, int64_t inner) {
 // Note [Fused routing]
 // One kernel (moe_route, CPU and CUDA) takes the choices, the per-expert scan for slots and
 // capacity, the weights and the counters and loss statistics, so the table costs a fixed handful
-// of launches and no host sync; only dropless routing reads the largest count back for the
-// capacity. The choices are argmaxes of the logits (ties to the lower expert), not of the softmax
+// of launches and no host sync; only dropless routing reads the counts back (the packed buffer's
+// rows, or the largest count as the capacity under expert parallelism). The choices are argmaxes of the logits (ties to the lower expert), not of the softmax
 // output: the same choice mathematically, but independent of how each device rounds exp, so the
 // CPU and CUDA tables agree exactly for equal logits. Random token selection runs the kernel
 // without a limit and then picks the keepers and their slots with moe_select, one block per expert
