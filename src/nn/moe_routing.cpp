@@ -72,6 +72,14 @@ Tensor slots_in_token_order(const Tensor& keep, const Tensor& expert) {
   return where(gt(gather(keep, 1, expert), zeros({}, i64)), gather(location, 1, expert), full({}, -1.0, i64));
 }
 
+// Note [Packed dropless buffer]: each expert's rows are its count rounded up to a whole block of rows.
+std::vector<int64_t> packed_rows(const std::vector<int64_t>& counts, int64_t block, Device device) {
+  if (block == 0) block = device.is_cuda() ? 128 : 1;
+  std::vector<int64_t> rows;
+  for (int64_t n : counts) rows.push_back((n + block - 1) / block * block);
+  return rows;
+}
+
 // rows (outer * inner, n) -> (inner * outer, n): batch-major tokens to sequence-major and back.
 Tensor swap_token_order(const Tensor& rows, int64_t outer, int64_t inner) {
   const int64_t n = rows.size(1);
@@ -165,7 +173,7 @@ RoutingResult route_in_order(const Tensor& logits, const RoutingOptions& o, Gene
     if (o.capacity_group)
       capacity = static_cast<int64_t>(o.capacity_group->all_reduce(static_cast<double>(capacity), ReduceKind::kMax));
     else
-      r.table.expert_rows = routed;  // dropless keeps every choice: the packed buffer's rows
+      r.table.expert_rows = packed_rows(routed, o.packed_row_block, device);  // dropless keeps every choice
   }
   MT_ASSERT(capacity >= 1);
   TensorOptions i64{DType::kI64, device};
@@ -234,6 +242,7 @@ RoutingResult route(const Tensor& logits, const RoutingOptions& o, Generator& ge
   const int64_t tokens = logits.size(0), experts = logits.size(1);
   MT_CHECK(tokens >= 1, "route: no tokens to route, got ", logits.describe());
   MT_CHECK(o.top_k >= 1 && o.top_k <= experts, "route: top_k must be in [1, ", experts, "], got ", o.top_k);
+  MT_CHECK(o.packed_row_block >= 0, "route: packed_row_block must be >= 0, got ", o.packed_row_block);
   const int64_t seq = o.sequence_length;
   MT_CHECK(seq >= 0 && (seq == 0 || tokens % seq == 0), "route: ", tokens, " tokens are not whole sequences of ",
            seq, " positions");

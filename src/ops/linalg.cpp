@@ -365,11 +365,16 @@ Tensor experts_mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, con
   return mlp_gelu_batched(c(x), c(w1), c(b1), c(w2), c(b2), WeightLayout::kInOut, x, {w1, b1, w2, b2});
 }
 
-// Note [Packed dropless buffer]: dropless routing on one rank gives each expert exactly the rows routed
-// to it, expert after expert (mt/nn/moe_routing.h), instead of padding every expert to the largest
-// count. The experts' MLP then runs one GEMM group per expert sized to its rows, each with the
-// batched op's epilogues and the same backward: no FLOPs and no memory spent on padding, whatever
-// the routing's skew (a padded buffer of an expert that draws every token would be E x larger).
+// Note [Packed dropless buffer]: dropless routing on one rank gives each expert the rows routed to it,
+// expert after expert (mt/nn/moe_routing.h), instead of padding every expert to the largest count. The
+// experts' MLP then runs one GEMM group per expert sized to its rows, each with the batched op's
+// epilogues and the same backward, so padding costs no FLOPs and no memory whatever the routing's skew
+// (a padded buffer of an expert that draws every token would be E x larger). On a GPU each expert's rows
+// are rounded up to a block of 128 zero-filled rows (as MegaBlocks pads to its block size): whole GEMM
+// tiles, and at most S / 128 + 1 distinct row counts, so cuBLASLt's plans (built by a heuristic query on
+// a shape's first call, then cached) are reused from step to step instead of queried per expert per
+// step; exact counts would add a plan per expert per step and grow the cache without bound. Zero rows
+// take no part in the result: combine never reads their output and their output gradient is zero.
 Tensor experts_mlp_gelu_packed(const Tensor& x, const std::vector<int64_t>& expert_rows, const Tensor& w1,
                                const Tensor& b1, const Tensor& w2, const Tensor& b2) {
   const int64_t experts = w1.dim() == 3 ? w1.size(0) : -1;

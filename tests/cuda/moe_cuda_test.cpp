@@ -173,6 +173,7 @@ TEST(CudaMoeRoute, RouteGivesTheSameTableAndLossesOnBothDevices) {
         o.drop_tokens = drop;
         o.capacity_factor = 1.0;
         o.sequence_length = seq;
+        o.packed_row_block = 128;  // dropless: both devices pack in the GPU's blocks
         Tensor logits = random_input({3000, 8}, DType::kF32, 7 + k);
         Generator draws(11);
         RoutingNoise cpu_noise, gpu_noise;
@@ -189,6 +190,9 @@ TEST(CudaMoeRoute, RouteGivesTheSameTableAndLossesOnBothDevices) {
         expect_equal(want.table.expert, got.table.expert, "expert");
         expect_equal(want.table.slot, got.table.slot, "slot");
         expect_equal(want.table.buffer_choice, got.table.buffer_choice, "buffer map");
+        EXPECT_EQ(want.table.expert_rows, got.table.expert_rows);
+        EXPECT_EQ(got.table.packed(), !drop);
+        if (!drop) expect_equal(want.table.buffer_row, got.table.buffer_row, "packed rows");
         expect_close(want.table.weight, got.table.weight, 1e-5, "weight");
         EXPECT_EQ(want.stats.kept(), got.stats.kept());
         EXPECT_EQ(want.stats.routed(), got.stats.routed());

@@ -106,6 +106,19 @@ TEST(Route, Top1DroplessTakesTheLargestCount) {
   EXPECT_EQ(r.table.buffer_choice.to_vector<int64_t>(), (I64s{0, 2, 3, 5, 1, 4}));
 }
 
+TEST(Route, DroplessPackedRowsComeInWholeBlocks) {
+  Generator gen(1);
+  RoutingOptions o = options(1, 1.0, 0, /*drop=*/false);
+  o.packed_row_block = 4;  // counts 4, 1, 1 -> 4 rows each, the last three of experts 1 and 2 empty
+  RoutingResult r = route(logits_of(kTop1Logits), o, gen);
+  EXPECT_EQ(r.table.expert_rows, (I64s{4, 4, 4}));
+  EXPECT_EQ(r.table.buffer_rows(), 12);
+  EXPECT_EQ(r.table.buffer_row.to_vector<int64_t>(), (I64s{0, 4, 1, 2, 8, 3}));
+  EXPECT_EQ(r.table.buffer_choice.to_vector<int64_t>(), (I64s{0, 2, 3, 5, 1, -1, -1, -1, 4, -1, -1, -1}));
+  o.packed_row_block = -1;
+  EXPECT_THROW(route(logits_of(kTop1Logits), o, gen), Error);
+}
+
 TEST(Route, Top1WithRoomForAllDropsNothing) {
   Generator gen(1);
   RoutingResult r = route(logits_of(kTop1Logits), options(1, 2.0, 0), gen);

@@ -21,8 +21,9 @@ struct RoutingTable {
   int64_t experts = 0;
   int64_t capacity = 0;  // dropless: the largest count
   // Dropless routing on one rank packs the buffer (Note [Packed dropless buffer], mt/ops/ops.h's
-  // experts_mlp_gelu_packed): expert e's rows follow expert e-1's, no padding. expert_rows (host) holds
-  // each expert's row count, empty for the (E, capacity) layout; buffer_row (S, k) i64 each choice's row.
+  // experts_mlp_gelu_packed): expert e's rows follow expert e-1's, its tokens first, then zero rows up to
+  // a whole block (RoutingOptions::packed_row_block). expert_rows (host) holds each expert's row count,
+  // empty for the (E, capacity) layout; buffer_row (S, k) i64 each choice's row.
   std::vector<int64_t> expert_rows;
   Tensor buffer_row;
 
@@ -79,6 +80,10 @@ struct RoutingOptions {
   // Dropless under expert parallelism: the capacity is the largest count over this group's ranks, so
   // that their buffers have one shape for the all-to-all (null: this rank's largest count).
   const Communicator* capacity_group = nullptr;
+  // Dropless on one rank: each expert's rows in the packed buffer are its token count rounded up to a
+  // multiple of this (Note [Packed dropless buffer]). 0: 128 on a GPU (whole GEMM tiles, and few distinct
+  // GEMM shapes for cuBLASLt's plan cache), 1 on the CPU.
+  int64_t packed_row_block = 0;
 };
 
 // Slots per expert when dropping: max(ceil(S / E * capacity_factor * k), min_capacity).
