@@ -170,10 +170,12 @@ RoutingResult route_in_order(const Tensor& logits, const RoutingOptions& o, Gene
   if (!o.drop_tokens) {
     std::vector<int64_t> routed = m.counts.select(0, 0).to_vector<int64_t>();  // the one host sync
     capacity = *std::max_element(routed.begin(), routed.end());
-    if (o.capacity_group)
+    if (o.capacity_group) {
       capacity = static_cast<int64_t>(o.capacity_group->all_reduce(static_cast<double>(capacity), ReduceKind::kMax));
-    else
+      capacity = packed_rows({capacity}, o.packed_row_block, device)[0];  // the same few shapes as packed rows
+    } else {
       r.table.expert_rows = packed_rows(routed, o.packed_row_block, device);  // dropless keeps every choice
+    }
   }
   MT_ASSERT(capacity >= 1);
   TensorOptions i64{DType::kI64, device};

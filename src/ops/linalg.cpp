@@ -374,7 +374,8 @@ Tensor experts_mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, con
 // tiles, and at most S / 128 + 1 distinct row counts, so cuBLASLt's plans (built by a heuristic query on
 // a shape's first call, then cached) are reused from step to step instead of queried per expert per
 // step; exact counts would add a plan per expert per step and grow the cache without bound. Zero rows
-// take no part in the result: combine never reads their output and their output gradient is zero.
+// take no part in the result: combine never reads their output and their output gradient is zero. Under
+// expert parallelism the group's capacity (its largest count) is rounded up the same way.
 Tensor experts_mlp_gelu_packed(const Tensor& x, const std::vector<int64_t>& expert_rows, const Tensor& w1,
                                const Tensor& b1, const Tensor& w2, const Tensor& b2) {
   const int64_t experts = w1.dim() == 3 ? w1.size(0) : -1;

@@ -80,9 +80,9 @@ struct RoutingOptions {
   // Dropless under expert parallelism: the capacity is the largest count over this group's ranks, so
   // that their buffers have one shape for the all-to-all (null: this rank's largest count).
   const Communicator* capacity_group = nullptr;
-  // Dropless on one rank: each expert's rows in the packed buffer are its token count rounded up to a
-  // multiple of this (Note [Packed dropless buffer]). 0: 128 on a GPU (whole GEMM tiles, and few distinct
-  // GEMM shapes for cuBLASLt's plan cache), 1 on the CPU.
+  // Dropless: each expert's rows in the packed buffer (one rank), or the group's capacity (expert
+  // parallelism), rounded up to a multiple of this (Note [Packed dropless buffer]). 0: 128 on a GPU (whole
+  // GEMM tiles, and few distinct GEMM shapes for cuBLASLt's plan cache), 1 on the CPU.
   int64_t packed_row_block = 0;
 };
 
