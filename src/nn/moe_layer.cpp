@@ -38,9 +38,9 @@ Tensor MoELayer::forward(const Tensor& x, Generator& gen) {
     // x (B, T, d): whole sequences, routed sequence-major (Note [Sequence-major routing]).
     return gate_->forward(tokens, gen, expert_group(), x.dim() >= 3 ? x.size(-2) : 0);
   }();
-  Tensor expert_in = dispatcher_->dispatch(tokens, routing.table);                   // (E_local, C', d) or (N, d)
-  Tensor expert_out = experts_->forward(expert_in, routing.table.expert_rows);       // its shape
-  Tensor out = dispatcher_->combine(expert_out, routing.table);     // (S, d)
+  Tensor expert_in = dispatcher_->dispatch(tokens, routing.table);              // (E_local, C', d) or (N, d)
+  Tensor expert_out = experts_->forward(expert_in, routing.table.expert_rows);  // its shape
+  Tensor out = dispatcher_->combine(expert_out, routing.table);                 // (S, d)
   if (mlp_) {
     // Residual-MoE, as DeepSpeed's MoE layer: a per-token learned mix of the experts and the dense MLP.
     Tensor mix = softmax(coefficient_->forward(tokens), -1);  // (S, 2)

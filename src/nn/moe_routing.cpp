@@ -72,12 +72,11 @@ Tensor slots_in_token_order(const Tensor& keep, const Tensor& expert) {
   return where(gt(gather(keep, 1, expert), zeros({}, i64)), gather(location, 1, expert), full({}, -1.0, i64));
 }
 
-// Note [Packed dropless buffer]: each expert's rows are its count rounded up to a whole block of rows.
-std::vector<int64_t> packed_rows(const std::vector<int64_t>& counts, int64_t block, Device device) {
+// Note [Packed dropless buffer]: a dropless row count rounded up to a whole block of rows
+// (RoutingOptions::packed_row_block; 0: 128 on a GPU, 1 on the CPU).
+int64_t whole_row_blocks(int64_t rows, int64_t block, Device device) {
   if (block == 0) block = device.is_cuda() ? 128 : 1;
-  std::vector<int64_t> rows;
-  for (int64_t n : counts) rows.push_back((n + block - 1) / block * block);
-  return rows;
+  return (rows + block - 1) / block * block;
 }
 
 // rows (outer * inner, n) -> (inner * outer, n): batch-major tokens to sequence-major and back.
@@ -92,9 +91,10 @@ Tensor swap_token_order(const Tensor& rows, int64_t outer, int64_t inner) {
 // One kernel (moe_route, CPU and CUDA) takes the choices, the per-expert scan for slots and
 // capacity, the weights and the counters and loss statistics, so the table costs a fixed handful
 // of launches and no host sync; only dropless routing reads the counts back (the packed buffer's
-// rows, or the largest count as the capacity under expert parallelism). The choices are argmaxes of the logits (ties to the lower expert), not of the softmax
-// output: the same choice mathematically, but independent of how each device rounds exp, so the
-// CPU and CUDA tables agree exactly for equal logits. Random token selection runs the kernel
+// rows, or the largest count as the capacity under expert parallelism). The choices are argmaxes of
+// the logits (ties to the lower expert), not of the softmax output: the same choice mathematically,
+// but independent of how each device rounds exp, so the CPU and CUDA tables agree exactly for equal
+// logits. Random token selection runs the kernel
 // without a limit and then picks the keepers and their slots with moe_select, one block per expert
 // (DeepSpeed's topk over mask x U(0, 1) keeps the same tokens, except that a routed token whose draw is
 // exactly 0 could lose its place to unrouted ones there); top-k gating (k > 2) picks them with public ops
@@ -172,9 +172,10 @@ RoutingResult route_in_order(const Tensor& logits, const RoutingOptions& o, Gene
     capacity = *std::max_element(routed.begin(), routed.end());
     if (o.capacity_group) {
       capacity = static_cast<int64_t>(o.capacity_group->all_reduce(static_cast<double>(capacity), ReduceKind::kMax));
-      capacity = packed_rows({capacity}, o.packed_row_block, device)[0];  // the same few shapes as packed rows
+      capacity = whole_row_blocks(capacity, o.packed_row_block, device);  // the same few shapes as packed rows
     } else {
-      r.table.expert_rows = packed_rows(routed, o.packed_row_block, device);  // dropless keeps every choice
+      for (int64_t n : routed)  // dropless keeps every choice
+        r.table.expert_rows.push_back(whole_row_blocks(n, o.packed_row_block, device));
     }
   }
   MT_ASSERT(capacity >= 1);

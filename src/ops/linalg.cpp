@@ -1,6 +1,7 @@
 // Linear algebra ops: matmul (numpy semantics: 1-d operands, broadcast batch dims), bmm, linear
-// (x @ w^T + b), and GPT-2's MLP and the MoE experts' MLP (batched, or per expert over a packed buffer) with GELU in the GEMMs. All reduce to the Matmul kernel's (B, M, K) @ (B, K, N) contract;
-// backwards call the same kernel with transposes and sum over batch entries that were broadcast.
+// (x @ w^T + b), the fused LM head loss, and GPT-2's MLP and the MoE experts' MLP (batched, or per expert
+// over a packed buffer) with GELU in the GEMMs. All reduce to the Matmul kernel's (B, M, K) @ (B, K, N)
+// contract; backwards call the same kernel with transposes and sum over batch entries that were broadcast.
 #include <algorithm>
 #include <optional>
 
@@ -321,7 +322,8 @@ Tensor mlp_gelu_batched(const Tensor& x3, const Tensor& w1, const Tensor& b1, co
     Tensor dy = g[0].contiguous().view({batch, rows, d});
     MlpGrads grads = grad_layout.empty();  // in the operands' shapes; the kernels see their 3-d views
     auto as3 = [](const Tensor& t, const Shape& shape) { return t.defined() ? t.view(shape) : t; };
-    mlp_gelu_backward(dy, sx.get(), sw1.get(), sw2.get(), spre.get(), sh.get(), layout, ones({1, 1, rows}, {dt, dev}),
+    mlp_gelu_backward(dy, sx.get(), sw1.get(), sw2.get(), spre.get(), sh.get(), layout,
+                      ones({1, 1, rows}, {dt, dev}),
                       MlpGrads{as3(grads.x, x3_shape), as3(grads.w1, w1_shape), as3(grads.b1, b1_shape),
                                as3(grads.w2, w2_shape), as3(grads.b2, b2_shape)});
     return std::vector<Tensor>{grads.x, grads.w1, grads.b1, grads.w2, grads.b2};
