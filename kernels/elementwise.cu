@@ -1,6 +1,7 @@
 // Elementwise CUDA kernels: fill, arange, copy with casts, unary (+ backward), binary and where.
 // Dense operands take a vectorised path (16-byte loads) when aligned; strided ones index through a
-// StridedLayout with 32-bit index math when the element count allows. Formulas come from
+// StridedLayout with 32-bit index math when the element count allows, a vector at a time where the innermost
+// dimension is contiguous or broadcast (vector_layout). Formulas come from
 // mt/math/scalar_math.h and conversions from device_utils.cuh, so results match the CPU kernels; gelu and its
 // derivative on bf16/f16 use an equivalent f32 form that keeps the kernel bandwidth-bound (GeluHalfFn).
 #include <type_traits>
@@ -202,35 +203,53 @@ __global__ void copy_strided_kernel(const S* src, D* dst, StridedLayout<2> layou
   }
 }
 
-// The same with kVec consecutive elements per access: `layout` counts vectors (see copy_strided).
+// kVec consecutive elements of operand k at element offset `off`: a whole aligned vector, or, where the
+// operand is broadcast along the innermost dimension (its stride there is 0), one element repeated.
+template <int kVec, typename T>
+__device__ __forceinline__ Pack<T, kVec> load_vec(const T* p, int64_t off, bool broadcast) {
+  if (!broadcast) return *reinterpret_cast<const Pack<T, kVec>*>(p + off);
+  Pack<T, kVec> r;
+  const T v = p[off];
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) r.v[k] = v;
+  return r;
+}
+
+// The same as copy_strided_kernel with kVec consecutive elements per access (`layout` from vector_layout).
 template <int kVec, typename I, typename S, typename D>
 __global__ void copy_strided_vec_kernel(const S* src, D* dst, StridedLayout<2> layout, I n) {
+  const bool src_broadcast = layout.stride[0][layout.ndim - 1] == 0;
   for (I i = static_cast<I>(thread_index()); i < n; i += static_cast<I>(thread_count())) {
     int64_t off[2];
     strided_offsets(layout, i, off);
-    const Pack<S, kVec> a = *reinterpret_cast<const Pack<S, kVec>*>(src + off[0] * kVec);
+    const Pack<S, kVec> a = load_vec<kVec>(src, off[0], src_broadcast);
     Pack<D, kVec> r;
 #pragma unroll
     for (int k = 0; k < kVec; ++k) r.v[k] = convert<S, D>(a.v[k]);
-    *reinterpret_cast<Pack<D, kVec>*>(dst + off[1] * kVec) = r;
+    *reinterpret_cast<Pack<D, kVec>*>(dst + off[1]) = r;
   }
 }
 
-// `layout` in units of kVec-element vectors, when its innermost dimension is contiguous in both
-// operands and every vector stays whole and aligned: a permuted copy (attention's head split and
-// merge) then moves 16-byte vectors with one index computation each, not 2-byte elements.
-template <int kVec, typename S, typename D>
-bool vector_layout(const S* src, D* dst, const StridedLayout<2>& l, StridedLayout<2>& out) {
+// `l` walked kVec elements at a time along its innermost dimension, when there every operand (the last
+// one is the output) is contiguous or, for an input, broadcast (stride 0), and each contiguous operand's
+// vectors stay whole and aligned. Strides stay in elements; the innermost becomes the step from one
+// vector to the next (kVec, or 0). So a permuted copy (attention's head split and merge) or a broadcast
+// binary op (a row of position embeddings, a per-row scale) moves 16-byte vectors with one index
+// computation each, not 2-byte elements.
+template <int kVec, int N>
+bool vector_layout(const StridedLayout<N>& l, const void* const (&ptr)[N], const size_t (&elem_bytes)[N],
+                   StridedLayout<N>& out) {
   const int last = l.ndim - 1;
-  if (kVec <= 1 || l.ndim < 1 || l.stride[0][last] != 1 || l.stride[1][last] != 1 || l.size[last] % kVec != 0 ||
-      !is_aligned(src, sizeof(S) * kVec) || !is_aligned(dst, sizeof(D) * kVec))
-    return false;
+  if (kVec <= 1 || l.ndim < 1 || l.size[last] % kVec != 0) return false;
   out = l;
-  for (int d = 0; d < last; ++d)
-    for (int k = 0; k < 2; ++k) {
+  for (int k = 0; k < N; ++k) {
+    const bool broadcast = l.stride[k][last] == 0 && k < N - 1;
+    if (broadcast) continue;
+    if (l.stride[k][last] != 1 || !is_aligned(ptr[k], elem_bytes[k] * kVec)) return false;
+    for (int d = 0; d < last; ++d)
       if (l.stride[k][d] % kVec != 0) return false;
-      out.stride[k][d] = l.stride[k][d] / kVec;
-    }
+    out.stride[k][last] = kVec;
+  }
   out.size[last] = l.size[last] / kVec;
   return true;
 }
@@ -241,6 +260,23 @@ __global__ void binary_strided_kernel(BinaryFn<T, O> f, const T* a, const T* b, 
     int64_t off[3];
     strided_offsets(layout, i, off);
     out[off[2]] = f(a[off[0]], b[off[1]]);
+  }
+}
+
+// The same with kVec consecutive elements per access (`layout` from vector_layout).
+template <int kVec, typename I, typename T, typename O>
+__global__ void binary_strided_vec_kernel(BinaryFn<T, O> f, const T* a, const T* b, O* out, StridedLayout<3> layout,
+                                          I n) {
+  const int last = layout.ndim - 1;
+  const bool a_broadcast = layout.stride[0][last] == 0, b_broadcast = layout.stride[1][last] == 0;
+  for (I i = static_cast<I>(thread_index()); i < n; i += static_cast<I>(thread_count())) {
+    int64_t off[3];
+    strided_offsets(layout, i, off);
+    const Pack<T, kVec> x = load_vec<kVec>(a, off[0], a_broadcast), y = load_vec<kVec>(b, off[1], b_broadcast);
+    Pack<O, kVec> r;
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) r.v[k] = f(x.v[k], y.v[k]);
+    *reinterpret_cast<Pack<O, kVec>*>(out + off[2]) = r;
   }
 }
 
@@ -291,7 +327,7 @@ cudaError_t copy_strided(const S* src, D* dst, const StridedLayout<2>& layout, i
   if (n == 0) return cudaSuccess;
   constexpr int kVec = vec_width<S, D>();
   StridedLayout<2> vec;
-  if (vector_layout<kVec>(src, dst, layout, vec)) {
+  if (vector_layout<kVec>(layout, {src, dst}, {sizeof(S), sizeof(D)}, vec)) {
     const int64_t nvec = n / kVec;
     return with_index_type(nvec, [&](auto index) {
       using I = decltype(index);
@@ -331,6 +367,17 @@ template <typename T, typename O>
 cudaError_t binary_strided(int op, const T* a, const T* b, O* out, const StridedLayout<3>& layout, int64_t n,
                            cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
+  constexpr int kVec = vec_width<T, O>();
+  StridedLayout<3> vec;
+  if (vector_layout<kVec>(layout, {a, b, out}, {sizeof(T), sizeof(T), sizeof(O)}, vec)) {
+    const int64_t nvec = n / kVec;
+    return with_index_type(nvec, [&](auto index) {
+      using I = decltype(index);
+      binary_strided_vec_kernel<kVec, I><<<grid_for(nvec), kThreads, 0, stream>>>(BinaryFn<T, O>{op}, a, b, out, vec,
+                                                                                  static_cast<I>(nvec));
+      return cudaGetLastError();
+    });
+  }
   return with_index_type(n, [&](auto index) {
     using I = decltype(index);
     binary_strided_kernel<I><<<grid_for(n), kThreads, 0, stream>>>(BinaryFn<T, O>{op}, a, b, out, layout,

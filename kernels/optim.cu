@@ -1,5 +1,8 @@
 // Fused multi-tensor AdamW and SGD: grid = chunks of the chunk table, one block per chunk, each thread
-// striding over the chunk's elements; math in f32 (f64 for f64 parameters).
+// striding over the chunk's elements (AdamW: 16-byte vectors of them where aligned); math in f32 (f64 for
+// f64 parameters).
+#include <type_traits>
+
 #include "device_utils.cuh"
 #include "mt/math/step_control.h"
 #include "optim.h"
@@ -9,6 +12,26 @@ namespace mt::gpu {
 namespace {
 
 constexpr int kOptimThreads = 512;
+
+// One element of AdamW in PyTorch's operation order: p is the master (or the parameter), m and v its moments.
+template <typename A>
+struct AdamWStep {
+  A decay, w1, b2, w2, neg_step, bc2_sqrt, eps, scale;
+  __device__ __forceinline__ void operator()(A g, A& p, A& m, A& v) const {
+    g = g * scale;
+    p = p * decay;
+    m = m + w1 * (g - m);
+    v = v * b2 + w2 * g * g;
+    p = p + neg_step * m / (sqrt_acc(v) / bc2_sqrt + eps);
+  }
+};
+
+__device__ __forceinline__ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// f32 moments (and masters) are read and written as 16-byte vectors of kOptimVec elements where every
+// pointer allows: the update moves ~30 bytes per bf16 parameter, and one-element accesses ran it at
+// ~75% of the H200's copy bandwidth. The rest (misaligned tensors, a chunk's tail, f64) goes one by one.
+constexpr int kOptimVec = 4;
 
 template <typename P, typename G>
 __global__ void __launch_bounds__(kOptimThreads) adamw_kernel(const OptimTensorPtrs* __restrict__ tensors,
@@ -29,18 +52,44 @@ __global__ void __launch_bounds__(kOptimThreads) adamw_kernel(const OptimTensorP
   A* m = static_cast<A*>(t.momentum);
   A* v = static_cast<A*>(t.grad_sq_avg);
   float* master = t.master;
-  A decay = a.decay, w1 = a.w1, b2 = a.beta2, w2 = a.w2, neg_step = a.neg_step, bc2_sqrt = a.bc2_sqrt, eps = a.eps,
-    scale = a.grad_scale;
-  for (int64_t i = ch.start + threadIdx.x; i < end; i += kOptimThreads) {
-    A g = static_cast<A>(to_acc(grad[i])) * scale;
+  const AdamWStep<A> step{a.decay, a.w1, a.beta2, a.w2, a.neg_step, a.bc2_sqrt, a.eps, a.grad_scale};
+  int64_t tail = ch.start;  // where the one-by-one loop starts
+  if constexpr (std::is_same_v<A, float>) {
+    constexpr int V = kOptimVec;
+    const bool vec = ch.start % V == 0 && reinterpret_cast<uintptr_t>(param) % (sizeof(P) * V) == 0 &&
+                     reinterpret_cast<uintptr_t>(grad) % (sizeof(G) * V) == 0 && aligned16(m) && aligned16(v) &&
+                     (master == nullptr || aligned16(master));
+    if (vec) {
+      tail = ch.start + (end - ch.start) / V * V;
+      for (int64_t i = ch.start + static_cast<int64_t>(threadIdx.x) * V; i < tail; i += kOptimThreads * V) {
+        const Pack<G, V> g = load_pack<G, V>(grad + i);
+        Pack<A, V> p, mi = load_pack<A, V>(m + i), vi = load_pack<A, V>(v + i);
+        if (master) {
+          p = load_pack<A, V>(master + i);
+        } else {
+          const Pack<P, V> pp = load_pack<P, V>(param + i);
+#pragma unroll
+          for (int j = 0; j < V; ++j) p.v[j] = static_cast<A>(to_acc(pp.v[j]));
+        }
+        Pack<P, V> out;
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          step(static_cast<A>(to_acc(g.v[j])), p.v[j], mi.v[j], vi.v[j]);
+          out.v[j] = from_acc<P>(p.v[j]);
+        }
+        store_pack<A, V>(m + i, mi);
+        store_pack<A, V>(v + i, vi);
+        if (master) store_pack<A, V>(master + i, p);
+        store_pack<P, V>(param + i, out);
+      }
+    }
+  }
+  for (int64_t i = tail + threadIdx.x; i < end; i += kOptimThreads) {
     A p = master ? static_cast<A>(master[i]) : static_cast<A>(to_acc(param[i]));
-    p = p * decay;
-    A mi = m[i];
-    mi = mi + w1 * (g - mi);
-    A vi = v[i] * b2 + w2 * g * g;
+    A mi = m[i], vi = v[i];
+    step(static_cast<A>(to_acc(grad[i])), p, mi, vi);
     m[i] = mi;
     v[i] = vi;
-    p = p + neg_step * mi / (sqrt_acc(vi) / bc2_sqrt + eps);
     if (master) master[i] = static_cast<float>(p);
     param[i] = from_acc<P>(p);
   }

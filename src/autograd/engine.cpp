@@ -40,13 +40,31 @@ void accumulate(std::vector<Tensor>& buffer, uint32_t slot, const Tensor& g) {
   }
 }
 
+using Buffers = std::unordered_map<Node*, std::vector<Tensor>>;
+
+// Note [Gradients added in place]: a tensor used twice gets two gradients, which the engine adds
+// (accumulate above). When the second comes from a node that would build it from zeros, that is a waste:
+// GPT-2's tied embedding gets the LM head's f32 (50304, 768) gradient first, then the embedding's, which
+// was scattered into a zeroed (50304, 768) tensor and then added to the first: a fill and two more passes
+// over 154 MB, where the scatter alone touches 16K rows. So a one-input node may add its gradient into the
+// one already waiting (Node::accumulate_into), when nothing else holds that buffer and the node can (the
+// embedding's index_select: same shape, a floating dtype at least as wide, contiguous).
+bool accumulated_in_place(Node& n, const std::vector<Tensor>& grads, Buffers& buffers) {
+  if (n.next_edges.size() != 1 || !n.next_edges[0].valid()) return false;
+  auto it = buffers.find(n.next_edges[0].fn.get());
+  const uint32_t slot = n.next_edges[0].input_nr;
+  if (it == buffers.end() || it->second.size() <= slot) return false;
+  const Tensor& sum = it->second[slot];
+  return sum.defined() && is_sole_owner(sum) && n.accumulate_into(grads, sum);
+}
+
 }  // namespace
 
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, RetainGraph retain) {
   MT_CHECK(roots.size() == grads.size(), "backward: ", roots.size(), " roots but ", grads.size(), " gradients");
   NoGradGuard no_grad;
   ReleasingBackwardScope releasing(retain == RetainGraph::kNo);  // Note [Gradients over saved memory]
-  std::unordered_map<Node*, std::vector<Tensor>> buffers;
+  Buffers buffers;
   std::unordered_map<Node*, int> dependencies;
   std::vector<std::shared_ptr<Node>> root_nodes;
 
@@ -100,7 +118,8 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     std::vector<Tensor> in = std::move(buffers[n]);
     buffers.erase(n);
     in.resize(n->num_outputs);
-    std::vector<Tensor> out = n->apply(std::move(in));
+    std::vector<Tensor> out;
+    if (!accumulated_in_place(*n, in, buffers)) out = n->apply(std::move(in));
     if (retain == RetainGraph::kNo) n->release();
     MT_ASSERT(out.size() == n->next_edges.size() || out.empty());
     for (size_t i = 0; i < n->next_edges.size(); ++i) {

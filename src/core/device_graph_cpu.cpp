@@ -11,6 +11,8 @@ DeviceGraph::DeviceGraph(Device device, const void*, const std::function<void()>
   MT_FAIL("a CUDA graph on ", device, ": moetrain was built without CUDA");
 }
 
+bool capturing(Device) { return false; }
+
 DeviceGraph::~DeviceGraph() = default;
 
 void DeviceGraph::replay() { MT_FAIL("a CUDA graph on ", device_, ": moetrain was built without CUDA"); }

@@ -32,6 +32,10 @@ std::vector<Tensor> FunctionNode::apply(std::vector<Tensor>&& grads) {
   return fn_(grads);
 }
 
+bool FunctionNode::accumulate_into(const std::vector<Tensor>& grads, const Tensor& sum) {
+  return accumulate_ != nullptr && accumulate_(grads, sum);
+}
+
 // Saved detached: the values are all backward needs, and holding an output's autograd metadata
 // here would make a cycle (output -> grad_fn -> saved output).
 SavedTensor::SavedTensor(const Tensor& t, const char* what) : tensor_(t.defined() ? t.detach() : t), what_(what) {
@@ -69,12 +73,13 @@ Edge gradient_edge(const Tensor& t) {
 }
 
 bool record_function(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
-                     BackwardFn fn) {
+                     BackwardFn fn, AccumulateFn accumulate) {
   if (!grad_mode_enabled()) return false;
   bool any = false;
   for (const Tensor& t : inputs) any = any || (t.defined() && (t.requires_grad() || t.grad_fn()));
   if (!any) return false;
-  auto node = std::make_shared<FunctionNode>(name, std::move(fn));
+  MT_ASSERT(accumulate == nullptr || inputs.size() == 1);
+  auto node = std::make_shared<FunctionNode>(name, std::move(fn), std::move(accumulate));
   node->num_outputs = static_cast<uint32_t>(outputs.size());
   for (const Tensor& t : inputs) node->next_edges.push_back(gradient_edge(t));
   for (uint32_t i = 0; i < outputs.size(); ++i) {

@@ -1,6 +1,10 @@
-// Creation ops: constant fills, ranges and Philox-based random tensors.
+// Creation ops: constant fills, shared ones, ranges and Philox-based random tensors.
+#include <algorithm>
 #include <cmath>
+#include <mutex>
+#include <vector>
 
+#include "mt/core/device_graph.h"
 #include "mt/ops/kernel_table.h"
 #include "mt/ops/ops.h"
 
@@ -27,6 +31,28 @@ Tensor ones(const Shape& shape, TensorOptions o) { return full(shape, 1.0, o); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), {t.dtype(), t.device()}); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), {t.dtype(), t.device()}); }
 Tensor scalar_tensor(double value, TensorOptions o) { return full({}, value, o); }
+
+// Note [Shared ones]: every bias gradient is a GEMM with a vector of ones (1^T dY: f32 accumulation, one
+// pass over dY); filling a fresh one each time cost 43 small kernels per GPT-2 124M step. So one vector per
+// dtype and device is kept, grown to the longest asked for, and handed out as views; nothing may write to
+// them. Kept for the process's life (never freed: no tensor outlives the allocators at exit), and the old
+// vector too when one grows, since views of it may still be in use. While a graph is being captured the
+// fill would not run until the replay, so a vector too short then is made fresh (the warm-up steps before
+// a capture have already grown it).
+Tensor shared_ones(int64_t n, TensorOptions o) {
+  MT_CHECK(n >= 0, "shared_ones: negative length ", n);
+  if (capturing(o.device)) return ones({n}, o);
+  static std::mutex mutex;
+  static auto* vectors = new std::vector<Tensor>();  // every vector made, the longest per key last
+  std::lock_guard<std::mutex> lock(mutex);
+  for (auto it = vectors->rbegin(); it != vectors->rend(); ++it)
+    if (it->dtype() == o.dtype && it->device() == o.device) {
+      if (it->numel() >= n) return it->narrow(0, 0, n);
+      break;
+    }
+  vectors->push_back(ones({std::max<int64_t>(n, 1)}, o));
+  return vectors->back().narrow(0, 0, n);
+}
 
 Tensor arange(double start, double end, double step, TensorOptions o) {
   MT_CHECK(step != 0, "arange: step must be non-zero");

@@ -41,14 +41,27 @@ Tensor index_select(const Tensor& a, int dim, const Tensor& index) {
   if (out.numel() > 0) kernels().index_select.get(a.device(), "index_select")(a.detach().contiguous(), r.outer, r.n, r.inner, idx, out);
   Shape in_shape = a.shape();
   DType dt = a.dtype();
-  record_function("IndexSelectBackward", {a}, {out}, [in_shape, dt, r, idx](const std::vector<Tensor>& g) {
-    // The selected rows' gradients added into zeros this node owns (index_add would copy them first: for
-    // GPT-2's embedding a (50304, 768) copy each step).
-    Tensor grad = zeros(in_shape, {dt, g[0].device()});
+  // The selected rows' gradients added into a gradient a has already received (the tied embedding's,
+  // from the LM head: Note [Gradients added in place] in src/autograd/engine.cpp), widened to its dtype;
+  // or else into zeros this node owns (index_add would copy them first: for GPT-2's embedding a (50304,
+  // 768) copy each step).
+  auto add_rows = [in_shape, dt, r, idx](const std::vector<Tensor>& g, const Tensor& sum) {
+    const bool wide_enough = sum.dtype() == dt || (is_floating(sum.dtype()) && dtype_size(sum.dtype()) > dtype_size(dt));
+    if (sum.shape() != in_shape || !wide_enough || !sum.is_contiguous())
+      return false;
     if (g[0].numel() > 0)
-      kernels().index_add.get(grad.device(), "index_select backward")(grad, r.outer, r.n, r.inner, idx, g[0].contiguous());
-    return std::vector<Tensor>{grad};
-  });
+      kernels().index_add.get(sum.device(), "index_select backward")(sum, r.outer, r.n, r.inner, idx,
+                                                                      g[0].to(sum.dtype()).contiguous());
+    return true;
+  };
+  record_function(
+      "IndexSelectBackward", {a}, {out},
+      [in_shape, dt, add_rows](const std::vector<Tensor>& g) {
+        Tensor grad = zeros(in_shape, {dt, g[0].device()});
+        add_rows(g, grad);
+        return std::vector<Tensor>{grad};
+      },
+      add_rows);
   return out;
 }
 

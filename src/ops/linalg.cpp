@@ -151,7 +151,7 @@ Tensor linear_as(const Tensor& x, const Tensor& w, const Tensor& b, DType out_dt
     Tensor gx, gw, gb;
     if (need_x) gx = gemm(g3, Transpose::kNo, sw.get(), Transpose::kNo).view(x_shape);       // dY @ W
     if (need_w) gw = gemm(g3, Transpose::kYes, sx.get(), Transpose::kNo, Tensor(), w_grad).view(w_shape);  // dY^T @ X
-    if (need_b) gb = gemm(ones({1, 1, rows}, {g3.dtype(), g3.device()}), Transpose::kNo, g3, Transpose::kNo, Tensor(), b_grad)
+    if (need_b) gb = gemm(shared_ones(rows, {g3.dtype(), g3.device()}).view({1, 1, rows}), Transpose::kNo, g3, Transpose::kNo, Tensor(), b_grad)
                          .view({out_features});  // 1^T @ dY: one pass over dY, f32 accumulation in the GEMM
     return std::vector<Tensor>{gx, gw, gb};
   });
@@ -323,7 +323,7 @@ Tensor mlp_gelu_batched(const Tensor& x3, const Tensor& w1, const Tensor& b1, co
     MlpGrads grads = grad_layout.empty();  // in the operands' shapes; the kernels see their 3-d views
     auto as3 = [](const Tensor& t, const Shape& shape) { return t.defined() ? t.view(shape) : t; };
     mlp_gelu_backward(dy, sx.get(), sw1.get(), sw2.get(), spre.get(), sh.get(), layout,
-                      ones({1, 1, rows}, {dt, dev}),
+                      shared_ones(rows, {dt, dev}).view({1, 1, rows}),
                       MlpGrads{as3(grads.x, x3_shape), as3(grads.w1, w1_shape), as3(grads.b1, b1_shape),
                                as3(grads.w2, w2_shape), as3(grads.b2, b2_shape)});
     return std::vector<Tensor>{grads.x, grads.w1, grads.b1, grads.w2, grads.b2};
@@ -420,7 +420,7 @@ Tensor experts_mlp_gelu_packed(const Tensor& x, const std::vector<int64_t>& expe
   record_function("PackedMlpGeluBackward", {x, w1, b1, w2, b2}, {y}, [=](const std::vector<Tensor>& g) {
     Tensor dy = g[0].contiguous();  // (N, d)
     MlpGrads grads = grad_layout.empty();
-    Tensor ones_rows = ones({1, 1, most}, {dt, dev});
+    Tensor ones_rows = shared_ones(most, {dt, dev}).view({1, 1, most});
     const Tensor &xs = sx.get(), &w1s = sw1.get(), &w2s = sw2.get(), &pres = spre.get(), &hs = sh.get();
     for (int64_t e = 0; e < experts; ++e) {
       MlpGrads expert_grads{grads.x.defined() ? rows_of(grads.x, e) : Tensor(), of_expert(grads.w1, e),

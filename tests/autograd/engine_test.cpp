@@ -1,5 +1,6 @@
-// Autograd engine tests: fan-in accumulation, leaf accumulation across calls (in f32 for bf16/f16
-// leaves), retain_graph, freed graphs, the version check on saved tensors, no-grad mode, and gradcheck.
+// Autograd engine tests: fan-in accumulation (in place where a node can), leaf accumulation across calls
+// (in f32 for bf16/f16 leaves), retain_graph, freed graphs, the version check on saved tensors, no-grad
+// mode, and gradcheck.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include "mt/autograd/engine.h"
 #include "mt/autograd/gradcheck.h"
 #include "mt/graph/grad_mode.h"
+#include "mt/graph/node.h"
 #include "mt/ops/ops.h"
 
 using namespace mt;
@@ -141,6 +143,55 @@ TEST(Engine, HalfLeafGradientsAccumulateInF32) {
     EXPECT_LE(worst, 1.0) << "f32 accumulation exceeds its error bound";
     EXPECT_GT(worst_old, 100.0) << "accumulating in the leaf's dtype should miss the f32 bound by far";
   }
+}
+
+// Note [Gradients added in place]: x feeds a one-input node that can add its gradient in place, then
+// mul (recorded later, so its backward runs first and leaves the only handle on x's first gradient).
+TEST(Engine, AOneInputNodeAddsItsGradientIntoOneAlreadyWaiting) {
+  Tensor x = Tensor::from_vector<double>({1, 2, 3}, {3});
+  x.set_requires_grad(true);
+  int applied = 0, accumulated = 0;
+  auto twice = [&] {  // y = 2x by a node with both forms
+    Tensor y = mul(x.detach(), 2.0);
+    record_function(
+        "Twice", {x}, {y},
+        [&](const std::vector<Tensor>& g) {
+          ++applied;
+          return std::vector<Tensor>{mul(g[0], 2.0)};
+        },
+        [&](const std::vector<Tensor>& g, const Tensor& sum) {
+          ++accumulated;
+          add_(sum, mul(g[0], 2.0));
+          return true;
+        });
+    return y;
+  };
+  Tensor y = twice(), z = mul(x, 3.0);  // in this order (a function's arguments have none)
+  sum(add(y, z)).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{5, 5, 5}));
+  EXPECT_EQ(accumulated, 1);
+  EXPECT_EQ(applied, 0);
+  x.zero_grad();
+  sum(twice()).backward();  // nothing waiting: the node runs as usual
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2, 2, 2}));
+  EXPECT_EQ(accumulated, 1);
+  EXPECT_EQ(applied, 1);
+}
+
+// A tied bf16 embedding: the head's f32 gradient arrives first and the embedding's rows are added into it
+// in f32. Two rows of one token (1 and 2^-9) sum to 1 + 2^-9, which bf16 cannot hold: the former path (the
+// rows summed into a bf16 gradient, then added) gave 1.
+TEST(Engine, ATiedHalfEmbeddingAddsItsRowsIntoTheHeadsF32Gradient) {
+  Tensor w = zeros({4, 2}, {DType::kBF16});
+  w.set_requires_grad(true);
+  Tensor x = Tensor::from_vector<double>({1, 0}, {1, 2}).to(DType::kBF16);  // head: logits = x w^T
+  Tensor c = Tensor::from_vector<double>({1, 2, 3, 4}, {1, 4}).to(DType::kBF16);
+  Tensor rows = index_select(w, 0, Tensor::from_vector<int64_t>({1, 1}, {2}));  // embedding: token 1 twice
+  Tensor r = Tensor::from_vector<double>({1, 0, std::ldexp(1.0, -9), 0}, {2, 2}).to(DType::kBF16);
+  add(sum(mul(linear(x, w, Tensor()), c)).to(DType::kF32), sum(mul(rows, r)).to(DType::kF32)).backward();
+  ASSERT_EQ(w.grad().dtype(), DType::kF32);
+  // head: dW[v] = c[v] x = (c[v], 0); embedding: row 1 gets (1 + 2^-9, 0)
+  EXPECT_EQ(w.grad().to_vector<double>(), (std::vector<double>{1, 0, 3 + std::ldexp(1.0, -9), 0, 3, 0, 4, 0}));
 }
 
 TEST(Engine, FullPrecisionLeavesKeepGradientsOfTheirDtype) {

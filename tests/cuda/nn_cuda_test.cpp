@@ -1052,6 +1052,7 @@ TEST(CudaDropout, SameMaskAsCpuForAnyOffset) {
 struct OptimCase {
   DType param, grad;
   std::vector<int64_t> sizes;
+  bool misaligned = false;  // on the GPU every tensor one element past a 16-byte boundary (no vector accesses)
 };
 
 std::vector<OptimTensors> make_state(const OptimCase& c, uint64_t seed, bool adam) {
@@ -1070,9 +1071,11 @@ std::vector<OptimTensors> make_state(const OptimCase& c, uint64_t seed, bool ada
   return ts;
 }
 
-std::vector<OptimTensors> to_gpu(const std::vector<OptimTensors>& ts) {
+std::vector<OptimTensors> to_gpu(const std::vector<OptimTensors>& ts, bool misaligned) {
+  auto move = [&](const Tensor& t) { return misaligned && t.defined() ? gpu_offset_by_one(t) : gpu(t); };
   std::vector<OptimTensors> out;
-  for (const OptimTensors& t : ts) out.push_back({gpu(t.param), gpu(t.grad), gpu(t.momentum), gpu(t.grad_sq_avg), gpu(t.master)});
+  for (const OptimTensors& t : ts)
+    out.push_back({move(t.param), move(t.grad), move(t.momentum), move(t.grad_sq_avg), move(t.master)});
   return out;
 }
 
@@ -1092,13 +1095,14 @@ const OptimCase kOptimCases[] = {
     {DType::kBF16, DType::kBF16, {1037, 65536}},
     {DType::kBF16, DType::kF32, {1037, 65536}},  // the f32 main gradient of a bf16 parameter
     {DType::kF16, DType::kF32, {7, 2000}},
+    {DType::kBF16, DType::kF32, {1037, 5000}, true},
 };
 
 TEST(CudaOptim, AdamWMatchesCpuOverSeveralSteps) {
   MT_REQUIRE_GPU();
   uint64_t seed = 600;
   for (const OptimCase& c : kOptimCases) {
-    std::vector<OptimTensors> cpu = make_state(c, seed, true), cuda = to_gpu(cpu);
+    std::vector<OptimTensors> cpu = make_state(c, seed, true), cuda = to_gpu(cpu, c.misaligned);
     seed += 100;
     for (int step = 1; step <= 3; ++step) {
       float bc1 = 1.0f - std::pow(0.9f, static_cast<float>(step)), bc2 = 1.0f - std::pow(0.95f, static_cast<float>(step));
@@ -1115,7 +1119,7 @@ TEST(CudaOptim, SgdMatchesCpuWithAndWithoutMomentum) {
   uint64_t seed = 700;
   for (const OptimCase& c : kOptimCases)
     for (float momentum : {0.9f, 0.0f}) {
-      std::vector<OptimTensors> cpu = make_state(c, seed, false), cuda = to_gpu(cpu);
+      std::vector<OptimTensors> cpu = make_state(c, seed, false), cuda = to_gpu(cpu, c.misaligned);
       seed += 100;
       for (int step = 0; step < 2; ++step) {
         SgdHyper h{0.05f, momentum, 0.01f, step == 1 ? 0.37f : 1.0f};  // step 1 clipped

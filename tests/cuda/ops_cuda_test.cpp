@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -200,6 +201,11 @@ TEST(CudaOps, CopyCastsEveryDtypePairExactly) {
       kernels().copy.cpu(crow, c);
       kernels().copy.cuda(grow, g);
       expect_same_bits(c, g, what + " broadcast source");
+      // each row's element broadcast along 32 columns (vectors of one repeated element), from an offset view
+      Tensor cwide = Tensor::empty({37, 32}, to), gwide = Tensor::empty({37, 32}, to, gpu());
+      kernels().copy.cpu(src.narrow(1, 5, 1).expand({37, 32}), cwide);
+      kernels().copy.cuda(gsrc.narrow(1, 5, 1).expand({37, 32}), gwide);
+      expect_same_bits(cwide, gwide, what + " broadcast along rows");
       // one element and none
       Tensor c1 = Tensor::empty({1}, to), g1 = Tensor::empty({1}, to, gpu());
       kernels().copy.cpu(src.narrow(0, 3, 1).narrow(1, 7, 1).reshape({1}), c1);
@@ -377,13 +383,15 @@ const std::vector<BinaryOp> kArith = {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::
 const std::vector<BinaryOp> kCompare = {BinaryOp::kEq, BinaryOp::kNe, BinaryOp::kLt,
                                         BinaryOp::kLe, BinaryOp::kGt, BinaryOp::kGe};
 
-// Runs op on (a, b) expanded to `shape` on both devices, with views made by `view` on each side.
-void check_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape, const std::string& what) {
+// Runs op on (view(a), b) expanded to `shape` on both devices (`view` applied on each device, so that an
+// offset view stays one on the GPU).
+void check_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape, const std::string& what,
+                  const std::function<Tensor(const Tensor&)>& view = [](const Tensor& t) { return t; }) {
   bool compare = op >= BinaryOp::kEq;
   DType out_t = compare ? DType::kBool : a.dtype();
   Tensor c = Tensor::empty(shape, out_t), g = Tensor::empty(shape, out_t, gpu());
-  kernels().binary.cpu(op, a.expand(shape), b.expand(shape), c);
-  kernels().binary.cuda(op, a.to(gpu()).expand(shape), b.to(gpu()).expand(shape), g);
+  kernels().binary.cpu(op, view(a).expand(shape), b.expand(shape), c);
+  kernels().binary.cuda(op, view(a.to(gpu())).expand(shape), b.to(gpu()).expand(shape), g);
   if (compare || !is_floating(a.dtype())) expect_equal(c, g, what);
   else expect_close(c, g, tol_for(a.dtype()), what);
 }
@@ -401,6 +409,15 @@ TEST(CudaOps, BinaryArithmeticOnDenseBroadcastAndScalarOperands) {
       check_binary(op, a, b, {3, 1037}, what + " dense");
       Tensor a3 = make_input({37, 1, 29}, t, lo, hi, 43), b3 = make_input({1, 41, 29}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 44);
       check_binary(op, a3, b3, {37, 41, 29}, what + " broadcast");
+      // Rows of whole 16-byte vectors take the vector path: a per-row scale (N, d) x (N, 1) broadcast along
+      // the innermost dim, a batch-broadcast row block (B, T, d) + (1, T, d), and an offset view.
+      Tensor rows = make_input({37, 64}, t, lo, hi, 49), col = make_input({37, 1}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 50);
+      check_binary(op, rows, col, {37, 64}, what + " per-row");
+      check_binary(op, col, rows, {37, 64}, what + " per-row, first operand");
+      Tensor batch = make_input({3, 5, 64}, t, lo, hi, 51), block = make_input({1, 5, 64}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 52);
+      check_binary(op, batch, block, {3, 5, 64}, what + " batch broadcast");
+      check_binary(op, make_input({37, 72}, t, lo, hi, 53), col, {37, 64}, what + " per-row, offset view",
+                   [](const Tensor& x) { return x.narrow(1, 8, 64); });
       Tensor at = make_input({29, 37}, t, lo, hi, 45).transpose(0, 1);
       check_binary(op, at, b3.reshape({41, 29}).narrow(0, 0, 37), {37, 29}, what + " transposed");
       Tensor s = make_input({}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 46);
@@ -420,6 +437,8 @@ TEST(CudaOps, BinaryComparisonsOnEveryDtype) {
       Tensor a3 = make_input({37, 1, 29}, t, -3, 3, 53, true), b3 = make_input({1, 41, 29}, t, -3, 3, 54, true);
       check_binary(op, a3, b3, {37, 41, 29}, what + " broadcast");
       check_binary(op, a.transpose(0, 1), make_input({1}, t, -3, 3, 55, true), {1037, 3}, what + " transposed vs scalar");
+      check_binary(op, make_input({37, 64}, t, -3, 3, 56, true), make_input({37, 1}, t, -3, 3, 57, true), {37, 64},
+                   what + " per-row");
     }
 }
 

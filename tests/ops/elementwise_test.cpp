@@ -1,5 +1,5 @@
 // Elementwise ops: hand-computed values (broadcasting, unary math, where, comparisons, casts,
-// strided inputs) and f64 gradchecks of every differentiable one.
+// strided inputs) and f64 gradchecks of every differentiable one; the shared ones vector.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -84,6 +84,21 @@ TEST(Elementwise, ComparisonsGiveBool) {
   EXPECT_EQ(ge(a, b).to_vector<bool>(), (std::vector<bool>{false, true, true}));
   Tensor ints = Tensor::from_vector<int64_t>({1, 5}, {2});
   EXPECT_EQ(gt(ints, Tensor::from_vector<int64_t>({3}, {1})).to_vector<bool>(), (std::vector<bool>{false, true}));
+}
+
+// Note [Shared ones]: views of one vector per dtype and device; a longer request grows it and leaves the
+// views handed out before intact.
+TEST(Creation, SharedOnesAreViewsOfOneVectorThatGrows) {
+  Tensor a = shared_ones(3, {DType::kBF16}), b = shared_ones(2, {DType::kBF16});
+  EXPECT_EQ(a.to_vector<double>(), (std::vector<double>{1, 1, 1}));
+  EXPECT_EQ(a.data_ptr(), b.data_ptr());
+  EXPECT_EQ(shared_ones(0, {DType::kBF16}).numel(), 0);
+  Tensor longer = shared_ones(1000, {DType::kBF16});
+  EXPECT_EQ(longer.to_vector<double>(), std::vector<double>(1000, 1.0));
+  EXPECT_EQ(shared_ones(5, {DType::kBF16}).data_ptr(), longer.data_ptr());
+  EXPECT_EQ(a.to_vector<double>(), (std::vector<double>{1, 1, 1}));
+  EXPECT_EQ(shared_ones(2, {DType::kF64}).dtype(), DType::kF64);
+  EXPECT_NE(shared_ones(2, {DType::kF64}).data_ptr(), b.data_ptr());
 }
 
 TEST(Elementwise, CastConvertsBetweenDtypes) {

@@ -9,6 +9,9 @@
 
 namespace mt {
 
+// Whether work queued on `device` now is being captured into a graph rather than run (false on the CPU).
+bool capturing(Device device);
+
 class DeviceGraph {
  public:
   // Captures the device work `queue` queues on `device` (nothing runs); allocations come from the pool

@@ -27,6 +27,10 @@ class Node {
   virtual ~Node() = default;
   // grads[i] is the gradient of output i (undefined if none flowed); returns one per next edge.
   virtual std::vector<Tensor> apply(std::vector<Tensor>&& grads) = 0;
+  // For a node with one input: adds that input's gradient, in place, into `sum`, the gradient that input
+  // has already received (held by nobody else), and returns true; false when it cannot, and apply() runs.
+  // Note [Gradients added in place] in src/autograd/engine.cpp.
+  virtual bool accumulate_into(const std::vector<Tensor>& /*grads*/, const Tensor& /*sum*/) { return false; }
   virtual void release() {}
   const std::string& name() const { return name_; }
   uint64_t sequence_nr() const { return sequence_nr_; }
@@ -72,14 +76,23 @@ class AccumulateGrad final : public Node {
 
 using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grads)>;
 
+// The in-place form of a one-input backward (Node::accumulate_into): false when it cannot add into `sum`.
+using AccumulateFn = std::function<bool(const std::vector<Tensor>& grads, const Tensor& sum)>;
+
 class FunctionNode final : public Node {
  public:
-  FunctionNode(std::string name, BackwardFn fn) : Node(std::move(name)), fn_(std::move(fn)) {}
+  FunctionNode(std::string name, BackwardFn fn, AccumulateFn accumulate = nullptr)
+      : Node(std::move(name)), fn_(std::move(fn)), accumulate_(std::move(accumulate)) {}
   std::vector<Tensor> apply(std::vector<Tensor>&& grads) override;
-  void release() override { fn_ = nullptr; }
+  bool accumulate_into(const std::vector<Tensor>& grads, const Tensor& sum) override;
+  void release() override {
+    fn_ = nullptr;
+    accumulate_ = nullptr;
+  }
 
  private:
   BackwardFn fn_;
+  AccumulateFn accumulate_;
 };
 
 // A tensor saved for backward, with the version it had; get() refuses if it changed since.
@@ -119,9 +132,9 @@ class ReleasingBackwardScope {
 // Edge to the gradient of `t` (its grad_fn output, or its leaf accumulator); invalid if no grad needed.
 Edge gradient_edge(const Tensor& t);
 
-// Records `outputs` as produced by a node with backward `fn` over `inputs`, if grad mode is on
-// and any input requires grad. Returns true if recorded.
+// Records `outputs` as produced by a node with backward `fn` over `inputs` (and, for one input, its
+// in-place form `accumulate`), if grad mode is on and any input requires grad. Returns true if recorded.
 bool record_function(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
-                     BackwardFn fn);
+                     BackwardFn fn, AccumulateFn accumulate = nullptr);
 
 }  // namespace mt

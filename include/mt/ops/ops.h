@@ -26,6 +26,9 @@ Tensor randn(const Shape& shape, Generator& gen, TensorOptions o = {});  // N(0,
 Tensor normal(const Shape& shape, double mean, double std, Generator& gen, TensorOptions o = {});
 Tensor uniform(const Shape& shape, double lo, double hi, Generator& gen, TensorOptions o = {});
 Tensor scalar_tensor(double value, TensorOptions o = {});
+// n ones (n) as a read-only view of a vector kept per dtype and device (Note [Shared ones]): the bias
+// gradients' and column sums' GEMMs of ones (1, n) @ rows (n, m) without a fill each time.
+Tensor shared_ones(int64_t n, TensorOptions o = {});
 // In-place fills (not differentiable; bump the version).
 void fill_(const Tensor& t, double value);
 void normal_(const Tensor& t, double mean, double std, Generator& gen);

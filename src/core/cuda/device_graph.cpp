@@ -36,6 +36,13 @@ DeviceGraph::DeviceGraph(Device device, const void* pool, const std::function<vo
   MT_CUDA_CHECK(made);
 }
 
+bool capturing(Device device) {
+  if (!device.is_cuda()) return false;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  MT_CUDA_CHECK(cudaStreamIsCapturing(current_stream(device.index), &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
 DeviceGraph::~DeviceGraph() {
   if (exec_ && exec_->exec) cudaGraphExecDestroy(exec_->exec);
 }
