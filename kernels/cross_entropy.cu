@@ -2,16 +2,12 @@
 // first 16-byte boundary (rows of any length and alignment), several packs in flight per thread, with a
 // running logsumexp per thread (f32 through the hardware's exp2) merged over the block in a fixed order.
 // Backward: a warp or block per row, one pass writing softmax minus the one-hot target, with 16-byte
-// packs whenever logits and dlogits are equally misaligned. With gradient: both, a persistent grid that
-// reads each row twice, from a shared-memory copy made while the row before was written, or from L2.
-#include <algorithm>
-#include <cmath>
-
+// packs whenever logits and dlogits are equally misaligned. With gradient: both, a block per row that
+// keeps its row in shared memory between the logsumexp and the write.
 #include "cross_entropy.h"
 #include "device_utils.cuh"
 #include "row_launch.cuh"
 #include "running_lse.cuh"
-#include "tensor_core.cuh"
 
 namespace mt::gpu {
 
@@ -19,27 +15,12 @@ namespace {
 
 constexpr int kForwardThreads = 256;
 constexpr int kForwardChunk = 4;  // packs each thread loads before using them
-constexpr int kWithGradThreads = 512;   // rows re-read from L2: two blocks per SM
-constexpr int kStagedThreads = 1024;    // rows staged in shared memory: one block per SM
-
-// Elements of row x before its first 16-byte boundary (at most vocab); whole packs follow them.
-template <typename T>
-__device__ __forceinline__ int64_t row_head(const T* x, int64_t vocab) {
-  const auto head = static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T));
-  return head < vocab ? head : vocab;
-}
-
-// The logit of target t in row x; 0 for a target outside [0, vocab), whose loss does not use it.
-template <typename T>
-__device__ __forceinline__ acc_t<T> target_logit(const T* x, int64_t t, int64_t vocab) {
-  return t >= 0 && t < vocab ? to_acc(x[t]) : acc_t<T>(0);
-}
+constexpr int kWithGradThreads = 512;
 
 // Thread 0 after the block's barrier: merges the other warps' running logsumexp into its own, writes the
-// row's lse and loss (0 where ignored, NaN for a target outside [0, vocab)) and returns the lse. xt: the
-// target's logit (target_logit).
-template <typename S, typename A>
-__device__ A write_row_loss(RunningLse<A> st, const A* warp_m, const A* warp_s, A xt, int64_t t,
+// row's lse and loss (0 where ignored, NaN for a target outside [0, vocab)) and returns the lse.
+template <typename T, typename S, typename A>
+__device__ A write_row_loss(RunningLse<A> st, const A* warp_m, const A* warp_s, const T* x, int64_t t,
                             int64_t ignore_index, int64_t vocab, S* loss, S* lse_out) {
   for (int k = 1; k < static_cast<int>(blockDim.x / 32); ++k) st.merge(warp_m[k], warp_s[k]);
   const A lse = st.lse();
@@ -49,36 +30,8 @@ __device__ A write_row_loss(RunningLse<A> st, const A* warp_m, const A* warp_s, 
   else if (t < 0 || t >= vocab)
     *loss = static_cast<S>(__int_as_float(0x7fc00000));  // NaN: a bad target must not pass silently
   else
-    *loss = static_cast<S>(lse - xt);
+    *loss = static_cast<S>(lse - to_acc(x[t]));
   return lse;
-}
-
-// Adds this thread's packs of a row's `packs` whole packs from `body` (16-byte aligned), packs threadIdx.x +
-// i * blockDim.x, to its running logsumexp, kForwardChunk loads in flight before their first use.
-template <typename T>
-__device__ __forceinline__ void add_row_packs(RunningLse<acc_t<T>>& st, const T* body, int64_t packs) {
-  using A = acc_t<T>;
-  constexpr int V = kPack<T>, U = kForwardChunk;
-  const int64_t step = blockDim.x;
-  int64_t p = threadIdx.x;
-  for (; p + (U - 1) * step < packs; p += U * step) {
-    Pack<T, V> pk[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) pk[u] = load_pack<T, V>(body + (p + u * step) * V);
-    A v[U * V];
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int j = 0; j < V; ++j) v[u * V + j] = to_acc(pk[u].v[j]);
-    st.add(v);
-  }
-  for (; p < packs; p += step) {
-    Pack<T, V> pk = load_pack<T, V>(body + p * V);
-    A v[V];
-#pragma unroll
-    for (int j = 0; j < V; ++j) v[j] = to_acc(pk.v[j]);
-    st.add(v);
-  }
 }
 
 template <typename T, typename S>
@@ -87,17 +40,36 @@ __global__ void __launch_bounds__(kForwardThreads)
                                  int64_t ignore_index, S* __restrict__ losses, S* __restrict__ lse_out,
                                  int64_t vocab) {
   using A = acc_t<T>;
-  constexpr int V = kPack<T>;
+  constexpr int V = kPack<T>, U = kForwardChunk;
   __shared__ A warp_m[32], warp_s[32];
   int64_t row = blockIdx.x;
   const T* x = logits + row * vocab;
   // head elements before the first 16-byte boundary, `packs` whole packs, then fewer than V elements.
-  int64_t head = row_head(x, vocab);
+  int64_t head = static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T));
+  if (head > vocab) head = vocab;
   int64_t packs = (vocab - head) / V;
   int64_t tail = head + packs * V;
   const T* body = x + head;
   RunningLse<A> st;
-  add_row_packs(st, body, packs);
+  int64_t p = threadIdx.x;
+  for (; p + (U - 1) * static_cast<int64_t>(blockDim.x) < packs; p += U * static_cast<int64_t>(blockDim.x)) {
+    Pack<T, V> pk[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) pk[u] = load_pack<T, V>(body + (p + u * static_cast<int64_t>(blockDim.x)) * V);
+    A v[U * V];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int j = 0; j < V; ++j) v[u * V + j] = to_acc(pk[u].v[j]);
+    st.add(v);
+  }
+  for (; p < packs; p += blockDim.x) {
+    Pack<T, V> pk = load_pack<T, V>(body + p * V);
+    A v[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) v[j] = to_acc(pk.v[j]);
+    st.add(v);
+  }
   if (threadIdx.x < head) {
     A v[1] = {to_acc(x[threadIdx.x])};
     st.add(v);
@@ -113,126 +85,92 @@ __global__ void __launch_bounds__(kForwardThreads)
     warp_s[warp] = st.s;
   }
   __syncthreads();
-  if (threadIdx.x == 0) {
-    const int64_t t = targets[row];
-    write_row_loss(st, warp_m, warp_s, target_logit(x, t, vocab), t, ignore_index, vocab, losses + row,
-                   lse_out + row);
-  }
+  if (threadIdx.x == 0)
+    write_row_loss(st, warp_m, warp_s, x, targets[row], ignore_index, vocab, losses + row, lse_out + row);
 }
 
-// Note [Fused cross-entropy streams rows through shared memory or L2]
-// The loss and softmax - onehot over the logits need the row's logsumexp before the first element can be
-// written, so each row is read twice; it should still cost one DRAM read and one write. The first kernel
-// kept its row in shared memory, a block per row (~100 KB for a 50K bf16 vocabulary: two blocks per SM).
-// A block loaded its row with 32 KB in flight, synchronised and reduced, then stored the row, loading
-// nothing meanwhile, and the two blocks of an SM fell into step: 1.133 ms = 68% of copy bandwidth on an
-// H200 for (16384, 50304) bf16, where a read alone (the forward kernel) ran at 104% and a read + write
-// (the backward kernel) at 91%. The goal is the backward's ~0.85 ms.
-// Now a persistent grid walks the rows (blockIdx.x, then + gridDim.x, ...), in one of two ways:
-// - Staged, where a row has more than kForwardChunk packs for each of kWithGradThreads threads and two
-//   rows fit in a block's shared memory (bf16 and f16 vocabularies of 16K to 58K, f32 of 8K to 29K): one
-//   block per SM keeps two row buffers and copies its next row into one with cp.async while it reduces
-//   the other and writes the gradient from it. So an SM keeps a whole row (~100 KB) of loads in flight,
-//   through its barriers and stores too.
-// - Otherwise, from L2: blocks read their row from global memory twice, the second pass finding it in L2
-//   (and writing over the lines it just read), since the grid holds no more rows at once than fill about
-//   half of L2 (one 50K f32 row per SM on an H100). Rows of any length take this way.
-// Each thread adds and then writes the same packs (threadIdx.x + i * blockDim.x): pass 1 adds them to its
-// running logsumexp (as the forward kernel); after a barrier thread 0 merges the warps' states and writes
-// the loss and lse; after a second one pass 2 writes softmax - onehot over them. Every element is read
-// and written by one thread, and thread 0 reads x[target] before pass 1, so no logit is overwritten
-// while another thread still needs it. A staged pack is copied and read by the same thread: its own
-// cp.async wait orders the copy before its reads, and its program order those reads before the copy of
-// the row after next into the same buffer. The next row rewrites warp_m and warp_s only after the
-// second barrier (thread 0 has read them) and row_lse only after the next first one (all have read it).
-template <typename T, typename S, bool Staged>
-__global__ void __launch_bounds__(Staged ? kStagedThreads : kWithGradThreads, Staged ? 1 : 2)
+// One block per row, the row kept in shared memory: each thread loads its packs once, adds them to its
+// running logsumexp and keeps them; after the block's logsumexp it overwrites the same packs with
+// softmax - onehot. So the logits are read once and written once. Two blocks fit on an SM for a 50K
+// vocabulary in bf16 (100 KB of shared memory each): one streams its row while the other reduces.
+template <typename T, typename S>
+__global__ void __launch_bounds__(kWithGradThreads, 2)
     cross_entropy_with_grad_kernel(T* __restrict__ logits, const int64_t* __restrict__ targets,
                                    int64_t ignore_index, S* __restrict__ losses, S* __restrict__ lse_out,
-                                   int64_t rows, int64_t vocab) {
+                                   int64_t vocab) {
   using A = acc_t<T>;
   constexpr int V = kPack<T>, U = kForwardChunk;
-  extern __shared__ __align__(16) unsigned char with_grad_smem[];  // Staged: two buffers of `cap` packs
-  Pack<T, V>* staged = reinterpret_cast<Pack<T, V>*>(with_grad_smem);
+  extern __shared__ __align__(16) unsigned char with_grad_smem[];
+  Pack<T, V>* kept = reinterpret_cast<Pack<T, V>*>(with_grad_smem);  // the row's whole packs
   __shared__ A warp_m[32], warp_s[32], row_lse;
-  const int64_t step = blockDim.x, cap = vocab / V;  // cap: the most whole packs of a row at any alignment
-  // Copies row r's whole packs into buffer b as one cp.async group (an empty one past the last row).
-  auto stage = [&](int64_t r, int b) {
-    if (r < rows) {
-      const T* xr = logits + r * vocab;
-      const int64_t h = row_head(xr, vocab), n = (vocab - h) / V;
-      for (int64_t p = threadIdx.x; p < n; p += step)
-        cp_async_16(smem_addr(staged + b * cap + p), xr + h + p * V, 16);
-    }
-    cp_async_commit();
-  };
-  if constexpr (Staged) stage(blockIdx.x, 0);
-  int b = 0;  // Staged: the buffer of this row
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x, b ^= 1) {
-    T* x = logits + row * vocab;
-    const int64_t head = row_head(x, vocab), packs = (vocab - head) / V, tail = head + packs * V;
-    T* body = x + head;
-    const int64_t t = targets[row];
-    const A xt = threadIdx.x == 0 ? target_logit(x, t, vocab) : A(0);
-    // The fewer than V elements before the first 16-byte boundary and after the last whole pack stay in
-    // registers of the first threads.
-    const bool has_head = threadIdx.x < head, has_tail = tail + threadIdx.x < vocab;
-    const T head_v = has_head ? x[threadIdx.x] : T(0.0f), tail_v = has_tail ? x[tail + threadIdx.x] : T(0.0f);
-    if constexpr (Staged) {
-      __syncwarp();  // keeps the compiler from moving the last row's reads of buffer b ^ 1 past the copy over it
-      stage(row + gridDim.x, b ^ 1);
-      cp_async_wait<1>();  // this thread's copies of this row have landed
-    }
-    const T* src = Staged ? reinterpret_cast<const T*>(staged + b * cap) : body;  // the row's whole packs
-    RunningLse<A> st;
-    add_row_packs(st, src, packs);
-    if (has_head) {
-      A v[1] = {to_acc(head_v)};
-      st.add(v);
-    }
-    if (has_tail) {
-      A v[1] = {to_acc(tail_v)};
-      st.add(v);
-    }
-    st.warp_merge();
-    const int warp = threadIdx.x / 32;
-    if (threadIdx.x % 32 == 0) {
-      warp_m[warp] = st.m;
-      warp_s[warp] = st.s;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0)
-      row_lse = write_row_loss(st, warp_m, warp_s, xt, t, ignore_index, vocab, losses + row, lse_out + row);
-    __syncthreads();
-    const bool ignored = t == ignore_index;
-    const A lse = row_lse;
-    auto grad = [&](T v, bool is_target) {
-      return from_acc<T>(ignored ? A(0) : exp_acc(to_acc(v) - lse) - (is_target ? A(1) : A(0)));
-    };
-    // The target's pack (-1: in the head, the tail or nowhere) and index in it: one compare a pack and a
-    // 32-bit one an element, where 64-bit columns took more registers than the launch bound leaves.
-    const int64_t tb = t - head;
-    const int64_t tq = tb >= 0 && tb < packs * V ? tb / V : -1;
-    const int tj = static_cast<int>(tb - tq * V);
-    auto write = [&](const Pack<T, V>& v, int64_t q) {
-      const int jt = q == tq ? tj : -1;
-      Pack<T, V> r;
+  const int64_t row = blockIdx.x;
+  T* x = logits + row * vocab;
+  int64_t head = static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T));
+  if (head > vocab) head = vocab;
+  const int64_t packs = (vocab - head) / V, tail = head + packs * V;
+  T* body = x + head;
+  const int64_t step = blockDim.x;
+  RunningLse<A> st;
+  int64_t p = threadIdx.x;
+  for (; p + (U - 1) * step < packs; p += U * step) {
+    Pack<T, V> pk[U];
 #pragma unroll
-      for (int j = 0; j < V; ++j) r.v[j] = grad(v.v[j], j == jt);
-      store_pack<T, V>(body + q * V, r);
-    };
-    int64_t q = threadIdx.x;
-    for (; q + (U - 1) * step < packs; q += U * step) {
-      Pack<T, V> pk[U];
+    for (int u = 0; u < U; ++u) pk[u] = load_pack<T, V>(body + (p + u * step) * V);
+    A v[U * V];
 #pragma unroll
-      for (int u = 0; u < U; ++u) pk[u] = load_pack<T, V>(src + (q + u * step) * V);
+    for (int u = 0; u < U; ++u) {
+      kept[p + u * step] = pk[u];
 #pragma unroll
-      for (int u = 0; u < U; ++u) write(pk[u], q + u * step);
+      for (int j = 0; j < V; ++j) v[u * V + j] = to_acc(pk[u].v[j]);
     }
-    for (; q < packs; q += step) write(load_pack<T, V>(src + q * V), q);
-    if (has_head) x[threadIdx.x] = grad(head_v, threadIdx.x == t);
-    if (has_tail) x[tail + threadIdx.x] = grad(tail_v, tail + threadIdx.x == t);
+    st.add(v);
   }
+  for (; p < packs; p += step) {
+    Pack<T, V> pk = load_pack<T, V>(body + p * V);
+    kept[p] = pk;
+    A v[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) v[j] = to_acc(pk.v[j]);
+    st.add(v);
+  }
+  // The fewer than V elements before the first 16-byte boundary and after the last whole pack stay in
+  // registers of the first threads.
+  const bool has_head = threadIdx.x < head, has_tail = tail + threadIdx.x < vocab;
+  const T head_v = has_head ? x[threadIdx.x] : T(0.0f), tail_v = has_tail ? x[tail + threadIdx.x] : T(0.0f);
+  if (has_head) {
+    A v[1] = {to_acc(head_v)};
+    st.add(v);
+  }
+  if (has_tail) {
+    A v[1] = {to_acc(tail_v)};
+    st.add(v);
+  }
+  st.warp_merge();
+  const int warp = threadIdx.x / 32;
+  if (threadIdx.x % 32 == 0) {
+    warp_m[warp] = st.m;
+    warp_s[warp] = st.s;
+  }
+  __syncthreads();
+  const int64_t t = targets[row];
+  if (threadIdx.x == 0)  // no thread writes the row before the barrier below: x[t] is still the logit
+    row_lse = write_row_loss(st, warp_m, warp_s, x, t, ignore_index, vocab, losses + row, lse_out + row);
+  __syncthreads();
+  const bool ignored = t == ignore_index;
+  const A lse = row_lse;
+  auto grad = [&](T v, int64_t c) {
+    return from_acc<T>(ignored ? A(0) : exp_acc(to_acc(v) - lse) - (c == t ? A(1) : A(0)));
+  };
+  for (int64_t q = threadIdx.x; q < packs; q += step) {
+    const Pack<T, V> v = kept[q];
+    Pack<T, V> r;
+    const int64_t c0 = head + q * V;
+#pragma unroll
+    for (int j = 0; j < V; ++j) r.v[j] = grad(v.v[j], c0 + j);
+    store_pack<T, V>(body + q * V, r);
+  }
+  if (has_head) x[threadIdx.x] = grad(head_v, threadIdx.x);
+  if (has_tail) x[tail + threadIdx.x] = grad(tail_v, tail + threadIdx.x);
 }
 
 // dlogits may be the logits themselves (each element is read, then written, by one thread).
@@ -306,41 +244,25 @@ template <typename T, typename S>
 cudaError_t cross_entropy_with_grad(T* logits, const int64_t* targets, int64_t ignore_index, S* losses, S* lse,
                                     int64_t rows, int64_t vocab, cudaStream_t stream) {
   if (rows == 0 || vocab == 0) return cudaSuccess;
-  // Note [Fused cross-entropy streams rows through shared memory or L2]
-  int device = 0, sms = 0, l2 = 0, smem_limit = 0, resident = 0;
-  cudaError_t e = cudaGetDevice(&device);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&smem_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  if (e != cudaSuccess) return e;
-  const int64_t per_pass = (vocab / kPack<T> + kForwardChunk - 1) / kForwardChunk;
-  const size_t staged_smem = 2 * static_cast<size_t>(vocab / kPack<T>) * 16;
-  if (per_pass > kWithGradThreads && staged_smem <= static_cast<size_t>(smem_limit)) {
-    auto kernel = cross_entropy_with_grad_kernel<T, S, true>;
-    // Refused where the kernel's static shared memory leaves less than two rows: those take L2 below.
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(staged_smem)) ==
-        cudaSuccess) {
-      e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, kStagedThreads, staged_smem);
-      if (e != cudaSuccess) return e;
-      const int64_t blocks = std::min<int64_t>(rows, int64_t{std::max(resident, 1)} * sms);
-      kernel<<<static_cast<unsigned>(blocks), kStagedThreads, staged_smem, stream>>>(logits, targets, ignore_index,
-                                                                                     losses, lse, rows, vocab);
-      return cudaGetLastError();
-    }
+  // Shared memory for the whole packs of a row at any alignment. A row longer than a block's shared memory
+  // (f64 over ~28K, f32 over ~57K) takes the forward kernel, then the backward one with gradient 1.
+  const size_t smem = static_cast<size_t>(vocab / kPack<T>) * 16;
+  auto kernel = cross_entropy_with_grad_kernel<T, S>;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)) !=
+      cudaSuccess) {
     cudaGetLastError();  // clear the refusal
+    cudaError_t e = cross_entropy_forward<T, S>(logits, targets, ignore_index, losses, lse, rows, vocab, stream);
+    if (e != cudaSuccess) return e;
+    return cross_entropy_backward<T, S>(logits, targets, ignore_index, lse, nullptr, logits, rows, vocab, stream);
   }
+  // All of L1 as shared memory, so that two rows of a 50K bf16 vocabulary fit on an SM at once.
+  cudaError_t e =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+  if (e != cudaSuccess) return e;
+  int64_t per_pass = (vocab / kPack<T> + kForwardChunk - 1) / kForwardChunk;
   int threads = 32;
   while (threads < kWithGradThreads && threads < per_pass) threads *= 2;
-  auto kernel = cross_entropy_with_grad_kernel<T, S, false>;
-  e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, 0);
-  if (e != cudaSuccess) return e;
-  // Rows in flight fill about half of L2, the same number on each SM (the nearest, at least one, at most
-  // as many blocks as can be resident).
-  const double fit = 0.5 * l2 / (static_cast<double>(vocab) * sizeof(T) * sms);
-  const int64_t per_sm = std::clamp<int64_t>(std::llround(fit), 1, std::max(resident, 1));
-  const int64_t blocks = std::min(rows, per_sm * sms);
-  kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(logits, targets, ignore_index, losses, lse, rows,
-                                                                 vocab);
+  kernel<<<static_cast<unsigned>(rows), threads, smem, stream>>>(logits, targets, ignore_index, losses, lse, vocab);
   return cudaGetLastError();
 }
 

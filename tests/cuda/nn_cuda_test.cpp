@@ -663,10 +663,10 @@ TEST(CudaCrossEntropy, TargetOutOfRangeGivesNaNLoss) {
   EXPECT_TRUE(std::isnan(l[1]));
 }
 
-// Note [Fused cross-entropy streams rows through shared memory or L2]: the loss and softmax - onehot in
-// one kernel, against the CPU kernel; rows at every alignment, ignored rows, rows staged in shared memory
-// (bf16/f16 at 50K) and read again from L2 (short rows, f32 at 70001, f64), and more rows than the
-// persistent grid has blocks, so that blocks take several rows and alternate their buffers.
+// Note [Fused LM head loss]: the loss and softmax - onehot in one pass over the row kept in shared
+// memory, against the CPU kernel; rows at every alignment, ignored rows, more rows than the GPU holds
+// blocks at once, and vocabularies too long for shared memory (f64 at 50304, f32 at 70001), which take the
+// forward and backward kernels instead.
 TEST(CudaCrossEntropy, WithGradMatchesCpuAtEveryAlignmentAndVocabulary) {
   MT_REQUIRE_GPU();
   const Shape shapes[] = {{1, 1},  {7, 1037},   {16, 50304},  {5, 8},     {9, 50257},
