@@ -1,8 +1,11 @@
 // CPU kernels for index_select/index_add (row moves), gather/scatter_add, topk and cumsum.
-// index_add and scatter_add run serially over the index so duplicate indices add deterministically.
+// index_add sums each destination's sources in index order, then adds them once (as the GPU kernel);
+// scatter_add runs serially over the index. Both deterministic.
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <type_traits>
+#include <vector>
 
 #include "cpu_kernels.h"
 #include "cpu_loops.h"
@@ -32,22 +35,37 @@ void index_select(const Tensor& in, int64_t outer, int64_t n, int64_t inner, con
   });
 }
 
+// Note [Deterministic index_add] (kernels/indexing.cu), as on the GPU: each destination row gets the sum of its
+// source rows, taken in index order in the accumulation type, added to it once. So a destination that already
+// holds values (a gradient added into in place, Note [Gradients added in place] in src/autograd/engine.cpp)
+// gets exactly what adding the sources into zeros and then adding that would give.
 void index_add(const Tensor& out, int64_t outer, int64_t n, int64_t inner, const Tensor& index, const Tensor& src) {
   int64_t m = index.numel();
   const int64_t* idx = index.data<int64_t>();
   for (int64_t j = 0; j < m; ++j) check_index(idx[j], n, "index_add");
+  std::vector<int64_t> order(m);  // source rows by destination, each destination's in index order
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(), [idx](int64_t a, int64_t b) { return idx[a] < idx[b]; });
   dispatch_dtype(out.dtype(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
       MT_FAIL("index_add: bool tensors are not supported");
     } else {
+      using A = std::conditional_t<std::is_integral_v<T>, int64_t, acc_t<T>>;
       T* o = out.data<T>();
       const T* s = src.data<T>();
       parallel_range(outer, 1, [&](int64_t lo, int64_t hi) {
+        std::vector<A> sum(inner);
         for (int64_t b = lo; b < hi; ++b)
-          for (int64_t j = 0; j < m; ++j) {
-            T* dst = o + (b * n + idx[j]) * inner;
-            const T* from = s + (b * m + j) * inner;
-            for (int64_t i = 0; i < inner; ++i) dst[i] = static_cast<T>(static_cast<acc_t<T>>(dst[i]) + static_cast<acc_t<T>>(from[i]));
+          for (int64_t p = 0; p < m;) {
+            const int64_t row = idx[order[p]];
+            std::fill(sum.begin(), sum.end(), A(0));
+            for (; p < m && idx[order[p]] == row; ++p) {
+              const T* from = s + (b * m + order[p]) * inner;
+              for (int64_t i = 0; i < inner; ++i) sum[i] += static_cast<A>(static_cast<acc_t<T>>(from[i]));
+            }
+            T* dst = o + (b * n + row) * inner;
+            for (int64_t i = 0; i < inner; ++i)
+              dst[i] = static_cast<T>(static_cast<acc_t<T>>(static_cast<A>(static_cast<acc_t<T>>(dst[i])) + sum[i]));
           }
       });
     }
