@@ -29,31 +29,13 @@ template <int kThreads>
 __global__ void __launch_bounds__(kThreads) reread_kernel(T* __restrict__ logits, const int64_t* __restrict__ targets,
                                                           float* __restrict__ losses, float* __restrict__ lse_out,
                                                           int64_t vocab) {
-  constexpr int V = kPack<T>, U = 4;
+  constexpr int V = kPack<T>;
   __shared__ A warp_m[32], warp_s[32], row_lse;
   const int64_t row = blockIdx.x, packs = vocab / V;
   T* x = logits + row * vocab;
   const int64_t t = targets[row];
   RunningLse<A> st;
-  int64_t p = threadIdx.x;
-  for (; p + (U - 1) * kThreads < packs; p += U * kThreads) {
-    Pack<T, V> pk[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) pk[u] = load_pack<T, V>(x + (p + u * kThreads) * V);
-    A v[U * V];
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int j = 0; j < V; ++j) v[u * V + j] = to_acc(pk[u].v[j]);
-    st.add(v);
-  }
-  for (; p < packs; p += kThreads) {
-    Pack<T, V> pk = load_pack<T, V>(x + p * V);
-    A v[V];
-#pragma unroll
-    for (int j = 0; j < V; ++j) v[j] = to_acc(pk.v[j]);
-    st.add(v);
-  }
+  add_row_packs(st, x, packs);  // pass 1, as the forward kernel
   st.warp_merge();
   const int warp = threadIdx.x / 32;
   if (threadIdx.x % 32 == 0) {
@@ -61,7 +43,8 @@ __global__ void __launch_bounds__(kThreads) reread_kernel(T* __restrict__ logits
     warp_s[warp] = st.s;
   }
   __syncthreads();
-  if (threadIdx.x == 0) row_lse = write_row_loss(st, warp_m, warp_s, x, t, int64_t{-100}, vocab, losses + row, lse_out + row);
+  if (threadIdx.x == 0)
+    row_lse = write_row_loss(st, warp_m, warp_s, x, t, int64_t{-100}, vocab, losses + row, lse_out + row);
   __syncthreads();
   const A lse = row_lse;
   for (int64_t q = threadIdx.x; q < packs; q += kThreads) {

@@ -34,13 +34,41 @@ __device__ A write_row_loss(RunningLse<A> st, const A* warp_m, const A* warp_s, 
   return lse;
 }
 
+// Adds this thread's packs (threadIdx.x + i * blockDim.x) of a row's `packs` whole packs at `body` (16-byte
+// aligned) to its running logsumexp, kForwardChunk loads in flight before their first use.
+template <typename T>
+__device__ __forceinline__ void add_row_packs(RunningLse<acc_t<T>>& st, const T* body, int64_t packs) {
+  using A = acc_t<T>;
+  constexpr int V = kPack<T>, U = kForwardChunk;
+  const int64_t step = blockDim.x;
+  int64_t p = threadIdx.x;
+  for (; p + (U - 1) * step < packs; p += U * step) {
+    Pack<T, V> pk[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) pk[u] = load_pack<T, V>(body + (p + u * step) * V);
+    A v[U * V];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int j = 0; j < V; ++j) v[u * V + j] = to_acc(pk[u].v[j]);
+    st.add(v);
+  }
+  for (; p < packs; p += step) {
+    Pack<T, V> pk = load_pack<T, V>(body + p * V);
+    A v[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) v[j] = to_acc(pk.v[j]);
+    st.add(v);
+  }
+}
+
 template <typename T, typename S>
 __global__ void __launch_bounds__(kForwardThreads)
     cross_entropy_forward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ targets,
                                  int64_t ignore_index, S* __restrict__ losses, S* __restrict__ lse_out,
                                  int64_t vocab) {
   using A = acc_t<T>;
-  constexpr int V = kPack<T>, U = kForwardChunk;
+  constexpr int V = kPack<T>;
   __shared__ A warp_m[32], warp_s[32];
   int64_t row = blockIdx.x;
   const T* x = logits + row * vocab;
@@ -51,25 +79,7 @@ __global__ void __launch_bounds__(kForwardThreads)
   int64_t tail = head + packs * V;
   const T* body = x + head;
   RunningLse<A> st;
-  int64_t p = threadIdx.x;
-  for (; p + (U - 1) * static_cast<int64_t>(blockDim.x) < packs; p += U * static_cast<int64_t>(blockDim.x)) {
-    Pack<T, V> pk[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) pk[u] = load_pack<T, V>(body + (p + u * static_cast<int64_t>(blockDim.x)) * V);
-    A v[U * V];
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int j = 0; j < V; ++j) v[u * V + j] = to_acc(pk[u].v[j]);
-    st.add(v);
-  }
-  for (; p < packs; p += blockDim.x) {
-    Pack<T, V> pk = load_pack<T, V>(body + p * V);
-    A v[V];
-#pragma unroll
-    for (int j = 0; j < V; ++j) v[j] = to_acc(pk.v[j]);
-    st.add(v);
-  }
+  add_row_packs(st, body, packs);
   if (threadIdx.x < head) {
     A v[1] = {to_acc(x[threadIdx.x])};
     st.add(v);

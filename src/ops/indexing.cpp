@@ -46,9 +46,9 @@ Tensor index_select(const Tensor& a, int dim, const Tensor& index) {
   // or else into zeros this node owns (index_add would copy them first: for GPT-2's embedding a (50304,
   // 768) copy each step).
   auto add_rows = [in_shape, dt, r, idx](const std::vector<Tensor>& g, const Tensor& sum) {
-    const bool wide_enough = sum.dtype() == dt || (is_floating(sum.dtype()) && dtype_size(sum.dtype()) > dtype_size(dt));
-    if (sum.shape() != in_shape || !wide_enough || !sum.is_contiguous())
-      return false;
+    const bool wide_enough =
+        sum.dtype() == dt || (is_floating(sum.dtype()) && dtype_size(sum.dtype()) > dtype_size(dt));
+    if (sum.shape() != in_shape || !wide_enough || !sum.is_contiguous()) return false;
     if (g[0].numel() > 0)
       kernels().index_add.get(sum.device(), "index_select backward")(sum, r.outer, r.n, r.inner, idx,
                                                                       g[0].to(sum.dtype()).contiguous());

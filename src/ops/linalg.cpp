@@ -151,8 +151,10 @@ Tensor linear_as(const Tensor& x, const Tensor& w, const Tensor& b, DType out_dt
     Tensor gx, gw, gb;
     if (need_x) gx = gemm(g3, Transpose::kNo, sw.get(), Transpose::kNo).view(x_shape);       // dY @ W
     if (need_w) gw = gemm(g3, Transpose::kYes, sx.get(), Transpose::kNo, Tensor(), w_grad).view(w_shape);  // dY^T @ X
-    if (need_b) gb = gemm(shared_ones(rows, {g3.dtype(), g3.device()}).view({1, 1, rows}), Transpose::kNo, g3, Transpose::kNo, Tensor(), b_grad)
-                         .view({out_features});  // 1^T @ dY: one pass over dY, f32 accumulation in the GEMM
+    if (need_b)  // 1^T @ dY: one pass over dY, f32 accumulation in the GEMM
+      gb = gemm(shared_ones(rows, {g3.dtype(), g3.device()}).view({1, 1, rows}), Transpose::kNo, g3, Transpose::kNo,
+                Tensor(), b_grad)
+               .view({out_features});
     return std::vector<Tensor>{gx, gw, gb};
   });
   return out;

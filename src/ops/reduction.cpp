@@ -76,7 +76,8 @@ Tensor sum(const Tensor& a, const std::vector<int>& dims, bool keepdim) {
   // ones (1, K) @ rows (K, M): the GEMM reads the rows where they are, where the row reduction would first
   // transpose them, a strided copy of the whole input.
   const bool columns = is_floating(a.dtype()) && a.is_contiguous() && p.k > 1 && p.m > 1 && p.leading;
-  Tensor out = columns ? matmul(shared_ones(p.k, {a.dtype(), a.device()}).view({1, p.k}), a.detach().view({p.k, p.m})).view(p.out_shape)
+  Tensor out = columns ? matmul(shared_ones(p.k, {a.dtype(), a.device()}).view({1, p.k}), a.detach().view({p.k, p.m}))
+                             .view(p.out_shape)
                        : reduce(ReduceOp::kSum, a, p, "sum");
   Shape in_shape = a.shape(), kept = p.kept_shape;
   record_function("SumBackward", {a}, {out}, [in_shape, kept](const std::vector<Tensor>& g) {

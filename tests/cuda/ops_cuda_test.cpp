@@ -411,11 +411,11 @@ TEST(CudaOps, BinaryArithmeticOnDenseBroadcastAndScalarOperands) {
       check_binary(op, a3, b3, {37, 41, 29}, what + " broadcast");
       // Rows of whole 16-byte vectors take the vector path: a per-row scale (N, d) x (N, 1) broadcast along
       // the innermost dim, a batch-broadcast row block (B, T, d) + (1, T, d), and an offset view.
-      Tensor rows = make_input({37, 64}, t, lo, hi, 49), col = make_input({37, 1}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 50);
+      const double lo_b = op == BinaryOp::kDiv ? 1 : lo;  // a divisor's range
+      Tensor rows = make_input({37, 64}, t, lo, hi, 49), col = make_input({37, 1}, t, lo_b, hi, 50);
       check_binary(op, rows, col, {37, 64}, what + " per-row");
-      check_binary(op, col, make_input({37, 64}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 54), {37, 64},
-                   what + " per-row, first operand");
-      Tensor batch = make_input({3, 5, 64}, t, lo, hi, 51), block = make_input({1, 5, 64}, t, op == BinaryOp::kDiv ? 1 : lo, hi, 52);
+      check_binary(op, col, make_input({37, 64}, t, lo_b, hi, 54), {37, 64}, what + " per-row, first operand");
+      Tensor batch = make_input({3, 5, 64}, t, lo, hi, 51), block = make_input({1, 5, 64}, t, lo_b, hi, 52);
       check_binary(op, batch, block, {3, 5, 64}, what + " batch broadcast");
       check_binary(op, make_input({37, 72}, t, lo, hi, 53), col, {37, 64}, what + " per-row, offset view",
                    [](const Tensor& x) { return x.narrow(1, 8, 64); });

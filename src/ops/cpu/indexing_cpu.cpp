@@ -65,7 +65,7 @@ void index_add(const Tensor& out, int64_t outer, int64_t n, int64_t inner, const
             }
             T* dst = o + (b * n + row) * inner;
             for (int64_t i = 0; i < inner; ++i)
-              dst[i] = static_cast<T>(static_cast<acc_t<T>>(static_cast<A>(static_cast<acc_t<T>>(dst[i])) + sum[i]));
+              dst[i] = static_cast<T>(static_cast<A>(static_cast<acc_t<T>>(dst[i])) + sum[i]);
           }
       });
     }
